@@ -1,0 +1,3 @@
+#include "ctorch.h"
+#include <torch/version.h>
+extern "C" const char *at_version(void) { return TORCH_VERSION; }

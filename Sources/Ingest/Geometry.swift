@@ -1,0 +1,163 @@
+import Foundation
+
+/// A point or direction in DICOM patient space (LPS: +x left, +y posterior, +z superior; millimetres).
+public struct Vec3: Equatable, Hashable, Sendable, CustomStringConvertible {
+    public var x: Double
+    public var y: Double
+    public var z: Double
+
+    public init(_ x: Double, _ y: Double, _ z: Double) { self.x = x; self.y = y; self.z = z }
+
+    public static let zero = Vec3(0, 0, 0)
+    public static func + (a: Vec3, b: Vec3) -> Vec3 { Vec3(a.x + b.x, a.y + b.y, a.z + b.z) }
+    public static func - (a: Vec3, b: Vec3) -> Vec3 { Vec3(a.x - b.x, a.y - b.y, a.z - b.z) }
+    public static func * (s: Double, a: Vec3) -> Vec3 { Vec3(s * a.x, s * a.y, s * a.z) }
+    public static prefix func - (a: Vec3) -> Vec3 { Vec3(-a.x, -a.y, -a.z) }
+
+    /// Dot product.
+    public func dot(_ b: Vec3) -> Double { x * b.x + y * b.y + z * b.z }
+    /// Cross product (right-handed).
+    public func cross(_ b: Vec3) -> Vec3 { Vec3(y * b.z - z * b.y, z * b.x - x * b.z, x * b.y - y * b.x) }
+    /// Euclidean length.
+    public var length: Double { dot(self).squareRoot() }
+    /// This vector scaled to unit length (unchanged when its length is zero).
+    public var normalized: Vec3 { let l = length; return l > 0 ? (1 / l) * self : self }
+    /// True when every component is a finite number.
+    public var isFinite: Bool { x.isFinite && y.isFinite && z.isFinite }
+
+    public var description: String { String(format: "(%.3f, %.3f, %.3f)", x, y, z) }
+}
+
+/// Where one image plane sits in patient space, from its DICOM geometry tags.
+///
+/// Pixel (r, c) sits at `position + c·columnSpacing·rowDirection + r·rowSpacing·columnDirection`
+/// (DICOM PS3.3 C.7.6.2.1.1): IOP = rowDirection ‖ columnDirection, PixelSpacing = [rowSpacing, columnSpacing].
+public struct SliceGeometry: Equatable, Sendable {
+    /// ImagePositionPatient: centre of the first transmitted pixel (row 0, column 0).
+    public var position: Vec3
+    /// IOP[0...2]: the direction in which the column index grows (along a row).
+    public var rowDirection: Vec3
+    /// IOP[3...5]: the direction in which the row index grows (down a column).
+    public var columnDirection: Vec3
+    /// PixelSpacing[0]: distance between the centres of adjacent rows (mm).
+    public var rowSpacing: Double
+    /// PixelSpacing[1]: distance between the centres of adjacent columns (mm).
+    public var columnSpacing: Double
+    /// Matrix size.
+    public var rows: Int
+    public var columns: Int
+    /// SliceThickness (mm); 0 when the file does not say.
+    public var thickness: Double
+
+    public init(position: Vec3, rowDirection: Vec3, columnDirection: Vec3, rowSpacing: Double,
+                columnSpacing: Double, rows: Int, columns: Int, thickness: Double) {
+        self.position = position
+        self.rowDirection = rowDirection
+        self.columnDirection = columnDirection
+        self.rowSpacing = rowSpacing
+        self.columnSpacing = columnSpacing
+        self.rows = rows
+        self.columns = columns
+        self.thickness = thickness
+    }
+
+    /// Unit normal of the plane: rowDirection × columnDirection.
+    public var normal: Vec3 { rowDirection.cross(columnDirection).normalized }
+
+    /// Signed distance of the plane from the origin along its normal: the key slices are ordered by.
+    public var normalOffset: Double { position.dot(normal) }
+
+    /// Patient-space position of a (possibly fractional) pixel index.
+    public func patientPosition(row r: Double, column c: Double) -> Vec3 {
+        position + (c * columnSpacing) * rowDirection + (r * rowSpacing) * columnDirection
+    }
+
+    /// The inverse of `patientPosition`: fractional (row, column) of the point's projection onto
+    /// the plane, and its signed distance from the plane along `normal`.
+    public func pixelCoordinates(of p: Vec3) -> (row: Double, column: Double, distance: Double) {
+        let d = p - position
+        return (d.dot(columnDirection) / rowSpacing, d.dot(rowDirection) / columnSpacing, d.dot(normal))
+    }
+}
+
+/// The kind of series a study is fused from; its raw value is the RSNA series description.
+public enum SeriesKind: String, CaseIterable, Codable, Sendable {
+    case sagittalT1 = "Sagittal T1"
+    case sagittalT2 = "Sagittal T2/STIR"
+    case axialT2 = "Axial T2"
+    case other = "Other"
+
+    /// The fused grid's channel of this kind, in the fixed order (T1, T2/STIR, axial T2).
+    public var channel: Int? {
+        switch self {
+        case .sagittalT1: return 0
+        case .sagittalT2: return 1
+        case .axialT2: return 2
+        case .other: return nil
+        }
+    }
+}
+
+/// One decoded image plane: its geometry and its real-valued pixels (rescale applied), row-major.
+public struct Slice: Sendable {
+    public var geometry: SliceGeometry
+    /// rows × columns values, row-major.
+    public var pixels: [Float]
+    /// InstanceNumber as written (for label coordinates; never used for ordering).
+    public var instanceNumber: Int
+    /// SOP Instance UID.
+    public var sopInstanceUID: String
+    /// Path of the file this slice came from (relative to the archive where known).
+    public var source: String
+
+    public init(geometry: SliceGeometry, pixels: [Float], instanceNumber: Int, sopInstanceUID: String, source: String) {
+        self.geometry = geometry
+        self.pixels = pixels
+        self.instanceNumber = instanceNumber
+        self.sopInstanceUID = sopInstanceUID
+        self.source = source
+    }
+
+    /// Bilinear sample at a fractional (row, column); nil outside the pixel centres' hull.
+    @inlinable
+    public func sample(row r: Double, column c: Double) -> Float? {
+        let rows = geometry.rows, cols = geometry.columns
+        guard r >= 0, c >= 0, r <= Double(rows - 1), c <= Double(cols - 1) else { return nil }
+        let r0 = min(Int(r), max(rows - 2, 0)), c0 = min(Int(c), max(cols - 2, 0))
+        let r1 = min(r0 + 1, rows - 1), c1 = min(c0 + 1, cols - 1)
+        let fr = Float(r - Double(r0)), fc = Float(c - Double(c0))
+        let a = pixels[r0 * cols + c0], b = pixels[r0 * cols + c1]
+        let d = pixels[r1 * cols + c0], e = pixels[r1 * cols + c1]
+        return (a * (1 - fc) + b * fc) * (1 - fr) + (d * (1 - fc) + e * fc) * fr
+    }
+}
+
+/// Parallel slices of one series, ordered by position along their common normal (never by
+/// InstanceNumber or file name). A series may hold several stacks (e.g. oblique axial stacks per disc).
+public struct Stack: Sendable {
+    public var slices: [Slice]
+
+    public init(slices: [Slice]) { self.slices = slices }
+
+    /// The stack's unit normal (its first slice's).
+    public var normal: Vec3 { slices.first?.geometry.normal ?? .zero }
+    /// Median distance between neighbouring slices along the normal (mm); thickness for one slice.
+    public var spacing: Double {
+        guard slices.count > 1 else { return slices.first?.geometry.thickness ?? 0 }
+        let gaps = zip(slices.dropFirst(), slices).map { $0.geometry.normalOffset - $1.geometry.normalOffset }.sorted()
+        return abs(gaps[gaps.count / 2])
+    }
+}
+
+/// A decoded series of one study, ready to fuse.
+public struct SeriesVolume: Sendable {
+    public var seriesID: String
+    public var kind: SeriesKind
+    public var stacks: [Stack]
+
+    public init(seriesID: String, kind: SeriesKind, stacks: [Stack]) {
+        self.seriesID = seriesID
+        self.kind = kind
+        self.stacks = stacks
+    }
+}

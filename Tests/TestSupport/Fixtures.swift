@@ -1,0 +1,70 @@
+import Foundation
+
+/// Locations and helpers shared by the test targets: the repository root, the project's .venv,
+/// pydicom's real DICOM fixtures, scratch folders and child processes.
+public enum Fixtures {
+    /// The repository root (three levels above this file).
+    public static let repoRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The project's virtual environment's python (scripts/setup.sh makes it).
+    public static var python: URL { repoRoot.appendingPathComponent(".venv/bin/python") }
+
+    /// site-packages of the project's .venv.
+    public static var sitePackages: URL {
+        let lib = repoRoot.appendingPathComponent(".venv/lib")
+        let py = (try? FileManager.default.contentsOfDirectory(atPath: lib.path))?.first { $0.hasPrefix("python") } ?? "python3"
+        return lib.appendingPathComponent(py).appendingPathComponent("site-packages")
+    }
+
+    /// A DICOM file shipped by pydicom (`pydicom/data/test_files`) or pydicom-data (`data_store/data`).
+    public static func dicom(_ name: String) -> URL {
+        let a = sitePackages.appendingPathComponent("pydicom/data/test_files").appendingPathComponent(name)
+        if FileManager.default.fileExists(atPath: a.path) { return a }
+        return sitePackages.appendingPathComponent("data_store/data").appendingPathComponent(name)
+    }
+
+    /// The built fuse3d binary (debug build that `swift test` made).
+    public static var fuse3d: URL {
+        let debug = repoRoot.appendingPathComponent(".build/debug/fuse3d")
+        return debug
+    }
+
+    /// A fresh, empty scratch folder under the system temporary directory.
+    public static func scratch(_ name: String = #function) throws -> URL {
+        let clean = name.filter { $0.isLetter || $0.isNumber }
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("fuse3d-tests-\(clean)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Runs a program and returns its exit status, standard output and standard error.
+    @discardableResult
+    public static func run(_ executable: URL, _ arguments: [String], cwd: URL? = nil,
+                           environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = arguments
+        if let cwd { p.currentDirectoryURL = cwd }
+        if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        var outData = Data(), errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Runs a Python snippet in the project's .venv; returns its status and output.
+    @discardableResult
+    public static func python(_ code: String, _ arguments: [String] = []) throws -> (status: Int32, stdout: String, stderr: String) {
+        try run(python, ["-c", code] + arguments)
+    }
+}

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# The README's demo: the phantom cohort end to end.
+set -euo pipefail
+BIN="$1"; OUT="$2"
+"$BIN" --help
