@@ -1,11 +1,78 @@
+// The reading half of the GDCM shim: parse, query tags, decode pixels. See include/cgdcm.h.
 #include "cgdcm.h"
 #include "shim_common.hpp"
+#include "structure_check.hpp"
+
+#include <gdcmDataSet.h>
+#include <gdcmFile.h>
+#include <gdcmImage.h>
+#include <gdcmImageReader.h>
+#include <gdcmReader.h>
+#include <gdcmSequenceOfItems.h>
+#include <gdcmStringFilter.h>
+#include <gdcmTrace.h>
 #include <gdcmVersion.h>
+
+#include <sys/stat.h>
+
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <streambuf>
+#include <string>
+#include <vector>
 
 namespace {
 thread_local std::string t_last_error;
 thread_local bool t_has_error = false;
+
+// GDCM writes warnings to process-wide streams; this buffer sends them to the calling thread's
+// string instead, so concurrent readers each collect their own file's warnings and stderr stays clean.
+thread_local std::string t_trace;
+class ThreadTraceBuffer : public std::streambuf {
+  protected:
+    int_type overflow(int_type ch) override {
+        if (ch != traits_type::eof() && t_trace.size() < 65536) t_trace.push_back(static_cast<char>(ch));
+        return ch == traits_type::eof() ? traits_type::not_eof(ch) : ch;
+    }
+    std::streamsize xsputn(const char *s, std::streamsize n) override {
+        if (t_trace.size() < 65536) t_trace.append(s, static_cast<size_t>(n));
+        return n;
+    }
+};
+
+void capture_gdcm_trace() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        static ThreadTraceBuffer buffer;
+        static std::ostream stream(&buffer);
+        gdcm::Trace::SetStream(stream);
+        gdcm::Trace::SetWarningStream(stream);
+        gdcm::Trace::SetErrorStream(stream);
+        gdcm::Trace::SetDebugStream(stream);
+        gdcm::Trace::SetDebug(false);
+        gdcm::Trace::SetWarning(true);
+        gdcm::Trace::SetError(true);
+    });
+}
+
+// The largest decode we accept: 2^30 values (4 GiB of float). Anything larger is a lying header.
+constexpr int64_t kMaxValues = int64_t(1) << 30;
+
+std::string trimmed_trace() {
+    std::string s = t_trace;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
 }  // namespace
+
+struct gd_file_s {
+    std::string path;
+    std::unique_ptr<gdcm::Reader> reader;  // an ImageReader when opened with pixels
+    bool with_pixels = false;
+    std::string warnings;
+    gdcm::StringFilter filter;
+};
 
 void fuse3d::set_last_error(const std::string &message) {
     t_last_error = message;
@@ -21,3 +88,255 @@ extern "C" char *gd_last_error(void) {
 }
 
 extern "C" void gd_string_free(char *s) { std::free(s); }
+
+extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
+    GD_PROTECT(
+        capture_gdcm_trace();
+        t_trace.clear();
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            fuse3d::set_last_error("cannot open file");
+            return nullptr;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            fuse3d::set_last_error("is a directory");
+            return nullptr;
+        }
+        if (st.st_size == 0) {
+            fuse3d::set_last_error("empty file (0 bytes)");
+            return nullptr;
+        }
+        std::string structure_error;
+        if (!fuse3d::check_structure(path, structure_error)) {
+            if (structure_error.find("Pixel Data, truncated") != std::string::npos) {
+                fuse3d::set_last_error("truncated pixel data: " + structure_error);
+            } else {
+                fuse3d::set_last_error("not a readable DICOM file: " + structure_error);
+            }
+            return nullptr;
+        }
+        auto f = std::make_unique<gd_file_s>();
+        f->path = path;
+        f->with_pixels = with_pixels != 0;
+        bool ok;
+        if (f->with_pixels) {
+            auto r = std::make_unique<gdcm::ImageReader>();
+            r->SetFileName(path);
+            ok = r->Read();
+            f->reader = std::move(r);
+        } else {
+            f->reader = std::make_unique<gdcm::Reader>();
+            f->reader->SetFileName(path);
+            ok = f->reader->ReadUpToTag(gdcm::Tag(0x7fe0, 0x0010));
+        }
+        std::string trace = trimmed_trace();
+        if (!ok) {
+            std::string msg = f->with_pixels ? "not a readable DICOM image" : "not a readable DICOM file";
+            if (!trace.empty()) msg += " (GDCM: " + trace.substr(0, 400) + ")";
+            fuse3d::set_last_error(msg);
+            return nullptr;
+        }
+        f->warnings = trace;
+        f->filter.SetFile(f->reader->GetFile());
+        return f.release();
+    )
+    return nullptr;
+}
+
+extern "C" void gd_file_free(gd_file f) { delete f; }
+
+extern "C" char *gd_file_transfer_syntax(gd_file f) {
+    GD_PROTECT(
+        const gdcm::TransferSyntax &ts = f->reader->GetFile().GetHeader().GetDataSetTransferSyntax();
+        const char *s = ts.GetString();
+        return s ? fuse3d::dup_string(s) : nullptr;
+    )
+    return nullptr;
+}
+
+extern "C" char *gd_file_warnings(gd_file f) { return fuse3d::dup_string(f->warnings); }
+
+namespace {
+std::string trim_value(std::string s) {
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+    size_t i = 0;
+    while (i < s.size() && s[i] == ' ') i++;
+    return s.substr(i);
+}
+
+/// The data set of the first item of sequence `tag` in `ds`, or nullptr.
+const gdcm::DataSet *first_item(const gdcm::DataSet &ds, const gdcm::Tag &tag, size_t index = 1) {
+    if (!ds.FindDataElement(tag)) return nullptr;
+    gdcm::SmartPointer<gdcm::SequenceOfItems> sq = ds.GetDataElement(tag).GetValueAsSQ();
+    if (!sq || sq->GetNumberOfItems() < index) return nullptr;
+    return &sq->GetItem(index).GetNestedDataSet();
+}
+}  // namespace
+
+extern "C" char *gd_file_string(gd_file f, uint16_t group, uint16_t element) {
+    GD_PROTECT(
+        const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
+        gdcm::Tag tag(group, element);
+        if (!ds.FindDataElement(tag)) return nullptr;
+        return fuse3d::dup_string(trim_value(f->filter.ToString(ds.GetDataElement(tag))));
+    )
+    return nullptr;
+}
+
+extern "C" char *gd_file_frame_string(gd_file f, int frame, uint16_t seq_group, uint16_t seq_element,
+                                      uint16_t group, uint16_t element) {
+    GD_PROTECT(
+        const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
+        gdcm::Tag seq(seq_group, seq_element), tag(group, element);
+        const gdcm::DataSet *groups[2] = {
+            first_item(ds, gdcm::Tag(0x5200, 0x9230), static_cast<size_t>(frame) + 1),  // per-frame
+            first_item(ds, gdcm::Tag(0x5200, 0x9229)),                                  // shared
+        };
+        for (const gdcm::DataSet *g : groups) {
+            if (!g) continue;
+            const gdcm::DataSet *inner = first_item(*g, seq);
+            if (inner && inner->FindDataElement(tag))
+                return fuse3d::dup_string(trim_value(f->filter.ToString(inner->GetDataElement(tag))));
+        }
+        return nullptr;
+    )
+    return nullptr;
+}
+
+extern "C" int gd_file_has_pixel_data(gd_file f) {
+    return f->reader->GetFile().GetDataSet().FindDataElement(gdcm::Tag(0x7fe0, 0x0010)) ? 1 : 0;
+}
+
+namespace {
+template <typename T>
+void convert(const char *raw, int64_t n, int bits_stored, bool is_signed, double slope, double intercept, float *out) {
+    const T *v = reinterpret_cast<const T *>(raw);
+    const int bits = static_cast<int>(sizeof(T) * 8);
+    const bool mask = bits_stored > 0 && bits_stored < bits;
+    const uint64_t m = mask ? ((uint64_t(1) << bits_stored) - 1) : ~uint64_t(0);
+    const uint64_t sign = mask ? (uint64_t(1) << (bits_stored - 1)) : 0;
+    for (int64_t i = 0; i < n; i++) {
+        double x;
+        if (mask) {
+            uint64_t u = static_cast<uint64_t>(static_cast<std::make_unsigned_t<T>>(v[i])) & m;
+            x = (is_signed && (u & sign)) ? static_cast<double>(static_cast<int64_t>(u) - static_cast<int64_t>(m + 1))
+                                           : static_cast<double>(u);
+        } else {
+            x = static_cast<double>(v[i]);
+        }
+        out[i] = static_cast<float>(x * slope + intercept);
+    }
+}
+}  // namespace
+
+extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity) {
+    GD_PROTECT(
+        if (!f->with_pixels) {
+            fuse3d::set_last_error("file was opened without pixel data");
+            return -1;
+        }
+        if (f->warnings.find("Incomplete Pixel Data") != std::string::npos) {
+            // GDCM reads a pixel data element cut short by the end of the file and only warns.
+            fuse3d::set_last_error("truncated pixel data: the file ends inside Pixel Data (GDCM: Incomplete Pixel Data)");
+            return -1;
+        }
+        t_trace.clear();
+        auto *ir = static_cast<gdcm::ImageReader *>(f->reader.get());
+        const gdcm::Image &image = ir->GetImage();
+        const gdcm::PixelFormat &pf = image.GetPixelFormat();
+        if (pf.GetSamplesPerPixel() != 1) {
+            fuse3d::set_last_error("colour image (" + std::to_string(pf.GetSamplesPerPixel()) +
+                                   " samples per pixel, " + image.GetPhotometricInterpretation().GetString() +
+                                   ") where a greyscale image is needed");
+            return -1;
+        }
+        const gdcm::PhotometricInterpretation::PIType pi = image.GetPhotometricInterpretation();
+        if (pi != gdcm::PhotometricInterpretation::MONOCHROME1 && pi != gdcm::PhotometricInterpretation::MONOCHROME2) {
+            fuse3d::set_last_error(std::string("photometric interpretation ") +
+                                   gdcm::PhotometricInterpretation::GetPIString(pi) + " is not greyscale");
+            return -1;
+        }
+        const int64_t cols = image.GetDimension(0), rows = image.GetDimension(1);
+        const int64_t frames = image.GetNumberOfDimensions() > 2 ? image.GetDimension(2) : 1;
+        if (rows <= 0 || cols <= 0 || frames <= 0) {
+            fuse3d::set_last_error("image has no pixels (Rows, Columns or frames is 0)");
+            return -1;
+        }
+        const int64_t n = rows * cols * frames;
+        if (n > kMaxValues) {
+            fuse3d::set_last_error("absurd image size " + std::to_string(rows) + "x" + std::to_string(cols) + "x" +
+                                   std::to_string(frames) + " (more than 2^30 pixels)");
+            return -1;
+        }
+        if (capacity < n) {
+            fuse3d::set_last_error("output buffer too small");
+            return -1;
+        }
+        const int bytes_per = (pf.GetBitsAllocated() + 7) / 8;
+        const int64_t needed = n * bytes_per;
+        const gdcm::DataElement &pd = image.GetDataElement();
+        const gdcm::TransferSyntax &ts = f->reader->GetFile().GetHeader().GetDataSetTransferSyntax();
+        if (const gdcm::ByteValue *bv = pd.GetByteValue()) {
+            // Native (uncompressed) pixel data: its length must cover Rows x Columns x frames.
+            if (static_cast<int64_t>(bv->GetLength()) < needed) {
+                fuse3d::set_last_error("truncated pixel data: " + std::to_string(bv->GetLength()) + " bytes, but " +
+                                       std::to_string(rows) + "x" + std::to_string(cols) + "x" + std::to_string(frames) +
+                                       " pixels of " + std::to_string(pf.GetBitsAllocated()) + " bits need " +
+                                       std::to_string(needed));
+                return -1;
+            }
+        } else if (!pd.GetSequenceOfFragments()) {
+            fuse3d::set_last_error("no pixel data");
+            return -1;
+        }
+        const unsigned long length = image.GetBufferLength();
+        if (static_cast<int64_t>(length) < needed) {
+            fuse3d::set_last_error("decoded buffer length " + std::to_string(length) + " is shorter than " +
+                                   std::to_string(needed));
+            return -1;
+        }
+        std::vector<char> raw(length);
+        if (!image.GetBuffer(raw.data())) {
+            std::string trace = trimmed_trace();
+            fuse3d::set_last_error(std::string("cannot decode pixel data (") + ts.GetString() + ")" +
+                                   (trace.empty() ? "" : ": " + trace.substr(0, 400)));
+            return -1;
+        }
+        {
+            std::string trace = trimmed_trace();
+            if (trace.find("Incomplete Pixel Data") != std::string::npos) {
+                fuse3d::set_last_error("incomplete pixel data: " + trace.substr(0, 400));
+                return -1;
+            }
+            if (!trace.empty()) f->warnings += (f->warnings.empty() ? "" : "\n") + trace;
+        }
+        const int bs = pf.GetBitsStored();
+        const bool sgn = pf.GetPixelRepresentation() == 1;
+        switch (pf.GetScalarType()) {
+        case gdcm::PixelFormat::UINT8: convert<uint8_t>(raw.data(), n, bs, false, slope, intercept, out); break;
+        case gdcm::PixelFormat::INT8: convert<int8_t>(raw.data(), n, bs, true, slope, intercept, out); break;
+        case gdcm::PixelFormat::UINT12:
+        case gdcm::PixelFormat::UINT16: convert<uint16_t>(raw.data(), n, bs, sgn, slope, intercept, out); break;
+        case gdcm::PixelFormat::INT12:
+        case gdcm::PixelFormat::INT16: convert<int16_t>(raw.data(), n, bs, true, slope, intercept, out); break;
+        case gdcm::PixelFormat::UINT32: convert<uint32_t>(raw.data(), n, bs, false, slope, intercept, out); break;
+        case gdcm::PixelFormat::INT32: convert<int32_t>(raw.data(), n, bs, true, slope, intercept, out); break;
+        case gdcm::PixelFormat::FLOAT32: {
+            const float *v = reinterpret_cast<const float *>(raw.data());
+            for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(v[i] * slope + intercept);
+            break;
+        }
+        default:
+            fuse3d::set_last_error(std::string("unsupported pixel format ") + pf.GetScalarTypeAsString());
+            return -1;
+        }
+        if (pi == gdcm::PhotometricInterpretation::MONOCHROME1) {
+            // MONOCHROME1 shows low values bright; flip so that bright is high, as for MONOCHROME2.
+            float lo = out[0], hi = out[0];
+            for (int64_t i = 1; i < n; i++) { lo = std::min(lo, out[i]); hi = std::max(hi, out[i]); }
+            for (int64_t i = 0; i < n; i++) out[i] = hi + lo - out[i];
+        }
+        return n;
+    )
+    return -1;
+}

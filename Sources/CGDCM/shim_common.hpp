@@ -17,9 +17,9 @@ inline char *dup_string(const std::string &s) {
 }  // namespace fuse3d
 
 /// Runs `body`; any C++ exception becomes the thread's last error instead of crossing into C.
-#define GD_PROTECT(body)                                                              \
+#define GD_PROTECT(...)                                                              \
     try {                                                                             \
-        body                                                                          \
+        __VA_ARGS__                                                                   \
     } catch (const std::exception &e) {                                               \
         fuse3d::set_last_error(e.what());                                             \
     } catch (...) {                                                                   \

@@ -4,6 +4,7 @@
  * C API over GDCM, in the style of tch-rs' torch_api.h: opaque handles with a matching *_free,
  * no C++ exception crosses this boundary, failures return NULL / -1 and leave a message in a
  * thread-local last error that the caller drains with gd_last_error().
+ * GDCM's own warnings never reach stderr: they are collected per file (gd_file_warnings).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,50 @@ char *gd_last_error(void);
 
 /** Frees a string returned by this API. */
 void gd_string_free(char *s);
+
+/** A parsed DICOM file: its data set, and its pixel data when opened with pixels. */
+typedef struct gd_file_s *gd_file;
+
+/**
+ * Parses `path`. With `with_pixels` = 0 reading stops before Pixel Data (a fast header scan);
+ * otherwise the pixel data is read too (not yet decoded). NULL on failure (see gd_last_error).
+ */
+gd_file gd_file_open(const char *path, int with_pixels);
+
+/** Frees a file opened by gd_file_open. */
+void gd_file_free(gd_file f);
+
+/** Transfer syntax UID of the data set (malloc'd), or NULL. */
+char *gd_file_transfer_syntax(gd_file f);
+
+/** GDCM warnings collected while parsing and decoding this file (malloc'd, possibly empty). */
+char *gd_file_warnings(gd_file f);
+
+/**
+ * Value of a top-level element as text (multi-valued elements joined by '\'; binary VRs such as
+ * US converted to decimal). NULL when the element is absent; "" when present but empty.
+ */
+char *gd_file_string(gd_file f, uint16_t group, uint16_t element);
+
+/**
+ * Value of element (group, element) inside the first item of sequence (seq_group, seq_element) of
+ * frame `frame`'s Per-frame Functional Groups item, falling back to the Shared Functional Groups
+ * (enhanced multi-frame objects). NULL when neither holds it.
+ */
+char *gd_file_frame_string(gd_file f, int frame, uint16_t seq_group, uint16_t seq_element,
+                           uint16_t group, uint16_t element);
+
+/** 1 when the data set holds a Pixel Data element (7FE0,0010), else 0. */
+int gd_file_has_pixel_data(gd_file f);
+
+/**
+ * Decodes every frame (file opened with pixels) into `out` as real values: stored value (masked to
+ * BitsStored, sign-extended when signed) × slope + intercept, frames consecutive, rows row-major.
+ * `capacity` is the number of floats `out` holds; it must be ≥ rows × columns × frames.
+ * Checks the pixel data against Rows × Columns × frames before decoding (truncation, absurd sizes,
+ * colour). Returns the number of values written, or -1 with the last error set.
+ */
+int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity);
 
 #ifdef __cplusplus
 }

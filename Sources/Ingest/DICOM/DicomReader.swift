@@ -1,0 +1,200 @@
+import CGDCM
+import Foundation
+
+/// Reads DICOM files through GDCM: header-only scans and full decodes into real-valued frames.
+public enum DicomReader {
+    /// Refuse matrices beyond this many rows or columns: real MR is far smaller; more is a lying header.
+    public static let maxMatrix = 8192
+    /// Refuse files claiming more frames than this.
+    public static let maxFrames = 4096
+
+    /// Parses the header (stops before Pixel Data). Throws a `GDCMError` naming the file.
+    public static func readHeader(_ path: String) throws -> DicomHeader {
+        let file = try DicomFile(path: path, withPixels: false)
+        return try file.header()
+    }
+
+    /// Parses and decodes a whole file: its header and every frame as real values (rescale applied).
+    public static func readImage(_ path: String) throws -> DicomImage {
+        // Header first: GDCM's image reader (built with assertions on Debian) aborts on some
+        // objects it should refuse, so non-images and lying headers never reach it.
+        let header = try readHeader(path)
+        if header.isNonImage {
+            throw GDCMError(path: path, message: DicomProblem.nonImage("SOP class \(header.sopClassUID) (\(header.modality))").description)
+        }
+        try validateDimensions(header)
+        let file = try DicomFile(path: path, withPixels: true)
+        let count = header.rows * header.columns * max(header.numberOfFrames, 1)
+        var pixels = [Float](repeating: 0, count: count)
+        let written = pixels.withUnsafeMutableBufferPointer { buf in
+            gd_file_decode(file.handle, header.rescaleSlope, header.rescaleIntercept, buf.baseAddress, Int64(count))
+        }
+        if written < 0 { throw GDCM.fail(path, "cannot decode pixel data") }
+        if Int(written) != count {
+            throw GDCMError(path: path, message: "decoded \(written) values, header promises \(count)")
+        }
+        var h = header
+        h.warnings = file.warnings()
+        return DicomImage(header: h, pixels: pixels)
+    }
+
+    /// Rejects headers whose dimensions no scanner produces, before any pixel buffer is allocated.
+    static func validateDimensions(_ h: DicomHeader) throws {
+        if h.rows <= 0 || h.columns <= 0 {
+            throw GDCMError(path: h.path, message: DicomProblem.absurdDimensions("Rows \(h.rows) × Columns \(h.columns)").description)
+        }
+        if h.rows > maxMatrix || h.columns > maxMatrix || h.numberOfFrames > maxFrames || h.numberOfFrames < 1 {
+            throw GDCMError(path: h.path, message: DicomProblem.absurdDimensions(
+                "\(h.rows)×\(h.columns)×\(h.numberOfFrames) frames (limits \(maxMatrix)×\(maxMatrix)×\(maxFrames))").description)
+        }
+        if h.numberOfFramesMissing && h.isMultiFrameClass {
+            throw GDCMError(path: h.path, message: "multi-frame SOP class \(h.sopClassUID) without NumberOfFrames")
+        }
+        if h.samplesPerPixel != 1 {
+            throw GDCMError(path: h.path, message: "colour image (\(h.samplesPerPixel) samples per pixel, \(h.photometricInterpretation)) where a greyscale image is needed")
+        }
+    }
+}
+
+/// A decoded DICOM image: its header and all frames' pixels (frames consecutive, rows row-major).
+public struct DicomImage: Sendable {
+    public var header: DicomHeader
+    public var pixels: [Float]
+
+    /// The pixels of frame `index`.
+    public func frame(_ index: Int) -> [Float] {
+        let n = header.rows * header.columns
+        return Array(pixels[(index * n)..<((index + 1) * n)])
+    }
+
+    /// Each frame as a `Slice` with its own geometry; throws when a frame has no usable geometry.
+    public func slices(source: String) throws -> [Slice] {
+        try (0..<max(header.numberOfFrames, 1)).map { f in
+            switch header.geometry(frame: f) {
+            case .success(let g):
+                return Slice(geometry: g, pixels: frame(f), instanceNumber: header.instanceNumber ?? 0,
+                             sopInstanceUID: header.numberOfFrames > 1 ? "\(header.sopInstanceUID)#\(f)" : header.sopInstanceUID,
+                             source: source)
+            case .failure(let p):
+                throw GDCMError(path: header.path, message: p.description)
+            }
+        }
+    }
+}
+
+/// An open GDCM file handle, freed with the value.
+final class DicomFile {
+    let handle: gd_file
+    let path: String
+
+    init(path: String, withPixels: Bool) throws {
+        guard let h = gd_file_open(path, withPixels ? 1 : 0) else { throw GDCM.fail(path, "cannot read file") }
+        self.handle = h
+        self.path = path
+    }
+
+    deinit { gd_file_free(handle) }
+
+    /// A top-level element as trimmed text, nil when absent.
+    func string(_ group: UInt16, _ element: UInt16) -> String? {
+        GDCM.takeString(gd_file_string(handle, group, element))
+    }
+
+    /// A functional-group element of `frame` (enhanced multi-frame objects).
+    func frameString(_ frame: Int, _ seq: (UInt16, UInt16), _ tag: (UInt16, UInt16)) -> String? {
+        GDCM.takeString(gd_file_frame_string(handle, Int32(frame), seq.0, seq.1, tag.0, tag.1))
+    }
+
+    func warnings() -> [String] {
+        (GDCM.takeString(gd_file_warnings(handle)) ?? "").split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+    }
+
+    /// Reads every field of `DicomHeader`.
+    func header() throws -> DicomHeader {
+        let sopClass = string(0x0008, 0x0016) ?? ""
+        let studyUID = string(0x0020, 0x000D) ?? ""
+        let seriesUID = string(0x0020, 0x000E) ?? ""
+        let sopUID = string(0x0008, 0x0018) ?? ""
+        let hasPixels = gd_file_has_pixel_data(handle) == 1
+        if sopClass.isEmpty && studyUID.isEmpty && seriesUID.isEmpty && sopUID.isEmpty {
+            throw GDCMError(path: path, message: "not a DICOM file (no SOP Class, Study, Series or SOP Instance UID)")
+        }
+        let frames = Self.int(string(0x0028, 0x0008)) ?? 1
+        var positions: [Vec3?] = []
+        var orientation = Self.orientation(string(0x0020, 0x0037))
+        var spacing = Self.pair(string(0x0028, 0x0030))
+        var thickness = Self.double(string(0x0018, 0x0050))
+        if let p = Self.vec3(string(0x0020, 0x0032)), frames <= 1 {
+            positions = [p]
+        } else {
+            // Enhanced multi-frame: Plane Position / Orientation / Pixel Measures per frame or shared.
+            let boundedFrames = min(max(frames, 1), DicomReader.maxFrames)
+            positions = (0..<boundedFrames).map { Self.vec3(frameString($0, (0x0020, 0x9113), (0x0020, 0x0032))) }
+            if positions.allSatisfy({ $0 == nil }), let p = Self.vec3(string(0x0020, 0x0032)) {
+                positions = Array(repeating: p, count: boundedFrames)
+            }
+            orientation = orientation ?? Self.orientation(frameString(0, (0x0020, 0x9116), (0x0020, 0x0037)))
+            spacing = spacing ?? Self.pair(frameString(0, (0x0028, 0x9110), (0x0028, 0x0030)))
+            thickness = thickness ?? Self.double(frameString(0, (0x0028, 0x9110), (0x0018, 0x0050)))
+        }
+        let echo = Self.double(string(0x0018, 0x0081)) ?? Self.double(frameString(0, (0x0018, 0x9114), (0x0018, 0x9082)))
+        return DicomHeader(
+            path: path,
+            transferSyntaxUID: GDCM.takeString(gd_file_transfer_syntax(handle)) ?? "",
+            sopClassUID: sopClass, sopInstanceUID: sopUID, studyInstanceUID: studyUID, seriesInstanceUID: seriesUID,
+            modality: string(0x0008, 0x0060) ?? "",
+            seriesDescription: string(0x0008, 0x103E) ?? "",
+            seriesNumber: Self.int(string(0x0020, 0x0011)),
+            instanceNumber: Self.int(string(0x0020, 0x0013)),
+            imageType: string(0x0008, 0x0008) ?? "",
+            framePositions: positions,
+            orientation: orientation,
+            pixelSpacing: spacing,
+            sliceThickness: thickness,
+            spacingBetweenSlices: Self.double(string(0x0018, 0x0088)),
+            rows: Self.int(string(0x0028, 0x0010)) ?? 0,
+            columns: Self.int(string(0x0028, 0x0011)) ?? 0,
+            numberOfFrames: frames,
+            numberOfFramesMissing: string(0x0028, 0x0008) == nil,
+            bitsAllocated: Self.int(string(0x0028, 0x0100)) ?? 0,
+            bitsStored: Self.int(string(0x0028, 0x0101)) ?? 0,
+            pixelRepresentation: Self.int(string(0x0028, 0x0103)) ?? 0,
+            samplesPerPixel: Self.int(string(0x0028, 0x0002)) ?? 1,
+            photometricInterpretation: string(0x0028, 0x0004) ?? "",
+            rescaleSlope: Self.double(string(0x0028, 0x1053)) ?? 1,
+            rescaleIntercept: Self.double(string(0x0028, 0x1052)) ?? 0,
+            echoTime: echo,
+            repetitionTime: Self.double(string(0x0018, 0x0080)),
+            inversionTime: Self.double(string(0x0018, 0x0082)),
+            hasPixelData: hasPixels,
+            warnings: warnings())
+    }
+
+    // MARK: value parsing (DICOM DS/IS text, '\'-separated)
+
+    static func doubles(_ s: String?) -> [Double]? {
+        guard let s, !s.isEmpty else { return nil }
+        let parts = s.split(separator: "\\", omittingEmptySubsequences: false)
+            .map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.allSatisfy({ $0 != nil }) else { return nil }
+        return parts.map { $0! }
+    }
+    static func double(_ s: String?) -> Double? { doubles(s).flatMap { $0.count == 1 ? $0[0] : nil } }
+    static func int(_ s: String?) -> Int? {
+        guard let s else { return nil }
+        let t = s.trimmingCharacters(in: .whitespaces)
+        return Int(t) ?? Double(t).flatMap { $0.isFinite && abs($0) < 1e15 ? Int($0) : nil }
+    }
+    static func vec3(_ s: String?) -> Vec3? {
+        guard let v = doubles(s), v.count == 3 else { return nil }
+        return Vec3(v[0], v[1], v[2])
+    }
+    static func pair(_ s: String?) -> (row: Double, column: Double)? {
+        guard let v = doubles(s), v.count == 2 else { return nil }
+        return (v[0], v[1])
+    }
+    static func orientation(_ s: String?) -> (row: Vec3, column: Vec3)? {
+        guard let v = doubles(s), v.count == 6 else { return nil }
+        return (Vec3(v[0], v[1], v[2]), Vec3(v[3], v[4], v[5]))
+    }
+}

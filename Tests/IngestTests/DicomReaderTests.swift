@@ -1,0 +1,109 @@
+import Foundation
+@testable import Ingest
+import TestSupport
+import XCTest
+
+/// Decoding pydicom's real DICOM fixtures through GDCM.
+final class DicomReaderTests: XCTestCase {
+    private func pixels(_ name: String) throws -> [Float] {
+        try DicomReader.readImage(Fixtures.dicom(name).path).pixels
+    }
+
+    /// pydicom's pixel_array (modality LUT applied) for the same file, as float32.
+    private func pydicomPixels(_ name: String) throws -> [Float] {
+        let out = try Fixtures.scratch().appendingPathComponent("px.f32")
+        let r = try Fixtures.python("""
+        import sys, numpy as np
+        from pydicom import dcmread
+        from pydicom.pixels import apply_modality_lut
+        d = dcmread(sys.argv[1])
+        apply_modality_lut(d.pixel_array, d).astype(np.float32).tofile(sys.argv[2])
+        """, [Fixtures.dicom(name).path, out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let data = try Data(contentsOf: out)
+        return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
+    func testMRSmallTwinsDecodeToTheSamePixels() throws {
+        let reference = try pixels("MR_small.dcm")
+        XCTAssertEqual(reference.count, 64 * 64)
+        XCTAssertEqual(Array(reference[(10 * 64 + 10)..<(10 * 64 + 20)]), [760, 653, 463, 531, 766, 961, 651, 527, 414, 354])
+        for twin in ["MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm", "MR_small_implicit.dcm",
+                     "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_padded.dcm"] {
+            XCTAssertEqual(try pixels(twin), reference, twin)
+        }
+        XCTAssertEqual(reference, try pydicomPixels("MR_small.dcm"))
+    }
+
+    func testMR2JPEG2000LosslessEqualsUncompressedWithRescale() throws {
+        let unc = try DicomReader.readImage(Fixtures.dicom("MR2_UNCR.dcm").path)
+        XCTAssertEqual(unc.header.rows, 1024)
+        XCTAssertEqual(unc.header.rescaleSlope, 3.774114, accuracy: 1e-9)
+        let j2k = try DicomReader.readImage(Fixtures.dicom("MR2_J2KR.dcm").path)
+        XCTAssertEqual(j2k.header.transferSyntaxUID, "1.2.840.10008.1.2.4.90")
+        XCTAssertEqual(j2k.pixels, unc.pixels)
+        XCTAssertEqual(unc.pixels, try pydicomPixels("MR2_UNCR.dcm"))
+    }
+
+    func testEnhancedMRTenFramesAndItsTwins() throws {
+        let reference = try DicomReader.readImage(Fixtures.dicom("emri_small.dcm").path)
+        XCTAssertEqual(reference.header.numberOfFrames, 10)
+        XCTAssertEqual(reference.pixels.count, 10 * 64 * 64)
+        XCTAssertEqual(reference.pixels, try pydicomPixels("emri_small.dcm"))
+        for twin in ["emri_small_RLE.dcm", "emri_small_big_endian.dcm", "emri_small_jpeg_2k_lossless.dcm",
+                     "emri_small_jpeg_ls_lossless.dcm"] {
+            XCTAssertEqual(try pixels(twin), reference.pixels, twin)
+        }
+    }
+
+    func testJPEGLosslessAndDeflateMatchIndependentDecoders() throws {
+        // JPEG lossless (process 14 SV1), checked against libjpeg through pylibjpeg.
+        let jpeg = try DicomReader.readImage(Fixtures.dicom("JPEG-LL.dcm").path)
+        XCTAssertEqual(jpeg.header.transferSyntaxUID, "1.2.840.10008.1.2.4.70")
+        XCTAssertEqual(jpeg.pixels, try pydicomPixels("JPEG-LL.dcm"))
+        // Deflated explicit VR little endian.
+        XCTAssertEqual(try pixels("image_dfl.dcm"), try pydicomPixels("image_dfl.dcm"))
+    }
+
+    func testTruncatedPixelDataIsRejectedWithAReason() {
+        XCTAssertThrowsError(try DicomReader.readImage(Fixtures.dicom("MR_truncated.dcm").path)) { error in
+            let e = error as! GDCMError
+            XCTAssertTrue(e.path.hasSuffix("MR_truncated.dcm"))
+            XCTAssertTrue(e.message.contains("truncated") || e.message.contains("ncomplete"), e.message)
+        }
+    }
+
+    func testNonImageObjectsAreRecognised() throws {
+        for name in ["test-SR.dcm", "rtplan.dcm", "rtstruct.dcm", "rtdose.dcm", "waveform_ecg.dcm"] {
+            let h = try DicomReader.readHeader(Fixtures.dicom(name).path)
+            XCTAssertTrue(h.isNonImage, name)
+            XCTAssertThrowsError(try DicomReader.readImage(Fixtures.dicom(name).path), name) { error in
+                XCTAssertTrue("\(error)".contains("not an image"), "\(error)")
+            }
+        }
+        XCTAssertFalse(try DicomReader.readHeader(Fixtures.dicom("MR_small.dcm").path).isNonImage)
+    }
+
+    func testColourImageIsRefusedWhereGreyIsNeeded() {
+        XCTAssertThrowsError(try DicomReader.readImage(Fixtures.dicom("SC_rgb.dcm").path)) { error in
+            XCTAssertTrue("\(error)".contains("colour"), "\(error)")
+        }
+    }
+
+    func testHeaderFieldsOfMRSmall() throws {
+        let h = try DicomReader.readHeader(Fixtures.dicom("MR_small.dcm").path)
+        XCTAssertEqual(h.modality, "MR")
+        XCTAssertEqual(h.sopClassUID, "1.2.840.10008.5.1.4.1.1.4")
+        XCTAssertEqual(h.rows, 64)
+        XCTAssertEqual(h.bitsAllocated, 16)
+        XCTAssertEqual(h.pixelRepresentation, 1)
+        XCTAssertEqual(h.echoTime, 240)
+        XCTAssertEqual(h.repetitionTime, 4000)
+        XCTAssertEqual(h.framePositions, [Vec3(-83.9063, -91.2, 6.6406)])
+        XCTAssertEqual(h.pixelSpacing?.row, 0.3125)
+        XCTAssertEqual(h.sliceThickness, 0.8)
+        let g = try h.geometry().get()
+        XCTAssertEqual(g.normal, Vec3(0, 0, 1))
+        XCTAssertEqual(g.patientPosition(row: 2, column: 4), Vec3(-83.9063 + 4 * 0.3125, -91.2 + 2 * 0.3125, 6.6406))
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+@testable import Ingest
+import TestSupport
+import XCTest
+
+/// Files built to break a reader: each must come back as an error naming the file, never a crash
+/// or an unbounded allocation.
+final class HostileFileTests: XCTestCase {
+    private func mrSmall() throws -> [UInt8] { Array(try Data(contentsOf: Fixtures.dicom("MR_small.dcm"))) }
+
+    /// Offset of an explicit-VR little-endian element header (group, element, VR).
+    private func find(_ bytes: [UInt8], _ group: UInt16, _ element: UInt16, _ vr: String) -> Int? {
+        let key: [UInt8] = [UInt8(group & 0xFF), UInt8(group >> 8), UInt8(element & 0xFF), UInt8(element >> 8)] + Array(vr.utf8)
+        guard bytes.count >= key.count else { return nil }
+        for i in 0...(bytes.count - key.count) where Array(bytes[i..<(i + key.count)]) == key { return i }
+        return nil
+    }
+
+    private func write(_ bytes: [UInt8], _ name: String, in dir: URL) throws -> String {
+        let url = dir.appendingPathComponent(name)
+        try Data(bytes).write(to: url)
+        return url.path
+    }
+
+    private func assertRejected(_ path: String, containing words: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try DicomReader.readImage(path), file: file, line: line) { error in
+            guard let e = error as? GDCMError else { return XCTFail("\(error)", file: file, line: line) }
+            XCTAssertEqual(e.path, path, file: file, line: line)
+            XCTAssertTrue(words.contains { e.message.contains($0) }, e.message, file: file, line: line)
+        }
+    }
+
+    func testHostileFilesReturnErrorsAndMemoryStaysBounded() throws {
+        let dir = try Fixtures.scratch()
+        assertRejected(try write([], "empty.dcm", in: dir), containing: ["empty file"])
+
+        var rng = SystemRandomNumberGenerator()
+        let noise = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        assertRejected(try write(noise, "noise.dcm", in: dir), containing: ["not a", "DICOM"])
+
+        // An element whose length claims 4 GB inside a 10 kB file.
+        var lying = try mrSmall()
+        let desc = try XCTUnwrap(find(lying, 0x0008, 0x0060, "CS"))
+        lying[desc + 6] = 0xF0; lying[desc + 7] = 0xFF
+        lying.insert(contentsOf: [0, 0], at: desc + 8)
+        assertRejected(try write(lying, "lying.dcm", in: dir), containing: ["not a", "truncated", "DICOM"])
+
+        // Pixel data with a 4 GB declared length.
+        var hugePixels = try mrSmall()
+        let pd = try XCTUnwrap(find(hugePixels, 0x7FE0, 0x0010, "OW"))
+        hugePixels.replaceSubrange((pd + 8)..<(pd + 12), with: [0xF0, 0xFF, 0xFF, 0xFF])
+        assertRejected(try write(hugePixels, "hugepixels.dcm", in: dir), containing: ["not a", "truncated", "DICOM"])
+
+        // 65535 × 65535 pixels promised, 8 kB present.
+        var absurd = try mrSmall()
+        for element: UInt16 in [0x0010, 0x0011] {
+            let at = try XCTUnwrap(find(absurd, 0x0028, element, "US"))
+            absurd[at + 8] = 0xFF; absurd[at + 9] = 0xFF
+        }
+        let absurdPath = try write(absurd, "absurd.dcm", in: dir)
+        assertRejected(absurdPath, containing: ["absurd"])
+        XCTAssertEqual(try DicomReader.readHeader(absurdPath).rows, 65535)
+
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        XCTAssertLessThan(usage.ru_maxrss, 600 * 1024, "peak RSS \(usage.ru_maxrss) kB")
+    }
+
+    func testDegenerateGeometryIsAProblemNotACrash() throws {
+        let dir = try Fixtures.scratch()
+        // Zero orientation vectors and a NaN position, written by pydicom.
+        let r = try Fixtures.python("""
+        import sys
+        from pydicom import dcmread
+        d = dcmread(sys.argv[1])
+        d.ImageOrientationPatient = [0, 0, 0, 0, 0, 0]
+        d.save_as(sys.argv[2] + "/zero.dcm")
+        d = dcmread(sys.argv[1])
+        d.ImagePositionPatient = ["NaN", "0", "0"]
+        d.save_as(sys.argv[2] + "/nan.dcm")
+        d = dcmread(sys.argv[1])
+        del d.ImagePositionPatient
+        d.save_as(sys.argv[2] + "/nopos.dcm")
+        """, [Fixtures.dicom("MR_small.dcm").path, dir.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let zero = try DicomReader.readHeader(dir.appendingPathComponent("zero.dcm").path)
+        guard case .failure(.degenerateGeometry) = zero.geometry() else { return XCTFail("\(zero.geometry())") }
+        let nan = try DicomReader.readHeader(dir.appendingPathComponent("nan.dcm").path)
+        guard case .failure(let p) = nan.geometry() else { return XCTFail("NaN position accepted") }
+        XCTAssertTrue(p.description.contains("geometry"), p.description)
+        let nopos = try DicomReader.readImage(dir.appendingPathComponent("nopos.dcm").path)
+        XCTAssertThrowsError(try nopos.slices(source: "nopos.dcm")) { XCTAssertTrue("\($0)".contains("ImagePositionPatient")) }
+    }
+
+    func testEnhancedMRPerFramePositions() throws {
+        let dir = try Fixtures.scratch()
+        // A 3-frame enhanced MR whose frames sit 5 mm apart along z, geometry in functional groups only.
+        let r = try Fixtures.python("""
+        import sys, numpy as np
+        from pydicom.dataset import Dataset, FileMetaDataset
+        from pydicom.sequence import Sequence
+        from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+        m = FileMetaDataset(); m.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+        m.MediaStorageSOPInstanceUID = generate_uid(); m.TransferSyntaxUID = ExplicitVRLittleEndian
+        d = Dataset(); d.file_meta = m
+        d.SOPClassUID = m.MediaStorageSOPClassUID; d.SOPInstanceUID = m.MediaStorageSOPInstanceUID
+        d.StudyInstanceUID = generate_uid(); d.SeriesInstanceUID = generate_uid(); d.Modality = "MR"
+        d.Rows = 4; d.Columns = 5; d.NumberOfFrames = 3; d.SamplesPerPixel = 1
+        d.PhotometricInterpretation = "MONOCHROME2"; d.BitsAllocated = 16; d.BitsStored = 12; d.HighBit = 11
+        d.PixelRepresentation = 0
+        shared = Dataset()
+        po = Dataset(); po.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]; shared.PlaneOrientationSequence = Sequence([po])
+        pm = Dataset(); pm.PixelSpacing = [0.5, 0.75]; pm.SliceThickness = 5; shared.PixelMeasuresSequence = Sequence([pm])
+        d.SharedFunctionalGroupsSequence = Sequence([shared])
+        frames = []
+        for k in range(3):
+            f = Dataset(); pp = Dataset(); pp.ImagePositionPatient = [-10, 20, 30 + 5 * k]
+            f.PlanePositionSequence = Sequence([pp]); frames.append(f)
+        d.PerFrameFunctionalGroupsSequence = Sequence(frames)
+        d.PixelData = (np.arange(60, dtype=np.uint16) * 10).tobytes()
+        d.save_as(sys.argv[1], enforce_file_format=True)
+        """, [dir.appendingPathComponent("enhanced.dcm").path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let image = try DicomReader.readImage(dir.appendingPathComponent("enhanced.dcm").path)
+        XCTAssertEqual(image.header.framePositions, [Vec3(-10, 20, 30), Vec3(-10, 20, 35), Vec3(-10, 20, 40)])
+        let slices = try image.slices(source: "enhanced.dcm")
+        XCTAssertEqual(slices.count, 3)
+        XCTAssertEqual(slices[2].geometry.columnSpacing, 0.75)
+        XCTAssertEqual(slices[2].geometry.thickness, 5)
+        XCTAssertEqual(slices[2].pixels[0], 400)
+        XCTAssertEqual(slices[1].geometry.patientPosition(row: 1, column: 2), Vec3(-10 + 1.5, 20.5, 35))
+    }
+
+    /// Every DICOM file pydicom and pydicom-data ship (odd, broken and colour ones included) either
+    /// decodes or returns an error: none crashes the process (GDCM asserts on some when given the chance).
+    func testEveryPydicomFixtureDecodesOrFailsCleanly() throws {
+        let dirs = [Fixtures.sitePackages.appendingPathComponent("pydicom/data/test_files"),
+                    Fixtures.sitePackages.appendingPathComponent("data_store/data")]
+        var decoded = 0, refused = 0
+        for dir in dirs {
+            for name in try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() where name.hasSuffix(".dcm") {
+                do {
+                    let image = try DicomReader.readImage(dir.appendingPathComponent(name).path)
+                    XCTAssertEqual(image.pixels.count, image.header.rows * image.header.columns * image.header.numberOfFrames, name)
+                    decoded += 1
+                } catch let e as GDCMError {
+                    XCTAssertFalse(e.message.isEmpty, name)
+                    refused += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(decoded, 40)
+        XCTAssertGreaterThan(refused, 20)
+    }
+}
