@@ -12,8 +12,8 @@ log() { printf '[setup] %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------
 # libgdcm-dev: DICOM decode/encode; libhdf5-dev: shards; libzstd-dev: our HDF5
-# Zstandard filter (id 32015); libpng-dev: `inspect --png` pictures.
-DEB_PACKAGES=(libgdcm-dev libhdf5-dev libzstd-dev libpng-dev pkg-config)
+# Zstandard filter (id 32015); libpng-dev: `inspect --png` pictures; time: tests measure peak memory.
+DEB_PACKAGES=(libgdcm-dev libhdf5-dev libzstd-dev libpng-dev pkg-config time)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

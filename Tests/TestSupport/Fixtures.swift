@@ -52,19 +52,32 @@ public enum Fixtures {
         p.standardOutput = out
         p.standardError = err
         try p.run()
-        var outData = Data(), errData = Data()
+        // Drain both pipes at once so a child filling one of them never blocks.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let outBox = Box()
         let group = DispatchGroup()
         group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        errData = err.fileHandleForReading.readDataToEndOfFile()
+        DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return (p.terminationStatus, String(decoding: outBox.data, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 
     /// Runs a Python snippet in the project's .venv; returns its status and output.
     @discardableResult
     public static func python(_ code: String, _ arguments: [String] = []) throws -> (status: Int32, stdout: String, stderr: String) {
         try run(python, ["-c", code] + arguments)
+    }
+
+    /// Runs a program under GNU time and returns its exit status, standard output and its own peak
+    /// resident memory in kB. (A child forked from a large test process inherits that process's
+    /// high-water mark, so the measurement goes through a small intermediate process.)
+    public static func runMeasuringMemory(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, stdout: String, maxRSSKilobytes: Int) {
+        let report = try scratch("measured").appendingPathComponent("time.txt")
+        let r = try run(URL(fileURLWithPath: "/usr/bin/time"), ["-f", "%M", "-o", report.path, executable.path] + arguments)
+        let text = (try? String(contentsOf: report, encoding: .utf8)) ?? ""
+        let kb = text.split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.last ?? Int.max
+        return (r.status, r.stdout, kb)
     }
 }

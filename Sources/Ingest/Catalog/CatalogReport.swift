@@ -1,0 +1,30 @@
+import Foundation
+
+extension Catalog {
+    /// A human-readable listing: studies, their series (kind, stacks, slices, plane, spacing, field of
+    /// view) and every problem found.
+    public func report() -> String {
+        var out = "archive \(root) (\(mode == "rsna" ? "RSNA layout: series named by train_series_descriptions.csv" : "series classified from DICOM tags"))\n"
+        out += "\(studies.count) studies, \(imageCount) images in \(fileCount) files, \(problems.count) problems\n"
+        for study in studies {
+            out += "\nstudy \(study.studyID)\n"
+            for s in study.series {
+                let stackSlices = s.stacks.map { String($0.images.count) }.joined(separator: "+")
+                let spacing = s.stacks.map(\.spacing).sorted().dropFirst(s.stacks.count / 2).first ?? 0
+                out += String(format: "  %-18@ %-22@ %@, %d stack%@ (%@ slices), %.2f×%.2f mm, slices %.1f mm apart, FOV %.0f×%.0f mm\n",
+                              s.kind.rawValue as NSString, "series \(s.seriesID)" as NSString, s.plane.rawValue as NSString,
+                              s.stacks.count, (s.stacks.count == 1 ? "" : "s") as NSString, stackSlices as NSString,
+                              s.pixelSpacing[0], s.pixelSpacing[1], spacing, s.fieldOfView[0], s.fieldOfView[1])
+                out += "      \(s.description.isEmpty ? "(no description)" : "\"\(s.description)\""): \(s.kindReason)\n"
+                for note in s.notes { out += "      note: \(note)\n" }
+            }
+            let missing = SeriesKind.allCases.filter { $0 != .other && study.primarySeries($0) == nil }
+            if !missing.isEmpty { out += "  missing: \(missing.map(\.rawValue).joined(separator: ", "))\n" }
+        }
+        if !problems.isEmpty {
+            out += "\nproblems:\n"
+            for p in problems { out += "  \(p.path): \(p.reason)\n" }
+        }
+        return out
+    }
+}
