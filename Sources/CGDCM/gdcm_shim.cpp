@@ -13,6 +13,7 @@
 #include <gdcmTrace.h>
 #include <gdcmVersion.h>
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <memory>
@@ -88,6 +89,11 @@ extern "C" char *gd_last_error(void) {
 }
 
 extern "C" void gd_string_free(char *s) { std::free(s); }
+
+extern "C" void gd_reuse_large_buffers(void) {
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+}
 
 extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
     GD_PROTECT(

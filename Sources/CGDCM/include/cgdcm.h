@@ -21,6 +21,9 @@ char *gd_last_error(void);
 /** Frees a string returned by this API. */
 void gd_string_free(char *s);
 
+/** Raises glibc's mmap and trim thresholds so that large decode buffers are reused (process-wide). */
+void gd_reuse_large_buffers(void);
+
 /** A parsed DICOM file: its data set, and its pixel data when opened with pixels. */
 typedef struct gd_file_s *gd_file;
 

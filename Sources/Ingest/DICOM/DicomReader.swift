@@ -14,8 +14,16 @@ public enum DicomReader {
         return try file.header()
     }
 
+    /// Decoding allocates and frees megabyte buffers per file; glibc would serve each from fresh
+    /// mmap'd pages (a page fault per 4 kB, half the decode time measured on 1024² files). Raising
+    /// the mmap and trim thresholds lets freed buffers be reused. Process-wide, done once.
+    private static let reuseLargeBuffers: Void = {
+        gd_reuse_large_buffers()
+    }()
+
     /// Parses and decodes a whole file: its header and every frame as real values (rescale applied).
     public static func readImage(_ path: String) throws -> DicomImage {
+        _ = reuseLargeBuffers
         // Header first: GDCM's image reader (built with assertions on Debian) aborts on some
         // objects it should refuse, so non-images and lying headers never reach it.
         let header = try readHeader(path)
