@@ -168,10 +168,35 @@ final class FusionTests: XCTestCase {
         // Without sagittal series the default box falls back to the union, and the record says so.
         let axialOnly = try fuse(.sagittalFieldOfView, [FusionPhantom.axialT2()])
         XCTAssertEqual(axialOnly.boxPolicy, .union)
+        // Anisotropic: each axis spans its own edge of the sagittal box (48, 80, 80 mm) in 16 voxels.
+        let stretched = try Fuser(parameters: FusionParameters(size: 16, isotropic: false))
+            .fuse(series: series, labels: FusionPhantom.noLabels, coordinates: [], studyID: 1).record
+        XCTAssertEqual(stretched.grid.spacing, [3, 5, 5])
+        XCTAssertEqual(stretched.grid.origin, Vec3(-22.5, -37.5, 37.5))
         XCTAssertThrowsError(try fuse(.referenceSeries("404"), series)) { error in
             XCTAssertEqual(error as? FusionError, .referenceSeriesMissing(studyID: 1, seriesID: "404"))
         }
         XCTAssertThrowsError(try fuse(.union, []))
+    }
+
+    func testConcurrentFusionsAreIdenticalToASequentialOne() throws {
+        let reference = try fuseAll().sample
+        let results = UnsafeMutableBufferPointer<[Float16]>.allocate(capacity: 3)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 3) { i in results[i] = (try? fuseAll().sample.volume) ?? [] }
+        for r in results { XCTAssertTrue(r == reference.volume) }
+    }
+
+    func testMalformedSliceNamesItsFile() {
+        var t1 = FusionPhantom.sagittalT1()
+        t1.stacks[0].slices[3].pixels.removeLast()
+        XCTAssertThrowsError(try fuser.fuse(series: [t1], labels: FusionPhantom.noLabels, coordinates: [], studyID: 3)) { error in
+            XCTAssertEqual("\(error)", "phantom/109.dcm: 6560 pixels for a 81×81 image")
+        }
+        XCTAssertThrowsError(try fuser.fuse(series: [t1], labels: [0], coordinates: [], studyID: 3)) { error in
+            XCTAssertEqual(error as? FusionError, .labelCount(studyID: 3, count: 1))
+        }
     }
 
     func testRecordRoundTripsThroughJSON() throws {
