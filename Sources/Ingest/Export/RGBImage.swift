@@ -3,7 +3,9 @@ import Foundation
 
 /// Why a picture or volume could not be written, with the file it concerns.
 public struct ExportError: Error, CustomStringConvertible, Equatable {
+    /// The file that could not be written.
     public var path: String
+    /// What went wrong.
     public var message: String
     public init(path: String, message: String) { self.path = path; self.message = message }
     public var description: String { "\(path): \(message)" }
@@ -11,7 +13,9 @@ public struct ExportError: Error, CustomStringConvertible, Equatable {
 
 /// An 8-bit RGB picture in memory, row-major, written to PNG through Debian's libpng.
 public struct RGBImage: Sendable, Equatable {
+    /// Columns.
     public let width: Int
+    /// Rows.
     public let height: Int
     /// width × height × 3 bytes, row-major.
     public var pixels: [UInt8]

@@ -32,8 +32,9 @@ public struct ChannelRecord: Codable, Sendable, Equatable {
     public var stacks: [StackRecord]
     /// Fraction of the grid's voxels some stack covers.
     public var coverage: Double
-    /// Raw values mapped to 0 and 1 (the low and high percentiles of the covered voxels).
+    /// Raw value mapped to 0 (the low percentile of the covered voxels; 0 for an absent channel).
     public var low: Float
+    /// Raw value mapped to 1 (the high percentile of the covered voxels; 0 for an absent channel).
     public var high: Float
 }
 
