@@ -74,9 +74,9 @@ struct ChannelResampler {
                         let tv = t[0] * d + t[1] * h + t[2] * w + t[3]
                         if tv < lowest || tv > highest { continue }
                         // k: the last slice at or below tv (−1 before the first).
-                        var lo = 0, hi2 = last + 1
-                        while lo < hi2 { let m = (lo + hi2) >> 1; if offs[m] <= tv { lo = m + 1 } else { hi2 = m } }
-                        let k = lo - 1
+                        var below = 0, above = last + 1
+                        while below < above { let m = (below + above) >> 1; if offs[m] <= tv { below = m + 1 } else { above = m } }
+                        let k = below - 1
                         var v = Float.nan
                         if k < 0 {
                             v = sample(0, d, h, w)
