@@ -85,7 +85,7 @@ final class FusionTests: XCTestCase {
 
     func testNormalizationUsesPercentilesOfCoveredVoxels() throws {
         let (sample, record) = try fuseAll()
-        var resampler = ChannelResampler(grid: record.grid, gapFactor: 1.5)
+        var resampler = ChannelResampler(grid: record.grid, gapFactor: 1.5, antialias: true)
         for stack in FusionPhantom.sagittalT1().stacks { try resampler.add(stack) }
         let (values, covered) = resampler.finish()
         let sorted = zip(values, covered).compactMap { $1 ? $0 : nil }.sorted()

@@ -10,14 +10,17 @@ import Foundation
 struct ChannelResampler {
     let grid: Grid
     let gapFactor: Double
+    /// Whether slices are box-filtered to about the voxel size first (see `FusionParameters.antialias`).
+    let antialias: Bool
     /// Sum of the values of the stacks covering each voxel.
     private(set) var sum: [Float]
     /// How many stacks cover each voxel.
     private(set) var count: [Float]
 
-    init(grid: Grid, gapFactor: Double) {
+    init(grid: Grid, gapFactor: Double, antialias: Bool) {
         self.grid = grid
         self.gapFactor = gapFactor
+        self.antialias = antialias
         sum = Array(repeating: 0, count: grid.voxelCount)
         count = Array(repeating: 0, count: grid.voxelCount)
     }
@@ -26,7 +29,7 @@ struct ChannelResampler {
     @discardableResult
     mutating func add(_ stack: Stack) throws -> Int {
         guard !stack.slices.isEmpty, let box = PatientBox.covering(stack) else { return 0 }
-        let layout = try StackLayout(stack: stack, grid: grid)
+        let layout = try StackLayout(stack: stack, grid: grid, antialias: antialias)
         guard let range = voxelRange(of: box) else { return 0 }
         let (H, W) = (grid.shape[1], grid.shape[2])
         let planes = range.d.count

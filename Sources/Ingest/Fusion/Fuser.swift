@@ -27,7 +27,7 @@ public struct Fuser: Sendable {
         var channels: [ChannelRecord] = []
         for (c, name) in Channels.names.enumerated() {
             let members = fused.filter { $0.kind.channel == c }
-            var resampler = ChannelResampler(grid: grid, gapFactor: parameters.gapFactor)
+            var resampler = ChannelResampler(grid: grid, gapFactor: parameters.gapFactor, antialias: parameters.antialias)
             var stacks: [StackRecord] = []
             for s in members {
                 for stack in s.stacks where !stack.slices.isEmpty {

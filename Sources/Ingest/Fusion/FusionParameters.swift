@@ -29,15 +29,19 @@ public struct FusionParameters: Codable, Sendable, Equatable {
     /// Neighbouring slices of a stack are interpolated between when their gap is at most this times the
     /// stack's median spacing; across a larger gap each side reaches only half a spacing.
     public var gapFactor: Double
+    /// Box-filter each slice over about a voxel's width first where the grid's voxels are 2 or more pixels
+    /// wide, so that a coarse grid does not alias noise and thin structures (a point sample sees 1 pixel in f²).
+    public var antialias: Bool
 
     public init(size: Int = 128, box: GridBoxPolicy = .sagittalFieldOfView, lowPercentile: Double = 0.5,
-                highPercentile: Double = 99.5, isotropic: Bool = true, gapFactor: Double = 1.5) {
+                highPercentile: Double = 99.5, isotropic: Bool = true, gapFactor: Double = 1.5, antialias: Bool = true) {
         self.size = size
         self.box = box
         self.lowPercentile = lowPercentile
         self.highPercentile = highPercentile
         self.isotropic = isotropic
         self.gapFactor = gapFactor
+        self.antialias = antialias
     }
 
     /// Throws when a value cannot make a grid (e.g. size 0, percentiles out of order).

@@ -42,7 +42,8 @@ struct StackLayout {
         return g.thickness > 0 ? g.thickness : min(g.rowSpacing, g.columnSpacing)
     }
 
-    init(stack: Stack, grid: Grid) throws {
+    /// Lays out `stack` for `grid`; with `antialias`, each slice is first box-filtered to about the voxel size.
+    init(stack: Stack, grid: Grid, antialias: Bool) throws {
         normal = stack.normal
         let ordered = stack.slices.sorted { $0.geometry.position.dot(stack.normal) < $1.geometry.position.dot(stack.normal) }
         spacing = StackLayout.spacing(of: ordered, along: normal)
@@ -63,6 +64,16 @@ struct StackLayout {
             guard g.rowSpacing > 0, g.columnSpacing > 0, g.normal.length > 0.5 else {
                 throw FusionError.malformedSlice(source: s.source, message: "pixel spacing \(g.rowSpacing)×\(g.columnSpacing) or orientation is degenerate")
             }
+        }
+        let voxel = grid.spacing.min()!
+        var filtered = [[Float]](repeating: [], count: ordered.count)
+        if antialias {
+            filtered.withUnsafeMutableBufferPointer { out in
+                DispatchQueue.concurrentPerform(iterations: ordered.count) { i in out[i] = StackLayout.smoothed(ordered[i], toward: voxel) }
+            }
+        }
+        for (i, s) in ordered.enumerated() {
+            let g = s.geometry
             let side = g.normal.dot(normal) < 0 ? -g.normal : g.normal
             projections += affine(g.columnDirection, g.position, g.rowSpacing)
             projections += affine(g.rowDirection, g.position, g.columnSpacing)
@@ -70,12 +81,45 @@ struct StackLayout {
             starts.append(pixels.count)
             rows.append(g.rows)
             columns.append(g.columns)
-            pixels += s.pixels
+            pixels += antialias ? filtered[i] : s.pixels
         }
         self.pixels = pixels
         self.starts = starts
         self.rows = rows
         self.columns = columns
         self.projections = projections
+    }
+
+    /// The slice's pixels under a centred box filter about one voxel wide (2⌊f/2⌋ + 1 pixels, f = voxel /
+    /// pixel spacing, per axis; averaged over the pixels present at the edges), on the slice's own pixel grid,
+    /// so its geometry and coverage are unchanged. The pixels as they are where they are coarser than half a voxel.
+    static func smoothed(_ slice: Slice, toward voxel: Double) -> [Float] {
+        let g = slice.geometry
+        let radiusR = Int(voxel / g.rowSpacing + 1e-6) / 2, radiusC = Int(voxel / g.columnSpacing + 1e-6) / 2
+        guard radiusR + radiusC > 0 else { return slice.pixels }
+        let rows = g.rows, cols = g.columns
+        var across = [Float](repeating: 0, count: rows * cols), out = across
+        // Separable running sums: along each row, then down each column; O(pixels) whatever the radius.
+        slice.pixels.withUnsafeBufferPointer { px in
+            for r in 0..<rows {
+                var total: Float = 0
+                for c in 0..<min(radiusC, cols) { total += px[r * cols + c] }
+                for c in 0..<cols {
+                    if c + radiusC < cols { total += px[r * cols + c + radiusC] }
+                    if c - radiusC - 1 >= 0 { total -= px[r * cols + c - radiusC - 1] }
+                    across[r * cols + c] = total / Float(min(c + radiusC, cols - 1) - max(c - radiusC, 0) + 1)
+                }
+            }
+        }
+        // Down the columns a whole row at a time, so memory is read in order.
+        var totals = [Float](repeating: 0, count: cols)
+        for r in 0..<min(radiusR, rows) { for c in 0..<cols { totals[c] += across[r * cols + c] } }
+        for r in 0..<rows {
+            if r + radiusR < rows { for c in 0..<cols { totals[c] += across[(r + radiusR) * cols + c] } }
+            if r - radiusR - 1 >= 0 { for c in 0..<cols { totals[c] -= across[(r - radiusR - 1) * cols + c] } }
+            let scale = 1 / Float(min(r + radiusR, rows - 1) - max(r - radiusR, 0) + 1)
+            for c in 0..<cols { out[r * cols + c] = totals[c] * scale }
+        }
+        return out
     }
 }
