@@ -165,6 +165,13 @@ final class FusionTests: XCTestCase {
         XCTAssertEqual(centre.x, 7.5, accuracy: 1e-9)
         XCTAssertEqual(centre.y, 7.5, accuracy: 1e-9)
         XCTAssertEqual(centre.z, 7.5, accuracy: 1e-9)
+        // A 10 mm box around a point at z = −35 misses every axial stack: the axial channel reads as absent.
+        let low = LabelCoordinate(seriesID: "1001", instanceNumber: 106, labelIndex: 0, x: 30, y: 75)
+        let (lowSample, lowRecord) = try Fuser(parameters: FusionParameters(size: 8, box: .fixed(millimetres: 10)))
+            .fuse(series: series, labels: FusionPhantom.noLabels, coordinates: [low], studyID: 1)
+        XCTAssertEqual(lowSample.present, [1, 1, 0])
+        XCTAssertEqual(lowRecord.channels[2].stacks.count, 3)
+        XCTAssertEqual(lowRecord.channels[2].coverage, 0)
         // Without sagittal series the default box falls back to the union, and the record says so.
         let axialOnly = try fuse(.sagittalFieldOfView, [FusionPhantom.axialT2()])
         XCTAssertEqual(axialOnly.boxPolicy, .union)

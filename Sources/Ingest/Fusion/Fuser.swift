@@ -46,7 +46,8 @@ public struct Fuser: Sendable {
                     out[c * n + i] = Float16(RobustRange.normalize(values[i], low: range.low, high: range.high))
                 }
             }
-            channels.append(ChannelRecord(name: name, present: !members.isEmpty, stacks: stacks,
+            // A series that misses the grid entirely gives a zero channel, which must read as absent too.
+            channels.append(ChannelRecord(name: name, present: !coveredValues.isEmpty, stacks: stacks,
                                           coverage: Double(coveredValues.count) / Double(n), low: range.low, high: range.high))
         }
 

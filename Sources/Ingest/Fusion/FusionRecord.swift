@@ -26,7 +26,7 @@ public struct FusionRecord: Codable, Sendable, Equatable {
 public struct ChannelRecord: Codable, Sendable, Equatable {
     /// `Channels.names` entry.
     public var name: String
-    /// Whether any series of this channel's kind was fused.
+    /// Whether a series of this channel's kind covers any voxel of the grid (`stacks` lists those tried).
     public var present: Bool
     /// The stacks resampled into the channel.
     public var stacks: [StackRecord]
