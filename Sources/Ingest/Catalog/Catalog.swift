@@ -1,16 +1,5 @@
 import Foundation
 
-extension Vec3: Codable {
-    public init(from decoder: Decoder) throws {
-        var c = try decoder.unkeyedContainer()
-        self.init(try c.decode(Double.self), try c.decode(Double.self), try c.decode(Double.self))
-    }
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.unkeyedContainer()
-        try c.encode(x); try c.encode(y); try c.encode(z)
-    }
-}
-
 /// A file (or one frame of a multi-frame file) placed in a stack.
 public struct CatalogImage: Codable, Sendable, Equatable {
     /// Path relative to the archive root.

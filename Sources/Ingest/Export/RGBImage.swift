@@ -1,0 +1,51 @@
+import CPNG
+import Foundation
+
+/// Why a picture or volume could not be written, with the file it concerns.
+public struct ExportError: Error, CustomStringConvertible, Equatable {
+    /// The file that could not be written.
+    public var path: String
+    /// What went wrong.
+    public var message: String
+    public init(path: String, message: String) { self.path = path; self.message = message }
+    public var description: String { "\(path): \(message)" }
+}
+
+/// An 8-bit RGB picture in memory, row-major, written to PNG through Debian's libpng.
+public struct RGBImage: Sendable, Equatable {
+    /// Columns.
+    public let width: Int
+    /// Rows.
+    public let height: Int
+    /// width × height × 3 bytes, row-major.
+    public var pixels: [UInt8]
+
+    /// A picture filled with one colour.
+    public init(width: Int, height: Int, fill: (UInt8, UInt8, UInt8) = (0, 0, 0)) {
+        self.width = width
+        self.height = height
+        pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for i in 0..<(width * height) { pixels[3 * i] = fill.0; pixels[3 * i + 1] = fill.1; pixels[3 * i + 2] = fill.2 }
+    }
+
+    /// The colour at column x, row y.
+    public subscript(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {
+        get { let i = 3 * (y * width + x); return (pixels[i], pixels[i + 1], pixels[i + 2]) }
+        set { let i = 3 * (y * width + x); pixels[i] = newValue.0; pixels[i + 1] = newValue.1; pixels[i + 2] = newValue.2 }
+    }
+
+    /// Sets a pixel, ignoring positions outside the picture (markers near an edge are clipped).
+    public mutating func plot(_ x: Int, _ y: Int, _ colour: (UInt8, UInt8, UInt8)) {
+        guard x >= 0, y >= 0, x < width, y < height else { return }
+        self[x, y] = colour
+    }
+
+    /// Writes the picture as an 8-bit RGB PNG.
+    public func writePNG(to url: URL) throws {
+        var message = [CChar](repeating: 0, count: 512)
+        let status = pixels.withUnsafeBufferPointer { px in
+            fp_write_png(url.path, px.baseAddress, Int32(width), Int32(height), 3, &message, Int32(message.count))
+        }
+        guard status == 0 else { throw ExportError(path: url.path, message: String(cString: message)) }
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+
+/// Resamples the stacks of one channel onto a grid and combines them by coverage.
+///
+/// Each voxel of a stack's reach takes the bilinear in-plane samples of the two slices around it (each
+/// slice with its own geometry) and interpolates linearly between them by its distance to each plane.
+/// Across a gap wider than `gapFactor` × the stack's spacing, and beyond the first and last slice, a
+/// slice reaches only half a spacing; nothing is interpolated between two different stacks. Where
+/// several stacks cover a voxel, their values are averaged.
+struct ChannelResampler {
+    let grid: Grid
+    let gapFactor: Double
+    /// Whether slices are box-filtered to about the voxel size first (see `FusionParameters.antialias`).
+    let antialias: Bool
+    /// Sum of the values of the stacks covering each voxel.
+    private(set) var sum: [Float]
+    /// How many stacks cover each voxel.
+    private(set) var count: [Float]
+
+    init(grid: Grid, gapFactor: Double, antialias: Bool) {
+        self.grid = grid
+        self.gapFactor = gapFactor
+        self.antialias = antialias
+        sum = Array(repeating: 0, count: grid.voxelCount)
+        count = Array(repeating: 0, count: grid.voxelCount)
+    }
+
+    /// Resamples one stack into the accumulators; returns how many voxels it covered.
+    @discardableResult
+    mutating func add(_ stack: Stack) throws -> Int {
+        guard !stack.slices.isEmpty, let box = PatientBox.covering(stack) else { return 0 }
+        let layout = try StackLayout(stack: stack, grid: grid, antialias: antialias)
+        guard let range = voxelRange(of: box) else { return 0 }
+        let (H, W) = (grid.shape[1], grid.shape[2])
+        let planes = range.d.count
+        var coveredPerPlane = [Int](repeating: 0, count: planes)
+        let maxGap = gapFactor * layout.spacing
+        let reach = layout.reach
+        let lowest = layout.offsets.first! - reach, highest = layout.offsets.last! + reach
+        let last = layout.offsets.count - 1
+        let hRange = range.h, wRange = range.w, d0 = range.d.lowerBound
+        sum.withUnsafeMutableBufferPointer { sumBuf in
+        count.withUnsafeMutableBufferPointer { countBuf in
+        coveredPerPlane.withUnsafeMutableBufferPointer { coveredBuf in
+        layout.pixels.withUnsafeBufferPointer { px in
+        layout.projections.withUnsafeBufferPointer { proj in
+        layout.offsets.withUnsafeBufferPointer { offs in
+            let sumP = sumBuf.baseAddress!, countP = countBuf.baseAddress!, coveredP = coveredBuf.baseAddress!
+            let t = layout.offsetProjection
+            let starts = layout.starts, rows = layout.rows, cols = layout.columns
+            // Bilinear sample of slice k at voxel (d, h, w); NaN outside the slice's pixel-centre hull.
+            @inline(__always) func sample(_ k: Int, _ d: Double, _ h: Double, _ w: Double) -> Float {
+                let p = 12 * k
+                let r = proj[p] * d + proj[p + 1] * h + proj[p + 2] * w + proj[p + 3]
+                let c = proj[p + 4] * d + proj[p + 5] * h + proj[p + 6] * w + proj[p + 7]
+                let nr = rows[k], nc = cols[k]
+                guard r >= 0, c >= 0, r <= Double(nr - 1), c <= Double(nc - 1) else { return .nan }
+                let r0 = min(Int(r), max(nr - 2, 0)), c0 = min(Int(c), max(nc - 2, 0))
+                let r1 = min(r0 + 1, nr - 1), c1 = min(c0 + 1, nc - 1)
+                let fr = Float(r - Double(r0)), fc = Float(c - Double(c0))
+                let base = px.baseAddress! + starts[k]
+                let a = base[r0 * nc + c0], b = base[r0 * nc + c1], e = base[r1 * nc + c0], f = base[r1 * nc + c1]
+                return (a + (b - a) * fc) + ((e + (f - e) * fc) - (a + (b - a) * fc)) * fr
+            }
+            @inline(__always) func distance(_ k: Int, _ d: Double, _ h: Double, _ w: Double) -> Double {
+                let p = 12 * k + 8
+                return proj[p] * d + proj[p + 1] * h + proj[p + 2] * w + proj[p + 3]
+            }
+            DispatchQueue.concurrentPerform(iterations: planes) { i in
+                let di = d0 + i, d = Double(di)
+                var covered = 0
+                for hi in hRange {
+                    let h = Double(hi)
+                    let row = (di * H + hi) * W
+                    for wi in wRange {
+                        let w = Double(wi)
+                        let tv = t[0] * d + t[1] * h + t[2] * w + t[3]
+                        if tv < lowest || tv > highest { continue }
+                        // k: the last slice at or below tv (−1 before the first).
+                        var below = 0, above = last + 1
+                        while below < above { let m = (below + above) >> 1; if offs[m] <= tv { below = m + 1 } else { above = m } }
+                        let k = below - 1
+                        var v = Float.nan
+                        if k < 0 {
+                            v = sample(0, d, h, w)
+                        } else if k == last {
+                            v = sample(last, d, h, w)
+                        } else if offs[k + 1] - offs[k] <= maxGap {
+                            let a = sample(k, d, h, w), b = sample(k + 1, d, h, w)
+                            let da = distance(k, d, h, w), db = distance(k + 1, d, h, w)
+                            if a.isFinite && b.isFinite {
+                                let span = da - db
+                                let f = span > 1e-9 ? Float(min(max(da / span, 0), 1)) : 0.5
+                                v = a + (b - a) * f
+                            } else if a.isFinite && abs(da) <= reach {
+                                v = a
+                            } else if b.isFinite && abs(db) <= reach {
+                                v = b
+                            }
+                        } else if tv - offs[k] <= reach {
+                            v = sample(k, d, h, w)
+                        } else if offs[k + 1] - tv <= reach {
+                            v = sample(k + 1, d, h, w)
+                        }
+                        if v.isFinite {
+                            sumP[row + wi] += v
+                            countP[row + wi] += 1
+                            covered += 1
+                        }
+                    }
+                }
+                coveredP[i] = covered
+            }
+        }}}}}}
+        return coveredPerPlane.reduce(0, +)
+    }
+
+    /// The resampled channel: the coverage-weighted mean where any stack covers a voxel, 0 elsewhere,
+    /// and which voxels are covered.
+    func finish() -> (values: [Float], covered: [Bool]) {
+        var values = [Float](repeating: 0, count: sum.count)
+        var covered = [Bool](repeating: false, count: sum.count)
+        for i in 0..<sum.count where count[i] > 0 {
+            values[i] = sum[i] / count[i]
+            covered[i] = true
+        }
+        return (values, covered)
+    }
+
+    /// The voxel index ranges (d, h, w) holding every voxel whose centre may lie in `box`; nil when none does.
+    private func voxelRange(of box: PatientBox) -> (d: Range<Int>, h: Range<Int>, w: Range<Int>)? {
+        let lo = box.lower, hi = box.upper
+        let corners = [lo.x, hi.x].flatMap { x in [lo.y, hi.y].flatMap { y in [lo.z, hi.z].map { z in grid.voxelIndex(of: Vec3(x, y, z)) } } }
+        func axis(_ values: [Double], _ n: Int) -> Range<Int>? {
+            let a = max(Int((values.min()! - 1).rounded(.up)), 0), b = min(Int((values.max()! + 1).rounded(.down)), n - 1)
+            return a <= b ? a..<(b + 1) : nil
+        }
+        guard let d = axis(corners.map(\.x), grid.shape[0]), let h = axis(corners.map(\.y), grid.shape[1]),
+              let w = axis(corners.map(\.z), grid.shape[2]) else { return nil }
+        return (d, h, w)
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+
+/// How the fused grid's box in patient space is chosen (a policy of the pipeline).
+public enum GridBoxPolicy: Codable, Sendable, Equatable {
+    /// The field of view of the sagittal series (T1 and T2/STIR together); the default.
+    /// A study without sagittal series falls back to `.union`, and the record says so.
+    case sagittalFieldOfView
+    /// The union of the fields of view of every series fused.
+    case union
+    /// The field of view of the series with this id.
+    case referenceSeries(String)
+    /// A cube with this edge (mm) around the spine centre: the mean of the label points in patient
+    /// space where the study has any, else the centre of the sagittal (or, lacking one, the union) field of view.
+    case fixed(millimetres: Double)
+}
+
+/// The parameters of one fusion: grid size and box, interpolation reach, normalization.
+public struct FusionParameters: Codable, Sendable, Equatable {
+    /// Voxels along each axis of the grid (the grid is size³).
+    public var size: Int
+    /// Which patient-space box the grid covers.
+    public var box: GridBoxPolicy
+    /// Percentile (0–100) of a channel's covered voxels mapped to 0.
+    public var lowPercentile: Double
+    /// Percentile (0–100) of a channel's covered voxels mapped to 1.
+    public var highPercentile: Double
+    /// Equal spacing on all axes (the box grows to a cube); otherwise each axis spans its own edge of the box.
+    public var isotropic: Bool
+    /// Neighbouring slices of a stack are interpolated between when their gap is at most this times the
+    /// stack's median spacing; across a larger gap each side reaches only half a spacing.
+    public var gapFactor: Double
+    /// Box-filter each slice over about a voxel's width first where the grid's voxels are 2 or more pixels
+    /// wide, so that a coarse grid does not alias noise and thin structures (a point sample sees 1 pixel in f²).
+    public var antialias: Bool
+
+    public init(size: Int = 128, box: GridBoxPolicy = .sagittalFieldOfView, lowPercentile: Double = 0.5,
+                highPercentile: Double = 99.5, isotropic: Bool = true, gapFactor: Double = 1.5, antialias: Bool = true) {
+        self.size = size
+        self.box = box
+        self.lowPercentile = lowPercentile
+        self.highPercentile = highPercentile
+        self.isotropic = isotropic
+        self.gapFactor = gapFactor
+        self.antialias = antialias
+    }
+
+    /// Throws when a value cannot make a grid (e.g. size 0, percentiles out of order).
+    public func validate() throws {
+        guard size >= 2 && size <= 1024 else { throw FusionError.invalidParameters("size \(size) is not within 2...1024") }
+        guard lowPercentile >= 0, highPercentile <= 100, lowPercentile < highPercentile else {
+            throw FusionError.invalidParameters("percentiles \(lowPercentile)–\(highPercentile) must satisfy 0 ≤ low < high ≤ 100")
+        }
+        guard gapFactor >= 1 else { throw FusionError.invalidParameters("gap factor \(gapFactor) must be at least 1") }
+        if case .fixed(let mm) = box, !(mm > 0) {
+            throw FusionError.invalidParameters("fixed box edge \(mm) mm must be positive")
+        }
+    }
+}
+
+/// One keypoint from `train_label_coordinates.csv`: a pixel (x = column, y = row) on one instance of one series.
+public struct LabelCoordinate: Codable, Sendable, Equatable {
+    /// The series the point was drawn on.
+    public var seriesID: String
+    /// InstanceNumber of the slice in that series.
+    public var instanceNumber: Int
+    /// Index into `RSNA.labelColumns` (0..<25).
+    public var labelIndex: Int
+    /// Column (fractional pixels).
+    public var x: Double
+    /// Row (fractional pixels).
+    public var y: Double
+
+    public init(seriesID: String, instanceNumber: Int, labelIndex: Int, x: Double, y: Double) {
+        self.seriesID = seriesID
+        self.instanceNumber = instanceNumber
+        self.labelIndex = labelIndex
+        self.x = x
+        self.y = y
+    }
+}
+
+/// Why a study could not be fused.
+public enum FusionError: Error, CustomStringConvertible, Equatable {
+    /// The parameters cannot make a grid.
+    case invalidParameters(String)
+    /// No series of a fused kind (or none with slices) to build a box from.
+    case noSeries(studyID: Int64)
+    /// The reference series of the box policy is not among the study's series.
+    case referenceSeriesMissing(studyID: Int64, seriesID: String)
+    /// A slice whose pixel count does not match its rows × columns.
+    case malformedSlice(source: String, message: String)
+    /// The label vector does not have 25 entries.
+    case labelCount(studyID: Int64, count: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidParameters(let m): return "fusion parameters: \(m)"
+        case .noSeries(let s): return "study \(s): no Sagittal T1, Sagittal T2/STIR or Axial T2 series with slices to fuse"
+        case .referenceSeriesMissing(let s, let id): return "study \(s): reference series \(id) of the grid box is not in the study"
+        case .malformedSlice(let src, let m): return "\(src): \(m)"
+        case .labelCount(let s, let n): return "study \(s): \(n) labels given, 25 expected (RSNA.labelColumns)"
+        }
+    }
+}

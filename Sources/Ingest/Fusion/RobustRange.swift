@@ -1,0 +1,52 @@
+import Foundation
+
+/// Percentiles of a channel's covered voxels, and the mapping of that range to [0, 1].
+///
+/// Normalization runs after resampling, over covered voxels only, so that the zeros of uncovered voxels
+/// and the background outside the grid do not shift the range.
+enum RobustRange {
+    /// The `low` and `high` percentiles (0–100) of `values`, interpolated linearly between order
+    /// statistics as NumPy's default `np.percentile` does; (0, 0) for no values.
+    static func percentiles(_ values: [Float], low: Double, high: Double) -> (low: Float, high: Float) {
+        guard !values.isEmpty else { return (0, 0) }
+        var work = values
+        return work.withUnsafeMutableBufferPointer { buf in
+            (percentile(buf, low), percentile(buf, high))
+        }
+    }
+
+    /// Maps `value` from [low, high] to [0, 1], clamped; a channel with high ≤ low maps to 0.
+    @inline(__always)
+    static func normalize(_ value: Float, low: Float, high: Float) -> Float {
+        guard high > low else { return 0 }
+        return min(max((value - low) / (high - low), 0), 1)
+    }
+
+    private static func percentile(_ buf: UnsafeMutableBufferPointer<Float>, _ q: Double) -> Float {
+        let position = q / 100 * Double(buf.count - 1)
+        let k = Int(position.rounded(.down))
+        let below = select(buf, k)
+        guard k + 1 < buf.count, position > Double(k) else { return below }
+        // After selecting k, everything right of k is ≥ it, so the next order statistic is their minimum.
+        let above = buf[(k + 1)...].min()!
+        return below + (above - below) * Float(position - Double(k))
+    }
+
+    /// Quickselect: reorders `buf` so that `buf[k]` holds the k-th smallest value; returns it.
+    private static func select(_ buf: UnsafeMutableBufferPointer<Float>, _ k: Int) -> Float {
+        var lo = 0, hi = buf.count - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            // Median of three as the pivot keeps sorted or constant runs from going quadratic.
+            let pivot = max(min(buf[lo], buf[mid]), min(max(buf[lo], buf[mid]), buf[hi]))
+            var i = lo, j = hi
+            while i <= j {
+                while buf[i] < pivot { i += 1 }
+                while buf[j] > pivot { j -= 1 }
+                if i <= j { buf.swapAt(i, j); i += 1; j -= 1 }
+            }
+            if k <= j { hi = j } else if k >= i { lo = i } else { return buf[k] }
+        }
+        return buf[k]
+    }
+}

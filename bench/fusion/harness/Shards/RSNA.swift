@@ -1,0 +1,1 @@
+../../../../Sources/Shards/RSNA.swift
