@@ -6,7 +6,7 @@ public struct RSNATables: Sendable {
     /// Per study id: 25 classes (0, 1, 2; −1 empty) in `RSNA.labelColumns` order.
     public var labels: [String: [Int8]] = [:]
     /// Per study id: the label coordinate rows.
-    public var coordinates: [String: [LabelCoordinateRow]] = [:]
+    public var coordinates: [String: [LabelCoordinate]] = [:]
     /// Problems met while reading the tables (file: reason).
     public var problems: [CatalogProblem] = []
 
@@ -59,13 +59,13 @@ public struct RSNATables: Sendable {
                 }
                 let i = idx.map { $0! }
                 for (n, row) in csv.rows.enumerated() where row.count > i.max()! {
-                    guard let label = LabelCoordinateRow.labelIndex(condition: row[i[3]], level: row[i[4]]),
+                    guard let label = LabelCoordinate.labelIndex(condition: row[i[3]], level: row[i[4]]),
                           let instance = Int(row[i[2]]), let x = Double(row[i[5]]), let y = Double(row[i[6]]) else {
                         t.problems.append(CatalogProblem(path: "train_label_coordinates.csv", reason: "row \(n + 2): cannot read \(row)"))
                         continue
                     }
                     t.coordinates[row[i[0]], default: []].append(
-                        LabelCoordinateRow(seriesID: row[i[1]], instanceNumber: instance, labelIndex: label, x: x, y: y))
+                        LabelCoordinate(seriesID: row[i[1]], instanceNumber: instance, labelIndex: label, x: x, y: y))
                 }
             } catch {
                 t.problems.append(CatalogProblem(path: "train_label_coordinates.csv", reason: "\(error)"))
@@ -75,15 +75,7 @@ public struct RSNATables: Sendable {
     }
 }
 
-/// One row of `train_label_coordinates.csv`: a point (x = column, y = row) on one instance of a series.
-public struct LabelCoordinateRow: Sendable, Equatable, Codable {
-    public var seriesID: String
-    public var instanceNumber: Int
-    /// Index into `RSNA.labelColumns`.
-    public var labelIndex: Int
-    public var x: Double
-    public var y: Double
-
+extension LabelCoordinate {
     /// The label column of a condition and level as Kaggle spells them ("Spinal Canal Stenosis", "L1/L2").
     public static func labelIndex(condition: String, level: String) -> Int? {
         let c = condition.lowercased().replacingOccurrences(of: " ", with: "_")
