@@ -3,3 +3,4 @@
 set -euo pipefail
 BIN="$1"; OUT="$2"
 "$BIN" --help
+"$BIN" synth --studies 8 --out "$OUT/cohort" --seed 7

@@ -52,10 +52,12 @@ struct Synth: ParsableCommand {
         var options = SynthOptions(studies: studies, seed: seed, quirks: quirks,
                                    sagittalMatrix: sagittalMatrix, axialMatrix: axialMatrix)
         if let labelWeights { options.labels = LabelDistribution(all: try parseWeights(labelWeights)) }
+        // On a terminal the progress line rewrites itself; in a log it is one line per study.
+        let terminal = isatty(STDERR_FILENO) != 0
         let summary = try SynthCohort.write(options, to: URL(fileURLWithPath: out)) { p in
-            FileHandle.standardError.write(Data("\r\(p.description)\u{1B}[K".utf8))
+            FileHandle.standardError.write(Data((terminal ? "\r\(p.description)\u{1B}[K" : "\(p.description)\n").utf8))
         }
-        FileHandle.standardError.write(Data("\n".utf8))
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
         print("wrote \(summary.studies.count) studies, \(summary.files) files, "
               + String(format: "%.1f MB", Double(summary.bytes) / 1e6) + " to \(out)")
     }

@@ -88,8 +88,36 @@ struct SpineAnatomy: Sendable {
     func spineCoordinates(_ p: Vec3) -> (s: Double, u: Double, x: Double) {
         let dy = p.y - arcY, dz = p.z - arcZ
         let d = (dy * dy + dz * dz).squareRoot()
-        return (radius * atan2(dz, -dy), radius - d, p.x - midline)
+        return (radius * SpineAnatomy.fastAtan2(dz, -dy), radius - d, p.x - midline)
     }
+
+    /// atan2 to within 1e-7 rad (well under a micrometre of arc here) at a fraction of libm's cost: the
+    /// renderer calls it for every sub-sample.
+    @inline(__always)
+    static func fastAtan2(_ y: Double, _ x: Double) -> Double {
+        let ax = abs(x), ay = abs(y)
+        guard ax > 0 || ay > 0 else { return 0 }
+        let swap = ay > ax
+        let t = swap ? ax / ay : ay / ax
+        let t2 = t * t
+        // Minimax polynomial for atan on [0, 1].
+        var a = -0.0040540580
+        a = a * t2 + 0.0218612288
+        a = a * t2 - 0.0559098861
+        a = a * t2 + 0.0964200441
+        a = a * t2 - 0.1390853351
+        a = a * t2 + 0.1994653599
+        a = a * t2 - 0.3332985605
+        a = a * t2 + 0.9999993329
+        var r = a * t
+        if swap { r = Double.pi / 2 - r }
+        if x < 0 { r = Double.pi - r }
+        return y < 0 ? -r : r
+    }
+
+    /// ⌊v⌋ for |v| < 1000 without a libm call (truncation of a positive number is its floor).
+    @inline(__always)
+    static func floorInt(_ v: Double) -> Int { Int(v + 1000) - 1000 }
 
     /// The patient-space point at spine coordinates (s, u, x).
     func point(s: Double, u: Double, x: Double) -> Vec3 {
@@ -134,7 +162,7 @@ struct SpineAnatomy: Sendable {
         if abs(u) > 120 || abs(x) > 120 { return (p.y < arcY - radius - 45 ? .viscera : .muscle, 1) }
 
         let t = (l1 - s) / pitch
-        let i = min(max(Int(t.rounded()), SpineAnatomy.vertebrae.lowerBound), SpineAnatomy.vertebrae.upperBound)
+        let i = min(max(SpineAnatomy.floorInt(t + 0.5), SpineAnatomy.vertebrae.lowerBound), SpineAnatomy.vertebrae.upperBound)
         let ds = s - vertebraS(i)
         let ax = abs(x)
         let hb = bodyHalfHeight, w = bodyHalfWidth, d = bodyHalfDepth
@@ -161,9 +189,7 @@ struct SpineAnatomy: Sendable {
         }
 
         // The nearest disc decides which stenoses narrow this part of the canal.
-        let k = min(max(Int(floor(t)), SpineAnatomy.discs.lowerBound), SpineAnatomy.discs.upperBound)
-        let nearDisc = s - discS(k)
-        let window = exp(-nearDisc * nearDisc / (2 * SpineAnatomy.stenosisSigma * SpineAnatomy.stenosisSigma))
+        let k = min(max(SpineAnatomy.floorInt(t), SpineAnatomy.discs.lowerBound), SpineAnatomy.discs.upperBound)
         let level = (0..<5).contains(k) ? k : nil
         let side = x >= 0 ? 0 : 1
 
@@ -171,6 +197,8 @@ struct SpineAnatomy: Sendable {
         let a = canalHalfDepth, cw = canalHalfWidth, du = u - canalU
         let envelope = (x / (cw + 5.5)) * (x / (cw + 5.5)) + (du / (a + 3)) * (du / (a + 3))
         if envelope <= 1 {
+            let nearDisc = s - discS(k)
+            let window = exp(-nearDisc * nearDisc / (2 * SpineAnatomy.stenosisSigma * SpineAnatomy.stenosisSigma))
             let open = level.map { 1 - (1 - canalOpening[$0]) * window } ?? 1
             let cx = x / (cw * open), cu = du / (a * open)
             if cx * cx + cu * cu <= 1 {

@@ -55,6 +55,14 @@ public enum SynthCohort {
         let images = out.appendingPathComponent("train_images")
         try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
         let studies = plan(options)
+        // Same seed into the same folder rewrites identical files; a study left by another cohort would
+        // make the CSVs disagree with train_images, so refuse rather than delete the user's files.
+        let planned = Set(studies.map { String($0.studyID) })
+        let present = (try? FileManager.default.contentsOfDirectory(atPath: images.path)) ?? []
+        if let stranger = present.sorted().first(where: { !planned.contains($0) }) {
+            throw SynthError(path: images.appendingPathComponent(stranger).path,
+                             message: "not a study of this cohort (another seed or study count?); write to an empty folder")
+        }
         let start = Date()
         let state = CohortState()
         let workers = options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount

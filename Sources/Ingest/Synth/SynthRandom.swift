@@ -36,13 +36,6 @@ struct SynthRandom: RandomNumberGenerator {
         range.lowerBound + (range.upperBound - range.lowerBound) * unit()
     }
 
-    /// Two independent standard normals (Box–Muller).
-    mutating func gaussianPair() -> (Double, Double) {
-        let u1 = max(unit(), 1e-300), u2 = unit()
-        let r = (-2 * log(u1)).squareRoot(), a = 2 * Double.pi * u2
-        return (r * cos(a), r * sin(a))
-    }
-
     /// An index drawn with the given (not necessarily normalised) weights.
     mutating func pick(weights: [Double]) -> Int {
         let total = weights.reduce(0, +)
