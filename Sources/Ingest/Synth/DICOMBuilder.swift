@@ -3,9 +3,13 @@ import Foundation
 
 /// A lossless transfer syntax the synthetic writer can produce.
 public enum SynthTransferSyntax: Int, CaseIterable, Sendable {
+    /// Uncompressed, explicit VR little endian.
     case explicitLittleEndian = 0
+    /// JPEG 2000 (lossless only).
     case jpeg2000Lossless = 1
+    /// JPEG-LS lossless.
     case jpegLSLossless = 2
+    /// RLE lossless.
     case rleLossless = 3
 
     /// The transfer syntax UID written in the file meta header.

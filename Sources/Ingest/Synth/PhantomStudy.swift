@@ -3,15 +3,19 @@ import Shards
 
 /// One row of train_label_coordinates.csv: where a labelled structure is, as Kaggle gives it.
 public struct LabelCoordinate: Sendable, Equatable {
+    /// The study and series the point is in (folder names under train_images).
     public var studyID: Int
+    /// The series the point is on.
     public var seriesID: Int
     /// InstanceNumber of the image the point is on (as in the file's tag and name).
     public var instanceNumber: Int
     /// Kaggle's spellings ("Spinal Canal Stenosis", "L4/L5").
     public var condition: String
+    /// Kaggle's level spelling ("L1/L2" … "L5/S1").
     public var level: String
     /// Pixel coordinates: x = column, y = row (fractional; pixel centres are integers).
     public var x: Double
+    /// Pixel row of the point.
     public var y: Double
 }
 

@@ -3,7 +3,9 @@ import Shards
 
 /// How far a cohort has come, for a progress line.
 public struct SynthProgress: Sendable, CustomStringConvertible {
+    /// Studies written so far.
     public var done: Int
+    /// Studies in the cohort.
     public var total: Int
     /// Seconds since the cohort started.
     public var elapsed: Double
@@ -11,6 +13,7 @@ public struct SynthProgress: Sendable, CustomStringConvertible {
     /// Seconds left at the rate so far (nil before the first study is done).
     public var eta: Double? { done > 0 ? elapsed / Double(done) * Double(total - done) : nil }
 
+    /// One line: "synth: 12/48 studies, 5.1 s, ETA 15 s".
     public var description: String {
         let eta = self.eta.map { String(format: ", ETA %.0f s", $0) } ?? ""
         return String(format: "synth: %d/%d studies, %.1f s", done, total, elapsed) + eta
@@ -25,6 +28,7 @@ public struct SynthSummary: Sendable {
     public var coordinates: [LabelCoordinate]
     /// Files written under train_images (including quirk files) and their total size.
     public var files: Int
+    /// Total size of those files.
     public var bytes: Int
 }
 
@@ -108,8 +112,11 @@ public enum SynthCohort {
 
 /// An error making a synthetic cohort, with the path it concerns.
 public struct SynthError: Error, CustomStringConvertible {
+    /// The file or folder concerned.
     public var path: String
+    /// What is wrong and what to do.
     public var message: String
+    /// "path: message".
     public var description: String { "\(path): \(message)" }
 }
 

@@ -37,11 +37,13 @@ public struct SynthOptions: Sendable {
     public var quirks: Bool
     /// How labels are drawn.
     public var labels: LabelDistribution
-    /// Matrix (rows = columns) of the sagittal series and of the axial series.
+    /// Matrix (rows = columns) of the sagittal series.
     public var sagittalMatrix: Int
+    /// Matrix (rows = columns) of the axial series.
     public var axialMatrix: Int
-    /// Slice counts drawn per sagittal series and per axial disc stack.
+    /// Slice counts drawn for each sagittal series.
     public var sagittalSlices: ClosedRange<Int>
+    /// Slice counts drawn for each axial disc stack.
     public var axialSlicesPerStack: ClosedRange<Int>
     /// Studies rendered at once (0: one per core).
     public var threads: Int
