@@ -13,6 +13,8 @@
 #include <gdcmTransferSyntax.h>
 #include <gdcmVR.h>
 
+#include <cerrno>
+#include <fstream>
 #include <stdexcept>
 #include <vector>
 
@@ -138,6 +140,9 @@ extern "C" int gdw_builder_write(gdw_builder b, const char *path, gdw_transfer_s
         fillImage(*builder, writer.GetImage());
         // The filter owns the re-encoded image, so it must outlive the write.
         gdcm::ImageChangeTransferSyntax change;
+        // OpenJPEG's default 6 resolution levels need 2^5 pixels a side; smaller images crash it.
+        if (syntax == GDW_TS_JPEG2000_LOSSLESS && (builder->rows < 32 || builder->columns < 32))
+            throw std::runtime_error(std::string(path) + ": JPEG 2000 needs at least 32 x 32 pixels");
         if (syntax != GDW_TS_EXPLICIT_LITTLE) {
             change.SetTransferSyntax(syntaxType(syntax));
             change.SetInput(writer.GetImage());
@@ -146,8 +151,11 @@ extern "C" int gdw_builder_write(gdw_builder b, const char *path, gdw_transfer_s
                                          gdcm::TransferSyntax(syntaxType(syntax)).GetString());
             writer.SetImage(change.GetOutput());
         }
-        writer.SetFileName(path);
-        if (!writer.Write()) throw std::runtime_error(std::string(path) + ": GDCM could not write the file");
+        // GDCM asserts (aborts) when it cannot open a file name itself, so open the stream here.
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        if (!out) throw std::runtime_error(std::string(path) + ": cannot create the file: " + std::strerror(errno));
+        writer.SetStream(out);
+        if (!writer.Write() || !out.flush()) throw std::runtime_error(std::string(path) + ": GDCM could not write the file");
         return 0;
     })
     return -1;
@@ -155,8 +163,10 @@ extern "C" int gdw_builder_write(gdw_builder b, const char *path, gdw_transfer_s
 
 extern "C" int64_t gdw_read_pixels_u16(const char *path, uint16_t *out, size_t capacity) {
     GD_PROTECT({
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw std::runtime_error(std::string(path) + ": cannot open the file: " + std::strerror(errno));
         gdcm::ImageReader reader;
-        reader.SetFileName(path);
+        reader.SetStream(in);
         if (!reader.Read()) throw std::runtime_error(std::string(path) + ": GDCM could not read the file");
         const gdcm::Image &image = reader.GetImage();
         const gdcm::PixelFormat pf = image.GetPixelFormat();

@@ -46,7 +46,8 @@ int gdw_builder_set_image_u16(gdw_builder b, const uint16_t *pixels, uint32_t ro
                               uint16_t bits_stored, const double position[3], const double orientation[6],
                               const double pixel_spacing[2]);
 
-/** Writes the file at path in the given transfer syntax. Returns 0, or -1 (see gd_last_error). */
+/** Writes the file at path in the given transfer syntax (JPEG 2000 needs at least 32 x 32 pixels).
+ *  Returns 0, or -1 (see gd_last_error). */
 int gdw_builder_write(gdw_builder b, const char *path, gdw_transfer_syntax syntax);
 
 /**
