@@ -193,4 +193,21 @@ final class SynthCohortTests: XCTestCase {
         XCTAssertLessThan(severe.reduce(0, +) / Double(severe.count), 0.6 * normal.reduce(0, +) / Double(normal.count))
         XCTAssertGreaterThan(normal.min()!, 9)
     }
+
+    func testLabelsFollowTheConfiguredDistribution() {
+        func frequencies(_ labels: LabelDistribution, condition: Int) -> [Double] {
+            let studies = SynthCohort.plan(SynthOptions(studies: 400, seed: 3, labels: labels))
+            var counts = [0.0, 0, 0]
+            for s in studies { for l in 0..<5 { counts[Int(s.labels[condition * 5 + l])] += 1 } }
+            return counts.map { $0 / 2000 }
+        }
+        let canal = frequencies(.competition, condition: 0)
+        XCTAssertEqual(canal[0], 0.84, accuracy: 0.03)
+        XCTAssertEqual(canal[2], 0.07, accuracy: 0.02)
+        let recess = frequencies(.competition, condition: 3)
+        XCTAssertEqual(recess[0], 0.62, accuracy: 0.03)
+        for f in frequencies(.uniform, condition: 1) { XCTAssertEqual(f, 1.0 / 3, accuracy: 0.03) }
+        let ids = SynthCohort.plan(SynthOptions(studies: 400, seed: 3)).map(\.studyID)
+        XCTAssertEqual(Set(ids).count, 400, "study ids are unique")
+    }
 }

@@ -56,6 +56,9 @@ public enum SynthCohort {
         guard options.sagittalMatrix >= 32, options.axialMatrix >= 32 else {
             throw SynthError(path: out.path, message: "matrix sizes must be at least 32")
         }
+        guard options.sagittalSlices.lowerBound >= 1, options.axialSlicesPerStack.lowerBound >= 1 else {
+            throw SynthError(path: out.path, message: "every series needs at least one slice per stack")
+        }
         let images = out.appendingPathComponent("train_images")
         try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
         let studies = plan(options)
