@@ -66,11 +66,11 @@ public struct PhantomStudy: Sendable {
         let quirks = options.quirks ? StudyQuirks.forStudy(index: index, rng: &quirkRng) : StudyQuirks()
         self.quirks = quirks
 
-        let year = 2008 + Int(rng.next() % 16), month = 1 + Int(rng.next() % 12), day = 1 + Int(rng.next() % 28)
-        date = String(format: "%04d%02d%02d", year, month, day)
-        time = String(format: "%02d%02d%02d", 7 + Int(rng.next() % 12), Int(rng.next() % 60), Int(rng.next() % 60))
-        age = 25 + Int(rng.next() % 60)
-        birthDate = String(format: "%04d%02d%02d", year - age, 1 + Int(rng.next() % 12), 1 + Int(rng.next() % 28))
+        let year = rng.integer(in: 2008...2023)
+        date = String(format: "%04d%02d%02d", year, rng.integer(in: 1...12), rng.integer(in: 1...28))
+        time = String(format: "%02d%02d%02d", rng.integer(in: 7...18), rng.integer(in: 0...59), rng.integer(in: 0...59))
+        age = rng.integer(in: 25...84)
+        birthDate = String(format: "%04d%02d%02d", year - age, rng.integer(in: 1...12), rng.integer(in: 1...28))
         sex = rng.next() % 2 == 0 ? "F" : "M"
         fieldStrength = rng.next() % 3 == 0 ? 3.0 : 1.5
 
@@ -91,7 +91,7 @@ public struct PhantomStudy: Sendable {
         var ids: [SeriesKind: Int] = [:]
         for kind in PhantomStudy.seriesOrder {
             var id: Int
-            repeat { id = 1_000_000 + Int(rng.next() % 4_280_000_000) } while ids.values.contains(id)
+            repeat { id = rng.integer(in: 1_000_000...4_280_999_999) } while ids.values.contains(id)
             ids[kind] = id
         }
         seriesIDs = ids.filter { kind, _ in plans.contains { $0.kind == kind } }
@@ -111,7 +111,7 @@ public struct PhantomStudy: Sendable {
         guard quirks.shuffledInstances else { return numbers }
         var rng = SynthRandom(seed: seed, 2, UInt64(index), UInt64(PhantomStudy.seriesNumber(plan.kind)))
         for i in stride(from: numbers.count - 1, to: 0, by: -1) {
-            numbers.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+            numbers.swapAt(i, rng.integer(in: 0...i))
         }
         return numbers
     }

@@ -20,7 +20,7 @@ struct SeriesPlan: Sendable {
     /// A sagittal stack: rows run head→feet, columns anterior→posterior, slices from patient right to left.
     static func sagittal(_ kind: SeriesKind, contrast: SynthContrast, anatomy: SpineAnatomy,
                          matrix: Int, sliceCounts: ClosedRange<Int>, rng: inout SynthRandom) -> SeriesPlan {
-        let count = Int(rng.uniform(Double(sliceCounts.lowerBound)...Double(sliceCounts.upperBound) + 0.999))
+        let count = rng.integer(in: sliceCounts)
         let thickness = (rng.uniform(3.0...4.0) * 2).rounded() / 2
         let spacing = thickness + (rng.uniform(0.3...0.8) * 10).rounded() / 10
         let fov = (rng.uniform(250...310)).rounded()
@@ -58,7 +58,7 @@ struct SeriesPlan: Sendable {
     /// centred on it so one slice runs through the disc's mid-plane; all in one series, superior first.
     static func axial(anatomy: SpineAnatomy, matrix: Int, slicesPerStack: ClosedRange<Int>,
                       rng: inout SynthRandom) -> (plan: SeriesPlan, stackOfSlice: [Int]) {
-        let perStack = Int(rng.uniform(Double(slicesPerStack.lowerBound)...Double(slicesPerStack.upperBound) + 0.999))
+        let perStack = rng.integer(in: slicesPerStack)
         let thickness = (rng.uniform(3.0...4.0) * 2).rounded() / 2
         let spacing = thickness + (rng.uniform(0.0...0.5) * 10).rounded() / 10
         let fov = (rng.uniform(170...210)).rounded()

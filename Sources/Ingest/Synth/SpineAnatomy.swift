@@ -58,14 +58,16 @@ struct SpineAnatomy: Sendable {
         let canal = rng.uniform(0.9...1.1)
         canalHalfWidth = 7.5 * canal
         canalHalfDepth = 7.5 * canal
-        l1 = 2 * 2 * (12.5 * size + 4.5 * size) + rng.uniform(-8...8)
-        // The arc's apex (s = 0, near L3) sits near the scanner's isocentre.
+        // L1 sits two pitches above L3, which sits within 8 mm of the arc's apex.
+        l1 = 2 * 2 * (bodyHalfHeight + discHalfHeight) + rng.uniform(-8...8)
+        // The arc's apex (s = 0) sits near the scanner's isocentre.
         let apexY = rng.uniform(-20...10), apexZ = rng.uniform(-15...15)
         arcY = apexY + radius
         arcZ = apexZ
         func opening(_ cls: Int8, _ ranges: [ClosedRange<Double>], _ rng: inout SynthRandom) -> Double {
             rng.uniform(ranges[Int(max(cls, 0))])
         }
+        // Openings per class (Normal/Mild, Moderate, Severe): separated bands, so the image decides the label.
         let canalRanges = [0.85...1.05, 0.50...0.62, 0.25...0.36]
         let foramenRanges = [0.85...1.05, 0.55...0.68, 0.30...0.40]
         let recessRanges = [0.85...1.05, 0.50...0.62, 0.20...0.30]

@@ -23,8 +23,8 @@ struct StudyQuirks: Sendable {
         case 0:
             q.shuffledInstances = true
             q.syntax[.sagittalT1] = .jpeg2000Lossless
-            let first = Int(rng.next() % 25)
-            q.emptyCells = [first, (first + 1 + Int(rng.next() % 24)) % 25].sorted()
+            let first = rng.integer(in: 0...24)
+            q.emptyCells = [first, (first + rng.integer(in: 1...24)) % 25].sorted()
         case 1:
             q.missing = [SeriesKind.axialT2, .sagittalT1, .sagittalT2][(index / 3) % 3]
             q.localizer = true

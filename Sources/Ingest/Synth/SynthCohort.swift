@@ -41,7 +41,7 @@ public enum SynthCohort {
         var used = Set<Int>()
         return (0..<options.studies).map { index in
             var id: Int
-            repeat { id = 1_000_000 + Int(rng.next() % 4_280_000_000) } while used.contains(id)
+            repeat { id = rng.integer(in: 1_000_000...4_280_999_999) } while used.contains(id)
             used.insert(id)
             return PhantomStudy(index: index, studyID: id, options: options)
         }

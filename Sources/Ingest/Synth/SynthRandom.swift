@@ -36,6 +36,11 @@ struct SynthRandom: RandomNumberGenerator {
         range.lowerBound + (range.upperBound - range.lowerBound) * unit()
     }
 
+    /// Uniform integer in `range`.
+    mutating func integer(in range: ClosedRange<Int>) -> Int {
+        range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
+    }
+
     /// An index drawn with the given (not necessarily normalised) weights.
     mutating func pick(weights: [Double]) -> Int {
         let total = weights.reduce(0, +)
