@@ -66,6 +66,15 @@ final class SynthAnatomyTests: XCTestCase {
             XCTAssertEqual(a.tissue(at: disc.centre).tissue, .nucleus)
             XCTAssertEqual(disc.axis.length, 1, accuracy: 1e-12)
         }
+        // Round trips on the lordotic arc and on the straight part above the junction, and across it.
+        for (s, u, x) in [(-80.0, 20.0, 3.0), (a.junction - 0.5, -10, 0), (a.junction + 0.5, 25, -4), (a.junction + 60, 40, 10)] {
+            let back = a.spineCoordinates(a.point(s: s, u: u, x: x))
+            XCTAssertEqual(back.s, s, accuracy: 1e-4)
+            XCTAssertEqual(back.u, u, accuracy: 1e-6)
+            XCTAssertEqual(back.x, x, accuracy: 1e-12)
+        }
+        XCTAssertEqual(a.axis(s: a.junction + 50), a.axis(s: a.junction), "straight above the junction")
+        XCTAssertLessThan(a.axis(s: a.junction).dot(a.axis(s: a.discS(4))), cos(15 * Double.pi / 180), "lordotic below")
         XCTAssertEqual(SpineAnatomy.fastAtan2(1, -1), atan2(1, -1), accuracy: 1e-7)
         XCTAssertEqual(SpineAnatomy.fastAtan2(-0.3, 0.9), atan2(-0.3, 0.9), accuracy: 1e-7)
         XCTAssertEqual(a.tissue(at: Vec3(0, 400, 0)).tissue, .air, "outside the body")

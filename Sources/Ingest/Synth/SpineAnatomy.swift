@@ -6,7 +6,9 @@ import Shards
 /// Shapes live in spine coordinates (s, u, x): `s` is arc length along a lordotic arc through the
 /// vertebral-body centres (superior positive), `u` the distance posterior of that arc, `x` the lateral
 /// offset from the mid-sagittal plane (patient left positive). Because the arc bends, discs are
-/// wedge-shaped and every level's axis tilts with the lordosis, as in a real lumbar spine.
+/// wedge-shaped and every level's axis tilts with the lordosis, as in a real lumbar spine. Above the
+/// thoracolumbar junction (the T12/L1 disc) the centre line runs straight on along the arc's tangent,
+/// since the lordosis is a lumbar curve.
 struct SpineAnatomy: Sendable {
     /// Mid-sagittal plane (patient x, mm).
     var midline: Double
@@ -27,6 +29,8 @@ struct SpineAnatomy: Sendable {
     var recessOpening: [[Double]]
     /// Nucleus signal scale of each disc, T9/T10 … L5/S1 (index disc + 4); degenerate discs are darker.
     var hydration: [Double]
+    /// sin and cos of the arc angle at the junction (kept: the renderer needs them for every point above it).
+    private(set) var junctionDirection = (sin: 0.0, cos: 1.0)
 
     /// Vertebrae modelled: T9 (−4) … L1 (0) … S1 (5), the sacrum continuing below S1.
     static let vertebrae = -4...5
@@ -81,6 +85,8 @@ struct SpineAnatomy: Sendable {
         foramenOpening = foramen
         recessOpening = recess
         hydration = SpineAnatomy.discs.map { _ in rng.uniform(0.55...1.0) }
+        let phi = junction / radius
+        junctionDirection = (sin(phi), cos(phi))
     }
 
     // MARK: spine coordinates
@@ -90,8 +96,16 @@ struct SpineAnatomy: Sendable {
     func spineCoordinates(_ p: Vec3) -> (s: Double, u: Double, x: Double) {
         let dy = p.y - arcY, dz = p.z - arcZ
         let d = (dy * dy + dz * dz).squareRoot()
-        return (radius * SpineAnatomy.fastAtan2(dz, -dy), radius - d, p.x - midline)
+        let s = radius * SpineAnatomy.fastAtan2(dz, -dy)
+        guard s > junction else { return (s, radius - d, p.x - midline) }
+        // Straight part: the radial line through the junction splits the two parts, so both agree on it.
+        let (sinPhi, cosPhi) = junctionDirection
+        let ey = p.y - (arcY - radius * cosPhi), ez = p.z - (arcZ + radius * sinPhi)
+        return (junction + ey * sinPhi + ez * cosPhi, ey * cosPhi - ez * sinPhi, p.x - midline)
     }
+
+    /// Arc length of the thoracolumbar junction (T12/L1 disc), where the lordotic arc ends.
+    var junction: Double { discS(-1) }
 
     /// atan2 to within 1e-7 rad (well under a micrometre of arc here) at a fraction of libm's cost: the
     /// renderer calls it for every sub-sample.
@@ -123,13 +137,14 @@ struct SpineAnatomy: Sendable {
 
     /// The patient-space point at spine coordinates (s, u, x).
     func point(s: Double, u: Double, x: Double) -> Vec3 {
-        let phi = s / radius, d = radius - u
-        return Vec3(midline + x, arcY - d * cos(phi), arcZ + d * sin(phi))
+        let phi = min(s, junction) / radius, d = radius - u
+        let onArc = Vec3(midline + x, arcY - d * cos(phi), arcZ + d * sin(phi))
+        return s > junction ? onArc + (s - junction) * axis(s: junction) : onArc
     }
 
     /// The spine's superior axis at arc length `s` (unit, in the sagittal plane).
     func axis(s: Double) -> Vec3 {
-        let phi = s / radius
+        let phi = min(s, junction) / radius
         return Vec3(0, sin(phi), cos(phi))
     }
 
