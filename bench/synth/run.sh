@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # fuse3d synth vs a numpy + pydicom peer writing the same cohort shape (bench/synth/peer_pydicom.py).
+# Reports wall time and CPU time (user + sys): on a shared machine the CPU ratio is the steadier one.
 # Usage: bench/synth/run.sh [FUSE3D_BINARY] [STUDIES]   (defaults: .build/release/fuse3d, 16)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -9,13 +10,15 @@ PY="$ROOT/.venv/bin/python"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-seconds() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+# Prints "wall cpu" in seconds for one command.
+measure() { /usr/bin/time -f "%e %U %S" -o "$WORK/time" "$@" >/dev/null 2>&1; awk '{ print $1, $2 + $3 }' "$WORK/time"; }
 
-ours=$(seconds "$BIN" synth --studies "$STUDIES" --out "$WORK/ours" --seed 1)
-peer=$(seconds "$PY" "$ROOT/bench/synth/peer_pydicom.py" "$STUDIES" "$WORK/peer")
-files_ours=$(find "$WORK/ours/train_images" -name '*.dcm' | wc -l)
-files_peer=$(find "$WORK/peer/train_images" -name '*.dcm' | wc -l)
-printf 'studies=%s cores=%s\n' "$STUDIES" "$(nproc)"
-printf 'fuse3d synth : %6.2f s  (%s files)\n' "$ours" "$files_ours"
-printf 'numpy+pydicom: %6.2f s  (%s files)\n' "$peer" "$files_peer"
-printf 'ratio peer/fuse3d: %.2f\n' "$(echo "$peer / $ours" | bc -l)"
+read -r ours_wall ours_cpu < <(measure "$BIN" synth --studies "$STUDIES" --out "$WORK/ours" --seed 1)
+read -r peer_wall peer_cpu < <(measure "$PY" "$ROOT/bench/synth/peer_pydicom.py" "$STUDIES" "$WORK/peer")
+printf 'studies=%s cores=%s load=%s\n' "$STUDIES" "$(nproc)" "$(cut -d' ' -f1 /proc/loadavg)"
+printf 'fuse3d synth : wall %6.2f s  cpu %6.2f s  (%s files)\n' "$ours_wall" "$ours_cpu" \
+  "$(find "$WORK/ours/train_images" -name '*.dcm' | wc -l)"
+printf 'numpy+pydicom: wall %6.2f s  cpu %6.2f s  (%s files)\n' "$peer_wall" "$peer_cpu" \
+  "$(find "$WORK/peer/train_images" -name '*.dcm' | wc -l)"
+awk -v a="$peer_wall" -v b="$ours_wall" -v c="$peer_cpu" -v d="$ours_cpu" \
+  'BEGIN { printf "ratio peer/fuse3d: wall %.2f  cpu %.2f\n", a / b, c / d }'
