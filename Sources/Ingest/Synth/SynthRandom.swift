@@ -1,0 +1,71 @@
+import Foundation
+
+/// SplitMix64: a small, fast, seedable generator, so a cohort is the same on every machine and
+/// every run (the standard library's generator is neither seedable nor stable across versions).
+struct SynthRandom: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    /// A generator for one named part of the cohort (`seed`, then the path of keys), independent of
+    /// the order in which parts are made, so studies can be rendered in parallel.
+    init(seed: UInt64, _ keys: UInt64...) {
+        var s = SynthRandom.mix(seed ^ 0x5EED_F05E_3D00_0000)
+        for k in keys { s = SynthRandom.mix(s ^ SynthRandom.mix(k &+ 0x9E37_79B9_7F4A_7C15)) }
+        state = s
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        return SynthRandom.mix(state)
+    }
+
+    /// The SplitMix64 finaliser: a bijective 64-bit hash.
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
+    /// Uniform in `range`.
+    mutating func uniform(_ range: ClosedRange<Double>) -> Double {
+        range.lowerBound + (range.upperBound - range.lowerBound) * unit()
+    }
+
+    /// Uniform integer in `range`.
+    mutating func integer(in range: ClosedRange<Int>) -> Int {
+        range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
+    }
+
+    /// An index drawn with the given (not necessarily normalised) weights.
+    mutating func pick(weights: [Double]) -> Int {
+        let total = weights.reduce(0, +)
+        var u = unit() * total
+        for (i, w) in weights.enumerated() {
+            if u < w { return i }
+            u -= w
+        }
+        return weights.count - 1
+    }
+
+    /// A DICOM UID under the UUID root `2.25` (PS3.5 B.2): 122 random bits as a decimal number.
+    mutating func uid() -> String {
+        var hi = next(), lo = next()
+        // Version 4 and RFC 4122 variant bits, so the number is a well-formed UUID.
+        hi = (hi & ~0xF000) | 0x4000
+        lo = (lo & ~(UInt64(3) << 62)) | (UInt64(2) << 62)
+        var digits: [UInt8] = []
+        while hi != 0 || lo != 0 {
+            let (qh, rh) = hi.quotientAndRemainder(dividingBy: 10)
+            let (ql, r) = UInt64(10).dividingFullWidth((high: rh, low: lo))
+            digits.append(UInt8(r))
+            hi = qh
+            lo = ql
+        }
+        return "2.25." + String(digits.reversed().map { Character(String($0)) })
+    }
+}
