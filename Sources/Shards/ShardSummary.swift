@@ -11,6 +11,13 @@ public struct ShardSummary: Codable, Equatable, Sendable {
         public var counts: [Int]
         /// Samples without this label (−1).
         public var missing: Int
+
+        /// Counts for `column`.
+        public init(column: String, counts: [Int], missing: Int) {
+            self.column = column
+            self.counts = counts
+            self.missing = missing
+        }
     }
 
     /// Voxel statistics of one channel over the samples where the channel is present.
