@@ -7,10 +7,10 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a shard folder: every shard opens, matches the schema, decompresses, and matches manifest.json.",
         discussion: """
-        Each shard listed in manifest.json must exist with its size and sha256, open as schema_version 1,
-        have the schema's datasets, dtypes, chunking and filters (shuffle, zstd), hold the manifest's
-        studies, and decompress chunk by chunk. Shard files the manifest does not list, and partial
-        files left by a killed run, are problems too. Exits 1 and names each faulty shard otherwise.
+        Each shard listed in manifest.json must exist with its size and sha256, open as schema_version 1, \
+        have the schema's datasets, dtypes, chunking and filters (shuffle, zstd), hold the manifest's \
+        studies, and decompress chunk by chunk. Shard files the manifest does not list, and partial files \
+        left by a killed run, are problems too. Exits 1 and names each faulty shard otherwise.
 
         Example: fuse3d verify /tmp/shards
         """)
