@@ -5,7 +5,9 @@ import Foundation
 /// (ids, labels, affines, ...) are read on open, each volume on `read(_:)`.
 ///
 /// Refuses a file whose `schema_version` it does not read, or whose datasets do not match
-/// data-schema.md. HDF5 (Debian's thread-safe build) serialises concurrent reads internally.
+/// data-schema.md. Safe to share between threads: HDF5 (Debian's thread-safe build) serialises its
+/// own calls, and for the schema's [shuffle, zstd] chunks only the raw chunk read goes through HDF5 —
+/// decompression runs on the calling thread, so several threads decode in parallel.
 public final class ShardReader: @unchecked Sendable {
     /// The shard's path.
     public let url: URL
@@ -32,6 +34,8 @@ public final class ShardReader: @unchecked Sendable {
     private let affine: [Double]
     private let keypoints: [Float]
     private let norm: [Float]
+    /// Whether the volumes' filters are exactly [shuffle, zstd], so chunks can be decoded outside HDF5.
+    private let decodesChunksItself: Bool
 
     /// Opens `url` and checks its schema version and datasets.
     public init(url: URL) throws {
@@ -75,6 +79,8 @@ public final class ShardReader: @unchecked Sendable {
         affine = try Self.small(file, D.affine, [n, 4, 4], ch5_T_NATIVE_DOUBLE(), .float(size: 8))
         keypoints = try Self.small(file, D.keypoints, [n, 25, 3], ch5_T_NATIVE_FLOAT(), .float(size: 4))
         norm = try Self.small(file, D.norm, [n, 3, 2], ch5_T_NATIVE_FLOAT(), .float(size: 4))
+        decodesChunksItself = try volumes.chunkDims() == [1, 1] + shape
+            && volumes.filters().map(\.id) == [ShardSchema.shuffleFilterID, ShardSchema.zstdFilterID]
     }
 
     /// Reads sample `index` (its three volume chunks are decompressed now).
@@ -83,7 +89,10 @@ public final class ShardReader: @unchecked Sendable {
         try H5.begin(url.path)
         let voxels = 3 * shape.reduce(1, *)
         let volume = try [Float16](unsafeUninitializedCapacity: voxels) { buffer, initialized in
-            try volumes.read(start: index, count: 1, UnsafeMutableRawPointer(buffer.baseAddress!), memType: float16.id)
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            if try !decodesChunksItself || !decodeChunks(sample: index, into: base, channelBytes: voxels / 3 * 2) {
+                try volumes.read(start: index, count: 1, base, memType: float16.id)
+            }
             initialized = voxels
         }
         return FusedSample(studyID: studyIDs[index], shape: shape, volume: volume,
@@ -92,6 +101,28 @@ public final class ShardReader: @unchecked Sendable {
                            keypoints: Array(keypoints[(75 * index)..<(75 * index + 75)]),
                            norm: Array(norm[(6 * index)..<(6 * index + 6)]),
                            labels: Array(labels[(25 * index)..<(25 * index + 25)]))
+    }
+
+    /// Reads the sample's three chunks raw through HDF5 and decodes them on this thread. Returns false,
+    /// leaving the rest to HDF5's own pipeline, when a chunk is stored otherwise (never written, or
+    /// written with a filter skipped).
+    private func decodeChunks(sample: Int, into destination: UnsafeMutableRawPointer, channelBytes: Int) throws -> Bool {
+        for channel in 0..<3 {
+            let offset = [sample, channel, 0, 0, 0]
+            let stored = try volumes.storedChunkSize(at: offset)
+            guard stored > 0 else { return false }
+            var raw = [UInt8](repeating: 0, count: stored)
+            let mask = try raw.withUnsafeMutableBytes { try volumes.readRawChunk(at: offset, into: $0.baseAddress!) }
+            guard mask == 0 else { return false }
+            let failure = raw.withUnsafeBytes {
+                fz_decode_shuffled_zstd($0.baseAddress!, stored, destination + channel * channelBytes, channelBytes, 2)
+            }
+            if let failure {
+                throw ShardError.schema(path: url.path,
+                                        "volumes chunk (sample \(sample), channel \(channel)) does not decode: \(String(cString: failure))")
+            }
+        }
+        return true
     }
 
     /// The volumes' storage layout, for verification: chunk dims and filter pipeline (id, cd_values).

@@ -36,7 +36,7 @@ final class InteropTests: XCTestCase {
 
     func testWeReadAShardWrittenByH5py() throws {
         let url = try Fixtures.scratch().appendingPathComponent("shard-00000.h5")
-        let result = try Fixtures.python(PythonPeer.writeShard, [url.path, "1"])
+        let result = try Fixtures.python(PythonPeer.writeShard, [url.path, "1", "zstd"])
         XCTAssertEqual(result.status, 0, result.stderr)
 
         let reader = try ShardReader(url: url)
@@ -58,9 +58,24 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(sample.norm, [0, 1, 2, 3, 4, 5])
     }
 
+    func testChunksStoredOtherwiseAreReadThroughHDF5() throws {
+        for (variant, filters) in [("gzip", [Int32(2), 1]), ("zstd-sparse", [2, 32015])] {
+            let url = try Fixtures.scratch().appendingPathComponent("shard-00000.h5")
+            let result = try Fixtures.python(PythonPeer.writeShard, [url.path, "1", variant])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let reader = try ShardReader(url: url)
+            XCTAssertEqual(try reader.volumeLayout().filters.map(\.id), filters)
+            XCTAssertEqual(try reader.read(1).volume, SampleFactory.sample(11).volume, variant)
+            // Sample 2's channel 2 was never written: HDF5's fill value (0) there, data elsewhere.
+            let last = try reader.read(2).volume
+            XCTAssertEqual(Array(last[..<240]), Array(SampleFactory.sample(12).volume[..<240]), variant)
+            XCTAssertEqual(Array(last[240...]), [Float16](repeating: 0, count: 120), variant)
+        }
+    }
+
     func testReaderRefusesAnUnknownSchemaVersion() throws {
         let url = try Fixtures.scratch().appendingPathComponent("shard-00007.h5")
-        let result = try Fixtures.python(PythonPeer.writeShard, [url.path, "2"])
+        let result = try Fixtures.python(PythonPeer.writeShard, [url.path, "2", "zstd"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertThrowsError(try ShardReader(url: url)) { error in
             XCTAssertEqual(error as? ShardError,

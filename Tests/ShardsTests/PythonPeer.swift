@@ -41,7 +41,9 @@ enum PythonPeer {
     }, sort_keys=True))
     """
 
-    /// argv: shard path, schema_version. Writes three samples (seeds 10, 11, 12) with the schema.
+    /// argv: shard path, schema_version, variant: "zstd" (the schema), "zstd-sparse" (the last sample's
+    /// channel 2 chunk never written) or "gzip" (other filters, same sparse chunk). Writes three
+    /// samples (seeds 10, 11, 12).
     static let writeShard = common + """
     seeds = [10, 11, 12]
     conditions = ["spinal_canal_stenosis", "left_neural_foraminal_narrowing", "right_neural_foraminal_narrowing",
@@ -52,8 +54,12 @@ enum PythonPeer {
         f.attrs["channels"] = ["sagittal_t1", "sagittal_t2_stir", "axial_t2"]
         f.attrs["label_columns"] = columns
         f.attrs["parameters"] = json.dumps({"writer": "h5py"})
-        f.create_dataset("volumes", data=np.stack([volume(s) for s in seeds]), maxshape=(None, 3, D, H, W),
-                         chunks=(1, 1, D, H, W), shuffle=True, **hdf5plugin.Zstd(clevel=5))
+        filters = {"compression": "gzip"} if sys.argv[3] == "gzip" else hdf5plugin.Zstd(clevel=5)
+        v = f.create_dataset("volumes", shape=(3, 3, D, H, W), dtype=np.float16, maxshape=(None, 3, D, H, W),
+                             chunks=(1, 1, D, H, W), shuffle=True, **filters)
+        for i, s in enumerate(seeds):
+            for c in range(3 if sys.argv[3] == "zstd" or i < 2 else 2):
+                v[i, c] = volume(s)[c]
         f["study_id"] = np.array([1000000000 + s for s in seeds], dtype=np.int64)
         f["labels"] = np.stack([labels(s) for s in seeds])
         f["present"] = np.array([[1, 1, 0]] * 3, dtype=np.uint8)

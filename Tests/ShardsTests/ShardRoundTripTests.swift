@@ -37,6 +37,21 @@ final class ShardRoundTripTests: XCTestCase {
         XCTAssertEqual(sample.keypoints[74], 74.75)
     }
 
+    func testConcurrentReadsFromOneReaderReturnEachSample() throws {
+        let dir = try Fixtures.scratch()
+        let writer = try ShardWriter(directory: dir)
+        for seed in 0..<8 { try writer.append(SampleFactory.sample(seed, shape: [6, 16, 12])) }
+        try writer.finish()
+        let reader = try ShardReader(url: dir.appendingPathComponent("shard-00000.h5"))
+        let matches = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 32)
+        defer { matches.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 32) { i in
+            let sample = try? reader.read(i % 8)
+            matches[i] = sample?.volume == SampleFactory.sample(i % 8, shape: [6, 16, 12]).volume
+        }
+        XCTAssertEqual(Array(matches), [Bool](repeating: true, count: 32))
+    }
+
     func testRollsOverByCompressedBytes() throws {
         let dir = try Fixtures.scratch()
         let writer = try ShardWriter(directory: dir, options: .init(targetShardBytes: 1))

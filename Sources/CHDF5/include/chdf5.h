@@ -93,6 +93,14 @@ H5Z_filter_t fz_zstd_filter_id(void);
  */
 int fz_register_zstd(void);
 
+/**
+ * Decodes one raw chunk of a [shuffle, zstd] pipeline (as H5Dread_chunk returns it): decompresses the
+ * zstd frame(s) in `src` and un-shuffles elements of `elem_size` bytes into `dst`, which must be
+ * exactly the chunk's `dst_size` bytes. Thread-safe (per-thread context); no HDF5 call.
+ * Returns NULL on success, else a static message (corrupt frame, checksum mismatch, wrong size).
+ */
+const char *fz_decode_shuffled_zstd(const void *src, size_t src_size, void *dst, size_t dst_size, size_t elem_size);
+
 /** The linked libzstd's version, e.g. "1.5.4" (static storage). */
 const char *fz_zstd_version(void);
 #endif

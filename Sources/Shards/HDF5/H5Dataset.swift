@@ -73,6 +73,25 @@ final class H5Dataset {
     /// Bytes the dataset's data occupies in the file (compressed chunks for a filtered dataset).
     func storageSize() -> Int { Int(H5Dget_storage_size(id)) }
 
+    /// Bytes the stored chunk at element `offset` takes (0 when that chunk was never written).
+    func storedChunkSize(at offset: [Int]) throws -> Int {
+        var o = offset.map { hsize_t($0) }
+        var mask: UInt32 = 0
+        var address: haddr_t = 0
+        var size: hsize_t = 0
+        try H5.check(H5Dget_chunk_info_by_coord(id, &o, &mask, &address, &size), path, "look up chunk \(offset) of \(name)")
+        return Int(size)
+    }
+
+    /// Reads the stored (still filtered) bytes of the chunk at element `offset` into `buffer`, which
+    /// holds `storedChunkSize(at:)` bytes; returns the chunk's filter mask (bit k set: filter k skipped).
+    func readRawChunk(at offset: [Int], into buffer: UnsafeMutableRawPointer) throws -> UInt32 {
+        var o = offset.map { hsize_t($0) }
+        var mask: UInt32 = 0
+        try H5.check(H5Dread_chunk(id, ch5_P_DEFAULT(), &o, &mask, buffer), path, "read raw chunk \(offset) of \(name)")
+        return mask
+    }
+
     /// Grows the first dimension to `n`.
     func extend(to dims: [Int]) throws {
         var d = dims.map { hsize_t($0) }
