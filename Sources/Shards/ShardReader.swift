@@ -103,6 +103,11 @@ public final class ShardReader: @unchecked Sendable {
                            labels: Array(labels[(25 * index)..<(25 * index + 25)]))
     }
 
+    /// Reads samples `range` in order, one at a time.
+    public func read(_ range: Range<Int>) throws -> [FusedSample] {
+        try range.map { try read($0) }
+    }
+
     /// Reads the sample's three chunks raw through HDF5 and decodes them on this thread. Returns false,
     /// leaving the rest to HDF5's own pipeline, when a chunk is stored otherwise (never written, or
     /// written with a filter skipped).

@@ -13,6 +13,13 @@ public enum ShardSchema {
     /// Default Zstandard level.
     public static let defaultZstdLevel = 3
 
+    /// The linked HDF5 and libzstd versions, e.g. "HDF5 1.10.8, zstd 1.5.4" (for `fuse3d version`).
+    public static var nativeLibraries: String {
+        var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
+        H5get_libversion(&major, &minor, &release)
+        return "HDF5 \(major).\(minor).\(release), zstd \(String(cString: fz_zstd_version()))"
+    }
+
     /// The file name of shard `index`: `shard-00000.h5`.
     public static func fileName(index: Int) -> String {
         let digits = String(index)

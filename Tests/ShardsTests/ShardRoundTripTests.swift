@@ -52,6 +52,25 @@ final class ShardRoundTripTests: XCTestCase {
         XCTAssertEqual(Array(matches), [Bool](repeating: true, count: 32))
     }
 
+    func testEmptyDatasetHasAManifestAndNoShard() throws {
+        let dir = try Fixtures.scratch()
+        let manifest = try ShardWriter(directory: dir).finish()
+        XCTAssertEqual(manifest.samples, 0)
+        XCTAssertEqual(manifest.shape, [])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["manifest.json"])
+        XCTAssertTrue(ShardVerifier(directory: dir).run().ok)
+    }
+
+    func testReadsARangeAndNamesTheNativeLibraries() throws {
+        let dir = try Fixtures.scratch()
+        let writer = try ShardWriter(directory: dir)
+        for seed in 0..<4 { try writer.append(SampleFactory.sample(seed)) }
+        try writer.finish()
+        let samples = try ShardReader(url: dir.appendingPathComponent("shard-00000.h5")).read(1..<3)
+        XCTAssertEqual(samples.map(\.studyID), [1_000_000_001, 1_000_000_002])
+        XCTAssertTrue(ShardSchema.nativeLibraries.hasPrefix("HDF5 1.10.8, zstd 1.5."), ShardSchema.nativeLibraries)
+    }
+
     func testRollsOverByCompressedBytes() throws {
         let dir = try Fixtures.scratch()
         let writer = try ShardWriter(directory: dir, options: .init(targetShardBytes: 1))
@@ -74,8 +93,9 @@ final class ShardRoundTripTests: XCTestCase {
         var outputs: [[String: Data]] = []
         for _ in 0..<2 {
             let dir = try Fixtures.scratch()
-            let writer = try ShardWriter(directory: dir, options: .init(samplesPerShard: 2, zstdLevel: 5, parameters: ["a": "1"]))
-            for seed in 0..<3 { try writer.append(SampleFactory.sample(seed)) }
+            // 25 samples (75 chunks) fill more than one B-tree node of the chunk index.
+            let writer = try ShardWriter(directory: dir, options: .init(samplesPerShard: 25, zstdLevel: 5, parameters: ["a": "1"]))
+            for seed in 0..<30 { try writer.append(SampleFactory.sample(seed)) }
             try writer.finish()
             var files: [String: Data] = [:]
             for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) {

@@ -50,12 +50,6 @@ enum H5 {
         return id
     }
 
-    /// libzstd's and HDF5's versions, e.g. "HDF5 1.10.8, zstd 1.5.4".
-    static var versions: String {
-        var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
-        H5get_libversion(&major, &minor, &release)
-        return "HDF5 \(major).\(minor).\(release), zstd \(String(cString: fz_zstd_version()))"
-    }
 }
 
 /// An HDF5 identifier (file, dataset, dataspace, datatype, property list, attribute) that is
