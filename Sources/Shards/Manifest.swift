@@ -16,6 +16,15 @@ public struct Manifest: Codable, Equatable, Sendable {
         /// Study ids in the order of the shard's first axis.
         public var studies: [Int64]
 
+        /// A shard entry.
+        public init(file: String, bytes: Int, sha256: String, samples: Int, studies: [Int64]) {
+            self.file = file
+            self.bytes = bytes
+            self.sha256 = sha256
+            self.samples = samples
+            self.studies = studies
+        }
+
         enum CodingKeys: String, CodingKey { case file, bytes, sha256, samples, studies }
     }
 

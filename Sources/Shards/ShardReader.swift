@@ -29,8 +29,10 @@ public final class ShardReader: @unchecked Sendable {
     private let file: H5File
     private let volumes: H5Dataset
     private let float16: H5Object
-    private let labels: [Int8]
-    private let present: [UInt8]
+    /// All samples' labels, N × 25 (module-internal: the summary counts them without decoding volumes).
+    let labels: [Int8]
+    /// All samples' present flags, N × 3 (module-internal, as `labels`).
+    let present: [UInt8]
     private let affine: [Double]
     private let keypoints: [Float]
     private let norm: [Float]
@@ -128,6 +130,18 @@ public final class ShardReader: @unchecked Sendable {
             }
         }
         return true
+    }
+
+    /// The (sample, channel) chunks of `volumes` that were never written (a torn or foreign file).
+    func unwrittenChunks() throws -> [(sample: Int, channel: Int)] {
+        try H5.begin(url.path)
+        var missing: [(sample: Int, channel: Int)] = []
+        for sample in 0..<sampleCount {
+            for channel in 0..<3 where try volumes.storedChunkSize(at: [sample, channel, 0, 0, 0]) == 0 {
+                missing.append((sample, channel))
+            }
+        }
+        return missing
     }
 
     /// The volumes' storage layout, for verification: chunk dims and filter pipeline (id, cd_values).

@@ -20,7 +20,12 @@ public struct ShardSummary: Codable, Equatable, Sendable {
         }
     }
 
-    /// Voxel statistics of one channel over the samples where the channel is present.
+    /// Minimum, maximum, mean and standard deviation of a channel's voxels.
+    public struct VoxelStatistics: Codable, Equatable, Sendable {
+        public var min: Double, max: Double, mean: Double, std: Double
+    }
+
+    /// Presence and voxel statistics of one channel (voxels of the samples where it is present).
     public struct ChannelStatistics: Codable, Equatable, Sendable {
         /// Channel name.
         public var channel: String
@@ -30,8 +35,8 @@ public struct ShardSummary: Codable, Equatable, Sendable {
         public var missing: Int
         /// Study ids of the samples where it was missing.
         public var missingStudies: [Int64]
-        /// Minimum, maximum, mean and standard deviation of the present voxels (0 when none).
-        public var min: Double, max: Double, mean: Double, std: Double
+        /// Statistics of the present voxels; nil when not computed or the channel is never present.
+        public var voxels: VoxelStatistics?
     }
 
     /// The folder summarised.
@@ -61,8 +66,9 @@ public struct ShardSummary: Codable, Equatable, Sendable {
     /// Pipeline parameters recorded with the data.
     public var parameters: [String: String]
 
-    /// Summarises the folder `directory` (reads every volume once, one sample at a time).
-    public static func compute(directory: URL) throws -> ShardSummary {
+    /// Summarises the folder `directory`. With `voxelStatistics` it decodes every volume once, one
+    /// sample at a time; without, it reads only the shards' small per-sample arrays.
+    public static func compute(directory: URL, voxelStatistics: Bool = true) throws -> ShardSummary {
         let manifest = try Manifest.load(from: directory)
         var labelCounts = [[Int]](repeating: [0, 0, 0, 0], count: RSNA.labelColumns.count)
         var moments = [(n: Int, sum: Double, squares: Double, min: Double, max: Double)](
@@ -73,16 +79,19 @@ public struct ShardSummary: Codable, Equatable, Sendable {
             let reader = try ShardReader(url: directory.appendingPathComponent(shard.file))
             fileBytes += shard.bytes
             compressed += try reader.volumeLayout().storedBytes
+            for (column, label) in reader.labels.enumerated() { labelCounts[column % 25][label < 0 ? 3 : Int(label)] += 1 }
             for index in 0..<reader.sampleCount {
-                let sample = try reader.read(index)
-                for (column, label) in sample.labels.enumerated() { labelCounts[column][label < 0 ? 3 : Int(label)] += 1 }
-                let voxels = sample.volume.count / 3
                 for channel in 0..<3 {
-                    guard sample.present[channel] != 0 else {
-                        missing[channel].append(sample.studyID)
-                        continue
+                    if reader.present[3 * index + channel] != 0 {
+                        present[channel] += 1
+                    } else {
+                        missing[channel].append(reader.studyIDs[index])
                     }
-                    present[channel] += 1
+                }
+                guard voxelStatistics else { continue }
+                let sample = try reader.read(index)
+                let voxels = sample.volume.count / 3
+                for channel in 0..<3 where sample.present[channel] != 0 {
                     var m = moments[channel]
                     for v in sample.volume[(channel * voxels)..<((channel + 1) * voxels)] {
                         let x = Double(v)
@@ -101,9 +110,9 @@ public struct ShardSummary: Codable, Equatable, Sendable {
             let m = moments[c]
             let mean = m.n > 0 ? m.sum / Double(m.n) : 0
             let variance = m.n > 0 ? Swift.max(0, m.squares / Double(m.n) - mean * mean) : 0
+            let voxels = m.n > 0 ? VoxelStatistics(min: m.min, max: m.max, mean: mean, std: variance.squareRoot()) : nil
             return ChannelStatistics(channel: manifest.channels[c], present: present[c], missing: missing[c].count,
-                                     missingStudies: missing[c], min: m.n > 0 ? m.min : 0, max: m.n > 0 ? m.max : 0,
-                                     mean: mean, std: variance.squareRoot())
+                                     missingStudies: missing[c], voxels: voxels)
         }
         return ShardSummary(
             directory: directory.path, schemaVersion: manifest.schemaVersion, shards: manifest.shards.count,
@@ -130,8 +139,8 @@ public struct ShardSummary: Codable, Equatable, Sendable {
             "channels:",
         ]
         for c in channels {
-            lines.append("  \(c.channel.padding(toLength: 18, withPad: " ", startingAt: 0)) present \(c.present), missing \(c.missing)"
-                + String(format: "; min %.3f max %.3f mean %.3f std %.3f", c.min, c.max, c.mean, c.std))
+            let stats = c.voxels.map { String(format: "; min %.3f max %.3f mean %.3f std %.3f", $0.min, $0.max, $0.mean, $0.std) } ?? ""
+            lines.append("  \(c.channel.padding(toLength: 18, withPad: " ", startingAt: 0)) present \(c.present), missing \(c.missing)" + stats)
         }
         lines.append("labels (normal/mild, moderate, severe, missing):")
         for l in labels {

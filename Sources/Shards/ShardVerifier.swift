@@ -111,6 +111,9 @@ public struct ShardVerifier: Sendable {
             if layout.chunk != [1, 1] + reader.shape {
                 problems.append("volumes chunked as \(layout.chunk.map { "\($0)" } ?? "contiguous"), schema says one sample and channel per chunk")
             }
+            if let first = try reader.unwrittenChunks().first {
+                problems.append("volumes chunk (sample \(first.sample), channel \(first.channel)) was never written")
+            }
             let ids = layout.filters.map(\.id)
             if ids != [ShardSchema.shuffleFilterID, ShardSchema.zstdFilterID] {
                 problems.append("volumes filters \(ids), schema says [2 (shuffle), 32015 (zstd)]")

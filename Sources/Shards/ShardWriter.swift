@@ -39,6 +39,8 @@ public final class ShardWriter {
 
     private var current: ShardFile?
     private var seen = Set<Int64>()
+    /// The error that left the current shard in an unknown state; every later call rethrows it.
+    private var failure: Error?
     private let parametersJSON: String
 
     /// Prepares `directory` (created if needed; stale `.partial` files from a killed run are removed).
@@ -71,8 +73,10 @@ public final class ShardWriter {
     deinit { current?.discard() }
 
     /// Appends one sample to the current shard, opening a new shard first when needed and closing
-    /// the shard when it is full.
+    /// the shard when it is full. A refused sample (other shape, duplicate study, bad label) leaves
+    /// the writer usable; a failed write does not (every later call throws the same error).
     public func append(_ sample: FusedSample) throws {
+        if let failure { throw failure }
         let expected = shape ?? sample.shape
         guard sample.shape == expected else {
             throw ShardError.sample(studyID: sample.studyID,
@@ -93,16 +97,22 @@ public final class ShardWriter {
             shard = try ShardFile(final: final, shape: expected, zstdLevel: options.zstdLevel, parametersJSON: parametersJSON)
             current = shard
         }
-        try shard.append(sample)
-        seen.insert(sample.studyID)
-        if shard.count == options.samplesPerShard || shard.compressedBytes >= options.targetShardBytes {
-            try closeCurrent()
+        do {
+            try shard.append(sample)
+            seen.insert(sample.studyID)
+            if shard.count == options.samplesPerShard || shard.compressedBytes >= options.targetShardBytes {
+                try closeCurrent()
+            }
+        } catch {
+            failure = error
+            throw error
         }
     }
 
     /// Closes the last shard and writes `manifest.json` atomically; returns the manifest.
     @discardableResult
     public func finish() throws -> Manifest {
+        if let failure { throw failure }
         try closeCurrent()
         let manifest = Manifest(shape: shape ?? [], zstdLevel: options.zstdLevel,
                                 parameters: options.parameters, shards: shards)

@@ -71,6 +71,19 @@ final class ShardRoundTripTests: XCTestCase {
         XCTAssertTrue(ShardSchema.nativeLibraries.hasPrefix("HDF5 1.10.8, zstd 1.5."), ShardSchema.nativeLibraries)
     }
 
+    func testAFailedWriteStopsTheWriter() throws {
+        let dir = try Fixtures.scratch()
+        let writer = try ShardWriter(directory: dir, options: .init(samplesPerShard: 2))
+        try writer.append(SampleFactory.sample(0))
+        try FileManager.default.removeItem(at: dir)
+        // Closing the full shard cannot fsync and rename a partial file whose folder is gone.
+        XCTAssertThrowsError(try writer.append(SampleFactory.sample(1))) { error in
+            XCTAssertEqual("\(error)", "\(dir.path)/shard-00000.h5.partial: cannot open to fsync: No such file or directory")
+        }
+        XCTAssertThrowsError(try writer.append(SampleFactory.sample(2))) { XCTAssertTrue("\($0)".hasSuffix("cannot open to fsync: No such file or directory")) }
+        XCTAssertThrowsError(try writer.finish())
+    }
+
     func testRollsOverByCompressedBytes() throws {
         let dir = try Fixtures.scratch()
         let writer = try ShardWriter(directory: dir, options: .init(targetShardBytes: 1))

@@ -22,11 +22,17 @@ final class SummaryTests: XCTestCase {
         XCTAssertEqual(summary.channels[1].missingStudies, [1_000_000_001])
         XCTAssertEqual(summary.channels[1].present, 2)
         // Channel 0, seed 0: voxel (5d + 3h + w) / 1024 has min 0 and max (15 + 15 + 4) / 1024.
-        XCTAssertEqual(summary.channels[0].min, 0)
-        XCTAssertEqual(summary.channels[0].max, Double(Float16(Float(2 + 15 + 15 + 4) / 1024)))
+        XCTAssertEqual(summary.channels[0].voxels?.min, 0)
+        XCTAssertEqual(summary.channels[0].voxels?.max, Double(Float16(Float(2 + 15 + 15 + 4) / 1024)))
         let decoded = try JSONDecoder().decode(ShardSummary.self, from: try summary.json())
         XCTAssertEqual(decoded, summary)
         XCTAssertTrue(summary.text.contains("3 samples in 2 shard(s), grid 4×6×5"), summary.text)
-        XCTAssertTrue(summary.text.contains("sagittal_t2_stir   present 2, missing 1"), summary.text)
+        XCTAssertTrue(summary.text.contains("sagittal_t2_stir   present 2, missing 1; min 0.007"), summary.text)
+
+        let quick = try ShardSummary.compute(directory: dir, voxelStatistics: false)
+        XCTAssertEqual(quick.labels, summary.labels)
+        XCTAssertEqual(quick.channels.map(\.missingStudies), [[], [1_000_000_001], []])
+        XCTAssertNil(quick.channels[0].voxels)
+        XCTAssertEqual(quick.compressionRatio, summary.compressionRatio)
     }
 }

@@ -64,6 +64,19 @@ final class VerifierTests: XCTestCase {
                                   "shard-00001.h5: listed in manifest.json but missing"])
     }
 
+    func testNeverWrittenChunkIsAProblem() throws {
+        let dir = try Fixtures.scratch()
+        let url = dir.appendingPathComponent("shard-00000.h5")
+        let result = try Fixtures.python(PythonPeer.writeShard, [url.path, "1", "zstd-sparse"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let bytes = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int)
+        let shard = Manifest.Shard(file: "shard-00000.h5", bytes: bytes, sha256: try SHA256.hex(ofFile: url), samples: 3,
+                                   studies: [1_000_000_010, 1_000_000_011, 1_000_000_012])
+        try Manifest(shape: [4, 6, 5], zstdLevel: 5, parameters: ["writer": "h5py"], shards: [shard]).write(to: dir)
+        XCTAssertEqual(ShardVerifier(directory: dir).run().problems.map(\.description),
+                       ["shard-00000.h5: volumes chunk (sample 2, channel 2) was never written"])
+    }
+
     func testVerifyCommandExitsNonZeroNamingTheShard() throws {
         let dir = try dataset()
         let ok = try Fixtures.run(Fixtures.fuse3d, ["verify", dir.path])
