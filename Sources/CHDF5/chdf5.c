@@ -8,12 +8,10 @@ hid_t ch5_S_ALL(void) { return H5S_ALL; }
 hsize_t ch5_S_UNLIMITED(void) { return H5S_UNLIMITED; }
 size_t ch5_T_VARIABLE(void) { return H5T_VARIABLE; }
 unsigned ch5_F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
-unsigned ch5_F_ACC_RDWR(void) { return H5F_ACC_RDWR; }
 unsigned ch5_F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
 hid_t ch5_P_FILE_CREATE(void) { return H5P_FILE_CREATE; }
 hid_t ch5_P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
 hid_t ch5_P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
-hid_t ch5_P_DATASET_ACCESS(void) { return H5P_DATASET_ACCESS; }
 hid_t ch5_T_NATIVE_INT8(void) { return H5T_NATIVE_INT8; }
 hid_t ch5_T_NATIVE_UINT8(void) { return H5T_NATIVE_UINT8; }
 hid_t ch5_T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }

@@ -22,7 +22,10 @@ public struct ShardSummary: Codable, Equatable, Sendable {
 
     /// Minimum, maximum, mean and standard deviation of a channel's voxels.
     public struct VoxelStatistics: Codable, Equatable, Sendable {
-        public var min: Double, max: Double, mean: Double, std: Double
+        /// Smallest and largest voxel value.
+        public var min: Double, max: Double
+        /// Mean and (population) standard deviation of the voxel values.
+        public var mean: Double, std: Double
     }
 
     /// Presence and voxel statistics of one channel (voxels of the samples where it is present).

@@ -17,6 +17,11 @@ final class ShardRoundTripTests: XCTestCase {
         XCTAssertEqual(manifest.shape, [4, 6, 5])
         XCTAssertEqual(try Manifest.load(from: dir), manifest)
 
+        let dataset = try ShardDataset(directory: dir)
+        XCTAssertEqual(dataset.count, 5)
+        XCTAssertEqual(try dataset.read(4).studyID, 1_000_000_004)
+        XCTAssertEqual(try dataset.read(2).volume, SampleFactory.sample(2).volume)
+
         let reader = try ShardReader(url: dir.appendingPathComponent("shard-00001.h5"))
         XCTAssertEqual(reader.sampleCount, 2)
         XCTAssertEqual(reader.shape, [4, 6, 5])

@@ -24,8 +24,6 @@ hsize_t ch5_S_UNLIMITED(void);
 size_t ch5_T_VARIABLE(void);
 /** H5F_ACC_RDONLY. */
 unsigned ch5_F_ACC_RDONLY(void);
-/** H5F_ACC_RDWR. */
-unsigned ch5_F_ACC_RDWR(void);
 /** H5F_ACC_TRUNC. */
 unsigned ch5_F_ACC_TRUNC(void);
 /** H5P_FILE_CREATE (property list class). */
@@ -34,8 +32,6 @@ hid_t ch5_P_FILE_CREATE(void);
 hid_t ch5_P_FILE_ACCESS(void);
 /** H5P_DATASET_CREATE (property list class). */
 hid_t ch5_P_DATASET_CREATE(void);
-/** H5P_DATASET_ACCESS (property list class). */
-hid_t ch5_P_DATASET_ACCESS(void);
 /** H5T_NATIVE_INT8. */
 hid_t ch5_T_NATIVE_INT8(void);
 /** H5T_NATIVE_UINT8. */
