@@ -143,7 +143,9 @@ public struct ShardSummary: Codable, Equatable, Sendable {
         ]
         for c in channels {
             let stats = c.voxels.map { String(format: "; min %.3f max %.3f mean %.3f std %.3f", $0.min, $0.max, $0.mean, $0.std) } ?? ""
-            lines.append("  \(c.channel.padding(toLength: 18, withPad: " ", startingAt: 0)) present \(c.present), missing \(c.missing)" + stats)
+            let some = c.missingStudies.prefix(5).map(String.init).joined(separator: ", ")
+            let studies = c.missing == 0 ? "" : " (\(some)\(c.missing > 5 ? ", …" : ""))"
+            lines.append("  \(c.channel.padding(toLength: 18, withPad: " ", startingAt: 0)) present \(c.present), missing \(c.missing)\(studies)" + stats)
         }
         lines.append("labels (normal/mild, moderate, severe, missing):")
         for l in labels {

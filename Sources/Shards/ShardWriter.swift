@@ -26,7 +26,9 @@ public struct ShardWriterOptions: Sendable {
 ///
 /// Each shard is written under a `.partial` name, fsynced and renamed when full (or at `finish()`),
 /// so a shard file is complete or absent; a writer dropped without `finish()` removes its partial
-/// file. The same samples and options give byte-identical shards and manifest.
+/// file. The same samples and options give byte-identical shards and manifest. Shard files of an
+/// earlier run in the folder are replaced name by name; any beyond this run's count are left alone
+/// (`fuse3d verify` reports them as not in the manifest).
 public final class ShardWriter {
     /// The folder the shards and manifest go to.
     public let directory: URL

@@ -27,7 +27,7 @@ final class SummaryTests: XCTestCase {
         let decoded = try JSONDecoder().decode(ShardSummary.self, from: try summary.json())
         XCTAssertEqual(decoded, summary)
         XCTAssertTrue(summary.text.contains("3 samples in 2 shard(s), grid 4×6×5"), summary.text)
-        XCTAssertTrue(summary.text.contains("sagittal_t2_stir   present 2, missing 1; min 0.007"), summary.text)
+        XCTAssertTrue(summary.text.contains("sagittal_t2_stir   present 2, missing 1 (1000000001); min 0.007"), summary.text)
 
         let quick = try ShardSummary.compute(directory: dir, voxelStatistics: false)
         XCTAssertEqual(quick.labels, summary.labels)
