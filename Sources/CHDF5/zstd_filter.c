@@ -6,22 +6,17 @@
  * yielding wrong voxels; readers that ignore checksums still decode them.
  */
 #include "chdf5.h"
-#include <zstd.h>
+#include "zstd_frame.h"
 
 static size_t compress_chunk(size_t cd_nelmts, const unsigned int cd_values[], size_t nbytes,
                              size_t *buf_size, void **buf) {
     int level = cd_nelmts > 0 ? (int)cd_values[0] : ZSTD_CLEVEL_DEFAULT;
     size_t bound = ZSTD_compressBound(nbytes);
     void *out = H5allocate_memory(bound, 0);
-    if (!out) return 0;
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
-    size_t n = 0;
-    if (cctx && !ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level))
-        && !ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1))) {
-        n = ZSTD_compress2(cctx, out, bound, *buf, nbytes);
-    }
+    size_t n = out && cctx ? fz_compress_frame(cctx, out, bound, *buf, nbytes, level) : 0;
     ZSTD_freeCCtx(cctx);
-    if (!cctx || n == 0 || ZSTD_isError(n)) {
+    if (n == 0 || ZSTD_isError(n)) {
         H5free_memory(out);
         return 0;
     }

@@ -140,6 +140,7 @@ private final class ShardFile {
     let final: URL
     let partial: URL
     let shape: [Int]
+    let zstdLevel: Int
     private var file: H5File?
     private var volumes: H5Dataset?
     private let float16: H5Object
@@ -155,6 +156,7 @@ private final class ShardFile {
         self.final = final
         self.partial = AtomicFile.partial(for: final)
         self.shape = shape
+        self.zstdLevel = zstdLevel
         let file = try H5File.create(partial.path)
         self.file = file
         float16 = .type(try H5.check(id: ch5_float16_le(), partial.path, "create float16 type"))
@@ -169,11 +171,36 @@ private final class ShardFile {
     /// Compressed bytes of the volumes written so far.
     var compressedBytes: Int { volumes?.storageSize() ?? 0 }
 
+    /// Encodes the sample's three chunks (shuffle + zstd, as the dataset's filters would) on three
+    /// threads and stores them with direct chunk writes; HDF5 only copies the bytes into the file.
     func append(_ sample: FusedSample) throws {
         guard let volumes else { preconditionFailure("append after commit") }
         try volumes.extend(to: [count + 1, 3] + shape)
-        try sample.volume.withUnsafeBytes {
-            try volumes.write(start: count, count: 1, $0.baseAddress!, memType: float16.id)
+        let channelBytes = shape.reduce(1, *) * 2
+        let capacity = fz_encode_bound(channelBytes)
+        var encoded = [[UInt8]](repeating: [], count: 3)
+        var failures = [String?](repeating: nil, count: 3)
+        sample.volume.withUnsafeBytes { volume in
+            encoded.withUnsafeMutableBufferPointer { encoded in
+                failures.withUnsafeMutableBufferPointer { failures in
+                    DispatchQueue.concurrentPerform(iterations: 3) { channel in
+                        var written = 0
+                        var frame = [UInt8](repeating: 0, count: capacity)
+                        let failure = frame.withUnsafeMutableBytes {
+                            fz_encode_shuffled_zstd(volume.baseAddress! + channel * channelBytes, channelBytes, 2,
+                                                    Int32(zstdLevel), $0.baseAddress!, capacity, &written)
+                        }
+                        failures[channel] = failure.map { String(cString: $0) }
+                        encoded[channel] = Array(frame.prefix(written))
+                    }
+                }
+            }
+        }
+        for (channel, failure) in failures.enumerated() {
+            if let failure { throw ShardError.sample(studyID: sample.studyID, "channel \(channel) does not compress: \(failure)") }
+        }
+        for channel in 0..<3 {
+            try encoded[channel].withUnsafeBytes { try volumes.writeRawChunk(at: [count, channel, 0, 0, 0], $0) }
         }
         count += 1
         studyIDs.append(sample.studyID)

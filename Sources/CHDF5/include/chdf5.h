@@ -89,6 +89,19 @@ H5Z_filter_t fz_zstd_filter_id(void);
  */
 int fz_register_zstd(void);
 
+/** The most bytes fz_encode_shuffled_zstd can produce for `nbytes` of input. */
+size_t fz_encode_bound(size_t nbytes);
+
+/**
+ * Encodes one chunk for a [shuffle, zstd(level)] pipeline, exactly as the HDF5 filters would (the
+ * result goes to H5Dwrite_chunk with filter mask 0): byte-shuffles `nbytes` of elements of
+ * `elem_size` bytes, then writes one zstd frame (content size and checksum) into `dst`, which holds
+ * `capacity` bytes (fz_encode_bound). Thread-safe (per-thread context); no HDF5 call.
+ * Returns NULL and sets *written on success, else a static message.
+ */
+const char *fz_encode_shuffled_zstd(const void *src, size_t nbytes, size_t elem_size, int level,
+                                    void *dst, size_t capacity, size_t *written);
+
 /**
  * Decodes one raw chunk of a [shuffle, zstd] pipeline (as H5Dread_chunk returns it): decompresses the
  * zstd frame(s) in `src` and un-shuffles elements of `elem_size` bytes into `dst`, which must be

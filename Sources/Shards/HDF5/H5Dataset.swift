@@ -92,6 +92,13 @@ final class H5Dataset {
         return mask
     }
 
+    /// Stores already-filtered bytes as the chunk at element `offset` (filter mask 0: every filter applied).
+    func writeRawChunk(at offset: [Int], _ bytes: UnsafeRawBufferPointer) throws {
+        var o = offset.map { hsize_t($0) }
+        try H5.check(H5Dwrite_chunk(id, ch5_P_DEFAULT(), 0, &o, bytes.count, bytes.baseAddress), path,
+                     "write raw chunk \(offset) of \(name)")
+    }
+
     /// Grows the first dimension to `n`.
     func extend(to dims: [Int]) throws {
         var d = dims.map { hsize_t($0) }
@@ -108,7 +115,7 @@ final class H5Dataset {
         try H5.check(H5Dread(id, memType, ch5_S_ALL(), ch5_S_ALL(), ch5_P_DEFAULT(), buffer), path, "read \(name)")
     }
 
-    /// Reads or writes `count` entries along the first axis from `start` (all of the other axes).
+    /// Runs `body` (a read) on `count` entries along the first axis from `start` (all of the other axes).
     private func block(start: Int, count: Int, _ body: (_ memSpace: hid_t, _ fileSpace: hid_t) -> herr_t,
                        _ what: String) throws {
         let dims = try dims()
@@ -122,11 +129,6 @@ final class H5Dataset {
         let memSpace = H5Object.space(try H5.check(
             id: H5Screate_simple(Int32(extent.count), &extent, nil), path, "create memory space for \(name)"))
         try H5.check(body(memSpace.id, fileSpace.id), path, "\(what) \(name)[\(start)..<\(start + count)]")
-    }
-
-    /// Writes entries `start..<start+count` along the first axis.
-    func write(start: Int, count: Int, _ buffer: UnsafeRawPointer, memType: hid_t) throws {
-        try block(start: start, count: count, { H5Dwrite(id, memType, $0, $1, ch5_P_DEFAULT(), buffer) }, "write")
     }
 
     /// Reads entries `start..<start+count` along the first axis.
