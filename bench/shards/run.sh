@@ -1,44 +1,50 @@
 #!/usr/bin/env bash
-# Shard read benchmark: fuse3d (`verify --no-hash` decodes every chunk of every sample) against the
-# Python peer h5py + hdf5plugin reading the same shards sample by sample, at zstd levels 1, 3, 9.
-# Prints a markdown table for BENCHMARKS.md. Usage: bench/shards/run.sh [FUSE3D_BIN] [SAMPLES D H W]
+# Shard benchmark, fuse3d's Shards library against the Python peer h5py + hdf5plugin, at zstd levels
+# 1, 3, 9 on the same synthetic volumes: write MB/s (one sample at a time, then fsync and sha256 as
+# the manifest needs), compression ratio, and read MB/s of the same fuse3d-written shard (every
+# sample, one at a time). bench/shards/shard_bench.swift is compiled against the release build's
+# Shards objects.
+# Prints a markdown table for BENCHMARKS.md. Usage: bench/shards/run.sh [SAMPLES D H W]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-BIN="${1:-$ROOT/.build/release/fuse3d}"
-SAMPLES="${2:-24}" D="${3:-32}" H="${4:-256}" W="${5:-256}"
+SAMPLES="${1:-16}" D="${2:-32}" H="${3:-256}" W="${4:-256}"
 PY="$ROOT/.venv/bin/python"
-REPEATS=3
+REPEATS=5
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-"$PY" "$ROOT/bench/shards/make_shards.py" "$WORK" "$SAMPLES" "$D" "$H" "$W" 1 3 9
+cd "$ROOT"
+swift build -c release --product fuse3d >/dev/null
+R=.build/release
+swiftc -O -I $R/Modules -Xcc -fmodule-map-file=$R/CHDF5.build/module.modulemap bench/shards/shard_bench.swift \
+  $R/Shards.build/*.swift.o $R/CHDF5.build/{chdf5,chunk_codec,zstd_filter}.c.o \
+  -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lzstd -o "$WORK/shard_bench" 2>/dev/null
+BENCH="$WORK/shard_bench"
+
+"$PY" bench/shards/make_volumes.py "$WORK/volumes.f16" "$SAMPLES" "$D" "$H" "$W"
 RAW=$((SAMPLES * 3 * D * H * W * 2))
 
-best_time() {  # best of REPEATS wall times of a command, in seconds
-  local best=""
-  for _ in $(seq "$REPEATS"); do
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@" >/dev/null
-    t1=$(date +%s.%N)
-    best=$(echo "$t0 $t1 $best" | awk '{t = $2 - $1; if ($3 == "" || t < $3) print t; else print $3}')
-  done
-  echo "$best"
-}
+min() { printf '%s\n' "$@" | sort -g | head -1; }
 
-# The peer times its reads inside Python; fuse3d's process start (it links libtorch) is measured
-# with `fuse3d version` and subtracted, so both columns are read time only.
-STARTUP=$(best_time "$BIN" version)
-
-echo "grid (3, $D, $H, $W) float16, $SAMPLES samples, $((RAW / 1000000)) MB raw; best of $REPEATS; fuse3d start-up ${STARTUP}s subtracted"
+echo "grid (3, $D, $H, $W) float16, $SAMPLES samples, $((RAW / 1000000)) MB raw; MB/s of raw volume bytes, best of $REPEATS"
 echo
-echo "| zstd level | stored MB | ratio | fuse3d read MB/s | h5py read MB/s | fuse3d / h5py |"
-echo "|-----------:|----------:|------:|-----------------:|---------------:|--------------:|"
+echo "| zstd level | ratio | write fuse3d | write h5py | fuse3d / h5py | read fuse3d | read h5py | fuse3d / h5py |"
+echo "|-----------:|------:|-------------:|-----------:|--------------:|------------:|----------:|--------------:|"
+# Each repeat runs all four measurements in turn, so that load from other processes on a shared
+# machine falls on both sides alike; the best of the repeats is kept.
 for level in 1 3 9; do
-  dir="$WORK/level$level"
-  stored=$(stat -c %s "$dir/shard-00000.h5")
-  ours=$(best_time "$BIN" verify --no-hash "$dir" | awk -v s="$STARTUP" '{print $1 - s}')
-  peer=$("$PY" "$ROOT/bench/shards/read_h5py.py" "$dir" "$REPEATS")
-  awk -v l="$level" -v raw="$RAW" -v s="$stored" -v o="$ours" -v p="$peer" 'BEGIN {
-    printf "| %d | %.1f | %.2f | %.0f | %.0f | %.2f |\n", l, s / 1e6, raw / s, raw / 1e6 / o, raw / 1e6 / p, p / o }'
+  ours_dir="$WORK/fuse3d-$level"
+  wo=() wp=() ro=() rp=()
+  for _ in $(seq "$REPEATS"); do
+    rm -rf "$ours_dir"
+    wo+=("$("$BENCH" write "$WORK/volumes.f16" "$SAMPLES" "$D" "$H" "$W" "$level" "$ours_dir")")
+    wp+=("$("$PY" bench/shards/h5py_peer.py write "$WORK/volumes.f16" "$SAMPLES" "$D" "$H" "$W" "$level" "$WORK/peer.h5")")
+    ro+=("$("$BENCH" read "$ours_dir" 1)")
+    rp+=("$("$PY" bench/shards/h5py_peer.py read "$ours_dir")")
+  done
+  stored=$(stat -c %s "$ours_dir/shard-00000.h5")
+  awk -v l="$level" -v raw="$RAW" -v s="$stored" -v wo="$(min "${wo[@]}")" -v wp="$(min "${wp[@]}")" \
+      -v ro="$(min "${ro[@]}")" -v rp="$(min "${rp[@]}")" 'BEGIN {
+    mb = raw / 1e6
+    printf "| %d | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f |\n", l, raw / s, mb / wo, mb / wp, wp / wo, mb / ro, mb / rp, rp / ro }'
 done
