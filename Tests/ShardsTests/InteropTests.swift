@@ -73,6 +73,18 @@ final class InteropTests: XCTestCase {
         }
     }
 
+    func testANonHDF5FileIsAnErrorNamingTheFileAndHDF5sReason() throws {
+        let url = try Fixtures.scratch().appendingPathComponent("shard-00000.h5")
+        try Data("not an HDF5 file".utf8).write(to: url)
+        XCTAssertThrowsError(try ShardReader(url: url)) { error in
+            let h5 = error as? HDF5Error
+            XCTAssertEqual(h5?.path, url.path)
+            XCTAssertEqual(h5?.operation, "open file")
+            XCTAssertTrue(h5?.message.contains("H5Fopen") ?? false, "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("\(url.path): open file failed: "), "\(error)")
+        }
+    }
+
     func testReaderRefusesAnUnknownSchemaVersion() throws {
         let url = try Fixtures.scratch().appendingPathComponent("shard-00007.h5")
         let result = try Fixtures.python(PythonPeer.writeShard, [url.path, "2", "zstd"])

@@ -82,6 +82,10 @@ final class VerifierTests: XCTestCase {
         let ok = try Fixtures.run(Fixtures.fuse3d, ["verify", dir.path])
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertEqual(ok.stdout, "\(dir.path): 2 shard(s), 3 sample(s) decoded, ok\n")
+        let json = try Fixtures.run(Fixtures.fuse3d, ["verify", "--json", "--no-hash", dir.path])
+        let report = try JSONDecoder().decode(VerificationReport.self, from: Data(json.stdout.utf8))
+        XCTAssertEqual([report.shardsChecked, report.samplesDecoded, report.problems.count], [2, 3, 0])
+        XCTAssertEqual(report.directory, dir.path)
 
         try flipByteInChunk(dir.appendingPathComponent("shard-00000.h5"), sample: 1, channel: 2)
         let bad = try Fixtures.run(Fixtures.fuse3d, ["verify", dir.path])
