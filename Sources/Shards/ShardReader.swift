@@ -110,24 +110,50 @@ public final class ShardReader: @unchecked Sendable {
         try range.map { try read($0) }
     }
 
-    /// Reads the sample's three chunks raw through HDF5 and decodes them on this thread. Returns false,
-    /// leaving the rest to HDF5's own pipeline, when a chunk is stored otherwise (never written, or
-    /// written with a filter skipped).
+    /// Reads one channel of sample `index` (D × H × W values): one chunk is decompressed.
+    public func readChannel(_ index: Int, channel: Int) throws -> [Float16] {
+        precondition((0..<sampleCount).contains(index), "sample \(index) out of 0..<\(sampleCount)")
+        precondition((0..<3).contains(channel), "channel \(channel) out of 0..<3")
+        try H5.begin(url.path)
+        let voxels = shape.reduce(1, *)
+        if decodesChunksItself {
+            var decoded = false
+            let volume = try [Float16](unsafeUninitializedCapacity: voxels) { buffer, initialized in
+                decoded = try decodeChunk(sample: index, channel: channel, into: UnsafeMutableRawPointer(buffer.baseAddress!),
+                                          bytes: voxels * 2)
+                initialized = decoded ? voxels : 0
+            }
+            if decoded { return volume }
+        }
+        return Array(try read(index).volume[(channel * voxels)..<((channel + 1) * voxels)])
+    }
+
+    /// Decodes the sample's three chunks on this thread; false when one is stored otherwise (see
+    /// `decodeChunk`), leaving the sample to HDF5's own pipeline.
     private func decodeChunks(sample: Int, into destination: UnsafeMutableRawPointer, channelBytes: Int) throws -> Bool {
         for channel in 0..<3 {
-            let offset = [sample, channel, 0, 0, 0]
-            let stored = try volumes.storedChunkSize(at: offset)
-            guard stored > 0 else { return false }
-            var raw = [UInt8](repeating: 0, count: stored)
-            let mask = try raw.withUnsafeMutableBytes { try volumes.readRawChunk(at: offset, into: $0.baseAddress!) }
-            guard mask == 0 else { return false }
-            let failure = raw.withUnsafeBytes {
-                fz_decode_shuffled_zstd($0.baseAddress!, stored, destination + channel * channelBytes, channelBytes, 2)
-            }
-            if let failure {
-                throw ShardError.schema(path: url.path,
-                                        "volumes chunk (sample \(sample), channel \(channel)) does not decode: \(String(cString: failure))")
-            }
+            guard try decodeChunk(sample: sample, channel: channel, into: destination + channel * channelBytes,
+                                  bytes: channelBytes) else { return false }
+        }
+        return true
+    }
+
+    /// Reads chunk (sample, channel) raw through HDF5 and decodes it on this thread into `bytes` at
+    /// `destination`. Returns false, writing nothing, when the chunk was never written or was stored
+    /// with a filter skipped: HDF5's pipeline must handle those.
+    private func decodeChunk(sample: Int, channel: Int, into destination: UnsafeMutableRawPointer, bytes: Int) throws -> Bool {
+        let offset = [sample, channel, 0, 0, 0]
+        let stored = try volumes.storedChunkSize(at: offset)
+        guard stored > 0 else { return false }
+        var mask: UInt32 = 0
+        let raw = try [UInt8](unsafeUninitializedCapacity: stored) { buffer, initialized in
+            mask = try volumes.readRawChunk(at: offset, into: UnsafeMutableRawPointer(buffer.baseAddress!))
+            initialized = stored
+        }
+        guard mask == 0 else { return false }
+        if let failure = raw.withUnsafeBytes({ fz_decode_shuffled_zstd($0.baseAddress!, stored, destination, bytes, 2) }) {
+            throw ShardError.schema(path: url.path,
+                                    "volumes chunk (sample \(sample), channel \(channel)) does not decode: \(String(cString: failure))")
         }
         return true
     }

@@ -70,6 +70,8 @@ final class InteropTests: XCTestCase {
             let last = try reader.read(2).volume
             XCTAssertEqual(Array(last[..<240]), Array(SampleFactory.sample(12).volume[..<240]), variant)
             XCTAssertEqual(Array(last[240...]), [Float16](repeating: 0, count: 120), variant)
+            XCTAssertEqual(try reader.readChannel(2, channel: 2), [Float16](repeating: 0, count: 120), variant)
+            XCTAssertEqual(try reader.readChannel(2, channel: 1), Array(SampleFactory.sample(12).volume[120..<240]), variant)
         }
     }
 

@@ -34,6 +34,7 @@ final class ShardRoundTripTests: XCTestCase {
         XCTAssertEqual(sample.volume, expected.volume)
         // v[2, 3, 5, 4] = (3 + 14 + 15 + 15 + 4) / 1024 = 51 / 1024, at flat index 2·120 + 3·30 + 5·5 + 4.
         XCTAssertEqual(sample.volume[2 * 120 + 3 * 30 + 5 * 5 + 4], Float16(51.0 / 1024.0))
+        XCTAssertEqual(try reader.readChannel(1, channel: 2), Array(expected.volume[240...]))
         XCTAssertEqual(sample.present, [1, 0, 1])
         XCTAssertEqual(sample.affine[7], 13)
         XCTAssertEqual(sample.labels, expected.labels)
