@@ -1,0 +1,42 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Complete-or-absent files: content goes to `NAME.partial`, is fsynced, then renamed over `NAME`,
+/// and the directory is fsynced so that the rename itself survives a crash.
+enum AtomicFile {
+    /// Where `final` is written before it is committed.
+    static func partial(for final: URL) -> URL {
+        final.deletingLastPathComponent().appendingPathComponent(final.lastPathComponent + ShardSchema.partialSuffix)
+    }
+
+    /// Fsyncs `partial`, renames it to `final` (replacing it) and fsyncs the directory.
+    static func commit(_ partial: URL, to final: URL) throws {
+        try fsync(path: partial.path, directory: false)
+        guard rename(partial.path, final.path) == 0 else {
+            throw ShardError.io(path: final.path, "cannot rename \(partial.lastPathComponent) into place: \(errnoText())")
+        }
+        try fsync(path: final.deletingLastPathComponent().path, directory: true)
+    }
+
+    /// Writes `data` to `final` atomically.
+    static func write(_ data: Data, to final: URL) throws {
+        let partial = partial(for: final)
+        do {
+            try data.write(to: partial)
+        } catch {
+            throw ShardError.io(path: partial.path, "cannot write: \(error.localizedDescription)")
+        }
+        try commit(partial, to: final)
+    }
+
+    private static func fsync(path: String, directory: Bool) throws {
+        let fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY)
+        guard fd >= 0 else { throw ShardError.io(path: path, "cannot open to fsync: \(errnoText())") }
+        defer { close(fd) }
+        guard Glibc.fsync(fd) == 0 else { throw ShardError.io(path: path, "fsync failed: \(errnoText())") }
+    }
+
+    private static func errnoText() -> String { String(cString: strerror(errno)) }
+}

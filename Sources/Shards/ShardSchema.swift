@@ -1,0 +1,50 @@
+import CHDF5
+
+/// The shard format's constants (data-schema.md is the normative description).
+public enum ShardSchema {
+    /// The version this build writes.
+    public static let version: Int64 = 1
+    /// The versions this build reads; any other is refused.
+    public static let readableVersions: [Int64] = [1]
+    /// The HDF5 filter id of Zstandard (HDF Group registry), as hdf5plugin uses it.
+    public static let zstdFilterID: Int32 = 32015
+    /// HDF5's built-in byte-shuffle filter id.
+    public static let shuffleFilterID: Int32 = 2
+    /// Default Zstandard level.
+    public static let defaultZstdLevel = 3
+
+    /// The linked HDF5 and libzstd versions, e.g. "HDF5 1.10.8, zstd 1.5.4" (for `fuse3d version`).
+    public static var nativeLibraries: String {
+        var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
+        H5get_libversion(&major, &minor, &release)
+        return "HDF5 \(major).\(minor).\(release), zstd \(String(cString: fz_zstd_version()))"
+    }
+
+    /// The file name of shard `index`: `shard-00000.h5`.
+    public static func fileName(index: Int) -> String {
+        let digits = String(index)
+        return "shard-" + String(repeating: "0", count: max(0, 5 - digits.count)) + digits + ".h5"
+    }
+
+    /// Suffix of a file still being written (never ends in `.h5`, so a reader never picks it up).
+    public static let partialSuffix = ".partial"
+
+    /// Dataset names.
+    enum Dataset {
+        static let volumes = "volumes"
+        static let studyID = "study_id"
+        static let labels = "labels"
+        static let present = "present"
+        static let affine = "affine"
+        static let keypoints = "keypoints"
+        static let norm = "norm"
+    }
+
+    /// Root attribute names.
+    enum Attribute {
+        static let schemaVersion = "schema_version"
+        static let channels = "channels"
+        static let labelColumns = "label_columns"
+        static let parameters = "parameters"
+    }
+}

@@ -1,0 +1,248 @@
+import CHDF5
+import Foundation
+
+/// How a `ShardWriter` sizes and compresses shards, and the pipeline parameters it records.
+public struct ShardWriterOptions: Sendable {
+    /// Samples per shard; nil closes a shard by size only (`targetShardBytes`).
+    public var samplesPerShard: Int?
+    /// A shard is closed after the sample that brings its compressed volumes to this many bytes.
+    public var targetShardBytes: Int
+    /// Zstandard level (1 fast … 19 small; data-schema.md, BENCHMARKS.md).
+    public var zstdLevel: Int
+    /// Pipeline parameters, stored in every shard (attribute `parameters`) and in the manifest.
+    public var parameters: [String: String]
+
+    /// Defaults: about 1 GB of compressed data per shard, zstd level 3, no parameters.
+    public init(samplesPerShard: Int? = nil, targetShardBytes: Int = 1_000_000_000,
+                zstdLevel: Int = ShardSchema.defaultZstdLevel, parameters: [String: String] = [:]) {
+        self.samplesPerShard = samplesPerShard
+        self.targetShardBytes = targetShardBytes
+        self.zstdLevel = zstdLevel
+        self.parameters = parameters
+    }
+}
+
+/// Writes `FusedSample`s, in the order given, into `shard-NNNNN.h5` files and a `manifest.json`.
+///
+/// Each shard is written under a `.partial` name, fsynced and renamed when full (or at `finish()`),
+/// so a shard file is complete or absent; a writer dropped without `finish()` removes its partial
+/// file. The same samples and options give byte-identical shards and manifest. Shard files of an
+/// earlier run in the folder are replaced name by name; any beyond this run's count are left alone
+/// (`fuse3d verify` reports them as not in the manifest).
+public final class ShardWriter {
+    /// The folder the shards and manifest go to.
+    public let directory: URL
+    /// The options in force.
+    public let options: ShardWriterOptions
+    /// The grid shape (D, H, W) every sample must have (set by the first sample when not given).
+    public private(set) var shape: [Int]?
+    /// The shards completed so far.
+    public private(set) var shards: [Manifest.Shard] = []
+
+    private var current: ShardFile?
+    private var seen = Set<Int64>()
+    /// The error that left the current shard in an unknown state; every later call rethrows it.
+    private var failure: Error?
+    private let parametersJSON: String
+
+    /// Prepares `directory` (created if needed; stale `.partial` files from a killed run are removed).
+    public init(directory: URL, options: ShardWriterOptions = .init(), shape: [Int]? = nil) throws {
+        guard options.samplesPerShard.map({ $0 > 0 }) ?? true, options.targetShardBytes > 0 else {
+            throw ShardError.io(path: directory.path, "samples per shard and target shard bytes must be positive")
+        }
+        if let shape, shape.count != 3 || shape.contains(where: { $0 <= 0 }) {
+            throw ShardError.io(path: directory.path, "grid shape \(shape) is not three positive sizes (D, H, W)")
+        }
+        self.directory = directory
+        self.options = options
+        self.shape = shape
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        parametersJSON = String(decoding: try encoder.encode(options.parameters), as: UTF8.self)
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            for name in try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            where name.hasPrefix("shard-") && name.hasSuffix(".h5" + ShardSchema.partialSuffix) {
+                try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+            }
+        } catch let error as ShardError {
+            throw error
+        } catch {
+            throw ShardError.io(path: directory.path, "cannot prepare the shard folder: \(error.localizedDescription)")
+        }
+    }
+
+    deinit { current?.discard() }
+
+    /// Appends one sample to the current shard, opening a new shard first when needed and closing
+    /// the shard when it is full. A refused sample (other shape, duplicate study, bad label) leaves
+    /// the writer usable; a failed write does not (every later call throws the same error).
+    public func append(_ sample: FusedSample) throws {
+        if let failure { throw failure }
+        let expected = shape ?? sample.shape
+        guard sample.shape == expected else {
+            throw ShardError.sample(studyID: sample.studyID,
+                                    "grid shape \(sample.shape) differs from the dataset's \(expected)")
+        }
+        guard !seen.contains(sample.studyID) else {
+            throw ShardError.sample(studyID: sample.studyID, "already written to this dataset")
+        }
+        if let bad = sample.labels.first(where: { !(-1...2).contains($0) }) {
+            throw ShardError.sample(studyID: sample.studyID, "label \(bad) is not -1, 0, 1 or 2")
+        }
+        shape = expected
+        let shard: ShardFile
+        if let current {
+            shard = current
+        } else {
+            let final = directory.appendingPathComponent(ShardSchema.fileName(index: shards.count))
+            shard = try ShardFile(final: final, shape: expected, zstdLevel: options.zstdLevel, parametersJSON: parametersJSON)
+            current = shard
+        }
+        do {
+            try shard.append(sample)
+            seen.insert(sample.studyID)
+            if shard.count == options.samplesPerShard || shard.compressedBytes >= options.targetShardBytes {
+                try closeCurrent()
+            }
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    /// Closes the last shard and writes `manifest.json` atomically; returns the manifest.
+    @discardableResult
+    public func finish() throws -> Manifest {
+        if let failure { throw failure }
+        try closeCurrent()
+        let manifest = Manifest(shape: shape ?? [], zstdLevel: options.zstdLevel,
+                                parameters: options.parameters, shards: shards)
+        try manifest.write(to: directory)
+        return manifest
+    }
+
+    private func closeCurrent() throws {
+        guard let shard = current else { return }
+        current = nil
+        do {
+            shards.append(try shard.commit())
+        } catch {
+            shard.discard()
+            throw error
+        }
+    }
+}
+
+/// One shard being written: the volumes go to disk sample by sample, the small per-sample
+/// arrays are kept (a few hundred bytes a sample) and written when the shard is committed.
+private final class ShardFile {
+    let final: URL
+    let partial: URL
+    let shape: [Int]
+    let zstdLevel: Int
+    private var file: H5File?
+    private var volumes: H5Dataset?
+    private let float16: H5Object
+    private(set) var count = 0
+    private var studyIDs: [Int64] = []
+    private var labels: [Int8] = []
+    private var present: [UInt8] = []
+    private var affine: [Double] = []
+    private var keypoints: [Float] = []
+    private var norm: [Float] = []
+
+    init(final: URL, shape: [Int], zstdLevel: Int, parametersJSON: String) throws {
+        self.final = final
+        self.partial = AtomicFile.partial(for: final)
+        self.shape = shape
+        self.zstdLevel = zstdLevel
+        let file = try H5File.create(partial.path)
+        self.file = file
+        float16 = .type(try H5.check(id: ch5_float16_le(), partial.path, "create float16 type"))
+        try file.writeAttribute(ShardSchema.Attribute.schemaVersion, int: ShardSchema.version)
+        try file.writeAttribute(ShardSchema.Attribute.channels, strings: Channels.names)
+        try file.writeAttribute(ShardSchema.Attribute.labelColumns, strings: RSNA.labelColumns)
+        try file.writeAttribute(ShardSchema.Attribute.parameters, strings: [parametersJSON], scalar: true)
+        volumes = try file.createDataset(ShardSchema.Dataset.volumes, type: float16.id, dims: [0, 3] + shape,
+                                         maxDims: [-1, 3] + shape, chunk: [1, 1] + shape, zstdLevel: zstdLevel)
+    }
+
+    /// Compressed bytes of the volumes written so far.
+    var compressedBytes: Int { volumes?.storageSize() ?? 0 }
+
+    /// Encodes the sample's three chunks (shuffle + zstd, as the dataset's filters would) on three
+    /// threads and stores them with direct chunk writes; HDF5 only copies the bytes into the file.
+    func append(_ sample: FusedSample) throws {
+        guard let volumes else { preconditionFailure("append after commit") }
+        try volumes.extend(to: [count + 1, 3] + shape)
+        let channelBytes = shape.reduce(1, *) * 2
+        let capacity = fz_encode_bound(channelBytes)
+        var encoded = [[UInt8]](repeating: [], count: 3)
+        var failures = [String?](repeating: nil, count: 3)
+        sample.volume.withUnsafeBytes { volume in
+            encoded.withUnsafeMutableBufferPointer { encoded in
+                failures.withUnsafeMutableBufferPointer { failures in
+                    DispatchQueue.concurrentPerform(iterations: 3) { channel in
+                        var written = 0
+                        var frame = [UInt8](repeating: 0, count: capacity)
+                        let failure = frame.withUnsafeMutableBytes {
+                            fz_encode_shuffled_zstd(volume.baseAddress! + channel * channelBytes, channelBytes, 2,
+                                                    Int32(zstdLevel), $0.baseAddress!, capacity, &written)
+                        }
+                        failures[channel] = failure.map { String(cString: $0) }
+                        encoded[channel] = Array(frame.prefix(written))
+                    }
+                }
+            }
+        }
+        for (channel, failure) in failures.enumerated() {
+            if let failure { throw ShardError.sample(studyID: sample.studyID, "channel \(channel) does not compress: \(failure)") }
+        }
+        for channel in 0..<3 {
+            try encoded[channel].withUnsafeBytes { try volumes.writeRawChunk(at: [count, channel, 0, 0, 0], $0) }
+        }
+        count += 1
+        studyIDs.append(sample.studyID)
+        labels += sample.labels
+        present += sample.present
+        affine += sample.affine
+        keypoints += sample.keypoints
+        norm += sample.norm
+    }
+
+    /// Writes the per-sample arrays, closes the file, fsyncs and renames it into place.
+    func commit() throws -> Manifest.Shard {
+        guard let file, let volumes else { preconditionFailure("commit twice") }
+        try volumes.close()
+        self.volumes = nil
+        let n = count
+        typealias D = ShardSchema.Dataset
+        try small(file, D.studyID, ch5_T_STD_I64LE(), ch5_T_NATIVE_INT64(), [n], studyIDs)
+        try small(file, D.labels, ch5_T_STD_I8LE(), ch5_T_NATIVE_INT8(), [n, 25], labels)
+        try small(file, D.present, ch5_T_STD_U8LE(), ch5_T_NATIVE_UINT8(), [n, 3], present)
+        try small(file, D.affine, ch5_T_IEEE_F64LE(), ch5_T_NATIVE_DOUBLE(), [n, 4, 4], affine)
+        try small(file, D.keypoints, ch5_T_IEEE_F32LE(), ch5_T_NATIVE_FLOAT(), [n, 25, 3], keypoints)
+        try small(file, D.norm, ch5_T_IEEE_F32LE(), ch5_T_NATIVE_FLOAT(), [n, 3, 2], norm)
+        try file.close()
+        self.file = nil
+        try AtomicFile.commit(partial, to: final)
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: final.path)[.size] as? Int) ?? 0
+        return Manifest.Shard(file: final.lastPathComponent, bytes: bytes,
+                              sha256: try SHA256.hex(ofFile: final), samples: n, studies: studyIDs)
+    }
+
+    /// Abandons the shard: closes the file and removes the partial file.
+    func discard() {
+        volumes = nil
+        file = nil
+        try? FileManager.default.removeItem(at: partial)
+    }
+
+    private func small<T>(_ file: H5File, _ name: String, _ fileType: hid_t, _ memType: hid_t, _ dims: [Int],
+                          _ values: [T]) throws {
+        let dataset = try file.createDataset(name, type: fileType, dims: dims)
+        try values.withUnsafeBytes { try dataset.writeAll($0.baseAddress!, memType: memType) }
+        try dataset.close()
+    }
+}
