@@ -33,6 +33,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // C++ shim over GDCM: opaque handles, *_free, thread-local last error.
@@ -71,7 +72,7 @@ let package = Package(
             ]
         ),
         .target(name: "Shards", dependencies: ["CHDF5"]),
-        .target(name: "Ingest", dependencies: ["CGDCM", "CPNG", "Shards"]),
+        .target(name: "Ingest", dependencies: ["CGDCM", "CPNG", "Shards", .product(name: "Yams", package: "Yams")]),
         .target(name: "Train", dependencies: ["CTorch", "Shards"]),
         .executableTarget(
             name: "fuse3d",

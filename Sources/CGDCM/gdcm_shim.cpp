@@ -117,7 +117,8 @@ extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
             if (structure_error.find("Pixel Data, truncated") != std::string::npos) {
                 fuse3d::set_last_error("truncated pixel data: " + structure_error);
             } else {
-                fuse3d::set_last_error("not a readable DICOM file: " + structure_error);
+                fuse3d::set_last_error(structure_error.rfind("not a DICOM file", 0) == 0 ? structure_error
+                                                                                   : "not a readable DICOM file: " + structure_error);
             }
             return nullptr;
         }

@@ -185,12 +185,25 @@ bool fuse3d::check_structure(const std::string &path, std::string &error) {
             w.explicit_vr = ts != "1.2.840.10008.1.2";
             w.big_endian = ts == "1.2.840.10008.1.2.2";
         }
-    } else if (size >= 8) {
+    } else if (size < 8) {
+        munmap(map, size);
+        error = "not a DICOM file: only " + std::to_string(size) + " bytes";
+        return false;
+    } else {
         // No preamble: a bare data set. Explicit VR when bytes 4-5 are a VR; big endian when the
         // first group reads small only that way round.
         const char vr[2] = {char(d[4]), char(d[5])};
         w.explicit_vr = Walker::known_vr(vr);
         w.big_endian = d[0] == 0 && d[1] != 0;
+    }
+    if (pos == 0 && size >= 8) {
+        // Without the DICM marker a file must at least start like a data set: group 0002 or 0008.
+        const uint16_t group = w.big_endian ? uint16_t(d[0] << 8 | d[1]) : uint16_t(d[0] | d[1] << 8);
+        if (group != 0x0002 && group != 0x0008) {
+            munmap(map, size);
+            error = "not a DICOM file: no DICM marker at byte 128, and the first bytes are not a DICOM element";
+            return false;
+        }
     }
     if (ok && !deflated) ok = w.elements(pos, size, w.explicit_vr, w.big_endian, 0, false);
     munmap(map, size);

@@ -5,7 +5,7 @@ import Glibc
 
 /// Complete-or-absent files: content goes to `NAME.partial`, is fsynced, then renamed over `NAME`,
 /// and the directory is fsynced so that the rename itself survives a crash.
-enum AtomicFile {
+public enum AtomicFile {
     /// Where `final` is written before it is committed.
     static func partial(for final: URL) -> URL {
         final.deletingLastPathComponent().appendingPathComponent(final.lastPathComponent + ShardSchema.partialSuffix)
@@ -21,7 +21,7 @@ enum AtomicFile {
     }
 
     /// Writes `data` to `final` atomically.
-    static func write(_ data: Data, to final: URL) throws {
+    public static func write(_ data: Data, to final: URL) throws {
         let partial = partial(for: final)
         do {
             try data.write(to: partial)

@@ -14,7 +14,7 @@ struct Fuse3D: ParsableCommand {
           fuse3d inspect /tmp/shards --png /tmp/sample.png
         """,
         version: "0.1.0",
-        subcommands: [Scan.self, Synth.self, Verify.self, Version.self]
+        subcommands: [Synth.self, Scan.self, IngestCommand.self, Inspect.self, Verify.self, Version.self]
     )
 }
 

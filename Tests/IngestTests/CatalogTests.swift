@@ -98,7 +98,7 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(localizer.kind, .other)
         XCTAssertTrue(localizer.kindReason.contains("localizer"))
 
-        XCTAssertTrue(catalog.problems.contains { $0.path == "101/notes.txt" && $0.reason.contains("not a readable DICOM") },
+        XCTAssertTrue(catalog.problems.contains { $0.path == "101/notes.txt" && $0.reason.contains("not a DICOM file") },
                       "\(catalog.problems)")
         XCTAssertTrue(catalog.problems.contains { $0.path.hasPrefix("101/loop") && $0.reason.contains("loop") }, "\(catalog.problems)")
         XCTAssertTrue(catalog.report().contains("Axial T2"))

@@ -1,0 +1,155 @@
+import Foundation
+import Shards
+
+/// What `fuse3d ingest` is asked to do: the archive, where the shards go, and the pipeline's parameters.
+public struct IngestOptions: Sendable {
+    /// Archive root (RSNA layout or any DICOM tree).
+    public var archive: String
+    /// Output folder for shards, manifest.json and ingest-report.json.
+    public var output: URL
+    /// The pipeline's configuration (fusion and shard parameters).
+    public var pipeline: PipelineConfig
+    /// Studies fused at once (each holds one study's pixels and grid in memory).
+    public var workers: Int
+
+    public init(archive: String, output: URL, pipeline: PipelineConfig = PipelineConfig(), workers: Int = 2) {
+        self.archive = archive
+        self.output = output
+        self.pipeline = pipeline
+        self.workers = max(1, workers)
+    }
+}
+
+/// Per study: what was fused from which series, or why not.
+public struct StudyReport: Codable, Sendable {
+    /// The archive's study id (RSNA folder name or Study Instance UID).
+    public var studyID: String
+    /// The id stored in the shards (`study_id`).
+    public var sampleID: Int64
+    /// "fused" or "failed".
+    public var status: String
+    /// Per channel name: the series fused into it, or "missing".
+    public var channels: [String: String]
+    /// Why the study failed, if it did.
+    public var error: String?
+    /// Files of this study that were skipped while decoding (path relative to the archive, reason).
+    public var problems: [CatalogProblem]
+    /// The fusion's provenance (box, grid, coverage, normalization, stacks used).
+    public var fusion: FusionRecord?
+}
+
+/// `ingest-report.json`: every study's outcome and every file problem, with a summary.
+public struct IngestReport: Codable, Sendable {
+    public struct Summary: Codable, Sendable {
+        public var studies: Int
+        public var fused: Int
+        public var failed: Int
+        public var filesSkipped: Int
+        public var samples: Int
+        public var shards: Int
+    }
+    public var archive: String
+    public var mode: String
+    public var pipeline: PipelineConfig
+    public var summary: Summary
+    public var studies: [StudyReport]
+    /// Problems found by the scan (unreadable, non-image, geometry-less files; table problems).
+    public var files: [CatalogProblem]
+
+    /// The closing summary line of an ingest run.
+    public var summaryLine: String {
+        "\(summary.fused) of \(summary.studies) studies fused into \(summary.samples) samples in \(summary.shards) shard(s); "
+            + "\(summary.failed) failed; \(summary.filesSkipped) file(s) skipped (see ingest-report.json)"
+    }
+}
+
+/// The first ingest: scan → read → fuse → pack, study by study in a fixed order, memory per study.
+public enum IngestRunner {
+    /// Name of the per-run report written beside the shards.
+    public static let reportName = "ingest-report.json"
+
+    /// Runs the whole ingest. `progress(done, total)` is called after each study.
+    public static func run(_ options: IngestOptions, progress: ((Int, Int) -> Void)? = nil) throws -> IngestReport {
+        let catalog = CatalogScanner.scan(root: options.archive)
+        let tables = RSNATables.load(root: catalog.root)
+        try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
+        let writer = try ShardWriter(directory: options.output, options: options.pipeline.shardWriterOptions())
+        let fuser = Fuser(parameters: options.pipeline.fusion)
+
+        var reports: [StudyReport] = []
+        let studies = catalog.studies
+        var next = 0
+        while next < studies.count {
+            // A window of `workers` studies is fused at once; samples are packed in catalog order.
+            let window = Array(studies[next..<min(studies.count, next + options.workers)])
+            var results = [(FusedSample?, StudyReport)?](repeating: nil, count: window.count)
+            results.withUnsafeMutableBufferPointer { out in
+                DispatchQueue.concurrentPerform(iterations: window.count) { i in
+                    let study = window[i]
+                    out[i] = StudyFusion.fuse(study: study, root: catalog.root, labels: tables.labels(for: study.studyID),
+                                              coordinates: tables.coordinates[study.studyID] ?? [], fuser: fuser)
+                }
+            }
+            for r in results {
+                let (sample, report) = r!
+                if let sample { try writer.append(sample) }
+                reports.append(report)
+            }
+            next += window.count
+            progress?(next, studies.count)
+        }
+        let manifest = try writer.finish()
+        let skipped = Set(reports.flatMap { $0.problems.map(\.path) } + catalog.problems.map(\.path))
+        let report = IngestReport(
+            archive: catalog.root, mode: catalog.mode, pipeline: options.pipeline,
+            summary: .init(studies: reports.count, fused: reports.filter { $0.status == "fused" }.count,
+                           failed: reports.filter { $0.status != "fused" }.count, filesSkipped: skipped.count,
+                           samples: manifest.samples, shards: manifest.shards.count),
+            studies: reports, files: catalog.problems + tables.problems)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        try AtomicFile.write(try enc.encode(report), to: options.output.appendingPathComponent(reportName))
+        return report
+    }
+}
+
+/// One function from a study's inputs to its fused sample: decode the three series, fuse them.
+public enum StudyFusion {
+    /// Decodes and fuses one study. Never throws: a failure is a report with status "failed".
+    public static func fuse(study: CatalogStudy, root: String, labels: [Int8], coordinates: [LabelCoordinate],
+                            fuser: Fuser) -> (FusedSample?, StudyReport) {
+        let id = sampleID(study)
+        var volumes: [SeriesVolume] = []
+        var problems: [CatalogProblem] = []
+        var channels: [String: String] = [:]
+        for kind in [SeriesKind.sagittalT1, .sagittalT2, .axialT2] {
+            let name = Channels.names[kind.channel!]
+            guard let series = study.primarySeries(kind) else { channels[name] = "missing"; continue }
+            let (volume, p) = SeriesLoader.load(series, root: root)
+            problems += p
+            if volume.stacks.isEmpty {
+                channels[name] = "missing"
+            } else {
+                channels[name] = series.seriesID
+                volumes.append(volume)
+            }
+        }
+        do {
+            let (sample, record) = try fuser.fuse(series: volumes, labels: labels, coordinates: coordinates, studyID: id)
+            return (sample, StudyReport(studyID: study.studyID, sampleID: id, status: "fused", channels: channels,
+                                        error: nil, problems: problems, fusion: record))
+        } catch {
+            return (nil, StudyReport(studyID: study.studyID, sampleID: id, status: "failed", channels: channels,
+                                     error: "\(error)", problems: problems, fusion: nil))
+        }
+    }
+
+    /// The study id stored in shards: the RSNA numeric id, else a stable 62-bit hash of the Study Instance UID.
+    public static func sampleID(_ study: CatalogStudy) -> Int64 {
+        if let n = Int64(study.studyID), n >= 0 { return n }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in study.studyInstanceUID.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int64(h & 0x3FFF_FFFF_FFFF_FFFF)
+    }
+}
