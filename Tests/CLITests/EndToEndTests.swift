@@ -1,0 +1,120 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// The phantom cohort through the real binary: synth → scan → ingest → inspect → verify, and the
+/// shards read back by h5py + hdf5plugin.
+final class EndToEndTests: XCTestCase {
+    static var cohort: URL!
+    static var shards: URL!
+
+    override class func setUp() {
+        super.setUp()
+        let root = try! Fixtures.scratch("e2e")
+        cohort = root.appendingPathComponent("cohort")
+        shards = root.appendingPathComponent("shards")
+        let synth = try! Fixtures.run(Fixtures.fuse3d, ["synth", "--studies", "3", "--out", cohort.path, "--seed", "11", "--quirks"])
+        precondition(synth.status == 0, synth.stderr)
+        let ingest = try! Fixtures.run(Fixtures.fuse3d, ["ingest", cohort.path, "--out", shards.path, "--size", "32"])
+        precondition(ingest.status == 0, ingest.stderr + ingest.stdout)
+    }
+
+    private func json(_ url: URL) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    }
+
+    func testScanListsTheCohortAndItsProblems() throws {
+        let r = try Fixtures.run(Fixtures.fuse3d, ["scan", Self.cohort.path, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let catalog = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(catalog["mode"] as? String, "rsna")
+        let studies = catalog["studies"] as! [[String: Any]]
+        XCTAssertEqual(studies.count, 3)
+        // Every series the CSV names is found with the kind it names.
+        let csv = try String(contentsOf: Self.cohort.appendingPathComponent("train_series_descriptions.csv"), encoding: .utf8)
+        for line in csv.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: ",").map(String.init)
+            let study = try XCTUnwrap(studies.first { $0["studyID"] as? String == f[0] })
+            let series = try XCTUnwrap((study["series"] as! [[String: Any]]).first { $0["seriesID"] as? String == f[1] }, "\(f)")
+            XCTAssertEqual(series["kind"] as? String, f[2])
+        }
+        let problems = (catalog["problems"] as! [[String: Any]]).map { "\($0["path"]!): \($0["reason"]!)" }
+        XCTAssertTrue(problems.contains { $0.contains("truncated pixel data") }, "\(problems)")
+        XCTAssertTrue(problems.contains { $0.contains("not a DICOM file") }, "\(problems)")
+    }
+
+    func testIngestWritesShardsAReportAndHDF5ReadableSamples() throws {
+        let report = try json(Self.shards.appendingPathComponent("ingest-report.json"))
+        let summary = report["summary"] as! [String: Int]
+        XCTAssertEqual(summary["studies"], 3)
+        XCTAssertEqual(summary["fused"], 3)
+        XCTAssertGreaterThanOrEqual(summary["filesSkipped"]!, 2)
+        let manifest = try json(Self.shards.appendingPathComponent("manifest.json"))
+        XCTAssertEqual(manifest["samples"] as? Int, 3)
+
+        // h5py reads what we wrote; labels equal train.csv; the spinal-canal keypoints sit on bright CSF in T2.
+        let r = try Fixtures.python("""
+        import sys, glob, csv, numpy as np, h5py, hdf5plugin
+        shards, cohort = sys.argv[1], sys.argv[2]
+        f = h5py.File(sorted(glob.glob(shards + "/shard-*.h5"))[0], "r")
+        v = f["volumes"]; assert v.shape == (3, 3, 32, 32, 32) and v.dtype == np.float16, (v.shape, v.dtype)
+        assert v.chunks == (1, 1, 32, 32, 32), v.chunks
+        rows = {r["study_id"]: r for r in csv.DictReader(open(cohort + "/train.csv"))}
+        names = {"Normal/Mild": 0, "Moderate": 1, "Severe": 2, "": -1}
+        cols = [c.decode() if isinstance(c, bytes) else c for c in f.attrs["label_columns"]]
+        bright = 0; total = 0
+        for i, sid in enumerate(f["study_id"][:]):
+            want = [names[rows[str(sid)][c]] for c in cols]
+            assert list(f["labels"][i]) == want, (sid, list(f["labels"][i]), want)
+            vol = v[i].astype(np.float32)
+            for level in range(5):
+                kp = f["keypoints"][i, level]
+                if np.isnan(kp).any() or not f["present"][i, 1]:
+                    continue
+                d, h, w = np.round(kp).astype(int)
+                total += 1
+                if vol[1, d, h, w] > np.percentile(vol[1][vol[1] > 0], 75):
+                    bright += 1
+        assert total >= 10 and bright >= 0.8 * total, (bright, total)
+        print("ok", bright, total)
+        """, [Self.shards.path, Self.cohort.path])
+        XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
+        XCTAssertTrue(r.stdout.hasPrefix("ok"), r.stdout)
+    }
+
+    func testInspectAndVerify() throws {
+        let summary = try Fixtures.run(Fixtures.fuse3d, ["inspect", Self.shards.path])
+        XCTAssertEqual(summary.status, 0, summary.stderr)
+        XCTAssertTrue(summary.stdout.contains("3 samples"), summary.stdout)
+        let png = Self.shards.deletingLastPathComponent().appendingPathComponent("s.png")
+        let nii = Self.shards.deletingLastPathComponent().appendingPathComponent("s.nii")
+        let export = try Fixtures.run(Fixtures.fuse3d, ["inspect", Self.shards.path, "--sample", "1", "--png", png.path, "--nifti", nii.path])
+        XCTAssertEqual(export.status, 0, export.stderr)
+        let bytes = [UInt8](try Data(contentsOf: png).prefix(8))
+        XCTAssertEqual(bytes, [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        XCTAssertEqual(try Data(contentsOf: nii).count, 352 + 32 * 32 * 32 * 3 * 4)
+        let verify = try Fixtures.run(Fixtures.fuse3d, ["verify", Self.shards.path])
+        XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
+        let bad = try Fixtures.run(Fixtures.fuse3d, ["inspect", Self.shards.path, "--study", "12345"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("no sample of study 12345"), bad.stderr)
+    }
+
+    func testIngestIsDeterministic() throws {
+        let again = Self.shards.deletingLastPathComponent().appendingPathComponent("again")
+        let r = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", again.path, "--size", "32", "--workers", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for name in ["shard-00000.h5", "manifest.json"] {
+            XCTAssertEqual(try Data(contentsOf: again.appendingPathComponent(name)),
+                           try Data(contentsOf: Self.shards.appendingPathComponent(name)), name)
+        }
+    }
+
+    func testEveryCommandHasHelpWithAnExample() throws {
+        for command in ["synth", "scan", "ingest", "inspect", "verify"] {
+            let r = try Fixtures.run(Fixtures.fuse3d, [command, "--help"])
+            XCTAssertEqual(r.status, 0, command)
+            XCTAssertTrue(r.stdout.contains("Example"), "\(command): \(r.stdout)")
+        }
+    }
+}
