@@ -1,0 +1,64 @@
+import Foundation
+
+/// Times training steps of a model on a fixed random batch, as `bench/torch/bench_train.py` does in
+/// PyTorch: same seed (so the same weights' distribution and the same input), same step, same threads.
+public struct TrainBenchmark {
+    public var spec: ModelSpec
+    public var batch: Int, steps: Int, warmup: Int, threads: Int
+    public var device: Device
+    /// bf16 autocast and channels-last-3d storage (both off unless measured faster).
+    public var mixedPrecision: Bool, channelsLast: Bool
+
+    public init(spec: ModelSpec, batch: Int, steps: Int, warmup: Int = 2, threads: Int, device: Device = .cpu,
+                mixedPrecision: Bool = false, channelsLast: Bool = false) {
+        self.spec = spec
+        self.batch = batch
+        self.steps = steps
+        self.warmup = warmup
+        self.threads = threads
+        self.device = device
+        self.mixedPrecision = mixedPrecision
+        self.channelsLast = channelsLast
+    }
+
+    /// Seconds per step (median after warm-up), every step's time, the last loss and the peak RSS.
+    public struct Result {
+        public var secondsPerStep: Double, times: [Double], lastLoss: Double, peakRSSBytes: Int
+    }
+
+    /// Builds the model and runs warm-up plus timed steps.
+    public func run() throws -> Result {
+        if device.isCUDA && !Torch.cudaAvailable {
+            throw TorchError("device \(device) requested, but this libtorch has no usable CUDA (point LIBTORCH at a CUDA build)")
+        }
+        Torch.threads = threads
+        Torch.manualSeed(0)
+        let model = try spec.make()
+        try model.move(to: device)
+        if channelsLast { try model.useChannelsLast() }
+        let optimizer = try AdamW(model.namedParameters(), learningRate: 1e-4, weightDecay: 0.01)
+        let step = TrainingStep(model: model, optimizer: optimizer, mixedPrecision: mixedPrecision, device: device)
+        var x = try Tensor.randn([batch, 3] + spec.inputSize, device: device)
+        if channelsLast { x = try x.contiguous(channelsLast: true) }
+        let labels = try (Tensor.rand([batch, spec.heads], device: device) * Double(spec.classes)).to(.int64)
+        model.train()
+        var times: [Double] = []
+        var last = 0.0
+        for i in 0..<(warmup + steps) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            last = try step(x, labels: labels)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if i >= warmup { times.append(seconds) }
+        }
+        let sorted = times.sorted()
+        let median = sorted.isEmpty ? 0 : (sorted[(sorted.count - 1) / 2] + sorted[sorted.count / 2]) / 2
+        return Result(secondsPerStep: median, times: times, lastLoss: last, peakRSSBytes: peakRSS())
+    }
+}
+
+/// The process's peak resident set size in bytes (Linux reports ru_maxrss in KiB).
+public func peakRSS() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Int(usage.ru_maxrss) * 1024
+}
