@@ -2,18 +2,22 @@
 // calling thread's last error (drained by at_take_error) and never unwinds into Swift.
 #include "ctorch.h"
 
+// Checked before the heavy headers so that a missing or mismatched libtorch fails with one clear line.
+#if !__has_include(<torch/version.h>)
+#error "libtorch not found: run scripts/setup.sh (installs torch==2.13.0 into .venv) or set LIBTORCH=/path/to/libtorch"
+#endif
+#include <torch/version.h>
+#if TORCH_VERSION_MAJOR != 2 || TORCH_VERSION_MINOR != 13
+#error "Fuse3D needs libtorch 2.13 (the torch==2.13.0 wheel): run scripts/setup.sh or set LIBTORCH=/path/to/libtorch-2.13"
+#endif
+
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
-
-#if TORCH_VERSION_MAJOR != 2 || TORCH_VERSION_MINOR != 13
-#error "Fuse3D needs libtorch 2.13 (the torch==2.13.0 wheel): run scripts/setup.sh or set LIBTORCH=/path/to/libtorch-2.13"
-#endif
 
 namespace {
 thread_local std::string last_error;
@@ -217,6 +221,24 @@ void at_addcmul_(at_tensor t, at_tensor a, at_tensor b, double value) { PROTECT(
 void at_addcdiv_(at_tensor t, at_tensor a, at_tensor b, double value) { PROTECT(T(t).addcdiv_(T(a), T(b), value);) }
 void at_lerp_(at_tensor t, at_tensor end, double weight) { PROTECT(T(t).lerp_(T(end), weight);) }
 void at_clamp_max_tensor_(at_tensor t, at_tensor max) { PROTECT(T(t).clamp_max_(T(max));) }
+
+void at_clip_grad_norm(const at_tensor *params, int n, double max_norm, double *total) {
+    *total = 0;
+    PROTECT(
+        std::vector<at::Tensor> grads;
+        for (int i = 0; i < n; ++i) {
+            const auto &g = T(params[i]).grad();
+            if (g.defined()) grads.push_back(g);
+        }
+        if (grads.empty()) return;
+        at::NoGradGuard no_grad;
+        auto norms = at::_foreach_norm(grads, 2.0);
+        auto norm = at::linalg_vector_norm(at::stack(norms), 2.0);
+        auto coefficient = (max_norm / (norm + 1e-6)).clamp_max(1.0);
+        at::_foreach_mul_(grads, coefficient);
+        *total = norm.item<double>();
+    )
+}
 
 void at_unary(int op, at_tensor t, at_tensor *out) {
     *out = nullptr;

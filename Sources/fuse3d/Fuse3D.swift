@@ -14,7 +14,7 @@ struct Fuse3D: ParsableCommand {
           fuse3d inspect /tmp/shards --png /tmp/sample.png
         """,
         version: "0.1.0",
-        subcommands: [Version.self]
+        subcommands: [Version.self, Bench.self]
     )
 }
 

@@ -94,6 +94,10 @@ void at_addcdiv_(at_tensor t, at_tensor a, at_tensor b, double value);
 void at_lerp_(at_tensor t, at_tensor end, double weight);
 void at_clamp_max_tensor_(at_tensor t, at_tensor max);
 
+/** torch.nn.utils.clip_grad_norm_ over the gradients of `params` (foreach kernels, as PyTorch on CPU
+    and CUDA): scales them so their joint L2 norm is at most max_norm; *total gets the norm before. */
+void at_clip_grad_norm(const at_tensor *params, int n, double max_norm, double *total);
+
 /* ---- element-wise ---- */
 /** Unary ops by code: 0 neg, 1 exp, 2 log, 3 sqrt, 4 sigmoid, 5 relu, 6 silu, 7 gelu, 8 tanh,
     9 abs, 10 logsigmoid, 11 square, 12 reciprocal. */

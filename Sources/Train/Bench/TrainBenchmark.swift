@@ -1,7 +1,7 @@
 import Foundation
 
 /// Times training steps of a model on a fixed random batch, as `bench/torch/bench_train.py` does in
-/// PyTorch: same seed (so the same weights' distribution and the same input), same step, same threads.
+/// PyTorch: same seeds (the same weight distributions, the very same input), same step, same threads.
 public struct TrainBenchmark {
     public var spec: ModelSpec
     public var batch: Int, steps: Int, warmup: Int, threads: Int
@@ -38,6 +38,8 @@ public struct TrainBenchmark {
         if channelsLast { try model.useChannelsLast() }
         let optimizer = try AdamW(model.namedParameters(), learningRate: 1e-4, weightDecay: 0.01)
         let step = TrainingStep(model: model, optimizer: optimizer, mixedPrecision: mixedPrecision, device: device)
+        // Reseeded so that the batch is the peer's even though the two initialisers draw differently.
+        Torch.manualSeed(1)
         var x = try Tensor.randn([batch, 3] + spec.inputSize, device: device)
         if channelsLast { x = try x.contiguous(channelsLast: true) }
         let labels = try (Tensor.rand([batch, spec.heads], device: device) * Double(spec.classes)).to(.int64)

@@ -1,3 +1,4 @@
+import CTorch
 import Foundation
 
 /// Updates parameters from their gradients; `state` makes it resumable from a checkpoint.
@@ -32,19 +33,15 @@ extension Optimizer {
     }
 }
 
-/// Scales all gradients so that their joint L2 norm is at most `maxNorm` (`clip_grad_norm_`); returns
-/// the norm before clipping.
+/// Scales all gradients so that their joint L2 norm is at most `maxNorm` (`clip_grad_norm_`, with the
+/// same foreach kernels PyTorch uses); returns the norm before clipping.
 @discardableResult
 public func clipGradNorm(_ parameters: [Tensor], maxNorm: Double) throws -> Double {
-    let grads = parameters.compactMap(\.grad)
-    guard !grads.isEmpty else { return 0 }
-    return try Torch.noGrad {
-        let total = try Tensor.stack(grads.map { try $0.norm() }, dim: 0).norm()
-        let coefficient = try (total + 1e-6).reciprocal() * maxNorm
-        let clamped = try coefficient.clamp(max: 1)
-        for g in grads { try g.mul_(clamped) }
-        return try total.item()
-    }
+    let handles: [at_tensor?] = parameters.map(\.handle)
+    var total = 0.0
+    withExtendedLifetime(parameters) { at_clip_grad_norm(handles, Int32(handles.count), maxNorm, &total) }
+    try Torch.check()
+    return total
 }
 
 /// AdamW (Loshchilov & Hutter) with decoupled weight decay, step for step as `torch.optim.AdamW`.
@@ -78,7 +75,8 @@ public final class AdamW: Optimizer {
                 try expAvg[i].lerp_(g, weight: 1 - beta1)
                 try expAvgSq[i].mul_(beta2)
                 try expAvgSq[i].addcmul_(g, g, value: 1 - beta2)
-                let denom = try expAvgSq[i].sqrt() / bias2.squareRoot() + eps
+                let denom = try expAvgSq[i].sqrt() / bias2.squareRoot()
+                try denom.add_(eps)
                 try p.addcdiv_(expAvg[i], denom, value: -learningRate / bias1)
             }
         }
