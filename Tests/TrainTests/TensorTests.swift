@@ -79,4 +79,26 @@ final class TensorTests: XCTestCase {
         XCTAssertEqual(Torch.threads, 1)
         Torch.threads = before
     }
+
+    func testAutocastRunsLinearInBFloat16OnlyInsideTheScope() throws {
+        Torch.manualSeed(3)
+        let layer = try Linear(4, 2)
+        let x = try Tensor.randn([3, 4])
+        let reference = try layer(x)
+        let cast = try Torch.autocast(.cpu) { try layer(x) }
+        XCTAssertEqual(cast.dtype, .bfloat16)
+        XCTAssertLessThan(try (cast.to(.float32) - reference).abs().max().item(), 0.05)
+        XCTAssertEqual(try layer(x).dtype, .float32)
+    }
+
+    func testChannelsLastConvolutionGivesTheSameValues() throws {
+        Torch.manualSeed(4)
+        let conv = try Conv3d(3, 4, kernel: 3, padding: 1)
+        let x = try Tensor.randn([1, 3, 5, 5, 5])
+        let reference = try conv(x)
+        try conv.useChannelsLast()
+        let y = try conv(x.contiguous(channelsLast: true))
+        XCTAssertLessThan(try (y - reference).abs().max().item(), 1e-5)
+        XCTAssertTrue(conv.weight.requiresGrad)
+    }
 }

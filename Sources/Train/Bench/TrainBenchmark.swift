@@ -3,12 +3,16 @@ import Foundation
 /// Times training steps of a model on a fixed random batch, as `bench/torch/bench_train.py` does in
 /// PyTorch: same seeds (the same weight distributions, the very same input), same step, same threads.
 public struct TrainBenchmark {
+    /// The model to time.
     public var spec: ModelSpec
+    /// Batch size, timed steps, untimed warm-up steps, libtorch threads.
     public var batch: Int, steps: Int, warmup: Int, threads: Int
+    /// Where the model and batch live.
     public var device: Device
     /// bf16 autocast and channels-last-3d storage (both off unless measured faster).
     public var mixedPrecision: Bool, channelsLast: Bool
 
+    /// A benchmark; both speed-ups stay off unless asked for.
     public init(spec: ModelSpec, batch: Int, steps: Int, warmup: Int = 2, threads: Int, device: Device = .cpu,
                 mixedPrecision: Bool = false, channelsLast: Bool = false) {
         self.spec = spec
@@ -23,6 +27,7 @@ public struct TrainBenchmark {
 
     /// Seconds per step (median after warm-up), every step's time, the last loss and the peak RSS.
     public struct Result {
+        /// Median seconds per step, each timed step, the last loss, peak RSS in bytes.
         public var secondsPerStep: Double, times: [Double], lastLoss: Double, peakRSSBytes: Int
     }
 

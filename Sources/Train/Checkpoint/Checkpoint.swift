@@ -10,6 +10,7 @@ public struct Checkpoint {
     /// Free-form strings stored alongside (model name, config).
     public var info: [String: String]
 
+    /// A record of `epoch` epochs and `step` optimiser steps.
     public init(epoch: Int, step: Int, info: [String: String] = [:]) {
         self.epoch = epoch
         self.step = step

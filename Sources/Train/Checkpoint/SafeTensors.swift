@@ -5,7 +5,9 @@ import Foundation
 public enum SafeTensors {
     /// An error reading or writing a safetensors file, naming the file.
     public struct FormatError: Error, CustomStringConvertible {
+        /// The file and what is wrong with it.
         public var path: String, message: String
+        /// The file, then the problem.
         public var description: String { "\(path): \(message)" }
     }
 

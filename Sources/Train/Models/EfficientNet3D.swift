@@ -7,6 +7,7 @@ public struct EfficientNetConfig: Sendable {
     /// Input channels (3 fused MRI series).
     public var inputChannels: Int
 
+    /// A scaling; stochastic depth defaults to the paper's 0.2.
     public init(width: Double, depth: Double, dropout: Double, stochasticDepth: Double = 0.2, inputChannels: Int = 3) {
         self.width = width
         self.depth = depth
@@ -15,9 +16,13 @@ public struct EfficientNetConfig: Sendable {
         self.inputChannels = inputChannels
     }
 
+    /// EfficientNet-B0: the unscaled baseline.
     public static let b0 = EfficientNetConfig(width: 1.0, depth: 1.0, dropout: 0.2)
+    /// EfficientNet-B1: depth ×1.1.
     public static let b1 = EfficientNetConfig(width: 1.0, depth: 1.1, dropout: 0.2)
+    /// EfficientNet-B2: width ×1.1, depth ×1.2.
     public static let b2 = EfficientNetConfig(width: 1.1, depth: 1.2, dropout: 0.3)
+    /// EfficientNet-B3: width ×1.2, depth ×1.4.
     public static let b3 = EfficientNetConfig(width: 1.2, depth: 1.4, dropout: 0.3)
 
     /// B0–B3 by name ("b0" ... "b3").
@@ -56,11 +61,13 @@ public final class SqueezeExcitation: Module, UnaryLayer {
     /// The two 1×1×1 convolutions.
     public let reduce: Conv3d, expand: Conv3d
 
+    /// Excitation of `channels` through a `squeezed`-wide bottleneck.
     public init(channels: Int, squeezed: Int) throws {
         reduce = try Conv3d(channels, squeezed, kernel: 1)
         expand = try Conv3d(squeezed, channels, kernel: 1)
     }
 
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let s = try Functional.adaptiveAvgPool3d(x, size: [1, 1, 1])
         return try x * expand(reduce(s).silu()).sigmoid()
@@ -70,13 +77,18 @@ public final class SqueezeExcitation: Module, UnaryLayer {
 /// Mobile inverted bottleneck: 1×1×1 expansion, depthwise k³ convolution, squeeze-excitation,
 /// 1×1×1 projection, and a stochastic-depth residual when shapes allow.
 public final class MBConv: Module, UnaryLayer {
+    /// The 1×1×1 expansion and its norm (nil when the expansion ratio is 1).
     public let expandConv: Conv3d?, expandBn: BatchNorm3d?
+    /// The depthwise k³ convolution and its norm.
     public let dwConv: Conv3d, dwBn: BatchNorm3d
+    /// Channel attention on the expanded features.
     public let se: SqueezeExcitation
+    /// The 1×1×1 projection and its norm (no activation: a linear bottleneck).
     public let projectConv: Conv3d, projectBn: BatchNorm3d
     /// Whether the input is added back, and the probability of dropping the branch in training.
     public let residual: Bool, dropPath: Double
 
+    /// A block from `inputs` to `outputs` channels; `dropPath` is its stochastic-depth rate.
     public init(inputs: Int, outputs: Int, expand: Int, kernel: Int, stride: Int, dropPath: Double) throws {
         let mid = inputs * expand
         if expand != 1 {
@@ -95,6 +107,7 @@ public final class MBConv: Module, UnaryLayer {
         self.dropPath = dropPath
     }
 
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         var y = x
         if let expandConv, let expandBn { y = try expandBn(expandConv(y)).silu() }
@@ -113,10 +126,15 @@ public final class MBConv: Module, UnaryLayer {
 
 /// EfficientNet (B0 stage table, compound-scaled) with 3-D convolutions, as a `Backbone`.
 public final class EfficientNet3D: Module, Backbone {
+    /// Stride-2 3³ stem convolution and its norm.
     public let stemConv: Conv3d, stemBn: BatchNorm3d
+    /// The MBConv blocks of all stages, in order.
     public let blocks: [MBConv]
+    /// 1×1×1 convolution to the feature width, and its norm.
     public let headConv: Conv3d, headBn: BatchNorm3d
+    /// Dropout on the pooled features.
     public let dropout: Dropout
+    /// Width of the pooled feature vector.
     public let featureCount: Int
 
     /// A network scaled by `config`.
@@ -143,6 +161,7 @@ public final class EfficientNet3D: Module, Backbone {
         dropout = Dropout(config.dropout)
     }
 
+    /// Pooled features (B, featureCount) of a batch (B, C, D, H, W).
     public func features(_ x: Tensor) throws -> Tensor {
         var y = try stemBn(stemConv(x)).silu()
         for block in blocks { y = try block(y) }

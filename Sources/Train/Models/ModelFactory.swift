@@ -13,6 +13,7 @@ public struct ModelSpec: Sendable, Equatable {
     /// Number of heads (condition-levels) and ordinal classes.
     public var heads: Int, classes: Int
 
+    /// A spec; the variant defaults to b0 (EfficientNet3D) or tiny (ViT3D).
     public init(name: String, variant: String? = nil, inputSize: [Int], width: Double? = nil, heads: Int = 25, classes: Int = 3) {
         self.name = name.lowercased()
         self.variant = variant ?? (self.name == "vit3d" ? "tiny" : "b0")

@@ -11,7 +11,9 @@ func uniformParameter(_ shape: [Int], fanIn: Int) throws -> Tensor {
 
 /// y = x Wᵀ + b, weight (out, in) as `torch.nn.Linear`.
 public final class Linear: Module, UnaryLayer {
+    /// The weight (PyTorch layout).
     @Param public var weight: Tensor
+    /// The bias, or nil when built without one.
     @Param public var bias: Tensor?
 
     /// A layer from `inputs` to `outputs` features, PyTorch-initialised.
@@ -20,12 +22,15 @@ public final class Linear: Module, UnaryLayer {
         _bias = Param(wrappedValue: bias ? try uniformParameter([outputs], fanIn: inputs) : nil)
     }
 
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try Functional.linear(x, weight: weight, bias: bias) }
 }
 
 /// 3-D convolution over (N, C, D, H, W), weight (out, in/groups, k, k, k) as `torch.nn.Conv3d`.
 public final class Conv3d: Module, UnaryLayer {
+    /// The weight (PyTorch layout).
     @Param public var weight: Tensor
+    /// The bias, or nil when built without one.
     @Param public var bias: Tensor?
     /// Stride, padding (same in every dimension) and groups.
     public let stride: Int, padding: Int, groups: Int
@@ -44,6 +49,7 @@ public final class Conv3d: Module, UnaryLayer {
         self.groups = groups
     }
 
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try Functional.conv3d(x, weight: weight, bias: bias, stride: [stride, stride, stride],
                               padding: [padding, padding, padding], groups: groups)
@@ -52,10 +58,15 @@ public final class Conv3d: Module, UnaryLayer {
 
 /// Batch normalisation over (N, C, D, H, W) with running statistics, as `torch.nn.BatchNorm3d`.
 public final class BatchNorm3d: Module, UnaryLayer {
+    /// The scale γ.
     @Param public var weight: Tensor
+    /// The shift β.
     @Param public var bias: Tensor
+    /// Running mean of the batch means (evaluation uses it).
     @Buffer public var runningMean: Tensor
+    /// Running mean of the batch variances (evaluation uses it).
     @Buffer public var runningVar: Tensor
+    /// Number of training batches seen (int64 scalar, as PyTorch keeps it).
     @Buffer public var numBatchesTracked: Tensor
     /// ε added to the variance and the running-average momentum (PyTorch convention: new = (1−m)·old + m·batch).
     public let eps: Double, momentum: Double
@@ -71,6 +82,7 @@ public final class BatchNorm3d: Module, UnaryLayer {
         self.momentum = momentum
     }
 
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         if training { try numBatchesTracked.add_(1) }
         return try Functional.batchNorm(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
@@ -80,7 +92,9 @@ public final class BatchNorm3d: Module, UnaryLayer {
 
 /// Layer normalisation over the last dimension, as `torch.nn.LayerNorm(dim)`.
 public final class LayerNorm: Module, UnaryLayer {
+    /// The scale γ.
     @Param public var weight: Tensor
+    /// The shift β.
     @Param public var bias: Tensor
     /// Normalised size and ε.
     public let dim: Int, eps: Double
@@ -93,6 +107,7 @@ public final class LayerNorm: Module, UnaryLayer {
         self.eps = eps
     }
 
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try Functional.layerNorm(x, shape: [dim], weight: weight, bias: bias, eps: eps)
     }
@@ -104,6 +119,7 @@ public final class Dropout: Module, UnaryLayer {
     public let p: Double
     /// A dropout layer.
     public init(_ p: Double) { self.p = p }
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         p == 0 ? x : try Functional.dropout(x, p: p, training: training)
     }
@@ -111,31 +127,41 @@ public final class Dropout: Module, UnaryLayer {
 
 /// x·σ(x).
 public final class SiLU: Module, UnaryLayer {
+    /// A layer without parameters.
     public override init() {}
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.silu() }
 }
 
 /// Gaussian error linear unit.
 public final class GELU: Module, UnaryLayer {
+    /// A layer without parameters.
     public override init() {}
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.gelu() }
 }
 
 /// max(x, 0).
 public final class ReLU: Module, UnaryLayer {
+    /// A layer without parameters.
     public override init() {}
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.relu() }
 }
 
 /// σ(x).
 public final class Sigmoid: Module, UnaryLayer {
+    /// A layer without parameters.
     public override init() {}
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.sigmoid() }
 }
 
 /// Average over D, H, W: (N, C, D, H, W) → (N, C).
 public final class GlobalAvgPool3d: Module, UnaryLayer {
+    /// A layer without parameters.
     public override init() {}
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try Functional.adaptiveAvgPool3d(x, size: [1, 1, 1]).flatten(start: 1)
     }
@@ -151,6 +177,7 @@ public final class MaxPool3d: Module, UnaryLayer {
         self.stride = stride ?? kernel
         self.padding = padding
     }
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try Functional.maxPool3d(x, kernel: [kernel, kernel, kernel], stride: [stride, stride, stride],
                                  padding: [padding, padding, padding])
@@ -163,7 +190,9 @@ public final class Sequential: Module, UnaryLayer {
     public let layers: [any UnaryLayer]
     /// A sequence of `layers`.
     public init(_ layers: [any UnaryLayer]) { self.layers = layers }
+    /// The layers keyed by position, as PyTorch names them.
     public override func namedChildren() -> [(String, Module)] { layers.enumerated().map { ("\($0.offset)", $0.element) } }
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try layers.reduce(x) { try $1($0) } }
 }
 
@@ -182,6 +211,7 @@ public final class SelfAttention: Module, UnaryLayer {
         self.heads = heads
     }
 
+    /// Applies the layer to `x`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let s = x.shape
         let (n, l, d) = (s[0], s[1], s[2])

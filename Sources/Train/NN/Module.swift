@@ -70,6 +70,7 @@ open class Module {
     /// Training or evaluation behaviour (dropout, batch statistics); set with `train()` / `eval()`.
     public private(set) var training = true
 
+    /// A module in training mode.
     public init() {}
 
     /// Direct submodules with their keys; arrays of modules give `name.0`, `name.1`, ...

@@ -33,6 +33,13 @@ extension Optimizer {
     }
 }
 
+/// Zeros shaped, typed, placed and laid out (channels-last or not) like `p`, as `torch.zeros_like`.
+func zerosLike(_ p: Tensor) throws -> Tensor {
+    let t = try Torch.noGrad { try p.detach().clone() }
+    try t.fill_(0)
+    return t
+}
+
 /// Scales all gradients so that their joint L2 norm is at most `maxNorm` (`clip_grad_norm_`, with the
 /// same foreach kernels PyTorch uses); returns the norm before clipping.
 @discardableResult
@@ -46,7 +53,9 @@ public func clipGradNorm(_ parameters: [Tensor], maxNorm: Double) throws -> Doub
 
 /// AdamW (Loshchilov & Hutter) with decoupled weight decay, step for step as `torch.optim.AdamW`.
 public final class AdamW: Optimizer {
+    /// The parameters being optimised, with their names.
     public let parameters: [(String, Tensor)]
+    /// Learning rate of the next step (a schedule may set it).
     public var learningRate: Double
     /// β₁, β₂, ε and the decoupled weight-decay factor.
     public let beta1: Double, beta2: Double, eps: Double, weightDecay: Double
@@ -61,10 +70,11 @@ public final class AdamW: Optimizer {
         (beta1, beta2) = betas
         self.eps = eps
         self.weightDecay = weightDecay
-        expAvg = try parameters.map { try Tensor.zeros($0.1.shape, dtype: $0.1.dtype, device: $0.1.device) }
-        expAvgSq = try parameters.map { try Tensor.zeros($0.1.shape, dtype: $0.1.dtype, device: $0.1.device) }
+        expAvg = try parameters.map { try zerosLike($0.1) }
+        expAvgSq = try parameters.map { try zerosLike($0.1) }
     }
 
+    /// Applies one update from the accumulated gradients (skipping parameters without one).
     public func step() throws {
         steps += 1
         let bias1 = 1 - Foundation.pow(beta1, Double(steps)), bias2 = 1 - Foundation.pow(beta2, Double(steps))
@@ -82,6 +92,7 @@ public final class AdamW: Optimizer {
         }
     }
 
+    /// Moment buffers by `kind/parameter` name, and the step count.
     public func state() -> (tensors: [String: Tensor], steps: Int) {
         var out: [String: Tensor] = [:]
         for (i, (name, _)) in parameters.enumerated() {
@@ -91,6 +102,7 @@ public final class AdamW: Optimizer {
         return (out, steps)
     }
 
+    /// Restores what `state()` returned (same parameter names and shapes).
     public func load(tensors: [String: Tensor], steps: Int) throws {
         try restore(state().tensors, from: tensors)
         self.steps = steps
@@ -99,7 +111,9 @@ public final class AdamW: Optimizer {
 
 /// Stochastic gradient descent with momentum, Nesterov and L2 weight decay, as `torch.optim.SGD`.
 public final class SGD: Optimizer {
+    /// The parameters being optimised, with their names.
     public let parameters: [(String, Tensor)]
+    /// Learning rate of the next step (a schedule may set it).
     public var learningRate: Double
     /// Momentum factor, L2 weight decay (added to the gradient), Nesterov look-ahead.
     public let momentum: Double, weightDecay: Double, nesterov: Bool
@@ -115,9 +129,10 @@ public final class SGD: Optimizer {
         self.momentum = momentum
         self.weightDecay = weightDecay
         self.nesterov = nesterov
-        buffers = try parameters.map { try Tensor.zeros($0.1.shape, dtype: $0.1.dtype, device: $0.1.device) }
+        buffers = try parameters.map { try zerosLike($0.1) }
     }
 
+    /// Applies one update from the accumulated gradients (skipping parameters without one).
     public func step() throws {
         try Torch.noGrad {
             for (i, (_, p)) in parameters.enumerated() {
@@ -135,12 +150,14 @@ public final class SGD: Optimizer {
         steps += 1
     }
 
+    /// Moment buffers by `kind/parameter` name, and the step count.
     public func state() -> (tensors: [String: Tensor], steps: Int) {
         var out: [String: Tensor] = [:]
         for (i, (name, _)) in parameters.enumerated() { out["momentum_buffer/\(name)"] = buffers[i] }
         return (out, steps)
     }
 
+    /// Restores what `state()` returned (same parameter names and shapes).
     public func load(tensors: [String: Tensor], steps: Int) throws {
         try restore(state().tensors, from: tensors)
         self.steps = steps

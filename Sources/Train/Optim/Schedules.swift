@@ -9,13 +9,16 @@ public protocol LRSchedule {
 
 /// Linear warm-up from 0 to `peak` over `warmup` steps, then cosine decay to `floor` at `total`.
 public struct WarmupCosine: LRSchedule {
+    /// Peak rate, warm-up steps, total steps, final rate.
     public var peak: Double, warmup: Int, total: Int, floor: Double
+    /// A warm-up + cosine schedule.
     public init(peak: Double, warmup: Int, total: Int, floor: Double = 0) {
         self.peak = peak
         self.warmup = warmup
         self.total = total
         self.floor = floor
     }
+    /// The rate at `step` (0-based).
     public func learningRate(at step: Int) -> Double {
         if step < warmup { return peak * Double(step + 1) / Double(warmup) }
         let t = min(1, Double(step - warmup) / Double(max(1, total - warmup)))
@@ -26,7 +29,9 @@ public struct WarmupCosine: LRSchedule {
 /// The one-cycle policy (`torch.optim.lr_scheduler.OneCycleLR`, cosine annealing): from peak/`divFactor`
 /// up to `peak` over `pctStart` of `total`, then down to peak/(divFactor·finalDivFactor).
 public struct OneCycle: LRSchedule {
+    /// Peak rate, total steps, rising fraction, start and end divisors.
     public var peak: Double, total: Int, pctStart: Double, divFactor: Double, finalDivFactor: Double
+    /// A one-cycle schedule with OneCycleLR's defaults.
     public init(peak: Double, total: Int, pctStart: Double = 0.3, divFactor: Double = 25, finalDivFactor: Double = 1e4) {
         self.peak = peak
         self.total = total
@@ -34,6 +39,7 @@ public struct OneCycle: LRSchedule {
         self.divFactor = divFactor
         self.finalDivFactor = finalDivFactor
     }
+    /// The rate at `step` (0-based).
     public func learningRate(at step: Int) -> Double {
         let initial = peak / divFactor, final = initial / finalDivFactor
         let up = pctStart * Double(total) - 1, down = Double(total) - 1
@@ -46,11 +52,14 @@ public struct OneCycle: LRSchedule {
 
 /// Multiplies the rate by `gamma` every `every` steps (`StepLR`).
 public struct StepDecay: LRSchedule {
+    /// Initial rate, steps between decays, decay factor.
     public var base: Double, every: Int, gamma: Double
+    /// A step-decay schedule.
     public init(base: Double, every: Int, gamma: Double = 0.1) {
         self.base = base
         self.every = every
         self.gamma = gamma
     }
+    /// The rate at `step` (0-based).
     public func learningRate(at step: Int) -> Double { base * pow(gamma, Double(step / every)) }
 }

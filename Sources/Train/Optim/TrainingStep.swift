@@ -3,8 +3,11 @@ import Foundation
 /// One optimisation step of an ordinal classifier, in the order the trainer and the benchmark share:
 /// zero grads → forward (bf16 autocast if asked) → loss → backward → clip → schedule → step → ascend.
 public final class TrainingStep {
+    /// The model being trained.
     public let model: OrdinalClassifier
+    /// Its optimiser.
     public let optimizer: any Optimizer
+    /// The ordinal loss.
     public var loss: CumulativeLinkLoss
     /// Rate per step; nil keeps the optimiser's rate.
     public var schedule: (any LRSchedule)?
@@ -17,6 +20,7 @@ public final class TrainingStep {
     /// Steps taken so far (the schedule's position; checkpoints store it).
     public var step: Int
 
+    /// A step runner; clipping to norm 1 and full precision by default.
     public init(model: OrdinalClassifier, optimizer: any Optimizer, loss: CumulativeLinkLoss = CumulativeLinkLoss(),
                 schedule: (any LRSchedule)? = nil, clipNorm: Double? = 1.0, cutpointMargin: Double = 0,
                 mixedPrecision: Bool = false, device: Device = .cpu, step: Int = 0) {

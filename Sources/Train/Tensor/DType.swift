@@ -46,6 +46,7 @@ public enum Device: Equatable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// A short readable form for logs and test failures.
     public var description: String {
         switch self {
         case .cpu: return "cpu"
@@ -60,11 +61,19 @@ public protocol TensorElement {
     static var dtype: DType { get }
 }
 
+/// Maps `Float` to its libtorch dtype.
 extension Float: TensorElement { public static var dtype: DType { .float32 } }
+/// Maps `Double` to its libtorch dtype.
 extension Double: TensorElement { public static var dtype: DType { .float64 } }
+/// Maps `Float16` to its libtorch dtype.
 extension Float16: TensorElement { public static var dtype: DType { .float16 } }
+/// Maps `Int64` to its libtorch dtype.
 extension Int64: TensorElement { public static var dtype: DType { .int64 } }
+/// Maps `Int32` to its libtorch dtype.
 extension Int32: TensorElement { public static var dtype: DType { .int32 } }
+/// Maps `Int8` to its libtorch dtype.
 extension Int8: TensorElement { public static var dtype: DType { .int8 } }
+/// Maps `UInt8` to its libtorch dtype.
 extension UInt8: TensorElement { public static var dtype: DType { .uint8 } }
+/// Maps `Bool` to its libtorch dtype.
 extension Bool: TensorElement { public static var dtype: DType { .bool } }

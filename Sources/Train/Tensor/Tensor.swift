@@ -217,5 +217,6 @@ public final class Tensor {
 }
 
 extension Tensor: CustomStringConvertible {
+    /// A short readable form for logs and test failures.
     public var description: String { "Tensor(\(shape), \(dtype), \(device))" }
 }

@@ -73,17 +73,29 @@ extension Tensor {
     /// Log-softmax along `dim`.
     public func logSoftmax(dim: Int) throws -> Tensor { try Tensor.make { at_log_softmax(handle, Int64(dim), $0) } }
 
+    /// Element-wise a + b with broadcasting.
     public static func + (a: Tensor, b: Tensor) throws -> Tensor { try binary(0, a, b) }
+    /// Element-wise a − b with broadcasting.
     public static func - (a: Tensor, b: Tensor) throws -> Tensor { try binary(1, a, b) }
+    /// Element-wise a · b with broadcasting.
     public static func * (a: Tensor, b: Tensor) throws -> Tensor { try binary(2, a, b) }
+    /// Element-wise a / b with broadcasting.
     public static func / (a: Tensor, b: Tensor) throws -> Tensor { try binary(3, a, b) }
+    /// a + s.
     public static func + (a: Tensor, s: Double) throws -> Tensor { try a.scalar(0, s) }
+    /// a − s.
     public static func - (a: Tensor, s: Double) throws -> Tensor { try a.scalar(1, s) }
+    /// a · s.
     public static func * (a: Tensor, s: Double) throws -> Tensor { try a.scalar(2, s) }
+    /// a / s.
     public static func / (a: Tensor, s: Double) throws -> Tensor { try a.scalar(3, s) }
+    /// s + a.
     public static func + (s: Double, a: Tensor) throws -> Tensor { try a.scalar(0, s) }
+    /// s − a.
     public static func - (s: Double, a: Tensor) throws -> Tensor { try a.scalar(5, s) }
+    /// s · a.
     public static func * (s: Double, a: Tensor) throws -> Tensor { try a.scalar(2, s) }
+    /// −a.
     public static prefix func - (a: Tensor) throws -> Tensor { try a.neg() }
 
     // MARK: reductions

@@ -5,7 +5,9 @@ import Foundation
 public struct TorchError: Error, CustomStringConvertible, Equatable {
     /// libtorch's message (its first line names the failed check).
     public var message: String
+    /// An error with libtorch's message.
     public init(_ message: String) { self.message = message }
+    /// The message, marked as libtorch's.
     public var description: String { "libtorch: \(message)" }
 }
 
