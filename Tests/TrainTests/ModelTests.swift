@@ -74,6 +74,12 @@ final class ModelTests: XCTestCase {
         XCTAssertTrue(bn.training)
     }
 
+    func testBF16AutocastDefaultsFollowTheMeasurements() {
+        XCTAssertFalse(ModelTests.tinyEfficientNet.prefersBF16Autocast(on: .cpu))
+        XCTAssertEqual(ModelTests.tinyViT.prefersBF16Autocast(on: .cpu), Torch.cpuHasNativeBF16)
+        XCTAssertFalse(ModelTests.tinyViT.prefersBF16Autocast(on: .cuda(0)))
+    }
+
     func testUnknownModelIsAnError() {
         XCTAssertThrowsError(try ModelSpec(name: "resnet3d", inputSize: [16, 16, 16]).make())
         XCTAssertThrowsError(try ModelSpec(name: "efficientnet3d", variant: "b7", inputSize: [16, 16, 16]).make())

@@ -31,6 +31,14 @@ public struct ModelSpec: Sendable, Equatable {
         "tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12),
     ]
 
+    /// Whether bf16 autocast should be on by default, from measurements (BENCHMARKS.md, "Training step
+    /// (libtorch)"): ViT3D steps run 1.3–1.6× faster on CPUs with native bf16, EfficientNet3D's get slower
+    /// (its depthwise 3-D convolutions lack fast bf16 kernels). CUDA is unmeasured, so it stays off there.
+    /// Channels-last-3d measured no clear gain for either model and is never a default.
+    public func prefersBF16Autocast(on device: Device) -> Bool {
+        name == "vit3d" && device == .cpu && Torch.cpuHasNativeBF16
+    }
+
     /// Builds the classifier (weights freshly initialised from libtorch's generator).
     public func make() throws -> OrdinalClassifier {
         switch name {
