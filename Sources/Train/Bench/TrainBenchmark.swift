@@ -63,9 +63,14 @@ public struct TrainBenchmark {
     }
 }
 
-/// The process's peak resident set size in bytes (Linux reports ru_maxrss in KiB).
+/// The process's peak resident set size in bytes (Linux reports ru_maxrss in KiB, macOS in bytes).
 public func peakRSS() -> Int {
     var usage = rusage()
+    #if os(Linux)
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Int(usage.ru_maxrss) * 1024
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return Int(usage.ru_maxrss)
+    #endif
 }

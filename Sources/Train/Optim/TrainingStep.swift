@@ -35,9 +35,11 @@ public final class TrainingStep {
         self.step = step
     }
 
-    /// Runs one step on a batch (B, C, D, H, W) with labels (B, heads); returns the batch loss.
+    /// Runs one step on a batch (B, C, D, H, W) with labels (B, heads); returns the batch loss. The batch may
+    /// be float16 from the shards and on the CPU: it is converted to float32 on `device` first (a no-op when it is).
     @discardableResult
-    public func callAsFunction(_ x: Tensor, labels: Tensor) throws -> Double {
+    public func callAsFunction(_ batch: Tensor, labels: Tensor) throws -> Double {
+        let x = try batch.to(.float32, device: device)
         optimizer.zeroGrad()
         let probs = mixedPrecision ? try Torch.autocast(device) { try model(x) } : try model(x)
         let value = try loss(probs, labels)
