@@ -11,8 +11,12 @@
 #error "Fuse3D needs libtorch 2.13 (the torch==2.13.0 wheel): run scripts/setup.sh or set LIBTORCH=/path/to/libtorch-2.13"
 #endif
 
+// libtorch's own headers use a C++20 extension (bit-field initialisers) that clang flags under C++17.
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wc++20-extensions"
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+#pragma clang diagnostic pop
 
 #include <cstdlib>
 #include <cstring>

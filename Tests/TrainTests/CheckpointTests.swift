@@ -78,3 +78,17 @@ final class CheckpointTests: XCTestCase {
         }
     }
 }
+
+final class SafeTensorsErrorTests: XCTestCase {
+    func testTruncatedFileNamesTheFileAndTheProblem() throws {
+        let dir = try Fixtures.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("cut.safetensors")
+        try SafeTensors.write(["w": try Tensor.ones([64])], to: url)
+        let data = try Data(contentsOf: url)
+        try data.prefix(data.count - 8).write(to: url)
+        XCTAssertThrowsError(try SafeTensors.read(url)) { error in
+            XCTAssertEqual("\(error)", "\(url.path): w: data range [0, 256] beyond the file")
+        }
+    }
+}
