@@ -1,4 +1,7 @@
 import ArgumentParser
+import Ingest
+import Shards
+import Train
 
 /// The fuse3d command-line tool: thin subcommands over the Ingest, Shards and Train libraries.
 @main
@@ -14,7 +17,7 @@ struct Fuse3D: ParsableCommand {
           fuse3d inspect /tmp/shards --png /tmp/sample.png
         """,
         version: "0.1.0",
-        subcommands: [Synth.self, Scan.self, IngestCommand.self, Inspect.self, Verify.self, Version.self]
+        subcommands: [Synth.self, Scan.self, IngestCommand.self, Inspect.self, Verify.self, Bench.self, Version.self]
     )
 }
 
@@ -25,5 +28,6 @@ struct Version: ParsableCommand {
         discussion: "Example: fuse3d version")
     func run() throws {
         print("fuse3d 0.1.0")
+        print("GDCM \(DicomReader.gdcmVersion), \(ShardSchema.nativeLibraries), libtorch \(Torch.version)")
     }
 }

@@ -3,6 +3,9 @@ import Foundation
 
 /// Reads DICOM files through GDCM: header-only scans and full decodes into real-valued frames.
 public enum DicomReader {
+    /// The GDCM library this build links.
+    public static var gdcmVersion: String { GDCM.version }
+
     /// Refuse matrices beyond this many rows or columns: real MR is far smaller; more is a lying header.
     public static let maxMatrix = 8192
     /// Refuse files claiming more frames than this.

@@ -1,0 +1,75 @@
+import Foundation
+
+/// A resumable training state in one safetensors file. Model tensors keep their PyTorch names (so
+/// `safetensors.torch.load_file` + `load_state_dict` reads them after dropping names containing "/");
+/// optimiser state lives under `optimizer/<kind>/<param>`, the CPU generator under `rng/cpu`, and
+/// epoch, steps and schedule position in the metadata.
+public struct Checkpoint {
+    /// Epochs completed and optimiser steps taken (the schedule's position).
+    public var epoch: Int, step: Int
+    /// Free-form strings stored alongside (model name, config).
+    public var info: [String: String]
+
+    /// A record of `epoch` epochs and `step` optimiser steps.
+    public init(epoch: Int, step: Int, info: [String: String] = [:]) {
+        self.epoch = epoch
+        self.step = step
+        self.info = info
+    }
+
+    /// Saves the model, the optimiser, the RNG and this record to `url`.
+    public func save(model: Module, optimizer: (any Optimizer)?, to url: URL) throws {
+        var tensors = model.stateDict()
+        var meta = info
+        meta["fuse3d.epoch"] = String(epoch)
+        meta["fuse3d.step"] = String(step)
+        if let optimizer {
+            let state = optimizer.state()
+            for (k, v) in state.tensors { tensors["optimizer/" + k] = v }
+            meta["fuse3d.optimizer"] = String(describing: type(of: optimizer))
+            meta["fuse3d.optimizer_steps"] = String(state.steps)
+        }
+        tensors["rng/cpu"] = try Torch.rngState()
+        try SafeTensors.write(tensors, metadata: meta, to: url)
+    }
+
+    /// Loads `url` into `model` (and `optimizer`, and the RNG), returning the saved record.
+    public static func load(_ url: URL, into model: Module, optimizer: (any Optimizer)? = nil,
+                            device: Device = .cpu) throws -> Checkpoint {
+        let (tensors, meta) = try SafeTensors.read(url, device: device)
+        let fail = { (m: String) in SafeTensors.FormatError(path: url.path, message: m) }
+        do {
+            try model.update(parameters: tensors.filter { !$0.key.contains("/") })
+        } catch let e as TorchError {
+            throw fail(e.message)
+        }
+        if let optimizer {
+            let kind = String(describing: type(of: optimizer))
+            guard meta["fuse3d.optimizer"] == kind, let steps = meta["fuse3d.optimizer_steps"].flatMap(Int.init) else {
+                throw fail("holds no \(kind) state (found \(meta["fuse3d.optimizer"] ?? "none"))")
+            }
+            var state: [String: Tensor] = [:]
+            for (k, v) in tensors where k.hasPrefix("optimizer/") { state[String(k.dropFirst(10))] = v }
+            try optimizer.load(tensors: state, steps: steps)
+        }
+        if let rng = tensors["rng/cpu"] { try Torch.setRNGState(rng.to(device: .cpu)) }
+        guard let epoch = meta["fuse3d.epoch"].flatMap(Int.init), let step = meta["fuse3d.step"].flatMap(Int.init) else {
+            throw fail("metadata lacks fuse3d.epoch / fuse3d.step")
+        }
+        let info = meta.filter { !$0.key.hasPrefix("fuse3d.") }
+        return Checkpoint(epoch: epoch, step: step, info: info)
+    }
+
+    /// Writes only the model's tensors (PyTorch names) — what `bench/torch` and inference read.
+    public static func saveWeights(_ model: Module, to url: URL) throws {
+        try SafeTensors.write(model.stateDict(), to: url)
+    }
+
+    /// Loads weights written by `saveWeights` or by PyTorch's `safetensors.torch.save_file(state_dict)`.
+    public static func loadWeights(_ url: URL, into model: Module, device: Device = .cpu) throws {
+        let (tensors, _) = try SafeTensors.read(url, device: device)
+        do { try model.update(parameters: tensors) } catch let e as TorchError {
+            throw SafeTensors.FormatError(path: url.path, message: e.message)
+        }
+    }
+}

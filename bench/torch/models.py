@@ -1,0 +1,261 @@
+"""PyTorch twins of fuse3d's Swift models (Sources/Train/Models), module for module and name for name,
+so that weights move between the two through safetensors and outputs can be compared.
+
+Command line (used by Tests/TrainTests and bench/torch/bench_train.py):
+  models.py describe --model efficientnet3d --variant b0 --width 0.25 --size 16
+  models.py forward  --model ... --weights w.safetensors --input x.safetensors --out y.safetensors
+  models.py export   --model ... --seed 1 --weights w.safetensors --input x.safetensors --out y.safetensors
+"""
+import argparse
+import json
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+STAGES = [  # expand, channels, repeats, stride, kernel: EfficientNet-B0 (Tan & Le 2019, table 1)
+    (1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 40, 2, 2, 5), (6, 80, 3, 2, 3),
+    (6, 112, 3, 1, 5), (6, 192, 4, 2, 5), (6, 320, 1, 1, 3),
+]
+EFFICIENTNET = {"b0": (1.0, 1.0, 0.2), "b1": (1.0, 1.1, 0.2), "b2": (1.1, 1.2, 0.3), "b3": (1.2, 1.4, 0.3)}
+VIT = {"tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12)}
+
+
+def round_channels(c, width):
+    scaled = c * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+
+class SqueezeExcitation(nn.Module):
+    def __init__(self, channels, squeezed):
+        super().__init__()
+        self.reduce = nn.Conv3d(channels, squeezed, 1)
+        self.expand = nn.Conv3d(squeezed, channels, 1)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool3d(x, 1)
+        return x * torch.sigmoid(self.expand(F.silu(self.reduce(s))))
+
+
+class MBConv(nn.Module):
+    def __init__(self, inputs, outputs, expand, kernel, stride, drop_path):
+        super().__init__()
+        mid = inputs * expand
+        if expand != 1:
+            self.expand_conv = nn.Conv3d(inputs, mid, 1, bias=False)
+            self.expand_bn = nn.BatchNorm3d(mid)
+        else:
+            self.expand_conv = None
+            self.expand_bn = None
+        self.dw_conv = nn.Conv3d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False)
+        self.dw_bn = nn.BatchNorm3d(mid)
+        self.se = SqueezeExcitation(mid, max(1, inputs // 4))
+        self.project_conv = nn.Conv3d(mid, outputs, 1, bias=False)
+        self.project_bn = nn.BatchNorm3d(outputs)
+        self.residual = stride == 1 and inputs == outputs
+        self.drop_path = drop_path
+
+    def forward(self, x):
+        y = x
+        if self.expand_conv is not None:
+            y = F.silu(self.expand_bn(self.expand_conv(y)))
+        y = F.silu(self.dw_bn(self.dw_conv(y)))
+        y = self.project_bn(self.project_conv(self.se(y)))
+        if not self.residual:
+            return y
+        if self.training and self.drop_path > 0:
+            keep = 1 - self.drop_path
+            mask = torch.empty((x.shape[0], 1, 1, 1, 1), dtype=y.dtype, device=y.device).bernoulli_(keep)
+            y = y * (mask / keep)
+        return y + x
+
+
+class EfficientNet3D(nn.Module):
+    def __init__(self, variant="b0", width=None, stochastic_depth=0.2, input_channels=3):
+        super().__init__()
+        w, d, dropout = EFFICIENTNET[variant]
+        w = width if width is not None else w
+        stem = round_channels(32, w)
+        self.stem_conv = nn.Conv3d(input_channels, stem, 3, 2, 1, bias=False)
+        self.stem_bn = nn.BatchNorm3d(stem)
+        total = sum(math.ceil(r * d) for _, _, r, _, _ in STAGES)
+        blocks, inputs = [], stem
+        for expand, channels, repeats, stride, kernel in STAGES:
+            outputs = round_channels(channels, w)
+            for r in range(math.ceil(repeats * d)):
+                p = stochastic_depth * len(blocks) / total
+                blocks.append(MBConv(inputs, outputs, expand, kernel, stride if r == 0 else 1, p))
+                inputs = outputs
+        self.blocks = nn.ModuleList(blocks)
+        self.feature_count = round_channels(1280, w)
+        self.head_conv = nn.Conv3d(inputs, self.feature_count, 1, bias=False)
+        self.head_bn = nn.BatchNorm3d(self.feature_count)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        y = F.silu(self.stem_bn(self.stem_conv(x)))
+        for block in self.blocks:
+            y = block(y)
+        y = F.silu(self.head_bn(self.head_conv(y)))
+        return self.dropout(F.adaptive_avg_pool3d(y, 1).flatten(1))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.heads = heads
+
+    def forward(self, x):
+        n, l, d = x.shape
+        qkv = self.qkv(x).reshape(n, l, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        return self.proj(y.transpose(1, 2).reshape(n, l, d))
+
+
+class MLP(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim, heads, mlp_ratio):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = SelfAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = MLP(dim, dim * mlp_ratio)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT3D(nn.Module):
+    def __init__(self, input_size, patch=16, dim=192, depth=12, heads=3, mlp_ratio=4, input_channels=3):
+        super().__init__()
+        self.grid = [s // patch for s in input_size]
+        self.patch_embed = nn.Conv3d(input_channels, dim, patch, patch)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, 1 + math.prod(self.grid), dim) * 0.02)
+        self.blocks = nn.ModuleList([TransformerBlock(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.feature_count = dim
+
+    def position_embedding(self, target):
+        if list(target) == self.grid:
+            return self.pos_embed
+        d = self.feature_count
+        cls = self.pos_embed[:, :1]
+        patches = self.pos_embed[:, 1:].reshape(1, *self.grid, d).permute(0, 4, 1, 2, 3)
+        resized = F.interpolate(patches, size=list(target), mode="trilinear", align_corners=False)
+        return torch.cat([cls, resized.permute(0, 2, 3, 4, 1).reshape(1, -1, d)], 1)
+
+    def forward(self, x):
+        p = self.patch_embed(x)
+        tokens = p.flatten(2).transpose(1, 2)
+        cls = self.cls_token.expand(p.shape[0], -1, -1).to(tokens.dtype)
+        y = torch.cat([cls, tokens], 1) + self.position_embedding(p.shape[2:])
+        for block in self.blocks:
+            y = block(y)
+        return self.norm(y)[:, 0]
+
+
+class LogisticCumulativeLink(nn.Module):
+    def __init__(self, heads=25, classes=3):
+        super().__init__()
+        k = classes - 1
+        self.cutpoints = nn.Parameter((torch.arange(k).float() - k / 2).repeat(heads, 1))
+
+    def forward(self, z):
+        cdf = torch.sigmoid(self.cutpoints.unsqueeze(0) - z.unsqueeze(-1))
+        return torch.cat([cdf[..., :1], cdf[..., 1:] - cdf[..., :-1], 1 - cdf[..., -1:]], -1)
+
+    @torch.no_grad()
+    def ascend(self, margin=0.0):
+        c = self.cutpoints
+        for i in range(c.shape[1] - 1):
+            c[:, i].clamp_(max=c[:, i + 1] - margin)
+
+
+class OrdinalClassifier(nn.Module):
+    def __init__(self, backbone, heads=25, classes=3):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feature_count, heads)
+        self.link = LogisticCumulativeLink(heads, classes)
+
+    def forward(self, x):
+        return self.link(self.head(self.backbone(x)))
+
+
+def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
+    present = (labels >= 0).float()
+    safe = labels.clamp(min=0)
+    likelihood = probs.float().gather(2, safe.unsqueeze(-1)).squeeze(-1).clamp(min=eps)
+    w = torch.tensor(weights, device=probs.device)[safe] * present
+    return -(w * likelihood.log()).sum() / w.sum().clamp(min=eps)
+
+
+def make(model, variant=None, size=16, width=None, heads=25, classes=3):
+    """The twin of Swift's ModelSpec(name:variant:inputSize:width:heads:classes:).make()."""
+    if model == "efficientnet3d":
+        backbone = EfficientNet3D(variant or "b0", width)
+    elif model == "vit3d":
+        dim, depth, h = VIT[variant or "tiny"]
+        backbone = ViT3D([size] * 3, dim=dim, depth=depth, heads=h)
+    else:
+        raise SystemExit(f"unknown model {model}")
+    return OrdinalClassifier(backbone, heads, classes)
+
+
+def main():
+    from safetensors.torch import load_file, save_file
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("command", choices=["describe", "forward", "export"])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--variant")
+    ap.add_argument("--width", type=float)
+    ap.add_argument("--size", type=int, default=16)
+    ap.add_argument("--heads", type=int, default=25)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--weights")
+    ap.add_argument("--input")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    net = make(a.model, a.variant, a.size, a.width, a.heads)
+    if a.command == "describe":
+        params = sum(p.numel() for p in net.parameters())
+        shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
+        print(json.dumps({"parameters": params, "state": shapes}, sort_keys=True))
+        return
+    if a.command == "export":
+        for m in net.modules():  # non-trivial running statistics, so eval mode is really tested
+            if isinstance(m, nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+        x = torch.randn(a.batch, 3, a.size, a.size, a.size)
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, a.weights)
+        save_file({"x": x}, a.input)
+    else:
+        state = {k: v for k, v in load_file(a.weights).items() if "/" not in k}
+        net.load_state_dict(state, strict=True)
+        x = load_file(a.input)["x"]
+    net.eval()
+    with torch.no_grad():
+        save_file({"probs": net(x).contiguous()}, a.out)
+
+
+if __name__ == "__main__":
+    main()
