@@ -7,7 +7,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (compare with the Python peers in bench/).",
         discussion: "Example: fuse3d bench train --model efficientnet3d --size 64 --batch 2 --steps 10",
-        subcommands: [BenchTrain.self])
+        subcommands: [BenchTrain.self, BenchFuse.self])
 }
 
 /// `fuse3d bench train`: seconds per training step of a model on a fixed random batch.

@@ -10,12 +10,13 @@ OUT="${1:-$ROOT/bench/out/fusion}"
 PY="$ROOT/.venv/bin/python"
 mkdir -p "$OUT"
 [ -f "$OUT/raw/study.json" ] || "$PY" "$ROOT/bench/fusion/peer_fuse.py" make "$OUT"
-(cd "$ROOT/bench/fusion/harness" && swift build -c release >/dev/null)
+BIN="${FUSE3D:-$ROOT/.build/release/fuse3d}"
+[ -x "$BIN" ] || (cd "$ROOT" && swift build -c release >/dev/null)
 echo "| grid | fuse3d, 2 cores | fuse3d, 1 core | scipy map_coordinates (÷ 1 core) | splat (÷ 1 core) | max abs diff to scipy | extra T1 voxels splat leaves empty |"
 echo "|---|---|---|---|---|---|---|"
 for size in 64 128; do
-  ours=$("$ROOT/bench/fusion/harness/.build/release/fusion-bench" "$OUT" "$size" 5)
-  one=$(taskset -c 0 "$ROOT/bench/fusion/harness/.build/release/fusion-bench" "$OUT" "$size" 5)
+  ours=$("$BIN" bench fuse "$OUT/dicom" --size "$size" --repeats 5 --dump "$OUT/fuse3d-$size.f32")
+  one=$(taskset -c 0 "$BIN" bench fuse "$OUT/dicom" --size "$size" --repeats 5)
   peers=$(taskset -c 0 "$PY" "$ROOT/bench/fusion/peer_fuse.py" fuse "$OUT" --size "$size" --repeats 5)
   "$PY" - "$OUT" "$size" "$ours" "$one" "$peers" <<'PYEOF'
 import json, sys

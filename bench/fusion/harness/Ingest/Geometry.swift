@@ -1,1 +1,0 @@
-../../../../Sources/Ingest/Geometry.swift

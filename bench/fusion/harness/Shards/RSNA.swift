@@ -1,1 +1,0 @@
-../../../../Sources/Shards/RSNA.swift
