@@ -14,7 +14,7 @@ build: setup
 
 test: setup
 	$(SWIFT) build
-	$(SWIFT) test
+	$(SWIFT) test --disable-swift-testing
 
 demo: build
 	bash scripts/demo.sh $(BIN) $(DEMO_OUT)
