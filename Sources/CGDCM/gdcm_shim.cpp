@@ -14,6 +14,8 @@
 #include <gdcmVersion.h>
 
 #include <malloc.h>
+#include <unistd.h>
+#include <cstdio>
 #include <sys/stat.h>
 
 #include <memory>
@@ -42,9 +44,39 @@ class ThreadTraceBuffer : public std::streambuf {
     }
 };
 
+// OpenJPEG (under GDCM's JPEG 2000 codec) prints some errors with fprintf(stderr). The process's
+// stderr stream is replaced once by an unbuffered one that hands text written while this thread is
+// inside GDCM to the thread's trace, and passes everything else through to file descriptor 2.
+thread_local bool t_inside_gdcm = false;
+
+ssize_t stderr_write(void *, const char *buf, size_t n) {
+    if (t_inside_gdcm) {
+        if (t_trace.size() < 65536) t_trace.append(buf, n);
+        return static_cast<ssize_t>(n);
+    }
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = ::write(2, buf + done, n - done);
+        if (w <= 0) break;
+        done += static_cast<size_t>(w);
+    }
+    return static_cast<ssize_t>(done);
+}
+
+/// Marks the calling thread as inside GDCM for the guard's lifetime.
+struct InsideGDCM {
+    InsideGDCM() { t_inside_gdcm = true; }
+    ~InsideGDCM() { t_inside_gdcm = false; }
+};
+
 void capture_gdcm_trace() {
     static std::once_flag once;
     std::call_once(once, [] {
+        cookie_io_functions_t io = {nullptr, stderr_write, nullptr, nullptr};
+        if (FILE *routed = fopencookie(nullptr, "w", io)) {
+            setvbuf(routed, nullptr, _IONBF, 0);
+            stderr = routed;
+        }
         static ThreadTraceBuffer buffer;
         static std::ostream stream(&buffer);
         gdcm::Trace::SetStream(stream);
@@ -60,10 +92,22 @@ void capture_gdcm_trace() {
 // The largest decode we accept: 2^30 values (4 GiB of float). Anything larger is a lying header.
 constexpr int64_t kMaxValues = int64_t(1) << 30;
 
+// The collected trace as one line: GDCM's "Error: In <source file>, line N, function ..." location
+// lines dropped, the messages joined with "; ".
 std::string trimmed_trace() {
-    std::string s = t_trace;
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    return s;
+    std::string out, line;
+    auto flush = [&] {
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
+        const bool location = line.rfind("Error: In ", 0) == 0 || line.rfind("Warning: In ", 0) == 0 ||
+                              line.rfind("Debug: In ", 0) == 0;
+        if (!line.empty() && !location) out += (out.empty() ? "" : "; ") + line;
+        line.clear();
+    };
+    for (char c : t_trace) {
+        if (c == '\n') flush(); else line.push_back(c);
+    }
+    flush();
+    return out;
 }
 }  // namespace
 
@@ -98,6 +142,7 @@ extern "C" void gd_reuse_large_buffers(void) {
 extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
     GD_PROTECT(
         capture_gdcm_trace();
+        InsideGDCM inside;
         t_trace.clear();
         struct stat st;
         if (stat(path, &st) != 0) {
@@ -247,6 +292,7 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
             fuse3d::set_last_error("truncated pixel data: the file ends inside Pixel Data (GDCM: Incomplete Pixel Data)");
             return -1;
         }
+        InsideGDCM inside;
         t_trace.clear();
         auto *ir = static_cast<gdcm::ImageReader *>(f->reader.get());
         const gdcm::Image &image = ir->GetImage();

@@ -157,4 +157,15 @@ final class HostileFileTests: XCTestCase {
         XCTAssertGreaterThan(decoded, 40)
         XCTAssertGreaterThan(refused, 20)
     }
+
+    /// OpenJPEG prints some decode errors itself; they must land in the file's problem, not on stderr.
+    func testCodecMessagesStayOffStandardError() throws {
+        let dir = try Fixtures.scratch()
+        try FileManager.default.copyItem(at: Fixtures.dicom("JPEG2000-embedded-sequence-delimiter.dcm"),
+                                         to: dir.appendingPathComponent("broken-j2k.dcm"))
+        let r = try Fixtures.run(Fixtures.fuse3d, ["scan", "--decode", dir.path])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertEqual(r.stderr, "")
+        XCTAssertTrue(r.stdout.contains("broken-j2k.dcm: cannot decode pixel data (1.2.840.10008.1.2.4.91): Invalid number of tiles"), r.stdout)
+    }
 }
