@@ -117,4 +117,17 @@ final class EndToEndTests: XCTestCase {
             XCTAssertTrue(r.stdout.contains("Example"), "\(command): \(r.stdout)")
         }
     }
+
+    func testReingestIntoTheSameFolderLeavesOnlyTheNewShards() throws {
+        let out = Self.shards.deletingLastPathComponent().appendingPathComponent("rerun")
+        let first = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "16", "--samples-per-shard", "1"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("shard-00002.h5").path))
+        let second = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "16", "--samples-per-shard", "2"])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        let shards = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasSuffix(".h5") }.sorted()
+        XCTAssertEqual(shards, ["shard-00000.h5", "shard-00001.h5"])
+        let verify = try Fixtures.run(Fixtures.fuse3d, ["verify", out.path])
+        XCTAssertEqual(verify.status, 0, verify.stdout)
+    }
 }

@@ -99,6 +99,7 @@ public enum IngestRunner {
             progress?(next, studies.count)
         }
         let manifest = try writer.finish()
+        try removeUnlistedShards(in: options.output, keeping: Set(manifest.shards.map(\.file)))
         let skipped = Set(reports.flatMap { $0.problems.map(\.path) } + catalog.problems.map(\.path))
         let report = IngestReport(
             archive: catalog.root, mode: catalog.mode, pipeline: options.pipeline,
@@ -111,6 +112,17 @@ public enum IngestRunner {
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try AtomicFile.write(try enc.encode(report), to: options.output.appendingPathComponent(reportName))
         return report
+    }
+}
+
+extension IngestRunner {
+    /// Shards of an earlier run into the same folder that the new manifest no longer lists would make
+    /// the folder inconsistent; they are removed once the new manifest is in place.
+    static func removeUnlistedShards(in directory: URL, keeping listed: Set<String>) throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        for name in names where name.hasPrefix("shard-") && name.hasSuffix(".h5") && !listed.contains(name) {
+            try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
     }
 }
 
