@@ -19,12 +19,13 @@ step "ingest: fuse every study into a 64³ grid, write HDF5 shards"
 rm -rf "$OUT/shards"
 "$BIN" ingest "$OUT/cohort" --out "$OUT/shards" --pipeline pipelines/demo.yaml
 
-step "inspect: summary, a picture and a NIfTI of the first sample"
+step "inspect: summary, a picture and a NIfTI of the first sample, an HTML gallery of all"
 "$BIN" inspect "$OUT/shards"
 "$BIN" inspect "$OUT/shards" --sample 0 --png "$OUT/sample-0.png" --nifti "$OUT/sample-0.nii"
+"$BIN" inspect "$OUT/shards" --html "$OUT/shards.html"
 
 step "verify: every shard, chunk and checksum"
 "$BIN" verify "$OUT/shards"
 
-printf '\nDone. Look at %s/sample-0.png; shards in %s/shards; ingest report %s/shards/ingest-report.json.\n' "$OUT" "$OUT" "$OUT"
+printf '\nDone. Look at %s/shards.html and %s/sample-0.png; shards in %s/shards; ingest report %s/shards/ingest-report.json.\n' "$OUT" "$OUT" "$OUT" "$OUT"
 echo "Training from the shards (fuse3d train) arrives with the trainer issue; models and libtorch are in place (fuse3d bench train --help)."

@@ -10,10 +10,12 @@ struct Inspect: ParsableCommand {
         discussion: """
         PATH is a shard folder (with manifest.json) or one shard file. --png draws one sample: the three channels
         (rows) × sagittal, coronal and axial planes through the spine (columns), keypoints marked. --nifti writes it
-        as NIfTI-1 with its RAS affine (opens in 3D Slicer and ITK-SNAP on the right anatomy).
+        as NIfTI-1 with its RAS affine (opens in 3D Slicer and ITK-SNAP on the right anatomy). --html writes a page
+        to check an ingest by eye: the summary, the label distribution and a gallery of samples.
 
         Example:
           fuse3d inspect demo-out/shards
+          fuse3d inspect demo-out/shards --html shards.html
           fuse3d inspect demo-out/shards --study 4003253 --png sample.png --nifti sample.nii
         """)
 
@@ -31,6 +33,12 @@ struct Inspect: ParsableCommand {
 
     @Option(help: "Write the sample as NIfTI-1 (.nii) to this file.")
     var nifti: String?
+
+    @Option(help: "Write an HTML page (summary, label bars, a gallery of samples) to this file.")
+    var html: String?
+
+    @Option(help: "Samples drawn in the --html gallery.")
+    var galleryLimit = 48
 
     @Flag(help: "Print the summary as JSON.")
     var json = false
@@ -64,6 +72,11 @@ struct Inspect: ParsableCommand {
             return
         }
         let summary = try ShardSummary.compute(directory: dataset.directory)
+        if let html {
+            try ShardGallery.write(summary: summary, dataset: dataset, to: URL(fileURLWithPath: html), limit: galleryLimit)
+            print("wrote \(html) (\(min(galleryLimit, dataset.count)) of \(dataset.count) samples drawn)")
+            return
+        }
         if json {
             print(String(decoding: try summary.json(), as: UTF8.self))
         } else {
