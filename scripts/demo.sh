@@ -16,8 +16,7 @@ head -n 20 "$OUT/scan.txt"
 echo "… (full listing: $OUT/scan.txt)"
 
 step "ingest: fuse every study into a 64³ grid, write HDF5 shards"
-rm -rf "$OUT/shards"
-"$BIN" ingest "$OUT/cohort" --out "$OUT/shards" --pipeline pipelines/demo.yaml
+"$BIN" ingest "$OUT/cohort" --out "$OUT/shards" --pipeline pipelines/demo.yaml --overwrite
 
 step "inspect: summary, a picture and a NIfTI of the first sample, an HTML gallery of all"
 "$BIN" inspect "$OUT/shards"

@@ -36,6 +36,9 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Zstandard level 1…22 (default 3).")
     var zstdLevel: Int?
 
+    @Flag(help: "Replace the shards of an earlier run in --out (otherwise such a folder is refused).")
+    var overwrite = false
+
     @Option(help: "Studies fused at once (default: the number of cores).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -56,7 +59,8 @@ struct IngestCommand: ParsableCommand {
         if let samplesPerShard { config.samplesPerShard = samplesPerShard }
         if let zstdLevel { config.zstdLevel = zstdLevel }
         let progress = Progress(label: "ingest", unit: "studies")
-        let options = IngestOptions(archive: archive, output: URL(fileURLWithPath: out), pipeline: config, workers: workers)
+        let options = IngestOptions(archive: archive, output: URL(fileURLWithPath: out), pipeline: config, workers: workers,
+                                    overwrite: overwrite)
         let report = try IngestRunner.run(options) { done, total in progress.update(done, total) }
         progress.finish()
         for s in report.studies where s.status != "fused" {

@@ -130,7 +130,12 @@ final class EndToEndTests: XCTestCase {
         let first = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "16", "--samples-per-shard", "1"])
         XCTAssertEqual(first.status, 0, first.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("shard-00002.h5").path))
-        let second = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "16", "--samples-per-shard", "2"])
+        let refused = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "16"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("already holds shards of an earlier run"), refused.stderr)
+        XCTAssertEqual(try Fixtures.run(Fixtures.fuse3d, ["verify", out.path]).status, 0)
+        let second = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "16",
+                                                        "--samples-per-shard", "2", "--overwrite"])
         XCTAssertEqual(second.status, 0, second.stderr)
         let shards = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasSuffix(".h5") }.sorted()
         XCTAssertEqual(shards, ["shard-00000.h5", "shard-00001.h5"])

@@ -11,12 +11,16 @@ public struct IngestOptions: Sendable {
     public var pipeline: PipelineConfig
     /// Studies fused at once (each holds one study's pixels and grid in memory).
     public var workers: Int
+    /// Replace the shards of an earlier run in `output` (otherwise such a folder is refused).
+    public var overwrite: Bool
 
-    public init(archive: String, output: URL, pipeline: PipelineConfig = PipelineConfig(), workers: Int = 2) {
+    public init(archive: String, output: URL, pipeline: PipelineConfig = PipelineConfig(), workers: Int = 2,
+                overwrite: Bool = false) {
         self.archive = archive
         self.output = output
         self.pipeline = pipeline
         self.workers = max(1, workers)
+        self.overwrite = overwrite
     }
 }
 
@@ -70,6 +74,7 @@ public enum IngestRunner {
 
     /// Runs the whole ingest. `progress(done, total)` is called after each study.
     public static func run(_ options: IngestOptions, progress: ((Int, Int) -> Void)? = nil) throws -> IngestReport {
+        try claimOutput(options)
         let catalog = CatalogScanner.scan(root: options.archive)
         let tables = RSNATables.load(root: catalog.root)
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
@@ -115,7 +120,27 @@ public enum IngestRunner {
     }
 }
 
+/// The output folder holds shards of an earlier run and `--overwrite` was not given.
+public struct IngestOutputInUse: Error, CustomStringConvertible {
+    public var path: String
+    public var description: String {
+        "\(path): already holds shards of an earlier run (manifest.json); pass --overwrite to replace them, or choose another --out"
+    }
+}
+
 extension IngestRunner {
+    /// Refuses a folder with an earlier run's shards unless overwriting; when overwriting, takes the old
+    /// manifest away first, so that a run killed midway never leaves a manifest describing other shards.
+    static func claimOutput(_ options: IngestOptions) throws {
+        let fm = FileManager.default
+        let manifest = options.output.appendingPathComponent(Manifest.fileName)
+        let names = (try? fm.contentsOfDirectory(atPath: options.output.path)) ?? []
+        let holdsShards = fm.fileExists(atPath: manifest.path) || names.contains { $0.hasPrefix("shard-") && $0.hasSuffix(".h5") }
+        guard holdsShards else { return }
+        guard options.overwrite else { throw IngestOutputInUse(path: options.output.path) }
+        if fm.fileExists(atPath: manifest.path) { try fm.removeItem(at: manifest) }
+    }
+
     /// Shards of an earlier run into the same folder that the new manifest no longer lists would make
     /// the folder inconsistent; they are removed once the new manifest is in place.
     static func removeUnlistedShards(in directory: URL, keeping listed: Set<String>) throws {
