@@ -79,9 +79,12 @@ def main():
         pixel_bytes = build(tmp, a.copies)
         files = a.copies * len(FIXTURES)
         rows = []
+        one_core = ["taskset", "-c", "0"] if shutil.which("taskset") else []
         for label, ours, peer in [
             ("header scan", [a.bin, "scan", tmp, "--json"], [sys.executable, "-c", PEER, tmp, "0"]),
             ("full decode", [a.bin, "scan", tmp, "--decode", "--json"], [sys.executable, "-c", PEER, tmp, "1"]),
+            ("header scan, 1 core", one_core + [a.bin, "scan", tmp, "--json"], one_core + [sys.executable, "-c", PEER, tmp, "0"]),
+            ("full decode, 1 core", one_core + [a.bin, "scan", tmp, "--decode", "--json"], one_core + [sys.executable, "-c", PEER, tmp, "1"]),
         ]:
             timed(ours); timed(peer)  # warm-up: page cache, imports
             t_ours, t_peer = [], []
@@ -90,7 +93,7 @@ def main():
             ratio = statistics.median([p / o for o, p in zip(t_ours, t_peer)])
             mo, mp = statistics.median(t_ours), statistics.median(t_peer)
             rows.append((label, mo, mp, ratio))
-            extra = f", {pixel_bytes / mo / 1e6:.0f} vs {pixel_bytes / mp / 1e6:.0f} MB/s" if label == "full decode" else ""
+            extra = f", {pixel_bytes / mo / 1e6:.0f} vs {pixel_bytes / mp / 1e6:.0f} MB/s" if label.startswith("full decode") else ""
             print(f"{label}: fuse3d {mo:.3f} s ({files / mo:.0f} files/s), pydicom {mp:.3f} s ({files / mp:.0f} files/s){extra}; "
                   f"pydicom/fuse3d time ratio {ratio:.2f}")
         if a.write:
@@ -98,7 +101,8 @@ def main():
                        f"{files} files ({', '.join(f for f, _ in FIXTURES)}; {a.copies} copies each), "
                        f"{pixel_bytes / 1e6:.0f} MB of 16-bit pixels. Whole processes, {a.runs} alternating runs after a warm-up, "
                        "medians; the ratio is the median of per-pair pydicom/fuse3d time ratios (>1: fuse3d faster). "
-                       "fuse3d runs on 2 threads; pydicom on 1 (its usual use). fuse3d's time includes loading libtorch (~0.1 s).",
+                       "fuse3d reads files on all cores, pydicom on one (its usual use); the '1 core' rows pin both to one core (taskset). "
+                       "fuse3d's time includes its start-up (loading libtorch, about 0.2 s).",
                        "Run: `.venv/bin/python bench/dicom/bench.py --write`.", "",
                        "| job | fuse3d (s) | pydicom (s) | pydicom/fuse3d |", "|---|---|---|---|"]
             for label, mo, mp, r in rows:
