@@ -26,7 +26,15 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         let folder = URL(fileURLWithPath: directory)
-        let report = ShardVerifier(directory: folder, checkHashes: !noHash).run()
+        let total = (try? Manifest.load(from: folder))?.shards.count ?? 0
+        let progress = Progress(label: "verify", unit: "shards")
+        var started = 0
+        let report = ShardVerifier(directory: folder, checkHashes: !noHash).run { _ in
+            progress.update(started, total)
+            started += 1
+        }
+        progress.update(total, total)
+        progress.finish()
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
