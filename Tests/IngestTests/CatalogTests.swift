@@ -149,4 +149,13 @@ final class CatalogTests: XCTestCase {
                                                 inversionTime: nil, imageType: "ORIGINAL", sliceCount: 20)
         XCTAssertEqual(coronal.kind, .other)
     }
+
+    func testGDCMWarningsAreListedWithTheirFile() throws {
+        let dir = try Fixtures.scratch()
+        try FileManager.default.copyItem(at: Fixtures.dicom("SC_rgb_jpeg.dcm"), to: dir.appendingPathComponent("odd.dcm"))
+        let catalog = CatalogScanner.scan(root: dir.path)
+        XCTAssertEqual(catalog.warnings.map(\.path), ["odd.dcm"])
+        XCTAssertTrue(catalog.warnings[0].reason.contains("buggy DICOM file"), catalog.warnings[0].reason)
+        XCTAssertTrue(catalog.report().contains("warnings (files read all the same):"))
+    }
 }

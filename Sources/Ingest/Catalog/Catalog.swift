@@ -77,6 +77,8 @@ public struct Catalog: Codable, Sendable {
     public var imageCount: Int
     public var studies: [CatalogStudy]
     public var problems: [CatalogProblem]
+    /// GDCM's warnings about files that were read all the same (path, warning).
+    public var warnings: [CatalogProblem]
 
     /// The study with this id, if any.
     public func study(_ id: String) -> CatalogStudy? { studies.first { $0.studyID == id } }

@@ -5,7 +5,7 @@ extension Catalog {
     /// view) and every problem found.
     public func report() -> String {
         var out = "archive \(root) (\(mode == "rsna" ? "RSNA layout: series named by train_series_descriptions.csv" : "series classified from DICOM tags"))\n"
-        out += "\(studies.count) studies, \(imageCount) images in \(fileCount) files, \(problems.count) problems\n"
+        out += "\(studies.count) studies, \(imageCount) images in \(fileCount) files, \(problems.count) problems, \(warnings.count) warnings\n"
         for study in studies {
             out += "\nstudy \(study.studyID)\n"
             for s in study.series {
@@ -20,6 +20,10 @@ extension Catalog {
             }
             let missing = SeriesKind.allCases.filter { $0 != .other && study.primarySeries($0) == nil }
             if !missing.isEmpty { out += "  missing: \(missing.map(\.rawValue).joined(separator: ", "))\n" }
+        }
+        if !warnings.isEmpty {
+            out += "\nwarnings (files read all the same):\n"
+            for w in warnings { out += "  \(w.path): \(w.reason)\n" }
         }
         if !problems.isEmpty {
             out += "\nproblems:\n"

@@ -49,11 +49,15 @@ public enum CatalogScanner {
         var groups: [String: [String: [DicomHeader]]] = [:]
         var studyOrder: [String] = []
         var imageCount = 0
+        var warnings: [CatalogProblem] = []
         for (i, r) in results.enumerated() {
             switch r! {
             case .failure(let e):
                 problems.append(CatalogProblem(path: relative(files[i], to: rootPath), reason: e.message))
             case .success(let h):
+                for w in h.warnings {
+                    warnings.append(CatalogProblem(path: relative(files[i], to: rootPath), reason: w))
+                }
                 if h.isNonImage {
                     problems.append(CatalogProblem(path: relative(files[i], to: rootPath),
                                                    reason: DicomProblem.nonImage("SOP class \(h.sopClassUID) (\(h.modality))").description))
@@ -90,7 +94,7 @@ public enum CatalogScanner {
         studies.sort { numericOrder($0.studyID, $1.studyID) }
         problems.sort { $0.path < $1.path }
         return Catalog(mode: descriptions.isEmpty ? "tags" : "rsna", root: rootPath, fileCount: files.count,
-                       imageCount: imageCount, studies: studies, problems: problems)
+                       imageCount: imageCount, studies: studies, problems: problems, warnings: warnings)
     }
 
     /// Orders ids numerically when both are integers (RSNA ids), else lexically.
