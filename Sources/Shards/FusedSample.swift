@@ -10,7 +10,7 @@ public struct FusedSample: Sendable {
     public var shape: [Int]
     /// 3 × D × H × W values in [0, 1] (normalized), float16.
     public var volume: [Float16]
-    /// 1 where the channel's series was found and fused, 0 for a zero channel.
+    /// 1 where the channel's series was found and covers the grid; 0 for a zero channel.
     public var present: [UInt8]
     /// 4 × 4 row-major: voxel index (d, h, w, 1) → patient LPS mm.
     public var affine: [Double]
