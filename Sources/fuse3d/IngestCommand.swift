@@ -36,7 +36,7 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Zstandard level 1…22 (default 3).")
     var zstdLevel: Int?
 
-    @Flag(help: "Replace the shards of an earlier run in --out (otherwise such a folder is refused).")
+    @Flag(help: "Replace a finished earlier run in --out (a folder with manifest.json is refused otherwise).")
     var overwrite = false
 
     @Option(help: "Studies fused at once (default: the number of cores).")

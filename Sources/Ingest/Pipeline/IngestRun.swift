@@ -120,7 +120,7 @@ public enum IngestRunner {
     }
 }
 
-/// The output folder holds shards of an earlier run and `--overwrite` was not given.
+/// The output folder holds a finished earlier run and `--overwrite` was not given.
 public struct IngestOutputInUse: Error, CustomStringConvertible {
     public var path: String
     public var description: String {
@@ -129,16 +129,16 @@ public struct IngestOutputInUse: Error, CustomStringConvertible {
 }
 
 extension IngestRunner {
-    /// Refuses a folder with an earlier run's shards unless overwriting; when overwriting, takes the old
-    /// manifest away first, so that a run killed midway never leaves a manifest describing other shards.
+    /// Refuses a folder with a finished earlier run (its manifest) unless overwriting; when overwriting,
+    /// takes the old manifest away first, so that a run killed midway never leaves a manifest describing
+    /// other shards.
     static func claimOutput(_ options: IngestOptions) throws {
+        // Shards without a manifest are the remains of a run killed before it finished: replaced freely.
         let fm = FileManager.default
         let manifest = options.output.appendingPathComponent(Manifest.fileName)
-        let names = (try? fm.contentsOfDirectory(atPath: options.output.path)) ?? []
-        let holdsShards = fm.fileExists(atPath: manifest.path) || names.contains { $0.hasPrefix("shard-") && $0.hasSuffix(".h5") }
-        guard holdsShards else { return }
+        guard fm.fileExists(atPath: manifest.path) else { return }
         guard options.overwrite else { throw IngestOutputInUse(path: options.output.path) }
-        if fm.fileExists(atPath: manifest.path) { try fm.removeItem(at: manifest) }
+        try fm.removeItem(at: manifest)
     }
 
     /// Shards of an earlier run into the same folder that the new manifest no longer lists would make
