@@ -58,11 +58,17 @@ struct IngestCommand: ParsableCommand {
         if let size { config.fusion.size = size }
         if let samplesPerShard { config.samplesPerShard = samplesPerShard }
         if let zstdLevel { config.zstdLevel = zstdLevel }
-        let progress = Progress(label: "ingest", unit: "studies")
+        let scanning = Progress(label: "scan", unit: "files")
+        let fusing = Progress(label: "ingest", unit: "studies")
         let options = IngestOptions(archive: archive, output: URL(fileURLWithPath: out), pipeline: config, workers: workers,
                                     overwrite: overwrite)
-        let report = try IngestRunner.run(options) { done, total in progress.update(done, total) }
-        progress.finish()
+        var scanned = false
+        let report = try IngestRunner.run(options, scanProgress: { done, total in scanning.update(done, total) }) { done, total in
+            if !scanned { scanning.finish(); scanned = true }
+            fusing.update(done, total)
+        }
+        if !scanned { scanning.finish() }
+        fusing.finish()
         for s in report.studies where s.status != "fused" {
             print("study \(s.studyID): \(s.error ?? "failed")")
         }

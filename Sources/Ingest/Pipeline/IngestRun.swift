@@ -72,10 +72,12 @@ public enum IngestRunner {
     /// Name of the per-run report written beside the shards.
     public static let reportName = "ingest-report.json"
 
-    /// Runs the whole ingest. `progress(done, total)` is called after each study.
-    public static func run(_ options: IngestOptions, progress: ((Int, Int) -> Void)? = nil) throws -> IngestReport {
+    /// Runs the whole ingest. `scanProgress(done, total)` reports the header scan's files,
+    /// `progress(done, total)` each study fused.
+    public static func run(_ options: IngestOptions, scanProgress: ((Int, Int) -> Void)? = nil,
+                           progress: ((Int, Int) -> Void)? = nil) throws -> IngestReport {
         try claimOutput(options)
-        let catalog = CatalogScanner.scan(root: options.archive)
+        let catalog = CatalogScanner.scan(root: options.archive, progress: scanProgress)
         let tables = RSNATables.load(root: catalog.root)
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
         let writer = try ShardWriter(directory: options.output, options: options.pipeline.shardWriterOptions())
