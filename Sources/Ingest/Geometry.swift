@@ -2,16 +2,25 @@ import Foundation
 
 /// A point or direction in DICOM patient space (LPS: +x left, +y posterior, +z superior; millimetres).
 public struct Vec3: Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// Left (+) / right (−) coordinate (mm).
     public var x: Double
+    /// Posterior (+) / anterior (−) coordinate (mm).
     public var y: Double
+    /// Superior (+) / inferior (−) coordinate (mm).
     public var z: Double
 
+    /// The vector (x, y, z) in LPS millimetres.
     public init(_ x: Double, _ y: Double, _ z: Double) { self.x = x; self.y = y; self.z = z }
 
+    /// The zero vector: the patient-space origin.
     public static let zero = Vec3(0, 0, 0)
+    /// Component-wise sum.
     public static func + (a: Vec3, b: Vec3) -> Vec3 { Vec3(a.x + b.x, a.y + b.y, a.z + b.z) }
+    /// Component-wise difference.
     public static func - (a: Vec3, b: Vec3) -> Vec3 { Vec3(a.x - b.x, a.y - b.y, a.z - b.z) }
+    /// The vector scaled by `s`.
     public static func * (s: Double, a: Vec3) -> Vec3 { Vec3(s * a.x, s * a.y, s * a.z) }
+    /// The opposite vector.
     public static prefix func - (a: Vec3) -> Vec3 { Vec3(-a.x, -a.y, -a.z) }
 
     /// Dot product.
@@ -25,6 +34,7 @@ public struct Vec3: Equatable, Hashable, Sendable, CustomStringConvertible {
     /// True when every component is a finite number.
     public var isFinite: Bool { x.isFinite && y.isFinite && z.isFinite }
 
+    /// The components to three decimals, e.g. "(1.000, -2.500, 30.000)".
     public var description: String { String(format: "(%.3f, %.3f, %.3f)", x, y, z) }
 }
 
@@ -43,12 +53,14 @@ public struct SliceGeometry: Equatable, Sendable {
     public var rowSpacing: Double
     /// PixelSpacing[1]: distance between the centres of adjacent columns (mm).
     public var columnSpacing: Double
-    /// Matrix size.
+    /// Rows (pixels per column).
     public var rows: Int
+    /// Columns (pixels per row).
     public var columns: Int
     /// SliceThickness (mm); 0 when the file does not say.
     public var thickness: Double
 
+    /// The geometry from its DICOM values as given; directions are not normalized here.
     public init(position: Vec3, rowDirection: Vec3, columnDirection: Vec3, rowSpacing: Double,
                 columnSpacing: Double, rows: Int, columns: Int, thickness: Double) {
         self.position = position
@@ -100,6 +112,7 @@ public enum SeriesKind: String, CaseIterable, Codable, Sendable {
 
 /// One decoded image plane: its geometry and its real-valued pixels (rescale applied), row-major.
 public struct Slice: Sendable {
+    /// Where the slice lies in patient space and its matrix size and spacing.
     public var geometry: SliceGeometry
     /// rows × columns values, row-major.
     public var pixels: [Float]
@@ -110,6 +123,7 @@ public struct Slice: Sendable {
     /// Path of the file this slice came from (relative to the archive where known).
     public var source: String
 
+    /// A slice from its parts; `pixels` must hold rows × columns values.
     public init(geometry: SliceGeometry, pixels: [Float], instanceNumber: Int, sopInstanceUID: String, source: String) {
         self.geometry = geometry
         self.pixels = pixels
@@ -135,8 +149,10 @@ public struct Slice: Sendable {
 /// Parallel slices of one series, ordered by position along their common normal (never by
 /// InstanceNumber or file name). A series may hold several stacks (e.g. oblique axial stacks per disc).
 public struct Stack: Sendable {
+    /// The slices, ordered by position along the normal.
     public var slices: [Slice]
 
+    /// A stack of slices already sorted along their common normal.
     public init(slices: [Slice]) { self.slices = slices }
 
     /// The stack's unit normal (its first slice's).
@@ -151,10 +167,14 @@ public struct Stack: Sendable {
 
 /// A decoded series of one study, ready to fuse.
 public struct SeriesVolume: Sendable {
+    /// The catalog's series id (RSNA series_id or Series Instance UID).
     public var seriesID: String
+    /// What the series is; decides the channel it is fused into.
     public var kind: SeriesKind
+    /// The series' decoded stacks (empty when none could be read).
     public var stacks: [Stack]
 
+    /// A decoded series from its id, kind and stacks.
     public init(seriesID: String, kind: SeriesKind, stacks: [Stack]) {
         self.seriesID = seriesID
         self.kind = kind

@@ -21,6 +21,8 @@ public struct FusedSample: Sendable {
     /// 25 severity classes (0, 1, 2; −1 missing) in RSNA.labelColumns order.
     public var labels: [Int8]
 
+    /// A sample from its arrays; traps unless their sizes match `shape` and the schema (3 channels,
+    /// 4 × 4 affine, 25 keypoints, 3 × 2 norm, 25 labels).
     public init(studyID: Int64, shape: [Int], volume: [Float16], present: [UInt8], affine: [Double],
                 keypoints: [Float], norm: [Float], labels: [Int8]) {
         precondition(shape.count == 3 && volume.count == 3 * shape.reduce(1, *), "volume does not match shape")

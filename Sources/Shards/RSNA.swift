@@ -24,6 +24,7 @@ public enum RSNA {
         "Left Subarticular Stenosis",
         "Right Subarticular Stenosis",
     ]
+    /// Level spellings in train_label_coordinates.csv, in `levels` order.
     public static let levelTitles = ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
 
     /// Class index of a train.csv cell: 0, 1, 2, or -1 for an empty or unknown cell.
@@ -39,5 +40,6 @@ public enum RSNA {
 
 /// Fixed channel order of every fused grid.
 public enum Channels {
+    /// Channel names, index = `SeriesKind.channel` (sagittal T1, sagittal T2/STIR, axial T2).
     public static let names = ["sagittal_t1", "sagittal_t2_stir", "axial_t2"]
 }

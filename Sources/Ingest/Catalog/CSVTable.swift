@@ -2,7 +2,9 @@ import Foundation
 
 /// A small RFC 4180 CSV reader (quoted fields, doubled quotes, CRLF) for the RSNA metadata files.
 public struct CSVTable: Sendable {
+    /// Column names from the first record, whitespace-trimmed.
     public var header: [String]
+    /// The records after the header, fields as read (rows may be shorter or longer than the header).
     public var rows: [[String]]
 
     /// Index of a header column.

@@ -6,7 +6,9 @@ public struct CatalogImage: Codable, Sendable, Equatable {
     public var path: String
     /// Frame index inside the file (0 for single-frame files).
     public var frame: Int
+    /// SOP Instance UID of the file the image comes from.
     public var sopInstanceUID: String
+    /// InstanceNumber as written; nil when the file has none (never used for ordering).
     public var instanceNumber: Int?
     /// Image position (patient) of this frame.
     public var position: Vec3
@@ -14,10 +16,13 @@ public struct CatalogImage: Codable, Sendable, Equatable {
 
 /// Parallel slices of a series ordered by position along their normal.
 public struct CatalogStack: Codable, Sendable {
+    /// Unit normal shared by the stack's slices (row direction × column direction).
     public var normal: Vec3
+    /// The anatomical plane of `normal` (its dominant patient axis).
     public var plane: Plane
     /// Median distance between neighbouring slices (mm).
     public var spacing: Double
+    /// The slices, ordered by position along `normal`; duplicate positions already dropped.
     public var images: [CatalogImage]
 }
 
@@ -25,22 +30,33 @@ public struct CatalogStack: Codable, Sendable {
 public struct CatalogSeries: Codable, Sendable {
     /// The RSNA series_id (folder name) in RSNA mode, else the Series Instance UID.
     public var seriesID: String
+    /// SeriesInstanceUID (0020,000E) shared by the series' files.
     public var seriesInstanceUID: String
+    /// SeriesDescription (0008,103E) of the series' first file; empty when absent.
     public var description: String
+    /// What the series is (sagittal T1, sagittal T2/STIR, axial T2 or other).
     public var kind: SeriesKind
     /// Where `kind` came from: the CSV, or the tag evidence.
     public var kindReason: String
+    /// The stacks' common plane; `.mixed` when they differ, `.unknown` when there are none.
     public var plane: Plane
+    /// Parallel-slice stacks of the series, split by orientation and large gaps.
     public var stacks: [CatalogStack]
+    /// Rows of the pixel matrix, from the series' first file.
     public var rows: Int
+    /// Columns of the pixel matrix, from the series' first file.
     public var columns: Int
     /// PixelSpacing (row, column) in mm.
     public var pixelSpacing: [Double]
+    /// SliceThickness (mm) of the series' first file; nil when absent.
     public var sliceThickness: Double?
     /// In-plane field of view (rows × row spacing, columns × column spacing) in mm.
     public var fieldOfView: [Double]
+    /// EchoTime (ms) of the series' first file; nil when absent.
     public var echoTime: Double?
+    /// RepetitionTime (ms) of the series' first file; nil when absent.
     public var repetitionTime: Double?
+    /// InversionTime (ms) of the series' first file; nil when absent (no inversion pulse).
     public var inversionTime: Double?
     /// Notes such as dropped duplicates.
     public var notes: [String]
@@ -53,7 +69,9 @@ public struct CatalogSeries: Codable, Sendable {
 public struct CatalogStudy: Codable, Sendable {
     /// The RSNA study_id (folder name) in RSNA mode, else the Study Instance UID.
     public var studyID: String
+    /// StudyInstanceUID (0020,000D) shared by the study's files.
     public var studyInstanceUID: String
+    /// The study's series, fused kinds first in channel order, then by series id.
     public var series: [CatalogSeries]
 
     /// The series to fuse for `kind`: the one with the most slices when several qualify.
@@ -64,7 +82,9 @@ public struct CatalogStudy: Codable, Sendable {
 
 /// A problem found while scanning: the file (relative to the archive) and what is wrong with it.
 public struct CatalogProblem: Codable, Sendable, Equatable {
+    /// The file concerned, relative to the archive root (or a table name such as train.csv).
     public var path: String
+    /// What is wrong with it, in words.
     public var reason: String
 }
 
@@ -72,10 +92,15 @@ public struct CatalogProblem: Codable, Sendable, Equatable {
 public struct Catalog: Codable, Sendable {
     /// "rsna" when train_series_descriptions.csv names the series, else "tags".
     public var mode: String
+    /// The archive folder scanned, as a standardized path.
     public var root: String
+    /// Regular files found under the root and read as DICOM (the RSNA metadata CSVs excluded).
     public var fileCount: Int
+    /// Files accepted as usable greyscale images with geometry.
     public var imageCount: Int
+    /// Studies found, ordered by id (numerically when ids are integers).
     public var studies: [CatalogStudy]
+    /// Files (and tables) that could not be used, sorted by path.
     public var problems: [CatalogProblem]
     /// GDCM's warnings about files that were read all the same (path, warning).
     public var warnings: [CatalogProblem]

@@ -10,6 +10,7 @@ public struct RSNATables: Sendable {
     /// Problems met while reading the tables (file: reason).
     public var problems: [CatalogProblem] = []
 
+    /// Empty tables: no labels, no coordinates, no problems.
     public init() {}
 
     /// Labels of a study, or all −1 when train.csv has no row for it.

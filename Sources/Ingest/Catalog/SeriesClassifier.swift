@@ -19,7 +19,9 @@ public enum Plane: String, Codable, Sendable {
 public enum SeriesClassifier {
     /// The decision and the evidence it rests on.
     public struct Decision: Equatable, Sendable {
+        /// The kind decided on (`.other` for localizers, derived images and unclear contrast).
         public var kind: SeriesKind
+        /// The evidence in words, e.g. "description says T1" or the TE/TR that decided it.
         public var reason: String
     }
 

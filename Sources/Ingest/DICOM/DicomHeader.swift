@@ -2,16 +2,27 @@ import Foundation
 
 /// The header fields the pipeline needs from one DICOM file (a header-only read fills all of them).
 public struct DicomHeader: Sendable {
+    /// The file this header was read from, as given to the reader.
     public var path: String
+    /// Transfer Syntax UID (0002,0010): how the pixel data is encoded; empty when absent.
     public var transferSyntaxUID: String
+    /// SOP Class UID (0008,0016): the kind of object (MR image, report, …); empty when absent.
     public var sopClassUID: String
+    /// SOP Instance UID (0008,0018): the object's unique id; empty when absent.
     public var sopInstanceUID: String
+    /// Study Instance UID (0020,000D); empty when absent.
     public var studyInstanceUID: String
+    /// Series Instance UID (0020,000E); empty when absent.
     public var seriesInstanceUID: String
+    /// Modality (0008,0060), e.g. "MR"; empty when absent.
     public var modality: String
+    /// SeriesDescription (0008,103E) as written; empty when absent.
     public var seriesDescription: String
+    /// SeriesNumber (0020,0011); nil when absent or not a number.
     public var seriesNumber: Int?
+    /// InstanceNumber (0020,0013); nil when absent or not a number.
     public var instanceNumber: Int?
+    /// ImageType (0008,0008) as raw backslash-separated text, e.g. ORIGINAL\PRIMARY\M; empty when absent.
     public var imageType: String
     /// Per frame (one entry for single-frame files); nil where the file gives no position.
     public var framePositions: [Vec3?]
@@ -19,23 +30,39 @@ public struct DicomHeader: Sendable {
     public var orientation: (row: Vec3, column: Vec3)?
     /// PixelSpacing [row spacing, column spacing].
     public var pixelSpacing: (row: Double, column: Double)?
+    /// SliceThickness (mm), top-level or from the shared/first-frame pixel measures; nil when absent.
     public var sliceThickness: Double?
+    /// SpacingBetweenSlices (0018,0088) in mm; nil when absent.
     public var spacingBetweenSlices: Double?
+    /// Rows (0028,0010) of each frame; 0 when absent.
     public var rows: Int
+    /// Columns (0028,0011) of each frame; 0 when absent.
     public var columns: Int
+    /// NumberOfFrames (0028,0008); 1 when absent.
     public var numberOfFrames: Int
     /// True when the file has no NumberOfFrames element (single-frame objects need none).
     public var numberOfFramesMissing: Bool
+    /// BitsAllocated (0028,0100): storage bits per sample; 0 when absent.
     public var bitsAllocated: Int
+    /// BitsStored (0028,0101): significant bits per sample; 0 when absent.
     public var bitsStored: Int
+    /// PixelRepresentation (0028,0103): 0 unsigned, 1 two's-complement signed samples.
     public var pixelRepresentation: Int
+    /// SamplesPerPixel (0028,0002): 1 for greyscale, 3 for colour; 1 when absent.
     public var samplesPerPixel: Int
+    /// PhotometricInterpretation (0028,0004), e.g. "MONOCHROME2"; empty when absent.
     public var photometricInterpretation: String
+    /// RescaleSlope (0028,1053) applied to stored values on decode; 1 when absent.
     public var rescaleSlope: Double
+    /// RescaleIntercept (0028,1052) added after the slope on decode; 0 when absent.
     public var rescaleIntercept: Double
+    /// EchoTime (ms), top-level or the first frame's effective echo time; nil when absent.
     public var echoTime: Double?
+    /// RepetitionTime (0018,0080) in ms; nil when absent.
     public var repetitionTime: Double?
+    /// InversionTime (0018,0082) in ms; nil when absent.
     public var inversionTime: Double?
+    /// True when the file contains a Pixel Data element.
     public var hasPixelData: Bool
     /// GDCM warnings collected while parsing.
     public var warnings: [String]
@@ -102,6 +129,7 @@ public enum DicomProblem: Error, Equatable, Sendable, CustomStringConvertible {
     case badPixels(String)
     case absurdDimensions(String)
 
+    /// The detail, prefixed with the kind of problem where that adds anything.
     public var description: String {
         switch self {
         case .unreadable(let s): return s

@@ -69,7 +69,9 @@ public enum DicomReader {
 
 /// A decoded DICOM image: its header and all frames' pixels (frames consecutive, rows row-major).
 public struct DicomImage: Sendable {
+    /// The file's header (with the decoder's warnings).
     public var header: DicomHeader
+    /// rows × columns × frames rescaled values, frame after frame, each row-major.
     public var pixels: [Float]
 
     /// The pixels of frame `index`.

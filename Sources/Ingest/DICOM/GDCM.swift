@@ -3,9 +3,13 @@ import Foundation
 
 /// An error reported by the GDCM shim, with the file it concerns.
 public struct GDCMError: Error, CustomStringConvertible, Equatable {
+    /// The file the error concerns.
     public var path: String
+    /// What went wrong (GDCM's last error, or the reader's own words).
     public var message: String
+    /// An error about `path` saying `message`.
     public init(path: String, message: String) { self.path = path; self.message = message }
+    /// "path: message".
     public var description: String { "\(path): \(message)" }
 }
 

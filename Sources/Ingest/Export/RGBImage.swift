@@ -7,7 +7,9 @@ public struct ExportError: Error, CustomStringConvertible, Equatable {
     public var path: String
     /// What went wrong.
     public var message: String
+    /// An error about writing `path`, saying `message`.
     public init(path: String, message: String) { self.path = path; self.message = message }
+    /// "path: message".
     public var description: String { "\(path): \(message)" }
 }
 

@@ -9,6 +9,7 @@ public struct Fuser: Sendable {
     /// The parameters every study is fused with.
     public var parameters: FusionParameters
 
+    /// A fuser with these parameters (the defaults: a 128³ isotropic grid over the sagittal field of view).
     public init(parameters: FusionParameters = FusionParameters()) { self.parameters = parameters }
 
     /// Fuses one study: its series (any order; kinds other than the three fused are ignored), its 25

@@ -33,6 +33,8 @@ public struct FusionParameters: Codable, Sendable, Equatable {
     /// wide, so that a coarse grid does not alias noise and thin structures (a point sample sees 1 pixel in f²).
     public var antialias: Bool
 
+    /// Defaults: a 128³ isotropic grid over the sagittal field of view, 0.5–99.5 percentile normalization,
+    /// gap factor 1.5, anti-aliasing on. Values are not checked here; see `validate()`.
     public init(size: Int = 128, box: GridBoxPolicy = .sagittalFieldOfView, lowPercentile: Double = 0.5,
                 highPercentile: Double = 99.5, isotropic: Bool = true, gapFactor: Double = 1.5, antialias: Bool = true) {
         self.size = size
@@ -70,6 +72,7 @@ public struct LabelCoordinate: Codable, Sendable, Equatable {
     /// Row (fractional pixels).
     public var y: Double
 
+    /// A keypoint at pixel (x = column, y = row) of instance `instanceNumber` of series `seriesID`.
     public init(seriesID: String, instanceNumber: Int, labelIndex: Int, x: Double, y: Double) {
         self.seriesID = seriesID
         self.instanceNumber = instanceNumber
@@ -92,6 +95,7 @@ public enum FusionError: Error, CustomStringConvertible, Equatable {
     /// The label vector does not have 25 entries.
     case labelCount(studyID: Int64, count: Int)
 
+    /// The reason in words, naming the study (or file) concerned.
     public var description: String {
         switch self {
         case .invalidParameters(let m): return "fusion parameters: \(m)"

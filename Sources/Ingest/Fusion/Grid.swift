@@ -9,6 +9,7 @@ public struct Grid: Codable, Sendable, Equatable {
     /// 4 × 4 row-major: voxel index (d, h, w, 1) → patient LPS mm.
     public var affine: [Double]
 
+    /// A grid of `shape` (3 values) and row-major 4 × 4 `affine` (16 values); traps on other counts.
     public init(shape: [Int], affine: [Double]) {
         precondition(shape.count == 3 && affine.count == 16, "a grid needs 3 dimensions and a 4×4 affine")
         self.shape = shape

@@ -7,6 +7,7 @@ public struct PatientBox: Codable, Sendable, Equatable {
     /// Largest x, y, z.
     public var upper: Vec3
 
+    /// The box between two corners (LPS mm); `lower` is expected to be ≤ `upper` on every axis.
     public init(lower: Vec3, upper: Vec3) { self.lower = lower; self.upper = upper }
 
     /// The smallest box holding every point; nil for no points.

@@ -14,6 +14,7 @@ public struct IngestOptions: Sendable {
     /// Replace the shards of an earlier run in `output` (otherwise such a folder is refused).
     public var overwrite: Bool
 
+    /// Defaults: the default pipeline, 2 workers (at least 1 is used), no overwriting.
     public init(archive: String, output: URL, pipeline: PipelineConfig = PipelineConfig(), workers: Int = 2,
                 overwrite: Bool = false) {
         self.archive = archive
@@ -44,18 +45,30 @@ public struct StudyReport: Codable, Sendable {
 
 /// `ingest-report.json`: every study's outcome and every file problem, with a summary.
 public struct IngestReport: Codable, Sendable {
+    /// Counts over the whole run.
     public struct Summary: Codable, Sendable {
+        /// Studies found in the archive (fused or failed).
         public var studies: Int
+        /// Studies fused into a sample.
         public var fused: Int
+        /// Studies that could not be fused (see each report's `error`).
         public var failed: Int
+        /// Distinct files skipped by the scan or while decoding.
         public var filesSkipped: Int
+        /// Samples written to the shards (from the manifest).
         public var samples: Int
+        /// Shard files written.
         public var shards: Int
     }
+    /// The archive root that was scanned (standardized path).
     public var archive: String
+    /// "rsna" when train_series_descriptions.csv named the series, else "tags".
     public var mode: String
+    /// The pipeline configuration the run used.
     public var pipeline: PipelineConfig
+    /// Counts of studies, files, samples and shards.
     public var summary: Summary
+    /// One report per study, in catalog order (by study id).
     public var studies: [StudyReport]
     /// Problems found by the scan (unreadable, non-image, geometry-less files; table problems).
     public var files: [CatalogProblem]
@@ -124,7 +137,9 @@ public enum IngestRunner {
 
 /// The output folder holds a finished earlier run and `--overwrite` was not given.
 public struct IngestOutputInUse: Error, CustomStringConvertible {
+    /// The output folder that was refused.
     public var path: String
+    /// Names the folder and how to proceed (--overwrite or another --out).
     public var description: String {
         "\(path): already holds shards of an earlier run (manifest.json); pass --overwrite to replace them, or choose another --out"
     }

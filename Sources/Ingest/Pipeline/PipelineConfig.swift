@@ -20,12 +20,16 @@ import Yams
 public struct PipelineConfig: Codable, Sendable, Equatable {
     /// The pipeline's name (stored in the shards' parameters).
     public var name: String
+    /// The fusion parameters (grid size and box, normalization, gap bridging).
     public var fusion: FusionParameters
     /// Samples per shard; nil: as many as fit in `targetShardBytes` of compressed data.
     public var samplesPerShard: Int?
+    /// A shard is closed once its compressed volumes reach this many bytes (default 1 GB).
     public var targetShardBytes: Int
+    /// Zstandard level of the volumes, 1…22 (default 3).
     public var zstdLevel: Int
 
+    /// Defaults: name "default", default fusion, shards filled to about 1 GB, zstd level 3.
     public init(name: String = "default", fusion: FusionParameters = FusionParameters(), samplesPerShard: Int? = nil,
                 targetShardBytes: Int = 1_000_000_000, zstdLevel: Int = 3) {
         self.name = name
@@ -89,8 +93,11 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
 
 /// A pipeline file that cannot be used, and why.
 public struct PipelineError: Error, CustomStringConvertible {
+    /// The pipeline file concerned.
     public var path: String
+    /// What is wrong with it (unreadable, invalid YAML, a bad field).
     public var message: String
+    /// "path: message".
     public var description: String { "\(path): \(message)" }
 }
 
