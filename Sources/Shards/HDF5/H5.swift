@@ -68,7 +68,7 @@ final class H5Object {
     /// Closes now and reports failure (a file's close flushes its metadata).
     func close(_ path: String, _ what: String) throws {
         guard open else { return }
-        /// Marked closed before closing, so a failed close is never retried (not even on deinit).
+        // Marked closed before closing, so a failed close is never retried (not even on deinit).
         open = false
         try H5.check(closer(id), path, "close \(what)")
     }
