@@ -157,11 +157,15 @@ public struct Stack: Sendable {
 
     /// The stack's unit normal (its first slice's).
     public var normal: Vec3 { slices.first?.geometry.normal ?? .zero }
-    /// Median distance between neighbouring slices along the normal (mm); thickness for one slice.
+    /// Median gap between neighbouring slices along the normal (mm), coincident slices ignored; for a
+    /// single slice its thickness, or its smaller pixel spacing when it gives no thickness.
     public var spacing: Double {
-        guard slices.count > 1 else { return slices.first?.geometry.thickness ?? 0 }
-        let gaps = zip(slices.dropFirst(), slices).map { $0.geometry.normalOffset - $1.geometry.normalOffset }.sorted()
-        return abs(gaps[gaps.count / 2])
+        let n = normal
+        let offsets = slices.map { $0.geometry.position.dot(n) }.sorted()
+        let gaps = zip(offsets.dropFirst(), offsets).map { $0 - $1 }.filter { $0 > 1e-6 }.sorted()
+        if !gaps.isEmpty { return gaps[gaps.count / 2] }
+        guard let g = slices.first?.geometry else { return 0 }
+        return g.thickness > 0 ? g.thickness : min(g.rowSpacing, g.columnSpacing)
     }
 }
 

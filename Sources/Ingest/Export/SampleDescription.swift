@@ -6,7 +6,7 @@ public enum SampleDescription {
     /// Several lines describing `sample`; `location` says where it was found.
     public static func text(_ s: FusedSample, location: String) -> String {
         var out = "study \(s.studyID) (\(location)), grid \(s.shape.map(String.init).joined(separator: "×"))\n"
-        let spacing = (0..<3).map { k in (0..<3).map { s.affine[$0 * 4 + k] * s.affine[$0 * 4 + k] }.reduce(0, +).squareRoot() }
+        let spacing = Grid(shape: s.shape, affine: s.affine).spacing
         out += String(format: "voxel %.2f×%.2f×%.2f mm, origin (%.1f, %.1f, %.1f) LPS mm\n", spacing[0], spacing[1], spacing[2],
                       s.affine[3], s.affine[7], s.affine[11])
         for (c, name) in Channels.names.enumerated() {

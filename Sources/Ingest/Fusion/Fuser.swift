@@ -33,9 +33,7 @@ public struct Fuser: Sendable {
             for s in members {
                 for stack in s.stacks where !stack.slices.isEmpty {
                     let covered = try resampler.add(stack)
-                    let ordered = stack.slices.sorted { $0.geometry.position.dot(stack.normal) < $1.geometry.position.dot(stack.normal) }
-                    stacks.append(StackRecord(seriesID: s.seriesID, slices: stack.slices.count,
-                                              spacing: StackLayout.spacing(of: ordered, along: stack.normal),
+                    stacks.append(StackRecord(seriesID: s.seriesID, slices: stack.slices.count, spacing: stack.spacing,
                                               normal: stack.normal, coveredVoxels: covered))
                 }
             }

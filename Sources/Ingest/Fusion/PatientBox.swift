@@ -25,7 +25,7 @@ public struct PatientBox: Codable, Sendable, Equatable {
     /// The box of the region a stack's slices cover: every slice's pixel-centre corners, pushed
     /// half the stack's slice spacing along the normal to both sides (the reach of its resampling).
     public static func covering(_ stack: Stack) -> PatientBox? {
-        let reach = StackLayout.reach(of: stack)
+        let reach = stack.spacing / 2
         return enclosing(stack.slices.flatMap { s -> [Vec3] in
             let g = s.geometry, n = g.normal
             let corners = [(0.0, 0.0), (0.0, Double(g.columns - 1)), (Double(g.rows - 1), 0.0),

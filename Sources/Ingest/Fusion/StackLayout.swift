@@ -26,27 +26,11 @@ struct StackLayout {
     /// (d, h, w, constant) of the voxel's offset along `normal`.
     let offsetProjection: [Double]
 
-    /// Half the stack's slice spacing (its thickness for one slice, half a pixel without one): the reach
-    /// of a stack beyond its outer slices.
-    static func reach(of stack: Stack) -> Double {
-        let ordered = stack.slices.sorted { $0.geometry.position.dot(stack.normal) < $1.geometry.position.dot(stack.normal) }
-        return spacing(of: ordered, along: stack.normal) / 2
-    }
-
-    /// Median gap of `ordered` slices along `normal`, with fallbacks for a single slice.
-    static func spacing(of ordered: [Slice], along normal: Vec3) -> Double {
-        let offsets = ordered.map { $0.geometry.position.dot(normal) }
-        let gaps = zip(offsets.dropFirst(), offsets).map { $0 - $1 }.filter { $0 > 1e-6 }.sorted()
-        if !gaps.isEmpty { return gaps[gaps.count / 2] }
-        guard let g = ordered.first?.geometry else { return 0 }
-        return g.thickness > 0 ? g.thickness : min(g.rowSpacing, g.columnSpacing)
-    }
-
     /// Lays out `stack` for `grid`; with `antialias`, each slice is first box-filtered to about the voxel size.
     init(stack: Stack, grid: Grid, antialias: Bool) throws {
         normal = stack.normal
         let ordered = stack.slices.sorted { $0.geometry.position.dot(stack.normal) < $1.geometry.position.dot(stack.normal) }
-        spacing = StackLayout.spacing(of: ordered, along: normal)
+        spacing = stack.spacing
         reach = spacing / 2
         offsets = ordered.map { $0.geometry.position.dot(stack.normal) }
         let axes = grid.axes, origin = grid.origin
