@@ -25,10 +25,7 @@ public enum Fixtures {
     }
 
     /// The built fuse3d binary (debug build that `swift test` made).
-    public static var fuse3d: URL {
-        let debug = repoRoot.appendingPathComponent(".build/debug/fuse3d")
-        return debug
-    }
+    public static var fuse3d: URL { repoRoot.appendingPathComponent(".build/debug/fuse3d") }
 
     /// A fresh, empty scratch folder under the system temporary directory.
     public static func scratch(_ name: String = #function) throws -> URL {

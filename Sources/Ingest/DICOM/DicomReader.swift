@@ -77,6 +77,8 @@ public struct DicomImage: Sendable {
     /// The pixels of frame `index`.
     public func frame(_ index: Int) -> [Float] {
         let n = header.rows * header.columns
+        // A single-frame file's frame is its whole buffer: shared, not copied.
+        if pixels.count == n { return pixels }
         return Array(pixels[(index * n)..<((index + 1) * n)])
     }
 
