@@ -68,6 +68,16 @@ public struct Batch {
     /// (B, 25, 3) float32 voxel coordinates (d, h, w) of the label keypoints, NaN where absent.
     public var keypoints: Tensor
 
+    /// A batch from its parts (the loader makes them; tests and predictors may build their own).
+    public init(indices: [Int], studyIDs: [Int64], volumes: Tensor, labels: Tensor, present: Tensor, keypoints: Tensor) {
+        self.indices = indices
+        self.studyIDs = studyIDs
+        self.volumes = volumes
+        self.labels = labels
+        self.present = present
+        self.keypoints = keypoints
+    }
+
     /// Number of samples.
     public var count: Int { indices.count }
 }
