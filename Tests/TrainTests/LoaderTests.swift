@@ -173,4 +173,20 @@ final class LoaderTests: XCTestCase {
             XCTAssertTrue(text.contains("differs from manifest.json's"), text)
         }
     }
+
+    func testShardOfAnotherSizeThanTheManifestsIsRefusedNamingIt() throws {
+        let dir = try LoaderFixtures.folder(count: 6, perShard: 3)
+        let shard = dir.appendingPathComponent("shard-00001.h5")
+        let handle = try FileHandle(forWritingTo: shard)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([1, 2, 3]))
+        try handle.close()
+        let loader = try ShardLoader(dataset: try ShardDataset(directory: dir), options: LoaderOptions(batchSize: 3, shuffle: false, threads: 2))
+        let batches = loader.batches(from: LoaderPosition(epoch: 0))
+        XCTAssertNotNil(try batches.next())
+        XCTAssertThrowsError(try batches.next()) { error in
+            XCTAssertTrue("\(error)".hasPrefix(shard.path + ": sample 0 (study 2000003): size "), "\(error)")
+            XCTAssertTrue("\(error)".contains("differs from manifest.json's"), "\(error)")
+        }
+    }
 }
