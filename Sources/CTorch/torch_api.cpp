@@ -411,5 +411,11 @@ void at_affine_grid(at_tensor theta, const int64_t *size, int ndim, int align_co
 void at_grid_sample(at_tensor input, at_tensor grid, int mode, int padding, int align_corners, at_tensor *out) {
     OUT(at::grid_sampler(T(input), T(grid), mode, padding, align_corners != 0))
 }
+int64_t at_storage_use_count(at_tensor t) {
+    int64_t n = 0;
+    PROTECT(n = static_cast<int64_t>(T(t).storage().use_count());)
+    return n;
+}
+void at_alias(at_tensor t, at_tensor *out) { OUT(T(t).alias()) }
 
 }  // extern "C"

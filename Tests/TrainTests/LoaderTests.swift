@@ -133,6 +133,15 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(count, 20)
         XCTAssertEqual(batches.samplesDecoded, 40)
         XCTAssertLessThanOrEqual(batches.peakBuffersInFlight, 2)
+        // A second epoch reuses the buffers: 40 batches in all, at most prefetch + 2 buffers ever allocated.
+        let again = loader.batches(from: LoaderPosition(epoch: 1))
+        // A batch still held is never overwritten by later ones.
+        var held: (batch: Batch, bytes: [UInt8])?
+        while let next = try again.next() {
+            if let held { XCTAssertEqual(try held.batch.volumes.bytes(), held.bytes) }
+            held = (next, try next.volumes.bytes())
+        }
+        XCTAssertLessThanOrEqual(loader.buffersAllocated, 4)
     }
 
     /// The offsets of the zstd frames (magic 28 B5 2F FD) in a file: one per chunk, in writing order.

@@ -163,6 +163,11 @@ void at_index_copy(at_tensor t, int64_t dim, at_tensor index, at_tensor source, 
 void at_affine_grid(at_tensor theta, const int64_t *size, int ndim, int align_corners, at_tensor *out);
 /** F.grid_sample: mode 0 bilinear (trilinear in 3-D), 1 nearest; padding 0 zeros, 1 border, 2 reflection. */
 void at_grid_sample(at_tensor input, at_tensor grid, int mode, int padding, int align_corners, at_tensor *out);
+/** How many tensors share `t`'s storage (views included): 1 when `t` is the last, so its memory can be reused. */
+int64_t at_storage_use_count(at_tensor t);
+/** A view of the whole of `t` with its own tensor object (`Tensor.alias()`): its holders count in
+    at_storage_use_count. */
+void at_alias(at_tensor t, at_tensor *out);
 
 #ifdef __cplusplus
 }

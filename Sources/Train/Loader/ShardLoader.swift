@@ -114,6 +114,8 @@ public final class ShardLoader {
     public let options: LoaderOptions
     /// Where batches are delivered.
     public let device: Device
+    /// Batch buffers reused across batches and epochs (CPU; pinned buffers are pooled by libtorch's host allocator).
+    let pool: BufferPool
 
     /// A loader over the samples of `studies` (nil: all), weighted by `weights` (by study id; nil: uniform).
     public init(dataset: ShardDataset, studies: Set<Int64>? = nil, weights: [Int64: Double]? = nil,
@@ -139,7 +141,12 @@ public final class ShardLoader {
         }
         self.options = options
         self.device = device
+        pool = BufferPool(capacity: options.prefetch + 2, pinned: device.isCUDA)
     }
+
+    /// Batch buffers allocated so far (all epochs): with a consumer that lets go of its batches this stops
+    /// at prefetch + 2 or fewer, whatever the dataset size, as buffers are reused.
+    public var buffersAllocated: Int { pool.allocated }
 
     /// Batches in one epoch.
     public var batchesPerEpoch: Int {
@@ -242,6 +249,34 @@ public final class LoaderEpoch {
     public var peakBuffersInFlight: Int { pipeline.statistics.peakBuffers }
 }
 
+/// Host batch buffers, reused once nobody holds them: a fresh 100 MB buffer costs as much in page
+/// faults as a quarter of its decoding. Each buffer handed out is an alias of one the pool keeps, so
+/// the storage's use count says when the batch and every view of it are gone.
+final class BufferPool: @unchecked Sendable {
+    private let capacity: Int
+    private let pinned: Bool
+    private let lock = NSLock()
+    private var kept: [Tensor] = []
+    private(set) var allocated = 0
+
+    init(capacity: Int, pinned: Bool) {
+        self.capacity = capacity
+        self.pinned = pinned
+    }
+
+    /// A float16 buffer of `dims`: a kept one no one holds, else a new one (kept when there is room).
+    func acquire(_ dims: [Int]) throws -> Tensor {
+        try lock.withLock {
+            if !pinned, let free = kept.first(where: { $0.storageUseCount == 1 && $0.shape == dims }) { return try free.alias() }
+            let fresh = pinned ? try Tensor.emptyPinned(dims, dtype: .float16) : try Tensor.empty(dims, dtype: .float16)
+            allocated += 1
+            // Pinned buffers are pooled by libtorch's caching host allocator, which also waits for their copies.
+            if !pinned && kept.count < capacity { kept.append(fresh) }
+            return try fresh.alias()
+        }
+    }
+}
+
 /// One batch being filled: the host buffer the readers decode into, and the per-sample arrays.
 private final class BatchBuffer: @unchecked Sendable {
     let volumes: Tensor
@@ -251,9 +286,8 @@ private final class BatchBuffer: @unchecked Sendable {
     /// Samples not yet decoded.
     var remaining: Int
 
-    init(indices: [Int], channels: Int, shape: [Int], pinned: Bool) throws {
-        let dims = [indices.count, channels] + shape
-        volumes = pinned ? try Tensor.emptyPinned(dims, dtype: .float16) : try Tensor.empty(dims, dtype: .float16)
+    init(indices: [Int], channels: Int, shape: [Int], pool: BufferPool) throws {
+        volumes = try pool.acquire([indices.count, channels] + shape)
         base = try volumes.withUnsafeMutableBytes { $0.baseAddress! }
         self.indices = indices
         labels = [Int64](repeating: -1, count: indices.count * 25)
@@ -270,7 +304,7 @@ private final class PrefetchPipeline: @unchecked Sendable {
     private let options: LoaderOptions
     private let order: [Int]
     private let shape: [Int]
-    private let pinned: Bool
+    private let pool: BufferPool
     /// Batches in the epoch, and the end of the samples they cover.
     private let batchCount: Int, endSample: Int
 
@@ -290,7 +324,7 @@ private final class PrefetchPipeline: @unchecked Sendable {
         options = loader.options
         self.order = order
         shape = loader.dataset.manifest.shape
-        pinned = loader.device.isCUDA
+        pool = loader.pool
         batchCount = loader.batchesPerEpoch
         endSample = min(order.count, batchCount * options.batchSize)
         delivered = max(firstBatch, 0)
@@ -398,7 +432,7 @@ private final class PrefetchPipeline: @unchecked Sendable {
         if let existing = buffers[batch] { return existing }
         let first = batch * options.batchSize
         let indices = Array(order[first..<min(first + options.batchSize, endSample)])
-        let buffer = try BatchBuffer(indices: indices, channels: options.channels.count, shape: shape, pinned: pinned)
+        let buffer = try BatchBuffer(indices: indices, channels: options.channels.count, shape: shape, pool: pool)
         buffers[batch] = buffer
         counters.peakBuffers = max(counters.peakBuffers, buffers.count)
         return buffer

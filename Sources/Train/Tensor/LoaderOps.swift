@@ -18,6 +18,13 @@ extension Tensor {
         return try Tensor.make { at_to_non_blocking(handle, d.rawValue, device.code, nonBlocking ? 1 : 0, $0) }
     }
 
+    /// Tensors sharing this one's storage, views included (1: no one else holds its memory).
+    public var storageUseCount: Int { Int(at_storage_use_count(handle)) }
+
+    /// A view of the whole tensor with its own identity: its holders (and their views) count in
+    /// `storageUseCount`, which is how a loader knows a batch buffer it handed out is free again.
+    public func alias() throws -> Tensor { try Tensor.make { at_alias(handle, $0) } }
+
     /// The elements reversed along `dims` (`torch.flip`).
     public func flip(_ dims: [Int]) throws -> Tensor {
         let d = dims.map(Int64.init)
@@ -32,9 +39,22 @@ extension Tensor {
 
 extension Functional {
     /// How `gridSample` interpolates.
-    public enum GridMode: Int32, Sendable { case bilinear = 0, nearest = 1 }
+    public enum GridMode: Int32, Sendable {
+        /// Linear along every axis (trilinear for 3-D input).
+        case bilinear = 0
+        /// The nearest voxel (labels, masks).
+        case nearest = 1
+    }
+
     /// What `gridSample` returns for points outside the input.
-    public enum GridPadding: Int32, Sendable { case zeros = 0, border = 1, reflection = 2 }
+    public enum GridPadding: Int32, Sendable {
+        /// Zero, as a voxel no series covers.
+        case zeros = 0
+        /// The nearest edge voxel.
+        case border = 1
+        /// The input mirrored at its edges.
+        case reflection = 2
+    }
 
     /// `F.affine_grid` in 3-D: for `theta` (N, 3, 4) mapping output to input in normalised (x = w, y = h,
     /// z = d) coordinates, the (N, D, H, W, 3) sampling grid of an output of `size` (N, C, D, H, W).
