@@ -198,4 +198,42 @@ final class LoaderTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("differs from manifest.json's"), "\(error)")
         }
     }
+
+    func testReadsAFolderThatH5pyWroteWithItsChecksums() throws {
+        // bench/loader/make_shards.py: h5py + hdf5plugin shards (shuffle + zstd) and a manifest hashed by Python.
+        let dir = try Fixtures.scratch().appendingPathComponent("shards")
+        let script = Fixtures.repoRoot.appendingPathComponent("bench/loader/make_shards.py").path
+        let made = try Fixtures.run(Fixtures.python, [script, dir.path, "5", "8", "2"])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let sums = try Fixtures.python("""
+        import glob, sys, h5py, hdf5plugin, numpy as np
+        for p in sorted(glob.glob(sys.argv[1] + "/shard-*.h5")):
+            with h5py.File(p, "r") as f:
+                for i, s in enumerate(f["study_id"][:]):
+                    print(int(s), float(f["volumes"][i, 2].astype(np.float64).sum()), float(f["volumes"][i, 0].astype(np.float64).sum()))
+        """, [dir.path])
+        XCTAssertEqual(sums.status, 0, sums.stderr)
+        var expected: [Int64: [Double]] = [:]
+        for line in sums.stdout.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            expected[Int64(f[0])!] = [Double(f[1])!, Double(f[2])!]
+        }
+        XCTAssertEqual(expected.count, 5)
+
+        let options = LoaderOptions(batchSize: 2, dropLast: false, threads: 2, channels: [2, 0], verifyChecksums: true)
+        let batches = try ShardLoader(dataset: try ShardDataset(directory: dir), options: options).batches(from: LoaderPosition(epoch: 0))
+        var seen = 0
+        while let batch = try batches.next() {
+            let v = try batch.volumes.toArray(Float16.self)
+            let per = 8 * 8 * 8
+            for (k, id) in batch.studyIDs.enumerated() {
+                for c in 0..<2 {
+                    let sum = v[((2 * k + c) * per)..<((2 * k + c + 1) * per)].reduce(0.0) { $0 + Double($1) }
+                    XCTAssertEqual(sum, try XCTUnwrap(expected[id])[c], accuracy: 1e-6, "study \(id) channel \(c)")
+                }
+                seen += 1
+            }
+        }
+        XCTAssertEqual(seen, 5)
+    }
 }
