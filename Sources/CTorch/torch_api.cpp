@@ -394,4 +394,28 @@ void at_upsample_trilinear3d(at_tensor x, const int64_t *size, at_tensor *out) {
     OUT(at::upsample_trilinear3d(T(x), dims(size, 3), false))
 }
 
+// --- loader ---
+void at_empty_pinned(const int64_t *shape, int ndim, int dtype, at_tensor *out) {
+    OUT(torch::empty(dims(shape, ndim), options(dtype, -1).pinned_memory(torch::cuda::is_available())))
+}
+void at_to_non_blocking(at_tensor t, int dtype, int device, int non_blocking, at_tensor *out) {
+    OUT(T(t).to(device_of(device), static_cast<at::ScalarType>(dtype), non_blocking != 0))
+}
+void at_flip(at_tensor t, const int64_t *ds, int ndim, at_tensor *out) { OUT(T(t).flip(dims(ds, ndim))) }
+void at_index_copy(at_tensor t, int64_t dim, at_tensor index, at_tensor source, at_tensor *out) {
+    OUT(T(t).index_copy(dim, T(index), T(source)))
+}
+void at_affine_grid(at_tensor theta, const int64_t *size, int ndim, int align_corners, at_tensor *out) {
+    OUT(at::affine_grid_generator(T(theta), dims(size, ndim), align_corners != 0))
+}
+void at_grid_sample(at_tensor input, at_tensor grid, int mode, int padding, int align_corners, at_tensor *out) {
+    OUT(at::grid_sampler(T(input), T(grid), mode, padding, align_corners != 0))
+}
+int64_t at_storage_use_count(at_tensor t) {
+    int64_t n = 0;
+    PROTECT(n = static_cast<int64_t>(T(t).storage().use_count());)
+    return n;
+}
+void at_alias(at_tensor t, at_tensor *out) { OUT(T(t).alias()) }
+
 }  // extern "C"

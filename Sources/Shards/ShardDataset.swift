@@ -12,6 +12,9 @@ public final class ShardDataset: @unchecked Sendable {
     /// First dataset index of each shard (shard k holds `starts[k] ..< starts[k] + samples`).
     private let starts: [Int]
     private var readers: [Int: ShardReader] = [:]
+    /// Shards whose sha256 matched the manifest, and the locks that keep two threads from hashing one shard.
+    private var checked: Set<Int> = []
+    private var checksumLocks: [Int: NSLock] = [:]
     private let lock = NSLock()
 
     /// Opens `directory` through its manifest (refusing an unknown schema version).
@@ -33,13 +36,46 @@ public final class ShardDataset: @unchecked Sendable {
 
     /// Reads dataset sample `index` (shard by shard in manifest order).
     public func read(_ index: Int) throws -> FusedSample {
+        let (shard, local) = locate(index)
+        return try reader(shard).read(local)
+    }
+
+    /// The shard holding dataset sample `index` and the sample's index within it.
+    public func locate(_ index: Int) -> (shard: Int, sample: Int) {
         precondition((0..<count).contains(index), "sample \(index) out of 0..<\(count)")
         var low = 0, high = starts.count - 1
         while low < high {
             let mid = (low + high + 1) / 2
             if starts[mid] <= index { low = mid } else { high = mid - 1 }
         }
-        return try reader(low).read(index - starts[low])
+        return (low, index - starts[low])
+    }
+
+    /// Hashes shard `k` once (later calls return at once) and throws when its sha256 differs from the
+    /// manifest's. Costs a full read of the file, so the loader does it only when asked to; threads
+    /// checking different shards hash in parallel, threads asking for the same one wait for one hash.
+    public func verifyChecksum(_ k: Int) throws {
+        let shardLock: NSLock
+        lock.lock()
+        if checked.contains(k) {
+            lock.unlock()
+            return
+        }
+        if let existing = checksumLocks[k] { shardLock = existing } else {
+            shardLock = NSLock()
+            checksumLocks[k] = shardLock
+        }
+        lock.unlock()
+        shardLock.lock()
+        defer { shardLock.unlock() }
+        if lock.withLock({ checked.contains(k) }) { return }
+        let entry = manifest.shards[k]
+        let url = directory.appendingPathComponent(entry.file)
+        let found = try SHA256.hex(ofFile: url)
+        guard found == entry.sha256 else {
+            throw ShardError.schema(path: url.path, "sha256 \(found) differs from \(Manifest.fileName)'s \(entry.sha256)")
+        }
+        lock.withLock { _ = checked.insert(k) }
     }
 
     /// The reader of shard `k`, opened on first use; checks it against the manifest's count and ids.
@@ -48,7 +84,12 @@ public final class ShardDataset: @unchecked Sendable {
         defer { lock.unlock() }
         if let open = readers[k] { return open }
         let entry = manifest.shards[k]
-        let reader = try ShardReader(url: directory.appendingPathComponent(entry.file))
+        let url = directory.appendingPathComponent(entry.file)
+        // A size check costs one stat and catches a truncated or replaced file before any chunk is read.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int, size != entry.bytes {
+            throw ShardError.schema(path: url.path, "size \(size) bytes differs from \(Manifest.fileName)'s \(entry.bytes)")
+        }
+        let reader = try ShardReader(url: url)
         guard reader.studyIDs == entry.studies else {
             throw ShardError.schema(path: reader.url.path, "study ids differ from \(Manifest.fileName)'s")
         }

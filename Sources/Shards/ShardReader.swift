@@ -85,6 +85,10 @@ public final class ShardReader: @unchecked Sendable {
             && volumes.filters().map(\.id) == [ShardSchema.shuffleFilterID, ShardSchema.zstdFilterID]
     }
 
+    // The file is opened with H5F_CLOSE_STRONG, which closes its datasets with it; closing `volumes`
+    // first keeps the dataset's own close from failing (and HDF5 printing so) when the reader goes.
+    deinit { try? volumes.close() }
+
     /// Reads sample `index` (its three volume chunks are decompressed now).
     public func read(_ index: Int) throws -> FusedSample {
         precondition((0..<sampleCount).contains(index), "sample \(index) out of 0..<\(sampleCount)")
@@ -128,6 +132,58 @@ public final class ShardReader: @unchecked Sendable {
         return Array(try read(index).volume[(channel * voxels)..<((channel + 1) * voxels)])
     }
 
+    /// Decodes channels `channels` of sample `index` (in that order, each D × H × W float16 values)
+    /// into `destination`, which holds `channels.count` × D × H × W × 2 bytes: the loader's path, straight
+    /// into a batch buffer with no intermediate copy. A chunk that does not decode is an error naming
+    /// the shard, the sample, its study and the channel.
+    public func decode(_ index: Int, channels: [Int], into destination: UnsafeMutableRawPointer) throws {
+        precondition((0..<sampleCount).contains(index), "sample \(index) out of 0..<\(sampleCount)")
+        precondition(channels.allSatisfy { (0..<3).contains($0) }, "channels \(channels) out of 0..<3")
+        try H5.begin(url.path)
+        let channelBytes = shape.reduce(1, *) * 2
+        for (k, channel) in channels.enumerated() {
+            let target = destination + k * channelBytes
+            if try decodesChunksItself && decodeChunk(sample: index, channel: channel, into: target, bytes: channelBytes) { continue }
+            let whole = try read(index).volume
+            let voxels = channelBytes / 2
+            whole.withUnsafeBytes { raw in
+                target.copyMemory(from: raw.baseAddress! + channel * channelBytes, byteCount: voxels * 2)
+            }
+        }
+    }
+
+    /// Label classes of sample `index` (25 values, −1 missing), without decoding its volume.
+    public func labels(_ index: Int) -> ArraySlice<Int8> { labels[(25 * index)..<(25 * index + 25)] }
+
+    /// `present` flags of sample `index` (3 values), without decoding its volume.
+    public func presentFlags(_ index: Int) -> ArraySlice<UInt8> { present[(3 * index)..<(3 * index + 3)] }
+
+    /// Keypoints of sample `index` (25 × 3 values (d, h, w), NaN absent), without decoding its volume.
+    public func keypoints(_ index: Int) -> ArraySlice<Float> { keypoints[(75 * index)..<(75 * index + 75)] }
+
+    /// The stored bytes of chunk (sample, channel), still shuffled and compressed, or nil when HDF5's own
+    /// pipeline must decode it (never written, or a filter skipped). For the decode-limit benchmark.
+    public func rawChunk(_ index: Int, channel: Int) throws -> [UInt8]? {
+        try H5.begin(url.path)
+        let offset = [index, channel, 0, 0, 0]
+        let stored = try volumes.storedChunkSize(at: offset)
+        guard decodesChunksItself, stored > 0 else { return nil }
+        var mask: UInt32 = 0
+        let raw = try [UInt8](unsafeUninitializedCapacity: stored) { buffer, initialized in
+            mask = try volumes.readRawChunk(at: offset, into: UnsafeMutableRawPointer(buffer.baseAddress!))
+            initialized = stored
+        }
+        return mask == 0 ? raw : nil
+    }
+
+    /// Decodes one chunk from `rawChunk` into `bytes` at `destination` on the calling thread (byte
+    /// un-shuffle + zstd), or throws the codec's message.
+    public static func decodeRawChunk(_ raw: [UInt8], into destination: UnsafeMutableRawPointer, bytes: Int) throws {
+        if let failure = raw.withUnsafeBytes({ fz_decode_shuffled_zstd($0.baseAddress!, raw.count, destination, bytes, 2) }) {
+            throw ShardError.io(path: "in-memory chunk", String(cString: failure))
+        }
+    }
+
     /// Decodes the sample's three chunks on this thread; false when one is stored otherwise (see
     /// `decodeChunk`), leaving the sample to HDF5's own pipeline.
     private func decodeChunks(sample: Int, into destination: UnsafeMutableRawPointer, channelBytes: Int) throws -> Bool {
@@ -152,8 +208,8 @@ public final class ShardReader: @unchecked Sendable {
         }
         guard mask == 0 else { return false }
         if let failure = raw.withUnsafeBytes({ fz_decode_shuffled_zstd($0.baseAddress!, stored, destination, bytes, 2) }) {
-            throw ShardError.schema(path: url.path,
-                                    "volumes chunk (sample \(sample), channel \(channel)) does not decode: \(String(cString: failure))")
+            throw ShardError.schema(path: url.path, "volumes chunk (sample \(sample), study \(studyIDs[sample]), channel \(channel)) "
+                                    + "does not decode: \(String(cString: failure))")
         }
         return true
     }

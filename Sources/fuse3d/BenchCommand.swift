@@ -7,7 +7,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (compare with the Python peers in bench/).",
         discussion: "Example: fuse3d bench train --model efficientnet3d --size 64 --batch 2 --steps 10",
-        subcommands: [BenchTrain.self, BenchFuse.self])
+        subcommands: [BenchTrain.self, BenchFuse.self, BenchLoader.self])
 }
 
 /// `fuse3d bench train`: seconds per training step of a model on a fixed random batch.
@@ -59,5 +59,49 @@ struct BenchTrain: ParsableCommand {
         print(String(format: "sec/step %.4f", r.secondsPerStep))
         print(String(format: "peak RSS %.1f MiB", Double(r.peakRSSBytes) / 1_048_576))
         print(String(format: "loss %.4f", r.lastLoss))
+    }
+}
+
+/// `fuse3d bench loader`: samples per second from shards to ready batches, no model.
+struct BenchLoader: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loader",
+        abstract: "Time the shard loader: shuffled epochs decoded into ready float16 batches (no model).",
+        discussion: """
+        Prints `samples/s X`, and with --decode-limit the samples/s one thread decodes from chunks already
+        in memory (the codec's ceiling). bench/loader/run.sh compares it with h5py and a PyTorch DataLoader.
+        Example: fuse3d bench loader out/shards --threads 4 --epochs 2 --batch 8 --augment
+        """)
+
+    @Argument(help: "A shard folder (with manifest.json).") var shards: String
+    @Option(help: "Reader threads (default: all cores).") var threads: Int?
+    @Option(help: "Epochs to read.") var epochs = 1
+    @Option(help: "Batch size.") var batch = 8
+    @Option(help: "Batches decoded ahead of the consumer.") var prefetch = 4
+    @Flag(help: "Also run the default augmentation on every batch (on the CPU).") var augment = false
+    @Flag(help: "Also measure one thread's decode rate from chunks in memory.") var decodeLimit = false
+
+    func validate() throws {
+        guard epochs > 0, batch > 0, prefetch > 0, (threads ?? 1) > 0 else {
+            throw ValidationError("--epochs, --batch, --prefetch and --threads must be positive")
+        }
+        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: shards).appendingPathComponent("manifest.json").path) else {
+            throw ValidationError("\(shards) has no manifest.json: give a shard folder written by fuse3d ingest")
+        }
+    }
+
+    func run() throws {
+        let bench = LoaderBenchmark(directory: URL(fileURLWithPath: shards),
+                                    threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                                    epochs: epochs, batch: batch, prefetch: prefetch, augment: augment)
+        let progress = Progress(label: "loader", unit: "batches")
+        let r = try bench.run { progress.update($0, $1) }
+        progress.finish()
+        print("threads \(bench.threads) batch \(batch) epochs \(epochs) samples \(r.samples)")
+        print(String(format: "samples/s %.2f", r.samplesPerSecond))
+        if augment { print(String(format: "augment sec/batch %.4f", r.augmentSecondsPerBatch)) }
+        if decodeLimit {
+            print(String(format: "decode limit samples/s per thread %.2f", try LoaderBenchmark.decodeLimit(directory: bench.directory)))
+        }
     }
 }

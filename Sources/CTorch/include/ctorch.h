@@ -148,6 +148,27 @@ void at_scaled_dot_product_attention(at_tensor q, at_tensor k, at_tensor v, doub
 /** Trilinear resize of a (N, C, D, H, W) tensor to `size` (3 values), align_corners = false. */
 void at_upsample_trilinear3d(at_tensor x, const int64_t *size, at_tensor *out);
 
+// --- loader ---
+/** An uninitialised CPU tensor in page-locked memory when CUDA is usable (so a copy to the GPU can
+    overlap compute), in ordinary memory otherwise. */
+void at_empty_pinned(const int64_t *shape, int ndim, int dtype, at_tensor *out);
+/** `t.to(device, dtype, non_blocking)`: with non_blocking = 1 a copy from pinned memory is queued on
+    the current CUDA stream and returns at once. */
+void at_to_non_blocking(at_tensor t, int dtype, int device, int non_blocking, at_tensor *out);
+/** torch.flip along `dims`. */
+void at_flip(at_tensor t, const int64_t *dims, int ndim, at_tensor *out);
+/** Out-of-place index_copy: `t` with the rows `index` (int64) along `dim` replaced by `source`'s. */
+void at_index_copy(at_tensor t, int64_t dim, at_tensor index, at_tensor source, at_tensor *out);
+/** F.affine_grid(theta (N, 3, 4), size (N, C, D, H, W)) → (N, D, H, W, 3) sampling grid. */
+void at_affine_grid(at_tensor theta, const int64_t *size, int ndim, int align_corners, at_tensor *out);
+/** F.grid_sample: mode 0 bilinear (trilinear in 3-D), 1 nearest; padding 0 zeros, 1 border, 2 reflection. */
+void at_grid_sample(at_tensor input, at_tensor grid, int mode, int padding, int align_corners, at_tensor *out);
+/** How many tensors share `t`'s storage (views included): 1 when `t` is the last, so its memory can be reused. */
+int64_t at_storage_use_count(at_tensor t);
+/** A view of the whole of `t` with its own tensor object (`Tensor.alias()`): its holders count in
+    at_storage_use_count. */
+void at_alias(at_tensor t, at_tensor *out);
+
 #ifdef __cplusplus
 }
 #endif
