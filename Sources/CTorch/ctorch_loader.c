@@ -77,6 +77,16 @@ static void build_hint(const char *exe_dir, char *out, size_t size) {
                             "a libtorch folder: `make torch LIBTORCH=/path`)");
 }
 
+// True when `exe_dir` lies in the .build folder that holds CTORCH_BUILD_DIR.
+static int inside_build_tree(const char *exe_dir) {
+    char build_root[PATH_MAX];
+    snprintf(build_root, sizeof build_root, "%s", CTORCH_BUILD_DIR);
+    char *slash = strrchr(build_root, '/');
+    if (!slash || slash == build_root) return 0;
+    slash[1] = 0;
+    return strncmp(exe_dir, build_root, strlen(build_root)) == 0;
+}
+
 // Opens `path` and fills the table; on failure leaves the reason in error_text and returns 0.
 static int open_bridge(const char *path, const char *hint) {
     void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -127,9 +137,16 @@ static void load_once(void) {
         return;
     }
     if (is_file(beside)) { usable = open_bridge(beside, hint); return; }
-    if (is_file(built)) { usable = open_bridge(built, hint); return; }
-    fail("the libtorch bridge " CTORCH_LIBRARY_NAME " was not found (looked in: FUSE3D_TORCH (unset), %s, %s); "
-         "%s, or set FUSE3D_TORCH to its path. Only training needs it.", beside, built, hint);
+    // Only an executable of this checkout (.build/debug, .build/release, the test bundle) looks in its
+    // build folder: a copied or installed fuse3d never reaches back into a source tree.
+    if (inside_build_tree(exe_dir)) {
+        if (is_file(built)) { usable = open_bridge(built, hint); return; }
+        fail("the libtorch bridge " CTORCH_LIBRARY_NAME " was not found (looked in: FUSE3D_TORCH (unset), %s, %s); "
+             "%s, or set FUSE3D_TORCH to its path. Only training needs it.", beside, built, hint);
+        return;
+    }
+    fail("the libtorch bridge " CTORCH_LIBRARY_NAME " was not found (looked in: FUSE3D_TORCH (unset), %s); "
+         "%s, or set FUSE3D_TORCH to its path. Only training needs it.", beside, hint);
 }
 
 int ctorch_load(void) {
