@@ -12,6 +12,7 @@ final class DistBundleTests: XCTestCase {
     /// the same script and checks as the release bundle, in seconds, on every test run.
     func testBundleOfTheDebugBuildRunsFromACleanFolder() throws {
         let out = try Fixtures.scratch("dist-debug")
+        defer { try? FileManager.default.removeItem(at: out) }
         let r = try Fixtures.run(URL(fileURLWithPath: "/bin/bash"), [Self.script.path, out.path, "--binary", Fixtures.fuse3d.path, "--no-tar"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         try checkBundle(out.appendingPathComponent(Self.name))
@@ -24,9 +25,11 @@ final class DistBundleTests: XCTestCase {
             throw XCTSkip("set FUSE3D_DIST_RELEASE=1 to build and test the release bundle (a release build)")
         }
         let out = try Fixtures.scratch("dist-release")
+        defer { try? FileManager.default.removeItem(at: out) }
         let r = try Fixtures.run(URL(fileURLWithPath: "/bin/bash"), [Self.script.path, out.path])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         let unpacked = try Fixtures.scratch("dist-unpacked")
+        defer { try? FileManager.default.removeItem(at: unpacked) }
         let tar = try Fixtures.run(URL(fileURLWithPath: "/bin/tar"),
                                    ["-xzf", out.appendingPathComponent(Self.name + ".tar.gz").path, "-C", unpacked.path])
         XCTAssertEqual(tar.status, 0, tar.stderr)
@@ -38,6 +41,7 @@ final class DistBundleTests: XCTestCase {
 
     private func checkBundle(_ built: URL) throws {
         let place = try Fixtures.scratch("dist-copy")
+        defer { try? FileManager.default.removeItem(at: place) }
         let cp = try Fixtures.run(URL(fileURLWithPath: "/bin/cp"), ["-a", built.path, place.path])
         XCTAssertEqual(cp.status, 0, cp.stderr)
         let bundle = place.appendingPathComponent(Self.name)
