@@ -116,11 +116,16 @@ static int open_bridge(const char *path, const char *hint) {
 }
 
 static void load_once(void) {
-    char exe_dir[PATH_MAX], hint[2 * PATH_MAX + 200], beside[PATH_MAX + 64];
+    char exe_dir[PATH_MAX], hint[2 * PATH_MAX + 200], beside[PATH_MAX + 64], places[3 * PATH_MAX];
     executable_folder(exe_dir, sizeof exe_dir);
     build_hint(exe_dir, hint, sizeof hint);
     snprintf(beside, sizeof beside, "%s/" CTORCH_LIBRARY_NAME, exe_dir);
     const char *built = CTORCH_BUILD_DIR "/" CTORCH_LIBRARY_NAME;
+    // Only an executable of this checkout (.build/debug, .build/release, the test runner) looks in its
+    // build folder: a copied or installed fuse3d never reaches back into a source tree.
+    int search_build = inside_build_tree(exe_dir);
+    if (search_build) snprintf(places, sizeof places, "%s, %s", beside, built);
+    else snprintf(places, sizeof places, "%s", beside);
 
     // An explicit FUSE3D_TORCH (the library or its folder) is the only place looked at.
     const char *env = getenv("FUSE3D_TORCH");
@@ -129,24 +134,17 @@ static void load_once(void) {
         if (is_directory(env)) snprintf(path, sizeof path, "%s/" CTORCH_LIBRARY_NAME, env);
         else snprintf(path, sizeof path, "%s", env);
         if (!is_file(path)) {
-            fail("the libtorch bridge was not found at FUSE3D_TORCH=%s (looked for %s); %s, or unset FUSE3D_TORCH to "
-                 "search beside fuse3d (%s) and in the build folder (%s).", env, path, hint, beside, built);
+            fail("the libtorch bridge was not found at FUSE3D_TORCH=%s (looked for %s); %s, or unset FUSE3D_TORCH "
+                 "to search %s.", env, path, hint, places);
             return;
         }
         usable = open_bridge(path, hint);
         return;
     }
     if (is_file(beside)) { usable = open_bridge(beside, hint); return; }
-    // Only an executable of this checkout (.build/debug, .build/release, the test bundle) looks in its
-    // build folder: a copied or installed fuse3d never reaches back into a source tree.
-    if (inside_build_tree(exe_dir)) {
-        if (is_file(built)) { usable = open_bridge(built, hint); return; }
-        fail("the libtorch bridge " CTORCH_LIBRARY_NAME " was not found (looked in: FUSE3D_TORCH (unset), %s, %s); "
-             "%s, or set FUSE3D_TORCH to its path. Only training needs it.", beside, built, hint);
-        return;
-    }
+    if (search_build && is_file(built)) { usable = open_bridge(built, hint); return; }
     fail("the libtorch bridge " CTORCH_LIBRARY_NAME " was not found (looked in: FUSE3D_TORCH (unset), %s); "
-         "%s, or set FUSE3D_TORCH to its path. Only training needs it.", beside, hint);
+         "%s, or set FUSE3D_TORCH to its path. Only training needs it.", places, hint);
 }
 
 int ctorch_load(void) {

@@ -96,6 +96,7 @@ final class TorchBridgeCLITests: XCTestCase {
 
         let pointed = try Self.runClean(fuse3d, ["version"], environment: ["FUSE3D_TORCH": "/nonexistent/bridge"])
         XCTAssertTrue(pointed.stdout.contains("FUSE3D_TORCH=/nonexistent/bridge"), pointed.stdout)
+        XCTAssertFalse(pointed.stdout.contains(".build/torch"), pointed.stdout)
 
         let train = try Self.runClean(fuse3d, ["bench", "train", "--model", "efficientnet3d", "--size", "16", "--steps", "1"])
         XCTAssertNotEqual(train.status, 0)
