@@ -46,7 +46,8 @@ public enum Torch {
         guard case .cuda(let index) = device else { return }
         let lib = try library()
         if let problem = lib.cudaLoadError {
-            throw TorchError("--device \(device): libtorch's CUDA library failed to load: \(problem)")
+            throw TorchError("--device \(device): libtorch's CUDA library failed to load: \(problem); install that "
+                             + "PyTorch's CUDA libraries or build the bridge against another: make torch PYTHON=/path/to/python")
         }
         guard lib.cudaRuntime != nil else {
             throw TorchError("--device \(device): libtorch \(lib.version) is a CPU-only build; build the bridge against "
