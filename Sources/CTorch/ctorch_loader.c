@@ -92,21 +92,21 @@ static int open_bridge(const char *path, const char *hint) {
     void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!library) {
         fail("the libtorch bridge %s could not be opened: %s. Is the libtorch it was built against still "
-             "there? Rebuild: %s, or set FUSE3D_TORCH to a working " CTORCH_LIBRARY_NAME ".", path, dlerror(), hint);
+             "there? Otherwise %s, or set FUSE3D_TORCH to a working " CTORCH_LIBRARY_NAME ".", path, dlerror(), hint);
         return 0;
     }
     const char *(*abi)(void) = (const char *(*)(void))dlsym(library, "ctorch_shim_abi");
     const char *found = abi ? abi() : "none";
     if (strcmp(found, CTORCH_ABI_HASH) != 0) {
-        fail("the libtorch bridge %s was built from another version of ctorch.h (interface %s; this fuse3d needs %s); "
-             "rebuild it: %s.", path, found, CTORCH_ABI_HASH, hint);
+        fail("the libtorch bridge %s was built from another version of ctorch.h (interface %s; this fuse3d needs %s): "
+             "%s.", path, found, CTORCH_ABI_HASH, hint);
         dlclose(library);
         return 0;
     }
     for (int i = 0; i < CTORCH_INDEX_COUNT; ++i) {
         table[i] = dlsym(library, function_names[i]);
         if (!table[i]) {
-            fail("the libtorch bridge %s lacks %s; rebuild it: %s.", path, function_names[i], hint);
+            fail("the libtorch bridge %s lacks %s: %s.", path, function_names[i], hint);
             dlclose(library);
             return 0;
         }
