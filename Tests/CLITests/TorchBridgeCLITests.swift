@@ -53,14 +53,18 @@ final class TorchBridgeCLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("CUDA"), r.stdout)
     }
 
-    /// The dynamic loader's own log: scan opens neither the bridge nor any libtorch library, although
-    /// both are within reach; `version` (the control) opens both.
-    func testScanNeverLoadsLibtorch() throws {
-        let scan = try Fixtures.run(Fixtures.fuse3d, ["scan", Self.cohort.path], environment: ["LD_DEBUG": "files"])
-        XCTAssertEqual(scan.status, 0, scan.stderr)
-        XCTAssertTrue(scan.stderr.contains("libgdcmMSFF"), "LD_DEBUG gave no log")
-        XCTAssertFalse(scan.stderr.contains("libtorch"), "scan loaded libtorch")
-        XCTAssertFalse(scan.stderr.contains("libfuse3d_torch"), "scan opened the bridge")
+    /// The dynamic loader's own log: scan, ingest, inspect and verify open neither the bridge nor any
+    /// libtorch library, although both are within reach; `version` (the control) opens both.
+    func testNonTrainingCommandsNeverLoadLibtorch() throws {
+        let shards = try Fixtures.scratch("never-torch-shards")
+        for arguments in [["scan", Self.cohort.path], ["ingest", Self.cohort.path, "--out", shards.path, "--size", "16"],
+                          ["inspect", shards.path], ["verify", shards.path]] {
+            let r = try Fixtures.run(Fixtures.fuse3d, arguments, environment: ["LD_DEBUG": "files"])
+            XCTAssertEqual(r.status, 0, "\(arguments[0]): \(r.stdout)")
+            XCTAssertTrue(r.stderr.contains("libgdcmMSFF"), "LD_DEBUG gave no log")
+            XCTAssertFalse(r.stderr.contains("libtorch"), "\(arguments[0]) loaded libtorch")
+            XCTAssertFalse(r.stderr.contains("libfuse3d_torch"), "\(arguments[0]) opened the bridge")
+        }
         let version = try Fixtures.run(Fixtures.fuse3d, ["version"], environment: ["LD_DEBUG": "files", "FUSE3D_TORCH": ""])
         XCTAssertTrue(version.stderr.contains("libfuse3d_torch.so"), "version did not open the bridge")
         XCTAssertTrue(version.stderr.contains("libtorch_cpu.so"))
