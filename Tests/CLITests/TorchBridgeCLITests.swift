@@ -84,7 +84,7 @@ final class TorchBridgeCLITests: XCTestCase {
         let fuse3d = try Self.copiedBinary()
         let scan = try Self.runClean(fuse3d, ["scan", Self.cohort.path])
         XCTAssertEqual(scan.status, 0, scan.stderr)
-        XCTAssertTrue(scan.stdout.contains("2 studies") || scan.stdout.contains("studies"), scan.stdout)
+        XCTAssertTrue(scan.stdout.contains("2 studies, "), scan.stdout)
         let shards = try Fixtures.scratch("no-bridge-shards")
         let ingest = try Self.runClean(fuse3d, ["ingest", Self.cohort.path, "--out", shards.path, "--size", "16"])
         XCTAssertEqual(ingest.status, 0, ingest.stderr)
