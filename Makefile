@@ -3,16 +3,38 @@ SWIFT ?= swift
 BIN := .build/release/fuse3d
 DEMO_OUT ?= demo-out
 PREFIX ?= /usr/local
+# The libtorch bridge: built against the project's .venv torch unless PYTHON=/path/to/python (its
+# PyTorch) or LIBTORCH=/path/to/libtorch is given (see docs/own-pytorch.md).
+PYTHON ?=
+LIBTORCH ?=
+TORCH_SHIM := .build/torch/libfuse3d_torch.so
+CTORCH := Sources/CTorch
+SHIM_INPUTS := $(CTORCH)/torch_api.cpp $(CTORCH)/include/ctorch.h $(CTORCH)/ctorch_functions.h scripts/build-torch-shim.sh
+DIST_OUT ?= dist
 
-.PHONY: setup build test demo bench install clean
+.PHONY: setup stubs torch build test demo bench dist install clean
 
 setup:
 	bash scripts/setup.sh
 
-build: setup
+# The bridge's function table, generated from ctorch.h (rewritten only when it changes).
+stubs:
+	python3 scripts/gen_torch_stubs.py
+
+$(CTORCH)/ctorch_functions.h: $(CTORCH)/include/ctorch.h scripts/gen_torch_stubs.py
+	python3 scripts/gen_torch_stubs.py
+
+$(TORCH_SHIM): $(SHIM_INPUTS) | setup
+	OUT=$@ PYTHON="$(PYTHON)" LIBTORCH="$(LIBTORCH)" bash scripts/build-torch-shim.sh
+
+# Always rebuilds: the chosen PyTorch may have changed although the sources did not.
+torch: setup stubs
+	OUT=$(TORCH_SHIM) PYTHON="$(PYTHON)" LIBTORCH="$(LIBTORCH)" bash scripts/build-torch-shim.sh
+
+build: setup stubs $(TORCH_SHIM)
 	$(SWIFT) build -c release
 
-test: setup
+test: setup stubs $(TORCH_SHIM)
 	$(SWIFT) build
 	$(SWIFT) test --disable-swift-testing
 
@@ -22,8 +44,13 @@ demo: build
 bench: build
 	bash bench/run.sh $(BIN)
 
+# A relocatable folder and tarball for Linux x86-64 (static Swift runtime, Debian libraries beside it).
+dist: setup stubs
+	bash scripts/dist.sh $(DIST_OUT)
+
 install: build
 	install -m 0755 $(BIN) $(PREFIX)/bin/fuse3d
+	install -m 0755 $(TORCH_SHIM) $(PREFIX)/bin/libfuse3d_torch.so
 
 clean:
-	rm -rf .build $(DEMO_OUT)
+	rm -rf .build $(DEMO_OUT) $(DIST_OUT)

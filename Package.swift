@@ -5,19 +5,10 @@ import PackageDescription
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 
-/// libtorch comes from the torch==2.13.0 wheel in the project's .venv (scripts/setup.sh);
-/// `LIBTORCH=/path/to/libtorch` overrides it (a CUDA build works the same way).
-func findLibtorch() -> String {
-    if let env = ProcessInfo.processInfo.environment["LIBTORCH"], !env.isEmpty { return env }
-    let lib = "\(root)/.venv/lib"
-    let pythons = (try? FileManager.default.contentsOfDirectory(atPath: lib))?.filter { $0.hasPrefix("python") }.sorted() ?? []
-    for py in pythons.reversed() {
-        let candidate = "\(lib)/\(py)/site-packages/torch"
-        if FileManager.default.fileExists(atPath: "\(candidate)/include/torch/csrc/api/include/torch/version.h") { return candidate }
-    }
-    return "\(root)/.venv/lib/python3/site-packages/torch"
-}
-let libtorch = findLibtorch()
+/// fuse3d does not link libtorch: `make torch` builds the bridge (Sources/CTorch/torch_api.cpp) into
+/// .build/torch/libfuse3d_torch.so against a chosen PyTorch, and CTorch opens it on first use; this
+/// folder is the last place it looks (after FUSE3D_TORCH and the executable's folder).
+let torchBuildDir = "\(root)/.build/torch"
 
 let gdcmInclude = "/usr/include/gdcm-3.0"
 let hdf5Include = "/usr/include/hdf5/serial"
@@ -55,21 +46,13 @@ let package = Package(
         ),
         // PNG encoding through Debian's libpng.
         .target(name: "CPNG", linkerSettings: [.linkedLibrary("png")]),
-        // C++ shim over libtorch in the style of tch-rs' torch_api.h.
+        // The C API of tch-rs' torch_api.h style over libtorch: trampolines that open the shim
+        // (torch_api.cpp, built apart by `make torch`) on first use; the target links no libtorch.
         .target(
             name: "CTorch",
-            cxxSettings: [
-                .unsafeFlags([
-                    "-I\(libtorch)/include", "-I\(libtorch)/include/torch/csrc/api/include",
-                    "-D_GLIBCXX_USE_CXX11_ABI=1", "-Wno-deprecated-declarations",
-                ]),
-            ],
-            linkerSettings: [
-                .unsafeFlags(["-L\(libtorch)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(libtorch)/lib",
-                              "-Xlinker", "--no-as-needed"]),
-                .linkedLibrary("torch"), .linkedLibrary("torch_cpu"), .linkedLibrary("c10"),
-                .linkedLibrary("stdc++"),
-            ]
+            exclude: ["torch_api.cpp"],
+            cSettings: [.unsafeFlags(["-DCTORCH_BUILD_DIR=\"\(torchBuildDir)\""])],
+            linkerSettings: [.linkedLibrary("dl")]
         ),
         .target(name: "Shards", dependencies: ["CHDF5"]),
         .target(name: "Ingest", dependencies: ["CGDCM", "CPNG", "Shards", .product(name: "Yams", package: "Yams")]),

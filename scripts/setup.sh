@@ -12,8 +12,9 @@ log() { printf '[setup] %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------
 # libgdcm-dev: DICOM decode/encode; libhdf5-dev: shards; libzstd-dev: our HDF5
-# Zstandard filter (id 32015); libpng-dev: `inspect --png` pictures; time: tests measure peak memory.
-DEB_PACKAGES=(libgdcm-dev libhdf5-dev libzstd-dev libpng-dev pkg-config time)
+# Zstandard filter (id 32015); libpng-dev: `inspect --png` pictures; time: tests measure peak memory;
+# g++: builds the libtorch bridge (make torch); patchelf: points the bundle's binary at its libraries (make dist).
+DEB_PACKAGES=(libgdcm-dev libhdf5-dev libzstd-dev libpng-dev pkg-config time g++ patchelf)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,7 +29,8 @@ else
 fi
 
 # --- Python virtual environment -------------------------------------------
-# torch's wheel is our libtorch (headers + shared libraries); the rest are
+# torch's wheel is the default libtorch that `make torch` builds the bridge against (headers + shared
+# libraries; any PyTorch 2.4 to 2.x serves through `make torch PYTHON=...`); the rest are
 # test fixtures (pydicom's DICOM files) and peers for tests and benchmarks.
 PY_PACKAGES=(torch==2.13.0 numpy pydicom pydicom-data pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg h5py hdf5plugin scipy safetensors nibabel)
 if [ ! -x "$VENV/bin/python" ]; then

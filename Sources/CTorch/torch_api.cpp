@@ -1,14 +1,18 @@
-// The libtorch shim: every entry point runs its body under PROTECT, so a C++ exception becomes the
-// calling thread's last error (drained by at_take_error) and never unwinds into Swift.
+// The libtorch shim, built into libfuse3d_torch.so by scripts/build-torch-shim.sh (`make torch`) against
+// a chosen libtorch and opened by fuse3d on first use (ctorch_loader.c). Every entry point runs its body
+// under PROTECT, so a C++ exception becomes the calling thread's last error (drained by at_take_error)
+// and never unwinds into Swift.
 #include "ctorch.h"
+#include "ctorch_functions.h"
 
 // Checked before the heavy headers so that a missing or mismatched libtorch fails with one clear line.
 #if !__has_include(<torch/version.h>)
-#error "libtorch not found: run scripts/setup.sh (installs torch==2.13.0 into .venv) or set LIBTORCH=/path/to/libtorch"
+#error "libtorch headers not found: `make torch PYTHON=/path/to/python` or `make torch LIBTORCH=/path/to/libtorch`"
 #endif
 #include <torch/version.h>
-#if TORCH_VERSION_MAJOR != 2 || TORCH_VERSION_MINOR != 13
-#error "Fuse3D needs libtorch 2.13 (the torch==2.13.0 wheel): run scripts/setup.sh or set LIBTORCH=/path/to/libtorch-2.13"
+// 2.4 introduced the device-generic autocast API used below; 3.x may change the C++ API.
+#if TORCH_VERSION_MAJOR != 2 || TORCH_VERSION_MINOR < 4
+#error "Fuse3D's libtorch bridge needs libtorch 2.4 to 2.x: point PYTHON or LIBTORCH at a PyTorch in that range"
 #endif
 
 // libtorch's own headers use a C++20 extension (bit-field initialisers) that clang flags under C++17.
@@ -18,12 +22,42 @@
 #include <torch/torch.h>
 #pragma clang diagnostic pop
 
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 namespace {
+// The folder of the libtorch_cpu library this shim runs on (found through one of its symbols).
+std::string libtorch_library_path() {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&at::get_num_threads), &info) == 0 || info.dli_fname == nullptr) return "";
+    return info.dli_fname;
+}
+
+// The shim links only libtorch_cpu and c10, so that a CUDA build of libtorch still opens on a machine
+// without the CUDA libraries; its CUDA part (libtorch_cuda.so, which registers the CUDA kernels) is
+// opened here when present, and a failure is kept for `fuse3d version` instead of failing the CPU.
+struct CudaPart {
+    std::string error;
+    CudaPart() {
+        auto cpu = libtorch_library_path();
+        auto cuda = cpu.substr(0, cpu.rfind('/') + 1) + "libtorch_cuda.so";
+        if (cpu.empty() || access(cuda.c_str(), F_OK) != 0) return;
+        if (dlopen(cuda.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) error = dlerror();
+    }
+};
+const CudaPart cuda_part;
+
+char *copy_string(const std::string &s) {
+    char *p = static_cast<char *>(std::malloc(s.size() + 1));
+    if (p) std::memcpy(p, s.c_str(), s.size() + 1);
+    return p;
+}
+
 thread_local std::string last_error;
 thread_local bool has_error = false;
 
@@ -62,6 +96,9 @@ c10::optional<at::Tensor> optional_tensor(at_tensor t) {
     }
 
 extern "C" {
+
+/** The ctorch.h interface this shim was compiled from; the loader refuses a different one. */
+const char *ctorch_shim_abi(void) { return CTORCH_ABI_HASH; }
 
 const char *at_version(void) { return TORCH_VERSION; }
 
@@ -417,5 +454,45 @@ int64_t at_storage_use_count(at_tensor t) {
     return n;
 }
 void at_alias(at_tensor t, at_tensor *out) { OUT(T(t).alias()) }
+char *atg_library_path(void) {
+    auto path = libtorch_library_path();
+    return path.empty() ? nullptr : copy_string(path);
+}
+
+int atg_cuda_runtime_version(void) {
+    // A CPU-only libtorch's hooks throw here: that means "no CUDA", not an error for the caller.
+    try {
+        return static_cast<int>(at::detail::getCUDAHooks().versionCUDART());
+    } catch (...) {
+        return 0;
+    }
+}
+
+int atg_cuda_device_count(void) {
+    try {
+        return static_cast<int>(torch::cuda::device_count());
+    } catch (...) {
+        return 0;
+    }
+}
+
+char *atg_cuda_load_error(void) { return cuda_part.error.empty() ? nullptr : copy_string(cuda_part.error); }
+
+char *atg_cuda_device_name(int index) {
+    // The driver API needs no CUDA headers, so a CPU-only build of the shim can name the GPUs too.
+    void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (driver == nullptr) return nullptr;
+    using Init = int (*)(unsigned);
+    using Get = int (*)(int *, int);
+    using Name = int (*)(char *, int, int);
+    auto init = reinterpret_cast<Init>(dlsym(driver, "cuInit"));
+    auto get = reinterpret_cast<Get>(dlsym(driver, "cuDeviceGet"));
+    auto name = reinterpret_cast<Name>(dlsym(driver, "cuDeviceGetName"));
+    char buffer[256] = {0};
+    int device = 0;
+    if (!init || !get || !name || init(0) != 0 || get(&device, index) != 0 || name(buffer, sizeof buffer, device) != 0)
+        return nullptr;
+    return copy_string(buffer);
+}
 
 }  // extern "C"

@@ -29,7 +29,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Timed steps.") var steps = 10
     @Option(help: "Untimed warm-up steps.") var warmup = 2
     @Option(help: "libtorch intra-op threads (default: all cores).") var threads: Int?
-    @Option(help: "cpu, cuda or cuda:N (cuda needs a CUDA libtorch through LIBTORCH).") var device = "cpu"
+    @Option(help: "cpu, cuda or cuda:N (cuda needs the bridge built against a CUDA PyTorch: make torch PYTHON=...).") var device = "cpu"
     @Flag(help: "bfloat16 autocast for the forward pass.") var bf16 = false
     @Flag(help: "Channels-last-3d memory order for input and convolution weights.") var channelsLast = false
 
@@ -44,9 +44,7 @@ struct BenchTrain: ParsableCommand {
             throw ValidationError("--size must be a multiple of 16 (the patch) for vit3d, not \(size)")
         }
         guard let d = Device(device) else { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
-        if d.isCUDA && !Torch.cudaAvailable {
-            throw ValidationError("--device \(device): this libtorch has no usable CUDA; set LIBTORCH to a CUDA build and rebuild")
-        }
+        try Torch.validate(d)
     }
 
     func run() throws {

@@ -21,13 +21,23 @@ struct Fuse3D: ParsableCommand {
     )
 }
 
-/// Prints the versions of the native libraries this build links.
+/// Prints the versions of the native libraries: those linked, and the libtorch found for training.
 struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the versions of fuse3d and the native libraries it links.",
-        discussion: "Example: fuse3d version")
+        abstract: "Print the versions of fuse3d, its native libraries and the libtorch found (CUDA, GPUs).",
+        discussion: """
+        libtorch is opened only by training commands, through the bridge libfuse3d_torch.so (searched in
+        FUSE3D_TORCH, beside fuse3d, then the build folder); without it every other command still runs.
+
+        Example: fuse3d version
+        """)
     func run() throws {
         print("fuse3d 0.1.0")
-        print("GDCM \(DicomReader.gdcmVersion), \(ShardSchema.nativeLibraries), libtorch \(Torch.version)")
+        print("GDCM \(DicomReader.gdcmVersion), \(ShardSchema.nativeLibraries)")
+        do {
+            try Torch.library().summary.forEach { print($0) }
+        } catch let error as TorchError {
+            print("libtorch: not available (only training needs it): \(error.message)")
+        }
     }
 }

@@ -2,8 +2,9 @@ import Train
 import XCTest
 
 final class TensorTests: XCTestCase {
-    func testLinksTorch2_13() {
-        XCTAssertTrue(Torch.version.hasPrefix("2.13"), Torch.version)
+    func testRunsASupportedLibtorch() {
+        let parts = Torch.version.split(separator: ".").compactMap { Int($0) }
+        XCTAssertTrue(parts.count >= 2 && parts[0] == 2 && parts[1] >= 4, Torch.version)
     }
 
     func testFloat16AndBFloat16RoundTrip() throws {

@@ -3,6 +3,19 @@
 // A C API over libtorch in the style of tch-rs' torch_api.h: opaque handles, one prefix per family
 // (at_ tensors, atg_ global state), a matching *_free, results through out-parameters, and a
 // thread-local last error instead of C++ exceptions crossing into Swift.
+//
+// How this header is used (read before adding an op):
+// - torch_api.cpp implements it and is built by `make torch` into the shared library
+//   libfuse3d_torch.so against a chosen libtorch (scripts/build-torch-shim.sh). fuse3d never links
+//   libtorch: the CTorch target holds one trampoline per function declared here, jumping through a
+//   table that ctorch_loader.c fills with dlsym when the library is first used.
+// - That table (ctorch_functions.h) is GENERATED from the declarations below by
+//   scripts/gen_torch_stubs.py (`make stubs`; `make build`, `make test` and `make torch` run it too).
+//   To add an op: declare it here, implement it in torch_api.cpp, run `make stubs`, commit both.
+//   TorchBridgeTests fails while the committed table is stale.
+// - Declarations must be plain C prototypes with named parameters (no function-pointer or array
+//   parameters, no macros in signatures). Each one changes CTORCH_ABI_HASH, so a shim built from an
+//   older header is refused with a message saying how to rebuild it.
 #include <stddef.h>
 #include <stdint.h>
 #ifdef __cplusplus
@@ -168,6 +181,17 @@ int64_t at_storage_use_count(at_tensor t);
 /** A view of the whole of `t` with its own tensor object (`Tensor.alias()`): its holders count in
     at_storage_use_count. */
 void at_alias(at_tensor t, at_tensor *out);
+/* ---- the libtorch found (`fuse3d version`) ---- */
+/** The path of the libtorch_cpu library the shim runs on (malloc'd; free with at_string_free), or NULL. */
+char *atg_library_path(void);
+/** The CUDA runtime version libtorch was built with (12080 for 12.8), 0 for a CPU-only libtorch. */
+int atg_cuda_runtime_version(void);
+/** The number of CUDA devices libtorch sees (0 without CUDA). */
+int atg_cuda_device_count(void);
+/** Why libtorch's CUDA library is present but failed to load (malloc'd), or NULL when loaded or absent. */
+char *atg_cuda_load_error(void);
+/** CUDA device `index`'s name from the driver (malloc'd), or NULL without a driver. */
+char *atg_cuda_device_name(int index);
 
 #ifdef __cplusplus
 }

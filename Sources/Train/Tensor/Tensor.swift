@@ -18,6 +18,7 @@ public final class Tensor {
 
     /// Runs a shim call that writes one tensor through its out-parameter.
     static func make(_ call: (UnsafeMutablePointer<at_tensor?>) -> Void) throws -> Tensor {
+        try Torch.load()
         var out: at_tensor?
         call(&out)
         return try adopt(out)
@@ -103,6 +104,7 @@ public final class Tensor {
 
     /// Runs a shim call and returns its raw handle (for convenience initialisers that must own it).
     private static func adoptHandle(_ call: (UnsafeMutablePointer<at_tensor?>) -> Void) throws -> at_tensor {
+        try Torch.load()
         var out: at_tensor?
         call(&out)
         try Torch.check()

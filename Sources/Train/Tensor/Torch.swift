@@ -12,9 +12,58 @@ public struct TorchError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Process-wide libtorch settings: version, seeding, threads, gradient mode, autocast, devices.
+/// libtorch is reached through a bridge library opened on first use (see `load()`), so a process that
+/// never trains never loads it.
 public enum Torch {
-    /// The libtorch this build links against.
+    /// Opens the libtorch bridge (libfuse3d_torch.so) if it is not open yet. Throws one error naming
+    /// where it looked and the command that builds it when the bridge is missing or does not fit.
+    public static func load() throws {
+        guard ctorch_load() == 0 else { return }
+        throw TorchError(String(cString: ctorch_load_error()))
+    }
+
+    /// The libtorch the bridge runs on (loads the bridge; a missing one ends the process with its message).
     public static var version: String { String(cString: at_version()) }
+
+    /// The libtorch found: its version, files, CUDA runtime and visible GPUs (what `fuse3d version` prints).
+    public static func library() throws -> TorchLibrary {
+        try load()
+        let count = Int(atg_cuda_device_count())
+        let runtime = Int(atg_cuda_runtime_version())
+        return TorchLibrary(
+            version: version,
+            bridgePath: String(cString: ctorch_library_path()),
+            libraryPath: takeString(atg_library_path()),
+            cudaRuntime: runtime > 0 ? "\(runtime / 1000).\(runtime % 1000 / 10)" : nil,
+            cudaLoadError: takeString(atg_cuda_load_error()),
+            gpus: (0..<count).map { takeString(atg_cuda_device_name(Int32($0))) ?? "" })
+    }
+
+    /// Checks that `device` is usable by this libtorch (loading the bridge first), with an error that
+    /// says what to build when it is not: the check behind every `--device` option.
+    public static func validate(_ device: Device) throws {
+        try load()
+        guard case .cuda(let index) = device else { return }
+        let lib = try library()
+        if let problem = lib.cudaLoadError {
+            throw TorchError("--device \(device): libtorch's CUDA library failed to load: \(problem); install that "
+                             + "PyTorch's CUDA libraries or build the bridge against another: make torch PYTHON=/path/to/python")
+        }
+        guard lib.cudaRuntime != nil else {
+            throw TorchError("--device \(device): libtorch \(lib.version) is a CPU-only build; build the bridge against "
+                             + "a CUDA PyTorch: make torch PYTHON=/path/to/python (see docs/own-pytorch.md)")
+        }
+        guard index < lib.gpus.count else {
+            throw TorchError("--device \(device): libtorch sees \(lib.gpus.count) GPU(s) (check CUDA_VISIBLE_DEVICES and the driver)")
+        }
+    }
+
+    /// A malloc'd string from the shim as a Swift string (freed), or nil.
+    private static func takeString(_ p: UnsafeMutablePointer<CChar>?) -> String? {
+        guard let p else { return nil }
+        defer { at_string_free(p) }
+        return String(cString: p)
+    }
 
     /// The one place the shim's thread-local last error becomes a Swift error.
     static func check() throws {
@@ -67,5 +116,35 @@ public enum Torch {
     public static func setRNGState(_ state: Tensor) throws {
         atg_set_rng_state(state.handle)
         try check()
+    }
+}
+
+/// The libtorch fuse3d runs on, as `Torch.library()` found it.
+public struct TorchLibrary: Sendable, Equatable {
+    /// libtorch's version (from the headers the bridge was built with).
+    public var version: String
+    /// The bridge library that was opened.
+    public var bridgePath: String
+    /// libtorch's CPU library (libtorch_cpu.so), whose folder names the PyTorch in use.
+    public var libraryPath: String?
+    /// The CUDA runtime libtorch was built with ("12.8"), nil for a CPU-only build.
+    public var cudaRuntime: String?
+    /// Why libtorch's CUDA library is present but did not load, if so.
+    public var cudaLoadError: String?
+    /// The visible GPUs' names (empty strings when the driver gives none), index = CUDA device.
+    public var gpus: [String]
+
+    /// Human-readable lines for `fuse3d version`.
+    public var summary: [String] {
+        var lines = ["libtorch \(version) at \(libraryPath ?? "(unknown)")", "  bridge \(bridgePath)"]
+        if let cudaLoadError {
+            lines.append("  CUDA: libtorch_cuda did not load (\(cudaLoadError)); CPU only")
+        } else if let cudaRuntime {
+            lines.append("  CUDA \(cudaRuntime), \(gpus.count) visible GPU(s)")
+            lines += gpus.enumerated().map { "    cuda:\($0.offset) \($0.element.isEmpty ? "(unnamed)" : $0.element)" }
+        } else {
+            lines.append("  CUDA: none (CPU-only libtorch)")
+        }
+        return lines
     }
 }
