@@ -79,10 +79,21 @@ public final class ShardWriter {
     /// the writer usable; a failed write does not (every later call throws the same error).
     public func append(_ sample: FusedSample) throws {
         if let failure { throw failure }
+        try append(EncodedSample(encoding: sample, zstdLevel: options.zstdLevel))
+    }
+
+    /// Appends a sample whose chunks are already encoded (by an ingest worker or a cache), with the
+    /// same checks and effects as `append(_: FusedSample)`; its zstd level must be the writer's.
+    public func append(_ sample: EncodedSample) throws {
+        if let failure { throw failure }
         let expected = shape ?? sample.shape
         guard sample.shape == expected else {
             throw ShardError.sample(studyID: sample.studyID,
                                     "grid shape \(sample.shape) differs from the dataset's \(expected)")
+        }
+        guard sample.zstdLevel == options.zstdLevel else {
+            throw ShardError.sample(studyID: sample.studyID,
+                                    "encoded at zstd level \(sample.zstdLevel), the dataset's is \(options.zstdLevel)")
         }
         guard !seen.contains(sample.studyID) else {
             throw ShardError.sample(studyID: sample.studyID, "already written to this dataset")
@@ -171,36 +182,12 @@ private final class ShardFile {
     /// Compressed bytes of the volumes written so far.
     var compressedBytes: Int { volumes?.storageSize() ?? 0 }
 
-    /// Encodes the sample's three chunks (shuffle + zstd, as the dataset's filters would) on three
-    /// threads and stores them with direct chunk writes; HDF5 only copies the bytes into the file.
-    func append(_ sample: FusedSample) throws {
+    /// Stores the sample's encoded chunks with direct chunk writes; HDF5 only copies the bytes into the file.
+    func append(_ sample: EncodedSample) throws {
         guard let volumes else { preconditionFailure("append after commit") }
         try volumes.extend(to: [count + 1, 3] + shape)
-        let channelBytes = shape.reduce(1, *) * 2
-        let capacity = fz_encode_bound(channelBytes)
-        var encoded = [[UInt8]](repeating: [], count: 3)
-        var failures = [String?](repeating: nil, count: 3)
-        sample.volume.withUnsafeBytes { volume in
-            encoded.withUnsafeMutableBufferPointer { encoded in
-                failures.withUnsafeMutableBufferPointer { failures in
-                    DispatchQueue.concurrentPerform(iterations: 3) { channel in
-                        var written = 0
-                        var frame = [UInt8](repeating: 0, count: capacity)
-                        let failure = frame.withUnsafeMutableBytes {
-                            fz_encode_shuffled_zstd(volume.baseAddress! + channel * channelBytes, channelBytes, 2,
-                                                    Int32(zstdLevel), $0.baseAddress!, capacity, &written)
-                        }
-                        failures[channel] = failure.map { String(cString: $0) }
-                        encoded[channel] = Array(frame.prefix(written))
-                    }
-                }
-            }
-        }
-        for (channel, failure) in failures.enumerated() {
-            if let failure { throw ShardError.sample(studyID: sample.studyID, "channel \(channel) does not compress: \(failure)") }
-        }
         for channel in 0..<3 {
-            try encoded[channel].withUnsafeBytes { try volumes.writeRawChunk(at: [count, channel, 0, 0, 0], $0) }
+            try sample.chunks[channel].withUnsafeBytes { try volumes.writeRawChunk(at: [count, channel, 0, 0, 0], $0) }
         }
         count += 1
         studyIDs.append(sample.studyID)
