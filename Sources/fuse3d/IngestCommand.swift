@@ -14,7 +14,8 @@ struct IngestCommand: ParsableCommand {
         file is skipped and reported, never fatal. Labels come from train.csv and keypoints from \
         train_label_coordinates.csv when present.
 
-        Each study's result is cached under a key of its files (path, size, content digest), the fusion parameters, its \
+        Each study's result is cached under a key of its files (path, size, content digest, checked through a stat fast \
+        path), the fusion parameters, its \
         CSV rows and the fusion code's version. Running the same command again on the same --out is an incremental \
         update: unchanged studies come from the cache, changed or added ones are fused, removed ones leave, and the \
         shards are byte-identical to a fresh run. A run killed at any moment (even kill -9) leaves no partial file under \
@@ -26,9 +27,9 @@ struct IngestCommand: ParsableCommand {
         fuse3d merge.
 
         Examples:
-          fuse3d ingest /data/rsna-2024 --out /data/shards --pipeline pipelines/rsna-lumbar.yaml
+          fuse3d ingest /data/rsna --out shards --pipeline pipelines/rsna-lumbar.yaml
           fuse3d ingest demo-out/cohort --out demo-out/shards --size 64
-          fuse3d ingest /data/rsna-2024 --out /data/parts/part-1 --partition 1/4 --cache /data/cache
+          fuse3d ingest /data/rsna --out parts/part-1 --partition 1/4 --cache cache
         """)
 
     @Argument(help: "The archive folder (RSNA layout or any tree of DICOM files).")
