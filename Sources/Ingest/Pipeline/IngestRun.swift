@@ -151,6 +151,7 @@ public enum IngestRunner {
         let studies = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
         try retireFinishedRun(in: options.output)
+        options.cache.sweepAbandonedWrites()
         let writer = try ShardWriter(directory: options.output, options: options.pipeline.shardWriterOptions())
         let worker = StudyWorker(root: catalog.root, tables: tables, pipeline: options.pipeline,
                                  cache: options.cache, recompute: options.recompute)

@@ -10,16 +10,18 @@ import Glibc
 /// The key hashes the study's catalog entry (series, kinds, file paths, geometry from the headers),
 /// every file's size, the fusion parameters, the zstd level, the CSV rows that enter the sample
 /// (labels, keypoints) and `fusionCodeVersion`. File contents are checked through a stat fast path
-/// backed by the digest: each entry records every input file's size, mtime, inode and SHA-256; when
+/// backed by the digest: each entry records every input file's size, mtime, inode and XXH64; when
 /// read, a file whose stat still matches (and was not modified within a second of the entry being
 /// made, the "racy" case git guards against) is trusted, any other file is digested and must match.
 /// Why not digest always: a warm re-run would read the whole archive (RSNA: ~150,000 files), which
 /// costs about as much as decoding it; stat-only would miss an in-place rewrite that keeps size and
 /// mtime (e.g. `cp -p`, `touch -r`), so a stat change falls back to the digest rather than to a miss.
+/// The digest is XXH64, not SHA-256: it tells whether a file changed (nobody forges a DICOM file to
+/// collide with its earlier self), and at several GB/s it adds little to a cold run that reads the files anyway.
 ///
 /// Entries are written to a unique temporary name, fsynced and renamed, so an entry is whole or
 /// absent even under kill -9 and several processes may share one cache. Each entry ends with the
-/// SHA-256 of its bytes; a corrupt or truncated entry is a miss and is recomputed.
+/// XXH64 of its bytes; a corrupt or truncated entry is a miss and is recomputed.
 public struct StudyCache: Sendable {
     /// Bumped whenever decoding, fusion or the entry layout changes what a cached sample would hold.
     public static let fusionCodeVersion = "fusion-1"
@@ -57,7 +59,7 @@ public struct StudyCache: Sendable {
         var size: Int64
         var mtimeNanoseconds: Int64
         var inode: UInt64
-        var sha256: String?
+        var xxh64: String?
     }
 
     /// The cache key of one study and the stamps of its input files.
@@ -103,8 +105,8 @@ public struct StudyCache: Sendable {
             let statMatches = then.mtimeNanoseconds == now.mtimeNanoseconds && then.inode == now.inode
             let racy = now.mtimeNanoseconds >= entry.madeAt - 1_000_000_000
             if statMatches && !racy { continue }
-            let digest = try? SHA256.hex(ofFile: URL(fileURLWithPath: root).appendingPathComponent(now.path))
-            guard let digest, digest == then.sha256 else { return .stale("\(now.path): content changed") }
+            let digest = try? Self.digest(URL(fileURLWithPath: root).appendingPathComponent(now.path))
+            guard let digest, digest == then.xxh64 else { return .stale("\(now.path): content changed") }
         }
         return .hit(entry.cached)
     }
@@ -113,7 +115,7 @@ public struct StudyCache: Sendable {
     public func store(_ key: StudyKey, root: String, study: CachedStudy) throws {
         var stamps = key.files
         for i in stamps.indices {
-            stamps[i].sha256 = try SHA256.hex(ofFile: URL(fileURLWithPath: root).appendingPathComponent(stamps[i].path))
+            stamps[i].xxh64 = try Self.digest(URL(fileURLWithPath: root).appendingPathComponent(stamps[i].path))
         }
         let data = try CacheEntry.encode(stamps: stamps, madeAt: Self.nowNanoseconds(), study: study)
         let final = url(key)
@@ -131,6 +133,23 @@ public struct StudyCache: Sendable {
         }
     }
 
+    /// Removes temporary files older than an hour: the remains of a process killed while storing an entry
+    /// (a younger one may belong to another process sharing the cache, which is still writing it).
+    public func sweepAbandonedWrites() {
+        let fm = FileManager.default
+        guard let folders = try? fm.contentsOfDirectory(atPath: directory.path) else { return }
+        let cutoff = Date().addingTimeInterval(-3600)
+        for folder in folders where folder.count == 2 {
+            let url = directory.appendingPathComponent(folder)
+            for name in (try? fm.contentsOfDirectory(atPath: url.path)) ?? [] where name.hasSuffix(".tmp") {
+                let file = url.appendingPathComponent(name)
+                if let modified = (try? fm.attributesOfItem(atPath: file.path))?[.modificationDate] as? Date, modified < cutoff {
+                    try? fm.removeItem(at: file)
+                }
+            }
+        }
+    }
+
     /// The entry file of `key`: 256 subfolders keep folders small at archive scale.
     func url(_ key: StudyKey) -> URL {
         directory.appendingPathComponent(String(key.hex.prefix(2))).appendingPathComponent(key.hex + ".entry")
@@ -145,6 +164,15 @@ public struct StudyCache: Sendable {
                          inode: UInt64(st.st_ino))
     }
 
+    /// XXH64 of a file's content.
+    static func digest(_ url: URL) throws -> String {
+        let data: Data
+        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+            throw ShardError.io(path: url.path, "cannot read to digest: \(error.localizedDescription)")
+        }
+        return data.withUnsafeBytes { XXH64.hex($0) }
+    }
+
     static func nowNanoseconds() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
@@ -153,9 +181,9 @@ public struct StudyCache: Sendable {
 }
 
 /// The entry's bytes: magic, a JSON header (stamps, report, sample's small arrays, chunk sizes), the
-/// chunks, then the SHA-256 (hex) of everything before it.
+/// chunks, then the XXH64 (16 hex digits) of everything before it.
 enum CacheEntry {
-    static let magic = Data("F3DCACHE1\n".utf8)
+    static let magic = Data("F3DCACHE2\n".utf8)
 
     struct Header: Codable {
         var stamps: [StudyCache.FileStamp]
@@ -196,15 +224,15 @@ enum CacheEntry {
         withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
         data.append(header)
         for chunk in study.sample?.chunks ?? [] { data.append(contentsOf: chunk) }
-        data.append(Data(SHA256.hex(of: data).utf8))
+        data.append(Data(data.withUnsafeBytes { XXH64.hex($0) }.utf8))
         return data
     }
 
     static func decode(_ data: Data) throws -> (stamps: [StudyCache.FileStamp], madeAt: Int64, cached: StudyCache.CachedStudy) {
         let fixed = magic.count + 8
-        guard data.count >= fixed + 64, data.prefix(magic.count) == magic else { throw Corrupt(description: "not a cache entry") }
-        let body = data.prefix(data.count - 64)
-        guard SHA256.hex(of: body) == String(decoding: data.suffix(64), as: UTF8.self) else {
+        guard data.count >= fixed + 16, data.prefix(magic.count) == magic else { throw Corrupt(description: "not a cache entry") }
+        let body = data.prefix(data.count - 16)
+        guard body.withUnsafeBytes({ XXH64.hex($0) }) == String(decoding: data.suffix(16), as: UTF8.self) else {
             throw Corrupt(description: "checksum mismatch (truncated or damaged)")
         }
         let bytes = [UInt8](body)
