@@ -29,7 +29,15 @@ public struct ShardWriterOptions: Sendable {
 /// file. The same samples and options give byte-identical shards and manifest. Shard files of an
 /// earlier run in the folder are replaced name by name; any beyond this run's count are left alone
 /// (`fuse3d verify` reports them as not in the manifest).
+///
+/// Re-writing a folder keeps what has not changed: each shard's fingerprint (XXH64 over the parameters,
+/// the shape and every sample's chunks and arrays) and the file's stat are recorded in
+/// `.shard-fingerprints.json`; a shard whose fingerprint and file are unchanged is left as it is (its
+/// new copy discarded unrenamed), which spares the fsync, the rename and the SHA-256 of an unchanged file.
 public final class ShardWriter {
+    /// The writer's record of the shards it wrote, beside the manifest.
+    public static let fingerprintsName = ".shard-fingerprints.json"
+
     /// The folder the shards and manifest go to.
     public let directory: URL
     /// The options in force.
@@ -44,6 +52,9 @@ public final class ShardWriter {
     /// The error that left the current shard in an unknown state; every later call rethrows it.
     private var failure: Error?
     private let parametersJSON: String
+    /// What the folder's previous writer recorded, by file name.
+    private let previous: [String: Fingerprint]
+    private var recorded: [String: Fingerprint] = [:]
 
     /// Prepares `directory` (created if needed; stale `.partial` files from a killed run are removed).
     public init(directory: URL, options: ShardWriterOptions = .init(), shape: [Int]? = nil) throws {
@@ -59,6 +70,8 @@ public final class ShardWriter {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         parametersJSON = String(decoding: try encoder.encode(options.parameters), as: UTF8.self)
+        previous = (FileManager.default.contents(atPath: directory.appendingPathComponent(Self.fingerprintsName).path))
+            .flatMap { try? JSONDecoder().decode([String: Fingerprint].self, from: $0) } ?? [:]
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             for name in try FileManager.default.contentsOfDirectory(atPath: directory.path)
@@ -130,6 +143,9 @@ public final class ShardWriter {
         let manifest = Manifest(shape: shape ?? [], zstdLevel: options.zstdLevel,
                                 parameters: options.parameters, shards: shards)
         try manifest.write(to: directory)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(try encoder.encode(recorded), to: directory.appendingPathComponent(Self.fingerprintsName))
         return manifest
     }
 
@@ -137,7 +153,16 @@ public final class ShardWriter {
         guard let shard = current else { return }
         current = nil
         do {
-            shards.append(try shard.commit())
+            let fingerprint = shard.fingerprint()
+            if let old = previous[shard.final.lastPathComponent], old.fingerprint == fingerprint, let now = FileStat(shard.final), old.stat == now {
+                shard.discard()
+                shards.append(old.shard)
+                recorded[old.shard.file] = old
+            } else {
+                let entry = try shard.commit()
+                shards.append(entry)
+                recorded[entry.file] = Fingerprint(fingerprint: fingerprint, stat: FileStat(shard.final), shard: entry)
+            }
         } catch {
             shard.discard()
             throw error
@@ -162,12 +187,15 @@ private final class ShardFile {
     private var affine: [Double] = []
     private var keypoints: [Float] = []
     private var norm: [Float] = []
+    private var sampleHashes: [UInt64] = []
+    private let parametersJSON: String
 
     init(final: URL, shape: [Int], zstdLevel: Int, parametersJSON: String) throws {
         self.final = final
         self.partial = AtomicFile.partial(for: final)
         self.shape = shape
         self.zstdLevel = zstdLevel
+        self.parametersJSON = parametersJSON
         let file = try H5File.create(partial.path)
         self.file = file
         float16 = .type(try H5.check(id: ch5_float16_le(), partial.path, "create float16 type"))
@@ -190,12 +218,31 @@ private final class ShardFile {
             try sample.chunks[channel].withUnsafeBytes { try volumes.writeRawChunk(at: [count, channel, 0, 0, 0], $0) }
         }
         count += 1
+        sampleHashes.append(Self.hash(sample))
         studyIDs.append(sample.studyID)
         labels += sample.labels
         present += sample.present
         affine += sample.affine
         keypoints += sample.keypoints
         norm += sample.norm
+    }
+
+    /// XXH64 of everything that decides the shard's bytes: parameters, shape, level, every sample.
+    func fingerprint() -> String {
+        var text = "\(ShardSchema.version)|\(parametersJSON)|\(shape)|\(zstdLevel)|"
+        text += sampleHashes.map { String($0, radix: 16) }.joined(separator: ",")
+        return Array(text.utf8).withUnsafeBytes { XXH64.hex($0) }
+    }
+
+    private static func hash(_ s: EncodedSample) -> UInt64 {
+        var parts: [UInt64] = [UInt64(bitPattern: s.studyID)]
+        for chunk in s.chunks { parts.append(chunk.withUnsafeBytes { XXH64.hash($0) }) }
+        parts.append(s.present.withUnsafeBytes { XXH64.hash($0) })
+        parts.append(s.affine.withUnsafeBytes { XXH64.hash($0) })
+        parts.append(s.keypoints.withUnsafeBytes { XXH64.hash($0) })
+        parts.append(s.norm.withUnsafeBytes { XXH64.hash($0) })
+        parts.append(s.labels.withUnsafeBytes { XXH64.hash($0) })
+        return parts.withUnsafeBytes { XXH64.hash($0) }
     }
 
     /// Writes the per-sample arrays, closes the file, fsyncs and renames it into place.
@@ -231,5 +278,28 @@ private final class ShardFile {
         let dataset = try file.createDataset(name, type: fileType, dims: dims)
         try values.withUnsafeBytes { try dataset.writeAll($0.baseAddress!, memType: memType) }
         try dataset.close()
+    }
+}
+
+/// A shard as its writer left it: the fingerprint of its content, the file's stat, its manifest entry.
+struct Fingerprint: Codable, Equatable {
+    var fingerprint: String
+    var stat: FileStat?
+    var shard: Manifest.Shard
+}
+
+/// Size, modification time (ns) and inode of a file: unchanged means nobody replaced or rewrote it.
+struct FileStat: Codable, Equatable {
+    var size: Int64
+    var mtimeNanoseconds: Int64
+    var inode: UInt64
+
+    /// The stat of `url`, nil when it does not exist.
+    init?(_ url: URL) {
+        guard let a = try? FileManager.default.attributesOfItem(atPath: url.path), let size = a[.size] as? Int,
+              let modified = a[.modificationDate] as? Date, let inode = a[.systemFileNumber] as? Int else { return nil }
+        self.size = Int64(size)
+        mtimeNanoseconds = Int64((modified.timeIntervalSince1970 * 1e9).rounded())
+        self.inode = UInt64(inode)
     }
 }

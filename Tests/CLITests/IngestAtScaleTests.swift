@@ -72,11 +72,17 @@ final class IngestAtScaleTests: XCTestCase {
         XCTAssertEqual(cold.status, 0, cold.stderr)
         XCTAssertTrue(cold.stdout.contains("(0 from the cache, 4 computed)"), cold.stdout)
         try assertSameBytes(out, Self.reference)
+        func inode(_ name: String) throws -> Int {
+            try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: out.appendingPathComponent(name).path)[.systemFileNumber] as? Int)
+        }
+        let before = try [inode("shard-00000.h5"), inode("shard-00001.h5")]
         let warm = try Self.ingest(Self.cohort, out, ["--workers", "2"])
         XCTAssertEqual(warm.status, 0, warm.stderr)
         XCTAssertTrue(warm.stdout.contains("(4 from the cache, 0 computed)"), warm.stdout)
         XCTAssertTrue(warm.stdout.contains("peak RSS"), warm.stdout)
         try assertSameBytes(out, Self.reference)
+        // Unchanged shards are kept as they are (their fingerprint and stat match), not rewritten and renamed.
+        XCTAssertEqual(try [inode("shard-00000.h5"), inode("shard-00001.h5")], before)
     }
 
     /// Added studies are fused, removed ones leave, a changed CSV row or fusion parameter redoes what it

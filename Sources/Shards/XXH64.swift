@@ -1,7 +1,7 @@
-/// XXH64 (Yann Collet's xxHash, 64-bit, seed 0): the cache entries' checksum. Not cryptographic: it
-/// detects a truncated or damaged entry at several GB/s, where SHA-256 here runs at a few hundred MB/s
-/// and would cost a warm re-run more than reading the entries. Equal to libxxhash's XXH64 (tested).
-enum XXH64 {
+/// XXH64 (Yann Collet's xxHash, 64-bit, seed 0): the ingest cache's checksums and the shard writer's
+/// fingerprints. Not cryptographic: it tells changed or damaged bytes apart at several GB/s, where SHA-256
+/// here runs at a few hundred MB/s. Equal to libxxhash's XXH64 (tested).
+public enum XXH64 {
     private static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
     private static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
     private static let p3: UInt64 = 0x1656_67B1_9E37_79F9
@@ -17,7 +17,7 @@ enum XXH64 {
     }
 
     /// The hash of `bytes`.
-    static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         let n = bytes.count
         var i = 0
         var h: UInt64
@@ -54,7 +54,7 @@ enum XXH64 {
     }
 
     /// The hash as 16 lowercase hex digits.
-    static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
+    public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
         let hex = String(hash(bytes), radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
