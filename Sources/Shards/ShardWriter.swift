@@ -11,6 +11,9 @@ public struct ShardWriterOptions: Sendable {
     public var zstdLevel: Int
     /// Pipeline parameters, stored in every shard (attribute `parameters`) and in the manifest.
     public var parameters: [String: String]
+    /// Keep an earlier shard of the folder whose content would not change (see `ShardWriter`); records
+    /// fingerprints in `.shard-fingerprints.json`.
+    public var keepUnchangedShards = false
 
     /// Defaults: about 1 GB of compressed data per shard, zstd level 3, no parameters.
     public init(samplesPerShard: Int? = nil, targetShardBytes: Int = 1_000_000_000,
@@ -30,7 +33,7 @@ public struct ShardWriterOptions: Sendable {
 /// earlier run in the folder are replaced name by name; any beyond this run's count are left alone
 /// (`fuse3d verify` reports them as not in the manifest).
 ///
-/// Re-writing a folder keeps what has not changed: each shard's fingerprint (XXH64 over the parameters,
+/// With `keepUnchangedShards`, re-writing a folder keeps what has not changed: each shard's fingerprint (XXH64 over the parameters,
 /// the shape and every sample's chunks and arrays) and the file's stat are recorded in
 /// `.shard-fingerprints.json`; a shard whose fingerprint and file are unchanged is left as it is (its
 /// new copy discarded unrenamed), which spares the fsync, the rename and the SHA-256 of an unchanged file.
@@ -70,7 +73,7 @@ public final class ShardWriter {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         parametersJSON = String(decoding: try encoder.encode(options.parameters), as: UTF8.self)
-        previous = (FileManager.default.contents(atPath: directory.appendingPathComponent(Self.fingerprintsName).path))
+        previous = !options.keepUnchangedShards ? [:] : (FileManager.default.contents(atPath: directory.appendingPathComponent(Self.fingerprintsName).path))
             .flatMap { try? JSONDecoder().decode([String: Fingerprint].self, from: $0) } ?? [:]
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -143,9 +146,11 @@ public final class ShardWriter {
         let manifest = Manifest(shape: shape ?? [], zstdLevel: options.zstdLevel,
                                 parameters: options.parameters, shards: shards)
         try manifest.write(to: directory)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(try encoder.encode(recorded), to: directory.appendingPathComponent(Self.fingerprintsName))
+        if options.keepUnchangedShards {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            try AtomicFile.write(try encoder.encode(recorded), to: directory.appendingPathComponent(Self.fingerprintsName))
+        }
         return manifest
     }
 

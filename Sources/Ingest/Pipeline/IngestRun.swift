@@ -152,7 +152,9 @@ public enum IngestRunner {
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
         try retireFinishedRun(in: options.output)
         options.cache.sweepAbandonedWrites()
-        let writer = try ShardWriter(directory: options.output, options: options.pipeline.shardWriterOptions())
+        var writerOptions = options.pipeline.shardWriterOptions()
+        writerOptions.keepUnchangedShards = true
+        let writer = try ShardWriter(directory: options.output, options: writerOptions)
         let worker = StudyWorker(root: catalog.root, tables: tables, pipeline: options.pipeline,
                                  cache: options.cache, recompute: options.recompute)
 
