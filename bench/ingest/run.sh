@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ingest at scale: studies/s of `fuse3d ingest` on one core and on two, a warm re-run, a re-run after a
 # kill -9 at ~60%, against merely decoding the same files (`scan --decode`) and the careful Python peer of
-# bench/fusion (pydicom read + scipy map_coordinates of one study, no compression or writing). Every process
+# bench/fusion and its splat peer (pydicom read + resampling of one study, no compression or writing). Every process
 # is pinned with taskset. Checks that the one- and two-core runs and the resumed run wrote the same bytes.
 # Usage: bash bench/ingest/run.sh [OUT_DIR]   (default bench/out/ingest; STUDIES=12 SIZE=128 to change)
 set -euo pipefail
@@ -47,6 +47,7 @@ n, size = int(sys.argv[1]), int(sys.argv[2])
 decode, one, two, warm, killed_at, resumed = map(float, sys.argv[3:9])
 peer = json.loads(sys.argv[9])
 careful = peer["read_pydicom_s"] + min(peer["map_coordinates_s"])
+splat = peer["read_pydicom_s"] + min(peer["splat_s"])
 print(f"{n} phantom studies (synth --quirks, sagittal 256², axial 192²), {size}³ grid, every process pinned (taskset)\n")
 print("| run | time | studies/s | ratio |")
 print("|---|---|---|---|")
@@ -55,5 +56,6 @@ print(f"| cold ingest, 1 core | {one:.2f} s | {n / one:.2f} | 1× |")
 print(f"| cold ingest, 2 cores (`--workers 2`) | {two:.2f} s | {n / two:.2f} | {one / two:.2f}× faster; bytes {sys.argv[10]} |")
 print(f"| warm re-run, nothing changed (1 core) | {warm:.2f} s | {n / warm:.1f} | {warm / one:.1%} of cold |")
 print(f"| re-run after kill -9 with {int(killed_at)}/{n} cached (1 core) | {resumed:.2f} s | — | {resumed / one:.1%} of cold; bytes {sys.argv[11]} |")
-print(f"| careful peer: pydicom + scipy map_coordinates, 1 study (1 core) | {careful:.2f} s | {1 / careful:.2f} | fuse3d {careful / (one / n):.1f}× per core |")
+print(f"| careful peer: pydicom read + scipy map_coordinates, 1 study (1 core) | {careful:.2f} s | {1 / careful:.2f} | fuse3d {careful / (one / n):.1f}× per core |")
+print(f"| splat peer: pydicom read + splat, 1 study (1 core) | {splat:.2f} s | {1 / splat:.2f} | fuse3d {splat / (one / n):.1f}× per core |")
 PYEOF
