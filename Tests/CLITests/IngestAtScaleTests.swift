@@ -199,6 +199,19 @@ final class IngestAtScaleTests: XCTestCase {
         try assertSameBytes(out, Self.reference)
     }
 
+    /// A second ingest into a folder another one is writing is refused (the lock dies with its holder).
+    func testASecondIngestIntoTheSameFolderIsRefused() throws {
+        let out = Self.root.appendingPathComponent("locked")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let fd = open(out.appendingPathComponent(".ingest.lock").path, O_RDWR | O_CREAT, 0o644)
+        XCTAssertEqual(flock(fd, LOCK_EX | LOCK_NB), 0)
+        let refused = try Self.ingest(Self.cohort, out)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("another fuse3d ingest is writing to this folder"), refused.stderr)
+        close(fd)
+        XCTAssertEqual(try Self.ingest(Self.cohort, out).status, 0)
+    }
+
     /// Two partitions run as separate processes (one told by --partition, one by a Slurm array's
     /// environment) and merged hold the same studies and sample arrays as one run.
     func testPartitionsMergedEqualOneRun() throws {

@@ -28,8 +28,8 @@ warm=$(seconds ingest 0 "$OUT/one" --workers 1)
 same_two=$(same "$OUT/one" "$OUT/two")
 
 # kill -9 once 60% of the studies are in the cache, then the same command again.
-ingest 0 "$OUT/killed" --workers 1 >/dev/null 2>&1 &
-pid=$!
+taskset -c 0 "$BIN" ingest "$OUT/cohort" --out "$OUT/killed" --size "$SIZE" --workers 1 >/dev/null 2>&1 &
+pid=$!   # fuse3d itself (taskset execs it), not a subshell: kill -9 must reach the ingest
 target=$(( STUDIES * 6 / 10 ))
 while kill -0 "$pid" 2>/dev/null && [ "$(entries "$OUT/killed")" -lt "$target" ]; do sleep 0.02; done
 kill -9 "$pid" 2>/dev/null || true

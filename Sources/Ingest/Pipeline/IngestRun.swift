@@ -150,6 +150,8 @@ public enum IngestRunner {
         let tables = RSNATables.load(root: catalog.root)
         let studies = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
+        let lock = try OutputLock(directory: options.output)
+        defer { withExtendedLifetime(lock) {} }
         try retireFinishedRun(in: options.output)
         options.cache.sweepAbandonedWrites()
         var writerOptions = options.pipeline.shardWriterOptions()
@@ -234,6 +236,25 @@ extension IngestRunner {
             try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
         }
     }
+}
+
+/// One ingest at a time per output folder: an exclusive `flock` on `OUT/.ingest.lock`, which the kernel
+/// releases when the process ends however it ends (kill -9 included), so a lock is never stale.
+final class OutputLock {
+    private let fd: Int32
+
+    /// Takes the lock or throws, naming the folder, when another process holds it.
+    init(directory: URL) throws {
+        let path = directory.appendingPathComponent(".ingest.lock").path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ShardError.io(path: path, "cannot open the output folder's lock file") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ShardError.io(path: directory.path, "another fuse3d ingest is writing to this folder; wait for it or choose another --out")
+        }
+    }
+
+    deinit { close(fd) }
 }
 
 /// What a worker does with one study: the cache's entry when it is whole and its files unchanged,
