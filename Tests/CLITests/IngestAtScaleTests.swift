@@ -134,8 +134,8 @@ final class IngestAtScaleTests: XCTestCase {
         XCTAssertTrue(changed.stdout.contains("(2 from the cache, 1 computed)"), changed.stdout + changed.stderr)
         XCTAssertTrue(changed.stdout.contains("1 cache entr(ies) corrupt or stale"), changed.stdout)
 
-        // Another fusion parameter redoes every study.
-        let resized = try Self.ingest(archive, out, ["--zstd-level", "4"])
+        // Another fusion parameter (the grid size; later flags win) redoes every study.
+        let resized = try Self.ingest(archive, out, ["--size", "24"])
         XCTAssertTrue(resized.stdout.contains("(0 from the cache, 3 computed)"), resized.stdout + resized.stderr)
         XCTAssertEqual(try Fixtures.run(Fixtures.fuse3d, ["verify", out.path]).status, 0)
     }
