@@ -75,6 +75,9 @@ struct IngestCommand: ParsableCommand {
         if let samplesPerShard, samplesPerShard < 1 { throw ValidationError("--samples-per-shard must be at least 1.") }
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1.") }
         if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1.") }
+        if partitions != nil, partition == nil, ProcessInfo.processInfo.environment["JOB_COMPLETION_INDEX"] == nil {
+            throw ValidationError("--partitions counts the parts of a Kubernetes Indexed Job, but JOB_COMPLETION_INDEX is not set; outside one, give --partition I/N.")
+        }
     }
 
     func run() throws {
