@@ -11,6 +11,9 @@ public struct ShardWriterOptions: Sendable {
     public var zstdLevel: Int
     /// Pipeline parameters, stored in every shard (attribute `parameters`) and in the manifest.
     public var parameters: [String: String]
+    /// Keep an earlier shard of the folder whose content would not change (see `ShardWriter`); records
+    /// fingerprints in `.shard-fingerprints.json`.
+    public var keepUnchangedShards = false
 
     /// Defaults: about 1 GB of compressed data per shard, zstd level 3, no parameters.
     public init(samplesPerShard: Int? = nil, targetShardBytes: Int = 1_000_000_000,
@@ -29,7 +32,15 @@ public struct ShardWriterOptions: Sendable {
 /// file. The same samples and options give byte-identical shards and manifest. Shard files of an
 /// earlier run in the folder are replaced name by name; any beyond this run's count are left alone
 /// (`fuse3d verify` reports them as not in the manifest).
+///
+/// With `keepUnchangedShards`, re-writing a folder keeps what has not changed: each shard's fingerprint (XXH64 over the parameters,
+/// the shape and every sample's chunks and arrays) and the file's stat are recorded in
+/// `.shard-fingerprints.json`; a shard whose fingerprint and file are unchanged is left as it is (its
+/// new copy discarded unrenamed), which spares the fsync, the rename and the SHA-256 of an unchanged file.
 public final class ShardWriter {
+    /// The writer's record of the shards it wrote, beside the manifest.
+    public static let fingerprintsName = ".shard-fingerprints.json"
+
     /// The folder the shards and manifest go to.
     public let directory: URL
     /// The options in force.
@@ -44,6 +55,9 @@ public final class ShardWriter {
     /// The error that left the current shard in an unknown state; every later call rethrows it.
     private var failure: Error?
     private let parametersJSON: String
+    /// What the folder's previous writer recorded, by file name.
+    private let previous: [String: Fingerprint]
+    private var recorded: [String: Fingerprint] = [:]
 
     /// Prepares `directory` (created if needed; stale `.partial` files from a killed run are removed).
     public init(directory: URL, options: ShardWriterOptions = .init(), shape: [Int]? = nil) throws {
@@ -59,6 +73,8 @@ public final class ShardWriter {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         parametersJSON = String(decoding: try encoder.encode(options.parameters), as: UTF8.self)
+        previous = !options.keepUnchangedShards ? [:] : (FileManager.default.contents(atPath: directory.appendingPathComponent(Self.fingerprintsName).path))
+            .flatMap { try? JSONDecoder().decode([String: Fingerprint].self, from: $0) } ?? [:]
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             for name in try FileManager.default.contentsOfDirectory(atPath: directory.path)
@@ -79,10 +95,21 @@ public final class ShardWriter {
     /// the writer usable; a failed write does not (every later call throws the same error).
     public func append(_ sample: FusedSample) throws {
         if let failure { throw failure }
+        try append(EncodedSample(encoding: sample, zstdLevel: options.zstdLevel))
+    }
+
+    /// Appends a sample whose chunks are already encoded (by an ingest worker or a cache), with the
+    /// same checks and effects as `append(_: FusedSample)`; its zstd level must be the writer's.
+    public func append(_ sample: EncodedSample) throws {
+        if let failure { throw failure }
         let expected = shape ?? sample.shape
         guard sample.shape == expected else {
             throw ShardError.sample(studyID: sample.studyID,
                                     "grid shape \(sample.shape) differs from the dataset's \(expected)")
+        }
+        guard sample.zstdLevel == options.zstdLevel else {
+            throw ShardError.sample(studyID: sample.studyID,
+                                    "encoded at zstd level \(sample.zstdLevel), the dataset's is \(options.zstdLevel)")
         }
         guard !seen.contains(sample.studyID) else {
             throw ShardError.sample(studyID: sample.studyID, "already written to this dataset")
@@ -119,6 +146,11 @@ public final class ShardWriter {
         let manifest = Manifest(shape: shape ?? [], zstdLevel: options.zstdLevel,
                                 parameters: options.parameters, shards: shards)
         try manifest.write(to: directory)
+        if options.keepUnchangedShards {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            try AtomicFile.write(try encoder.encode(recorded), to: directory.appendingPathComponent(Self.fingerprintsName))
+        }
         return manifest
     }
 
@@ -126,7 +158,16 @@ public final class ShardWriter {
         guard let shard = current else { return }
         current = nil
         do {
-            shards.append(try shard.commit())
+            let fingerprint = shard.fingerprint()
+            if let old = previous[shard.final.lastPathComponent], old.fingerprint == fingerprint, let now = FileStat(shard.final), old.stat == now {
+                shard.discard()
+                shards.append(old.shard)
+                recorded[old.shard.file] = old
+            } else {
+                let entry = try shard.commit()
+                shards.append(entry)
+                recorded[entry.file] = Fingerprint(fingerprint: fingerprint, stat: FileStat(shard.final), shard: entry)
+            }
         } catch {
             shard.discard()
             throw error
@@ -151,12 +192,15 @@ private final class ShardFile {
     private var affine: [Double] = []
     private var keypoints: [Float] = []
     private var norm: [Float] = []
+    private var sampleHashes: [UInt64] = []
+    private let parametersJSON: String
 
     init(final: URL, shape: [Int], zstdLevel: Int, parametersJSON: String) throws {
         self.final = final
         self.partial = AtomicFile.partial(for: final)
         self.shape = shape
         self.zstdLevel = zstdLevel
+        self.parametersJSON = parametersJSON
         let file = try H5File.create(partial.path)
         self.file = file
         float16 = .type(try H5.check(id: ch5_float16_le(), partial.path, "create float16 type"))
@@ -171,44 +215,39 @@ private final class ShardFile {
     /// Compressed bytes of the volumes written so far.
     var compressedBytes: Int { volumes?.storageSize() ?? 0 }
 
-    /// Encodes the sample's three chunks (shuffle + zstd, as the dataset's filters would) on three
-    /// threads and stores them with direct chunk writes; HDF5 only copies the bytes into the file.
-    func append(_ sample: FusedSample) throws {
+    /// Stores the sample's encoded chunks with direct chunk writes; HDF5 only copies the bytes into the file.
+    func append(_ sample: EncodedSample) throws {
         guard let volumes else { preconditionFailure("append after commit") }
         try volumes.extend(to: [count + 1, 3] + shape)
-        let channelBytes = shape.reduce(1, *) * 2
-        let capacity = fz_encode_bound(channelBytes)
-        var encoded = [[UInt8]](repeating: [], count: 3)
-        var failures = [String?](repeating: nil, count: 3)
-        sample.volume.withUnsafeBytes { volume in
-            encoded.withUnsafeMutableBufferPointer { encoded in
-                failures.withUnsafeMutableBufferPointer { failures in
-                    DispatchQueue.concurrentPerform(iterations: 3) { channel in
-                        var written = 0
-                        var frame = [UInt8](repeating: 0, count: capacity)
-                        let failure = frame.withUnsafeMutableBytes {
-                            fz_encode_shuffled_zstd(volume.baseAddress! + channel * channelBytes, channelBytes, 2,
-                                                    Int32(zstdLevel), $0.baseAddress!, capacity, &written)
-                        }
-                        failures[channel] = failure.map { String(cString: $0) }
-                        encoded[channel] = Array(frame.prefix(written))
-                    }
-                }
-            }
-        }
-        for (channel, failure) in failures.enumerated() {
-            if let failure { throw ShardError.sample(studyID: sample.studyID, "channel \(channel) does not compress: \(failure)") }
-        }
         for channel in 0..<3 {
-            try encoded[channel].withUnsafeBytes { try volumes.writeRawChunk(at: [count, channel, 0, 0, 0], $0) }
+            try sample.chunks[channel].withUnsafeBytes { try volumes.writeRawChunk(at: [count, channel, 0, 0, 0], $0) }
         }
         count += 1
+        sampleHashes.append(Self.hash(sample))
         studyIDs.append(sample.studyID)
         labels += sample.labels
         present += sample.present
         affine += sample.affine
         keypoints += sample.keypoints
         norm += sample.norm
+    }
+
+    /// XXH64 of everything that decides the shard's bytes: parameters, shape, level, every sample.
+    func fingerprint() -> String {
+        var text = "\(ShardSchema.version)|\(parametersJSON)|\(shape)|\(zstdLevel)|"
+        text += sampleHashes.map { String($0, radix: 16) }.joined(separator: ",")
+        return Array(text.utf8).withUnsafeBytes { XXH64.hex($0) }
+    }
+
+    private static func hash(_ s: EncodedSample) -> UInt64 {
+        var parts: [UInt64] = [UInt64(bitPattern: s.studyID)]
+        for chunk in s.chunks { parts.append(chunk.withUnsafeBytes { XXH64.hash($0) }) }
+        parts.append(s.present.withUnsafeBytes { XXH64.hash($0) })
+        parts.append(s.affine.withUnsafeBytes { XXH64.hash($0) })
+        parts.append(s.keypoints.withUnsafeBytes { XXH64.hash($0) })
+        parts.append(s.norm.withUnsafeBytes { XXH64.hash($0) })
+        parts.append(s.labels.withUnsafeBytes { XXH64.hash($0) })
+        return parts.withUnsafeBytes { XXH64.hash($0) }
     }
 
     /// Writes the per-sample arrays, closes the file, fsyncs and renames it into place.
@@ -244,5 +283,28 @@ private final class ShardFile {
         let dataset = try file.createDataset(name, type: fileType, dims: dims)
         try values.withUnsafeBytes { try dataset.writeAll($0.baseAddress!, memType: memType) }
         try dataset.close()
+    }
+}
+
+/// A shard as its writer left it: the fingerprint of its content, the file's stat, its manifest entry.
+struct Fingerprint: Codable, Equatable {
+    var fingerprint: String
+    var stat: FileStat?
+    var shard: Manifest.Shard
+}
+
+/// Size, modification time (ns) and inode of a file: unchanged means nobody replaced or rewrote it.
+struct FileStat: Codable, Equatable {
+    var size: Int64
+    var mtimeNanoseconds: Int64
+    var inode: UInt64
+
+    /// The stat of `url`, nil when it does not exist.
+    init?(_ url: URL) {
+        guard let a = try? FileManager.default.attributesOfItem(atPath: url.path), let size = a[.size] as? Int,
+              let modified = a[.modificationDate] as? Date, let inode = a[.systemFileNumber] as? Int else { return nil }
+        self.size = Int64(size)
+        mtimeNanoseconds = Int64((modified.timeIntervalSince1970 * 1e9).rounded())
+        self.inode = UInt64(inode)
     }
 }

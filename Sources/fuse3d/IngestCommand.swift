@@ -2,20 +2,34 @@ import ArgumentParser
 import Foundation
 import Ingest
 
-/// `fuse3d ingest`: DICOM archive → fused grids in HDF5 shards.
+/// `fuse3d ingest`: DICOM archive → fused grids in HDF5 shards, incremental, resumable, partitionable.
 struct IngestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest",
         abstract: "Fuse every study of a DICOM archive into one (3, D, H, W) float16 grid and write HDF5 shards.",
         discussion: """
-        Runs scan → read → fuse → pack for every study, in a fixed order. Writes shard-NNNNN.h5, manifest.json and
-        ingest-report.json (per study: status and channels; per file: every problem and its reason). A bad file is
-        skipped and reported, never fatal; exit status 0 when the run finishes. Labels come from train.csv and
-        keypoints from train_label_coordinates.csv when present.
+        Scans the archive, then decodes, fuses, normalizes and compresses the studies in parallel workers and writes \
+        shard-NNNNN.h5, manifest.json and ingest-report.json in catalog order, so the bytes do not depend on the number \
+        of workers. The report lists every study's status and channels and every skipped file with its reason. A bad \
+        file is skipped and reported, never fatal. Labels come from train.csv and keypoints from \
+        train_label_coordinates.csv when present.
 
-        Example:
-          fuse3d ingest /data/rsna-2024 --out /data/shards --pipeline pipelines/rsna-lumbar.yaml
+        Each study's result is cached under a key of its files (path, size, content digest, checked through a stat fast \
+        path), the fusion parameters, its \
+        CSV rows and the fusion code's version. Running the same command again on the same --out is an incremental \
+        update: unchanged studies come from the cache, changed or added ones are fused, removed ones leave, and the \
+        shards are byte-identical to a fresh run. A run killed at any moment (even kill -9) leaves no partial file under \
+        a final name; running the command again finishes the job from the cache.
+
+        --partition I/N fuses only part I of N (a hash of the study id); without it, a Slurm job array \
+        (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN) or a Kubernetes Indexed Job \
+        (JOB_COMPLETION_INDEX, with --partitions or FUSE3D_PARTITION_COUNT) chooses the part. Join the parts with \
+        fuse3d merge.
+
+        Examples:
+          fuse3d ingest /data/rsna --out shards --pipeline pipelines/rsna-lumbar.yaml
           fuse3d ingest demo-out/cohort --out demo-out/shards --size 64
+          fuse3d ingest /data/rsna --out parts/part-1 --partition 1/4 --cache cache
         """)
 
     @Argument(help: "The archive folder (RSNA layout or any tree of DICOM files).")
@@ -24,23 +38,32 @@ struct IngestCommand: ParsableCommand {
     @Option(name: .long, help: "Output folder for the shards, manifest.json and ingest-report.json.")
     var out: String
 
-    @Option(help: "A pipeline definition (YAML), e.g. pipelines/rsna-lumbar.yaml. Flags below override it.")
+    @Option(help: "A pipeline definition (YAML), e.g. pipelines/rsna-lumbar.yaml. The flags below override it.")
     var pipeline: String?
 
-    @Option(help: "Grid size: voxels per axis (default 128, or the pipeline's).")
+    @Option(help: "Grid size in voxels per axis (otherwise the pipeline's, or 128).")
     var size: Int?
 
-    @Option(help: "Samples per shard (default: fill shards to about 1 GB of compressed data).")
+    @Option(help: "Samples per shard (otherwise shards are filled to about 1 GB of compressed data).")
     var samplesPerShard: Int?
 
-    @Option(help: "Zstandard level 1…22 (default 3).")
+    @Option(help: "Zstandard level, 1…22 (otherwise the pipeline's, or 3).")
     var zstdLevel: Int?
 
-    @Flag(help: "Replace a finished earlier run in --out (a folder with manifest.json is refused otherwise).")
+    @Option(help: "The study cache's folder, which several outputs may share (default: OUT/.cache).")
+    var cache: String?
+
+    @Flag(help: "Fuse every study again instead of reusing cached results, and refresh the cache.")
     var overwrite = false
 
-    @Option(help: "Studies fused at once (default: the number of cores).")
-    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Studies decoded and fused at once (default: the number of cores).")
+    var workers: Int?
+
+    @Option(help: "Fuse only part I of N of the studies, e.g. 0/4.")
+    var partition: String?
+
+    @Option(help: "The number of parts of a Kubernetes Indexed Job (its completions), if FUSE3D_PARTITION_COUNT is not set.")
+    var partitions: Int?
 
     func validate() throws {
         var isDir: ObjCBool = false
@@ -50,7 +73,11 @@ struct IngestCommand: ParsableCommand {
         if let size, !(8...512).contains(size) { throw ValidationError("--size must be 8…512 voxels.") }
         if let zstdLevel, !(1...22).contains(zstdLevel) { throw ValidationError("--zstd-level must be 1…22.") }
         if let samplesPerShard, samplesPerShard < 1 { throw ValidationError("--samples-per-shard must be at least 1.") }
-        if workers < 1 { throw ValidationError("--workers must be at least 1.") }
+        if let workers, workers < 1 { throw ValidationError("--workers must be at least 1.") }
+        if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1.") }
+        if partitions != nil, partition == nil, ProcessInfo.processInfo.environment["JOB_COMPLETION_INDEX"] == nil {
+            throw ValidationError("--partitions counts the parts of a Kubernetes Indexed Job, but JOB_COMPLETION_INDEX is not set; outside one, give --partition I/N.")
+        }
     }
 
     func run() throws {
@@ -58,20 +85,28 @@ struct IngestCommand: ParsableCommand {
         if let size { config.fusion.size = size }
         if let samplesPerShard { config.samplesPerShard = samplesPerShard }
         if let zstdLevel { config.zstdLevel = zstdLevel }
+        let part = try partition.map(Partition.parse)
+            ?? Partition.fromEnvironment(ProcessInfo.processInfo.environment, kubernetesCount: partitions)
+        if let part {
+            let origin = part.source == "--partition" ? "from --partition" : "from the \(part.source == "slurm" ? "Slurm job array" : "Kubernetes Indexed Job")'s environment"
+            print("partition \(part) (\(origin))")
+        }
+        let options = IngestOptions(archive: archive, output: URL(fileURLWithPath: out), pipeline: config,
+                                    workers: workers ?? ProcessInfo.processInfo.activeProcessorCount,
+                                    cacheDirectory: cache.map { URL(fileURLWithPath: $0) }, recompute: overwrite, partition: part)
         let scanning = Progress(label: "scan", unit: "files")
-        let fusing = Progress(label: "ingest", unit: "studies")
-        let options = IngestOptions(archive: archive, output: URL(fileURLWithPath: out), pipeline: config, workers: workers,
-                                    overwrite: overwrite)
+        let line = IngestProgressLine()
         var scanned = false
-        let report = try IngestRunner.run(options, scanProgress: { done, total in scanning.update(done, total) }) { done, total in
+        let outcome = try IngestRunner.run(options, scanProgress: { scanning.update($0, $1) }) { state in
             if !scanned { scanning.finish(); scanned = true }
-            fusing.update(done, total)
+            line.update(state)
         }
         if !scanned { scanning.finish() }
-        fusing.finish()
-        for s in report.studies where s.status != "fused" {
+        line.finish()
+        for s in outcome.report.studies where s.status != "fused" {
             print("study \(s.studyID): \(s.error ?? "failed")")
         }
-        print(report.summaryLine)
+        print(outcome.report.summaryLine)
+        print(IngestProgressLine.summary(outcome))
     }
 }

@@ -130,13 +130,12 @@ final class EndToEndTests: XCTestCase {
         let first = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "16", "--samples-per-shard", "1"])
         XCTAssertEqual(first.status, 0, first.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("shard-00002.h5").path))
-        let refused = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "16"])
-        XCTAssertNotEqual(refused.status, 0)
-        XCTAssertTrue(refused.stderr.contains("already holds shards of an earlier run"), refused.stderr)
         XCTAssertEqual(try Fixtures.run(Fixtures.fuse3d, ["verify", out.path]).status, 0)
+        // Re-running is an update: other shard sizes need no fusion (every study comes from the cache).
         let second = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "16",
-                                                        "--samples-per-shard", "2", "--overwrite"])
+                                                        "--samples-per-shard", "2"])
         XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertTrue(second.stdout.contains("(3 from the cache, 0 computed)"), second.stdout)
         let shards = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasSuffix(".h5") }.sorted()
         XCTAssertEqual(shards, ["shard-00000.h5", "shard-00001.h5"])
         let verify = try Fixtures.run(Fixtures.fuse3d, ["verify", out.path])
@@ -144,7 +143,7 @@ final class EndToEndTests: XCTestCase {
     }
 
     /// SIGKILL in the middle of an ingest: every shard file left is complete, no manifest describes
-    /// other shards, and a rerun with --overwrite gives a folder that verifies.
+    /// other shards, and a rerun gives a folder that verifies.
     func testKilledIngestLeavesOnlyCompleteShards() throws {
         let out = Self.shards.deletingLastPathComponent().appendingPathComponent("killed")
         let p = Process()
@@ -168,8 +167,6 @@ final class EndToEndTests: XCTestCase {
             // The run finished before the kill landed: then the folder must verify as it is.
             XCTAssertEqual(try Fixtures.run(Fixtures.fuse3d, ["verify", out.path]).status, 0)
         }
-        // Without a manifest the remains are an unfinished run, replaced without --overwrite.
-        try? FileManager.default.removeItem(at: out.appendingPathComponent("manifest.json"))
         let rerun = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "48"])
         XCTAssertEqual(rerun.status, 0, rerun.stderr)
         let verify = try Fixtures.run(Fixtures.fuse3d, ["verify", out.path])

@@ -1,7 +1,8 @@
 import Foundation
 import Shards
 
-/// What `fuse3d ingest` is asked to do: the archive, where the shards go, and the pipeline's parameters.
+/// What `fuse3d ingest` is asked to do: the archive, where the shards go, the pipeline's parameters,
+/// the cache and the part of the archive.
 public struct IngestOptions: Sendable {
     /// Archive root (RSNA layout or any DICOM tree).
     public var archive: String
@@ -9,19 +10,30 @@ public struct IngestOptions: Sendable {
     public var output: URL
     /// The pipeline's configuration (fusion and shard parameters).
     public var pipeline: PipelineConfig
-    /// Studies fused at once (each holds one study's pixels and grid in memory).
+    /// Studies decoded, fused and compressed at once (each holds one study's pixels and grid in memory).
     public var workers: Int
-    /// Replace the shards of an earlier run in `output` (otherwise such a folder is refused).
-    public var overwrite: Bool
+    /// The study cache's folder; nil: `output/.cache`.
+    public var cacheDirectory: URL?
+    /// Recompute every study instead of reusing cached ones (the cache entries are refreshed).
+    public var recompute: Bool
+    /// Only this part of the studies; nil: all of them.
+    public var partition: Partition?
 
-    /// Defaults: the default pipeline, 2 workers (at least 1 is used), no overwriting.
+    /// Defaults: the default pipeline, 2 workers (at least 1 is used), the cache in `output/.cache`, all studies.
     public init(archive: String, output: URL, pipeline: PipelineConfig = PipelineConfig(), workers: Int = 2,
-                overwrite: Bool = false) {
+                cacheDirectory: URL? = nil, recompute: Bool = false, partition: Partition? = nil) {
         self.archive = archive
         self.output = output
         self.pipeline = pipeline
         self.workers = max(1, workers)
-        self.overwrite = overwrite
+        self.cacheDirectory = cacheDirectory
+        self.recompute = recompute
+        self.partition = partition
+    }
+
+    /// The cache folder in force.
+    public var cache: StudyCache {
+        StudyCache(directory: cacheDirectory ?? output.appendingPathComponent(IngestRunner.defaultCacheName))
     }
 }
 
@@ -72,6 +84,8 @@ public struct IngestReport: Codable, Sendable {
     public var studies: [StudyReport]
     /// Problems found by the scan (unreadable, non-image, geometry-less files; table problems).
     public var files: [CatalogProblem]
+    /// The part of the archive this run fused; nil: all of it.
+    public var partition: Partition?
 
     /// The closing summary line of an ingest run.
     public var summaryLine: String {
@@ -80,82 +94,138 @@ public struct IngestReport: Codable, Sendable {
     }
 }
 
-/// The first ingest: scan → read → fuse → pack, study by study in a fixed order, memory per study.
+/// How a run went, beyond what the report records (the report's bytes do not depend on the cache,
+/// the number of workers or the machine; these do).
+public struct IngestStatistics: Sendable {
+    /// Studies taken whole from the cache.
+    public var cached = 0
+    /// Studies decoded and fused in this run.
+    public var computed = 0
+    /// Cache entries found corrupt or stale (their studies were recomputed).
+    public var invalidated = 0
+    /// Cache entries that could not be written (their studies are in the shards all the same).
+    public var cacheWriteFailures = 0
+    /// Wall-clock seconds of the whole run, scan included.
+    public var seconds = 0.0
+    /// Peak resident memory of the process, bytes.
+    public var peakRSSBytes = 0
+}
+
+/// A run's report and statistics.
+public struct IngestOutcome: Sendable {
+    /// What was written to ingest-report.json.
+    public var report: IngestReport
+    /// Cache hits, time, memory.
+    public var statistics: IngestStatistics
+}
+
+/// Where an ingest stands, for a progress line.
+public struct IngestProgress: Sendable {
+    /// Studies written (in catalog order).
+    public var done: Int
+    /// Studies in this run (this partition's).
+    public var total: Int
+    /// Of `done`, studies from the cache.
+    public var cached: Int
+    /// Of `done`, studies that failed.
+    public var failed: Int
+    /// Files skipped so far (scan problems plus decoding problems of the studies done).
+    public var problems: Int
+}
+
+/// The ingest: scan → (decode → fuse → normalize → compress, in `workers` threads, or the cache) →
+/// write in catalog order. Memory is bounded by the workers and the reorder window, not the cohort.
 public enum IngestRunner {
     /// Name of the per-run report written beside the shards.
     public static let reportName = "ingest-report.json"
+    /// The cache's folder inside the output folder unless `--cache` says otherwise.
+    public static let defaultCacheName = ".cache"
 
     /// Runs the whole ingest. `scanProgress(done, total)` reports the header scan's files,
-    /// `progress(done, total)` each study fused.
+    /// `progress` each study written.
     public static func run(_ options: IngestOptions, scanProgress: ((Int, Int) -> Void)? = nil,
-                           progress: ((Int, Int) -> Void)? = nil) throws -> IngestReport {
-        try claimOutput(options)
+                           progress: ((IngestProgress) -> Void)? = nil) throws -> IngestOutcome {
+        let start = Date()
         let catalog = CatalogScanner.scan(root: options.archive, progress: scanProgress)
         let tables = RSNATables.load(root: catalog.root)
+        let studies = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
-        let writer = try ShardWriter(directory: options.output, options: options.pipeline.shardWriterOptions())
-        let fuser = Fuser(parameters: options.pipeline.fusion)
+        let lock = try OutputLock(directory: options.output)
+        defer { withExtendedLifetime(lock) {} }
+        try retireFinishedRun(in: options.output)
+        options.cache.sweepAbandonedWrites()
+        var writerOptions = options.pipeline.shardWriterOptions()
+        writerOptions.keepUnchangedShards = true
+        let writer = try ShardWriter(directory: options.output, options: writerOptions)
+        let worker = StudyWorker(root: catalog.root, tables: tables, pipeline: options.pipeline,
+                                 cache: options.cache, recompute: options.recompute)
 
         var reports: [StudyReport] = []
-        let studies = catalog.studies
-        var next = 0
-        while next < studies.count {
-            // A window of `workers` studies is fused at once; samples are packed in catalog order.
-            let window = Array(studies[next..<min(studies.count, next + options.workers)])
-            var results = [(FusedSample?, StudyReport)?](repeating: nil, count: window.count)
-            results.withUnsafeMutableBufferPointer { out in
-                DispatchQueue.concurrentPerform(iterations: window.count) { i in
-                    let study = window[i]
-                    out[i] = StudyFusion.fuse(study: study, root: catalog.root, labels: tables.labels(for: study.studyID),
-                                              coordinates: tables.coordinates[study.studyID] ?? [], fuser: fuser)
-                }
+        var statistics = IngestStatistics()
+        var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: Set(catalog.problems.map(\.path)).count)
+        try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 2 * options.workers,
+                                work: { worker.process(studies[$0]) }) { _, outcome in
+            if let sample = outcome.sample { try writer.append(sample) }
+            reports.append(outcome.report)
+            switch outcome.source {
+            case .cache: statistics.cached += 1
+            case .computed(let invalidated, let stored):
+                statistics.computed += 1
+                if invalidated { statistics.invalidated += 1 }
+                if !stored { statistics.cacheWriteFailures += 1 }
             }
-            for r in results {
-                let (sample, report) = r!
-                if let sample { try writer.append(sample) }
-                reports.append(report)
-            }
-            next += window.count
-            progress?(next, studies.count)
+            state.done += 1
+            state.cached = statistics.cached
+            if outcome.report.status != "fused" { state.failed += 1 }
+            state.problems += outcome.report.problems.count
+            progress?(state)
         }
         let manifest = try writer.finish()
         try removeUnlistedShards(in: options.output, keeping: Set(manifest.shards.map(\.file)))
+        let report = makeReport(catalog: catalog, tables: tables, options: options, studies: reports, manifest: manifest)
+        try writeReport(report, to: options.output)
+        statistics.seconds = Date().timeIntervalSince(start)
+        statistics.peakRSSBytes = peakResidentBytes()
+        return IngestOutcome(report: report, statistics: statistics)
+    }
+
+    /// The report of a finished run: every study's outcome, the scan's problems and the counts.
+    static func makeReport(catalog: Catalog, tables: RSNATables, options: IngestOptions, studies reports: [StudyReport],
+                           manifest: Manifest) -> IngestReport {
         let skipped = Set(reports.flatMap { $0.problems.map(\.path) } + catalog.problems.map(\.path))
-        let report = IngestReport(
+        return IngestReport(
             archive: catalog.root, mode: catalog.mode, pipeline: options.pipeline,
             summary: .init(studies: reports.count, fused: reports.filter { $0.status == "fused" }.count,
                            failed: reports.filter { $0.status != "fused" }.count, filesSkipped: skipped.count,
                            samples: manifest.samples, shards: manifest.shards.count),
-            studies: reports, files: catalog.problems + tables.problems)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try AtomicFile.write(try enc.encode(report), to: options.output.appendingPathComponent(reportName))
-        return report
+            studies: reports, files: catalog.problems + tables.problems, partition: options.partition)
     }
-}
 
-/// The output folder holds a finished earlier run and `--overwrite` was not given.
-public struct IngestOutputInUse: Error, CustomStringConvertible {
-    /// The output folder that was refused.
-    public var path: String
-    /// Names the folder and how to proceed (--overwrite or another --out).
-    public var description: String {
-        "\(path): already holds shards of an earlier run (manifest.json); pass --overwrite to replace them, or choose another --out"
+    /// Writes ingest-report.json atomically; paths stay greppable (no escaped slashes).
+    static func writeReport(_ report: IngestReport, to directory: URL) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        try AtomicFile.write(try enc.encode(report) + Data("\n".utf8), to: directory.appendingPathComponent(reportName))
+    }
+
+    /// Peak resident memory of this process (Linux reports kilobytes).
+    static func peakResidentBytes() -> Int {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Int(usage.ru_maxrss) * 1024
     }
 }
 
 extension IngestRunner {
-    /// Refuses a folder with a finished earlier run (its manifest) unless overwriting; when overwriting,
-    /// takes the old manifest away first, so that a run killed midway never leaves a manifest describing
-    /// other shards.
-    static func claimOutput(_ options: IngestOptions) throws {
-        // Shards without a manifest are the remains of a run killed before it finished: replaced freely.
-        let fm = FileManager.default
-        let manifest = options.output.appendingPathComponent(Manifest.fileName)
-        guard fm.fileExists(atPath: manifest.path) else { return }
-        guard options.overwrite else { throw IngestOutputInUse(path: options.output.path) }
-        try fm.removeItem(at: manifest)
+    /// Re-running into a folder is an update: before any shard is replaced, the earlier run's manifest
+    /// and report are taken away, so that a run killed midway never leaves a manifest describing other
+    /// shards (the folder is a dataset again when the run finishes; the cache makes that quick).
+    static func retireFinishedRun(in directory: URL) throws {
+        for name in [Manifest.fileName, reportName] {
+            let url = directory.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
+        }
     }
 
     /// Shards of an earlier run into the same folder that the new manifest no longer lists would make
@@ -165,6 +235,77 @@ extension IngestRunner {
         for name in names where name.hasPrefix("shard-") && name.hasSuffix(".h5") && !listed.contains(name) {
             try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
         }
+    }
+}
+
+/// One ingest at a time per output folder: an exclusive `flock` on `OUT/.ingest.lock`, which the kernel
+/// releases when the process ends however it ends (kill -9 included), so a lock is never stale.
+final class OutputLock {
+    private let fd: Int32
+
+    /// Takes the lock or throws, naming the folder, when another process holds it.
+    init(directory: URL) throws {
+        let path = directory.appendingPathComponent(".ingest.lock").path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ShardError.io(path: path, "cannot open the output folder's lock file") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ShardError.io(path: directory.path, "another fuse3d ingest is writing to this folder; wait for it or choose another --out")
+        }
+    }
+
+    deinit { close(fd) }
+}
+
+/// What a worker does with one study: the cache's entry when it is whole and its files unchanged,
+/// else decode → fuse → normalize → compress, and store the result in the cache.
+struct StudyWorker: Sendable {
+    /// Where a study's result came from.
+    enum Source {
+        case cache
+        /// Fused in this run; `invalidated`: a corrupt or stale entry was replaced; `stored`: the entry was written.
+        case computed(invalidated: Bool, stored: Bool)
+    }
+
+    /// One study's result, ready for the writer.
+    struct Outcome {
+        var report: StudyReport
+        var sample: EncodedSample?
+        var source: Source
+    }
+
+    let root: String
+    let tables: RSNATables
+    let pipeline: PipelineConfig
+    let cache: StudyCache
+    let recompute: Bool
+
+    func process(_ study: CatalogStudy) -> Outcome {
+        let id = StudyFusion.sampleID(study)
+        let labels = tables.labels(for: study.studyID)
+        let coordinates = tables.coordinates[study.studyID] ?? []
+        let key = StudyCache.key(study: study, root: root, sampleID: id, labels: labels, coordinates: coordinates,
+                                 fusion: pipeline.fusion, zstdLevel: pipeline.zstdLevel)
+        var invalidated = false
+        if !recompute {
+            switch cache.load(key, root: root) {
+            case .hit(let entry): return Outcome(report: entry.report, sample: entry.sample, source: .cache)
+            case .miss: break
+            case .corrupt, .stale: invalidated = true
+            }
+        }
+        let fuser = Fuser(parameters: pipeline.fusion)
+        let fused = StudyFusion.fuse(study: study, root: root, labels: labels, coordinates: coordinates, fuser: fuser)
+        var report = fused.1
+        var encoded: EncodedSample?
+        if let sample = fused.0 {
+            do { encoded = try EncodedSample(encoding: sample, zstdLevel: pipeline.zstdLevel) } catch {
+                report.status = "failed"
+                report.error = "\(error)"
+            }
+        }
+        let stored = (try? cache.store(key, root: root, study: .init(report: report, sample: encoded))) != nil
+        return Outcome(report: report, sample: encoded, source: .computed(invalidated: invalidated, stored: stored))
     }
 }
 

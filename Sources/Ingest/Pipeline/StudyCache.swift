@@ -1,0 +1,263 @@
+import Foundation
+import Shards
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A content-keyed cache of fused studies (ccache / Bazel action-cache style): per study, the encoded
+/// sample and its report, under a key of everything that determines them.
+///
+/// The key hashes the study's catalog entry (series, kinds, file paths, geometry from the headers),
+/// every file's size, the fusion parameters, the zstd level, the CSV rows that enter the sample
+/// (labels, keypoints) and `fusionCodeVersion`. File contents are checked through a stat fast path
+/// backed by the digest: each entry records every input file's size, mtime, inode and XXH64; when
+/// read, a file whose stat still matches (and was not modified within a second of the entry being
+/// made, the "racy" case git guards against) is trusted, any other file is digested and must match.
+/// Why not digest always: a warm re-run would read the whole archive (RSNA: ~150,000 files), which
+/// costs about as much as decoding it; stat-only would miss an in-place rewrite that keeps size and
+/// mtime (e.g. `cp -p`, `touch -r`), so a stat change falls back to the digest rather than to a miss.
+/// The digest is XXH64, not SHA-256: it tells whether a file changed (nobody forges a DICOM file to
+/// collide with its earlier self), and at several GB/s it adds little to a cold run that reads the files anyway.
+///
+/// Entries are written to a unique temporary name, fsynced and renamed, so an entry is whole or
+/// absent even under kill -9 and several processes may share one cache. Each entry ends with the
+/// XXH64 of its bytes; a corrupt or truncated entry is a miss and is recomputed.
+public struct StudyCache: Sendable {
+    /// Bumped whenever decoding, fusion or the entry layout changes what a cached sample would hold.
+    public static let fusionCodeVersion = "fusion-1"
+    /// The cache folder (`--cache`, default `OUT/.cache`).
+    public let directory: URL
+
+    /// A cache in `directory` (created on first store).
+    public init(directory: URL) {
+        self.directory = directory
+    }
+
+    /// What a lookup found.
+    public enum Lookup: Sendable {
+        /// A whole entry whose input files are unchanged.
+        case hit(CachedStudy)
+        /// No entry under the key.
+        case miss
+        /// An entry whose bytes fail their checksum or layout (recomputed and replaced).
+        case corrupt(String)
+        /// An entry whose input files changed content (recomputed and replaced).
+        case stale(String)
+    }
+
+    /// One study's cached result: its report and, when fused, its encoded sample.
+    public struct CachedStudy: Sendable {
+        /// The study's report as the run that fused it wrote it.
+        public var report: StudyReport
+        /// The encoded sample; nil for a study that failed.
+        public var sample: EncodedSample?
+    }
+
+    /// An input file's identity: where, how big, and (after fusion) its content digest.
+    struct FileStamp: Codable, Equatable, Sendable {
+        var path: String
+        var size: Int64
+        var mtimeNanoseconds: Int64
+        var inode: UInt64
+        var xxh64: String?
+    }
+
+    /// The cache key of one study and the stamps of its input files.
+    public struct StudyKey: Sendable {
+        /// 64 hex digits naming the entry.
+        public var hex: String
+        let files: [FileStamp]
+    }
+
+    /// The key of `study` fused with `fusion` and encoded at `zstdLevel`; stats every input file.
+    public static func key(study: CatalogStudy, root: String, sampleID: Int64, labels: [Int8],
+                           coordinates: [LabelCoordinate], fusion: FusionParameters, zstdLevel: Int) -> StudyKey {
+        let paths = Array(Set(study.series.flatMap { $0.stacks.flatMap { $0.images.map(\.path) } })).sorted()
+        let files = paths.map { stamp(path: $0, root: root) }
+        struct Material: Encodable {
+            var version: String
+            var sampleID: Int64
+            var fusion: FusionParameters
+            var zstdLevel: Int
+            var study: CatalogStudy
+            var sizes: [String: Int64]
+            var labels: [Int8]
+            var coordinates: [LabelCoordinate]
+        }
+        let material = Material(version: fusionCodeVersion, sampleID: sampleID, fusion: fusion, zstdLevel: zstdLevel,
+                                study: study, sizes: Dictionary(uniqueKeysWithValues: files.map { ($0.path, $0.size) }),
+                                labels: labels, coordinates: coordinates)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let data = (try? encoder.encode(material)) ?? Data("\(material)".utf8)
+        return StudyKey(hex: SHA256.hex(of: data), files: files)
+    }
+
+    /// Looks `key` up; verifies the entry's checksum and its input files (stat, else digest).
+    public func load(_ key: StudyKey, root: String) -> Lookup {
+        guard let data = FileManager.default.contents(atPath: url(key).path) else { return .miss }
+        let entry: (stamps: [FileStamp], madeAt: Int64, cached: CachedStudy)
+        do { entry = try CacheEntry.decode(data) } catch { return .corrupt("\(error)") }
+        let recorded = Dictionary(entry.stamps.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+        for now in key.files {
+            guard let then = recorded[now.path], then.size == now.size else { return .stale("\(now.path): not recorded") }
+            let statMatches = then.mtimeNanoseconds == now.mtimeNanoseconds && then.inode == now.inode
+            let racy = now.mtimeNanoseconds >= entry.madeAt - 1_000_000_000
+            if statMatches && !racy { continue }
+            let digest = try? Self.digest(URL(fileURLWithPath: root).appendingPathComponent(now.path))
+            guard let digest, digest == then.xxh64 else { return .stale("\(now.path): content changed") }
+        }
+        return .hit(entry.cached)
+    }
+
+    /// Stores `study` under `key`, digesting its input files; atomic (temporary name, fsync, rename).
+    public func store(_ key: StudyKey, root: String, study: CachedStudy) throws {
+        var stamps = key.files
+        for i in stamps.indices {
+            stamps[i].xxh64 = try Self.digest(URL(fileURLWithPath: root).appendingPathComponent(stamps[i].path))
+        }
+        let data = try CacheEntry.encode(stamps: stamps, madeAt: Self.nowNanoseconds(), study: study)
+        let final = url(key)
+        try FileManager.default.createDirectory(at: final.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let temporary = final.deletingLastPathComponent()
+            .appendingPathComponent(".\(key.hex).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
+        guard FileManager.default.createFile(atPath: temporary.path, contents: data) else {
+            throw ShardError.io(path: temporary.path, "cannot write a cache entry")
+        }
+        let fd = open(temporary.path, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        guard rename(temporary.path, final.path) == 0 else {
+            try? FileManager.default.removeItem(at: temporary)
+            throw ShardError.io(path: final.path, "cannot rename a cache entry into place")
+        }
+    }
+
+    /// Removes temporary files older than an hour: the remains of a process killed while storing an entry
+    /// (a younger one may belong to another process sharing the cache, which is still writing it).
+    public func sweepAbandonedWrites() {
+        let fm = FileManager.default
+        guard let folders = try? fm.contentsOfDirectory(atPath: directory.path) else { return }
+        let cutoff = Date().addingTimeInterval(-3600)
+        for folder in folders where folder.count == 2 {
+            let url = directory.appendingPathComponent(folder)
+            for name in (try? fm.contentsOfDirectory(atPath: url.path)) ?? [] where name.hasSuffix(".tmp") {
+                let file = url.appendingPathComponent(name)
+                if let modified = (try? fm.attributesOfItem(atPath: file.path))?[.modificationDate] as? Date, modified < cutoff {
+                    try? fm.removeItem(at: file)
+                }
+            }
+        }
+    }
+
+    /// The entry file of `key`: 256 subfolders keep folders small at archive scale.
+    func url(_ key: StudyKey) -> URL {
+        directory.appendingPathComponent(String(key.hex.prefix(2))).appendingPathComponent(key.hex + ".entry")
+    }
+
+    static func stamp(path: String, root: String) -> FileStamp {
+        var st = stat()
+        let full = URL(fileURLWithPath: root).appendingPathComponent(path).path
+        guard stat(full, &st) == 0 else { return FileStamp(path: path, size: -1, mtimeNanoseconds: 0, inode: 0) }
+        return FileStamp(path: path, size: Int64(st.st_size),
+                         mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+                         inode: UInt64(st.st_ino))
+    }
+
+    /// XXH64 of a file's content.
+    static func digest(_ url: URL) throws -> String {
+        let data: Data
+        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+            throw ShardError.io(path: url.path, "cannot read to digest: \(error.localizedDescription)")
+        }
+        return data.withUnsafeBytes { XXH64.hex($0) }
+    }
+
+    static func nowNanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
+
+/// The entry's bytes: magic, a JSON header (stamps, report, sample's small arrays, chunk sizes), the
+/// chunks, then the XXH64 (16 hex digits) of everything before it.
+enum CacheEntry {
+    static let magic = Data("F3DCACHE2\n".utf8)
+
+    struct Header: Codable {
+        var stamps: [StudyCache.FileStamp]
+        var madeAt: Int64
+        var report: StudyReport
+        var sample: SampleHeader?
+    }
+
+    struct SampleHeader: Codable {
+        var studyID: Int64
+        var shape: [Int]
+        var zstdLevel: Int
+        var chunkBytes: [Int]
+        var present: [UInt8]
+        var affine: [Double]
+        /// Float bit patterns, so that NaN keypoints survive JSON.
+        var keypointBits: [UInt32]
+        var norm: [Float]
+        var labels: [Int8]
+    }
+
+    struct Corrupt: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func encode(stamps: [StudyCache.FileStamp], madeAt: Int64, study: StudyCache.CachedStudy) throws -> Data {
+        let sample = study.sample.map {
+            SampleHeader(studyID: $0.studyID, shape: $0.shape, zstdLevel: $0.zstdLevel, chunkBytes: $0.chunks.map(\.count),
+                         present: $0.present, affine: $0.affine, keypointBits: $0.keypoints.map(\.bitPattern), norm: $0.norm,
+                         labels: $0.labels)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let header = try encoder.encode(Header(stamps: stamps, madeAt: madeAt, report: study.report, sample: sample))
+        var data = magic
+        var length = UInt64(header.count).littleEndian
+        withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
+        data.append(header)
+        for chunk in study.sample?.chunks ?? [] { data.append(contentsOf: chunk) }
+        data.append(Data(data.withUnsafeBytes { XXH64.hex($0) }.utf8))
+        return data
+    }
+
+    static func decode(_ data: Data) throws -> (stamps: [StudyCache.FileStamp], madeAt: Int64, cached: StudyCache.CachedStudy) {
+        let fixed = magic.count + 8
+        guard data.count >= fixed + 16, data.prefix(magic.count) == magic else { throw Corrupt(description: "not a cache entry") }
+        let body = data.prefix(data.count - 16)
+        guard body.withUnsafeBytes({ XXH64.hex($0) }) == String(decoding: data.suffix(16), as: UTF8.self) else {
+            throw Corrupt(description: "checksum mismatch (truncated or damaged)")
+        }
+        let bytes = [UInt8](body)
+        let length = bytes[magic.count..<fixed].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        guard length <= bytes.count - fixed else { throw Corrupt(description: "header length out of range") }
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let header = try decoder.decode(Header.self, from: Data(bytes[fixed..<fixed + length]))
+        var sample: EncodedSample?
+        if let s = header.sample {
+            var offset = fixed + length
+            var chunks: [[UInt8]] = []
+            for n in s.chunkBytes {
+                guard n >= 0, offset + n <= bytes.count else { throw Corrupt(description: "chunk sizes out of range") }
+                chunks.append(Array(bytes[offset..<offset + n]))
+                offset += n
+            }
+            guard offset == bytes.count, s.shape.count == 3, chunks.count == 3, s.present.count == 3, s.affine.count == 16,
+                  s.keypointBits.count == 75, s.norm.count == 6, s.labels.count == 25 else {
+                throw Corrupt(description: "sample arrays of the wrong size")
+            }
+            sample = EncodedSample(studyID: s.studyID, shape: s.shape, zstdLevel: s.zstdLevel, chunks: chunks, present: s.present,
+                                   affine: s.affine, keypoints: s.keypointBits.map(Float.init(bitPattern:)), norm: s.norm,
+                                   labels: s.labels)
+        }
+        return (header.stamps, header.madeAt, StudyCache.CachedStudy(report: header.report, sample: sample))
+    }
+}
