@@ -117,6 +117,7 @@ struct gd_file_s {
     bool with_pixels = false;
     std::string warnings;
     gdcm::StringFilter filter;
+    int64_t pixel_length = -2;  // from the structure walk; see gd_file_pixel_data_length
 };
 
 void fuse3d::set_last_error(const std::string &message) {
@@ -158,7 +159,8 @@ extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
             return nullptr;
         }
         std::string structure_error;
-        if (!fuse3d::check_structure(path, structure_error)) {
+        int64_t pixel_length = -2;
+        if (!fuse3d::check_structure(path, structure_error, pixel_length)) {
             if (structure_error.find("Pixel Data, truncated") != std::string::npos) {
                 fuse3d::set_last_error("truncated pixel data: " + structure_error);
             } else {
@@ -170,6 +172,7 @@ extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
         auto f = std::make_unique<gd_file_s>();
         f->path = path;
         f->with_pixels = with_pixels != 0;
+        f->pixel_length = pixel_length;
         bool ok;
         if (f->with_pixels) {
             auto r = std::make_unique<gdcm::ImageReader>();
@@ -254,6 +257,8 @@ extern "C" char *gd_file_frame_string(gd_file f, int frame, uint16_t seq_group, 
     )
     return nullptr;
 }
+
+extern "C" int64_t gd_file_pixel_data_length(gd_file f) { return f->pixel_length; }
 
 extern "C" int gd_file_has_pixel_data(gd_file f) {
     return f->reader->GetFile().GetDataSet().FindDataElement(gdcm::Tag(0x7fe0, 0x0010)) ? 1 : 0;

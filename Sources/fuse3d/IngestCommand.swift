@@ -39,6 +39,10 @@ struct IngestCommand: ParsableCommand {
     @Flag(help: "Replace a finished earlier run in --out (a folder with manifest.json is refused otherwise).")
     var overwrite = false
 
+    // issue 9 (files): --strict.
+    @Flag(help: "Exit with status 1 after the run when any file was skipped (the report is written first).")
+    var strict = false
+
     @Option(help: "Studies fused at once (default: the number of cores).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -73,5 +77,16 @@ struct IngestCommand: ParsableCommand {
             print("study \(s.studyID): \(s.error ?? "failed")")
         }
         print(report.summaryLine)
+        if strict && report.summary.filesSkipped > 0 {
+            throw StrictFailure(skipped: report.summary.filesSkipped)
+        }
     }
+}
+
+/// `--strict` and files were skipped: the run finished, its report lists them, the exit status says so.
+struct StrictFailure: Error, CustomStringConvertible {
+    /// Files skipped by the run.
+    var skipped: Int
+    /// Names the count and where the reasons are.
+    var description: String { "--strict: \(skipped) file(s) skipped; their reasons are in ingest-report.json" }
 }

@@ -56,6 +56,12 @@ char *gd_file_string(gd_file f, uint16_t group, uint16_t element);
 char *gd_file_frame_string(gd_file f, int frame, uint16_t seq_group, uint16_t seq_element,
                            uint16_t group, uint16_t element);
 
+/**
+ * Declared byte length of the top-level Pixel Data element, read from the file's structure without
+ * decoding: -2 when there is none, -1 when it is encapsulated (compressed fragments) or deflated.
+ */
+int64_t gd_file_pixel_data_length(gd_file f);
+
 /** 1 when the data set holds a Pixel Data element (7FE0,0010), else 0. */
 int gd_file_has_pixel_data(gd_file f);
 
