@@ -147,10 +147,15 @@ public enum CatalogScanner {
     }
 
     /// A full decode for `scan --decode`, whose header keeps what only the header read gives (the
-    /// declared pixel data length) so that the header checks see the same file.
+    /// declared pixel data length) so that the header checks see the same file. Files whose header
+    /// already shows broken pixels are not handed to the decoder; files without geometry are, so that
+    /// a broken codec stream is reported before the missing geometry.
     static func readDecoding(_ path: String) throws -> DicomHeader {
         let header = try DicomReader.readHeader(path)
-        if header.headerProblem != nil { return header }
+        switch header.headerProblem {
+        case nil, .missingGeometry?, .degenerateGeometry?: break
+        default: return header
+        }
         var decoded = try DicomReader.readImage(path).header
         decoded.pixelDataLength = header.pixelDataLength
         return decoded
