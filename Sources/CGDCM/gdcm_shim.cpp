@@ -8,6 +8,7 @@
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
 #include <gdcmReader.h>
+#include <gdcmSequenceOfFragments.h>
 #include <gdcmSequenceOfItems.h>
 #include <gdcmStringFilter.h>
 #include <gdcmTrace.h>
@@ -286,6 +287,72 @@ void convert(const char *raw, int64_t n, int bits_stored, bool is_signed, double
 }
 }  // namespace
 
+namespace {
+/// Decodes RLE Lossless pixel data with fuse3d's own decoder (rle_decode.cpp) into `out`, frame
+/// after frame. 1: done; 0: not RLE, or not one fragment per frame (GDCM decodes it then);
+/// -1: a broken stream (last error set).
+int native_rle(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int64_t rows, int64_t cols, int64_t frames,
+               int samples, int bits, char *out, int64_t capacity) {
+    if (ts != gdcm::TransferSyntax::RLELossless || bits % 8 != 0) return 0;
+    const gdcm::SequenceOfFragments *sf = pd.GetSequenceOfFragments();
+    if (!sf || static_cast<int64_t>(sf->GetNumberOfFragments()) != frames) return 0;
+    const int64_t frame_bytes = rows * cols * samples * (bits / 8);
+    if (capacity < frame_bytes * frames) {
+        fuse3d::set_last_error("output buffer too small");
+        return -1;
+    }
+    for (int64_t i = 0; i < frames; i++) {
+        const gdcm::ByteValue *bv = sf->GetFragment(static_cast<unsigned int>(i)).GetByteValue();
+        if (!bv) {
+            fuse3d::set_last_error("RLE: frame " + std::to_string(i) + " has an empty fragment");
+            return -1;
+        }
+        const int64_t n = gd_rle_decode_frame(reinterpret_cast<const uint8_t *>(bv->GetPointer()), bv->GetLength(),
+                                              static_cast<int>(rows), static_cast<int>(cols), samples, bits,
+                                              reinterpret_cast<uint8_t *>(out + i * frame_bytes), static_cast<uint64_t>(frame_bytes));
+        if (n < 0) {
+            if (frames > 1) fuse3d::set_last_error("frame " + std::to_string(i) + ": " + t_last_error);
+            return -1;
+        }
+    }
+    return 1;
+}
+}  // namespace
+
+extern "C" int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int64_t capacity) {
+    GD_PROTECT(
+        if (!f->with_pixels) {
+            fuse3d::set_last_error("file was opened without pixel data");
+            return -1;
+        }
+        auto *ir = static_cast<gdcm::ImageReader *>(f->reader.get());
+        const gdcm::Image &image = ir->GetImage();
+        const int64_t length = static_cast<int64_t>(image.GetBufferLength());
+        if (!out) return length;
+        if (capacity < length) {
+            fuse3d::set_last_error("output buffer too small");
+            return -1;
+        }
+        if (decoder == 1) {
+            const gdcm::PixelFormat &pf = image.GetPixelFormat();
+            const int64_t frames = image.GetNumberOfDimensions() > 2 ? image.GetDimension(2) : 1;
+            const int r = native_rle(image.GetDataElement(), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
+                                     image.GetDimension(1), image.GetDimension(0), frames, pf.GetSamplesPerPixel(),
+                                     pf.GetBitsAllocated(), reinterpret_cast<char *>(out), capacity);
+            if (r == 0) fuse3d::set_last_error("not RLE Lossless with one fragment per frame");
+            return r == 1 ? length : -1;
+        }
+        InsideGDCM inside;
+        t_trace.clear();
+        if (!image.GetBuffer(reinterpret_cast<char *>(out))) {
+            fuse3d::set_last_error("cannot decode pixel data: " + trimmed_trace().substr(0, 400));
+            return -1;
+        }
+        return length;
+    )
+    return -1;
+}
+
 extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity) {
     GD_PROTECT(
         if (!f->with_pixels) {
@@ -354,7 +421,9 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
             return -1;
         }
         std::vector<char> raw(length);
-        if (!image.GetBuffer(raw.data())) {
+        const int rle = native_rle(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated(), raw.data(), static_cast<int64_t>(length));
+        if (rle < 0) return -1;
+        if (rle == 0 && !image.GetBuffer(raw.data())) {
             std::string trace = trimmed_trace();
             fuse3d::set_last_error(std::string("cannot decode pixel data (") + ts.GetString() + ")" +
                                    (trace.empty() ? "" : ": " + trace.substr(0, 400)));

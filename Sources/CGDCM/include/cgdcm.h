@@ -74,6 +74,23 @@ int gd_file_has_pixel_data(gd_file f);
  */
 int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity);
 
+/**
+ * Decodes one RLE Lossless frame (PS3.5 Annex G: one fragment, a 64-byte header of segment offsets,
+ * PackBits segments, most significant byte plane first) into `out` as pixel-interleaved little-endian
+ * samples (rows x columns x samples x bits_allocated/8 bytes). Refuses headers that lie (segment count
+ * other than samples x bytes or above 15, offsets outside the fragment or out of order) and runs that
+ * overrun a segment. Returns the bytes written, or -1 with the last error set.
+ */
+int64_t gd_rle_decode_frame(const uint8_t *fragment, uint64_t length, int rows, int columns, int samples,
+                            int bits_allocated, uint8_t *out, uint64_t capacity);
+
+/**
+ * The file's pixel data as raw bytes (every frame, little-endian samples, as GDCM's Image::GetBuffer
+ * gives them). `decoder` 0: GDCM's codecs; 1: fuse3d's own RLE decoder (RLE Lossless files only).
+ * With `out` NULL returns the byte count needed. Returns the bytes written, or -1 with the last error set.
+ */
+int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int64_t capacity);
+
 #ifdef __cplusplus
 }
 #endif
