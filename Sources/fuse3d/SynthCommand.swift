@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ingest
+import Synth
 
 /// `fuse3d synth`: writes a phantom lumbar-MRI cohort in the RSNA 2024 layout.
 struct Synth: ParsableCommand {

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import Shards
 
 /// How often each severity is drawn, per condition: weights for (Normal/Mild, Moderate, Severe).

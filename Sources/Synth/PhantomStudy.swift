@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import Shards
 
 /// One row of train_label_coordinates.csv: where a labelled structure is, as Kaggle gives it.
