@@ -9,30 +9,31 @@ struct Synth: ParsableCommand {
         abstract: "Write a phantom lumbar-spine MRI cohort (real DICOM, RSNA 2024 layout and CSVs).",
         discussion: """
         Each study has Sagittal T1, Sagittal T2/STIR and Axial T2 (one oblique stack per disc) rendered \
-        from a spine whose canal, foramina and recesses are narrowed by its labels. Same seed, same bytes.
+        from a spine whose canal, foramina and recesses are narrowed by its labels. The same seed and options \
+        write the same bytes.
 
         Example: fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks
         """)
 
-    @Option(help: "Number of studies.")
+    @Option(help: "The number of studies to write.")
     var studies: Int = 8
 
     @Option(help: "Output folder (train_images/ and the three CSVs go here).")
     var out: String
 
-    @Option(help: "Seed: everything in the cohort derives from it.")
+    @Option(help: "The seed every random choice of the cohort derives from.")
     var seed: UInt64 = 0
 
     @Flag(help: "Add real-archive irregularities: shuffled instance numbers, missing series, a localizer, JPEG 2000 / JPEG-LS / RLE files, a truncated file, a non-DICOM file, empty label cells.")
     var quirks = false
 
-    @Option(help: "Label weights Normal/Mild,Moderate,Severe for every condition (default: close to the competition's).")
+    @Option(help: "Relative weights of Normal/Mild, Moderate and Severe for every condition, e.g. 1,1,1 (default: close to the competition's).")
     var labelWeights: String?
 
-    @Option(help: "Sagittal matrix (rows = columns).")
+    @Option(help: "Rows (and columns) of the sagittal images.")
     var sagittalMatrix = 256
 
-    @Option(help: "Axial matrix (rows = columns).")
+    @Option(help: "Rows (and columns) of the axial images.")
     var axialMatrix = 192
 
     func validate() throws {
