@@ -4,6 +4,23 @@ import Ingest
 
 /// A lossless transfer syntax the synthetic writer can produce.
 public enum SynthTransferSyntax: Int, CaseIterable, Sendable {
+    /// The syntax a command line names: explicit-le, jpeg2000, jpeg-ls, rle or jpeg-lossless.
+    public init?(name: String) {
+        guard let s = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = s
+    }
+
+    /// The name `fuse3d synth --transfer-syntax` takes.
+    public var name: String {
+        switch self {
+        case .explicitLittleEndian: return "explicit-le"
+        case .jpeg2000Lossless: return "jpeg2000"
+        case .jpegLSLossless: return "jpeg-ls"
+        case .rleLossless: return "rle"
+        case .jpegLossless: return "jpeg-lossless"
+        }
+    }
+
     /// Uncompressed, explicit VR little endian.
     case explicitLittleEndian = 0
     /// JPEG 2000 (lossless only).
@@ -12,6 +29,8 @@ public enum SynthTransferSyntax: Int, CaseIterable, Sendable {
     case jpegLSLossless = 2
     /// RLE lossless.
     case rleLossless = 3
+    /// JPEG lossless, process 14, first-order prediction (selection value 1).
+    case jpegLossless = 4
 
     /// The transfer syntax UID written in the file meta header.
     public var uid: String {
@@ -20,6 +39,7 @@ public enum SynthTransferSyntax: Int, CaseIterable, Sendable {
         case .jpeg2000Lossless: return "1.2.840.10008.1.2.4.90"
         case .jpegLSLossless: return "1.2.840.10008.1.2.4.80"
         case .rleLossless: return "1.2.840.10008.1.2.5"
+        case .jpegLossless: return "1.2.840.10008.1.2.4.70"
         }
     }
 }

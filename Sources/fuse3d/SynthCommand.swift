@@ -36,7 +36,13 @@ struct Synth: ParsableCommand {
     @Option(help: "Rows (and columns) of the axial images.")
     var axialMatrix = 192
 
+    @Option(help: "The transfer syntax of every file: explicit-le, jpeg2000, jpeg-ls, rle or jpeg-lossless (with --quirks, some series keep their own).")
+    var transferSyntax = "explicit-le"
+
     func validate() throws {
+        guard SynthTransferSyntax(name: transferSyntax) != nil else {
+            throw ValidationError("--transfer-syntax takes one of \(SynthTransferSyntax.allCases.map(\.name).joined(separator: ", ")).")
+        }
         guard studies > 0 else { throw ValidationError("--studies must be at least 1.") }
         guard sagittalMatrix >= 32, axialMatrix >= 32 else { throw ValidationError("Matrix sizes must be at least 32.") }
         if let labelWeights { _ = try parseWeights(labelWeights) }
@@ -52,7 +58,8 @@ struct Synth: ParsableCommand {
 
     func run() throws {
         var options = SynthOptions(studies: studies, seed: seed, quirks: quirks,
-                                   sagittalMatrix: sagittalMatrix, axialMatrix: axialMatrix)
+                                   sagittalMatrix: sagittalMatrix, axialMatrix: axialMatrix,
+                                   transferSyntax: SynthTransferSyntax(name: transferSyntax)!)
         if let labelWeights { options.labels = LabelDistribution(all: try parseWeights(labelWeights)) }
         // On a terminal the progress line rewrites itself; in a log it is one line per study.
         let terminal = isatty(STDERR_FILENO) != 0
