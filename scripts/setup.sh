@@ -30,7 +30,7 @@ fi
 # --- Python virtual environment -------------------------------------------
 # torch's wheel is our libtorch (headers + shared libraries); the rest are
 # test fixtures (pydicom's DICOM files) and peers for tests and benchmarks.
-PY_PACKAGES=(torch==2.13.0 numpy pydicom pydicom-data pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg h5py hdf5plugin scipy safetensors nibabel)
+PY_PACKAGES=(torch==2.13.0 numpy pydicom pydicom-data pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg h5py hdf5plugin scipy safetensors nibabel dcm2niix)
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   "$PY" -m venv "$VENV"
