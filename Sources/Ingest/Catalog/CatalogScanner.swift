@@ -70,7 +70,7 @@ public enum CatalogScanner {
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 for i in (c * chunk)..<min(files.count, (c + 1) * chunk) {
                     do {
-                        out[i] = .success(decode ? try readDecoding(files[i]) : try DicomReader.readHeader(files[i]))
+                        out[i] = .success(decode ? try DicomReader.readImage(files[i]).header : try DicomReader.readHeader(files[i]))
                     } catch let e as GDCMError {
                         out[i] = .failure(e)
                     } catch {
@@ -144,21 +144,6 @@ public enum CatalogScanner {
             skipped: skipped, ignoredSeries: ignoredSeries, ignoredFiles: ignoredFiles)
         return Catalog(mode: rsna ? "rsna" : "tags", root: rootPath, fileCount: files.count,
                        imageCount: imageCount, studies: studies, problems: problems, warnings: warnings, accounting: accounting)
-    }
-
-    /// A full decode for `scan --decode`, whose header keeps what only the header read gives (the
-    /// declared pixel data length) so that the header checks see the same file. Files whose header
-    /// already shows broken pixels are not handed to the decoder; files without geometry are, so that
-    /// a broken codec stream is reported before the missing geometry.
-    static func readDecoding(_ path: String) throws -> DicomHeader {
-        let header = try DicomReader.readHeader(path)
-        switch header.headerProblem {
-        case nil, .missingGeometry?, .degenerateGeometry?: break
-        default: return header
-        }
-        var decoded = try DicomReader.readImage(path).header
-        decoded.pixelDataLength = header.pixelDataLength
-        return decoded
     }
 
     /// Decides which series of a study are fused, writing the reason on each one that is not:
