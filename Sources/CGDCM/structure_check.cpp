@@ -148,8 +148,9 @@ struct Walker {
 };
 }  // namespace
 
-bool fuse3d::check_structure(const std::string &path, std::string &error, int64_t &pixel_length) {
+bool fuse3d::check_structure(const std::string &path, std::string &error, int64_t &pixel_length, std::string &transfer_syntax) {
     pixel_length = -2;
+    transfer_syntax.clear();
     int fd = ::open(path.c_str(), O_RDONLY);
     if (fd < 0) { error = "cannot open file"; return false; }
     struct stat st;
@@ -186,6 +187,7 @@ bool fuse3d::check_structure(const std::string &path, std::string &error, int64_
         }
         if (ok) {
             deflated = ts == "1.2.840.10008.1.2.1.99";
+            transfer_syntax = ts;
             w.explicit_vr = ts != "1.2.840.10008.1.2";
             w.big_endian = ts == "1.2.840.10008.1.2.2";
         }

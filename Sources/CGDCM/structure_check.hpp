@@ -9,5 +9,6 @@ namespace fuse3d {
 /// abort() inside it; this walk turns them into an error message instead. Returns false and fills
 /// `error` on the first element that does not fit. Deflated data sets are checked up to the meta group.
 /// `pixel_length` receives the top-level Pixel Data's declared length: -2 absent, -1 encapsulated or deflated.
-bool check_structure(const std::string &path, std::string &error, int64_t &pixel_length);
+/// `transfer_syntax` receives the file meta group's Transfer Syntax UID (empty without one).
+bool check_structure(const std::string &path, std::string &error, int64_t &pixel_length, std::string &transfer_syntax);
 }  // namespace fuse3d
