@@ -22,6 +22,22 @@ SYNTH = [  # (name in the table, fuse3d synth --transfer-syntax)
     ("JPEG 2000 lossless", "jpeg2000"),
 ]
 
+# The reading of the numbers, kept with the table when --write replaces the section (edit after a re-run).
+NOTES = """What the table says (measured 2026-12-01 on the shared 2-core machine, release build):
+- fuse3d's start-up is 0.43 s of every fuse3d cell (`taskset -c 0 fuse3d version`, median of 5): the binary
+  links libtorch and maps it at start; issue 12 (libtorch opened on first use) removes that from commands that
+  do not train. dcm2niix starts in milliseconds. Without start-up, fuse3d's RLE column is about 0.17 s against
+  dcm2niix's 0.45 s, and uncompressed about 0.24 s against 0.26 s.
+- RLE: fuse3d's own decoder (PS3.5 Annex G, equal to pydicom on every RLE fixture of pydicom and pydicom-data,
+  and to GDCM except on 16/32-bit colour, which GDCM 3.0.21 interleaves wrongly) and, as much, reading RLE files
+  with a plain `gdcm::Reader`: GDCM's `ImageReader` decodes RLE pixel data while reading (0.36 s against 0.01 s
+  for 48 files of 448² with a bare C++ loop), so fuse3d took 2.26 s for this row before and 0.60 s now.
+- JPEG 2000 (OpenJPEG through GDCM) is 1.8× faster than dcm2niix's OpenJPEG build and level with pylibjpeg.
+  Debian's Grok (`libgrokj2k1`) was not measured: there was no time left; OpenJPEG stays.
+- JPEG lossless and JPEG-LS go through GDCM (IJG / CharLS) and lose to dcm2niix by 0.2–0.8 s beyond start-up;
+  deflate is read by GDCM and pydicom only (this dcm2niix exits with an error on deflated files).
+"""
+
 PEER = r'''
 import os, sys, warnings
 warnings.simplefilter("ignore")
@@ -139,6 +155,7 @@ def main():
         "",
         *table,
         "",
+        NOTES,
     ])
     print(section)
     if args.write:
