@@ -56,13 +56,16 @@ let package = Package(
         ),
         .target(name: "Shards", dependencies: ["CHDF5"]),
         .target(name: "Ingest", dependencies: ["CGDCM", "CPNG", "Shards", .product(name: "Yams", package: "Yams")]),
+        // The phantom cohort (a DICOM writer) for tests and the demo; Ingest never imports it.
+        .target(name: "Synth", dependencies: ["CGDCM", "Ingest", "Shards"]),
         .target(name: "Train", dependencies: ["CTorch", "Shards"]),
         .executableTarget(
             name: "fuse3d",
-            dependencies: ["Ingest", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Ingest", "Synth", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Shards", "TestSupport"]),
+        .testTarget(name: "SynthTests", dependencies: ["Synth", "Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "ShardsTests", dependencies: ["Shards", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Shards", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),

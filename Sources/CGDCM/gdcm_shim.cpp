@@ -8,6 +8,7 @@
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
 #include <gdcmReader.h>
+#include <gdcmSequenceOfFragments.h>
 #include <gdcmSequenceOfItems.h>
 #include <gdcmStringFilter.h>
 #include <gdcmTrace.h>
@@ -117,6 +118,11 @@ struct gd_file_s {
     bool with_pixels = false;
     std::string warnings;
     gdcm::StringFilter filter;
+    int64_t pixel_length = -2;  // from the structure walk; see gd_file_pixel_data_length
+    // RLE Lossless files are read with a plain gdcm::Reader: GDCM's ImageReader decodes RLE pixel data
+    // while reading (measured: 7.5 ms per 448² file against 0.2 ms for the plain read), and fuse3d's own
+    // decoder does that work instead, from the data set's tags.
+    bool rle = false;
 };
 
 void fuse3d::set_last_error(const std::string &message) {
@@ -158,7 +164,9 @@ extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
             return nullptr;
         }
         std::string structure_error;
-        if (!fuse3d::check_structure(path, structure_error)) {
+        int64_t pixel_length = -2;
+        std::string meta_syntax;
+        if (!fuse3d::check_structure(path, structure_error, pixel_length, meta_syntax)) {
             if (structure_error.find("Pixel Data, truncated") != std::string::npos) {
                 fuse3d::set_last_error("truncated pixel data: " + structure_error);
             } else {
@@ -170,8 +178,14 @@ extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
         auto f = std::make_unique<gd_file_s>();
         f->path = path;
         f->with_pixels = with_pixels != 0;
+        f->pixel_length = pixel_length;
+        f->rle = f->with_pixels && meta_syntax == "1.2.840.10008.1.2.5";
         bool ok;
-        if (f->with_pixels) {
+        if (f->rle) {
+            f->reader = std::make_unique<gdcm::Reader>();
+            f->reader->SetFileName(path);
+            ok = f->reader->Read();
+        } else if (f->with_pixels) {
             auto r = std::make_unique<gdcm::ImageReader>();
             r->SetFileName(path);
             ok = r->Read();
@@ -255,6 +269,8 @@ extern "C" char *gd_file_frame_string(gd_file f, int frame, uint16_t seq_group, 
     return nullptr;
 }
 
+extern "C" int64_t gd_file_pixel_data_length(gd_file f) { return f->pixel_length; }
+
 extern "C" int gd_file_has_pixel_data(gd_file f) {
     return f->reader->GetFile().GetDataSet().FindDataElement(gdcm::Tag(0x7fe0, 0x0010)) ? 1 : 0;
 }
@@ -281,6 +297,194 @@ void convert(const char *raw, int64_t n, int bits_stored, bool is_signed, double
 }
 }  // namespace
 
+namespace {
+/// What a decode needs to know about the pixels, from GDCM's Image or from the data set's tags.
+struct PixelLayout {
+    int64_t rows = 0, cols = 0, frames = 1;
+    int samples = 1, bits_allocated = 0, bits_stored = 0;
+    bool is_signed = false;
+    std::string photometric;
+};
+
+/// The layout from the data set's tags (files read without GDCM's ImageReader); absent tags read as 0.
+PixelLayout layout_from_tags(gd_file f) {
+    const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
+    auto text = [&](uint16_t g, uint16_t e) -> std::string {
+        gdcm::Tag tag(g, e);
+        if (!ds.FindDataElement(tag)) return "";
+        return trim_value(f->filter.ToString(ds.GetDataElement(tag)));
+    };
+    auto number = [&](uint16_t g, uint16_t e, long fallback) -> long {
+        const std::string s = text(g, e);
+        char *end = nullptr;
+        const long v = std::strtol(s.c_str(), &end, 10);
+        return s.empty() || end == s.c_str() ? fallback : v;
+    };
+    PixelLayout p;
+    p.rows = number(0x0028, 0x0010, 0);
+    p.cols = number(0x0028, 0x0011, 0);
+    p.frames = number(0x0028, 0x0008, 1);
+    p.samples = static_cast<int>(number(0x0028, 0x0002, 1));
+    p.bits_allocated = static_cast<int>(number(0x0028, 0x0100, 0));
+    p.bits_stored = static_cast<int>(number(0x0028, 0x0101, p.bits_allocated));
+    p.is_signed = number(0x0028, 0x0103, 0) == 1;
+    p.photometric = text(0x0028, 0x0004);
+    return p;
+}
+
+/// Decodes RLE Lossless pixel data with fuse3d's own decoder (rle_decode.cpp) into `out`, frame
+/// after frame. 1: done; 0: not RLE, or not one fragment per frame (GDCM decodes it then);
+/// -1: a broken stream (last error set).
+int native_rle(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int64_t rows, int64_t cols, int64_t frames,
+               int samples, int bits, char *out, int64_t capacity) {
+    if (ts != gdcm::TransferSyntax::RLELossless || bits % 8 != 0) return 0;
+    const gdcm::SequenceOfFragments *sf = pd.GetSequenceOfFragments();
+    if (!sf || static_cast<int64_t>(sf->GetNumberOfFragments()) != frames) return 0;
+    const int64_t frame_bytes = rows * cols * samples * (bits / 8);
+    if (capacity < frame_bytes * frames) {
+        fuse3d::set_last_error("output buffer too small");
+        return -1;
+    }
+    for (int64_t i = 0; i < frames; i++) {
+        const gdcm::ByteValue *bv = sf->GetFragment(static_cast<unsigned int>(i)).GetByteValue();
+        if (!bv) {
+            fuse3d::set_last_error("RLE: frame " + std::to_string(i) + " has an empty fragment");
+            return -1;
+        }
+        const int64_t n = gd_rle_decode_frame(reinterpret_cast<const uint8_t *>(bv->GetPointer()), bv->GetLength(),
+                                              static_cast<int>(rows), static_cast<int>(cols), samples, bits,
+                                              reinterpret_cast<uint8_t *>(out + i * frame_bytes), static_cast<uint64_t>(frame_bytes));
+        if (n < 0) {
+            if (frames > 1) fuse3d::set_last_error("frame " + std::to_string(i) + ": " + t_last_error);
+            return -1;
+        }
+    }
+    return 1;
+}
+}  // namespace
+
+extern "C" int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int64_t capacity) {
+    GD_PROTECT(
+        if (!f->with_pixels) {
+            fuse3d::set_last_error("file was opened without pixel data");
+            return -1;
+        }
+        if (f->rle && decoder == 1) {
+            const PixelLayout p = layout_from_tags(f);
+            const int64_t length = p.rows * p.cols * p.frames * p.samples * (p.bits_allocated / 8);
+            if (!out) return length;
+            const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
+            const int r = native_rle(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), gdcm::TransferSyntax::RLELossless, p.rows,
+                                     p.cols, p.frames, p.samples, p.bits_allocated, reinterpret_cast<char *>(out), capacity);
+            if (r == 0) fuse3d::set_last_error("not RLE Lossless with one fragment per frame");
+            return r == 1 ? length : -1;
+        }
+        // GDCM's decoders need its ImageReader; a file opened for fuse3d's RLE decoder is read again for them.
+        std::unique_ptr<gdcm::ImageReader> own;
+        gdcm::ImageReader *ir = nullptr;
+        if (f->rle) {
+            own = std::make_unique<gdcm::ImageReader>();
+            own->SetFileName(f->path.c_str());
+            InsideGDCM inside;
+            if (!own->Read()) {
+                fuse3d::set_last_error("not a readable DICOM image");
+                return -1;
+            }
+            ir = own.get();
+        } else {
+            ir = static_cast<gdcm::ImageReader *>(f->reader.get());
+        }
+        const gdcm::Image &image = ir->GetImage();
+        const int64_t length = static_cast<int64_t>(image.GetBufferLength());
+        if (!out) return length;
+        if (capacity < length) {
+            fuse3d::set_last_error("output buffer too small");
+            return -1;
+        }
+        if (decoder == 1) {
+            const gdcm::PixelFormat &pf = image.GetPixelFormat();
+            const int64_t frames = image.GetNumberOfDimensions() > 2 ? image.GetDimension(2) : 1;
+            const int r = native_rle(image.GetDataElement(), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
+                                     image.GetDimension(1), image.GetDimension(0), frames, pf.GetSamplesPerPixel(),
+                                     pf.GetBitsAllocated(), reinterpret_cast<char *>(out), capacity);
+            if (r == 0) fuse3d::set_last_error("not RLE Lossless with one fragment per frame");
+            return r == 1 ? length : -1;
+        }
+        InsideGDCM inside;
+        t_trace.clear();
+        if (!image.GetBuffer(reinterpret_cast<char *>(out))) {
+            fuse3d::set_last_error("cannot decode pixel data: " + trimmed_trace().substr(0, 400));
+            return -1;
+        }
+        return length;
+    )
+    return -1;
+}
+
+namespace {
+void flip_monochrome1(float *out, int64_t n) {
+    // MONOCHROME1 shows low values bright; flip so that bright is high, as for MONOCHROME2.
+    float lo = out[0], hi = out[0];
+    for (int64_t i = 1; i < n; i++) { lo = std::min(lo, out[i]); hi = std::max(hi, out[i]); }
+    for (int64_t i = 0; i < n; i++) out[i] = hi + lo - out[i];
+}
+
+/// gd_file_decode for an RLE Lossless file read without GDCM's ImageReader: layout from the tags,
+/// frames by fuse3d's decoder, the same checks and conversion as the GDCM path.
+int64_t decode_rle_file(gd_file f, double slope, double intercept, float *out, int64_t capacity) {
+    const PixelLayout p = layout_from_tags(f);
+    if (p.samples != 1) {
+        fuse3d::set_last_error("colour image (" + std::to_string(p.samples) + " samples per pixel, " + p.photometric +
+                               ") where a greyscale image is needed");
+        return -1;
+    }
+    if (p.photometric != "MONOCHROME1" && p.photometric != "MONOCHROME2") {
+        fuse3d::set_last_error("photometric interpretation " + p.photometric + " is not greyscale");
+        return -1;
+    }
+    if (p.rows <= 0 || p.cols <= 0 || p.frames <= 0) {
+        fuse3d::set_last_error("image has no pixels (Rows, Columns or frames is 0)");
+        return -1;
+    }
+    const int64_t n = p.rows * p.cols * p.frames;
+    if (n > kMaxValues) {
+        fuse3d::set_last_error("absurd image size " + std::to_string(p.rows) + "x" + std::to_string(p.cols) + "x" +
+                               std::to_string(p.frames) + " (more than 2^30 pixels)");
+        return -1;
+    }
+    if (capacity < n) {
+        fuse3d::set_last_error("output buffer too small");
+        return -1;
+    }
+    if (p.bits_allocated != 8 && p.bits_allocated != 16 && p.bits_allocated != 32) {
+        fuse3d::set_last_error("unsupported BitsAllocated " + std::to_string(p.bits_allocated) + " for RLE");
+        return -1;
+    }
+    const int64_t bytes = n * (p.bits_allocated / 8);
+    std::vector<char> raw(static_cast<size_t>(bytes));
+    const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
+    const int r = native_rle(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), gdcm::TransferSyntax::RLELossless, p.rows, p.cols,
+                             p.frames, 1, p.bits_allocated, raw.data(), bytes);
+    if (r == 0) fuse3d::set_last_error("RLE pixel data without one fragment per frame");
+    if (r != 1) return -1;
+    switch (p.bits_allocated) {
+    case 8:
+        if (p.is_signed) convert<int8_t>(raw.data(), n, p.bits_stored, true, slope, intercept, out);
+        else convert<uint8_t>(raw.data(), n, p.bits_stored, false, slope, intercept, out);
+        break;
+    case 16:
+        if (p.is_signed) convert<int16_t>(raw.data(), n, p.bits_stored, true, slope, intercept, out);
+        else convert<uint16_t>(raw.data(), n, p.bits_stored, false, slope, intercept, out);
+        break;
+    default:
+        if (p.is_signed) convert<int32_t>(raw.data(), n, p.bits_stored, true, slope, intercept, out);
+        else convert<uint32_t>(raw.data(), n, p.bits_stored, false, slope, intercept, out);
+    }
+    if (p.photometric == "MONOCHROME1") flip_monochrome1(out, n);
+    return n;
+}
+}  // namespace
+
 extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity) {
     GD_PROTECT(
         if (!f->with_pixels) {
@@ -292,6 +496,7 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
             fuse3d::set_last_error("truncated pixel data: the file ends inside Pixel Data (GDCM: Incomplete Pixel Data)");
             return -1;
         }
+        if (f->rle) return decode_rle_file(f, slope, intercept, out, capacity);
         InsideGDCM inside;
         t_trace.clear();
         auto *ir = static_cast<gdcm::ImageReader *>(f->reader.get());
@@ -349,7 +554,9 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
             return -1;
         }
         std::vector<char> raw(length);
-        if (!image.GetBuffer(raw.data())) {
+        const int rle = native_rle(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated(), raw.data(), static_cast<int64_t>(length));
+        if (rle < 0) return -1;
+        if (rle == 0 && !image.GetBuffer(raw.data())) {
             std::string trace = trimmed_trace();
             fuse3d::set_last_error(std::string("cannot decode pixel data (") + ts.GetString() + ")" +
                                    (trace.empty() ? "" : ": " + trace.substr(0, 400)));
@@ -383,12 +590,7 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
             fuse3d::set_last_error(std::string("unsupported pixel format ") + pf.GetScalarTypeAsString());
             return -1;
         }
-        if (pi == gdcm::PhotometricInterpretation::MONOCHROME1) {
-            // MONOCHROME1 shows low values bright; flip so that bright is high, as for MONOCHROME2.
-            float lo = out[0], hi = out[0];
-            for (int64_t i = 1; i < n; i++) { lo = std::min(lo, out[i]); hi = std::max(hi, out[i]); }
-            for (int64_t i = 0; i < n; i++) out[i] = hi + lo - out[i];
-        }
+        if (pi == gdcm::PhotometricInterpretation::MONOCHROME1) flip_monochrome1(out, n);
         return n;
     )
     return -1;

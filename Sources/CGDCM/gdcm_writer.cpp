@@ -47,6 +47,7 @@ gdcm::TransferSyntax::TSType syntaxType(gdw_transfer_syntax s) {
     case GDW_TS_JPEG2000_LOSSLESS: return gdcm::TransferSyntax::JPEG2000Lossless;
     case GDW_TS_JPEGLS_LOSSLESS: return gdcm::TransferSyntax::JPEGLSLossless;
     case GDW_TS_RLE_LOSSLESS: return gdcm::TransferSyntax::RLELossless;
+    case GDW_TS_JPEG_LOSSLESS: return gdcm::TransferSyntax::JPEGLosslessProcess14_1;
     }
     throw std::runtime_error("unknown transfer syntax " + std::to_string(static_cast<int>(s)));
 }

@@ -19,6 +19,8 @@ struct Walker {
     bool explicit_vr;
     bool big_endian;
     std::string error;
+    /// Declared length of the top-level Pixel Data element: -2 absent, -1 encapsulated (undefined length).
+    int64_t pixel_length = -2;
 
     uint16_t u16(size_t at, bool be) const {
         return be ? uint16_t(data[at] << 8 | data[at + 1]) : uint16_t(data[at] | data[at + 1] << 8);
@@ -99,6 +101,7 @@ struct Walker {
                     sequence_like = !fragments;
                 }
             }
+            if (depth == 0 && g == 0x7FE0 && e == 0x0010) pixel_length = len == kUndefined ? -1 : int64_t(len);
             if (len == kUndefined) {
                 if (!items(pos, end, g, e, inner_expl, be, depth + 1, fragments)) return false;
                 continue;
@@ -145,7 +148,9 @@ struct Walker {
 };
 }  // namespace
 
-bool fuse3d::check_structure(const std::string &path, std::string &error) {
+bool fuse3d::check_structure(const std::string &path, std::string &error, int64_t &pixel_length, std::string &transfer_syntax) {
+    pixel_length = -2;
+    transfer_syntax.clear();
     int fd = ::open(path.c_str(), O_RDONLY);
     if (fd < 0) { error = "cannot open file"; return false; }
     struct stat st;
@@ -182,6 +187,7 @@ bool fuse3d::check_structure(const std::string &path, std::string &error) {
         }
         if (ok) {
             deflated = ts == "1.2.840.10008.1.2.1.99";
+            transfer_syntax = ts;
             w.explicit_vr = ts != "1.2.840.10008.1.2";
             w.big_endian = ts == "1.2.840.10008.1.2.2";
         }
@@ -208,5 +214,6 @@ bool fuse3d::check_structure(const std::string &path, std::string &error) {
     if (ok && !deflated) ok = w.elements(pos, size, w.explicit_vr, w.big_endian, 0, false);
     munmap(map, size);
     if (!ok) error = w.error;
+    pixel_length = deflated ? -1 : w.pixel_length;
     return ok;
 }

@@ -65,6 +65,9 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "The number of parts of a Kubernetes Indexed Job (its completions), if FUSE3D_PARTITION_COUNT is not set.")
     var partitions: Int?
 
+    @Flag(help: "Exit with status 1 after the run when any file was skipped (the report is written first).")
+    var strict = false
+
     func validate() throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: archive, isDirectory: &isDir), isDir.boolValue else {
@@ -108,5 +111,16 @@ struct IngestCommand: ParsableCommand {
         }
         print(outcome.report.summaryLine)
         print(IngestProgressLine.summary(outcome))
+        if strict && outcome.report.summary.filesSkipped > 0 {
+            throw StrictFailure(skipped: outcome.report.summary.filesSkipped)
+        }
     }
+}
+
+/// `--strict` and files were skipped: the run finished, its report lists them, the exit status says so.
+struct StrictFailure: Error, CustomStringConvertible {
+    /// Files skipped by the run.
+    var skipped: Int
+    /// Names the count and where the reasons are.
+    var description: String { "--strict: \(skipped) file(s) skipped; their reasons are in ingest-report.json" }
 }

@@ -7,17 +7,22 @@ struct Scan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the studies, series (type, stacks, slices, spacing, field of view) and problems of a DICOM archive.",
         discussion: """
-        Reads headers only (no pixel decode). RSNA layout (train_series_descriptions.csv at the root) names the series;
-        otherwise they are classified from their tags. Exit status 0 when the scan finishes; problems are listed.
+        Reads headers only, unless --decode is given. In the RSNA layout (train_series_descriptions.csv at the \
+        root) the CSV names the series and only files under train_images/{study_id}/{series_id}/ are read; \
+        otherwise every file is read and series are classified from their tags. Every file gets a fate: used \
+        (a table read, or an image of a series to fuse), skipped (with the problem its header shows, such as \
+        absurd dimensions, pixel data shorter than the image, missing geometry, colour or a non-image object) \
+        or ignored (a localizer, a derived or unfused series, too few slices, a second sagittal series of the \
+        same kind, a duplicate). The exit status is 0 when the scan finishes; problems are listed, not fatal.
 
         Example:
           fuse3d scan /data/rsna-2024-lumbar-spine --json > catalog.json
         """)
 
-    @Argument(help: "The archive folder (any tree of DICOM files).")
+    @Argument(help: "The archive folder: the RSNA layout, or any tree of DICOM files.")
     var archive: String
 
-    @Flag(help: "Also decode every image's pixel data, so that broken pixel data is listed as a problem.")
+    @Flag(help: "Also decode every image's pixel data, so that broken pixel data is listed as a problem too.")
     var decode = false
 
     @Flag(help: "Print the catalog as JSON instead of text.")
@@ -36,7 +41,7 @@ struct Scan: ParsableCommand {
         progress.finish()
         if json {
             let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try enc.encode(catalog), as: UTF8.self))
         } else {
             print(catalog.report(), terminator: "")

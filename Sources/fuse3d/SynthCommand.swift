@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ingest
+import Synth
 
 /// `fuse3d synth`: writes a phantom lumbar-MRI cohort in the RSNA 2024 layout.
 struct Synth: ParsableCommand {
@@ -8,33 +9,40 @@ struct Synth: ParsableCommand {
         abstract: "Write a phantom lumbar-spine MRI cohort (real DICOM, RSNA 2024 layout and CSVs).",
         discussion: """
         Each study has Sagittal T1, Sagittal T2/STIR and Axial T2 (one oblique stack per disc) rendered \
-        from a spine whose canal, foramina and recesses are narrowed by its labels. Same seed, same bytes.
+        from a spine whose canal, foramina and recesses are narrowed by its labels. The same seed and options \
+        write the same bytes.
 
         Example: fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks
         """)
 
-    @Option(help: "Number of studies.")
+    @Option(help: "The number of studies to write.")
     var studies: Int = 8
 
     @Option(help: "Output folder (train_images/ and the three CSVs go here).")
     var out: String
 
-    @Option(help: "Seed: everything in the cohort derives from it.")
+    @Option(help: "The seed every random choice of the cohort derives from.")
     var seed: UInt64 = 0
 
     @Flag(help: "Add real-archive irregularities: shuffled instance numbers, missing series, a localizer, JPEG 2000 / JPEG-LS / RLE files, a truncated file, a non-DICOM file, empty label cells.")
     var quirks = false
 
-    @Option(help: "Label weights Normal/Mild,Moderate,Severe for every condition (default: close to the competition's).")
+    @Option(help: "Relative weights of Normal/Mild, Moderate and Severe for every condition, e.g. 1,1,1 (default: close to the competition's).")
     var labelWeights: String?
 
-    @Option(help: "Sagittal matrix (rows = columns).")
+    @Option(help: "Rows (and columns) of the sagittal images.")
     var sagittalMatrix = 256
 
-    @Option(help: "Axial matrix (rows = columns).")
+    @Option(help: "Rows (and columns) of the axial images.")
     var axialMatrix = 192
 
+    @Option(help: "The transfer syntax of every file: explicit-le, jpeg2000, jpeg-ls, rle or jpeg-lossless (with --quirks, some series keep their own).")
+    var transferSyntax = "explicit-le"
+
     func validate() throws {
+        guard SynthTransferSyntax(name: transferSyntax) != nil else {
+            throw ValidationError("--transfer-syntax takes one of \(SynthTransferSyntax.allCases.map(\.name).joined(separator: ", ")).")
+        }
         guard studies > 0 else { throw ValidationError("--studies must be at least 1.") }
         guard sagittalMatrix >= 32, axialMatrix >= 32 else { throw ValidationError("Matrix sizes must be at least 32.") }
         if let labelWeights { _ = try parseWeights(labelWeights) }
@@ -50,7 +58,8 @@ struct Synth: ParsableCommand {
 
     func run() throws {
         var options = SynthOptions(studies: studies, seed: seed, quirks: quirks,
-                                   sagittalMatrix: sagittalMatrix, axialMatrix: axialMatrix)
+                                   sagittalMatrix: sagittalMatrix, axialMatrix: axialMatrix,
+                                   transferSyntax: SynthTransferSyntax(name: transferSyntax)!)
         if let labelWeights { options.labels = LabelDistribution(all: try parseWeights(labelWeights)) }
         // On a terminal the progress line rewrites itself; in a log it is one line per study.
         let terminal = isatty(STDERR_FILENO) != 0

@@ -10,7 +10,8 @@ struct Verify: ParsableCommand {
         Each shard listed in manifest.json must exist with its size and sha256, open as schema_version 1, \
         have the schema's datasets, dtypes, chunking and filters (shuffle, zstd), hold the manifest's \
         studies, and decompress chunk by chunk. Shard files the manifest does not list, and partial files \
-        left by a killed run, are problems too. Exits 1 and names each faulty shard otherwise.
+        left by a killed run, are problems too. The exit status is 0 when every check passes; otherwise it is 1 \
+        and each faulty shard is named.
 
         Example: fuse3d verify /tmp/shards
         """)

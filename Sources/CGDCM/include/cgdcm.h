@@ -56,6 +56,12 @@ char *gd_file_string(gd_file f, uint16_t group, uint16_t element);
 char *gd_file_frame_string(gd_file f, int frame, uint16_t seq_group, uint16_t seq_element,
                            uint16_t group, uint16_t element);
 
+/**
+ * Declared byte length of the top-level Pixel Data element, read from the file's structure without
+ * decoding: -2 when there is none, -1 when it is encapsulated (compressed fragments) or deflated.
+ */
+int64_t gd_file_pixel_data_length(gd_file f);
+
 /** 1 when the data set holds a Pixel Data element (7FE0,0010), else 0. */
 int gd_file_has_pixel_data(gd_file f);
 
@@ -67,6 +73,23 @@ int gd_file_has_pixel_data(gd_file f);
  * colour). Returns the number of values written, or -1 with the last error set.
  */
 int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity);
+
+/**
+ * Decodes one RLE Lossless frame (PS3.5 Annex G: one fragment, a 64-byte header of segment offsets,
+ * PackBits segments, most significant byte plane first) into `out` as pixel-interleaved little-endian
+ * samples (rows x columns x samples x bits_allocated/8 bytes). Refuses headers that lie (segment count
+ * other than samples x bytes or above 15, offsets outside the fragment or out of order) and runs that
+ * overrun a segment. Returns the bytes written, or -1 with the last error set.
+ */
+int64_t gd_rle_decode_frame(const uint8_t *fragment, uint64_t length, int rows, int columns, int samples,
+                            int bits_allocated, uint8_t *out, uint64_t capacity);
+
+/**
+ * The file's pixel data as raw bytes (every frame, little-endian samples, as GDCM's Image::GetBuffer
+ * gives them). `decoder` 0: GDCM's codecs; 1: fuse3d's own RLE decoder (RLE Lossless files only).
+ * With `out` NULL returns the byte count needed. Returns the bytes written, or -1 with the last error set.
+ */
+int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int64_t capacity);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@ typedef enum gdw_transfer_syntax {
     GDW_TS_JPEG2000_LOSSLESS = 1, /**< 1.2.840.10008.1.2.4.90 */
     GDW_TS_JPEGLS_LOSSLESS = 2,   /**< 1.2.840.10008.1.2.4.80 */
     GDW_TS_RLE_LOSSLESS = 3,      /**< 1.2.840.10008.1.2.5 */
+    GDW_TS_JPEG_LOSSLESS = 4,     /**< 1.2.840.10008.1.2.4.70 (process 14, selection value 1) */
 } gdw_transfer_syntax;
 
 /** A new, empty builder (free with gdw_builder_free); NULL on failure. */

@@ -60,9 +60,21 @@ public struct CatalogSeries: Codable, Sendable {
     public var inversionTime: Double?
     /// Notes such as dropped duplicates.
     public var notes: [String]
+    /// Files of the series none of whose frames made it into a stack (duplicates), relative to the archive.
+    public var droppedFiles: [String]
+    /// Extent of the series' slices along the patient's superior–inferior axis (mm): how much of the
+    /// spine it covers, the rule that picks one sagittal series of a kind.
+    public var superiorInferiorExtent: Double
+    /// Why the series is not fused (localizer, derived, other kind, too few slices, another series of
+    /// the same sagittal kind chosen); nil for a series that is fused.
+    public var ignoredBecause: String?
 
     /// Number of slices over all stacks.
     public var sliceCount: Int { stacks.reduce(0) { $0 + $1.images.count } }
+    /// The distinct files whose frames are in the stacks, in path order.
+    public var imageFiles: [String] { Array(Set(stacks.flatMap { $0.images.map(\.path) })).sorted() }
+    /// Every file of the series: those in its stacks and the dropped duplicates.
+    public var fileCount: Int { imageFiles.count + droppedFiles.count }
 }
 
 /// One study and its series.
@@ -74,10 +86,14 @@ public struct CatalogStudy: Codable, Sendable {
     /// The study's series, fused kinds first in channel order, then by series id.
     public var series: [CatalogSeries]
 
-    /// The series to fuse for `kind`: the one with the most slices when several qualify.
-    public func primarySeries(_ kind: SeriesKind) -> CatalogSeries? {
-        series.filter { $0.kind == kind }.max { ($0.sliceCount, $1.seriesID) < ($1.sliceCount, $0.seriesID) }
+    /// The series fused into `kind`'s channel: every Axial T2 series (studies often have one per block
+    /// of levels), one Sagittal T1 and one Sagittal T2/STIR (see `CatalogScanner.selectSeries`).
+    public func seriesToFuse(_ kind: SeriesKind) -> [CatalogSeries] {
+        series.filter { $0.kind == kind && $0.ignoredBecause == nil }
     }
+
+    /// The first series fused into `kind`'s channel, nil when none is.
+    public func primarySeries(_ kind: SeriesKind) -> CatalogSeries? { seriesToFuse(kind).first }
 }
 
 /// A problem found while scanning: the file (relative to the archive) and what is wrong with it.
@@ -104,6 +120,8 @@ public struct Catalog: Codable, Sendable {
     public var problems: [CatalogProblem]
     /// GDCM's warnings about files that were read all the same (path, warning).
     public var warnings: [CatalogProblem]
+    /// The fate of every regular file under the root as the scan sees it (before any decode).
+    public var accounting: FileAccounting
 
     /// The study with this id, if any.
     public func study(_ id: String) -> CatalogStudy? { studies.first { $0.studyID == id } }

@@ -6,6 +6,7 @@ extension Catalog {
     public func report() -> String {
         var out = "archive \(root) (\(mode == "rsna" ? "RSNA layout: series named by train_series_descriptions.csv" : "series classified from DICOM tags"))\n"
         out += "\(studies.count) studies, \(imageCount) images in \(fileCount) files, \(problems.count) problems, \(warnings.count) warnings\n"
+        out += "\(accounting.summaryLine) (used: tables read and images of the series to fuse)\n"
         for study in studies {
             out += "\nstudy \(study.studyID)\n"
             for s in study.series {
@@ -16,6 +17,7 @@ extension Catalog {
                               s.stacks.count, (s.stacks.count == 1 ? "" : "s") as NSString, stackSlices as NSString,
                               s.pixelSpacing[0], s.pixelSpacing[1], spacing, s.fieldOfView[0], s.fieldOfView[1])
                 out += "      \(s.description.isEmpty ? "(no description)" : "\"\(s.description)\""): \(s.kindReason)\n"
+                if let why = s.ignoredBecause { out += "      ignored (\(s.fileCount) files): \(why)\n" }
                 for note in s.notes { out += "      note: \(note)\n" }
             }
             let missing = SeriesKind.allCases.filter { $0 != .other && study.primarySeries($0) == nil }
@@ -24,6 +26,10 @@ extension Catalog {
         if !warnings.isEmpty {
             out += "\nwarnings (files read all the same):\n"
             for w in warnings { out += "  \(w.path): \(w.reason)\n" }
+        }
+        if !accounting.ignoredFiles.isEmpty {
+            out += "\nfiles ignored:\n"
+            for f in accounting.ignoredFiles { out += "  \(f.path): \(f.reason)\n" }
         }
         if !problems.isEmpty {
             out += "\nproblems:\n"

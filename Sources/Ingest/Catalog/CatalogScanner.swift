@@ -12,18 +12,55 @@ public enum CatalogScanner {
     /// Slices whose normals differ by more than this angle belong to different stacks.
     static let maxStackAngleDegrees = 1.0
 
+    /// RSNA tables fuse3d reads when they sit at the archive root (the others are ignored).
+    static let tablesRead: Set<String> = [
+        "train.csv", "train_series_descriptions.csv", "train_label_coordinates.csv", "test_series_descriptions.csv",
+    ]
+
+    /// Folders of the RSNA layout that hold `{study_id}/{series_id}/{file}`.
+    static let rsnaImageFolders: Set<String> = ["train_images", "test_images"]
+
+    /// Fewer slices than this cannot make a stack worth fusing; such a series is ignored.
+    static let minimumSlices = 3
+
     /// Scans `root`. With `decode`, every image's pixel data is decoded too (and thrown away), so that
     /// files whose pixels are broken show up as problems. `progress(done, total)` reports files read.
+    ///
+    /// Every regular file under `root` gets a fate (`Catalog.accounting`): a table read, a file skipped
+    /// for a problem its header shows (or its decode, with `decode`), a file of an ignored series or
+    /// a duplicate, or an image of a series to fuse.
     public static func scan(root: String, decode: Bool = false, progress: ((Int, Int) -> Void)? = nil) -> Catalog {
         let rootPath = (root as NSString).standardizingPath
         let descriptions = RSNASeriesDescriptions.load(root: rootPath)
-        let walker = FileWalker(root: rootPath) { path in
-            metadataNames.contains((path as NSString).lastPathComponent)
-        }
+        let rsna = !descriptions.isEmpty
+        let walker = FileWalker(root: rootPath)
         var problems = walker.problems.map { CatalogProblem(path: relative($0.path, to: rootPath), reason: $0.reason) }
+        var skipped = walker.problems.filter(\.isFile).map { CatalogProblem(path: relative($0.path, to: rootPath), reason: $0.reason) }
         if let err = descriptions.error { problems.append(CatalogProblem(path: "train_series_descriptions.csv", reason: err)) }
 
-        let files = walker.files
+        // Tables first, then (in RSNA mode) files outside train_images/{study}/{series}/: neither is read as an image.
+        var tablesUsed = 0
+        var ignoredFiles: [CatalogProblem] = []
+        var files: [String] = []
+        for path in walker.files {
+            let rel = relative(path, to: rootPath)
+            let name = (rel as NSString).lastPathComponent
+            if metadataNames.contains(name) {
+                if rel == name && tablesRead.contains(name) {
+                    tablesUsed += 1
+                } else {
+                    ignoredFiles.append(CatalogProblem(path: rel, reason: rel == name ? "RSNA table fuse3d does not read"
+                                                                                         : "RSNA table outside the archive root; not read"))
+                }
+            } else if rsna && rsnaIDs(rel) == nil {
+                let outside = CatalogProblem(path: rel, reason: "outside the RSNA layout train_images/{study_id}/{series_id}/; not read")
+                problems.append(outside)
+                skipped.append(outside)
+            } else {
+                files.append(path)
+            }
+        }
+
         var results = [Result<DicomHeader, GDCMError>?](repeating: nil, count: files.count)
         let chunk = 64
         let chunks = (files.count + chunk - 1) / chunk
@@ -45,31 +82,22 @@ public enum CatalogScanner {
             }
         }
 
-        // Group usable images by study and series UID.
+        // Group usable images by study and series UID; every other file is skipped with its reason.
         var groups: [String: [String: [DicomHeader]]] = [:]
         var studyOrder: [String] = []
         var imageCount = 0
         var warnings: [CatalogProblem] = []
         for (i, r) in results.enumerated() {
+            let rel = relative(files[i], to: rootPath)
             switch r! {
             case .failure(let e):
-                problems.append(CatalogProblem(path: relative(files[i], to: rootPath), reason: e.message))
+                problems.append(CatalogProblem(path: rel, reason: e.message))
+                skipped.append(CatalogProblem(path: rel, reason: e.message))
             case .success(let h):
-                for w in h.warnings {
-                    warnings.append(CatalogProblem(path: relative(files[i], to: rootPath), reason: w))
-                }
-                if h.isNonImage {
-                    problems.append(CatalogProblem(path: relative(files[i], to: rootPath),
-                                                   reason: DicomProblem.nonImage("SOP class \(h.sopClassUID) (\(h.modality))").description))
-                    continue
-                }
-                if h.samplesPerPixel != 1 {
-                    problems.append(CatalogProblem(path: relative(files[i], to: rootPath),
-                                                   reason: "colour image (\(h.photometricInterpretation)) where a greyscale image is needed"))
-                    continue
-                }
-                if case .failure(let p) = h.geometry() {
-                    problems.append(CatalogProblem(path: relative(files[i], to: rootPath), reason: p.description))
+                for w in h.warnings { warnings.append(CatalogProblem(path: rel, reason: w)) }
+                if let p = h.headerProblem {
+                    problems.append(CatalogProblem(path: rel, reason: p.description))
+                    skipped.append(CatalogProblem(path: rel, reason: p.description))
                     continue
                 }
                 imageCount += 1
@@ -88,13 +116,65 @@ public enum CatalogScanner {
                 if let ids { studyID = ids.study }
                 series.append(s)
             }
+            selectSeries(&series)
             series.sort { ($0.kind.channel ?? 9, $0.seriesID) < ($1.kind.channel ?? 9, $1.seriesID) }
             studies.append(CatalogStudy(studyID: studyID, studyInstanceUID: studyUID, series: series))
         }
         studies.sort { numericOrder($0.studyID, $1.studyID) }
         problems.sort { $0.path < $1.path }
-        return Catalog(mode: descriptions.isEmpty ? "tags" : "rsna", root: rootPath, fileCount: files.count,
-                       imageCount: imageCount, studies: studies, problems: problems, warnings: warnings)
+
+        var ignoredSeries: [IgnoredSeries] = []
+        var toFuse = 0
+        for study in studies {
+            for s in study.series {
+                if let reason = s.ignoredBecause {
+                    ignoredSeries.append(IgnoredSeries(studyID: study.studyID, seriesID: s.seriesID, kind: s.kind,
+                                                       files: s.fileCount, reason: reason))
+                } else {
+                    toFuse += s.imageFiles.count
+                    ignoredFiles += s.droppedFiles.map { CatalogProblem(path: $0, reason: "duplicate of another file of series \(s.seriesID)") }
+                }
+            }
+        }
+        skipped.sort { $0.path < $1.path }
+        ignoredFiles.sort { $0.path < $1.path }
+        let accounting = FileAccounting(
+            filesFound: walker.files.count + walker.problems.filter(\.isFile).count, filesUsed: tablesUsed + toFuse,
+            filesSkipped: skipped.count, filesIgnored: ignoredFiles.count + ignoredSeries.reduce(0) { $0 + $1.files },
+            skipped: skipped, ignoredSeries: ignoredSeries, ignoredFiles: ignoredFiles)
+        return Catalog(mode: rsna ? "rsna" : "tags", root: rootPath, fileCount: files.count,
+                       imageCount: imageCount, studies: studies, problems: problems, warnings: warnings, accounting: accounting)
+    }
+
+    /// Decides which series of a study are fused, writing the reason on each one that is not:
+    /// - series of no fused kind are ignored with their classification reason;
+    /// - a series of a fused kind with fewer than `minimumSlices` slices is ignored;
+    /// - every Axial T2 series is fused (a study often has one per block of levels);
+    /// - of several Sagittal T1 (or Sagittal T2/STIR) series, the one covering most of the spine is
+    ///   fused: the largest superior–inferior extent, then the most slices, then the smallest series id.
+    static func selectSeries(_ series: inout [CatalogSeries]) {
+        for i in series.indices {
+            if series[i].kind.channel == nil {
+                series[i].ignoredBecause = "\(series[i].kind.rawValue): \(series[i].kindReason)"
+            } else if series[i].sliceCount < minimumSlices {
+                series[i].ignoredBecause = "too few slices (\(series[i].sliceCount); at least \(minimumSlices) are needed)"
+            }
+        }
+        for kind in [SeriesKind.sagittalT1, .sagittalT2] {
+            let candidates = series.indices.filter { series[$0].kind == kind && series[$0].ignoredBecause == nil }
+            guard candidates.count > 1 else { continue }
+            let chosen = candidates.max { a, b in
+                let x = series[a], y = series[b]
+                let ex = (x.superiorInferiorExtent * 10).rounded(), ey = (y.superiorInferiorExtent * 10).rounded()
+                return (ex, x.sliceCount, y.seriesID) < (ey, y.sliceCount, x.seriesID)
+            }!
+            for i in candidates where i != chosen {
+                series[i].ignoredBecause = String(
+                    format: "a second %@ series: %@ covers more of the spine (%.0f mm superior–inferior, %d slices, against %.0f mm, %d slices)",
+                    kind.rawValue, series[chosen].seriesID, series[chosen].superiorInferiorExtent, series[chosen].sliceCount,
+                    series[i].superiorInferiorExtent, series[i].sliceCount)
+            }
+        }
     }
 
     /// Orders ids numerically when both are integers (RSNA ids), else lexically.
@@ -109,18 +189,18 @@ public enum CatalogScanner {
         return path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path
     }
 
-    /// RSNA ids from a path `…/{study_id}/{series_id}/{file}`.
-    static func folderIDs(_ relativePath: String) -> (study: String, series: String)? {
+    /// RSNA ids from a path `train_images/{study_id}/{series_id}/{file}` (or test_images); nil elsewhere.
+    static func rsnaIDs(_ relativePath: String) -> (study: String, series: String)? {
         let parts = relativePath.split(separator: "/").map(String.init)
-        guard parts.count >= 3 else { return nil }
-        return (parts[parts.count - 3], parts[parts.count - 2])
+        guard parts.count == 4, rsnaImageFolders.contains(parts[0]) else { return nil }
+        return (parts[1], parts[2])
     }
 
     static func makeSeries(seriesUID: String, headers: [DicomHeader], root: String,
                            descriptions: RSNASeriesDescriptions) -> ((study: String, series: String)?, CatalogSeries) {
         let first = headers[0]
         let rel = relative(first.path, to: root)
-        let ids = folderIDs(rel)
+        let ids = rsnaIDs(rel)
         var notes: [String] = []
 
         // Every frame becomes a slice candidate; drop duplicate SOP instances and duplicate positions.
@@ -138,6 +218,15 @@ public enum CatalogScanner {
             }
         }
         let stacks = splitStacks(frames, notes: &notes)
+        let inStacks = Set(stacks.flatMap { $0.images.map(\.path) })
+        let dropped = Set(headers.map { relative($0.path, to: root) }).subtracting(inStacks).sorted()
+        var lowest = Double.infinity, highest = -Double.infinity
+        for (_, g) in frames {
+            for (r, c) in [(0.0, 0.0), (0.0, Double(g.columns)), (Double(g.rows), 0.0), (Double(g.rows), Double(g.columns))] {
+                let z = g.patientPosition(row: r, column: c).z
+                lowest = min(lowest, z); highest = max(highest, z)
+            }
+        }
         let planes = Set(stacks.map(\.plane))
         let plane: Plane = planes.count == 1 ? planes.first! : (planes.isEmpty ? .unknown : .mixed)
 
@@ -158,7 +247,8 @@ public enum CatalogScanner {
             plane: plane, stacks: stacks, rows: first.rows, columns: first.columns, pixelSpacing: [sp.row, sp.column],
             sliceThickness: first.sliceThickness,
             fieldOfView: [Double(first.rows) * sp.row, Double(first.columns) * sp.column],
-            echoTime: first.echoTime, repetitionTime: first.repetitionTime, inversionTime: first.inversionTime, notes: notes)
+            echoTime: first.echoTime, repetitionTime: first.repetitionTime, inversionTime: first.inversionTime, notes: notes,
+            droppedFiles: dropped, superiorInferiorExtent: highest >= lowest ? highest - lowest : 0, ignoredBecause: nil)
         return (descriptions.isEmpty ? nil : ids, series)
     }
 

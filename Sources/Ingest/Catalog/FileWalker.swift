@@ -3,7 +3,12 @@ import Foundation
 /// Walks a folder tree: follows symbolic links to folders once, reports loops and unreadable
 /// entries instead of following them forever, and yields regular files in a stable (sorted) order.
 struct FileWalker {
-    struct Problem { var path: String; var reason: String }
+    struct Problem {
+        var path: String
+        var reason: String
+        /// True for a regular file that cannot be read (a file found, and skipped), false for links and folders.
+        var isFile = false
+    }
 
     private(set) var files: [String] = []
     private(set) var problems: [Problem] = []
@@ -54,7 +59,7 @@ struct FileWalker {
             }
         case S_IFREG:
             if access(path, R_OK) != 0 {
-                problems.append(Problem(path: path, reason: "file is not readable"))
+                problems.append(Problem(path: path, reason: "file is not readable", isFile: true))
             } else {
                 files.append(path)
             }

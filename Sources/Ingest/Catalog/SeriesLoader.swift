@@ -1,8 +1,32 @@
 import Foundation
+import Shards
 
 /// Decodes the files of a catalogued series into a `SeriesVolume` ready to fuse: each slice keeps
 /// its own geometry; a file that fails to decode is reported and left out, never fatal.
 public enum SeriesLoader {
+    /// Loads every series of `study` that is fused (`CatalogStudy.seriesToFuse`: all Axial T2 series,
+    /// one of each sagittal kind). Returns the volumes, per channel name the series ids fused into it
+    /// (comma-separated) or "missing", and the files that could not be decoded.
+    public static func loadStudy(_ study: CatalogStudy, root: String)
+        -> (volumes: [SeriesVolume], channels: [String: String], problems: [CatalogProblem]) {
+        var volumes: [SeriesVolume] = []
+        var problems: [CatalogProblem] = []
+        var channels: [String: String] = [:]
+        for kind in [SeriesKind.sagittalT1, .sagittalT2, .axialT2] {
+            var ids: [String] = []
+            for series in study.seriesToFuse(kind) {
+                let (volume, p) = load(series, root: root)
+                problems += p
+                guard !volume.stacks.isEmpty else { continue }
+                ids.append(series.seriesID)
+                volumes.append(volume)
+            }
+            channels[Channels.names[kind.channel!]] = ids.isEmpty ? "missing" : ids.joined(separator: ", ")
+        }
+        return (volumes, channels, problems)
+    }
+
+
     /// Loads `series` from the archive at `root`; returns the volume and the problems met.
     public static func load(_ series: CatalogSeries, root: String) -> (SeriesVolume, [CatalogProblem]) {
         var problems: [CatalogProblem] = []

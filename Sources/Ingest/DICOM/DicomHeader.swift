@@ -64,6 +64,8 @@ public struct DicomHeader: Sendable {
     public var inversionTime: Double?
     /// True when the file contains a Pixel Data element.
     public var hasPixelData: Bool
+    /// Declared byte length of native (uncompressed) Pixel Data; nil when absent or encapsulated.
+    public var pixelDataLength: Int?
     /// GDCM warnings collected while parsing.
     public var warnings: [String]
 
@@ -92,6 +94,37 @@ public struct DicomHeader: Sendable {
     public var isDerivedOrLocalizer: Bool {
         let t = imageType.uppercased()
         return t.contains("LOCALIZER") || t.contains("SCOUT") || t.hasPrefix("DERIVED")
+    }
+
+    /// Bytes that native pixel data needs for Rows × Columns × frames × samples at BitsAllocated.
+    public var nativePixelBytes: Int {
+        rows * columns * max(numberOfFrames, 1) * max(samplesPerPixel, 1) * max((bitsAllocated + 7) / 8, 1)
+    }
+
+    /// Why the file cannot be fused, as far as its header tells (no pixel is decoded); nil when it
+    /// looks usable. Checked in order: not an image, colour, absurd dimensions, pixel data shorter
+    /// than the image, missing or degenerate geometry of any frame.
+    public var headerProblem: DicomProblem? {
+        if isNonImage {
+            return .nonImage(hasPixelData ? "SOP class \(sopClassUID) (\(modality))" : "no Pixel Data (SOP class \(sopClassUID), \(modality))")
+        }
+        let pi = photometricInterpretation.uppercased()
+        if samplesPerPixel != 1 || !(pi.isEmpty || pi.hasPrefix("MONOCHROME")) {
+            return .colour("\(samplesPerPixel) samples per pixel, \(photometricInterpretation.isEmpty ? "no photometric interpretation" : photometricInterpretation)")
+        }
+        let pixelNote = pixelDataLength.map { "; its Pixel Data holds \($0) bytes" } ?? ""
+        if rows <= 0 || columns <= 0 || rows > DicomReader.maxMatrix || columns > DicomReader.maxMatrix || numberOfFrames > DicomReader.maxFrames || numberOfFrames < 1 {
+            return .absurdDimensions("\(rows)×\(columns) pixels × \(numberOfFrames) frame(s) (limits \(DicomReader.maxMatrix)×\(DicomReader.maxMatrix)×\(DicomReader.maxFrames))\(pixelNote)")
+        }
+        if let length = pixelDataLength, length < nativePixelBytes {
+            return .badPixels("pixel data shorter than the image: \(length) bytes, but \(rows)×\(columns)×\(max(numberOfFrames, 1)) pixels of \(bitsAllocated) bits need \(nativePixelBytes)")
+        }
+        for f in 0..<max(framePositions.count, 1) {
+            if case .failure(let p) = geometry(frame: f) {
+                return framePositions.count > 1 ? p.inFrame(f) : p
+            }
+        }
+        return nil
     }
 
     /// The geometry of frame `index`, or a reason why there is none usable.
@@ -128,6 +161,16 @@ public enum DicomProblem: Error, Equatable, Sendable, CustomStringConvertible {
     case degenerateGeometry(String)
     case badPixels(String)
     case absurdDimensions(String)
+    case colour(String)
+
+    /// The same problem, said of one frame of a multi-frame file.
+    func inFrame(_ f: Int) -> DicomProblem {
+        switch self {
+        case .missingGeometry(let s): return .missingGeometry("frame \(f): \(s)")
+        case .degenerateGeometry(let s): return .degenerateGeometry("frame \(f): \(s)")
+        default: return self
+        }
+    }
 
     /// The detail, prefixed with the kind of problem where that adds anything.
     public var description: String {
@@ -138,6 +181,7 @@ public enum DicomProblem: Error, Equatable, Sendable, CustomStringConvertible {
         case .degenerateGeometry(let s): return "degenerate geometry: \(s)"
         case .badPixels(let s): return s
         case .absurdDimensions(let s): return "absurd dimensions: \(s)"
+        case .colour(let s): return "colour image (\(s)) where a greyscale image is needed"
         }
     }
 }

@@ -182,6 +182,7 @@ final class DicomFile {
             repetitionTime: Self.double(string(0x0018, 0x0080)),
             inversionTime: Self.double(string(0x0018, 0x0082)),
             hasPixelData: hasPixels,
+            pixelDataLength: { let n = gd_file_pixel_data_length(handle); return n >= 0 ? Int(n) : nil }(),
             warnings: warnings())
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 
-/// How the fused grid's box in patient space is chosen (a policy of the pipeline).
+/// How the fused grid's box in patient space is chosen (a policy of the pipeline). Coded as the
+/// pipeline file spells it: "sagittal-fov", "union", "reference:<series_id>", "fixed:<mm>".
 public enum GridBoxPolicy: Codable, Sendable, Equatable {
     /// The field of view of the sagittal series (T1 and T2/STIR together); the default.
     /// A study without sagittal series falls back to `.union`, and the record says so.
@@ -14,7 +15,55 @@ public enum GridBoxPolicy: Codable, Sendable, Equatable {
     case fixed(millimetres: Double)
 }
 
-/// The parameters of one fusion: grid size and box, interpolation reach, normalization.
+extension GridBoxPolicy {
+    /// The spellings a pipeline file may use, for error messages.
+    public static let yamlForms = "sagittal-fov, union, reference:<series_id> or fixed:<mm> (mm > 0)"
+
+    /// The policy a pipeline file's `fusion.box` value names; nil for anything else.
+    public init?(yamlValue s: String) {
+        switch s {
+        case "sagittal-fov": self = .sagittalFieldOfView
+        case "union": self = .union
+        default:
+            if s.hasPrefix("reference:"), s.count > "reference:".count {
+                self = .referenceSeries(String(s.dropFirst("reference:".count)))
+            } else if s.hasPrefix("fixed:"), let mm = Double(s.dropFirst("fixed:".count)), mm > 0, mm.isFinite {
+                self = .fixed(millimetres: mm)
+            } else {
+                return nil
+            }
+        }
+    }
+
+    /// The policy as a pipeline file spells it.
+    public var yamlValue: String {
+        switch self {
+        case .sagittalFieldOfView: return "sagittal-fov"
+        case .union: return "union"
+        case .referenceSeries(let s): return "reference:\(s)"
+        case .fixed(let mm): return "fixed:\(mm)"
+        }
+    }
+
+    /// Decodes the pipeline file's spelling.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let s = try c.decode(String.self)
+        guard let p = GridBoxPolicy(yamlValue: s) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "box '\(s)': use \(Self.yamlForms)")
+        }
+        self = p
+    }
+
+    /// Encodes the pipeline file's spelling.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(yamlValue)
+    }
+}
+
+/// The parameters of one fusion: grid size and box, interpolation reach, normalization. Coded with the
+/// keys of a pipeline file's `fusion:` section (size, box, percentiles, isotropic, gap_factor, antialias).
 public struct FusionParameters: Codable, Sendable, Equatable {
     /// Voxels along each axis of the grid (the grid is size³).
     public var size: Int
@@ -44,6 +93,34 @@ public struct FusionParameters: Codable, Sendable, Equatable {
         self.isotropic = isotropic
         self.gapFactor = gapFactor
         self.antialias = antialias
+    }
+
+    /// The keys of a pipeline file's `fusion:` section, in the order the file documents them.
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case size, box, percentiles, isotropic, gapFactor = "gap_factor", antialias
+    }
+
+    /// Decodes the pipeline file's form; every key is required here (`PipelineConfig.load` fills defaults).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let p = try c.decode([Double].self, forKey: .percentiles)
+        guard p.count == 2 else {
+            throw DecodingError.dataCorruptedError(forKey: .percentiles, in: c, debugDescription: "needs two numbers [low, high]")
+        }
+        self.init(size: try c.decode(Int.self, forKey: .size), box: try c.decode(GridBoxPolicy.self, forKey: .box),
+                  lowPercentile: p[0], highPercentile: p[1], isotropic: try c.decode(Bool.self, forKey: .isotropic),
+                  gapFactor: try c.decode(Double.self, forKey: .gapFactor), antialias: try c.decode(Bool.self, forKey: .antialias))
+    }
+
+    /// Encodes the pipeline file's form.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(size, forKey: .size)
+        try c.encode(box, forKey: .box)
+        try c.encode([lowPercentile, highPercentile], forKey: .percentiles)
+        try c.encode(isotropic, forKey: .isotropic)
+        try c.encode(gapFactor, forKey: .gapFactor)
+        try c.encode(antialias, forKey: .antialias)
     }
 
     /// Throws when a value cannot make a grid (e.g. size 0, percentiles out of order).

@@ -65,8 +65,14 @@ public struct IngestReport: Codable, Sendable {
         public var fused: Int
         /// Studies that could not be fused (see each report's `error`).
         public var failed: Int
-        /// Distinct files skipped by the scan or while decoding.
+        /// issue 9 (files): every regular file under the archive; filesFound = filesUsed + filesSkipped + filesIgnored.
+        public var filesFound: Int
+        /// Files read into a fused sample, and the RSNA tables read.
+        public var filesUsed: Int
+        /// Files skipped for a problem (each listed in `files` with its reason).
         public var filesSkipped: Int
+        /// Files left out on purpose (listed in `ignoredSeries` and `ignoredFiles`).
+        public var filesIgnored: Int
         /// Samples written to the shards (from the manifest).
         public var samples: Int
         /// Shard files written.
@@ -86,11 +92,16 @@ public struct IngestReport: Codable, Sendable {
     public var files: [CatalogProblem]
     /// The part of the archive this run fused; nil: all of it.
     public var partition: Partition?
+    /// Every series not fused, with its kind, file count and reason.
+    public var ignoredSeries: [IgnoredSeries]
+    /// Files ignored one by one (duplicates, tables not read, studies of another partition).
+    public var ignoredFiles: [CatalogProblem]
 
     /// The closing summary line of an ingest run.
     public var summaryLine: String {
         "\(summary.fused) of \(summary.studies) studies fused into \(summary.samples) samples in \(summary.shards) shard(s); "
-            + "\(summary.failed) failed; \(summary.filesSkipped) file(s) skipped (see ingest-report.json)"
+            + "\(summary.failed) failed; \(summary.filesFound) files found: \(summary.filesUsed) used, "
+            + "\(summary.filesSkipped) skipped, \(summary.filesIgnored) ignored (see ingest-report.json)"
     }
 }
 
@@ -189,16 +200,23 @@ public enum IngestRunner {
         return IngestOutcome(report: report, statistics: statistics)
     }
 
-    /// The report of a finished run: every study's outcome, the scan's problems and the counts.
+    /// The report of a finished run: every study's outcome, the fate of every file (the catalog's accounting
+    /// and each study's outcome) and the counts.
     static func makeReport(catalog: Catalog, tables: RSNATables, options: IngestOptions, studies reports: [StudyReport],
                            manifest: Manifest) -> IngestReport {
-        let skipped = Set(reports.flatMap { $0.problems.map(\.path) } + catalog.problems.map(\.path))
+        let accounting = FileAccounting.afterIngest(catalog, outcomes: reports.map {
+            FileAccounting.StudyOutcome(studyID: $0.studyID, fused: $0.status == "fused", error: $0.error, problems: $0.problems)
+        })
+        let skippedPaths = Set(accounting.skipped.map(\.path))
+        let nonFileProblems = catalog.problems.filter { !skippedPaths.contains($0.path) }
         return IngestReport(
             archive: catalog.root, mode: catalog.mode, pipeline: options.pipeline,
             summary: .init(studies: reports.count, fused: reports.filter { $0.status == "fused" }.count,
-                           failed: reports.filter { $0.status != "fused" }.count, filesSkipped: skipped.count,
-                           samples: manifest.samples, shards: manifest.shards.count),
-            studies: reports, files: catalog.problems + tables.problems, partition: options.partition)
+                           failed: reports.filter { $0.status != "fused" }.count, filesFound: accounting.filesFound,
+                           filesUsed: accounting.filesUsed, filesSkipped: accounting.filesSkipped,
+                           filesIgnored: accounting.filesIgnored, samples: manifest.samples, shards: manifest.shards.count),
+            studies: reports, files: accounting.skipped + nonFileProblems + tables.problems, partition: options.partition,
+            ignoredSeries: accounting.ignoredSeries, ignoredFiles: accounting.ignoredFiles)
     }
 
     /// Writes ingest-report.json atomically; paths stay greppable (no escaped slashes).
@@ -315,21 +333,8 @@ public enum StudyFusion {
     public static func fuse(study: CatalogStudy, root: String, labels: [Int8], coordinates: [LabelCoordinate],
                             fuser: Fuser) -> (FusedSample?, StudyReport) {
         let id = sampleID(study)
-        var volumes: [SeriesVolume] = []
-        var problems: [CatalogProblem] = []
-        var channels: [String: String] = [:]
-        for kind in [SeriesKind.sagittalT1, .sagittalT2, .axialT2] {
-            let name = Channels.names[kind.channel!]
-            guard let series = study.primarySeries(kind) else { channels[name] = "missing"; continue }
-            let (volume, p) = SeriesLoader.load(series, root: root)
-            problems += p
-            if volume.stacks.isEmpty {
-                channels[name] = "missing"
-            } else {
-                channels[name] = series.seriesID
-                volumes.append(volume)
-            }
-        }
+        // issue 9 (files): every Axial T2 series and one series of each sagittal kind, chosen by the catalog.
+        let (volumes, channels, problems) = SeriesLoader.loadStudy(study, root: root)
         do {
             let (sample, record) = try fuser.fuse(series: volumes, labels: labels, coordinates: coordinates, studyID: id)
             return (sample, StudyReport(studyID: study.studyID, sampleID: id, status: "fused", channels: channels,

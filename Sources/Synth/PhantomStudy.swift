@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import Shards
 
 /// One row of train_label_coordinates.csv: where a labelled structure is, as Kaggle gives it.
@@ -63,7 +64,10 @@ public struct PhantomStudy: Sendable {
         self.anatomy = anatomy
         // Quirks draw from their own stream, so a study renders the same pixels with and without them.
         var quirkRng = SynthRandom(seed: options.seed, 6, UInt64(index))
-        let quirks = options.quirks ? StudyQuirks.forStudy(index: index, rng: &quirkRng) : StudyQuirks()
+        var quirks = options.quirks ? StudyQuirks.forStudy(index: index, rng: &quirkRng) : StudyQuirks()
+        if options.transferSyntax != .explicitLittleEndian {
+            for kind in SeriesKind.allCases where quirks.syntax[kind] == nil { quirks.syntax[kind] = options.transferSyntax }
+        }
         self.quirks = quirks
 
         let year = rng.integer(in: 2008...2023)

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import Shards
 
 /// How far a cohort has come, for a progress line.

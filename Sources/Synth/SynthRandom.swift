@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 
 /// SplitMix64: a small, fast, seedable generator, so a cohort is the same on every machine and
 /// every run (the standard library's generator is neither seedable nor stable across versions).

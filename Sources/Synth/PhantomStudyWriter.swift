@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 
 extension PhantomStudy {
     /// MR Image Storage.

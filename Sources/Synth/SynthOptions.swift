@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import Shards
 
 /// How often each severity is drawn, per condition: weights for (Normal/Mild, Moderate, Severe).
@@ -48,11 +49,15 @@ public struct SynthOptions: Sendable {
     public var axialSlicesPerStack: ClosedRange<Int>
     /// Studies rendered at once (0: one per core).
     public var threads: Int
+    /// The transfer syntax of every file the quirks do not give another one.
+    public var transferSyntax: SynthTransferSyntax
 
     /// Options with the defaults `fuse3d synth` uses.
     public init(studies: Int = 8, seed: UInt64 = 0, quirks: Bool = false, labels: LabelDistribution = .competition,
                 sagittalMatrix: Int = 256, axialMatrix: Int = 192, sagittalSlices: ClosedRange<Int> = 15...17,
-                axialSlicesPerStack: ClosedRange<Int> = 3...5, threads: Int = 0) {
+                axialSlicesPerStack: ClosedRange<Int> = 3...5, threads: Int = 0,
+                transferSyntax: SynthTransferSyntax = .explicitLittleEndian) {
+        self.transferSyntax = transferSyntax
         self.studies = studies
         self.seed = seed
         self.quirks = quirks

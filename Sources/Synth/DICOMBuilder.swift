@@ -1,8 +1,26 @@
 import CGDCM
 import Foundation
+import Ingest
 
 /// A lossless transfer syntax the synthetic writer can produce.
 public enum SynthTransferSyntax: Int, CaseIterable, Sendable {
+    /// The syntax a command line names: explicit-le, jpeg2000, jpeg-ls, rle or jpeg-lossless.
+    public init?(name: String) {
+        guard let s = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = s
+    }
+
+    /// The name `fuse3d synth --transfer-syntax` takes.
+    public var name: String {
+        switch self {
+        case .explicitLittleEndian: return "explicit-le"
+        case .jpeg2000Lossless: return "jpeg2000"
+        case .jpegLSLossless: return "jpeg-ls"
+        case .rleLossless: return "rle"
+        case .jpegLossless: return "jpeg-lossless"
+        }
+    }
+
     /// Uncompressed, explicit VR little endian.
     case explicitLittleEndian = 0
     /// JPEG 2000 (lossless only).
@@ -11,6 +29,8 @@ public enum SynthTransferSyntax: Int, CaseIterable, Sendable {
     case jpegLSLossless = 2
     /// RLE lossless.
     case rleLossless = 3
+    /// JPEG lossless, process 14, first-order prediction (selection value 1).
+    case jpegLossless = 4
 
     /// The transfer syntax UID written in the file meta header.
     public var uid: String {
@@ -19,8 +39,16 @@ public enum SynthTransferSyntax: Int, CaseIterable, Sendable {
         case .jpeg2000Lossless: return "1.2.840.10008.1.2.4.90"
         case .jpegLSLossless: return "1.2.840.10008.1.2.4.80"
         case .rleLossless: return "1.2.840.10008.1.2.5"
+        case .jpegLossless: return "1.2.840.10008.1.2.4.70"
         }
     }
+}
+
+/// The GDCM shim's last error about `path` (or `fallback`), as the reader reports its own.
+private func writerError(_ path: String, _ fallback: String) -> GDCMError {
+    guard let p = gd_last_error() else { return GDCMError(path: path, message: fallback) }
+    defer { gd_string_free(p) }
+    return GDCMError(path: path, message: String(cString: p))
 }
 
 /// One DICOM file under construction through the GDCM writer shim: text elements, one 16-bit
@@ -29,7 +57,7 @@ final class DICOMBuilder {
     private let handle: gdw_builder
 
     init() throws {
-        guard let h = gdw_builder_new() else { throw GDCM.fail("<memory>", "could not create a DICOM builder") }
+        guard let h = gdw_builder_new() else { throw writerError("<memory>", "could not create a DICOM builder") }
         handle = h
     }
 
@@ -38,7 +66,7 @@ final class DICOMBuilder {
     /// Sets a text element (`vr` is the two-letter VR; several values joined by `\`).
     func set(_ group: UInt16, _ element: UInt16, _ vr: String, _ value: String) throws {
         guard gdw_builder_set_string(handle, group, element, vr, value) == 0 else {
-            throw GDCM.fail("<builder>", "could not set (\(group),\(element))")
+            throw writerError("<builder>", "could not set (\(group),\(element))")
         }
     }
 
@@ -54,13 +82,13 @@ final class DICOMBuilder {
             gdw_builder_set_image_u16(handle, px.baseAddress, UInt32(g.rows), UInt32(g.columns), UInt16(bitsStored),
                                       position, orientation, spacing)
         }
-        guard status == 0 else { throw GDCM.fail("<builder>", "could not set the image") }
+        guard status == 0 else { throw writerError("<builder>", "could not set the image") }
     }
 
     /// Writes the file in `syntax`.
     func write(to path: String, syntax: SynthTransferSyntax) throws {
         let ts = gdw_transfer_syntax(rawValue: UInt32(syntax.rawValue))
-        guard gdw_builder_write(handle, path, ts) == 0 else { throw GDCM.fail(path, "could not write DICOM") }
+        guard gdw_builder_write(handle, path, ts) == 0 else { throw writerError(path, "could not write DICOM") }
     }
 
     /// The 16-bit pixels of the image at `path`, decoded by GDCM (any transfer syntax): for checking
@@ -68,7 +96,7 @@ final class DICOMBuilder {
     static func decodePixels(at path: String, capacity: Int) throws -> [UInt16] {
         var out = [UInt16](repeating: 0, count: capacity)
         let n = out.withUnsafeMutableBufferPointer { gdw_read_pixels_u16(path, $0.baseAddress, capacity) }
-        guard n >= 0 else { throw GDCM.fail(path, "could not decode the pixels") }
+        guard n >= 0 else { throw writerError(path, "could not decode the pixels") }
         return Array(out.prefix(Int(n)))
     }
 }

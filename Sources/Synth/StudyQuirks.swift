@@ -1,3 +1,5 @@
+import Ingest
+
 /// The irregularities one study of a `--quirks` cohort carries. They are spread over studies by index
 /// (study i gets group i mod 3) so that any cohort of three or more studies holds every kind.
 struct StudyQuirks: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 
 /// Renders one image plane of a `SpineAnatomy` the way an MR scanner would see it: tissue signal
 /// averaged through the slice thickness (partial volume), a smooth coil-sensitivity shading, gain,

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 
 /// One series as a scanner would acquire it: every slice's geometry, its contrast and protocol tags.
 struct SeriesPlan: Sendable {

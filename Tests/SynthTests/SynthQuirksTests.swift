@@ -1,4 +1,5 @@
-@testable import Ingest
+@testable import Synth
+import Ingest
 import Shards
 import TestSupport
 import XCTest

@@ -1,5 +1,6 @@
 import Foundation
-@testable import Ingest
+@testable import Synth
+import Ingest
 import TestSupport
 import XCTest
 

@@ -1,0 +1,95 @@
+import Foundation
+@testable import Ingest
+import Shards
+import TestSupport
+import XCTest
+
+/// Pipeline files are read strictly, coded in their own form, and recorded in full in the shards.
+final class PipelineConfigTests: XCTestCase {
+    private func rejected(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+        do {
+            _ = try PipelineConfig.parse(yaml, path: "p.yaml")
+            XCTFail("accepted:\n\(yaml)", file: file, line: line)
+            return ""
+        } catch {
+            XCTAssertTrue(error is PipelineError, "\(error)", file: file, line: line)
+            return "\(error)"
+        }
+    }
+
+    func testUnknownKeysWrongTypesAndRangesNameTheFileKeyAndLine() {
+        XCTAssertEqual(rejected("name: x\nbogus_key: 3\n"),
+                       "p.yaml: line 2: bogus_key: unknown key; allowed keys: name, fusion, shards")
+        XCTAssertEqual(rejected("fusion:\n  size: 64\n  anti_alias: false\n"),
+                       "p.yaml: line 3: fusion.anti_alias: unknown key; allowed keys under fusion: size, box, percentiles, isotropic, gap_factor, antialias")
+        XCTAssertEqual(rejected("fusion:\n  size: big\n"), "p.yaml: line 2: fusion.size: 'big' is not a whole number")
+        XCTAssertEqual(rejected("fusion:\n  size: 1\n"), "p.yaml: line 2: fusion.size: 1 is out of range; allowed: 2…1024")
+        XCTAssertEqual(rejected("fusion:\n  antialias: maybe\n"),
+                       "p.yaml: line 2: fusion.antialias: 'maybe' is not a boolean; allowed: true or false")
+        XCTAssertEqual(rejected("shards:\n  zstd_level: 30\n"), "p.yaml: line 2: shards.zstd_level: 30 is out of range; allowed: 1…22")
+        XCTAssertTrue(rejected("fusion:\n  box: everything\n").contains("line 2: fusion.box: 'everything' is not a box; allowed: sagittal-fov, union"))
+        XCTAssertTrue(rejected("fusion:\n  percentiles: [99, 1]\n").contains("fusion.percentiles: [99.0, 1.0] is out of range"))
+        XCTAssertTrue(rejected("fusion:\n  percentiles: 5\n").contains("fusion.percentiles: expected a list of 2 numbers"))
+        XCTAssertTrue(rejected("fusion: 64\n").contains("line 1: fusion: expected a mapping with the keys size, box"))
+        XCTAssertTrue(rejected("fusion:\n  size: 32\n  size: 64\n").contains("fusion.size: given twice"))
+        XCTAssertTrue(rejected("fusion: [unclosed\n").hasPrefix("p.yaml: not valid YAML"))
+    }
+
+    func testEveryFusionParameterIsSettable() throws {
+        let c = try PipelineConfig.parse("""
+        name: strict
+        fusion:
+          size: 48
+          box: fixed:120
+          percentiles: [1, 99]
+          isotropic: false
+          gap_factor: 2
+          antialias: false
+        shards:
+          samples_per_shard: 4
+          target_shard_bytes: 5000
+          zstd_level: 5
+        """, path: "strict.yaml")
+        XCTAssertEqual(c, PipelineConfig(name: "strict", fusion: FusionParameters(size: 48, box: .fixed(millimetres: 120), lowPercentile: 1,
+                                                                              highPercentile: 99, isotropic: false, gapFactor: 2, antialias: false),
+                                         samplesPerShard: 4, targetShardBytes: 5000, zstdLevel: 5))
+        XCTAssertEqual(c.attributes["fusion.antialias"], "false")
+        XCTAssertEqual(c.attributes["fusion.box"], "fixed:120.0")
+        for name in ["demo.yaml", "rsna-lumbar.yaml"] {
+            let p = try PipelineConfig.load(Fixtures.repoRoot.appendingPathComponent("pipelines/\(name)").path)
+            XCTAssertTrue(p.fusion.antialias, name)
+        }
+    }
+
+    func testJSONUsesThePipelineFilesKeysAndValues() throws {
+        let c = try PipelineConfig.parse("name: j\nfusion:\n  box: union\n  antialias: false\n", path: "j.yaml")
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try enc.encode(c), as: UTF8.self)
+        XCTAssertEqual(json, """
+        {"fusion":{"antialias":false,"box":"union","gap_factor":1.5,"isotropic":true,"percentiles":[0.5,99.5],"size":128},\
+        "name":"j","shards":{"target_shard_bytes":1000000000,"zstd_level":3}}
+        """)
+        XCTAssertEqual(try JSONDecoder().decode(PipelineConfig.self, from: Data(json.utf8)), c)
+    }
+
+    func testAntialiasIsRecordedInTheShardsAndTheManifest() throws {
+        let root = try CatalogTests.makeArchive(rsna: true)
+        let pipeline = try PipelineConfig.parse("fusion:\n  size: 16\n  antialias: false\n", path: "noaa.yaml")
+        let out = try Fixtures.scratch().appendingPathComponent("shards")
+        let report = try IngestRunner.run(IngestOptions(archive: root.path, output: out, pipeline: pipeline, workers: 1))
+        XCTAssertEqual(report.summary.fused, 1)
+        XCTAssertEqual(report.pipeline.fusion.antialias, false)
+        let manifest = try Manifest.load(from: out)
+        XCTAssertEqual(manifest.parameters["fusion.antialias"], "false")
+        let r = try Fixtures.python("""
+        import sys, glob, json, h5py, hdf5plugin
+        f = h5py.File(sorted(glob.glob(sys.argv[1] + "/shard-*.h5"))[0], "r")
+        p = f.attrs["parameters"]
+        p = json.loads(p.decode() if isinstance(p, bytes) else p)
+        print(p["fusion.antialias"], p["pipeline"])
+        """, [out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "false noaa.yaml\n")
+    }
+}
