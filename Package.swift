@@ -73,7 +73,7 @@ let package = Package(
         ),
         .target(name: "Shards", dependencies: ["CHDF5"]),
         .target(name: "Ingest", dependencies: ["CGDCM", "CPNG", "Shards", .product(name: "Yams", package: "Yams")]),
-        .target(name: "Train", dependencies: ["CTorch", "Shards"]),
+        .target(name: "Train", dependencies: ["CTorch", "Shards", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "fuse3d",
             dependencies: ["Ingest", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -30,7 +30,7 @@ fi
 # --- Python virtual environment -------------------------------------------
 # torch's wheel is our libtorch (headers + shared libraries); the rest are
 # test fixtures (pydicom's DICOM files) and peers for tests and benchmarks.
-PY_PACKAGES=(torch==2.13.0 numpy pydicom pydicom-data pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg h5py hdf5plugin scipy safetensors nibabel)
+PY_PACKAGES=(torch==2.13.0 numpy pydicom pydicom-data pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg h5py hdf5plugin scipy safetensors nibabel scikit-learn)
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   "$PY" -m venv "$VENV"
@@ -39,7 +39,7 @@ if ! "$VENV/bin/python" - <<'PYEOF' 2>/dev/null
 import importlib, sys
 import torch
 assert torch.__version__.split("+")[0] == "2.13.0", torch.__version__
-for m in ("numpy", "pydicom", "data_store", "pylibjpeg", "libjpeg", "openjpeg", "h5py", "hdf5plugin", "scipy", "safetensors", "nibabel"):
+for m in ("numpy", "pydicom", "data_store", "pylibjpeg", "libjpeg", "openjpeg", "h5py", "hdf5plugin", "scipy", "safetensors", "nibabel", "sklearn"):
     importlib.import_module(m)
 PYEOF
 then
