@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "Shards", targets: ["Shards"]),
         .library(name: "Train", targets: ["Train"]),
+        .library(name: "Report", targets: ["Report"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -72,16 +73,19 @@ let package = Package(
             ]
         ),
         .target(name: "Shards", dependencies: ["CHDF5"]),
-        .target(name: "Ingest", dependencies: ["CGDCM", "CPNG", "Shards", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Ingest", dependencies: ["CGDCM", "Shards", .product(name: "Yams", package: "Yams")]),
+        // Pictures and pages (PNG, NIfTI, HTML, SVG plots) for `inspect` and the training report; imports neither Ingest nor Train.
+        .target(name: "Report", dependencies: ["CPNG", "Shards"]),
         .target(name: "Train", dependencies: ["CTorch", "Shards", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "fuse3d",
-            dependencies: ["Ingest", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Ingest", "Report", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "ShardsTests", dependencies: ["Shards", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Shards", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],
     cxxLanguageStandard: .cxx17

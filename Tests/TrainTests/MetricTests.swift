@@ -91,13 +91,13 @@ final class MetricTests: XCTestCase {
     }
 
     func testPriorIsWeightedClassCountsAndBeatsFrequenciesAndUniform() {
-        // Column 0: 6 normal, 3 moderate, 1 severe → weighted 6, 6, 4 → 6/16, 6/16, 4/16.
+        // Column 0: 6 normal, 3 moderate, 1 severe, plus one of each → weighted 7, 8, 8 → 7/23, 8/23, 8/23; no label → 1/7, 2/7, 4/7.
         var labels = [Int8](repeating: -1, count: 10 * 25)
         let column0: [Int8] = [0, 0, 0, 0, 0, 0, 1, 1, 1, 2]
         for (s, y) in column0.enumerated() { labels[s * 25] = y }
         let prior = RSNAScore.prior(labels: labels)
-        XCTAssertEqual(Array(prior[0..<3]), [6.0 / 16, 6.0 / 16, 4.0 / 16])
-        XCTAssertEqual(Array(prior[3..<6]), [1.0 / 3, 1.0 / 3, 1.0 / 3])
+        XCTAssertEqual(Array(prior[0..<3]), [7.0 / 23, 8.0 / 23, 8.0 / 23])
+        XCTAssertEqual(Array(prior[3..<6]), [1.0 / 7, 2.0 / 7, 4.0 / 7])
 
         // On a skewed cohort the weighted prior beats both plain frequencies and uniform.
         var rng = SplitMix64(seed: 11)

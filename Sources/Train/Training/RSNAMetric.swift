@@ -118,15 +118,16 @@ public struct RSNAScore: Codable, Sendable, Equatable {
     }
 
     /// The best constant prediction under this metric, from training labels (N × 25, −1 missing): per column,
-    /// the class counts times the weights 1/2/4, normalised (uniform where a column has no label). Returns 25 × 3.
+    /// the class counts times the weights 1/2/4, normalised. Each count starts at one (Laplace), so that a class
+    /// a small training fold never saw costs a finite loss instead of −log ε ≈ 36 per row. Returns 25 × 3.
     public static func prior(labels: [Int8]) -> [Double] {
-        var counts = [Double](repeating: 0, count: 75)
+        var counts = [Double](repeating: 1, count: 75)
         for (i, y) in labels.enumerated() where (0...2).contains(y) { counts[(i % 25) * 3 + Int(y)] += 1 }
-        var prior = [Double](repeating: 1.0 / 3, count: 75)
+        var prior = [Double](repeating: 0, count: 75)
         for column in 0..<25 {
             let weighted = (0..<3).map { counts[column * 3 + $0] * classWeights[$0] }
             let total = weighted.reduce(0, +)
-            if total > 0 { for k in 0..<3 { prior[column * 3 + k] = weighted[k] / total } }
+            for k in 0..<3 { prior[column * 3 + k] = weighted[k] / total }
         }
         return prior
     }

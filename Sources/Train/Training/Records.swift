@@ -88,3 +88,33 @@ struct TrainerState: Codable, Equatable {
 
     static let key = "trainer.state"
 }
+
+/// `RUN/source.json`: the shards a run was trained on and their pipeline parameters, so that `predict`
+/// can ingest a DICOM archive the same way.
+public struct RunSource: Codable, Equatable, Sendable {
+    /// The training shard folder, the pipeline parameters its manifest records, the grid shape (D, H, W).
+    public var shards: String, parameters: [String: String], shape: [Int]
+
+    /// A record of the training shards.
+    public init(shards: String, parameters: [String: String], shape: [Int]) {
+        self.shards = shards
+        self.parameters = parameters
+        self.shape = shape
+    }
+
+    /// The file name inside a run folder.
+    public static let fileName = "source.json"
+
+    /// Reads `run/source.json`.
+    public static func load(run: URL) throws -> RunSource {
+        let url = run.appendingPathComponent(fileName)
+        do { return try JSONDecoder.snakeCase.decode(RunSource.self, from: Data(contentsOf: url)) } catch {
+            throw TorchError("\(url.path): cannot read the run's source (\(error))")
+        }
+    }
+
+    /// Writes `run/source.json`.
+    public func save(run: URL) throws {
+        try JSONEncoder.pretty.encode(self).write(to: run.appendingPathComponent(Self.fileName), options: .atomic)
+    }
+}
