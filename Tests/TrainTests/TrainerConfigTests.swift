@@ -7,6 +7,7 @@ final class TrainerConfigTests: XCTestCase {
         let c = try TrainingConfig.parse("""
         model: efficientnet3d
         width: 0.25
+        input_pool: 2
         epochs: 3
         batch_size: 2
         folds: 3
@@ -20,6 +21,8 @@ final class TrainerConfigTests: XCTestCase {
           affine: 0
         """, path: "a.yaml")
         XCTAssertEqual(c.width, 0.25)
+        XCTAssertEqual(c.inputPool, 2)
+        XCTAssertEqual(c.modelSpec(gridSize: [64, 64, 64]).inputSize, [32, 32, 32])
         XCTAssertEqual(c.epochs, 3)
         XCTAssertEqual(c.learningRate, 0.003)
         XCTAssertEqual(c.warmupEpochs, 0.5)

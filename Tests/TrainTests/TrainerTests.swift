@@ -53,7 +53,7 @@ final class TrainerTests: XCTestCase {
         let (tensors, _) = try SafeTensors.read(dir.appendingPathComponent("best.safetensors"))
         XCTAssertTrue(tensors.keys.contains("head.weight") && tensors.keys.contains("link.cutpoints"), "\(tensors.keys.sorted().prefix(5))")
         XCTAssertFalse(tensors.keys.contains { $0.contains("/") })
-        let model = try tinyConfig(epochs: 1).modelSpec(inputSize: [16, 16, 16]).make()
+        let model = try tinyConfig(epochs: 1).modelSpec(gridSize: [16, 16, 16]).make()
         try Checkpoint.loadWeights(dir.appendingPathComponent("best.safetensors"), into: model)
         // summary.json carries the fields the issue lists, in snake_case.
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as! [String: Any]
@@ -68,11 +68,14 @@ final class TrainerTests: XCTestCase {
     }
 
     func testTheModelLearnsTheCohortBetterThanThePrior() throws {
-        let shards = try TrainerCohort.make(studies: 16)
-        var config = tinyConfig(epochs: 6)
+        let shards = try TrainerCohort.make(studies: 24)
+        var config = tinyConfig(epochs: 40)
         config.batchSize = 4
-        let trainer = try Trainer(config: config, dataset: try ShardDataset(directory: shards), run: try Fixtures.scratch())
+        config.learningRate = 1e-2
+        let run = try Fixtures.scratch()
+        let trainer = try Trainer(config: config, dataset: try ShardDataset(directory: shards), run: run)
         let fold = try trainer.train(folds: [0]).folds[0]
-        XCTAssertLessThan(fold.valRsnaScore, fold.priorRsnaScore)
+        let csv = try String(contentsOf: run.appendingPathComponent("fold-0/metrics.csv"), encoding: .utf8)
+        XCTAssertLessThan(fold.valRsnaScore, fold.priorRsnaScore, csv)
     }
 }

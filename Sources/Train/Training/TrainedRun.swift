@@ -22,7 +22,7 @@ public struct TrainedRun {
     /// One model per finished fold, loaded from `fold-I/best.safetensors`, on `device`.
     public func models(inputSize: [Int], device: Device = .cpu) throws -> [OrdinalClassifier] {
         try summary.folds.map { fold in
-            let model = try config.modelSpec(inputSize: inputSize).make()
+            let model = try config.modelSpec(gridSize: inputSize).make()
             try Checkpoint.loadWeights(run.appendingPathComponent("fold-\(fold.fold)/best.safetensors"), into: model)
             try model.move(to: device)
             model.eval()
@@ -34,7 +34,7 @@ public struct TrainedRun {
     public func predict(_ dataset: ShardDataset, device: Device = .cpu) throws -> StudyPredictions {
         let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
                                                                               prefetch: config.prefetch), device: device)
-        return try Train.predict(models(inputSize: dataset.manifest.shape, device: device), loader: loader)
+        return try Train.predict(models(inputSize: dataset.manifest.shape, device: device), loader: loader, config: config)
     }
 }
 

@@ -96,7 +96,7 @@ public final class Trainer {
         Torch.threads = config.threads > 0 ? config.threads : ProcessInfo.processInfo.activeProcessorCount
         Torch.manualSeed(config.seed &+ UInt64(fold))
 
-        let spec = config.modelSpec(inputSize: dataset.manifest.shape)
+        let spec = config.modelSpec(gridSize: dataset.manifest.shape)
         let model = try spec.make()
         try model.move(to: device)
         let ema = config.emaDecay > 0 ? try spec.make() : nil
@@ -136,7 +136,7 @@ public final class Trainer {
         if resume, FileManager.default.fileExists(atPath: lastURL.path) {
             let saved = try Checkpoint.load(lastURL, into: model, optimizer: optimizer, device: device)
             guard let json = saved.info[TrainerState.key],
-                  let restored = try? JSONDecoder().decode(TrainerState.self, from: Data(json.utf8)) else {
+                  let restored = try? JSONDecoder.snakeCase.decode(TrainerState.self, from: Data(json.utf8)) else {
                 throw TorchError("\(lastURL.path): holds no trainer state; train this fold again without --resume")
             }
             state = restored
@@ -148,7 +148,7 @@ public final class Trainer {
         func save() throws {
             var extra: [String: Tensor] = [:]
             if let ema { for (k, v) in ema.stateDict() { extra["ema/" + k] = v } }
-            let json = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
+            let json = String(decoding: try JSONEncoder.pretty.encode(state), as: UTF8.self)
             try Checkpoint(epoch: state.position.epoch, step: state.step, info: [TrainerState.key: json, "model": spec.name], extra: extra)
                 .save(model: model, optimizer: optimizer, to: lastURL)
         }
@@ -160,7 +160,10 @@ public final class Trainer {
             var clock = Date()
             while let batch = try batches.next() {
                 let augmented = try augmenter(batch, step: step.step)
-                let loss = try step(augmented.volumes, labels: augmented.labels)
+                let loss = try step(config.modelInput(augmented.volumes, device: device), labels: augmented.labels)
+                guard loss.isFinite else {
+                    throw TorchError("fold \(fold), epoch \(epoch + 1), step \(step.step): the training loss is \(loss); lower the learning rate, or raise batch_size (BatchNorm needs 2 or more samples)")
+                }
                 if let ema { try updateEMA(ema, from: model) }
                 let now = Date()
                 state.seconds += now.timeIntervalSince(clock)
@@ -186,7 +189,7 @@ public final class Trainer {
             }
             let evaluated = ema ?? model
             evaluated.eval()
-            let predictions = try predict([evaluated], loader: valLoader)
+            let predictions = try predict([evaluated], loader: valLoader, config: config)
             let score = RSNAScore(predictions)
             let record = EpochRecord(epoch: epoch + 1, lr: schedule.learningRate(at: max(0, state.step - 1)),
                                      trainLoss: state.lossSum / Double(max(1, state.lossCount)), valLoss: score.loss, valScore: score.score,
@@ -240,15 +243,16 @@ public final class Trainer {
     }
 }
 
-/// Probabilities of every sample `loader` yields, averaged over `models` (evaluation mode, no gradients).
-public func predict(_ models: [OrdinalClassifier], loader: ShardLoader) throws -> StudyPredictions {
+/// Probabilities of every sample `loader` yields, averaged over `models` (evaluation mode, no gradients); the
+/// volumes are prepared as `config` says (`TrainingConfig.modelInput`).
+public func predict(_ models: [OrdinalClassifier], loader: ShardLoader, config: TrainingConfig) throws -> StudyPredictions {
     precondition(!models.isEmpty, "predict needs at least one model")
     for m in models { m.eval() }
     var ids: [Int64] = [], probs: [Double] = [], labels: [Int8] = []
     let batches = loader.batches(from: LoaderPosition(epoch: 0))
     try Torch.noGrad {
         while let batch = try batches.next() {
-            let x = try batch.volumes.to(.float32, device: loader.device)
+            let x = try config.modelInput(batch.volumes, device: loader.device)
             var sum: [Double]? = nil
             for m in models {
                 let p = try m(x).to(.float32, device: .cpu).toArray(Float.self).map(Double.init)

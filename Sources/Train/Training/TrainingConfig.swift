@@ -6,6 +6,9 @@ import Yams
 public struct TrainingConfig: Equatable, Sendable {
     /// Backbone name ("efficientnet3d" or "vit3d"), its variant, and an EfficientNet width override.
     public var model = "efficientnet3d", variant: String? = nil, width: Double? = nil
+    /// Average-pool the grid by this factor before the model (1: the grid as stored); 2 trains a 64³ cohort at
+    /// 32³, about 4× cheaper per step. Applied alike in training, validation, evaluate and predict.
+    public var inputPool = 1
     /// Epochs per fold, samples per batch, number of folds, the run's seed.
     public var epochs = 20, batchSize = 4, folds = 4, seed: UInt64 = 0
     /// "cpu", "cuda" or "cuda:N"; libtorch intra-op threads (0: all cores).
@@ -59,6 +62,7 @@ public struct TrainingConfig: Equatable, Sendable {
         c.model = try root.string("model", one: ["efficientnet3d", "vit3d"]) ?? c.model
         c.variant = try root.string("variant") ?? c.variant
         c.width = try root.double("width", above: 0) ?? c.width
+        c.inputPool = try root.int("input_pool", min: 1) ?? c.inputPool
         c.epochs = try root.int("epochs", min: 1) ?? c.epochs
         c.batchSize = try root.int("batch_size", min: 1) ?? c.batchSize
         c.folds = try root.int("folds", min: 2) ?? c.folds
@@ -119,6 +123,7 @@ public struct TrainingConfig: Equatable, Sendable {
         if let variant { lines.append("variant: \(variant)") }
         if let width { lines.append("width: \(n(width))") }
         lines += [
+            "input_pool: \(inputPool)",
             "epochs: \(epochs)", "batch_size: \(batchSize)", "folds: \(folds)", "seed: \(seed)",
             "device: \(device)", "threads: \(threads)", "clip_norm: \(n(clipNorm))", "ema_decay: \(n(emaDecay))",
             "bf16: \(bf16)", "class_weights: [\(classWeights.map(n).joined(separator: ", "))]",
@@ -135,9 +140,17 @@ public struct TrainingConfig: Equatable, Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The model to build for grids of `inputSize` (D, H, W).
-    public func modelSpec(inputSize: [Int]) -> ModelSpec {
-        ModelSpec(name: model, variant: variant, inputSize: inputSize, width: width)
+    /// The model to build for stored grids of `gridSize` (D, H, W): its input is the grid pooled by `inputPool`.
+    public func modelSpec(gridSize: [Int]) -> ModelSpec {
+        ModelSpec(name: model, variant: variant, inputSize: gridSize.map { $0 / inputPool }, width: width)
+    }
+
+    /// A batch of volumes as the model takes them: float32 on `device`, average-pooled by `inputPool`.
+    public func modelInput(_ volumes: Tensor, device: Device) throws -> Tensor {
+        let x = try volumes.to(.float32, device: device)
+        guard inputPool > 1 else { return x }
+        let k = [inputPool, inputPool, inputPool]
+        return try Functional.avgPool3d(x, kernel: k, stride: k, padding: [0, 0, 0])
     }
 }
 
