@@ -6,6 +6,7 @@ BIN="$1"; OUT="$2"
 STUDIES="${DEMO_STUDIES:-__STUDIES__}"
 EPOCHS="${DEMO_EPOCHS:-__EPOCHS__}"
 FOLDS="${DEMO_FOLDS:-__FOLDS__}"
+TRAIN_FOLDS="${DEMO_TRAIN_FOLDS:-__TRAIN_FOLDS__}"   # which of the K folds to train (each is validated on its held-out studies)
 mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }
 
@@ -28,11 +29,12 @@ step "inspect: summary, a picture and a NIfTI of the first sample, an HTML galle
 step "verify: every shard, chunk and checksum"
 "$BIN" verify "$OUT/shards"
 
-step "train: $FOLDS-fold cross-validation, $EPOCHS epochs per fold, scored with the RSNA 2024 metric against the best constant prediction"
+step "train: folds $TRAIN_FOLDS of a $FOLDS-fold split, $EPOCHS epochs each, scored on held-out studies with the RSNA 2024 metric against the best constant prediction"
 cat > "$OUT/train.yaml" <<YAML
 # The demo's training configuration (fuse3d train --help; every key is optional).
 model: efficientnet3d
 width: __WIDTH__
+input_pool: 2   # the 64³ grids are averaged to 32³ before the model: about 4× cheaper per step on 2 cores
 folds: $FOLDS
 epochs: $EPOCHS
 batch_size: __BATCH__
@@ -47,7 +49,10 @@ ema_decay: 0
 augmentation:
   flip: 0
 YAML
-"$BIN" train "$OUT/shards" --out "$OUT/run" --config "$OUT/train.yaml"
+rm -rf "$OUT/run"
+for fold in $TRAIN_FOLDS; do
+  "$BIN" train "$OUT/shards" --out "$OUT/run" --config "$OUT/train.yaml" --fold "$fold" --resume
+done
 
 step "evaluate: the folds' best checkpoints averaged (on the training shards here, so optimistic; held-out scores are above)"
 "$BIN" evaluate "$OUT/run" "$OUT/shards" --out "$OUT/run/evaluation.json" | head -n 8

@@ -77,6 +77,8 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Epoch lines reach a log file as they happen, not when the buffer fills.
+        setvbuf(stdout, nil, _IOLBF, 0)
         let config = try resolvedConfig()
         if Device(config.device)?.isCUDA == true && !Torch.cudaAvailable {
             throw ValidationError("device \(config.device): this libtorch has no usable CUDA; set LIBTORCH to a CUDA build and rebuild")
