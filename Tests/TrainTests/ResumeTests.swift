@@ -34,7 +34,7 @@ final class ResumeTests: XCTestCase {
             let b = try contents(interrupted.appendingPathComponent("fold-0/\(name)"))
             XCTAssertEqual(Set(a.keys), Set(b.keys), name)
             XCTAssertTrue(a.keys.contains { $0.hasPrefix("ema/") } || name == "best.safetensors")
-            for key in a.keys.sorted() { XCTAssertEqual(a[key], b[key], "\(name): \(key)") }
+            for key in a.keys.sorted() { XCTAssertTrue(a[key] == b[key], "\(name): \(key) differs") }
         }
         // The validation history agrees too (all columns but the timings).
         func scores(_ run: URL) throws -> [String] {
