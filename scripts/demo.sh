@@ -58,7 +58,7 @@ step "evaluate: the folds' best checkpoints averaged (on the training shards her
 "$BIN" evaluate "$OUT/run" "$OUT/shards" --out "$OUT/run/evaluation.json" | head -n 8
 
 step "predict: a Kaggle submission from the DICOM archive itself (ingested on the fly with the run's pipeline)"
-"$BIN" predict "$OUT/run" "$OUT/cohort" --out "$OUT/submission.csv"
+"$BIN" predict "$OUT/run" "$OUT/cohort" --out "$OUT/submission.csv" --pipeline pipelines/demo.yaml
 head -n 4 "$OUT/submission.csv"
 
 printf '\nDone. Training report: %s/run/report.html (summary %s/run/summary.json); shards gallery: %s/shards.html; picture: %s/sample-0.png; submission: %s/submission.csv.\n' "$OUT" "$OUT" "$OUT" "$OUT" "$OUT"

@@ -58,7 +58,7 @@ struct PredictCommand: ParsableCommand {
         var config = try pipeline.map(PipelineConfig.load) ?? PipelineConfig()
         if pipeline == nil, let size = training.parameters["fusion.size"].flatMap(Int.init) { config.fusion.size = size }
         let differing = config.attributes.filter { key, value in
-            key != "shards.zstd_level" && training.parameters[key].map { $0 != value } ?? false
+            key != "shards.zstd_level" && key != "pipeline" && training.parameters[key].map { $0 != value } ?? false
         }.keys.sorted()
         guard differing.isEmpty else {
             throw ValidationError("the run's shards were made with other pipeline parameters (\(differing.joined(separator: ", "))); give that pipeline with --pipeline FILE")
