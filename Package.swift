@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "Shards", targets: ["Shards"]),
         .library(name: "Train", targets: ["Train"]),
+        .library(name: "Report", targets: ["Report"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -55,19 +56,22 @@ let package = Package(
             linkerSettings: [.linkedLibrary("dl")]
         ),
         .target(name: "Shards", dependencies: ["CHDF5"]),
-        .target(name: "Ingest", dependencies: ["CGDCM", "CPNG", "Shards", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Ingest", dependencies: ["CGDCM", "Shards", .product(name: "Yams", package: "Yams")]),
         // The phantom cohort (a DICOM writer) for tests and the demo; Ingest never imports it.
         .target(name: "Synth", dependencies: ["CGDCM", "Ingest", "Shards"]),
-        .target(name: "Train", dependencies: ["CTorch", "Shards"]),
+        // Pictures and pages (PNG, NIfTI, HTML, SVG plots) for `inspect` and the training report; imports neither Ingest nor Train.
+        .target(name: "Report", dependencies: ["CPNG", "Shards"]),
+        .target(name: "Train", dependencies: ["CTorch", "Shards", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "fuse3d",
-            dependencies: ["Ingest", "Synth", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Ingest", "Synth", "Report", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "SynthTests", dependencies: ["Synth", "Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "ShardsTests", dependencies: ["Shards", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Shards", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],
     cxxLanguageStandard: .cxx17

@@ -32,7 +32,7 @@ fi
 # torch's wheel is the default libtorch that `make torch` builds the bridge against (headers + shared
 # libraries; any PyTorch 2.4 to 2.x serves through `make torch PYTHON=...`); the rest are
 # test fixtures (pydicom's DICOM files) and peers for tests and benchmarks.
-PY_PACKAGES=(torch==2.13.0 numpy pydicom pydicom-data pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg h5py hdf5plugin scipy safetensors nibabel dcm2niix)
+PY_PACKAGES=(torch==2.13.0 numpy pydicom pydicom-data pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg h5py hdf5plugin scipy safetensors nibabel dcm2niix scikit-learn)
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   "$PY" -m venv "$VENV"
@@ -41,7 +41,7 @@ if ! "$VENV/bin/python" - <<'PYEOF' 2>/dev/null
 import importlib, sys
 import torch
 assert torch.__version__.split("+")[0] == "2.13.0", torch.__version__
-for m in ("numpy", "pydicom", "data_store", "pylibjpeg", "libjpeg", "openjpeg", "h5py", "hdf5plugin", "scipy", "safetensors", "nibabel"):
+for m in ("numpy", "pydicom", "data_store", "pylibjpeg", "libjpeg", "openjpeg", "h5py", "hdf5plugin", "scipy", "safetensors", "nibabel", "sklearn"):
     importlib.import_module(m)
 PYEOF
 then

@@ -29,9 +29,9 @@ public final class ShardReader: @unchecked Sendable {
     private let file: H5File
     private let volumes: H5Dataset
     private let float16: H5Object
-    /// All samples' labels, N × 25 (module-internal: the summary counts them without decoding volumes).
-    let labels: [Int8]
-    /// All samples' present flags, N × 3 (module-internal, as `labels`).
+    /// All samples' labels, N × 25, −1 missing (read on open: the summary counts them and the trainer splits by them without decoding volumes).
+    public let labels: [Int8]
+    /// All samples' present flags, N × 3 (module-internal: the summary counts them without decoding volumes).
     let present: [UInt8]
     private let affine: [Double]
     private let keypoints: [Float]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ingest
+import Report
 import Shards
 
 /// `fuse3d inspect`: summary of a shard folder, pictures and NIfTI of one sample.

@@ -2,24 +2,27 @@ import Foundation
 
 /// A resumable training state in one safetensors file. Model tensors keep their PyTorch names (so
 /// `safetensors.torch.load_file` + `load_state_dict` reads them after dropping names containing "/");
-/// optimiser state lives under `optimizer/<kind>/<param>`, the CPU generator under `rng/cpu`, and
-/// epoch, steps and schedule position in the metadata.
+/// optimiser state lives under `optimizer/<kind>/<param>`, the CPU generator under `rng/cpu`, other
+/// state (the EMA of the weights) under `<prefix>/<name>`, and epoch, steps and schedule position in the metadata.
 public struct Checkpoint {
     /// Epochs completed and optimiser steps taken (the schedule's position).
     public var epoch: Int, step: Int
     /// Free-form strings stored alongside (model name, config).
     public var info: [String: String]
+    /// Further tensors saved with the model, keyed `prefix/name` (the prefix is not "optimizer" or "rng").
+    public var extra: [String: Tensor]
 
     /// A record of `epoch` epochs and `step` optimiser steps.
-    public init(epoch: Int, step: Int, info: [String: String] = [:]) {
+    public init(epoch: Int, step: Int, info: [String: String] = [:], extra: [String: Tensor] = [:]) {
         self.epoch = epoch
         self.step = step
         self.info = info
+        self.extra = extra
     }
 
-    /// Saves the model, the optimiser, the RNG and this record to `url`.
+    /// Saves the model, the optimiser, the RNG, `extra` and this record to `url`.
     public func save(model: Module, optimizer: (any Optimizer)?, to url: URL) throws {
-        var tensors = model.stateDict()
+        var tensors = model.stateDict().merging(extra) { a, _ in a }
         var meta = info
         meta["fuse3d.epoch"] = String(epoch)
         meta["fuse3d.step"] = String(step)
@@ -57,7 +60,8 @@ public struct Checkpoint {
             throw fail("metadata lacks fuse3d.epoch / fuse3d.step")
         }
         let info = meta.filter { !$0.key.hasPrefix("fuse3d.") }
-        return Checkpoint(epoch: epoch, step: step, info: info)
+        let extra = tensors.filter { $0.key.contains("/") && !$0.key.hasPrefix("optimizer/") && !$0.key.hasPrefix("rng/") }
+        return Checkpoint(epoch: epoch, step: step, info: info, extra: extra)
     }
 
     /// Writes only the model's tensors (PyTorch names) — what `bench/torch` and inference read.

@@ -6,7 +6,8 @@ public enum SampleDescription {
     /// Several lines describing `sample`; `location` says where it was found.
     public static func text(_ s: FusedSample, location: String) -> String {
         var out = "study \(s.studyID) (\(location)), grid \(s.shape.map(String.init).joined(separator: "×"))\n"
-        let spacing = Grid(shape: s.shape, affine: s.affine).spacing
+        // Voxel spacing is the length of each affine column (the patient-space step along d, h, w).
+        let spacing = (0..<3).map { j in (0..<3).map { s.affine[4 * $0 + j] * s.affine[4 * $0 + j] }.reduce(0, +).squareRoot() }
         out += String(format: "voxel %.2f×%.2f×%.2f mm, origin (%.1f, %.1f, %.1f) LPS mm\n", spacing[0], spacing[1], spacing[2],
                       s.affine[3], s.affine[7], s.affine[11])
         for (c, name) in Channels.names.enumerated() {

@@ -1,5 +1,6 @@
 import Foundation
-@testable import Ingest
+import Ingest
+@testable import Report
 import Shards
 import TestSupport
 import XCTest

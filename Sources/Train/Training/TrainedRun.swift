@@ -1,0 +1,90 @@
+import Foundation
+import Shards
+
+/// A finished (or partly finished) training run read from its folder: the configuration, the summary and
+/// every fold's best checkpoint, averaged for `evaluate` and `predict`.
+public struct TrainedRun {
+    /// The run folder.
+    public let run: URL
+    /// Its resolved configuration (`config.yaml`).
+    public let config: TrainingConfig
+    /// Its summary (`summary.json`).
+    public let summary: RunSummary
+
+    /// Reads `run/config.yaml` and `run/summary.json`.
+    public init(run: URL) throws {
+        self.run = run
+        config = try TrainingConfig.load(run.appendingPathComponent("config.yaml"))
+        summary = try RunSummary.load(run: run)
+        guard !summary.folds.isEmpty else { throw TorchError("\(run.path): no fold has finished an epoch; nothing to predict with") }
+    }
+
+    /// One model per finished fold, loaded from `fold-I/best.safetensors`, on `device`.
+    public func models(inputSize: [Int], device: Device = .cpu) throws -> [OrdinalClassifier] {
+        try summary.folds.map { fold in
+            let model = try config.modelSpec(gridSize: inputSize).make()
+            try Checkpoint.loadWeights(run.appendingPathComponent("fold-\(fold.fold)/best.safetensors"), into: model)
+            try model.move(to: device)
+            model.eval()
+            return model
+        }
+    }
+
+    /// Every sample of `dataset`, its probabilities averaged over the folds' best models.
+    public func predict(_ dataset: ShardDataset, device: Device = .cpu) throws -> StudyPredictions {
+        let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
+                                                                              prefetch: config.prefetch), device: device)
+        return try Train.predict(models(inputSize: dataset.manifest.shape, device: device), loader: loader, config: config)
+    }
+}
+
+/// Kaggle's submission format for the RSNA 2024 competition.
+public enum Submission {
+    /// The header line.
+    public static let header = "row_id,normal_mild,moderate,severe"
+
+    /// 25 rows per study (`{study_id}_{condition}_{level}`), each row's three probabilities normalised to sum to 1.
+    public static func csv(_ predictions: StudyPredictions) -> String {
+        var lines = [header]
+        lines.reserveCapacity(1 + predictions.count * 25)
+        for s in 0..<predictions.count {
+            for (c, column) in RSNA.labelColumns.enumerated() {
+                let p = (0..<3).map { predictions.probability(s, c, $0) }
+                let total = p.reduce(0, +)
+                let q = total > 0 ? p.map { $0 / total } : [1.0 / 3, 1.0 / 3, 1.0 / 3]
+                lines.append("\(predictions.studyIDs[s])_\(column)," + q.map { String(format: "%.9f", $0) }.joined(separator: ","))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// Plain-text tables of a score: the four groups against the baseline, per condition-level losses, and
+/// confusion matrices per condition; what `evaluate` prints.
+public enum ScoreTable {
+    /// The whole table for `score` read against `prior` (the baseline's score on the same studies).
+    public static func text(_ score: RSNAScore, prior: RSNAScore) -> String {
+        var out = [String(format: "RSNA score %.4f (baseline %.4f, ratio %.3f) over %d labelled rows", score.score, prior.score,
+                          score.score / prior.score, score.labelledRows)]
+        out.append("group".padding(toLength: 20, withPad: " ", startingAt: 0) + "     loss  baseline")
+        for (name, (a, b)) in zip(RSNAScore.groupNames, zip(score.groups, prior.groups)) {
+            out.append(name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: " %8.4f  %8.4f", a, b))
+        }
+        out.append("")
+        out.append("per level (weighted log loss; baseline)")
+        out.append("condition".padding(toLength: 34, withPad: " ", startingAt: 0) + RSNA.levels.map { $0.padding(toLength: 16, withPad: " ", startingAt: 0) }.joined())
+        for (c, condition) in RSNA.conditions.enumerated() {
+            let cells = (0..<5).map { l -> String in
+                String(format: "%.3f (%.3f)", score.columnLosses[c * 5 + l], prior.columnLosses[c * 5 + l]).padding(toLength: 16, withPad: " ", startingAt: 0)
+            }
+            out.append(condition.padding(toLength: 34, withPad: " ", startingAt: 0) + cells.joined())
+        }
+        out.append("")
+        out.append("confusion matrices (rows: true normal/mild, moderate, severe; columns: predicted)")
+        for (c, condition) in RSNA.conditions.enumerated() {
+            out.append(condition)
+            for row in score.confusion[c] { out.append("  " + row.map { String(format: "%6d", $0) }.joined()) }
+        }
+        return out.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,250 @@
+import Foundation
+import Yams
+
+/// Everything a training run is made of, read from YAML (snake_case keys, every one optional) and
+/// written back resolved to `RUN/config.yaml`, so a run can be repeated from its folder alone.
+public struct TrainingConfig: Equatable, Sendable {
+    /// Backbone name ("efficientnet3d" or "vit3d"), its variant, and an EfficientNet width override.
+    public var model = "efficientnet3d", variant: String? = nil, width: Double? = nil
+    /// Average-pool the grid by this factor before the model (1: the grid as stored); 2 trains a 64³ cohort at
+    /// 32³, about 4× cheaper per step. Applied alike in training, validation, evaluate and predict.
+    public var inputPool = 1
+    /// Epochs per fold, samples per batch, number of folds, the run's seed.
+    public var epochs = 20, batchSize = 4, folds = 4, seed: UInt64 = 0
+    /// "cpu", "cuda" or "cuda:N"; libtorch intra-op threads (0: all cores).
+    public var device = "cpu", threads = 0
+    /// AdamW: peak learning rate, decoupled weight decay, β₁, β₂, ε.
+    public var learningRate = 1e-3, weightDecay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8
+    /// Linear warm-up length in epochs (fractions allowed), then cosine decay to `minLearningRate`.
+    public var warmupEpochs = 1.0, minLearningRate = 0.0
+    /// Joint gradient-norm limit (0: no clipping).
+    public var clipNorm = 1.0
+    /// Decay of the exponential moving average of the weights (0: no EMA); validation and best use the EMA.
+    public var emaDecay = 0.0
+    /// bfloat16 autocast for the forward pass.
+    public var bf16 = false
+    /// Loss weight of each class (normal/mild, moderate, severe); the metric's are 1, 2, 4.
+    public var classWeights: [Double] = [1, 2, 4]
+    /// Save a resumable checkpoint every this many steps (0: only at the end of each epoch).
+    public var checkpointEvery = 0
+    /// Loader: reader threads (0: all cores) and batches kept ahead.
+    public var loaderThreads = 0, prefetch = 2
+    /// Training-time augmentation (`AugmentationOptions` field by field).
+    public var augmentation = AugmentationOptions.none
+
+    /// The defaults (EfficientNet-3D b0, 4 folds × 20 epochs, AdamW 1e-3, one warm-up epoch, no augmentation).
+    public init() {}
+
+    /// A configuration that is wrong: the file, the key and what is wrong.
+    public struct Error: Swift.Error, CustomStringConvertible {
+        /// The file (or "command line") and the problem.
+        public var path: String, message: String
+        /// "file: message".
+        public var description: String { "\(path): \(message)" }
+    }
+
+    /// Reads a YAML file; an unknown key or a bad value is an error naming the file and the key.
+    public static func load(_ url: URL) throws -> TrainingConfig {
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw Error(path: url.path, message: "cannot read: \(error.localizedDescription)")
+        }
+        return try parse(text, path: url.path)
+    }
+
+    /// Parses YAML text (`path` names it in errors).
+    public static func parse(_ text: String, path: String) throws -> TrainingConfig {
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch { throw Error(path: path, message: "invalid YAML: \(error)") }
+        var c = TrainingConfig()
+        guard let node else { return c }
+        let root = try Section(node, key: "", path: path)
+        c.model = try root.string("model", one: ["efficientnet3d", "vit3d"]) ?? c.model
+        c.variant = try root.string("variant") ?? c.variant
+        c.width = try root.double("width", above: 0) ?? c.width
+        c.inputPool = try root.int("input_pool", min: 1) ?? c.inputPool
+        c.epochs = try root.int("epochs", min: 1) ?? c.epochs
+        c.batchSize = try root.int("batch_size", min: 1) ?? c.batchSize
+        c.folds = try root.int("folds", min: 2) ?? c.folds
+        c.seed = try root.int("seed", min: 0).map(UInt64.init) ?? c.seed
+        c.device = try root.string("device") ?? c.device
+        if Device(c.device) == nil { throw Error(path: path, message: "device: must be cpu, cuda or cuda:N, not \(c.device)") }
+        c.threads = try root.int("threads", min: 0) ?? c.threads
+        c.clipNorm = try root.double("clip_norm", min: 0) ?? c.clipNorm
+        c.emaDecay = try root.double("ema_decay", min: 0, below: 1) ?? c.emaDecay
+        c.bf16 = try root.bool("bf16") ?? c.bf16
+        c.checkpointEvery = try root.int("checkpoint_every", min: 0) ?? c.checkpointEvery
+        if let w = try root.doubles("class_weights") {
+            guard w.count == 3, w.allSatisfy({ $0 > 0 }) else { throw Error(path: path, message: "class_weights: three positive numbers, not \(w)") }
+            c.classWeights = w
+        }
+        if let o = try root.section("optimizer") {
+            c.learningRate = try o.double("lr", above: 0) ?? c.learningRate
+            c.weightDecay = try o.double("weight_decay", min: 0) ?? c.weightDecay
+            c.beta1 = try o.double("beta1", min: 0, below: 1) ?? c.beta1
+            c.beta2 = try o.double("beta2", min: 0, below: 1) ?? c.beta2
+            c.eps = try o.double("eps", above: 0) ?? c.eps
+            try o.finish()
+        }
+        if let s = try root.section("schedule") {
+            c.warmupEpochs = try s.double("warmup_epochs", min: 0) ?? c.warmupEpochs
+            c.minLearningRate = try s.double("min_lr", min: 0) ?? c.minLearningRate
+            try s.finish()
+        }
+        if let l = try root.section("loader") {
+            c.loaderThreads = try l.int("threads", min: 0) ?? c.loaderThreads
+            c.prefetch = try l.int("prefetch", min: 1) ?? c.prefetch
+            try l.finish()
+        }
+        if let a = try root.section("augmentation") {
+            var g = c.augmentation
+            g.flip = try a.double("flip", min: 0, max: 1) ?? g.flip
+            g.affine = try a.double("affine", min: 0, max: 1) ?? g.affine
+            g.rotateDegrees = try a.double("rotate_degrees", min: 0) ?? g.rotateDegrees
+            g.scale = try a.double("scale", min: 0, below: 1) ?? g.scale
+            g.translate = try a.double("translate", min: 0, below: 1) ?? g.translate
+            g.intensity = try a.double("intensity", min: 0, max: 1) ?? g.intensity
+            g.intensityScale = try a.double("intensity_scale", min: 0, below: 1) ?? g.intensityScale
+            g.intensityShift = try a.double("intensity_shift", min: 0) ?? g.intensityShift
+            g.gamma = try a.double("gamma", min: 0) ?? g.gamma
+            g.channelDrop = try a.double("channel_drop", min: 0, max: 1) ?? g.channelDrop
+            try a.finish()
+            c.augmentation = g
+        }
+        try root.finish()
+        return c
+    }
+
+    /// The resolved configuration as YAML that `parse` reads back to an equal value.
+    public var yaml: String {
+        func n(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(format: "%.1f", x) : "\(x)" }
+        let a = augmentation
+        var lines = ["# fuse3d training configuration (resolved)", "model: \(model)"]
+        if let variant { lines.append("variant: \(variant)") }
+        if let width { lines.append("width: \(n(width))") }
+        lines += [
+            "input_pool: \(inputPool)",
+            "epochs: \(epochs)", "batch_size: \(batchSize)", "folds: \(folds)", "seed: \(seed)",
+            "device: \(device)", "threads: \(threads)", "clip_norm: \(n(clipNorm))", "ema_decay: \(n(emaDecay))",
+            "bf16: \(bf16)", "class_weights: [\(classWeights.map(n).joined(separator: ", "))]",
+            "checkpoint_every: \(checkpointEvery)",
+            "optimizer:", "  lr: \(n(learningRate))", "  weight_decay: \(n(weightDecay))", "  beta1: \(n(beta1))",
+            "  beta2: \(n(beta2))", "  eps: \(n(eps))",
+            "schedule:", "  warmup_epochs: \(n(warmupEpochs))", "  min_lr: \(n(minLearningRate))",
+            "loader:", "  threads: \(loaderThreads)", "  prefetch: \(prefetch)",
+            "augmentation:", "  flip: \(n(a.flip))", "  affine: \(n(a.affine))", "  rotate_degrees: \(n(a.rotateDegrees))",
+            "  scale: \(n(a.scale))", "  translate: \(n(a.translate))", "  intensity: \(n(a.intensity))",
+            "  intensity_scale: \(n(a.intensityScale))", "  intensity_shift: \(n(a.intensityShift))",
+            "  gamma: \(n(a.gamma))", "  channel_drop: \(n(a.channelDrop))",
+        ]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The model to build for stored grids of `gridSize` (D, H, W): its input is the grid pooled by `inputPool`.
+    public func modelSpec(gridSize: [Int]) -> ModelSpec {
+        ModelSpec(name: model, variant: variant, inputSize: gridSize.map { $0 / inputPool }, width: width)
+    }
+
+    /// A batch of volumes as the model takes them: float32 on `device`, average-pooled by `inputPool`.
+    public func modelInput(_ volumes: Tensor, device: Device) throws -> Tensor {
+        let x = try volumes.to(.float32, device: device)
+        guard inputPool > 1 else { return x }
+        let k = [inputPool, inputPool, inputPool]
+        return try Functional.avgPool3d(x, kernel: k, stride: k, padding: [0, 0, 0])
+    }
+}
+
+/// One YAML mapping being read: every key read is ticked off, and `finish()` rejects the rest.
+private final class Section {
+    let mapping: Node.Mapping
+    let key: String, path: String
+    var seen: Set<String> = []
+
+    init(_ node: Node, key: String, path: String) throws {
+        guard let m = node.mapping else {
+            throw TrainingConfig.Error(path: path, message: key.isEmpty ? "the top level must be a mapping of keys" : "\(key): must be a mapping of keys")
+        }
+        mapping = m
+        self.key = key
+        self.path = path
+    }
+
+    func fail(_ name: String, _ message: String) -> TrainingConfig.Error {
+        TrainingConfig.Error(path: path, message: "\(full(name)): \(message)")
+    }
+
+    func full(_ name: String) -> String { key.isEmpty ? name : "\(key).\(name)" }
+
+    func value(_ name: String) -> Node? {
+        seen.insert(name)
+        guard let v = mapping[Node(name)] else { return nil }
+        if let s = v.scalar, s.style == .plain, ["", "~", "null", "Null", "NULL"].contains(s.string) { return nil }
+        return v
+    }
+
+    func scalar(_ name: String) throws -> String? {
+        guard let v = value(name) else { return nil }
+        guard let s = v.scalar?.string else { throw fail(name, "must be a single value") }
+        return s
+    }
+
+    func string(_ name: String, one choices: [String]? = nil) throws -> String? {
+        guard let s = try scalar(name) else { return nil }
+        if let choices, !choices.contains(s) { throw fail(name, "must be one of \(choices.joined(separator: ", ")), not \(s)") }
+        return s
+    }
+
+    func double(_ name: String, min low: Double? = nil, max high: Double? = nil, above: Double? = nil, below: Double? = nil) throws -> Double? {
+        guard let s = try scalar(name) else { return nil }
+        guard let x = Double(s), x.isFinite else { throw fail(name, "must be a number, not \(s)") }
+        if let low, x < low { throw fail(name, "must be at least \(low), not \(s)") }
+        if let high, x > high { throw fail(name, "must be at most \(high), not \(s)") }
+        if let above, x <= above { throw fail(name, "must be greater than \(above), not \(s)") }
+        if let below, x >= below { throw fail(name, "must be less than \(below), not \(s)") }
+        return x
+    }
+
+    func int(_ name: String, min low: Int) throws -> Int? {
+        guard let s = try scalar(name) else { return nil }
+        guard let x = Int(s) else { throw fail(name, "must be a whole number, not \(s)") }
+        guard x >= low else { throw fail(name, "must be at least \(low), not \(s)") }
+        return x
+    }
+
+    func bool(_ name: String) throws -> Bool? {
+        guard let s = try scalar(name) else { return nil }
+        switch s.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw fail(name, "must be true or false, not \(s)")
+        }
+    }
+
+    func strings(_ name: String) throws -> [String]? {
+        guard let v = value(name) else { return nil }
+        guard let items = v.sequence else { throw fail(name, "must be a list") }
+        return try items.map { item in
+            guard let s = item.scalar?.string else { throw fail(name, "must be a list of single values") }
+            return s
+        }
+    }
+
+    func doubles(_ name: String) throws -> [Double]? {
+        try strings(name)?.map { s in
+            guard let x = Double(s), x.isFinite else { throw fail(name, "must be a list of numbers, not \(s)") }
+            return x
+        }
+    }
+
+    func section(_ name: String) throws -> Section? {
+        guard let v = value(name) else { return nil }
+        return try Section(v, key: full(name), path: path)
+    }
+
+    func finish() throws {
+        for (k, _) in mapping {
+            let name = k.scalar?.string ?? "\(k)"
+            if !seen.contains(name) { throw TrainingConfig.Error(path: path, message: "\(full(name)): unknown key") }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import Shards
+import Train
+
+/// `fuse3d evaluate`: a trained run's folds averaged, scored on other shards against the baseline.
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Score a trained run (its folds' best checkpoints averaged) on labelled shards: RSNA score, groups, baseline, per-level losses, confusion matrices.",
+        discussion: """
+        The baseline is the best constant prediction from the run's training labels (class counts × weights 1/2/4, normalised).
+
+        Example:
+          fuse3d evaluate demo-out/run demo-out/test-shards --out evaluation.json
+        """)
+
+    @Argument(help: ArgumentHelp("The run folder written by `fuse3d train`.", valueName: "run")) var runFolder: String
+    @Argument(help: "A shard folder with labels.") var shards: String
+    @Option(help: "Also write the score and the baseline's as JSON to this file.") var out: String?
+    @Option(help: "cpu, cuda or cuda:N.") var device = "cpu"
+
+    func validate() throws {
+        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: runFolder).appendingPathComponent("summary.json").path) else {
+            throw ValidationError("'\(runFolder)' has no summary.json: give a run folder written by `fuse3d train`.")
+        }
+        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: shards).appendingPathComponent("manifest.json").path) else {
+            throw ValidationError("'\(shards)' has no manifest.json: give a shard folder written by `fuse3d ingest`.")
+        }
+        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
+    }
+
+    func run() throws {
+        let trained = try TrainedRun(run: URL(fileURLWithPath: runFolder))
+        let predictions = try trained.predict(try ShardDataset(directory: URL(fileURLWithPath: shards)), device: Device(device) ?? .cpu)
+        let score = RSNAScore(predictions)
+        let prior = RSNAScore(predictions.replacing(with: trained.summary.priorProbabilities))
+        print("\(trained.summary.folds.count) fold model(s) averaged over \(predictions.count) studies")
+        print(ScoreTable.text(score, prior: prior))
+        if let out {
+            struct Evaluation: Encodable { var score: RSNAScore, prior: RSNAScore, studies: Int, folds: Int }
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            e.keyEncodingStrategy = .convertToSnakeCase
+            e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            try e.encode(Evaluation(score: score, prior: prior, studies: predictions.count, folds: trained.summary.folds.count))
+                .write(to: URL(fileURLWithPath: out), options: .atomic)
+            print("wrote \(out)")
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import Ingest
+import Shards
+import Train
+
+/// `fuse3d predict`: a Kaggle submission from a trained run, on shards or on a DICOM archive.
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Write a Kaggle submission (row_id,normal_mild,moderate,severe; 25 rows per study) from a trained run's folds averaged.",
+        discussion: """
+        SOURCE is a shard folder, or a DICOM archive (RSNA layout or any tree) that is first ingested into a temporary
+        folder with the pipeline parameters of the run's training shards (run/source.json); --pipeline gives them
+        explicitly when they are not the defaults at the run's grid size.
+
+        Example:
+          fuse3d predict demo-out/run demo-out/shards --out submission.csv
+          fuse3d predict demo-out/run /data/test_images_root --out submission.csv
+        """)
+
+    @Argument(help: ArgumentHelp("The run folder written by `fuse3d train`.", valueName: "run")) var runFolder: String
+    @Argument(help: "A shard folder (with manifest.json) or a DICOM archive folder.") var source: String
+    @Option(help: "The submission CSV to write.") var out: String
+    @Option(help: "The pipeline (YAML) the run's shards were made with, for a DICOM SOURCE.") var pipeline: String?
+    @Option(help: "cpu, cuda or cuda:N.") var device = "cpu"
+
+    func validate() throws {
+        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: runFolder).appendingPathComponent("summary.json").path) else {
+            throw ValidationError("'\(runFolder)' has no summary.json: give a run folder written by `fuse3d train`.")
+        }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir), isDir.boolValue else {
+            throw ValidationError("'\(source)' is not a folder: give a shard folder or a DICOM archive folder.")
+        }
+        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
+    }
+
+    func run() throws {
+        let runURL = URL(fileURLWithPath: runFolder)
+        var shardFolder = URL(fileURLWithPath: source)
+        var temporary: URL?
+        defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
+        if !FileManager.default.fileExists(atPath: shardFolder.appendingPathComponent(Manifest.fileName).path) {
+            let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("fuse3d-predict-\(UUID().uuidString.prefix(8))")
+            temporary = tmp
+            try ingest(archive: shardFolder, into: tmp, like: try RunSource.load(run: runURL))
+            shardFolder = tmp
+        }
+        let trained = try TrainedRun(run: runURL)
+        let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: Device(device) ?? .cpu)
+        try Submission.csv(predictions).write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
+        print("wrote \(out): \(predictions.count) studies × 25 rows, \(trained.summary.folds.count) fold model(s) averaged")
+    }
+
+    /// Ingests a DICOM archive with the training shards' pipeline parameters (refusing to guess when they differ).
+    private func ingest(archive: URL, into output: URL, like training: RunSource) throws {
+        var config = try pipeline.map(PipelineConfig.load) ?? PipelineConfig()
+        if pipeline == nil, let size = training.parameters["fusion.size"].flatMap(Int.init) { config.fusion.size = size }
+        let differing = config.attributes.filter { key, value in
+            key != "shards.zstd_level" && key != "pipeline" && training.parameters[key].map { $0 != value } ?? false
+        }.keys.sorted()
+        guard differing.isEmpty else {
+            throw ValidationError("the run's shards were made with other pipeline parameters (\(differing.joined(separator: ", "))); give that pipeline with --pipeline FILE")
+        }
+        print("ingesting \(archive.path) at \(config.fusion.size)³ into a temporary folder")
+        let progress = Progress(label: "ingest", unit: "studies")
+        let report = try IngestRunner.run(IngestOptions(archive: archive.path, output: output, pipeline: config,
+                                                        workers: ProcessInfo.processInfo.activeProcessorCount, overwrite: true),
+                                          scanProgress: { _, _ in }) { done, total in progress.update(done, total) }
+        progress.finish()
+        for s in report.studies where s.status != "fused" { print("study \(s.studyID): \(s.error ?? "failed") (no predictions)") }
+    }
+}

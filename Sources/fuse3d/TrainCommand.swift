@@ -1,0 +1,152 @@
+import ArgumentParser
+import Foundation
+import Report
+import Shards
+import Train
+
+/// `fuse3d train`: K-fold training on shards, with validation by the RSNA score, checkpoints and a report.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train ordinal 3D models on shards with K-fold cross-validation (RSNA 2024 score against the best constant baseline).",
+        discussion: """
+        Splits the studies into K folds (stratified on the worst spinal grade; RUN/splits.json, reused), trains each fold
+        (AdamW, warm-up + cosine, gradient clipping, optional EMA and bf16 autocast), validates every epoch and writes
+        RUN/config.yaml, RUN/fold-I/{metrics.csv,best.safetensors,last.safetensors}, RUN/summary.json and RUN/report.html.
+        A killed run continues exactly where it stopped with --resume. Flags override the --config file.
+
+        Example:
+          fuse3d train demo-out/shards --out demo-out/run --folds 4 --epochs 20 --batch 4
+          fuse3d train /data/shards --out /data/run --config train.yaml --fold 0 --device cuda --resume
+        """)
+
+    @Argument(help: "The shard folder (with manifest.json) to train on.")
+    var shards: String
+
+    @Option(help: "The run folder (created).")
+    var out: String
+
+    @Option(help: "A training configuration (YAML); unknown keys are errors.")
+    var config: String?
+
+    @Option(help: "Model: efficientnet3d or vit3d.") var model: String?
+    @Option(help: "EfficientNet width multiplier (e.g. 0.25 for a small model).") var width: Double?
+    @Option(help: "Number of folds K.") var folds: Int?
+    @Option(help: "Train only fold I (0-based); default: every fold.") var fold: Int?
+    @Option(help: "Epochs per fold.") var epochs: Int?
+    @Option(help: "Samples per batch.") var batch: Int?
+    @Option(help: "Peak learning rate.") var lr: Double?
+    @Option(help: "Seed of the split, the initialisation and the sample order.") var seed: UInt64?
+    @Option(help: "cpu, cuda or cuda:N.") var device: String?
+    @Option(help: "libtorch threads (default: all cores).") var threads: Int?
+    @Flag(help: "Continue an interrupted run from its last checkpoints (finished folds are kept).") var resume = false
+    @Option(help: .hidden) var stopAfterSteps: Int?
+
+    func validate() throws {
+        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: shards).appendingPathComponent("manifest.json").path) else {
+            throw ValidationError("'\(shards)' has no manifest.json: give a shard folder written by `fuse3d ingest`.")
+        }
+        if let model, !ModelSpec.names.contains(model) { throw ValidationError("--model must be one of \(ModelSpec.names.joined(separator: ", ")), not \(model)") }
+        if let folds, folds < 2 { throw ValidationError("--folds must be at least 2.") }
+        if let fold, fold < 0 { throw ValidationError("--fold must be 0 or more.") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1.") }
+        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1.") }
+        if let lr, !(lr > 0) { throw ValidationError("--lr must be positive.") }
+        if let width, !(width > 0) { throw ValidationError("--width must be positive.") }
+        if let device, Device(device) == nil { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+    }
+
+    /// The configuration: the --config file (or the run's own config.yaml when resuming), then the flags.
+    func resolvedConfig() throws -> TrainingConfig {
+        let runConfig = URL(fileURLWithPath: out).appendingPathComponent("config.yaml")
+        var c: TrainingConfig
+        if let config { c = try TrainingConfig.load(URL(fileURLWithPath: config)) }
+        else if resume, FileManager.default.fileExists(atPath: runConfig.path) { c = try TrainingConfig.load(runConfig) }
+        else { c = TrainingConfig() }
+        if let model { c.model = model }
+        if let width { c.width = width }
+        if let folds { c.folds = folds }
+        if let epochs { c.epochs = epochs }
+        if let batch { c.batchSize = batch }
+        if let lr { c.learningRate = lr }
+        if let seed { c.seed = seed }
+        if let device { c.device = device }
+        if let threads { c.threads = threads }
+        return c
+    }
+
+    func run() throws {
+        // Epoch lines reach a log file as they happen, not when the buffer fills.
+        setvbuf(stdout, nil, _IOLBF, 0)
+        let config = try resolvedConfig()
+        if Device(config.device)?.isCUDA == true && !Torch.cudaAvailable {
+            throw ValidationError("device \(config.device): this libtorch has no usable CUDA; set LIBTORCH to a CUDA build and rebuild")
+        }
+        let runURL = URL(fileURLWithPath: out)
+        let dataset = try ShardDataset(directory: URL(fileURLWithPath: shards))
+        let trainer = try Trainer(config: config, dataset: dataset, run: runURL)
+        trainer.stopAfterSteps = stopAfterSteps
+        try RunSource(shards: dataset.directory.path, parameters: dataset.manifest.parameters, shape: dataset.manifest.shape).save(run: runURL)
+        let split = try trainer.split()
+        let foldList = fold.map { [$0] } ?? Array(0..<split.k)
+        print("training \(config.model)\(config.width.map { " width \($0)" } ?? "") on \(dataset.count) studies of \(dataset.manifest.shape): "
+              + "folds \(foldList.map(String.init).joined(separator: ",")) of \(split.k), \(config.epochs) epochs, batch \(config.batchSize), device \(config.device)")
+        let line = TrainingLine(foldsAfter: { f in foldList.filter { $0 > f }.count })
+        trainer.onProgress = { line.update($0) }
+        trainer.onEpoch = { fold, r in
+            line.clear()
+            print(String(format: "fold %d epoch %d/%d: train loss %.4f, val loss %.4f, score %.4f (spinal %.3f foraminal %.3f subarticular %.3f any_severe %.3f), lr %.2e, %.1f samples/s",
+                         fold, r.epoch, config.epochs, r.trainLoss, r.valLoss, r.valScore, r.spinal, r.foraminal, r.subarticular,
+                         r.anySevereSpinal, r.lr, r.samplesPerSecond))
+        }
+        let summary: RunSummary
+        do { summary = try trainer.train(folds: foldList, resume: resume) } catch let stopped as Trainer.Stopped {
+            line.clear()
+            print(stopped.description)
+            throw ExitCode(3)
+        }
+        line.clear()
+        for f in summary.folds {
+            print(String(format: "fold %d: best score %.4f at epoch %d (baseline %.4f)", f.fold, f.valRsnaScore, f.bestEpoch, f.priorRsnaScore))
+        }
+        print(String(format: "mean validation score %.4f, baseline %.4f (ratio %.3f)", summary.meanValRsnaScore, summary.priorRsnaScore,
+                     summary.meanValRsnaScore / summary.priorRsnaScore))
+        let report = try TrainingReport.write(run: runURL)
+        print("wrote \(runURL.appendingPathComponent("summary.json").path) and \(report.path)")
+    }
+}
+
+/// The progress line of a training run: fold, epoch, step, running loss, samples/s and ETA, redrawn in
+/// place on a terminal; in a log, one plain line every 30 seconds.
+final class TrainingLine {
+    private let tty = isatty(STDERR_FILENO) != 0
+    private var last = Date.distantPast
+    private var shown = false
+    private let foldsAfter: (Int) -> Int
+
+    init(foldsAfter: @escaping (Int) -> Int) { self.foldsAfter = foldsAfter }
+
+    func update(_ p: TrainingProgress) {
+        let now = Date()
+        guard now.timeIntervalSince(last) > (tty ? 0.25 : 30) else { return }
+        last = now
+        // The folds still to come take as long as this whole fold: its ETA scaled by total over remaining steps.
+        let eta = p.etaSeconds * (1 + Double(foldsAfter(p.fold)) * Double(p.epochs * p.batches) / Double(max(1, remainingSteps(p))))
+        let text = String(format: "fold %d epoch %d/%d step %d/%d loss %.4f %.1f samples/s ETA %@", p.fold, p.epoch, p.epochs, p.batch,
+                          p.batches, p.runningLoss, p.samplesPerSecond, Progress.clock(eta))
+        if tty {
+            FileHandle.standardError.write(Data(("\r" + text + "   ").utf8))
+            shown = true
+        } else {
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+        }
+    }
+
+    private func remainingSteps(_ p: TrainingProgress) -> Int { (p.epochs - p.epoch) * p.batches + (p.batches - p.batch) }
+
+    func clear() {
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        shown = false
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `fuse3d train`, `evaluate` and `predict` through the real binary on a 4-study phantom cohort at 16³.
+final class TrainCommandTests: XCTestCase {
+    static var root: URL!
+    static var cohort: URL!
+    static var shards: URL!
+
+    override class func setUp() {
+        super.setUp()
+        root = try! Fixtures.scratch("train-cli")
+        cohort = root.appendingPathComponent("cohort")
+        shards = root.appendingPathComponent("shards")
+        let synth = try! Fixtures.run(Fixtures.fuse3d, ["synth", "--studies", "4", "--out", cohort.path, "--seed", "5"])
+        precondition(synth.status == 0, synth.stderr)
+        let ingest = try! Fixtures.run(Fixtures.fuse3d, ["ingest", cohort.path, "--out", shards.path, "--size", "16"])
+        precondition(ingest.status == 0, ingest.stderr + ingest.stdout)
+    }
+
+    private func config(_ extra: String = "") throws -> URL {
+        let url = try Fixtures.scratch().appendingPathComponent("train.yaml")
+        try """
+        width: 0.25
+        folds: 2
+        epochs: 2
+        batch_size: 2
+        threads: 1
+        ema_decay: 0.5
+        loader:
+          threads: 1
+        \(extra)
+        """.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    private func tensors(_ url: URL) throws -> [String: Data] {
+        let data = try Data(contentsOf: url)
+        let n = data.prefix(8).enumerated().reduce(0) { $0 | (Int($1.element) << (8 * $1.offset)) }
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
+        var out: [String: Data] = [:]
+        for (name, entry) in header where name != "__metadata__" {
+            let r = (entry as! [String: Any])["data_offsets"] as! [Int]
+            out[name] = data.subdata(in: (8 + n + r[0])..<(8 + n + r[1]))
+        }
+        return out
+    }
+
+    func testTrainEvaluatePredictAndAnExactResumeAfterAKilledProcess() throws {
+        let cfg = try config("checkpoint_every: 1")
+        let straight = Self.root.appendingPathComponent("straight")
+        let r = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", straight.path, "--config", cfg.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("mean validation score"), r.stdout)
+        for name in ["config.yaml", "splits.json", "summary.json", "report.html", "source.json", "fold-0/metrics.csv", "fold-1/best.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: straight.appendingPathComponent(name).path), name)
+        }
+        let report = try String(contentsOf: straight.appendingPathComponent("report.html"), encoding: .utf8)
+        XCTAssertEqual(report.components(separatedBy: "<svg").count - 1, 3)
+        XCTAssertTrue(report.contains("spinal_canal_stenosis") && !report.contains("src=\"http"))
+
+        // Stopped after 3 steps (fold 0 then fold 1, one step per epoch), then killed with SIGKILL at some moment, then resumed to the end.
+        let resumed = Self.root.appendingPathComponent("resumed")
+        let stop = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", resumed.path, "--config", cfg.path, "--stop-after-steps", "3"])
+        XCTAssertEqual(stop.status, 3, stop.stderr + stop.stdout)
+        let p = Process()
+        p.executableURL = Fixtures.fuse3d
+        p.arguments = ["train", Self.shards.path, "--out", resumed.path, "--resume"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let finish = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", resumed.path, "--resume"])
+        XCTAssertEqual(finish.status, 0, finish.stderr)
+        for fold in 0..<2 {
+            let a = try tensors(straight.appendingPathComponent("fold-\(fold)/last.safetensors"))
+            let b = try tensors(resumed.appendingPathComponent("fold-\(fold)/last.safetensors"))
+            XCTAssertEqual(a.keys.sorted(), b.keys.sorted())
+            for key in a.keys.sorted() { XCTAssertTrue(a[key] == b[key], "fold \(fold): \(key) differs") }
+        }
+
+        let e = try Fixtures.run(Fixtures.fuse3d, ["evaluate", straight.path, Self.shards.path])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(e.stdout.contains("RSNA score") && e.stdout.contains("any_severe_spinal") && e.stdout.contains("confusion"), e.stdout)
+
+        let csv = Self.root.appendingPathComponent("submission.csv")
+        let pr = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.shards.path, "--out", csv.path])
+        XCTAssertEqual(pr.status, 0, pr.stderr)
+        let lines = try String(contentsOf: csv, encoding: .utf8).split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.first, "row_id,normal_mild,moderate,severe")
+        XCTAssertEqual(lines.count, 1 + 4 * 25)
+        let studies = try FileManager.default.contentsOfDirectory(atPath: Self.cohort.appendingPathComponent("train_images").path)
+        for line in lines.dropFirst() {
+            let f = line.split(separator: ",")
+            XCTAssertEqual(f.count, 4, line)
+            XCTAssertEqual(f.dropFirst().map { Double($0)! }.reduce(0, +), 1, accuracy: 1e-6, line)
+            let id = f[0].split(separator: "_", maxSplits: 1)
+            XCTAssertTrue(studies.contains(String(id[0])), line)
+        }
+        XCTAssertTrue(lines.contains { $0.hasPrefix("\(studies.sorted()[0])_right_subarticular_stenosis_l5_s1,") })
+
+        // From the DICOM archive: ingested with the run's pipeline, same predictions.
+        let csv2 = Self.root.appendingPathComponent("submission-dicom.csv")
+        let pd = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.cohort.path, "--out", csv2.path])
+        XCTAssertEqual(pd.status, 0, pd.stderr)
+        XCTAssertEqual(try Data(contentsOf: csv2), try Data(contentsOf: csv))
+    }
+
+    func testABadConfigurationNamesTheFileAndKey() throws {
+        let cfg = try config("optimiser:\n  lr: 0.1")
+        let r = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", Self.root.appendingPathComponent("bad").path, "--config", cfg.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("\(cfg.path): optimiser: unknown key"), r.stderr)
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Shards
+import TestSupport
+import XCTest
+@testable import Train
+
+/// A tiny model on a tiny cohort: EfficientNet-3D at width 0.25 on 16³ grids.
+func tinyConfig(epochs: Int, folds: Int = 2) -> TrainingConfig {
+    var c = TrainingConfig()
+    c.width = 0.25
+    c.epochs = epochs
+    c.folds = folds
+    c.batchSize = 2
+    c.threads = 1
+    c.loaderThreads = 1
+    c.learningRate = 3e-3
+    c.warmupEpochs = 0.5
+    return c
+}
+
+final class TrainerTests: XCTestCase {
+    func testAFoldTrainsValidatesAndWritesItsFiles() throws {
+        let shards = try TrainerCohort.make(studies: 12)
+        let run = try Fixtures.scratch()
+        let trainer = try Trainer(config: tinyConfig(epochs: 3), dataset: try ShardDataset(directory: shards), run: run)
+        var lines = 0
+        trainer.onProgress = { p in
+            lines += 1
+            XCTAssertTrue(p.runningLoss.isFinite && p.runningLoss > 0)
+            XCTAssertEqual(p.batches, 3)
+        }
+        let summary = try trainer.train(folds: [1])
+        XCTAssertEqual(lines, 9)
+        XCTAssertEqual(summary.folds.map(\.fold), [1])
+        let fold = summary.folds[0]
+        XCTAssertEqual(fold.valStudies, 6)
+        XCTAssertEqual(fold.trainStudies, 6)
+        XCTAssertTrue((1...3).contains(fold.bestEpoch))
+        XCTAssertEqual(summary.meanValRsnaScore, fold.valRsnaScore)
+        XCTAssertEqual(fold.valRsnaScore, (fold.spinal + fold.foraminal + fold.subarticular + fold.anySevereSpinal) / 4, accuracy: 1e-12)
+        XCTAssertTrue(fold.priorRsnaScore.isFinite && fold.priorRsnaScore > 0.3)
+        XCTAssertEqual(summary.priorProbabilities.count, 75)
+
+        let dir = run.appendingPathComponent("fold-1")
+        let csv = try String(contentsOf: dir.appendingPathComponent("metrics.csv"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.first.map(String.init), EpochRecord.csvHeader)
+        XCTAssertEqual(csv.count, 4)
+        let scores = csv.dropFirst().map { Double($0.split(separator: ",")[4])! }
+        XCTAssertEqual(scores.min()!, fold.valRsnaScore, accuracy: 1e-5)
+        XCTAssertEqual(scores.firstIndex(of: scores.min()!)! + 1, fold.bestEpoch)
+
+        // best.safetensors holds PyTorch names only and loads into a fresh model.
+        let (tensors, _) = try SafeTensors.read(dir.appendingPathComponent("best.safetensors"))
+        XCTAssertTrue(tensors.keys.contains("head.weight") && tensors.keys.contains("link.cutpoints"), "\(tensors.keys.sorted().prefix(5))")
+        XCTAssertFalse(tensors.keys.contains { $0.contains("/") })
+        let model = try tinyConfig(epochs: 1).modelSpec(gridSize: [16, 16, 16]).make()
+        try Checkpoint.loadWeights(dir.appendingPathComponent("best.safetensors"), into: model)
+        // summary.json carries the fields the issue lists, in snake_case.
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as! [String: Any]
+        XCTAssertNotNil(json["mean_val_rsna_score"] as? Double)
+        XCTAssertNotNil(json["prior_rsna_score"] as? Double)
+        let entry = (json["folds"] as! [[String: Any]])[0]
+        for key in ["fold", "val_rsna_score", "prior_rsna_score", "best_epoch", "spinal", "foraminal", "subarticular", "any_severe_spinal"] {
+            XCTAssertNotNil(entry[key], key)
+        }
+        let config = try TrainingConfig.load(run.appendingPathComponent("config.yaml"))
+        XCTAssertEqual(config, tinyConfig(epochs: 3))
+    }
+
+    func testValidationImprovesAsTheModelLearns() throws {
+        let shards = try TrainerCohort.make(studies: 24)
+        var config = tinyConfig(epochs: 10)
+        config.batchSize = 4
+        config.learningRate = 1e-2
+        let run = try Fixtures.scratch()
+        try Trainer(config: config, dataset: try ShardDataset(directory: shards), run: run).train(folds: [0])
+        let rows = try String(contentsOf: run.appendingPathComponent("fold-0/metrics.csv"), encoding: .utf8)
+            .split(separator: "\n").dropFirst().map { $0.split(separator: ",").map { Double($0)! } }
+        let train = rows.map { $0[2] }, val = rows.map { $0[4] }
+        // Batch losses are noisy on 12 studies; the means of the first and last three epochs are not.
+        XCTAssertLessThan(train.suffix(3).reduce(0, +), train.prefix(3).reduce(0, +) * 0.9, "\(train)")
+        XCTAssertLessThan(val.last!, val.first! - 0.01, "\(val)")
+    }
+}
