@@ -66,8 +66,8 @@ struct PredictCommand: ParsableCommand {
         print("ingesting \(archive.path) at \(config.fusion.size)³ into a temporary folder")
         let progress = Progress(label: "ingest", unit: "studies")
         let report = try IngestRunner.run(IngestOptions(archive: archive.path, output: output, pipeline: config,
-                                                        workers: ProcessInfo.processInfo.activeProcessorCount, overwrite: true),
-                                          scanProgress: { _, _ in }) { done, total in progress.update(done, total) }
+                                                        workers: ProcessInfo.processInfo.activeProcessorCount),
+                                          scanProgress: { _, _ in }) { state in progress.update(state.done, state.total) }.report
         progress.finish()
         for s in report.studies where s.status != "fused" { print("study \(s.studyID): \(s.error ?? "failed") (no predictions)") }
     }
