@@ -125,7 +125,7 @@ final class FileAccountingTests: XCTestCase {
         let out = try Fixtures.scratch().appendingPathComponent("shards")
         var pipeline = PipelineConfig()
         pipeline.fusion.size = 32
-        let report = try IngestRunner.run(IngestOptions(archive: root.path, output: out, pipeline: pipeline, workers: 1))
+        let report = try IngestRunner.run(IngestOptions(archive: root.path, output: out, pipeline: pipeline, workers: 1)).report
         XCTAssertEqual(report.summary.fused, 1)
         XCTAssertEqual(report.summary.filesFound, 29)
         XCTAssertEqual(report.summary.filesUsed + report.summary.filesSkipped + report.summary.filesIgnored, 29)

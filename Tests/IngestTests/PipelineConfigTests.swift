@@ -77,7 +77,7 @@ final class PipelineConfigTests: XCTestCase {
         let root = try CatalogTests.makeArchive(rsna: true)
         let pipeline = try PipelineConfig.parse("fusion:\n  size: 16\n  antialias: false\n", path: "noaa.yaml")
         let out = try Fixtures.scratch().appendingPathComponent("shards")
-        let report = try IngestRunner.run(IngestOptions(archive: root.path, output: out, pipeline: pipeline, workers: 1))
+        let report = try IngestRunner.run(IngestOptions(archive: root.path, output: out, pipeline: pipeline, workers: 1)).report
         XCTAssertEqual(report.summary.fused, 1)
         XCTAssertEqual(report.pipeline.fusion.antialias, false)
         let manifest = try Manifest.load(from: out)
