@@ -22,7 +22,7 @@ final class TrainerConfigTests: XCTestCase {
         """, path: "a.yaml")
         XCTAssertEqual(c.width, 0.25)
         XCTAssertEqual(c.inputPool, 2)
-        XCTAssertEqual(c.modelSpec(gridSize: [64, 64, 64]).inputSize, [32, 32, 32])
+        XCTAssertEqual(try c.modelSpec(gridSize: [64, 64, 64]).inputSize, [32, 32, 32])
         XCTAssertEqual(c.epochs, 3)
         XCTAssertEqual(c.learningRate, 0.003)
         XCTAssertEqual(c.warmupEpochs, 0.5)
@@ -44,11 +44,37 @@ final class TrainerConfigTests: XCTestCase {
             ("bf16: maybe\n", "a.yaml: bf16: must be true or false"),
             ("class_weights: [1, 2]\n", "a.yaml: class_weights: three positive numbers"),
             ("- 1\n- 2\n", "a.yaml: the top level must be a mapping"),
+            ("input_crop: [32, 40]\n", "a.yaml: input_crop: must be three whole numbers"),
+            ("input_crop: [32, 40, 0.5]\n", "a.yaml: input_crop: must be three whole numbers"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try TrainingConfig.parse(text, path: "a.yaml"), text) {
                 XCTAssertTrue("\($0)".hasPrefix(expected), "\($0) does not start with \(expected)")
             }
         }
+    }
+
+    /// The crop is centred, taken before the pool, round-trips through YAML, and refuses grids it does not fit.
+    func testInputCropIsCentredThenPooled() throws {
+        let c = try TrainingConfig.parse("input_crop: [2, 4, 2]\ninput_pool: 2\n", path: "a.yaml")
+        XCTAssertEqual(c.inputCrop, [2, 4, 2])
+        XCTAssertEqual(try TrainingConfig.parse(c.yaml, path: "b.yaml"), c)
+        XCTAssertEqual(try c.inputSize(gridSize: [4, 6, 4]), [1, 2, 1])
+        XCTAssertThrowsError(try c.inputSize(gridSize: [4, 3, 4])) { XCTAssertTrue("\($0)".contains("does not fit"), "\($0)") }
+        // One sample, one channel, a 4×6×4 grid holding its own flat index: the centre 2×4×2 is d 1–2, h 1–4, w 1–2.
+        let grid = try Tensor((0..<96).map(Float.init), shape: [1, 1, 4, 6, 4])
+        let x = try c.modelInput(grid, device: .cpu)
+        XCTAssertEqual(x.shape, [1, 1, 1, 2, 1])
+        func v(_ d: Int, _ h: Int, _ w: Int) -> Float { Float(d * 24 + h * 4 + w) }
+        let expected = [1...2, 3...4].map { hs in
+            (1...2).flatMap { d in hs.flatMap { h in (1...2).map { w in v(d, h, w) } } }.reduce(0, +) / 8
+        }
+        XCTAssertEqual(try x.toArray(Float.self), expected)
+        var noPool = c
+        noPool.inputPool = 1
+        let y = try noPool.modelInput(grid, device: .cpu)
+        XCTAssertEqual(y.shape, [1, 1, 2, 4, 2])
+        XCTAssertEqual(try y.toArray(Float.self).first, v(1, 1, 1))
+        XCTAssertEqual(try y.toArray(Float.self).last, v(2, 4, 2))
     }
 }

@@ -9,6 +9,11 @@ public struct TrainingConfig: Equatable, Sendable {
     /// Average-pool the grid by this factor before the model (1: the grid as stored); 2 trains a 64³ cohort at
     /// 32³, about 4× cheaper per step. Applied alike in training, validation, evaluate and predict.
     public var inputPool = 1
+    /// A centred crop (D, H, W voxels) of the stored grid, taken before `inputPool` (nil: the whole grid). The
+    /// phantom's and a lumbar series' anatomy sits mid-grid, so a 64³ grid cropped to 32×40×32 keeps full
+    /// resolution at the cost of 32³ pooled. Applied alike in training, validation, evaluate and predict, after
+    /// augmentation (so flips and shifts act on the whole grid).
+    public var inputCrop: [Int]? = nil
     /// Epochs per fold, samples per batch, number of folds, the run's seed.
     public var epochs = 20, batchSize = 4, folds = 4, seed: UInt64 = 0
     /// "cpu", "cuda" or "cuda:N"; libtorch intra-op threads (0: all cores).
@@ -63,6 +68,12 @@ public struct TrainingConfig: Equatable, Sendable {
         c.variant = try root.string("variant") ?? c.variant
         c.width = try root.double("width", above: 0) ?? c.width
         c.inputPool = try root.int("input_pool", min: 1) ?? c.inputPool
+        if let crop = try root.doubles("input_crop") {
+            guard crop.count == 3, crop.allSatisfy({ $0 >= 1 && $0 == $0.rounded() && $0 < 1e6 }) else {
+                throw Error(path: path, message: "input_crop: must be three whole numbers of voxels [D, H, W], not \(crop.map { "\($0)" })")
+            }
+            c.inputCrop = crop.map { Int($0) }
+        }
         c.epochs = try root.int("epochs", min: 1) ?? c.epochs
         c.batchSize = try root.int("batch_size", min: 1) ?? c.batchSize
         c.folds = try root.int("folds", min: 2) ?? c.folds
@@ -124,6 +135,9 @@ public struct TrainingConfig: Equatable, Sendable {
         if let width { lines.append("width: \(n(width))") }
         lines += [
             "input_pool: \(inputPool)",
+        ]
+        if let inputCrop { lines.append("input_crop: [\(inputCrop.map(String.init).joined(separator: ", "))]") }
+        lines += [
             "epochs: \(epochs)", "batch_size: \(batchSize)", "folds: \(folds)", "seed: \(seed)",
             "device: \(device)", "threads: \(threads)", "clip_norm: \(n(clipNorm))", "ema_decay: \(n(emaDecay))",
             "bf16: \(bf16)", "class_weights: [\(classWeights.map(n).joined(separator: ", "))]",
@@ -140,14 +154,37 @@ public struct TrainingConfig: Equatable, Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The model to build for stored grids of `gridSize` (D, H, W): its input is the grid pooled by `inputPool`.
-    public func modelSpec(gridSize: [Int]) -> ModelSpec {
-        ModelSpec(name: model, variant: variant, inputSize: gridSize.map { $0 / inputPool }, width: width)
+    /// The model's input size (D, H, W) for stored grids of `gridSize`: cropped by `inputCrop`, then pooled by
+    /// `inputPool`. Throws when the crop is larger than the grid or the pool leaves nothing.
+    public func inputSize(gridSize: [Int]) throws -> [Int] {
+        let crop = inputCrop ?? gridSize
+        guard crop.count == gridSize.count, zip(crop, gridSize).allSatisfy({ $0 <= $1 }) else {
+            throw TorchError("input_crop \(crop) does not fit in the shards' grid \(gridSize) (D, H, W)")
+        }
+        let size = crop.map { $0 / inputPool }
+        guard size.allSatisfy({ $0 >= 1 }) else {
+            throw TorchError("input_pool \(inputPool) leaves no voxel of the \(crop) input (D, H, W)")
+        }
+        return size
     }
 
-    /// A batch of volumes as the model takes them: float32 on `device`, average-pooled by `inputPool`.
+    /// The model to build for stored grids of `gridSize` (D, H, W): its input is the grid cropped by `inputCrop`
+    /// and pooled by `inputPool` (`inputSize(gridSize:)` checks that they fit).
+    public func modelSpec(gridSize: [Int]) throws -> ModelSpec {
+        ModelSpec(name: model, variant: variant, inputSize: try inputSize(gridSize: gridSize), width: width)
+    }
+
+    /// A batch of volumes (N, C, D, H, W) as the model takes them: float32 on `device`, centre-cropped by
+    /// `inputCrop`, average-pooled by `inputPool`.
     public func modelInput(_ volumes: Tensor, device: Device) throws -> Tensor {
-        let x = try volumes.to(.float32, device: device)
+        var x = try volumes.to(.float32, device: device)
+        if let inputCrop {
+            let shape = x.shape
+            for (i, c) in inputCrop.enumerated() where shape[2 + i] > c {
+                x = try x.narrow(2 + i, start: (shape[2 + i] - c) / 2, length: c)
+            }
+            x = try x.contiguous()
+        }
         guard inputPool > 1 else { return x }
         let k = [inputPool, inputPool, inputPool]
         return try Functional.avgPool3d(x, kernel: k, stride: k, padding: [0, 0, 0])
