@@ -48,6 +48,12 @@ final class TrainerTests: XCTestCase {
         let scores = csv.dropFirst().map { Double($0.split(separator: ",")[4])! }
         XCTAssertEqual(scores.min()!, fold.valRsnaScore, accuracy: 1e-5)
         XCTAssertEqual(scores.firstIndex(of: scores.min()!)! + 1, fold.bestEpoch)
+        // Each epoch's seconds include the time spent waiting for the loader, which is recorded beside them.
+        for row in csv.dropFirst() {
+            let cells = row.split(separator: ",").map { Double($0)! }
+            let (seconds, wait) = (cells[10], cells[11])
+            XCTAssertTrue(wait >= 0 && wait <= seconds + 0.05, "loader wait \(wait) s of a \(seconds) s epoch")
+        }
 
         // best.safetensors holds PyTorch names only and loads into a fresh model.
         let (tensors, _) = try SafeTensors.read(dir.appendingPathComponent("best.safetensors"))

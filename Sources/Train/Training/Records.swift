@@ -8,15 +8,18 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     public var valLoss: Double, valScore: Double, spinal: Double, foraminal: Double, subarticular: Double, anySevereSpinal: Double
     /// Training samples per second and the epoch's training seconds (this process's share after a resume).
     public var samplesPerSecond: Double, seconds: Double
+    /// Of `seconds`, those the training loop spent waiting for the loader's next batch (nil in runs made before
+    /// it was recorded): what reading, decoding and batching did not hide behind the steps.
+    public var loaderSeconds: Double?
 
     /// The CSV header, matching `csvRow`.
-    public static let csvHeader = "epoch,lr,train_loss,val_loss,val_score,spinal,foraminal,subarticular,any_severe_spinal,samples_per_s,seconds"
+    public static let csvHeader = "epoch,lr,train_loss,val_loss,val_score,spinal,foraminal,subarticular,any_severe_spinal,samples_per_s,seconds,loader_wait_s"
 
     /// This record as a CSV row.
     public var csvRow: String {
         let values = [lr, trainLoss, valLoss, valScore, spinal, foraminal, subarticular, anySevereSpinal]
         return "\(epoch)," + values.map { String(format: "%.6g", $0) }.joined(separator: ",")
-            + String(format: ",%.2f,%.1f", samplesPerSecond, seconds)
+            + String(format: ",%.2f,%.1f,%.2f", samplesPerSecond, seconds, loaderSeconds ?? 0)
     }
 }
 
@@ -81,6 +84,8 @@ struct TrainerState: Codable, Equatable {
     var position: LoaderPosition, step: Int
     /// Sum and count of batch losses in the current epoch, and its training seconds so far.
     var lossSum: Double, lossCount: Int, seconds: Double, samples: Int
+    /// Of `seconds`, those spent waiting for the loader (nil in states saved before it was recorded).
+    var loaderSeconds: Double?
     /// Finished epochs.
     var history: [EpochRecord]
     /// Best validation score so far and its epoch (1-based).

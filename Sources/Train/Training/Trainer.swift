@@ -96,7 +96,7 @@ public final class Trainer {
         Torch.threads = config.threads > 0 ? config.threads : ProcessInfo.processInfo.activeProcessorCount
         Torch.manualSeed(config.seed &+ UInt64(fold))
 
-        let spec = config.modelSpec(gridSize: dataset.manifest.shape)
+        let spec = try config.modelSpec(gridSize: dataset.manifest.shape)
         let model = try spec.make()
         try model.move(to: device)
         let ema = config.emaDecay > 0 ? try spec.make() : nil
@@ -132,7 +132,7 @@ public final class Trainer {
         let labels = try studyLabels(dataset)
         let prior = RSNAScore.prior(labels: Array(trainStudies.sorted().compactMap { labels[$0] }.joined()))
         var state = TrainerState(position: LoaderPosition(epoch: 0), step: 0, lossSum: 0, lossCount: 0, seconds: 0, samples: 0,
-                                 history: [], bestScore: nil, bestEpoch: nil)
+                                 loaderSeconds: 0, history: [], bestScore: nil, bestEpoch: nil)
         if resume, FileManager.default.fileExists(atPath: lastURL.path) {
             let saved = try Checkpoint.load(lastURL, into: model, optimizer: optimizer, device: device)
             guard let json = saved.info[TrainerState.key],
@@ -153,18 +153,21 @@ public final class Trainer {
                 .save(model: model, optimizer: optimizer, to: lastURL)
         }
 
+        // The EMA's tensors beside the model's, paired once (both are updated in place from here on).
+        let emaPairs = ema.map { EMAPairs(ema: $0, model: model) }
         while state.position.epoch < config.epochs {
             let epoch = state.position.epoch
             model.train()
             let batches = trainLoader.batches(from: state.position)
             var clock = Date()
             while let batch = try batches.next() {
+                state.loaderSeconds = (state.loaderSeconds ?? 0) + Date().timeIntervalSince(clock)
                 let augmented = try augmenter(batch, step: step.step)
                 let loss = try step(config.modelInput(augmented.volumes, device: device), labels: augmented.labels)
                 guard loss.isFinite else {
                     throw TorchError("fold \(fold), epoch \(epoch + 1), step \(step.step): the training loss is \(loss); lower the learning rate, or raise batch_size (BatchNorm needs 2 or more samples)")
                 }
-                if let ema { try updateEMA(ema, from: model) }
+                if let emaPairs { try updateEMA(emaPairs) }
                 let now = Date()
                 state.seconds += now.timeIntervalSince(clock)
                 clock = now
@@ -195,7 +198,8 @@ public final class Trainer {
                                      trainLoss: state.lossSum / Double(max(1, state.lossCount)), valLoss: score.loss, valScore: score.score,
                                      spinal: score.spinal, foraminal: score.foraminal, subarticular: score.subarticular,
                                      anySevereSpinal: score.anySevereSpinal,
-                                     samplesPerSecond: state.seconds > 0 ? Double(state.samples) / state.seconds : 0, seconds: state.seconds)
+                                     samplesPerSecond: state.seconds > 0 ? Double(state.samples) / state.seconds : 0, seconds: state.seconds,
+                                     loaderSeconds: state.loaderSeconds ?? 0)
             state.history.append(record)
             if state.bestScore.map({ score.score < $0 }) ?? true {
                 state.bestScore = score.score
@@ -211,6 +215,7 @@ public final class Trainer {
             state.lossSum = 0
             state.lossCount = 0
             state.seconds = 0
+            state.loaderSeconds = 0
             state.samples = 0
             try writeMetrics(state.history, to: dir.appendingPathComponent("metrics.csv"))
             try save()
@@ -219,21 +224,29 @@ public final class Trainer {
         return try JSONDecoder.snakeCase.decode(FoldResult.self, from: Data(contentsOf: resultURL))
     }
 
-    /// EMA of the weights after a step: e ← d·e + (1 − d)·p for parameters; buffers (BatchNorm statistics) copied.
-    private func updateEMA(_ ema: Module, from model: Module) throws {
-        let d = config.emaDecay
-        let current = model.stateDict()
-        let trainable = Set(model.namedParameters().map(\.0))
-        try Torch.noGrad {
-            for (name, target) in ema.stateDict() {
+    /// The EMA's tensors paired with the model's: parameters (averaged) and buffers (BatchNorm statistics, copied).
+    private struct EMAPairs {
+        var parameters: [(ema: Tensor, model: Tensor)] = [], buffers: [(ema: Tensor, model: Tensor)] = []
+
+        init(ema: Module, model: Module) {
+            let current = model.stateDict()
+            let trainable = Set(model.namedParameters().map(\.0))
+            for (name, target) in ema.stateDict().sorted(by: { $0.key < $1.key }) {
                 guard let source = current[name] else { continue }
-                if trainable.contains(name) {
-                    try target.mul_(d)
-                    try target.add_(source, alpha: 1 - d)
-                } else {
-                    try target.copy_(source)
-                }
+                if trainable.contains(name) { parameters.append((target, source)) } else { buffers.append((target, source)) }
             }
+        }
+    }
+
+    /// EMA of the weights after a step: e ← d·e + (1 − d)·p for parameters; buffers (BatchNorm statistics) copied.
+    private func updateEMA(_ pairs: EMAPairs) throws {
+        let d = config.emaDecay
+        try Torch.noGrad {
+            for (target, source) in pairs.parameters {
+                try target.mul_(d)
+                try target.add_(source, alpha: 1 - d)
+            }
+            for (target, source) in pairs.buffers { try target.copy_(source) }
         }
     }
 
