@@ -232,7 +232,8 @@ public final class LoaderEpoch {
         guard let buffer = try pipeline.take() else { return nil }
         let device = loader.device
         let b = buffer.indices.count, c = loader.options.channels.count
-        let volumes = device.isCUDA ? try buffer.volumes.to(device: device, nonBlocking: true) : buffer.volumes
+        let host = buffer.takeVolumes()
+        let volumes = device.isCUDA ? try host.to(device: device, nonBlocking: true) : host
         let batch = Batch(indices: buffer.indices, studyIDs: buffer.indices.map { loader.dataset.studyIDs[$0] },
                           volumes: volumes,
                           labels: try Tensor(buffer.labels, shape: [b, 25], device: device),
@@ -279,7 +280,9 @@ final class BufferPool: @unchecked Sendable {
 
 /// One batch being filled: the host buffer the readers decode into, and the per-sample arrays.
 private final class BatchBuffer: @unchecked Sendable {
-    let volumes: Tensor
+    /// The pool's buffer, handed over to the batch (and dropped here) when the batch is delivered: a reader
+    /// thread may hold this object a moment longer, and must not keep the pool from reusing the buffer.
+    private var volumes: Tensor?
     let base: UnsafeMutableRawPointer
     let indices: [Int]
     var labels: [Int64], present: [Float], keypoints: [Float]
@@ -287,13 +290,20 @@ private final class BatchBuffer: @unchecked Sendable {
     var remaining: Int
 
     init(indices: [Int], channels: Int, shape: [Int], pool: BufferPool) throws {
-        volumes = try pool.acquire([indices.count, channels] + shape)
-        base = try volumes.withUnsafeMutableBytes { $0.baseAddress! }
+        let buffer = try pool.acquire([indices.count, channels] + shape)
+        volumes = buffer
+        base = try buffer.withUnsafeMutableBytes { $0.baseAddress! }
         self.indices = indices
         labels = [Int64](repeating: -1, count: indices.count * 25)
         present = [Float](repeating: 0, count: indices.count * channels)
         keypoints = [Float](repeating: .nan, count: indices.count * 75)
         remaining = indices.count
+    }
+
+    /// The filled buffer, once (the consumer calls this when the batch is delivered).
+    func takeVolumes() -> Tensor {
+        defer { volumes = nil }
+        return volumes!
     }
 }
 
