@@ -85,10 +85,6 @@ public final class ShardReader: @unchecked Sendable {
             && volumes.filters().map(\.id) == [ShardSchema.shuffleFilterID, ShardSchema.zstdFilterID]
     }
 
-    // The file is opened with H5F_CLOSE_STRONG, which closes its datasets with it; closing `volumes`
-    // first keeps the dataset's own close from failing (and HDF5 printing so) when the reader goes.
-    deinit { try? volumes.close() }
-
     /// Reads sample `index` (its three volume chunks are decompressed now).
     public func read(_ index: Int) throws -> FusedSample {
         precondition((0..<sampleCount).contains(index), "sample \(index) out of 0..<\(sampleCount)")

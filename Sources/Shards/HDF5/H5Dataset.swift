@@ -22,6 +22,11 @@ final class H5Dataset {
     /// Closes now, reporting failure.
     func close() throws { try handle.close(path, "dataset \(name)") }
 
+    // The dataset closes before its file can: a deinit body runs before the stored properties are released,
+    // and the file (opened with H5F_CLOSE_STRONG) would otherwise close the dataset first, leaving the
+    // dataset's own close to fail and HDF5 to print so.
+    deinit { try? close() }
+
     /// Current dimensions.
     func dims() throws -> [Int] {
         let space = H5Object.space(try H5.check(id: H5Dget_space(id), path, "space of \(name)"))
