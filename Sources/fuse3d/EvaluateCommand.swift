@@ -15,24 +15,19 @@ struct EvaluateCommand: ParsableCommand {
           fuse3d evaluate demo-out/run demo-out/test-shards --out evaluation.json
         """)
 
-    @Argument(help: ArgumentHelp("The run folder written by `fuse3d train`.", valueName: "run")) var runFolder: String
+    @OptionGroup var runOptions: TrainedRunOptions
     @Argument(help: "A shard folder with labels.") var shards: String
     @Option(help: "Also write the score and the baseline's as JSON to this file.") var out: String?
-    @Option(help: "cpu, cuda or cuda:N.") var device = "cpu"
 
     func validate() throws {
-        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: runFolder).appendingPathComponent("summary.json").path) else {
-            throw ValidationError("'\(runFolder)' has no summary.json: give a run folder written by `fuse3d train`.")
-        }
         guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: shards).appendingPathComponent("manifest.json").path) else {
             throw ValidationError("'\(shards)' has no manifest.json: give a shard folder written by `fuse3d ingest`.")
         }
-        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
     }
 
     func run() throws {
-        let trained = try TrainedRun(run: URL(fileURLWithPath: runFolder))
-        let predictions = try trained.predict(try ShardDataset(directory: URL(fileURLWithPath: shards)), device: Device(device) ?? .cpu)
+        let trained = try runOptions.load()
+        let predictions = try trained.predict(try ShardDataset(directory: URL(fileURLWithPath: shards)), device: runOptions.torchDevice)
         let score = RSNAScore(predictions)
         let prior = RSNAScore(predictions.replacing(with: trained.summary.priorProbabilities))
         print("\(trained.summary.folds.count) fold model(s) averaged over \(predictions.count) studies")

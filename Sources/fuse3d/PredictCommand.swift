@@ -19,25 +19,20 @@ struct PredictCommand: ParsableCommand {
           fuse3d predict demo-out/run /data/test_images_root --out submission.csv
         """)
 
-    @Argument(help: ArgumentHelp("The run folder written by `fuse3d train`.", valueName: "run")) var runFolder: String
+    @OptionGroup var runOptions: TrainedRunOptions
     @Argument(help: "A shard folder (with manifest.json) or a DICOM archive folder.") var source: String
     @Option(help: "The submission CSV to write.") var out: String
     @Option(help: "The pipeline (YAML) the run's shards were made with, for a DICOM SOURCE.") var pipeline: String?
-    @Option(help: "cpu, cuda or cuda:N.") var device = "cpu"
 
     func validate() throws {
-        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: runFolder).appendingPathComponent("summary.json").path) else {
-            throw ValidationError("'\(runFolder)' has no summary.json: give a run folder written by `fuse3d train`.")
-        }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir), isDir.boolValue else {
             throw ValidationError("'\(source)' is not a folder: give a shard folder or a DICOM archive folder.")
         }
-        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
     }
 
     func run() throws {
-        let runURL = URL(fileURLWithPath: runFolder)
+        let runURL = runOptions.runURL
         var shardFolder = URL(fileURLWithPath: source)
         var temporary: URL?
         defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
@@ -47,8 +42,8 @@ struct PredictCommand: ParsableCommand {
             try ingest(archive: shardFolder, into: tmp, like: try RunSource.load(run: runURL))
             shardFolder = tmp
         }
-        let trained = try TrainedRun(run: runURL)
-        let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: Device(device) ?? .cpu)
+        let trained = try runOptions.load()
+        let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: runOptions.torchDevice)
         try Submission.csv(predictions).write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
         print("wrote \(out): \(predictions.count) studies × 25 rows, \(trained.summary.folds.count) fold model(s) averaged")
     }

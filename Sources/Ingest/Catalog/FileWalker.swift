@@ -15,11 +15,11 @@ struct FileWalker {
     private var visited = Set<[UInt64]>()
 
     /// Walks `root` (a folder or a single file).
-    init(root: String, skip: (String) -> Bool = { _ in false }) {
-        walk(root, skip: skip, depth: 0)
+    init(root: String) {
+        walk(root, depth: 0)
     }
 
-    private mutating func walk(_ path: String, skip: (String) -> Bool, depth: Int) {
+    private mutating func walk(_ path: String, depth: Int) {
         var st = stat()
         guard stat(path, &st) == 0 else {
             var lst = stat()
@@ -54,8 +54,7 @@ struct FileWalker {
             closedir(dir)
             for name in names.sorted() {
                 let child = path.hasSuffix("/") ? path + name : path + "/" + name
-                if skip(child) { continue }
-                walk(child, skip: skip, depth: depth + 1)
+                walk(child, depth: depth + 1)
             }
         case S_IFREG:
             if access(path, R_OK) != 0 {
