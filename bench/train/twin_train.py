@@ -90,16 +90,56 @@ def prior(labels):
     return p
 
 
+def at_output_stride(backbone, stride):
+    """The twin's EfficientNet with its last downsamplings made stride 1, down to `stride` (32: unchanged)."""
+    strided = [blk for blk in backbone.blocks if blk.dw_conv.stride[0] == 2]
+    removed = {32: 0, 16: 1, 8: 2, 4: 3}[stride]
+    for blk in strided[len(strided) - removed:]:
+        blk.dw_conv.stride = (1, 1, 1)
+    return backbone
+
+
+def feature_map(b, x):
+    """The backbone's last feature map (B, C, d, h, w), before global pooling."""
+    y = torch.nn.functional.silu(b.stem_bn(b.stem_conv(x)))
+    for blk in b.blocks:
+        y = blk(y)
+    return torch.nn.functional.silu(b.head_bn(b.head_conv(y)))
+
+
+class LevelHead(torch.nn.Module):
+    """Backbone at a given output stride; per level a learned softmax map over the positions pools the last feature map;
+    one linear per condition, shared by the five levels, plus a bias per label column, gives the 25 logits."""
+
+    def __init__(self, classifier, size, stride, centres):
+        super().__init__()
+        b = at_output_stride(classifier.backbone, stride)
+        self.backbone, self.link = b, classifier.link
+        cells = [-(-n // stride) for n in size]
+        grid = torch.stack(torch.meshgrid(*[torch.arange(n).float() for n in cells], indexing="ij"), -1)  # (d, h, w, 3)
+        maps = []
+        for c in centres:  # voxel centre of a level inside the crop -> cell coordinates
+            mu = torch.tensor([(x - (stride - 1) / 2) / stride for x in c])
+            maps.append(-((grid - mu) ** 2).sum(-1) / 2.0)
+        self.attention = torch.nn.Parameter(torch.stack(maps).flatten(1))  # (5, cells)
+        self.condition = torch.nn.Linear(b.feature_count, 5)
+        self.bias = torch.nn.Parameter(torch.zeros(25))
+
+    def forward(self, x):
+        b = self.backbone
+        y = feature_map(b, x).flatten(2)  # (B, C, cells)
+        weights = torch.softmax(self.attention, -1)  # (5 levels, cells)
+        levels = torch.einsum("bcn,ln->blc", y, weights)  # (B, 5, C)
+        logits = self.condition(b.dropout(levels))  # (B, 5 levels, 5 conditions)
+        return self.link(logits.transpose(1, 2).reshape(x.shape[0], 25) + self.bias)
+
+
 class SpatialHead(torch.nn.Module):
     """The twin's backbone at output stride 8, its last feature map reduced to C channels and flattened into the head."""
 
     def __init__(self, classifier, size, channels, stride):
         super().__init__()
-        b = classifier.backbone
-        strided = [blk for blk in b.blocks if blk.dw_conv.stride[0] == 2]
-        removed = {32: 0, 16: 1, 8: 2, 4: 3}[stride]
-        for blk in strided[len(strided) - removed:]:
-            blk.dw_conv.stride = (1, 1, 1)
+        b = at_output_stride(classifier.backbone, stride)
         self.backbone, self.link = b, classifier.link
         cells = 1
         for n in size:
@@ -109,10 +149,7 @@ class SpatialHead(torch.nn.Module):
 
     def forward(self, x):
         b = self.backbone
-        y = torch.nn.functional.silu(b.stem_bn(b.stem_conv(x)))
-        for blk in b.blocks:
-            y = blk(y)
-        y = torch.nn.functional.silu(b.head_bn(b.head_conv(y)))
+        y = feature_map(b, x)
         y = b.dropout(self.reduce(y).flatten(1))
         return self.link(self.head(y))
 
@@ -139,6 +176,9 @@ def main():
                     help="a head over the flattened last feature map (reduced to C channels) instead of global pooling")
     ap.add_argument("--output-stride", type=int, default=32, choices=[4, 8, 16, 32],
                     help="with --spatial-head: remove the backbone's last downsamplings down to this stride")
+    ap.add_argument("--level-head", action="store_true",
+                    help="with --output-stride: five level-attention maps (started at the training keypoints' mean) pool the "
+                         "feature map into five level features, classified by one linear per condition shared across levels")
     ap.add_argument("--dropout", type=float, help="override the head dropout (b0: 0.2)")
     ap.add_argument("--stochastic-depth", type=float, help="override the final stochastic-depth rate (0.2)")
     ap.add_argument("--workers", type=int, default=2)
@@ -157,6 +197,17 @@ def main():
         grid = list(f["volumes"].shape[2:])
     crop = a.crop or grid
     size = [c // a.pool for c in crop]
+    centres = []
+    if a.level_head:
+        kps = []
+        for path in sorted(set(p for p, _ in train.index)):
+            with h5py.File(path, "r") as f:
+                ids, k = f["study_id"][:], f["keypoints"][:]
+            kps += [k[i] for i, s in enumerate(ids) if int(s) in train_ids]
+        mean = np.nanmean(np.stack(kps)[:, :5], 0)  # (5 levels, 3) voxel (d, h, w)
+        starts = [(g - c) // 2 for g, c in zip(grid, crop)]
+        centres = [[(m - s0) / a.pool for m, s0 in zip(level, starts)] for level in mean]
+        print("level centres in the model input:", np.round(centres, 1).tolist(), flush=True)
 
     def prepare(x, jitter=0):
         x = x.float()
@@ -177,6 +228,8 @@ def main():
             m = OrdinalClassifier(EfficientNet3D("b0", a.width, input_channels=6))
         if a.spatial_head:
             m = SpatialHead(m, size, a.spatial_head, a.output_stride)
+        if a.level_head:
+            m = LevelHead(m, size, a.output_stride, centres)
         return m
 
     net = build()
