@@ -58,6 +58,10 @@ final class FileAccountingTests: XCTestCase {
         # A DICOM file outside the layout.
         os.makedirs(os.path.join(root, "train_images", "odd"), exist_ok=True)
         fresh(generate_uid(prefix="1.2.826.0.1.3680043.8.498.")).save_as(os.path.join(root, "train_images", "odd", "x.dcm"))
+        # Hidden files: a Finder leftover at the root and a DICOM file below a hidden folder.
+        open(os.path.join(root, ".DS_Store"), "wb").write(bytes(64))
+        os.makedirs(os.path.join(base, ".thumbs"), exist_ok=True)
+        fresh(generate_uid(prefix="1.2.826.0.1.3680043.8.498.")).save_as(os.path.join(base, ".thumbs", "x.dcm"))
         with open(os.path.join(root, "train_series_descriptions.csv"), "a") as f:
             f.write("4242,505,Sagittal T1\\n4242,606,Axial T2\\n4242,707,Sagittal T1\\n4242,808,Axial T2\\n")
         """, [root.path])
@@ -65,9 +69,9 @@ final class FileAccountingTests: XCTestCase {
         return root
     }
 
-    /// Regular files under `root` counted independently of the scanner (hidden names excluded, as the walker does).
+    /// Regular files under `root` (hidden ones included), counted independently of the scanner.
     private func regularFiles(under root: URL) -> Int {
-        let e = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles])!
+        let e = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey], options: [])!
         var n = 0
         for case let url as URL in e where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true { n += 1 }
         return n
@@ -79,12 +83,12 @@ final class FileAccountingTests: XCTestCase {
         let a = catalog.accounting
 
         // 6 sagittal T2 + 1 duplicate + notes.txt, 6 axial, 4 T1, 1 localizer, 505, 808, 3 axial (606),
-        // 3 T1 (707), the stray x.dcm and the CSV.
-        XCTAssertEqual(a.filesFound, 29)
+        // 3 T1 (707), the stray x.dcm, the CSV and two hidden files.
+        XCTAssertEqual(a.filesFound, 31)
         XCTAssertEqual(a.filesFound, regularFiles(under: root))
         XCTAssertTrue(a.isComplete, a.summaryLine)
         XCTAssertEqual(a.filesSkipped, 4, "\(a.skipped)")
-        XCTAssertEqual(a.filesIgnored, 1 + 1 + 3, "localizer, duplicate, series 707")
+        XCTAssertEqual(a.filesIgnored, 1 + 1 + 3 + 2, "localizer, duplicate, series 707, two hidden files")
         XCTAssertEqual(a.filesUsed, 6 + 6 + 4 + 3 + 1)
 
         let skipped = Dictionary(uniqueKeysWithValues: a.skipped.map { ($0.path, $0.reason) })
@@ -112,12 +116,13 @@ final class FileAccountingTests: XCTestCase {
         let localizer = try XCTUnwrap(a.ignoredSeries.first { $0.seriesID == "404" })
         XCTAssertTrue(localizer.reason.contains("localizer"), localizer.reason)
         // Of two identical files the first in path order is kept.
-        XCTAssertEqual(a.ignoredFiles.map(\.path), ["train_images/4242/101/0.dcm"])
+        XCTAssertEqual(a.ignoredFiles.map(\.path), [".DS_Store", "train_images/4242/.thumbs/x.dcm", "train_images/4242/101/0.dcm"])
+        XCTAssertTrue(a.ignoredFiles[1].reason.hasPrefix("hidden"), a.ignoredFiles[1].reason)
 
         // `scan` lists the problems.
         let listing = catalog.report()
         XCTAssertTrue(listing.contains("train_images/4242/505/1.dcm: absurd dimensions"), listing)
-        XCTAssertTrue(listing.contains("29 files found: 20 used, 4 skipped, 5 ignored"), listing)
+        XCTAssertTrue(listing.contains("31 files found: 20 used, 4 skipped, 7 ignored"), listing)
     }
 
     func testIngestFusesBothAxialSeriesAndReportsEveryFile() throws {
@@ -127,8 +132,8 @@ final class FileAccountingTests: XCTestCase {
         pipeline.fusion.size = 32
         let report = try IngestRunner.run(IngestOptions(archive: root.path, output: out, pipeline: pipeline, workers: 1)).report
         XCTAssertEqual(report.summary.fused, 1)
-        XCTAssertEqual(report.summary.filesFound, 29)
-        XCTAssertEqual(report.summary.filesUsed + report.summary.filesSkipped + report.summary.filesIgnored, 29)
+        XCTAssertEqual(report.summary.filesFound, 31)
+        XCTAssertEqual(report.summary.filesUsed + report.summary.filesSkipped + report.summary.filesIgnored, 31)
         XCTAssertEqual(report.summary.filesSkipped, 4)
         XCTAssertTrue(report.files.contains { $0.path == "train_images/4242/505/1.dcm" && $0.reason.contains("absurd dimensions") })
         XCTAssertEqual(Set(report.ignoredSeries.map(\.seriesID)), ["404", "707"])
@@ -141,7 +146,7 @@ final class FileAccountingTests: XCTestCase {
 
         // The JSON names the hostile file as written (no escaped slashes asserted by the ingest helper).
         let text = try String(contentsOf: out.appendingPathComponent(IngestRunner.reportName), encoding: .utf8)
-        XCTAssertTrue(text.contains("\"filesFound\" : 29"), text)
+        XCTAssertTrue(text.contains("\"filesFound\" : 31"), text)
         XCTAssertTrue(text.contains("505"), text)
     }
 

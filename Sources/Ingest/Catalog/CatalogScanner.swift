@@ -40,7 +40,9 @@ public enum CatalogScanner {
 
         // Tables first, then (in RSNA mode) files outside train_images/{study}/{series}/: neither is read as an image.
         var tablesUsed = 0
-        var ignoredFiles: [CatalogProblem] = []
+        var ignoredFiles = walker.hidden.map {
+            CatalogProblem(path: relative($0, to: rootPath), reason: "hidden (its name or a folder's above starts with a dot); not read")
+        }
         var files: [String] = []
         for path in walker.files {
             let rel = relative(path, to: rootPath)
@@ -139,7 +141,7 @@ public enum CatalogScanner {
         skipped.sort { $0.path < $1.path }
         ignoredFiles.sort { $0.path < $1.path }
         let accounting = FileAccounting(
-            filesFound: walker.files.count + walker.problems.filter(\.isFile).count, filesUsed: tablesUsed + toFuse,
+            filesFound: walker.files.count + walker.hidden.count + walker.problems.filter(\.isFile).count, filesUsed: tablesUsed + toFuse,
             filesSkipped: skipped.count, filesIgnored: ignoredFiles.count + ignoredSeries.reduce(0) { $0 + $1.files },
             skipped: skipped, ignoredSeries: ignoredSeries, ignoredFiles: ignoredFiles)
         return Catalog(mode: rsna ? "rsna" : "tags", root: rootPath, fileCount: files.count,

@@ -2,6 +2,9 @@ import Foundation
 
 /// Walks a folder tree: follows symbolic links to folders once, reports loops and unreadable
 /// entries instead of following them forever, and yields regular files in a stable (sorted) order.
+/// Hidden entries (names starting with a dot, such as .DS_Store, ._* or .git/) are walked too, but their
+/// regular files (and every file below a hidden folder) go to `hidden`, so that they can be accounted for
+/// as ignored rather than read.
 struct FileWalker {
     struct Problem {
         var path: String
@@ -11,15 +14,17 @@ struct FileWalker {
     }
 
     private(set) var files: [String] = []
+    /// Regular files with a hidden name or below a hidden folder (not read).
+    private(set) var hidden: [String] = []
     private(set) var problems: [Problem] = []
     private var visited = Set<[UInt64]>()
 
     /// Walks `root` (a folder or a single file).
     init(root: String) {
-        walk(root, depth: 0)
+        walk(root, depth: 0, hiddenAbove: false)
     }
 
-    private mutating func walk(_ path: String, depth: Int) {
+    private mutating func walk(_ path: String, depth: Int, hiddenAbove: Bool) {
         var st = stat()
         guard stat(path, &st) == 0 else {
             var lst = stat()
@@ -48,17 +53,19 @@ struct FileWalker {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                     String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
                 }
-                if name == "." || name == ".." || name.hasPrefix(".") { continue }
+                if name == "." || name == ".." { continue }
                 names.append(name)
             }
             closedir(dir)
             for name in names.sorted() {
                 let child = path.hasSuffix("/") ? path + name : path + "/" + name
-                walk(child, depth: depth + 1)
+                walk(child, depth: depth + 1, hiddenAbove: hiddenAbove || name.hasPrefix("."))
             }
         case S_IFREG:
             if access(path, R_OK) != 0 {
                 problems.append(Problem(path: path, reason: "file is not readable", isFile: true))
+            } else if hiddenAbove || (path as NSString).lastPathComponent.hasPrefix(".") {
+                hidden.append(path)
             } else {
                 files.append(path)
             }
