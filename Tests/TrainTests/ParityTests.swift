@@ -15,6 +15,12 @@ final class ParityTests: XCTestCase {
         let model = try spec.make()
         for (name, t) in model.namedBuffers() where name.hasSuffix("running_mean") { try t.uniform_(-0.1, 0.1) }
         for (name, t) in model.namedBuffers() where name.hasSuffix("running_var") { try t.uniform_(0.5, 1.5) }
+        if let levels = model.backbone as? LevelCropBackbone {  // five distinct crop positions, one clamped at the edge
+            let n = Float(spec.inputSize[0])
+            var centres: [Float] = []
+            for l in 0..<5 { centres += [Float(l) * 2.5 + 1.4, n * Float(l + 1) / 6, n - 1] }
+            try levels.atlas.copy_(try Tensor(centres, shape: [5, 3]))
+        }
         model.eval()
         let x = try Tensor.randn([2, 3] + spec.inputSize)
         let ours = try Torch.noGrad { try model(x) }
@@ -51,6 +57,14 @@ final class ParityTests: XCTestCase {
     func testEfficientNetBothWays() throws {
         try swiftToPython(ModelTests.tinyEfficientNet)
         try pythonToSwift(ModelTests.tinyEfficientNet)
+    }
+
+    /// Level crops (atlas buffer, shared backbone, per-condition head) load both ways and cut the same crops.
+    func testLevelCropsBothWays() throws {
+        var spec = ModelSpec(name: "efficientnet3d", inputSize: [24, 24, 24], width: 0.25)
+        spec.levelCrop = [8, 8, 6]
+        try swiftToPython(spec)
+        try pythonToSwift(spec)
     }
 
     func testViTBothWays() throws {

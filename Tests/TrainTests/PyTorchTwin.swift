@@ -11,6 +11,7 @@ enum PyTorchTwin {
     static func arguments(_ spec: ModelSpec) -> [String] {
         var a = ["--model", spec.name, "--variant", spec.variant, "--size", String(spec.inputSize[0]), "--heads", String(spec.heads)]
         if let w = spec.width { a += ["--width", String(w)] }
+        if let c = spec.levelCrop { a += ["--level-crop"] + c.map(String.init) }
         return a
     }
 

@@ -169,6 +169,40 @@ class ViT3D(nn.Module):
         return self.norm(y)[:, 0]
 
 
+class LevelCropBackbone(nn.Module):
+    """Twin of Swift's LevelCropBackbone: one crop per level at `atlas` (a buffer, voxel centres (d, h, w)) through
+    one shared backbone; features (B, levels * C), level by level."""
+
+    def __init__(self, inner, crop, levels=5):
+        super().__init__()
+        self.inner, self.crop, self.levels = inner, list(crop), levels
+        self.register_buffer("atlas", torch.zeros(levels, 3))
+        self.feature_count = levels * inner.feature_count
+
+    def forward(self, x):
+        grid, crops = x.shape[2:], []
+        for level in range(self.levels):
+            s = [min(max(0, math.floor(float(self.atlas[level, a]) + 0.5) - self.crop[a] // 2), grid[a] - self.crop[a])
+                 for a in range(3)]
+            crops.append(x[:, :, s[0]:s[0] + self.crop[0], s[1]:s[1] + self.crop[1], s[2]:s[2] + self.crop[2]])
+        b = x.shape[0]
+        return self.inner(torch.cat(crops, 0)).view(self.levels, b, -1).transpose(0, 1).reshape(b, -1)
+
+
+class LevelHead(nn.Module):
+    """Twin of Swift's LevelHead: one linear per condition shared by the levels, a bias per column (condition-major)."""
+
+    def __init__(self, features, levels, conditions):
+        super().__init__()
+        self.condition = nn.Linear(features, conditions)
+        self.bias = nn.Parameter(torch.zeros(conditions * levels))
+        self.levels = levels
+
+    def forward(self, x):
+        b = x.shape[0]
+        return self.condition(x.view(b, self.levels, -1)).transpose(1, 2).reshape(b, -1) + self.bias
+
+
 class LogisticCumulativeLink(nn.Module):
     def __init__(self, heads=25, classes=3):
         super().__init__()
@@ -190,7 +224,10 @@ class OrdinalClassifier(nn.Module):
     def __init__(self, backbone, heads=25, classes=3):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(backbone.feature_count, heads)
+        if isinstance(backbone, LevelCropBackbone) and heads == 25:
+            self.head = LevelHead(backbone.inner.feature_count, backbone.levels, heads // backbone.levels)
+        else:
+            self.head = nn.Linear(backbone.feature_count, heads)
         self.link = LogisticCumulativeLink(heads, classes)
 
     def forward(self, x):
@@ -205,10 +242,12 @@ def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
     return -(w * likelihood.log()).sum() / w.sum().clamp(min=eps)
 
 
-def make(model, variant=None, size=16, width=None, heads=25, classes=3):
-    """The twin of Swift's ModelSpec(name:variant:inputSize:width:heads:classes:).make()."""
+def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_crop=None):
+    """The twin of Swift's ModelSpec(name:variant:inputSize:width:heads:classes:levelCrop:).make()."""
     if model == "efficientnet3d":
         backbone = EfficientNet3D(variant or "b0", width)
+        if level_crop:
+            backbone = LevelCropBackbone(backbone, level_crop)
     elif model == "vit3d":
         dim, depth, h = VIT[variant or "tiny"]
         backbone = ViT3D([size] * 3, dim=dim, depth=depth, heads=h)
@@ -229,12 +268,13 @@ def main():
     ap.add_argument("--heads", type=int, default=25)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--level-crop", type=int, nargs=3, help="D H W: one crop per level (LevelCropBackbone)")
     ap.add_argument("--weights")
     ap.add_argument("--input")
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    net = make(a.model, a.variant, a.size, a.width, a.heads)
+    net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop)
     if a.command == "describe":
         params = sum(p.numel() for p in net.parameters())
         shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
@@ -245,6 +285,10 @@ def main():
             if isinstance(m, nn.BatchNorm3d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
+        if isinstance(net.backbone, LevelCropBackbone):  # five distinct crop positions inside the grid
+            with torch.no_grad():
+                for level in range(5):
+                    net.backbone.atlas[level] = torch.tensor([a.size / 2 + level - 2.3, a.size * (level + 1) / 6, a.size / 2 - 0.6])
         x = torch.randn(a.batch, 3, a.size, a.size, a.size)
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, a.weights)
         save_file({"x": x}, a.input)

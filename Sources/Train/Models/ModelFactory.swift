@@ -12,6 +12,8 @@ public struct ModelSpec: Sendable, Equatable {
     public var width: Double?
     /// Number of heads (condition-levels) and ordinal classes.
     public var heads: Int, classes: Int
+    /// One crop of this size (D, H, W) per lumbar level through the backbone (`LevelCropBackbone`); nil: the whole input.
+    public var levelCrop: [Int]? = nil
 
     /// A spec; the variant defaults to b0 (EfficientNet3D) or tiny (ViT3D).
     public init(name: String, variant: String? = nil, inputSize: [Int], width: Double? = nil, heads: Int = 25, classes: Int = 3) {
@@ -47,8 +49,13 @@ public struct ModelSpec: Sendable, Equatable {
                 throw TorchError("efficientnet3d has variants b0, b1, b2, b3, not \(variant)")
             }
             if let width { config.width = width }
-            return try OrdinalClassifier(backbone: EfficientNet3D(config), heads: heads, classes: classes)
+            let backbone = try EfficientNet3D(config)
+            if let levelCrop {
+                return try OrdinalClassifier(backbone: LevelCropBackbone(inner: backbone, crop: levelCrop), heads: heads, classes: classes)
+            }
+            return try OrdinalClassifier(backbone: backbone, heads: heads, classes: classes)
         case "vit3d":
+            guard levelCrop == nil else { throw TorchError("level_crops is built for efficientnet3d; vit3d takes the whole grid") }
             guard let s = ModelSpec.vitSizes[variant] else { throw TorchError("vit3d has variants tiny, small, base, not \(variant)") }
             let config = ViTConfig(patch: 16, dim: s.dim, depth: s.depth, heads: s.heads, inputSize: inputSize)
             return try OrdinalClassifier(backbone: ViT3D(config), heads: heads, classes: classes)

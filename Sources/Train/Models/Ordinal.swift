@@ -84,15 +84,19 @@ public protocol Backbone: Module {
 public final class OrdinalClassifier: Module {
     /// Feature extractor.
     public let backbone: any Backbone
-    /// Pooled features → one logit per head.
-    public let head: Linear
+    /// Pooled features → one logit per head (a `Linear`, or a `LevelHead` over level crops' features).
+    public let head: any UnaryLayer
     /// Logits → (B, heads, classes) probabilities.
     public let link: LogisticCumulativeLink
 
     /// A classifier with `heads` heads (25 RSNA condition-levels by default) of `classes` ordered classes.
     public init(backbone: any Backbone, heads: Int = 25, classes: Int = 3) throws {
         self.backbone = backbone
-        head = try Linear(backbone.featureCount, heads)
+        if let levels = backbone as? LevelCropBackbone, heads == 25 {
+            head = try LevelHead(features: levels.inner.featureCount, levels: levels.levels, conditions: heads / levels.levels)
+        } else {
+            head = try Linear(backbone.featureCount, heads)
+        }
         link = try LogisticCumulativeLink(heads: heads, classes: classes)
     }
 

@@ -82,6 +82,16 @@ public func studyLabels(_ dataset: ShardDataset) throws -> [Int64: [Int8]] {
     return out
 }
 
+/// The keypoints (25 × 3 voxel coordinates, NaN where absent) of the given studies in `dataset`, in shard order.
+public func studyKeypoints(_ dataset: ShardDataset, studies: Set<Int64>) throws -> [[Float]] {
+    var out: [[Float]] = []
+    for k in dataset.manifest.shards.indices {
+        let reader = try dataset.reader(k)
+        for (i, study) in reader.studyIDs.enumerated() where studies.contains(study) { out.append(Array(reader.keypoints(i))) }
+    }
+    return out
+}
+
 extension JSONEncoder {
     /// Pretty, sorted, snake_case keys, slashes unescaped: how every run file is written.
     static var pretty: JSONEncoder {

@@ -98,6 +98,11 @@ public final class Trainer {
 
         let spec = try config.modelSpec(gridSize: dataset.manifest.shape)
         let model = try spec.make()
+        if let levels = model.backbone as? LevelCropBackbone {
+            // The crops sit at the training studies' mean spinal keypoints (saved with the weights as `backbone.atlas`).
+            let atlas = try LevelAtlas.mean(keypoints: try studyKeypoints(dataset, studies: Set(split.training(fold))))
+            try Torch.noGrad { try levels.atlas.copy_(try Tensor(atlas, shape: [5, 3])) }
+        }
         try model.move(to: device)
         let ema = config.emaDecay > 0 ? try spec.make() : nil
         if let ema {

@@ -14,6 +14,10 @@ public struct TrainingConfig: Equatable, Sendable {
     /// resolution at the cost of 32³ pooled. Applied alike in training, validation, evaluate and predict, after
     /// augmentation (so flips and shifts act on the whole grid).
     public var inputCrop: [Int]? = nil
+    /// One crop of this size (D, H, W voxels) per lumbar level, centred on the training fold's mean spinal keypoints
+    /// (kept in the checkpoint), through one shared backbone (`LevelCropBackbone`); nil: the whole input. The stored
+    /// grid goes in as it is (no `input_crop` or `input_pool` beside it).
+    public var levelCrops: [Int]? = nil
     /// Epochs per fold, samples per batch, number of folds, the run's seed.
     public var epochs = 20, batchSize = 4, folds = 4, seed: UInt64 = 0
     /// "cpu", "cuda" or "cuda:N"; libtorch intra-op threads (0: all cores).
@@ -73,6 +77,12 @@ public struct TrainingConfig: Equatable, Sendable {
                 throw Error(path: path, message: "input_crop: must be three whole numbers of voxels [D, H, W], not \(crop.map { "\($0)" })")
             }
             c.inputCrop = crop.map { Int($0) }
+        }
+        if let crop = try root.doubles("level_crops") {
+            guard crop.count == 3, crop.allSatisfy({ $0 >= 1 && $0 == $0.rounded() && $0 < 1e6 }) else {
+                throw Error(path: path, message: "level_crops: must be three whole numbers of voxels [D, H, W], not \(crop.map { "\($0)" })")
+            }
+            c.levelCrops = crop.map { Int($0) }
         }
         c.epochs = try root.int("epochs", min: 1) ?? c.epochs
         c.batchSize = try root.int("batch_size", min: 1) ?? c.batchSize
@@ -137,6 +147,7 @@ public struct TrainingConfig: Equatable, Sendable {
             "input_pool: \(inputPool)",
         ]
         if let inputCrop { lines.append("input_crop: [\(inputCrop.map(String.init).joined(separator: ", "))]") }
+        if let levelCrops { lines.append("level_crops: [\(levelCrops.map(String.init).joined(separator: ", "))]") }
         lines += [
             "epochs: \(epochs)", "batch_size: \(batchSize)", "folds: \(folds)", "seed: \(seed)",
             "device: \(device)", "threads: \(threads)", "clip_norm: \(n(clipNorm))", "ema_decay: \(n(emaDecay))",
@@ -157,6 +168,14 @@ public struct TrainingConfig: Equatable, Sendable {
     /// The model's input size (D, H, W) for stored grids of `gridSize`: cropped by `inputCrop`, then pooled by
     /// `inputPool`. Throws when the crop is larger than the grid or the pool leaves nothing.
     public func inputSize(gridSize: [Int]) throws -> [Int] {
+        if let levelCrops {
+            guard inputCrop == nil, inputPool == 1 else {
+                throw TorchError("level_crops takes the stored grid as it is: remove input_crop and input_pool")
+            }
+            guard zip(levelCrops, gridSize).allSatisfy({ $0 <= $1 }) else {
+                throw TorchError("level_crops \(levelCrops) do not fit in the shards' grid \(gridSize) (D, H, W)")
+            }
+        }
         let crop = inputCrop ?? gridSize
         guard crop.count == gridSize.count, zip(crop, gridSize).allSatisfy({ $0 <= $1 }) else {
             throw TorchError("input_crop \(crop) does not fit in the shards' grid \(gridSize) (D, H, W)")
@@ -171,7 +190,9 @@ public struct TrainingConfig: Equatable, Sendable {
     /// The model to build for stored grids of `gridSize` (D, H, W): its input is the grid cropped by `inputCrop`
     /// and pooled by `inputPool` (`inputSize(gridSize:)` checks that they fit).
     public func modelSpec(gridSize: [Int]) throws -> ModelSpec {
-        ModelSpec(name: model, variant: variant, inputSize: try inputSize(gridSize: gridSize), width: width)
+        var spec = ModelSpec(name: model, variant: variant, inputSize: try inputSize(gridSize: gridSize), width: width)
+        spec.levelCrop = levelCrops
+        return spec
     }
 
     /// A batch of volumes (N, C, D, H, W) as the model takes them: float32 on `device`, centre-cropped by
