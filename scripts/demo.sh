@@ -6,7 +6,7 @@ BIN="$1"; OUT="$2"
 STUDIES="${DEMO_STUDIES:-160}"
 EPOCHS="${DEMO_EPOCHS:-30}"
 FOLDS="${DEMO_FOLDS:-4}"
-TRAIN_FOLDS="${DEMO_TRAIN_FOLDS:-0 1}"   # which of the K folds to train (each is validated on its held-out studies)
+TRAIN_FOLDS="${DEMO_TRAIN_FOLDS:-0 1 2 3}"   # which of the K folds to train (each is validated on its held-out studies)
 mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }
 
@@ -34,7 +34,7 @@ cat > "$OUT/train.yaml" <<YAML
 # The demo's training configuration (fuse3d train --help; every key is optional).
 model: efficientnet3d
 width: 0.25
-input_crop: [32, 40, 32]   # the centre of the 64³ grid at full resolution: the lumbar levels, canal, foramina and recesses
+level_crops: [16, 12, 12]   # one crop per lumbar level at the training studies' mean keypoints, one shared network
 folds: $FOLDS
 epochs: $EPOCHS
 batch_size: 8
