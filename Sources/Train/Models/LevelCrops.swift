@@ -1,4 +1,5 @@
 import Foundation
+import Shards
 
 /// One crop of the grid per lumbar level, each centred on the level's position in `atlas`, all through one shared
 /// backbone; the features of the five crops side by side (B, 5 · C). The atlas (voxel centres (d, h, w) in the stored
@@ -78,9 +79,6 @@ public final class LevelHead: Module, UnaryLayer {
 
 /// The level atlas of a set of studies: the mean of their spinal-canal keypoints (label columns 0–4, voxels (d, h, w)).
 public enum LevelAtlas {
-    /// The lumbar levels, in label-column order.
-    static let levelNames = ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]
-
     /// `keypoints` holds 25 × 3 floats per study (NaN where absent); the result is 5 × 3, or an error naming the
     /// levels no study has a keypoint for.
     public static func mean(keypoints: [[Float]]) throws -> [Float] {
@@ -93,7 +91,7 @@ public enum LevelAtlas {
         }
         let missing = (0..<5).filter { count[$0] == 0 }
         guard missing.isEmpty else {
-            throw TorchError("level_crops needs spinal keypoints (train_label_coordinates.csv) of the training studies; none for level(s) \(missing.map { levelNames[$0] })")
+            throw TorchError("level_crops needs spinal keypoints (train_label_coordinates.csv) of the training studies; none for level(s) \(missing.map { RSNA.levelTitles[$0] })")
         }
         return (0..<15).map { Float(sum[$0] / Double(count[$0 / 3])) }
     }

@@ -72,18 +72,8 @@ public struct TrainingConfig: Equatable, Sendable {
         c.variant = try root.string("variant") ?? c.variant
         c.width = try root.double("width", above: 0) ?? c.width
         c.inputPool = try root.int("input_pool", min: 1) ?? c.inputPool
-        if let crop = try root.doubles("input_crop") {
-            guard crop.count == 3, crop.allSatisfy({ $0 >= 1 && $0 == $0.rounded() && $0 < 1e6 }) else {
-                throw Error(path: path, message: "input_crop: must be three whole numbers of voxels [D, H, W], not \(crop.map { "\($0)" })")
-            }
-            c.inputCrop = crop.map { Int($0) }
-        }
-        if let crop = try root.doubles("level_crops") {
-            guard crop.count == 3, crop.allSatisfy({ $0 >= 1 && $0 == $0.rounded() && $0 < 1e6 }) else {
-                throw Error(path: path, message: "level_crops: must be three whole numbers of voxels [D, H, W], not \(crop.map { "\($0)" })")
-            }
-            c.levelCrops = crop.map { Int($0) }
-        }
+        c.inputCrop = try root.voxelSize("input_crop") ?? c.inputCrop
+        c.levelCrops = try root.voxelSize("level_crops") ?? c.levelCrops
         c.epochs = try root.int("epochs", min: 1) ?? c.epochs
         c.batchSize = try root.int("batch_size", min: 1) ?? c.batchSize
         c.folds = try root.int("folds", min: 2) ?? c.folds
@@ -267,6 +257,15 @@ private final class Section {
         guard let x = Int(s) else { throw fail(name, "must be a whole number, not \(s)") }
         guard x >= low else { throw fail(name, "must be at least \(low), not \(s)") }
         return x
+    }
+
+    /// A box size in voxels: three whole numbers [D, H, W], each at least 1.
+    func voxelSize(_ name: String) throws -> [Int]? {
+        guard let size = try doubles(name) else { return nil }
+        guard size.count == 3, size.allSatisfy({ $0 >= 1 && $0 == $0.rounded() && $0 < 1e6 }) else {
+            throw fail(name, "must be three whole numbers of voxels [D, H, W], not \(size.map { "\($0)" })")
+        }
+        return size.map { Int($0) }
     }
 
     func bool(_ name: String) throws -> Bool? {
