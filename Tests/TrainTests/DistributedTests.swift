@@ -148,23 +148,7 @@ final class DistributedTests: XCTestCase {
                           agentStore: false, storePrefix: "", launcher: "test")
     }
 
-    /// A free TCP port on the loopback (bound, read, released).
-    private func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw XCTSkip("cannot bind a loopback port") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
+    private func freePort() throws -> Int { try LaunchEnvironment.freeLoopbackPort() }
 
     /// Rank 1 in PyTorch itself: a TCPStore client under the prefix fuse3d's ranks use, ProcessGroupGloo, then `script`.
     private func pythonPeer(port: Int, script: String) throws -> Peer {

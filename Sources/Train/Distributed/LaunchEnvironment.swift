@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Who this process is among the ranks of a data-parallel run, as its launcher says: torchrun's variables
 /// (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, TORCHELASTIC_USE_AGENT_STORE,
@@ -115,6 +118,22 @@ public struct LaunchEnvironment: Equatable, Sendable {
             name.append(character)
         }
         return name.isEmpty ? nil : name
+    }
+
+    /// A TCP port free on the loopback now (bound, read and released): for ranks started on this machine.
+    public static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw DistributedError("cannot open a socket to find a free port") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let found = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard found else { throw DistributedError("cannot bind a loopback port for the rendezvous store") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     private static func integer(_ key: String, _ env: [String: String], minimum: Int) throws -> Int {
