@@ -120,12 +120,12 @@ public final class ShardLoader {
     /// A loader over the samples of `studies` (nil: all), weighted by `weights` (by study id; nil: uniform).
     public init(dataset: ShardDataset, studies: Set<Int64>? = nil, weights: [Int64: Double]? = nil,
                 options: LoaderOptions = LoaderOptions(), device: Device = .cpu) throws {
-        guard options.batchSize > 0 else { throw TorchError("loader batch size must be positive, got \(options.batchSize)") }
+        guard options.batchSize > 0 else { throw TrainError(.loader, "loader batch size must be positive, got \(options.batchSize)") }
         guard !options.channels.isEmpty, options.channels.allSatisfy({ (0..<3).contains($0) }) else {
-            throw TorchError("loader channels must be a non-empty subset of 0, 1, 2; got \(options.channels)")
+            throw TrainError(.loader, "loader channels must be a non-empty subset of 0, 1, 2; got \(options.channels)")
         }
         guard options.threads > 0, options.prefetch > 0, options.shuffleWindow >= 0 else {
-            throw TorchError("loader threads and prefetch must be positive and shuffleWindow not negative; got "
+            throw TrainError(.loader, "loader threads and prefetch must be positive and shuffleWindow not negative; got "
                              + "\(options.threads), \(options.prefetch), \(options.shuffleWindow)")
         }
         self.dataset = dataset
@@ -133,7 +133,7 @@ public final class ShardLoader {
         if let weights {
             let w = samples.map { weights[dataset.studyIDs[$0]] ?? 1 }
             guard w.allSatisfy({ $0 >= 0 && $0.isFinite }), w.contains(where: { $0 > 0 }) else {
-                throw TorchError("loader weights must be finite, non-negative and not all zero")
+                throw TrainError(.loader, "loader weights must be finite, non-negative and not all zero")
             }
             self.weights = w
         } else {
