@@ -248,6 +248,8 @@ public final class LoaderEpoch {
 
     /// The most batch buffers that existed at once ahead of the consumer (never above `prefetch`).
     public var peakBuffersInFlight: Int { pipeline.statistics.peakBuffers }
+    /// Readers now waiting for the consumer (their next batch is `prefetch` or more ahead of it).
+    public var readersWaiting: Int { pipeline.statistics.waiting }
 }
 
 /// Host batch buffers, reused once nobody holds them: a fresh 100 MB buffer costs as much in page
@@ -327,7 +329,7 @@ private final class PrefetchPipeline: @unchecked Sendable {
     private var buffers: [Int: BatchBuffer] = [:]
     private var failure: (batch: Int, error: Error)?
     private var stopping = false
-    private var counters = (decoded: 0, peakBuffers: 0)
+    private var counters = (decoded: 0, peakBuffers: 0, waiting: 0)
 
     init(loader: ShardLoader, order: [Int], firstBatch: Int) {
         dataset = loader.dataset
@@ -362,7 +364,7 @@ private final class PrefetchPipeline: @unchecked Sendable {
         finished.wait()
     }
 
-    var statistics: (decoded: Int, peakBuffers: Int) {
+    var statistics: (decoded: Int, peakBuffers: Int, waiting: Int) {
         condition.lock()
         defer { condition.unlock() }
         return counters
@@ -401,7 +403,9 @@ private final class PrefetchPipeline: @unchecked Sendable {
                     nextSample += 1
                     break
                 }
+                counters.waiting += 1
                 condition.wait()
+                counters.waiting -= 1
             }
             guard position >= 0 else {
                 condition.unlock()
