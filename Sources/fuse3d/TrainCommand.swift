@@ -47,9 +47,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: .hidden) var stopAfterSteps: Int?
 
     func validate() throws {
-        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: shards).appendingPathComponent("manifest.json").path) else {
-            throw ValidationError("'\(shards)' has no manifest.json: give a shard folder written by `fuse3d ingest`.")
-        }
+        try SharedChecks.shardFolder(shards)
         if let model, !ModelSpec.names.contains(model) { throw ValidationError("--model must be one of \(ModelSpec.names.joined(separator: ", ")), not \(model)") }
         if let folds, folds < 2 { throw ValidationError("--folds must be at least 2.") }
         if let fold, fold < 0 { throw ValidationError("--fold must be 0 or more.") }
@@ -57,7 +55,7 @@ struct TrainCommand: ParsableCommand {
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1.") }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive.") }
         if let width, !(width > 0) { throw ValidationError("--width must be positive.") }
-        if let device, Device(device) == nil { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
+        if let device { try SharedChecks.device(device) }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other: continue the run, or replace it.") }
     }
@@ -85,9 +83,7 @@ struct TrainCommand: ParsableCommand {
         // Epoch lines reach a log file as they happen, not when the buffer fills.
         setvbuf(stdout, nil, _IOLBF, 0)
         let config = try resolvedConfig()
-        if Device(config.device)?.isCUDA == true && !Torch.cudaAvailable {
-            throw ValidationError("device \(config.device): this libtorch has no usable CUDA; set LIBTORCH to a CUDA build and rebuild")
-        }
+        try Torch.validate(try Device.parse(config.device))
         let runURL = URL(fileURLWithPath: out)
         let dataset = try ShardDataset(directory: URL(fileURLWithPath: shards))
         let trainer = try Trainer(config: config, dataset: dataset, run: runURL)

@@ -11,7 +11,7 @@ struct TrainedRunOptions: ParsableArguments {
         guard FileManager.default.fileExists(atPath: runURL.appendingPathComponent(RunFolder.summaryName).path) else {
             throw ValidationError("'\(runFolder)' has no \(RunFolder.summaryName): give a run folder written by `fuse3d train`.")
         }
-        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
+        try Torch.validate(try SharedChecks.device(device))
     }
 
     /// The run folder.

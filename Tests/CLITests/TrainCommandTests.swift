@@ -171,4 +171,20 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(r.stdout, "")
         XCTAssertFalse(FileManager.default.fileExists(atPath: run.path), "the run folder was created")
     }
+
+    func testShardFolderAndDeviceChecksAreTheLibrariesOwnInEveryCommand() throws {
+        let empty = try Fixtures.scratch("not-shards")
+        for args in [["train", empty.path, "--out", empty.appendingPathComponent("run").path], ["bench", "loader", empty.path]] {
+            let r = try Fixtures.run(Fixtures.fuse3d, args)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains("\(empty.path): has no manifest.json: give a shard folder written by `fuse3d ingest`"), r.stderr)
+        }
+        for args in [["train", Self.shards.path, "--out", empty.appendingPathComponent("run").path, "--device", "tpu"],
+                     ["bench", "train", "--device", "tpu"]] {
+            let r = try Fixtures.run(Fixtures.fuse3d, args)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains("--device must be cpu, cuda or cuda:N, not tpu"), r.stderr)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: empty.path), [])
+    }
 }
