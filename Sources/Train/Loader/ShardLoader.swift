@@ -478,29 +478,3 @@ private final class PrefetchPipeline: @unchecked Sendable {
         }
     }
 }
-
-/// A small seeded generator (SplitMix64): the same numbers on every platform and thread count.
-struct SplitMix64 {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-
-    /// Fisher–Yates with this generator (Swift's `shuffle(using:)` may change its algorithm between releases).
-    mutating func shuffle<T>(_ values: inout [T]) {
-        guard values.count > 1 else { return }
-        for i in stride(from: values.count - 1, to: 0, by: -1) {
-            values.swapAt(i, Int(next() % UInt64(i + 1)))
-        }
-    }
-}
