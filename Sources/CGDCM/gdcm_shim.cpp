@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -295,6 +296,23 @@ void convert(const char *raw, int64_t n, int bits_stored, bool is_signed, double
         out[i] = static_cast<float>(x * slope + intercept);
     }
 }
+
+/// The rescale of each frame: frame k's `frame_values` values use slopes[j] and intercepts[j], j = min(k, count - 1).
+struct Rescale {
+    const double *slopes;
+    const double *intercepts;
+    int64_t count;
+    int64_t frame_values;
+};
+
+template <typename T>
+void convert_frames(const char *raw, int64_t n, int bits_stored, bool is_signed, const Rescale &r, float *out) {
+    for (int64_t start = 0, k = 0; start < n; start += r.frame_values, k++) {
+        const int64_t i = std::min(k, r.count - 1);
+        convert<T>(raw + start * static_cast<int64_t>(sizeof(T)), std::min(r.frame_values, n - start), bits_stored,
+                   is_signed, r.slopes[i], r.intercepts[i], out + start);
+    }
+}
 }  // namespace
 
 namespace {
@@ -431,7 +449,7 @@ void flip_monochrome1(float *out, int64_t n) {
 
 /// gd_file_decode for an RLE Lossless file read without GDCM's ImageReader: layout from the tags,
 /// frames by fuse3d's decoder, the same checks and conversion as the GDCM path.
-int64_t decode_rle_file(gd_file f, double slope, double intercept, float *out, int64_t capacity) {
+int64_t decode_rle_file(gd_file f, const Rescale &rescale, float *out, int64_t capacity) {
     const PixelLayout p = layout_from_tags(f);
     if (p.samples != 1) {
         fuse3d::set_last_error("colour image (" + std::to_string(p.samples) + " samples per pixel, " + p.photometric +
@@ -469,23 +487,24 @@ int64_t decode_rle_file(gd_file f, double slope, double intercept, float *out, i
     if (r != 1) return -1;
     switch (p.bits_allocated) {
     case 8:
-        if (p.is_signed) convert<int8_t>(raw.data(), n, p.bits_stored, true, slope, intercept, out);
-        else convert<uint8_t>(raw.data(), n, p.bits_stored, false, slope, intercept, out);
+        if (p.is_signed) convert_frames<int8_t>(raw.data(), n, p.bits_stored, true, rescale, out);
+        else convert_frames<uint8_t>(raw.data(), n, p.bits_stored, false, rescale, out);
         break;
     case 16:
-        if (p.is_signed) convert<int16_t>(raw.data(), n, p.bits_stored, true, slope, intercept, out);
-        else convert<uint16_t>(raw.data(), n, p.bits_stored, false, slope, intercept, out);
+        if (p.is_signed) convert_frames<int16_t>(raw.data(), n, p.bits_stored, true, rescale, out);
+        else convert_frames<uint16_t>(raw.data(), n, p.bits_stored, false, rescale, out);
         break;
     default:
-        if (p.is_signed) convert<int32_t>(raw.data(), n, p.bits_stored, true, slope, intercept, out);
-        else convert<uint32_t>(raw.data(), n, p.bits_stored, false, slope, intercept, out);
+        if (p.is_signed) convert_frames<int32_t>(raw.data(), n, p.bits_stored, true, rescale, out);
+        else convert_frames<uint32_t>(raw.data(), n, p.bits_stored, false, rescale, out);
     }
     if (p.photometric == "MONOCHROME1") flip_monochrome1(out, n);
     return n;
 }
 }  // namespace
 
-extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity) {
+namespace {
+int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
     GD_PROTECT(
         if (!f->with_pixels) {
             fuse3d::set_last_error("file was opened without pixel data");
@@ -496,7 +515,15 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
             fuse3d::set_last_error("truncated pixel data: the file ends inside Pixel Data (GDCM: Incomplete Pixel Data)");
             return -1;
         }
-        if (f->rle) return decode_rle_file(f, slope, intercept, out, capacity);
+        if (rescale.count < 1) {
+            fuse3d::set_last_error("no rescale given");
+            return -1;
+        }
+        if (f->rle) {
+            const PixelLayout p = layout_from_tags(f);
+            rescale.frame_values = std::max<int64_t>(1, p.rows * p.cols);
+            return decode_rle_file(f, rescale, out, capacity);
+        }
         InsideGDCM inside;
         t_trace.clear();
         auto *ir = static_cast<gdcm::ImageReader *>(f->reader.get());
@@ -530,6 +557,7 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
             fuse3d::set_last_error("output buffer too small");
             return -1;
         }
+        rescale.frame_values = rows * cols;
         const int bytes_per = (pf.GetBitsAllocated() + 7) / 8;
         const int64_t needed = n * bytes_per;
         const gdcm::DataElement &pd = image.GetDataElement();
@@ -573,17 +601,20 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
         const int bs = pf.GetBitsStored();
         const bool sgn = pf.GetPixelRepresentation() == 1;
         switch (pf.GetScalarType()) {
-        case gdcm::PixelFormat::UINT8: convert<uint8_t>(raw.data(), n, bs, false, slope, intercept, out); break;
-        case gdcm::PixelFormat::INT8: convert<int8_t>(raw.data(), n, bs, true, slope, intercept, out); break;
+        case gdcm::PixelFormat::UINT8: convert_frames<uint8_t>(raw.data(), n, bs, false, rescale, out); break;
+        case gdcm::PixelFormat::INT8: convert_frames<int8_t>(raw.data(), n, bs, true, rescale, out); break;
         case gdcm::PixelFormat::UINT12:
-        case gdcm::PixelFormat::UINT16: convert<uint16_t>(raw.data(), n, bs, sgn, slope, intercept, out); break;
+        case gdcm::PixelFormat::UINT16: convert_frames<uint16_t>(raw.data(), n, bs, sgn, rescale, out); break;
         case gdcm::PixelFormat::INT12:
-        case gdcm::PixelFormat::INT16: convert<int16_t>(raw.data(), n, bs, true, slope, intercept, out); break;
-        case gdcm::PixelFormat::UINT32: convert<uint32_t>(raw.data(), n, bs, false, slope, intercept, out); break;
-        case gdcm::PixelFormat::INT32: convert<int32_t>(raw.data(), n, bs, true, slope, intercept, out); break;
+        case gdcm::PixelFormat::INT16: convert_frames<int16_t>(raw.data(), n, bs, true, rescale, out); break;
+        case gdcm::PixelFormat::UINT32: convert_frames<uint32_t>(raw.data(), n, bs, false, rescale, out); break;
+        case gdcm::PixelFormat::INT32: convert_frames<int32_t>(raw.data(), n, bs, true, rescale, out); break;
         case gdcm::PixelFormat::FLOAT32: {
             const float *v = reinterpret_cast<const float *>(raw.data());
-            for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(v[i] * slope + intercept);
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t k = std::min(i / rescale.frame_values, rescale.count - 1);
+                out[i] = static_cast<float>(v[i] * rescale.slopes[k] + rescale.intercepts[k]);
+            }
             break;
         }
         default:
@@ -594,4 +625,14 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
         return n;
     )
     return -1;
+}
+}  // namespace
+
+extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity) {
+    return decode(f, Rescale{&slope, &intercept, 1, 1}, out, capacity);
+}
+
+extern "C" int64_t gd_file_decode_frames(gd_file f, const double *slopes, const double *intercepts, int64_t count,
+                                         float *out, int64_t capacity) {
+    return decode(f, Rescale{slopes, intercepts, count, 1}, out, capacity);
 }

@@ -138,7 +138,8 @@ final class FusionTests: XCTestCase {
         XCTAssertTrue(sample.keypoints[27].isNaN, "an unknown instance places no keypoint")
         XCTAssertTrue(sample.keypoints[0].isNaN)
         XCTAssertEqual(record.keypointsPlaced, 2)
-        XCTAssertEqual(record.unresolvedCoordinates.map(\.instanceNumber), [999])
+        XCTAssertEqual(record.unresolvedCoordinates.map(\.coordinate.instanceNumber), [999])
+        XCTAssertEqual(record.unresolvedCoordinates.map(\.reason), ["series 1001 has no image with instance number 999"])
     }
 
     func testBoxPolicies() throws {

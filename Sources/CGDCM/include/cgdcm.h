@@ -75,6 +75,13 @@ int gd_file_has_pixel_data(gd_file f);
 int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity);
 
 /**
+ * gd_file_decode with a rescale per frame (enhanced multi-frame objects carry a Pixel Value Transformation
+ * per frame): frame k uses slopes[j] and intercepts[j], j = min(k, count - 1); `count` ≥ 1.
+ */
+int64_t gd_file_decode_frames(gd_file f, const double *slopes, const double *intercepts, int64_t count, float *out,
+                              int64_t capacity);
+
+/**
  * Decodes one RLE Lossless frame (PS3.5 Annex G: one fragment, a 64-byte header of segment offsets,
  * PackBits segments, most significant byte plane first) into `out` as pixel-interleaved little-endian
  * samples (rows x columns x samples x bits_allocated/8 bytes). Refuses headers that lie (segment count

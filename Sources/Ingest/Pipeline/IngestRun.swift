@@ -77,6 +77,9 @@ public struct IngestReport: Codable, Sendable {
         public var samples: Int
         /// Shard files written.
         public var shards: Int
+        /// Label coordinates of fused studies that placed no keypoint (each named with its reason in its
+        /// study's `fusion.unresolvedCoordinates`).
+        public var unresolvedCoordinates: Int
     }
     /// The archive root that was scanned (standardized path).
     public var archive: String
@@ -101,7 +104,8 @@ public struct IngestReport: Codable, Sendable {
     public var summaryLine: String {
         "\(summary.fused) of \(summary.studies) studies fused into \(summary.samples) samples in \(summary.shards) shard(s); "
             + "\(summary.failed) failed; \(summary.filesFound) files found: \(summary.filesUsed) used, "
-            + "\(summary.filesSkipped) skipped, \(summary.filesIgnored) ignored (see ingest-report.json)"
+            + "\(summary.filesSkipped) skipped, \(summary.filesIgnored) ignored; "
+            + "\(summary.unresolvedCoordinates) label coordinate(s) unresolved (see ingest-report.json)"
     }
 }
 
@@ -214,7 +218,8 @@ public enum IngestRunner {
             summary: .init(studies: reports.count, fused: reports.filter { $0.status == "fused" }.count,
                            failed: reports.filter { $0.status != "fused" }.count, filesFound: accounting.filesFound,
                            filesUsed: accounting.filesUsed, filesSkipped: accounting.filesSkipped,
-                           filesIgnored: accounting.filesIgnored, samples: manifest.samples, shards: manifest.shards.count),
+                           filesIgnored: accounting.filesIgnored, samples: manifest.samples, shards: manifest.shards.count,
+                           unresolvedCoordinates: reports.reduce(0) { $0 + ($1.fusion?.unresolvedCoordinates.count ?? 0) }),
             studies: reports, files: accounting.skipped + nonFileProblems + tables.problems, partition: options.partition,
             ignoredSeries: accounting.ignoredSeries, ignoredFiles: accounting.ignoredFiles)
     }
