@@ -92,17 +92,18 @@ gdcm::DataElement encodePixels(const std::vector<uint16_t> &pixels, uint32_t row
     if (syntax == GDW_TS_EXPLICIT_LITTLE) return pixelData;
     if (syntax == GDW_TS_JPEG2000_LOSSLESS && (rows < 32 || columns < 32))
         throw std::runtime_error(std::string(path) + ": JPEG 2000 needs at least 32 x 32 pixels");
-    gdcm::Image image;
-    image.SetNumberOfDimensions(3);
+    // On the heap: the filter holds its input through a reference-counted pointer and frees it.
+    gdcm::SmartPointer<gdcm::Image> image = new gdcm::Image;
+    image->SetNumberOfDimensions(3);
     const unsigned int dims[3] = {columns, rows, frames};
-    image.SetDimensions(dims);
-    image.SetPixelFormat(gdcm::PixelFormat(1, 16, bitsStored, static_cast<unsigned short>(bitsStored - 1), 0));
-    image.SetPhotometricInterpretation(gdcm::PhotometricInterpretation::MONOCHROME2);
-    image.SetTransferSyntax(gdcm::TransferSyntax::ExplicitVRLittleEndian);
-    image.SetDataElement(pixelData);
+    image->SetDimensions(dims);
+    image->SetPixelFormat(gdcm::PixelFormat(1, 16, bitsStored, static_cast<unsigned short>(bitsStored - 1), 0));
+    image->SetPhotometricInterpretation(gdcm::PhotometricInterpretation::MONOCHROME2);
+    image->SetTransferSyntax(gdcm::TransferSyntax::ExplicitVRLittleEndian);
+    image->SetDataElement(pixelData);
     gdcm::ImageChangeTransferSyntax change;
     change.SetTransferSyntax(syntaxType(syntax));
-    change.SetInput(image);
+    change.SetInput(*image);
     if (!change.Change())
         throw std::runtime_error(std::string(path) + ": GDCM could not encode the frames in transfer syntax " +
                                  gdcm::TransferSyntax(syntaxType(syntax)).GetString());

@@ -49,6 +49,9 @@ public struct StudyReport: Codable, Sendable {
     public var channels: [String: String]
     /// Why the study failed, if it did.
     public var error: String?
+    /// How the catalog's grouping rule met the study's files (`CatalogStudy.notes`): several Study Instance
+    /// UIDs in one RSNA study folder, one UID under several folders.
+    public var notes: [String]
     /// Files of this study that were skipped while decoding (path relative to the archive, reason).
     public var problems: [CatalogProblem]
     /// The fusion's provenance (box, grid, coverage, normalization, stacks used).
@@ -343,10 +346,10 @@ public enum StudyFusion {
         do {
             let (sample, record) = try fuser.fuse(series: volumes, labels: labels, coordinates: coordinates, studyID: id)
             return (sample, StudyReport(studyID: study.studyID, sampleID: id, status: "fused", channels: channels,
-                                        error: nil, problems: problems, fusion: record))
+                                        error: nil, notes: study.notes, problems: problems, fusion: record))
         } catch {
             return (nil, StudyReport(studyID: study.studyID, sampleID: id, status: "failed", channels: channels,
-                                     error: "\(error)", problems: problems, fusion: nil))
+                                     error: "\(error)", notes: study.notes, problems: problems, fusion: nil))
         }
     }
 
