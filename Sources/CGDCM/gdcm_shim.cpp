@@ -120,10 +120,11 @@ struct gd_file_s {
     std::string warnings;
     gdcm::StringFilter filter;
     int64_t pixel_length = -2;  // from the structure walk; see gd_file_pixel_data_length
-    // RLE Lossless files are read with a plain gdcm::Reader: GDCM's ImageReader decodes RLE pixel data
-    // while reading (measured: 7.5 ms per 448² file against 0.2 ms for the plain read), and fuse3d's own
-    // decoder does that work instead, from the data set's tags.
-    bool rle = false;
+    // RLE Lossless and JPEG-LS files are read with a plain gdcm::Reader: GDCM's ImageReader decodes RLE
+    // pixel data while reading (measured: 7.5 ms per 448² file against 0.2 ms for the plain read), and
+    // fuse3d's own paths do that work instead from the data set's tags (its RLE decoder; CharLS called
+    // directly for JPEG-LS, without GDCM's codec buffers). Frames those paths do not take go to GDCM.
+    bool native = false;
 };
 
 void fuse3d::set_last_error(const std::string &message) {
@@ -180,9 +181,10 @@ extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
         f->path = path;
         f->with_pixels = with_pixels != 0;
         f->pixel_length = pixel_length;
-        f->rle = f->with_pixels && meta_syntax == "1.2.840.10008.1.2.5";
+        f->native = f->with_pixels && (meta_syntax == "1.2.840.10008.1.2.5" || meta_syntax == "1.2.840.10008.1.2.4.80" ||
+                                       meta_syntax == "1.2.840.10008.1.2.4.81");
         bool ok;
-        if (f->rle) {
+        if (f->native) {
             f->reader = std::make_unique<gdcm::Reader>();
             f->reader->SetFileName(path);
             ok = f->reader->Read();
@@ -350,12 +352,13 @@ PixelLayout layout_from_tags(gd_file f) {
     return p;
 }
 
-/// Decodes RLE Lossless pixel data with fuse3d's own decoder (rle_decode.cpp) into `out`, frame
-/// after frame. 1: done; 0: not RLE, or not one fragment per frame (GDCM decodes it then);
-/// -1: a broken stream (last error set).
-int native_rle(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int64_t rows, int64_t cols, int64_t frames,
-               int samples, int bits, char *out, int64_t capacity) {
-    if (ts != gdcm::TransferSyntax::RLELossless || bits % 8 != 0) return 0;
+/// Decodes RLE Lossless (fuse3d's decoder, rle_decode.cpp) or JPEG-LS (CharLS, jpegls_decode.cpp) pixel data
+/// into `out`, frame after frame. 1: done; 0: another syntax, not one fragment per frame, or a frame the
+/// JPEG-LS path does not take (GDCM decodes it then); -1: a broken stream (last error set).
+int native_frames(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int64_t rows, int64_t cols, int64_t frames,
+                  int samples, int bits, char *out, int64_t capacity) {
+    const bool jpegls = ts == gdcm::TransferSyntax::JPEGLSLossless || ts == gdcm::TransferSyntax::JPEGLSNearLossless;
+    if ((ts != gdcm::TransferSyntax::RLELossless && !jpegls) || bits % 8 != 0) return 0;
     const gdcm::SequenceOfFragments *sf = pd.GetSequenceOfFragments();
     if (!sf || static_cast<int64_t>(sf->GetNumberOfFragments()) != frames) return 0;
     const int64_t frame_bytes = rows * cols * samples * (bits / 8);
@@ -366,12 +369,16 @@ int native_rle(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int6
     for (int64_t i = 0; i < frames; i++) {
         const gdcm::ByteValue *bv = sf->GetFragment(static_cast<unsigned int>(i)).GetByteValue();
         if (!bv) {
-            fuse3d::set_last_error("RLE: frame " + std::to_string(i) + " has an empty fragment");
+            fuse3d::set_last_error(std::string(jpegls ? "JPEG-LS" : "RLE") + ": frame " + std::to_string(i) + " has an empty fragment");
             return -1;
         }
-        const int64_t n = gd_rle_decode_frame(reinterpret_cast<const uint8_t *>(bv->GetPointer()), bv->GetLength(),
-                                              static_cast<int>(rows), static_cast<int>(cols), samples, bits,
-                                              reinterpret_cast<uint8_t *>(out + i * frame_bytes), static_cast<uint64_t>(frame_bytes));
+        const auto *fragment = reinterpret_cast<const uint8_t *>(bv->GetPointer());
+        auto *frame = reinterpret_cast<uint8_t *>(out + i * frame_bytes);
+        const int64_t n = jpegls ? gd_jpegls_decode_frame(fragment, bv->GetLength(), static_cast<int>(rows), static_cast<int>(cols),
+                                                          samples, bits, frame, static_cast<uint64_t>(frame_bytes))
+                                 : gd_rle_decode_frame(fragment, bv->GetLength(), static_cast<int>(rows), static_cast<int>(cols),
+                                                       samples, bits, frame, static_cast<uint64_t>(frame_bytes));
+        if (n == -2 || (n >= 0 && n != frame_bytes)) return 0;
         if (n < 0) {
             if (frames > 1) fuse3d::set_last_error("frame " + std::to_string(i) + ": " + t_last_error);
             return -1;
@@ -381,37 +388,41 @@ int native_rle(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int6
 }
 }  // namespace
 
+namespace {
+/// The file's GDCM ImageReader: its own, or (for a file read with a plain Reader for fuse3d's own
+/// decoders) a new one in `own`. nullptr with the last error set when GDCM cannot read the image.
+gdcm::ImageReader *image_reader(gd_file f, std::unique_ptr<gdcm::ImageReader> &own) {
+    if (!f->native) return static_cast<gdcm::ImageReader *>(f->reader.get());
+    own = std::make_unique<gdcm::ImageReader>();
+    own->SetFileName(f->path.c_str());
+    InsideGDCM inside;
+    if (!own->Read()) {
+        fuse3d::set_last_error("not a readable DICOM image");
+        return nullptr;
+    }
+    return own.get();
+}
+}  // namespace
+
 extern "C" int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int64_t capacity) {
     GD_PROTECT(
         if (!f->with_pixels) {
             fuse3d::set_last_error("file was opened without pixel data");
             return -1;
         }
-        if (f->rle && decoder == 1) {
+        if (f->native && decoder == 1) {
             const PixelLayout p = layout_from_tags(f);
             const int64_t length = p.rows * p.cols * p.frames * p.samples * (p.bits_allocated / 8);
             if (!out) return length;
             const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
-            const int r = native_rle(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), gdcm::TransferSyntax::RLELossless, p.rows,
-                                     p.cols, p.frames, p.samples, p.bits_allocated, reinterpret_cast<char *>(out), capacity);
-            if (r == 0) fuse3d::set_last_error("not RLE Lossless with one fragment per frame");
+            const int r = native_frames(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
+                                        p.rows, p.cols, p.frames, p.samples, p.bits_allocated, reinterpret_cast<char *>(out), capacity);
+            if (r == 0) fuse3d::set_last_error("not RLE Lossless or greyscale JPEG-LS with one fragment per frame");
             return r == 1 ? length : -1;
         }
-        // GDCM's decoders need its ImageReader; a file opened for fuse3d's RLE decoder is read again for them.
         std::unique_ptr<gdcm::ImageReader> own;
-        gdcm::ImageReader *ir = nullptr;
-        if (f->rle) {
-            own = std::make_unique<gdcm::ImageReader>();
-            own->SetFileName(f->path.c_str());
-            InsideGDCM inside;
-            if (!own->Read()) {
-                fuse3d::set_last_error("not a readable DICOM image");
-                return -1;
-            }
-            ir = own.get();
-        } else {
-            ir = static_cast<gdcm::ImageReader *>(f->reader.get());
-        }
+        gdcm::ImageReader *ir = image_reader(f, own);
+        if (!ir) return -1;
         const gdcm::Image &image = ir->GetImage();
         const int64_t length = static_cast<int64_t>(image.GetBufferLength());
         if (!out) return length;
@@ -422,10 +433,10 @@ extern "C" int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int
         if (decoder == 1) {
             const gdcm::PixelFormat &pf = image.GetPixelFormat();
             const int64_t frames = image.GetNumberOfDimensions() > 2 ? image.GetDimension(2) : 1;
-            const int r = native_rle(image.GetDataElement(), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
+            const int r = native_frames(image.GetDataElement(), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
                                      image.GetDimension(1), image.GetDimension(0), frames, pf.GetSamplesPerPixel(),
                                      pf.GetBitsAllocated(), reinterpret_cast<char *>(out), capacity);
-            if (r == 0) fuse3d::set_last_error("not RLE Lossless with one fragment per frame");
+            if (r == 0) fuse3d::set_last_error("not RLE Lossless or greyscale JPEG-LS with one fragment per frame");
             return r == 1 ? length : -1;
         }
         InsideGDCM inside;
@@ -447,9 +458,10 @@ void flip_monochrome1(float *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = hi + lo - out[i];
 }
 
-/// gd_file_decode for an RLE Lossless file read without GDCM's ImageReader: layout from the tags,
-/// frames by fuse3d's decoder, the same checks and conversion as the GDCM path.
-int64_t decode_rle_file(gd_file f, const Rescale &rescale, float *out, int64_t capacity) {
+/// gd_file_decode for an RLE Lossless or JPEG-LS file read without GDCM's ImageReader: layout from the
+/// tags, frames by fuse3d's paths, the same checks and conversion as the GDCM path. -2: frames these
+/// paths do not take (the caller hands the file to GDCM).
+int64_t decode_native_file(gd_file f, const Rescale &rescale, float *out, int64_t capacity) {
     const PixelLayout p = layout_from_tags(f);
     if (p.samples != 1) {
         fuse3d::set_last_error("colour image (" + std::to_string(p.samples) + " samples per pixel, " + p.photometric +
@@ -475,15 +487,15 @@ int64_t decode_rle_file(gd_file f, const Rescale &rescale, float *out, int64_t c
         return -1;
     }
     if (p.bits_allocated != 8 && p.bits_allocated != 16 && p.bits_allocated != 32) {
-        fuse3d::set_last_error("unsupported BitsAllocated " + std::to_string(p.bits_allocated) + " for RLE");
+        fuse3d::set_last_error("unsupported BitsAllocated " + std::to_string(p.bits_allocated));
         return -1;
     }
     const int64_t bytes = n * (p.bits_allocated / 8);
     std::vector<char> raw(static_cast<size_t>(bytes));
     const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
-    const int r = native_rle(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), gdcm::TransferSyntax::RLELossless, p.rows, p.cols,
-                             p.frames, 1, p.bits_allocated, raw.data(), bytes);
-    if (r == 0) fuse3d::set_last_error("RLE pixel data without one fragment per frame");
+    const int r = native_frames(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
+                                p.rows, p.cols, p.frames, 1, p.bits_allocated, raw.data(), bytes);
+    if (r == 0) return -2;
     if (r != 1) return -1;
     switch (p.bits_allocated) {
     case 8:
@@ -519,14 +531,17 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
             fuse3d::set_last_error("no rescale given");
             return -1;
         }
-        if (f->rle) {
+        if (f->native) {
             const PixelLayout p = layout_from_tags(f);
             rescale.frame_values = std::max<int64_t>(1, p.rows * p.cols);
-            return decode_rle_file(f, rescale, out, capacity);
+            const int64_t n = decode_native_file(f, rescale, out, capacity);
+            if (n != -2) return n;
         }
+        std::unique_ptr<gdcm::ImageReader> own;
+        gdcm::ImageReader *ir = image_reader(f, own);
+        if (!ir) return -1;
         InsideGDCM inside;
         t_trace.clear();
-        auto *ir = static_cast<gdcm::ImageReader *>(f->reader.get());
         const gdcm::Image &image = ir->GetImage();
         const gdcm::PixelFormat &pf = image.GetPixelFormat();
         if (pf.GetSamplesPerPixel() != 1) {
@@ -582,7 +597,7 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
             return -1;
         }
         std::vector<char> raw(length);
-        const int rle = native_rle(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated(), raw.data(), static_cast<int64_t>(length));
+        const int rle = native_frames(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated(), raw.data(), static_cast<int64_t>(length));
         if (rle < 0) return -1;
         if (rle == 0 && !image.GetBuffer(raw.data())) {
             std::string trace = trimmed_trace();

@@ -92,8 +92,18 @@ int64_t gd_rle_decode_frame(const uint8_t *fragment, uint64_t length, int rows, 
                             int bits_allocated, uint8_t *out, uint64_t capacity);
 
 /**
+ * Decodes one JPEG-LS frame (one fragment) with CharLS into `out` as little-endian samples (rows x columns x
+ * bits_allocated/8 bytes), greyscale only. Returns the bytes written; -2 when the frame is not one this
+ * path decodes byte for byte (colour, another matrix, a precision the allocation does not match: GDCM's
+ * codec decodes or refuses it then); -1 with the last error set for a broken stream.
+ */
+int64_t gd_jpegls_decode_frame(const uint8_t *fragment, uint64_t length, int rows, int columns, int samples,
+                               int bits_allocated, uint8_t *out, uint64_t capacity);
+
+/**
  * The file's pixel data as raw bytes (every frame, little-endian samples, as GDCM's Image::GetBuffer
- * gives them). `decoder` 0: GDCM's codecs; 1: fuse3d's own RLE decoder (RLE Lossless files only).
+ * gives them). `decoder` 0: GDCM's codecs; 1: fuse3d's own paths (its RLE decoder for RLE Lossless, CharLS
+ * called directly for JPEG-LS; other files, or frames those paths do not take, are an error).
  * With `out` NULL returns the byte count needed. Returns the bytes written, or -1 with the last error set.
  */
 int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int64_t capacity);
