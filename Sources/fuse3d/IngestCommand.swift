@@ -106,8 +106,9 @@ struct IngestCommand: ParsableCommand {
         }
         if !scanned { scanning.finish() }
         line.finish()
-        for s in outcome.report.studies where s.status != "fused" {
-            print("study \(s.studyID): \(s.error ?? "failed")")
+        for s in outcome.report.studies {
+            if s.status != "fused" { print("study \(s.studyID): \(s.error ?? "failed")") }
+            for note in s.notes { print("study \(s.studyID): note: \(note)") }
         }
         print(outcome.report.summaryLine)
         print(IngestProgressLine.summary(outcome))

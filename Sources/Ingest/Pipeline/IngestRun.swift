@@ -49,6 +49,9 @@ public struct StudyReport: Codable, Sendable {
     public var channels: [String: String]
     /// Why the study failed, if it did.
     public var error: String?
+    /// How the catalog's grouping rule met the study's files (`CatalogStudy.notes`): several Study Instance
+    /// UIDs in one RSNA study folder, one UID under several folders.
+    public var notes: [String]
     /// Files of this study that were skipped while decoding (path relative to the archive, reason).
     public var problems: [CatalogProblem]
     /// The fusion's provenance (box, grid, coverage, normalization, stacks used).
@@ -77,6 +80,9 @@ public struct IngestReport: Codable, Sendable {
         public var samples: Int
         /// Shard files written.
         public var shards: Int
+        /// Label coordinates of fused studies that placed no keypoint (each named with its reason in its
+        /// study's `fusion.unresolvedCoordinates`).
+        public var unresolvedCoordinates: Int
     }
     /// The archive root that was scanned (standardized path).
     public var archive: String
@@ -101,7 +107,8 @@ public struct IngestReport: Codable, Sendable {
     public var summaryLine: String {
         "\(summary.fused) of \(summary.studies) studies fused into \(summary.samples) samples in \(summary.shards) shard(s); "
             + "\(summary.failed) failed; \(summary.filesFound) files found: \(summary.filesUsed) used, "
-            + "\(summary.filesSkipped) skipped, \(summary.filesIgnored) ignored (see ingest-report.json)"
+            + "\(summary.filesSkipped) skipped, \(summary.filesIgnored) ignored; "
+            + "\(summary.unresolvedCoordinates) label coordinate(s) unresolved (see ingest-report.json)"
     }
 }
 
@@ -214,7 +221,8 @@ public enum IngestRunner {
             summary: .init(studies: reports.count, fused: reports.filter { $0.status == "fused" }.count,
                            failed: reports.filter { $0.status != "fused" }.count, filesFound: accounting.filesFound,
                            filesUsed: accounting.filesUsed, filesSkipped: accounting.filesSkipped,
-                           filesIgnored: accounting.filesIgnored, samples: manifest.samples, shards: manifest.shards.count),
+                           filesIgnored: accounting.filesIgnored, samples: manifest.samples, shards: manifest.shards.count,
+                           unresolvedCoordinates: reports.reduce(0) { $0 + ($1.fusion?.unresolvedCoordinates.count ?? 0) }),
             studies: reports, files: accounting.skipped + nonFileProblems + tables.problems, partition: options.partition,
             ignoredSeries: accounting.ignoredSeries, ignoredFiles: accounting.ignoredFiles)
     }
@@ -338,10 +346,10 @@ public enum StudyFusion {
         do {
             let (sample, record) = try fuser.fuse(series: volumes, labels: labels, coordinates: coordinates, studyID: id)
             return (sample, StudyReport(studyID: study.studyID, sampleID: id, status: "fused", channels: channels,
-                                        error: nil, problems: problems, fusion: record))
+                                        error: nil, notes: study.notes, problems: problems, fusion: record))
         } catch {
             return (nil, StudyReport(studyID: study.studyID, sampleID: id, status: "failed", channels: channels,
-                                     error: "\(error)", problems: problems, fusion: nil))
+                                     error: "\(error)", notes: study.notes, problems: problems, fusion: nil))
         }
     }
 

@@ -24,7 +24,7 @@ import Glibc
 /// XXH64 of its bytes; a corrupt or truncated entry is a miss and is recomputed.
 public struct StudyCache: Sendable {
     /// Bumped whenever decoding, fusion or the entry layout changes what a cached sample would hold.
-    public static let fusionCodeVersion = "fusion-1"
+    public static let fusionCodeVersion = "fusion-2"
     /// The cache folder (`--cache`, default `OUT/.cache`).
     public let directory: URL
 
