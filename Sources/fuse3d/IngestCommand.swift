@@ -18,8 +18,10 @@ struct IngestCommand: ParsableCommand {
         path), the fusion parameters, its \
         CSV rows and the fusion code's version. Running the same command again on the same --out is an incremental \
         update: unchanged studies come from the cache, changed or added ones are fused, removed ones leave, and the \
-        shards are byte-identical to a fresh run. A run killed at any moment (even kill -9) leaves no partial file under \
-        a final name; running the command again finishes the job from the cache.
+        shards are byte-identical to a fresh run. A study that cannot be written (its sample id already taken, another \
+        grid shape) fails alone, with its reason. The new dataset is staged in OUT/.staging and replaces the folder's \
+        earlier one only when complete, so a run that stops or is killed (even kill -9) leaves the earlier dataset whole; \
+        running the command again finishes the job from the cache.
 
         --partition I/N fuses only part I of N (a hash of the study id); without it, a Slurm job array \
         (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN) or a Kubernetes Indexed Job \
@@ -106,7 +108,7 @@ struct IngestCommand: ParsableCommand {
         }
         if !scanned { scanning.finish() }
         line.finish()
-        for s in outcome.report.studies where s.status != "fused" {
+        for s in outcome.report.studies where s.status != .fused {
             print("study \(s.studyID): \(s.error ?? "failed")")
         }
         print(outcome.report.summaryLine)
