@@ -23,7 +23,8 @@ import Glibc
 /// absent even under kill -9 and several processes may share one cache. Each entry ends with the
 /// XXH64 of its bytes; a corrupt or truncated entry is a miss and is recomputed.
 public struct StudyCache: Sendable {
-    /// Bumped whenever decoding, fusion or the entry layout changes what a cached sample would hold.
+    /// Bumped whenever decoding, fusion or the entry layout changes what a cached sample would hold; the fused
+    /// bytes of a phantom study are pinned to it (Tests/SynthTests/FusionCodeVersionTests.swift).
     public static let fusionCodeVersion = "fusion-1"
     /// The cache folder (`--cache`, default `OUT/.cache`).
     public let directory: URL
