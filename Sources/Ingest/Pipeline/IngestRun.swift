@@ -120,6 +120,8 @@ public struct IngestStatistics: Sendable {
     public var seconds = 0.0
     /// Peak resident memory of the process, bytes.
     public var peakRSSBytes = 0
+    /// Cache entries no dataset of this folder uses, removed after the run (see `StudyCache.prune`); nil: not pruned.
+    public var pruned: StudyCache.PruneResult?
 }
 
 /// A run's report and statistics.
@@ -173,11 +175,13 @@ public enum IngestRunner {
 
         var reports: [StudyReport] = []
         var writtenBy: [Int64: CatalogStudy] = [:]
+        var keys: [String] = []
         var statistics = IngestStatistics()
         var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: Set(catalog.problems.map(\.path)).count)
         try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 2 * options.workers,
                                 work: { worker.process(studies[$0]) }) { index, outcome in
             var report = outcome.report
+            keys.append(outcome.key)
             if let sample = outcome.sample {
                 do {
                     try writer.append(sample)
@@ -204,7 +208,11 @@ public enum IngestRunner {
         let manifest = try writer.finish()
         let report = makeReport(catalog: catalog, tables: tables, options: options, studies: reports, manifest: manifest)
         try writeReport(report, to: writer.stagingDirectory)
+        try StudyCache.writeKeys(keys, to: writer.stagingDirectory)
         try writer.publish()
+        if options.cacheDirectory == nil && options.partition == nil {
+            statistics.pruned = options.cache.prune(keeping: Set(keys))
+        }
         statistics.seconds = Date().timeIntervalSince(start)
         statistics.peakRSSBytes = peakResidentBytes()
         return IngestOutcome(report: report, statistics: statistics)
@@ -287,6 +295,8 @@ struct StudyWorker: Sendable {
 
     /// One study's result, ready for the writer.
     struct Outcome {
+        /// The study's cache key (hex), whether or not its entry was used or stored.
+        var key: String
         var report: StudyReport
         var sample: EncodedSample?
         var source: Source
@@ -307,7 +317,7 @@ struct StudyWorker: Sendable {
         var invalidated = false
         if !recompute {
             switch cache.load(key, root: root) {
-            case .hit(let entry): return Outcome(report: entry.report, sample: entry.sample, source: .cache)
+            case .hit(let entry): return Outcome(key: key.hex, report: entry.report, sample: entry.sample, source: .cache)
             case .miss: break
             case .corrupt, .stale: invalidated = true
             }
@@ -323,7 +333,7 @@ struct StudyWorker: Sendable {
             }
         }
         let stored = (try? cache.store(key, root: root, study: .init(report: report, sample: encoded))) != nil
-        return Outcome(report: report, sample: encoded, source: .computed(invalidated: invalidated, stored: stored))
+        return Outcome(key: key.hex, report: report, sample: encoded, source: .computed(invalidated: invalidated, stored: stored))
     }
 }
 
