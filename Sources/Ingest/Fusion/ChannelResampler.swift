@@ -68,11 +68,13 @@ struct ChannelResampler {
                         let c = (terms[3 * k + 1] + proj[p + 6] * w) + proj[p + 7]
                         let nr = rows[k], nc = cols[k]
                         guard r >= 0, c >= 0, r <= Double(nr - 1), c <= Double(nc - 1) else { return .nan }
-                        let r0 = min(Int(r), max(nr - 2, 0)), c0 = min(Int(c), max(nc - 2, 0))
-                        let r1 = min(r0 + 1, nr - 1), c1 = min(c0 + 1, nc - 1)
+                        // Indices within the slice (r, c checked above), so unchecked arithmetic is safe.
+                        let r0 = min(Int(r), max(nr &- 2, 0)), c0 = min(Int(c), max(nc &- 2, 0))
+                        let r1 = min(r0 &+ 1, nr &- 1), c1 = min(c0 &+ 1, nc &- 1)
                         let fr = Float(r - Double(r0)), fc = Float(c - Double(c0))
                         let base = px + starts[k]
-                        let a = base[r0 * nc + c0], b = base[r0 * nc + c1], e = base[r1 * nc + c0], f = base[r1 * nc + c1]
+                        let top = base + r0 &* nc, bottom = base + r1 &* nc
+                        let a = top[c0], b = top[c1], e = bottom[c0], f = bottom[c1]
                         return (a + (b - a) * fc) + ((e + (f - e) * fc) - (a + (b - a) * fc)) * fr
                     }
                     @inline(__always) func distance(_ k: Int, _ w: Double) -> Double {

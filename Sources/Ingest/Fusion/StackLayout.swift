@@ -90,30 +90,45 @@ struct StackLayout {
         let radiusR = Int(voxel / g.rowSpacing + 1e-6) / 2, radiusC = Int(voxel / g.columnSpacing + 1e-6) / 2
         guard radiusR + radiusC > 0 else { return false }
         let rows = g.rows, cols = g.columns
-        // Separable running sums: along each row, then down each column; O(pixels) whatever the radius.
+        // Separable running sums: along each row, then down each column; O(pixels) whatever the radius. Rows are
+        // addressed through row pointers and the edges are loops of their own, so that the inner loops have no
+        // checked index arithmetic or branches (the column pass vectorizes); every sum is taken in the same order.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * cols + cols) { scratch in
             let across = scratch.baseAddress!, totals = across + rows * cols
             slice.pixels.withUnsafeBufferPointer { pxBuf in
                 let px = pxBuf.baseAddress!
+                // Columns lower..<upper have the whole box inside the row: add one, drop one, divide by its width.
+                let lower = min(radiusC + 1, cols), upper = max(lower, cols - radiusC)
+                let full = Float(2 * radiusC + 1)
                 for r in 0..<rows {
-                    let line = px + r * cols
+                    let line = px + r &* cols, smoothed = across + r &* cols
                     var total: Float = 0
                     for c in 0..<min(radiusC, cols) { total += line[c] }
-                    for c in 0..<cols {
+                    @inline(__always) func edge(_ c: Int) {
                         if c + radiusC < cols { total += line[c + radiusC] }
                         if c - radiusC - 1 >= 0 { total -= line[c - radiusC - 1] }
-                        across[r * cols + c] = total / Float(min(c + radiusC, cols - 1) - max(c - radiusC, 0) + 1)
+                        smoothed[c] = total / Float(min(c + radiusC, cols - 1) - max(c - radiusC, 0) + 1)
                     }
+                    for c in 0..<lower { edge(c) }
+                    for c in lower..<upper {
+                        total += line[c &+ radiusC]
+                        total -= line[c &- radiusC &- 1]
+                        smoothed[c] = total / full
+                    }
+                    for c in upper..<cols { edge(c) }
                 }
             }
             // Down the columns a whole row at a time, so memory is read in order.
             totals.initialize(repeating: 0, count: cols)
-            for r in 0..<min(radiusR, rows) { for c in 0..<cols { totals[c] += across[r * cols + c] } }
+            @inline(__always) func add(_ r: Int) { let row = across + r &* cols; for c in 0..<cols { totals[c] += row[c] } }
+            @inline(__always) func subtract(_ r: Int) { let row = across + r &* cols; for c in 0..<cols { totals[c] -= row[c] } }
+            for r in 0..<min(radiusR, rows) { add(r) }
             for r in 0..<rows {
-                if r + radiusR < rows { for c in 0..<cols { totals[c] += across[(r + radiusR) * cols + c] } }
-                if r - radiusR - 1 >= 0 { for c in 0..<cols { totals[c] -= across[(r - radiusR - 1) * cols + c] } }
+                if r + radiusR < rows { add(r + radiusR) }
+                if r - radiusR - 1 >= 0 { subtract(r - radiusR - 1) }
                 let scale = 1 / Float(min(r + radiusR, rows - 1) - max(r - radiusR, 0) + 1)
-                for c in 0..<cols { out[r * cols + c] = totals[c] * scale }
+                let smoothed = out + r &* cols
+                for c in 0..<cols { smoothed[c] = totals[c] * scale }
             }
         }
         return true
