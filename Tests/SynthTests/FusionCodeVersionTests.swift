@@ -37,6 +37,14 @@ final class FusionCodeVersionTests: XCTestCase {
             hash.update(array)
         }
         let digest = hash.finalizeHex()
+
+        // The version is part of the key: a bumped version misses every entry made before it (and recomputes).
+        func key(_ version: String) -> String {
+            StudyCache.key(study: study, root: catalog.root, sampleID: fused.studyID, labels: fused.labels, coordinates: [],
+                           fusion: parameters, zstdLevel: 3, version: version).hex
+        }
+        XCTAssertEqual(key(StudyCache.fusionCodeVersion), key(StudyCache.fusionCodeVersion))
+        XCTAssertNotEqual(key(StudyCache.fusionCodeVersion), key(StudyCache.fusionCodeVersion + "-next"))
         let version = StudyCache.fusionCodeVersion
         XCTAssertEqual(digest, Self.golden[version],
                        "the phantom study now fuses to \(digest) under \(version): if fusion changed on purpose, bump "
