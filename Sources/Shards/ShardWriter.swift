@@ -72,6 +72,8 @@ public final class ShardWriter {
     /// What the folder's previous writer recorded, by file name.
     private let previous: [String: Fingerprint]
     private var recorded: [String: Fingerprint] = [:]
+    /// The manifest `finish()` made, which a staged writer's `publish()` writes.
+    private var finished: Manifest?
 
     /// Prepares `directory` (created if needed; stale `.partial` files from a killed run are removed; when staged,
     /// a killed run's staging folder is published if it was finished and removed if not).
@@ -159,8 +161,8 @@ public final class ShardWriter {
         }
     }
 
-    /// Closes the last shard and writes `manifest.json` atomically (into the staging folder when staged:
-    /// then `publish()` puts the dataset in place); returns the manifest.
+    /// Closes the last shard and writes `manifest.json` atomically; returns the manifest. When staged, the
+    /// manifest is written by `publish()` instead: a staged manifest means the staged dataset is complete.
     @discardableResult
     public func finish() throws -> Manifest {
         if let failure { throw failure }
@@ -172,15 +174,17 @@ public final class ShardWriter {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             try AtomicFile.write(try encoder.encode(recorded), to: stagingDirectory.appendingPathComponent(Self.fingerprintsName))
         }
-        try manifest.write(to: stagingDirectory)
+        if options.stageUntilPublished { finished = manifest } else { try manifest.write(to: directory) }
         return manifest
     }
 
-    /// Replaces the folder's dataset with the staged one (after `finish()`; files written into the staging
-    /// folder meanwhile, such as a report, go along): see the type's documentation.
+    /// Replaces the folder's dataset with the staged one, after `finish()` and after any file that goes with it
+    /// (a report) was written into `stagingDirectory`: writes the staged manifest, then moves everything in.
     public func publish() throws {
         precondition(options.stageUntilPublished, "publish() needs stageUntilPublished")
         if let failure { throw failure }
+        guard let finished else { preconditionFailure("publish() before finish()") }
+        try finished.write(to: stagingDirectory)
         try Self.publish(staging: stagingDirectory, into: directory)
     }
 

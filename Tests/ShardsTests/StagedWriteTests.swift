@@ -22,6 +22,8 @@ final class StagedWriteTests: XCTestCase {
         for seed in 0..<3 { try first.append(SampleFactory.sample(seed)) }
         try first.finish()
         XCTAssertEqual(try names(dir), [])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent(ShardWriter.stagingName + "/manifest.json").path),
+                       "a staged manifest before publish() would mark a dataset whose report is not written yet as complete")
         try first.publish()
         XCTAssertEqual(try names(dir), ["manifest.json", "shard-00000.h5", "shard-00001.h5", "shard-00002.h5"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent(ShardWriter.stagingName).path))
@@ -58,9 +60,10 @@ final class StagedWriteTests: XCTestCase {
         let finished = try staged(dir)
         try finished.append(SampleFactory.sample(3))
         try finished.append(SampleFactory.sample(4))
-        try finished.finish()
-        // Killed midway through the publish: the first shard moved, the manifest not yet.
+        let manifestStaged = try finished.finish()
+        // Killed midway through the publish: the staged manifest written, the first shard moved, the manifest not yet.
         let staging = dir.appendingPathComponent(ShardWriter.stagingName)
+        try manifestStaged.write(to: staging)
         XCTAssertEqual(rename(staging.appendingPathComponent("shard-00000.h5").path, dir.appendingPathComponent("shard-00000.h5").path), 0)
         _ = try staged(dir)
         let manifest = try Manifest.load(from: dir)
