@@ -38,7 +38,7 @@ public struct Fuser: Sendable {
                 }
             }
             let (values, covered) = resampler.finish()
-            let coveredValues = zip(values, covered).compactMap { $1 ? $0 : nil }
+            let coveredValues = RobustRange.coveredValues(values, covered: covered)
             let range = RobustRange.percentiles(coveredValues, low: parameters.lowPercentile, high: parameters.highPercentile)
             volume.withUnsafeMutableBufferPointer { out in
                 for i in 0..<n where covered[i] {
