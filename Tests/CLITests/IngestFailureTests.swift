@@ -37,34 +37,34 @@ final class IngestFailureTests: XCTestCase {
         return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").compactMap { Int64($0) }
     }
 
-    /// An RSNA study folder that also holds a whole second study (another Study Instance UID, as merged or
-    /// re-sent exports have) gives two catalog studies with one sample id: the second is refused by the
+    /// Two RSNA study folders whose names are one number ("123" and a zero-padded copy "0123", as re-exported
+    /// archives have) give two catalog studies with one sample id: the one visited second is refused by the
     /// writer, fails with that reason in the report and the printed output, and the run writes the others.
+    /// (Two Study Instance UIDs inside one folder no longer reach the writer: the folder is the study.)
     func testAStudyTheWriterRefusesFailsAloneAndTheRunFinishes() throws {
-        let archive = Self.root.appendingPathComponent("two-uids")
+        let archive = Self.root.appendingPathComponent("padded-copy")
         try FileManager.default.copyItem(at: Self.cohort, to: archive)
         let folders = try studyFolders(archive)
         let images = archive.appendingPathComponent("train_images")
-        let host = images.appendingPathComponent(folders[0]), guest = images.appendingPathComponent(folders[2])
-        for series in try FileManager.default.contentsOfDirectory(atPath: guest.path) {
-            try FileManager.default.moveItem(at: guest.appendingPathComponent(series), to: host.appendingPathComponent(series))
-        }
-        try FileManager.default.removeItem(at: guest)
+        let padded = "0" + folders[0]
+        try FileManager.default.copyItem(at: images.appendingPathComponent(folders[0]), to: images.appendingPathComponent(padded))
 
-        let out = Self.root.appendingPathComponent("two-uids-out")
+        let out = Self.root.appendingPathComponent("padded-copy-out")
         let r = try Fixtures.run(Fixtures.fuse3d, ["ingest", archive.path, "--out", out.path] + Self.common)
         XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
-        XCTAssertTrue(r.stdout.contains("study \(folders[0]): not written to the shards: its sample id \(folders[0])"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("2 of 3 studies fused into 2 samples"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("not written to the shards: its sample id \(folders[0])"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("3 of 4 studies fused into 3 samples"), r.stdout)
         let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("ingest-report.json"))) as? [String: Any])
         let summary = try XCTUnwrap(report["summary"] as? [String: Any])
         XCTAssertEqual(summary["failed"] as? Int, 1)
-        XCTAssertEqual(summary["samples"] as? Int, 2)
+        XCTAssertEqual(summary["samples"] as? Int, 3)
         let failed = (report["studies"] as! [[String: Any]]).filter { $0["status"] as? String == "failed" }
         XCTAssertEqual(failed.count, 1)
-        XCTAssertEqual(failed.first?["studyID"] as? String, folders[0])
-        XCTAssertTrue((failed.first?["error"] as? String)?.contains("already taken by study \(folders[0])") == true, "\(failed)")
-        XCTAssertEqual(try storedStudyIDs(out), [Int64(folders[0])!, Int64(folders[1])!])
+        let loser = try XCTUnwrap(failed.first?["studyID"] as? String)
+        XCTAssertTrue([folders[0], padded].contains(loser), loser)
+        let winner = loser == padded ? folders[0] : padded
+        XCTAssertTrue((failed.first?["error"] as? String)?.contains("already taken by study \(winner)") == true, "\(failed)")
+        XCTAssertEqual(try storedStudyIDs(out).sorted(), folders.map { Int64($0)! }.sorted())
         let verify = try Fixtures.run(Fixtures.fuse3d, ["verify", out.path])
         XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
     }
