@@ -103,10 +103,12 @@ public enum SynthCohort {
             let described = study.seriesIDs.filter { study.isDescribed($0.key) }.sorted { $0.value < $1.value }
             for (kind, id) in described { series += "\(study.studyID),\(id),\(kind.rawValue)\n" }
         }
-        var coords = "study_id,series_id,instance_number,condition,level,x,y\n"
+        // Kaggle's columns; a cohort of multi-frame files adds the frame each point is on (data-schema.md).
+        let frames = coordinates.contains { $0.frameNumber != nil }
+        var coords = "study_id,series_id,instance_number,condition,level,x,y" + (frames ? "," + LabelCoordinate.frameColumn : "") + "\n"
         for c in coordinates {
             coords += "\(c.studyID),\(c.seriesID),\(c.instanceNumber),\(c.condition),\(c.level),"
-                + String(format: "%.3f,%.3f\n", c.x, c.y)
+                + String(format: "%.3f,%.3f", c.x, c.y) + (frames ? ",\(c.frameNumber.map(String.init) ?? "")" : "") + "\n"
         }
         try Data(train.utf8).write(to: out.appendingPathComponent("train.csv"))
         try Data(series.utf8).write(to: out.appendingPathComponent("train_series_descriptions.csv"))

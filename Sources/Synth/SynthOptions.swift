@@ -51,6 +51,8 @@ public struct SynthOptions: Sendable {
     public var threads: Int
     /// The transfer syntax of every file the quirks do not give another one.
     public var transferSyntax: SynthTransferSyntax
+    /// Write each series as one Enhanced MR Image Storage file (functional groups) instead of one file per slice.
+    public var enhanced = false
 
     /// Options with the defaults `fuse3d synth` uses.
     public init(studies: Int = 8, seed: UInt64 = 0, quirks: Bool = false, labels: LabelDistribution = .competition,

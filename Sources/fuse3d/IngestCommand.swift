@@ -18,8 +18,12 @@ struct IngestCommand: ParsableCommand {
         path), the fusion parameters, its \
         CSV rows and the fusion code's version. Running the same command again on the same --out is an incremental \
         update: unchanged studies come from the cache, changed or added ones are fused, removed ones leave, and the \
-        shards are byte-identical to a fresh run. A run killed at any moment (even kill -9) leaves no partial file under \
-        a final name; running the command again finishes the job from the cache.
+        shards are byte-identical to a fresh run. A study that cannot be written (its sample id already taken, another \
+        grid shape) fails alone, with its reason. The new dataset is staged in OUT/.staging and replaces the folder's \
+        earlier one only when complete, so a run that stops or is killed (even kill -9) leaves the earlier dataset whole; \
+        running the command again finishes the job from the cache. After a full run the folder's own cache drops the \
+        entries its dataset no longer uses (studies gone, other parameters) and says how much that freed; a shared \
+        --cache folder is pruned only by fuse3d cache prune.
 
         --partition I/N fuses only part I of N (a hash of the study id); without it, a Slurm job array \
         (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN) or a Kubernetes Indexed Job \
@@ -106,8 +110,9 @@ struct IngestCommand: ParsableCommand {
         }
         if !scanned { scanning.finish() }
         line.finish()
-        for s in outcome.report.studies where s.status != "fused" {
-            print("study \(s.studyID): \(s.error ?? "failed")")
+        for s in outcome.report.studies {
+            if s.status != .fused { print("study \(s.studyID): \(s.error ?? "failed")") }
+            for note in s.notes { print("study \(s.studyID): note: \(note)") }
         }
         print(outcome.report.summaryLine)
         print(IngestProgressLine.summary(outcome))

@@ -44,6 +44,9 @@ final class IngestProgressLine: @unchecked Sendable {
                           r.fused, r.failed, s.cached, s.computed, r.filesSkipped, s.seconds, Double(s.peakRSSBytes) / 1_000_000)
         if s.invalidated > 0 { line += "; \(s.invalidated) cache entr(ies) corrupt or stale, recomputed" }
         if s.cacheWriteFailures > 0 { line += "; \(s.cacheWriteFailures) cache entr(ies) could not be written" }
+        if let pruned = s.pruned, pruned.entries > 0 {
+            line += String(format: "; cache: %d entr(ies) no longer used pruned, %.1f MB freed", pruned.entries, Double(pruned.bytes) / 1_000_000)
+        }
         return line
     }
 }

@@ -12,7 +12,9 @@ struct Synth: ParsableCommand {
         from a spine whose canal, foramina and recesses are narrowed by its labels. The same seed and options \
         write the same bytes.
 
-        Example: fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks
+        Examples:
+          fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks
+          fuse3d synth --studies 2 --out /tmp/enhanced --enhanced
         """)
 
     @Option(help: "The number of studies to write.")
@@ -39,6 +41,9 @@ struct Synth: ParsableCommand {
     @Option(help: "The transfer syntax of every file: explicit-le, jpeg2000, jpeg-ls, rle or jpeg-lossless (with --quirks, some series keep their own).")
     var transferSyntax = "explicit-le"
 
+    @Flag(help: "Write each series as one Enhanced MR Image Storage file (per-frame geometry and pixel value transformation in functional groups; train_label_coordinates.csv gains frame_number).")
+    var enhanced = false
+
     func validate() throws {
         guard SynthTransferSyntax(name: transferSyntax) != nil else {
             throw ValidationError("--transfer-syntax takes one of \(SynthTransferSyntax.allCases.map(\.name).joined(separator: ", ")).")
@@ -60,6 +65,7 @@ struct Synth: ParsableCommand {
         var options = SynthOptions(studies: studies, seed: seed, quirks: quirks,
                                    sagittalMatrix: sagittalMatrix, axialMatrix: axialMatrix,
                                    transferSyntax: SynthTransferSyntax(name: transferSyntax)!)
+        options.enhanced = enhanced
         if let labelWeights { options.labels = LabelDistribution(all: try parseWeights(labelWeights)) }
         // On a terminal the progress line rewrites itself; in a log it is one line per study.
         let terminal = isatty(STDERR_FILENO) != 0
