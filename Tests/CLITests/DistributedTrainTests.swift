@@ -63,7 +63,7 @@ final class DistributedTrainTests: XCTestCase {
         return (difference / norm).squareRoot()
     }
 
-    func testTwoGlooRanksUnderTorchrunEndAsOneProcessAndResumeExactly() throws {
+    func testTwoGlooRanksUnderTorchrunEndAsOneProcessSurviveAKilledRankAndResumeExactly() throws {
         let single = try train("single")
         XCTAssertEqual(single.status, 0, single.stderr)
 
@@ -90,5 +90,41 @@ final class DistributedTrainTests: XCTestCase {
         XCTAssertTrue(resumed.stdout.contains("rank 1 of 2 (local 1 of 2, torchrun), backend gloo"), resumed.stdout)
         XCTAssertEqual(try weights("resumed"), two)
         XCTAssertEqual(try score("resumed"), try score("torchrun"))
+
+        // Rank 1 killed (SIGKILL) once rank 0 has saved its first checkpoint: rank 0 fails with the reason instead of
+        // hanging, and a resume with two ranks again ends with the uninterrupted run's weights.
+        let killed = Self.root.appendingPathComponent("killed")
+        let port = try freePort()
+        let ranks = try (0..<2).map { rank -> (Process, Pipe) in
+            let p = Process(), err = Pipe()
+            p.executableURL = Fixtures.fuse3d
+            p.arguments = ["train", Self.shards.path, "--out", killed.path, "--model", "vit3d", "--batch", "4", "--config", Self.config.path,
+                           "--fold", "0", "--dist-timeout", "60"]
+            p.environment = ProcessInfo.processInfo.environment.merging([
+                "RANK": String(rank), "LOCAL_RANK": String(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": String(port),
+            ]) { $1 }
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = err
+            try p.run()
+            return (p, err)
+        }
+        let checkpoint = killed.appendingPathComponent("fold-0/last.safetensors").path
+        while ranks[1].0.isRunning && !FileManager.default.fileExists(atPath: checkpoint) { usleep(2_000) }
+        kill(ranks[1].0.processIdentifier, SIGKILL)
+        ranks[1].0.waitUntilExit()
+        XCTAssertEqual(ranks[1].0.terminationReason, .uncaughtSignal, "rank 1 finished before it could be killed")
+        let message = String(decoding: ranks[0].1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        ranks[0].0.waitUntilExit()
+        XCTAssertNotEqual(ranks[0].0.terminationStatus, 0)
+        XCTAssertTrue(message.contains("rank 0 of 2:") && message.contains("failed (another rank died"), message)
+        let again = try train("killed", ["--nproc", "2", "--resume"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(try weights("killed"), two)
+    }
+
+    private func freePort() throws -> Int {
+        let r = try Fixtures.python("import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+        return try XCTUnwrap(Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
     }
 }
