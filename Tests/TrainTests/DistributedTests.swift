@@ -80,6 +80,20 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(GradientBuckets(byteCounts: []).ends, [])
     }
 
+    func testRankWeightsAreTheLossNormaliserAndTheBatchSplitsEvenly() throws {
+        // Labels (2, 3): classes 0, 2, missing / 1, 1, 2 with weights 1, 2, 4 → 1 + 4 + 2 + 2 + 4 = 13.
+        let labels = try Tensor([Int64(0), 2, -1, 1, 1, 2], shape: [2, 3])
+        let loss = CumulativeLinkLoss()
+        XCTAssertEqual(try loss.weightSum(labels), 13)
+        // The loss is Σ w·(−log p) / Σ w: with every probability 1/2 it is log 2 whatever the weights, so the
+        // weighted sum the ranks add up is 13 · log 2.
+        let probs = try Tensor([Float](repeating: 0.5, count: 18), shape: [2, 3, 3])
+        XCTAssertEqual(try loss(probs, labels).item() * loss.weightSum(labels), 13 * Foundation.log(2.0), accuracy: 1e-5)
+        let one = TrainingRanks.single
+        XCTAssertEqual(try one.localBatch(6), 6)
+        XCTAssertEqual(one.validationShare([5, 6, 7]), [5, 6, 7])
+    }
+
     func testAllReduceAgainstAPyTorchRankSumsAsOneProcess() throws {
         try requireGloo()
         let port = try freePort()
