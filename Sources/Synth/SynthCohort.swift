@@ -127,6 +127,7 @@ public struct SynthError: Error, CustomStringConvertible {
 }
 
 /// Hands out study indices to worker threads.
+// Sendable by hand: `value` changes only under `lock` (Mutex needs macOS 15; the package supports macOS 13).
 private final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
@@ -140,6 +141,7 @@ private final class Counter: @unchecked Sendable {
 }
 
 /// Totals and the first error, shared by the worker threads.
+// Sendable by hand: every var changes only under `lock`.
 private final class CohortState: @unchecked Sendable {
     private let lock = NSLock()
     private var done = 0

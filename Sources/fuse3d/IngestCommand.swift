@@ -77,7 +77,9 @@ struct IngestCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: archive, isDirectory: &isDir), isDir.boolValue else {
             throw ValidationError("'\(archive)' is not a folder: give the archive's root folder.")
         }
-        if let size, !(8...512).contains(size) { throw ValidationError("--size must be 8…512 voxels.") }
+        if let size, !FusionParameters.sizeRange.contains(size) {
+            throw ValidationError("--size must be \(FusionParameters.sizeRange.lowerBound)…\(FusionParameters.sizeRange.upperBound) voxels.")
+        }
         if let zstdLevel, !(1...22).contains(zstdLevel) { throw ValidationError("--zstd-level must be 1…22.") }
         if let samplesPerShard, samplesPerShard < 1 { throw ValidationError("--samples-per-shard must be at least 1.") }
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1.") }

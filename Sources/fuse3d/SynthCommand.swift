@@ -67,12 +67,10 @@ struct Synth: ParsableCommand {
                                    transferSyntax: SynthTransferSyntax(name: transferSyntax)!)
         options.enhanced = enhanced
         if let labelWeights { options.labels = LabelDistribution(all: try parseWeights(labelWeights)) }
-        // On a terminal the progress line rewrites itself; in a log it is one line per study.
-        let terminal = isatty(STDERR_FILENO) != 0
-        let summary = try SynthCohort.write(options, to: URL(fileURLWithPath: out)) { p in
-            FileHandle.standardError.write(Data((terminal ? "\r\(p.description)\u{1B}[K" : "\(p.description)\n").utf8))
-        }
-        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+        // In a log, one line per study.
+        let line = ProgressLine(plainInterval: 0)
+        let summary = try SynthCohort.write(options, to: URL(fileURLWithPath: out)) { p in line.show(p.description) }
+        line.finish()
         print("wrote \(summary.studies.count) studies, \(summary.files) files, "
               + String(format: "%.1f MB", Double(summary.bytes) / 1e6) + " to \(out)")
     }

@@ -123,9 +123,15 @@ public struct FusionParameters: Codable, Sendable, Equatable {
         try c.encode(antialias, forKey: .antialias)
     }
 
+    /// The grid sizes allowed, the one range the pipeline file, `--size` and fusion all check against: below 8
+    /// voxels a grid shows no anatomy; a 512³ sample already holds 805 MB of float16 per study in memory.
+    public static let sizeRange = 8...512
+
     /// Throws when a value cannot make a grid (e.g. size 0, percentiles out of order).
     public func validate() throws {
-        guard size >= 2 && size <= 1024 else { throw FusionError.invalidParameters("size \(size) is not within 2...1024") }
+        guard Self.sizeRange.contains(size) else {
+            throw FusionError.invalidParameters("size \(size) is not within \(Self.sizeRange.lowerBound)…\(Self.sizeRange.upperBound)")
+        }
         guard lowPercentile >= 0, highPercentile <= 100, lowPercentile < highPercentile else {
             throw FusionError.invalidParameters("percentiles \(lowPercentile)–\(highPercentile) must satisfy 0 ≤ low < high ≤ 100")
         }

@@ -366,8 +366,6 @@ public enum StudyFusion {
     /// The study id stored in shards: the RSNA numeric id, else a stable 62-bit hash of the Study Instance UID.
     public static func sampleID(_ study: CatalogStudy) -> Int64 {
         if let n = Int64(study.studyID), n >= 0 { return n }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in study.studyInstanceUID.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return Int64(h & 0x3FFF_FFFF_FFFF_FFFF)
+        return Int64(StableHash.fnv1a64(study.studyInstanceUID) & 0x3FFF_FFFF_FFFF_FFFF)
     }
 }
