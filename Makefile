@@ -9,7 +9,7 @@ PYTHON ?=
 LIBTORCH ?=
 TORCH_SHIM := .build/torch/libfuse3d_torch.so
 CTORCH := Sources/CTorch
-SHIM_INPUTS := $(CTORCH)/torch_api.cpp $(CTORCH)/include/ctorch.h $(CTORCH)/ctorch_functions.h scripts/build-torch-shim.sh
+SHIM_INPUTS := $(CTORCH)/torch_api.cpp $(CTORCH)/torch_distributed.cpp $(CTORCH)/shim_support.h $(CTORCH)/include/ctorch.h $(CTORCH)/ctorch_functions.h scripts/build-torch-shim.sh
 DIST_OUT ?= dist
 
 .PHONY: setup stubs torch build test demo bench dist install clean

@@ -51,7 +51,7 @@ let package = Package(
         // (torch_api.cpp, built apart by `make torch`) on first use; the target links no libtorch.
         .target(
             name: "CTorch",
-            exclude: ["torch_api.cpp"],
+            exclude: ["torch_api.cpp", "torch_distributed.cpp", "shim_support.h"],
             cSettings: [.unsafeFlags(["-DCTORCH_BUILD_DIR=\"\(torchBuildDir)\""])],
             linkerSettings: [.linkedLibrary("dl")]
         ),

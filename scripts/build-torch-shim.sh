@@ -55,15 +55,53 @@ if [ "$MAJOR" != 2 ] || [ "$MINOR" -lt 4 ]; then
   die "libtorch $MAJOR.$MINOR at $TORCH_DIR: fuse3d's bridge needs 2.4 to 2.x"
 fi
 
+# Distributed training (Sources/CTorch/torch_distributed.cpp): c10d when libtorch exports it; Gloo when it
+# also exports ProcessGroupGloo and Gloo's headers are found (the wheel lacks them: Debian's libgloo-dev,
+# or GLOO_INCLUDE); NCCL when libtorch_cuda exports ProcessGroupNCCL and nccl.h and the CUDA runtime
+# headers are found (NCCL_INCLUDE, CUDA_INCLUDE). Without them the bridge still trains in one process.
+exports() { nm -DC --defined-only "$1" 2>/dev/null | grep -F "$2" >/dev/null; }
+DIST_FLAGS=()
+DIST_LIBS=()
+DIST_DESC="distributed: none (libtorch without c10d)"
+if exports "$TORCH_DIR/lib/libtorch_cpu.so" 'c10d::TCPStore::TCPStore('; then
+  DIST_FLAGS+=(-DFUSE3D_C10D=1)
+  DIST_DESC="distributed: c10d"
+  GLOO_INCLUDE="${GLOO_INCLUDE:-/usr/include}"
+  if exports "$TORCH_DIR/lib/libtorch_cpu.so" 'c10d::ProcessGroupGloo::ProcessGroupGloo(' \
+     && [ -f "$GLOO_INCLUDE/gloo/rendezvous/store.h" ]; then
+    DIST_FLAGS+=(-DFUSE3D_C10D_GLOO=1)
+    [ "$GLOO_INCLUDE" = /usr/include ] || DIST_FLAGS+=(-isystem "$GLOO_INCLUDE")
+    DIST_DESC+=" + Gloo (headers from $GLOO_INCLUDE)"
+  else
+    DIST_DESC+=" without Gloo (no libgloo-dev headers: apt-get install libgloo-dev, or GLOO_INCLUDE=...)"
+  fi
+  NCCL_INCLUDE="${NCCL_INCLUDE:-$TORCH_DIR/../nvidia/nccl/include}"
+  CUDA_INCLUDE="${CUDA_INCLUDE:-$TORCH_DIR/../nvidia/cuda_runtime/include}"
+  if [ -f "$TORCH_DIR/lib/libtorch_cuda.so" ] && exports "$TORCH_DIR/lib/libtorch_cuda.so" 'c10d::ProcessGroupNCCL::ProcessGroupNCCL(' \
+     && [ -f "$NCCL_INCLUDE/nccl.h" ] && [ -f "$CUDA_INCLUDE/cuda_runtime_api.h" ]; then
+    DIST_FLAGS+=(-DFUSE3D_C10D_NCCL=1 -DUSE_CUDA=1 -isystem "$NCCL_INCLUDE" -isystem "$CUDA_INCLUDE")
+    DIST_LIBS+=(-ltorch_cuda)
+    DIST_DESC+=" + NCCL"
+  fi
+fi
+
 mkdir -p "$(dirname "$OUT")"
 printf 'build-torch-shim: libtorch %s.%s from %s (C++11 ABI %s) -> %s\n' "$MAJOR" "$MINOR" "$SOURCE_DESC" "$TORCH_CXX11_ABI" "$OUT"
+printf 'build-torch-shim: %s\n' "$DIST_DESC"
 # Only libtorch_cpu and c10 are linked: the shim opens libtorch_cuda itself when it is there, so a
 # CUDA build of PyTorch also serves on a machine without the CUDA libraries. The rpath makes the
 # library find the libtorch it was built against wherever fuse3d runs.
 "$CXX" -std=c++17 -O2 -fPIC -shared -D_GLIBCXX_USE_CXX11_ABI="$TORCH_CXX11_ABI" \
   -Wno-deprecated-declarations -Wno-c++20-extensions \
   -I"$SRC" -I"$SRC/include" -I"$TORCH_DIR/include" -I"$TORCH_DIR/include/torch/csrc/api/include" \
-  "$SRC/torch_api.cpp" -o "$OUT.tmp" \
-  -L"$TORCH_DIR/lib" -Wl,-rpath,"$TORCH_DIR/lib" -Wl,--no-as-needed -ltorch_cpu -lc10 -Wl,--as-needed -ldl
+  "${DIST_FLAGS[@]}" "$SRC/torch_api.cpp" "$SRC/torch_distributed.cpp" -o "$OUT.tmp" \
+  -L"$TORCH_DIR/lib" -Wl,-rpath,"$TORCH_DIR/lib" -Wl,--no-as-needed -ltorch_cpu -lc10 "${DIST_LIBS[@]}" -Wl,--as-needed -ldl
+# Gloo's headers here are not the Gloo inside libtorch, so the shim must neither call nor define anything
+# of Gloo's: a symbol naming gloo:: would run code compiled against the other Gloo's layouts.
+if nm -C "$OUT.tmp" | grep -E '[[:space:]]gloo::' >/dev/null; then
+  nm -C "$OUT.tmp" | grep -E '[[:space:]]gloo::' | head -5 >&2
+  rm -f "$OUT.tmp"
+  die "the shim refers to Gloo's own symbols (above): keep Gloo's types behind pointers in torch_distributed.cpp"
+fi
 mv "$OUT.tmp" "$OUT"
 printf 'build-torch-shim: wrote %s\n' "$OUT"

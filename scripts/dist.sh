@@ -56,7 +56,8 @@ patchelf --force-rpath --set-rpath '$ORIGIN/lib' "$BUNDLE/fuse3d"
 for lib in "$BUNDLE"/lib/*.so*; do patchelf --set-rpath '$ORIGIN' "$lib"; done
 
 install -m 0755 "$ROOT/scripts/build-torch-shim.sh" "$BUNDLE/torch/build-torch-shim.sh"
-install -m 0644 "$ROOT/Sources/CTorch/torch_api.cpp" "$ROOT/Sources/CTorch/ctorch_functions.h" "$BUNDLE/torch/src/"
+install -m 0644 "$ROOT/Sources/CTorch/torch_api.cpp" "$ROOT/Sources/CTorch/torch_distributed.cpp" \
+  "$ROOT/Sources/CTorch/shim_support.h" "$ROOT/Sources/CTorch/ctorch_functions.h" "$BUNDLE/torch/src/"
 install -m 0644 "$ROOT/Sources/CTorch/include/ctorch.h" "$BUNDLE/torch/src/include/"
 cat > "$BUNDLE/README.txt" <<TXT
 fuse3d $VERSION for Linux x86-64 (glibc $(ldd --version | head -1 | awk '{print $NF}') or newer).

@@ -5,8 +5,8 @@
 #ifndef CTORCH_FUNCTIONS_H
 #define CTORCH_FUNCTIONS_H
 
-#define CTORCH_ABI_HASH "e88cc4bb5dc775cb"
-#define CTORCH_FUNCTION_COUNT 99
+#define CTORCH_ABI_HASH "57f1a8b7e09d6170"
+#define CTORCH_FUNCTION_COUNT 107
 
 #define CTORCH_FUNCTIONS(VOID_FN, VALUE_FN) \
     VALUE_FN(const char *, at_version, (void), ()) \
@@ -108,5 +108,13 @@
     VALUE_FN(int, atg_cuda_device_count, (void), ()) \
     VALUE_FN(char *, atg_cuda_load_error, (void), ()) \
     VALUE_FN(char *, atg_cuda_device_name, (int index), (index)) \
+    VALUE_FN(int, atd_backends, (void), ()) \
+    VOID_FN(atd_init, (const char *host, int port, int rank, int world, int serve_store, const char *prefix, int64_t timeout_ms, int backend, int device, atd_group *out), (host, port, rank, world, serve_store, prefix, timeout_ms, backend, device, out)) \
+    VOID_FN(atd_free, (atd_group group), (group)) \
+    VALUE_FN(char *, atd_backend_name, (atd_group group), (group)) \
+    VOID_FN(atd_all_reduce, (atd_group group, at_tensor t, int op), (group, t, op)) \
+    VOID_FN(atd_all_reduce_buckets, (atd_group group, const at_tensor *ts, int n, const int64_t *bucket_ends, int buckets, double scale), (group, ts, n, bucket_ends, buckets, scale)) \
+    VOID_FN(atd_broadcast, (atd_group group, at_tensor t, int root), (group, t, root)) \
+    VOID_FN(atd_barrier, (atd_group group), (group)) \
 
 #endif

@@ -22,6 +22,8 @@
 #include <torch/torch.h>
 #pragma clang diagnostic pop
 
+#include "shim_support.h"
+
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -52,23 +54,9 @@ struct CudaPart {
 };
 const CudaPart cuda_part;
 
-char *copy_string(const std::string &s) {
-    char *p = static_cast<char *>(std::malloc(s.size() + 1));
-    if (p) std::memcpy(p, s.c_str(), s.size() + 1);
-    return p;
-}
-
-thread_local std::string last_error;
-thread_local bool has_error = false;
-
-void set_error(const char *message) {
-    last_error = message;
-    has_error = true;
-}
-
-at::Tensor &T(at_tensor t) { return *static_cast<at::Tensor *>(t); }
-
-at_tensor wrap(at::Tensor t) { return new at::Tensor(std::move(t)); }
+using ctorch::copy_string;
+using ctorch::T;
+using ctorch::wrap;
 
 c10::Device device_of(int code) {
     return code < 0 ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(code));
@@ -86,15 +74,6 @@ c10::optional<at::Tensor> optional_tensor(at_tensor t) {
 }
 }  // namespace
 
-#define PROTECT(body)                                                  \
-    try {                                                              \
-        body                                                           \
-    } catch (const std::exception &e) {                                \
-        set_error(e.what());                                           \
-    } catch (...) {                                                    \
-        set_error("unknown C++ exception in libtorch");                \
-    }
-
 extern "C" {
 
 /** The ctorch.h interface this shim was compiled from; the loader refuses a different one. */
@@ -103,11 +82,9 @@ const char *ctorch_shim_abi(void) { return CTORCH_ABI_HASH; }
 const char *at_version(void) { return TORCH_VERSION; }
 
 char *at_take_error(void) {
-    if (!has_error) return nullptr;
-    has_error = false;
-    char *p = static_cast<char *>(std::malloc(last_error.size() + 1));
-    if (p) std::memcpy(p, last_error.c_str(), last_error.size() + 1);
-    return p;
+    if (!ctorch::has_error) return nullptr;
+    ctorch::has_error = false;
+    return copy_string(ctorch::last_error);
 }
 
 void at_string_free(char *s) { std::free(s); }

@@ -16,11 +16,16 @@ struct TrainCommand: ParsableCommand {
         A killed run continues exactly where it stopped with --resume. A folder that already holds fold results is
         refused unless --resume (continue it) or --overwrite (delete the earlier run's files first) is given; nothing
         is written before the folds, the folder and the configuration are checked. Flags override the --config file.
+        Started by torchrun or srun as several ranks (or with --nproc N), the ranks average gradients over c10d (Gloo on
+        the CPU, NCCL on CUDA): --batch is the global batch, split across the ranks; rank 0 alone writes the run folder;
+        --resume continues at any rank count (bit for bit at the same one). Multi-node examples: docs/slurm-train.sbatch, docs/k8s-train-indexed-job.yaml.
 
         Example:
           fuse3d train demo-out/shards --out demo-out/run --folds 4 --epochs 20 --batch 4
           fuse3d train /data/shards --out /data/run --config train.yaml --fold 0 --device cuda --resume
           fuse3d train demo-out/shards --out demo-out/run --epochs 30 --overwrite
+          fuse3d train demo-out/shards --out demo-out/run --batch 8 --nproc 2       # two ranks on this machine
+          torchrun --nproc-per-node 4 --no-python fuse3d train /data/shards --out /data/run --device cuda --batch 64
         """)
 
     @Argument(help: "The shard folder (with manifest.json) to train on.")
@@ -44,6 +49,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "libtorch threads (default: all cores).") var threads: Int?
     @Flag(help: "Continue an interrupted run from its last checkpoints (finished folds are kept).") var resume = false
     @Flag(help: "Delete the earlier run's files in --out (fold results, checkpoints, split, summary) and train afresh.") var overwrite = false
+    @Option(help: "Start N ranks on this machine (data-parallel over Gloo/NCCL; --batch stays the global batch). torchrun and srun start ranks themselves.")
+    var nproc: Int?
+    @Option(help: "Seconds a rank waits for the others (rendezvous and each collective) before it fails.") var distTimeout = 300
     @Option(help: .hidden) var stopAfterSteps: Int?
 
     func validate() throws {
@@ -57,6 +65,8 @@ struct TrainCommand: ParsableCommand {
         if let width, !(width > 0) { throw ValidationError("--width must be positive.") }
         if let device { try SharedChecks.device(device) }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        if let nproc, nproc < 1 { throw ValidationError("--nproc must be at least 1.") }
+        if distTimeout < 1 { throw ValidationError("--dist-timeout must be at least 1 second.") }
         if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other: continue the run, or replace it.") }
     }
 
@@ -82,16 +92,32 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         // Epoch lines reach a log file as they happen, not when the buffer fills.
         setvbuf(stdout, nil, _IOLBF, 0)
-        let config = try resolvedConfig()
+        if let nproc, nproc > 1 {
+            guard try LaunchEnvironment.detect() == nil else {
+                throw ValidationError("--nproc starts ranks itself: drop it when torchrun or srun starts fuse3d as several ranks.")
+            }
+            let status = try LocalRanks.run(count: nproc, arguments: LocalRanks.argumentsWithoutNproc())
+            if status != 0 { throw ExitCode(status) }
+            return
+        }
+        var config = try resolvedConfig()
+        let ranks = try DistributedLaunch.join(config: &config, timeout: distTimeout)
         try Torch.validate(try Device.parse(config.device))
         let runURL = URL(fileURLWithPath: out)
         let dataset = try ShardDataset(directory: URL(fileURLWithPath: shards))
         let trainer = try Trainer(config: config, dataset: dataset, run: runURL)
         trainer.stopAfterSteps = stopAfterSteps
+        trainer.ranks = ranks
         // Checked before the banner and before any file is written.
         let foldList = try trainer.plan(folds: fold.map { [$0] }, resume: resume, overwrite: overwrite)
+        guard ranks.writes else {
+            // The other ranks train silently; rank 0 prints and writes.
+            do { try trainer.train(folds: foldList, resume: resume, overwrite: overwrite) } catch is Trainer.Stopped { throw ExitCode(3) }
+            return
+        }
         print("training \(config.model)\(config.width.map { " width \($0)" } ?? "") on \(dataset.count) studies of \(dataset.manifest.shape): "
-              + "folds \(foldList.map(String.init).joined(separator: ",")) of \(config.folds), \(config.epochs) epochs, batch \(config.batchSize), device \(config.device)")
+              + "folds \(foldList.map(String.init).joined(separator: ",")) of \(config.folds), \(config.epochs) epochs, batch \(config.batchSize)"
+              + (ranks.count > 1 ? " (\(config.batchSize / ranks.count) on each of \(ranks.count) ranks)" : "") + ", device \(config.device)")
         let line = TrainingLine(foldsAfter: { f in foldList.filter { $0 > f }.count })
         trainer.onProgress = { line.update($0) }
         trainer.onEpoch = { fold, r in

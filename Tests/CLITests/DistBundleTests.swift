@@ -46,7 +46,7 @@ final class DistBundleTests: XCTestCase {
         XCTAssertEqual(cp.status, 0, cp.stderr)
         let bundle = place.appendingPathComponent(Self.name)
         let fuse3d = bundle.appendingPathComponent("fuse3d")
-        for file in ["torch/build-torch-shim.sh", "torch/src/torch_api.cpp", "torch/src/ctorch_functions.h",
+        for file in ["torch/build-torch-shim.sh", "torch/src/torch_api.cpp", "torch/src/torch_distributed.cpp", "torch/src/ctorch_functions.h",
                      "torch/src/include/ctorch.h", "README.txt"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: bundle.appendingPathComponent(file).path), file)
         }

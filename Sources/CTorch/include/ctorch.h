@@ -1,7 +1,7 @@
 #ifndef CTORCH_H
 #define CTORCH_H
 // A C API over libtorch in the style of tch-rs' torch_api.h: opaque handles, one prefix per family
-// (at_ tensors, atg_ global state), a matching *_free, results through out-parameters, and a
+// (at_ tensors, atg_ global state, atd_ distributed), a matching *_free, results through out-parameters, and a
 // thread-local last error instead of C++ exceptions crossing into Swift.
 //
 // How this header is used (read before adding an op):
@@ -195,6 +195,33 @@ int atg_cuda_device_count(void);
 char *atg_cuda_load_error(void);
 /** CUDA device `index`'s name from the driver (malloc'd), or NULL without a driver. */
 char *atg_cuda_device_name(int index);
+
+/* ---- distributed: c10d process groups (torch_distributed.cpp) ---- */
+/** An owned c10d backend (ProcessGroupGloo or ProcessGroupNCCL) joined through a TCPStore; free with atd_free. */
+typedef void *atd_group;
+
+/** The c10d backends this bridge was built with: bit 0 Gloo, bit 1 NCCL; 0 for a libtorch without
+    distributed support (every other atd_ call then fails with a message saying so). */
+int atd_backends(void);
+/** Joins a group as rank `rank` of `world`: meets the others at the TCPStore on host:port (served by
+    this process when serve_store = 1, else a client), under the key prefix `prefix` ("" for none).
+    backend: 0 Gloo, 1 NCCL on CUDA device `device`. `timeout_ms` bounds the meeting and every collective. */
+void atd_init(const char *host, int port, int rank, int world, int serve_store, const char *prefix,
+              int64_t timeout_ms, int backend, int device, atd_group *out);
+void atd_free(atd_group group);
+/** The backend's name ("gloo", "nccl"; malloc'd). */
+char *atd_backend_name(atd_group group);
+/** Reduces `t` in place across the ranks: op 0 sum, 1 max, 2 min. */
+void atd_all_reduce(atd_group group, at_tensor t, int op);
+/** Sums the tensors `ts` across the ranks in buckets, each scaled by `scale` first: bucket b holds
+    ts[bucket_ends[b - 1] ..< bucket_ends[b]] flattened into one buffer, and every bucket's all-reduce
+    is started before the first is awaited, so they overlap. */
+void atd_all_reduce_buckets(atd_group group, const at_tensor *ts, int n, const int64_t *bucket_ends,
+                            int buckets, double scale);
+/** Copies rank `root`'s `t` into every rank's `t`. */
+void atd_broadcast(atd_group group, at_tensor t, int root);
+/** Returns when every rank has called it (or fails after the group's timeout). */
+void atd_barrier(atd_group group);
 
 #ifdef __cplusplus
 }

@@ -49,6 +49,9 @@ public final class Augmenter {
     public let seed: UInt64
     /// Training mode; in evaluation (false) a batch is returned untouched, as nn modules' `training` flag.
     public var training = true
+    /// In data-parallel training, which part of the global batch this rank's batches are: the draws are made
+    /// for the whole global batch and this rank takes its own, so each sample draws what it would in one process.
+    public var rankShare = RankShare.whole
 
     /// An augmenter with `options`, seeded by `seed`.
     public init(options: AugmentationOptions, seed: UInt64) {
@@ -143,7 +146,7 @@ public final class Augmenter {
         let shape = batch.volumes.shape
         let b = shape[0], c = shape[1], grid = Array(shape[2...])
         let device = batch.volumes.device
-        let draws = self.draws(step: step, count: b, channels: c, shape: grid)
+        let draws = Array(self.draws(step: step, count: b * rankShare.ranks, channels: c, shape: grid).dropFirst(b * rankShare.rank).prefix(b))
         var out = batch
 
         let flipped = draws.map(\.flip)

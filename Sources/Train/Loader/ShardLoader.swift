@@ -22,6 +22,8 @@ public struct LoaderOptions: Sendable, Equatable {
     /// Hash each shard against the manifest's sha256 the first time it is read (a full extra read of the
     /// file; off by default, when only the cheap size check runs).
     public var verifyChecksums: Bool
+    /// This process's share of each batch in data-parallel training (see `RankShare`); one rank by default.
+    public var rankShare = RankShare.whole
 
     /// Training defaults: batch 8, shuffled, seed 0, last partial batch dropped, all cores, 4 batches ahead,
     /// 3 channels, windows of 8 shards, no hashing.
@@ -128,6 +130,9 @@ public final class ShardLoader {
             throw TrainError(.loader, "loader threads and prefetch must be positive and shuffleWindow not negative; got "
                              + "\(options.threads), \(options.prefetch), \(options.shuffleWindow)")
         }
+        guard options.rankShare.ranks == 1 || options.dropLast else {
+            throw TorchError("loader: a rank's share of the batches needs dropLast (every rank must take as many steps)")
+        }
         self.dataset = dataset
         samples = dataset.studyIDs.indices.filter { studies?.contains(dataset.studyIDs[$0]) ?? true }
         if let weights {
@@ -150,6 +155,7 @@ public final class ShardLoader {
 
     /// Batches in one epoch.
     public var batchesPerEpoch: Int {
+        if options.rankShare.ranks > 1 { return samples.count / (options.batchSize * options.rankShare.ranks) }
         let n = samples.count
         return options.dropLast ? n / options.batchSize : (n + options.batchSize - 1) / options.batchSize
     }
@@ -205,7 +211,8 @@ public final class ShardLoader {
 
     /// The batches of `position.epoch` from `position.batch` on; reader threads start decoding now.
     public func batches(from position: LoaderPosition) -> LoaderEpoch {
-        LoaderEpoch(loader: self, order: order(epoch: position.epoch), position: position)
+        LoaderEpoch(loader: self, order: options.rankShare.share(of: order(epoch: position.epoch), batchSize: options.batchSize),
+                    position: position)
     }
 }
 

@@ -19,6 +19,8 @@ public final class TrainingStep {
     public let device: Device
     /// Steps taken so far (the schedule's position; checkpoints store it).
     public var step: Int
+    /// In data-parallel training, sums the ranks' gradients after backward (nil: one process).
+    public var allReduce: GradientAllReduce?
 
     /// A step runner; clipping to norm 1 and full precision by default.
     public init(model: OrdinalClassifier, optimizer: any Optimizer, loss: CumulativeLinkLoss = CumulativeLinkLoss(),
@@ -35,7 +37,8 @@ public final class TrainingStep {
         self.step = step
     }
 
-    /// Runs one step on a batch (B, C, D, H, W) with labels (B, heads); returns the batch loss. The batch may
+    /// Runs one step on a batch (B, C, D, H, W) with labels (B, heads); returns the batch loss (the global
+    /// batch's in data-parallel training, where `batch` is this rank's share). The batch may
     /// be float16 from the shards and on the CPU: it is converted to float32 on `device` first (a no-op when it is).
     @discardableResult
     public func callAsFunction(_ batch: Tensor, labels: Tensor) throws -> Double {
@@ -44,11 +47,12 @@ public final class TrainingStep {
         let probs = mixedPrecision ? try Torch.autocast(device) { try model(x) } : try model(x)
         let value = try loss(probs, labels)
         try value.backward()
+        let batchLoss = try allReduce?.reduce(localLoss: value.item(), localWeight: loss.weightSum(labels)) ?? value.item()
         if let clipNorm { try clipGradNorm(optimizer.parameters.map(\.1), maxNorm: clipNorm) }
         if let schedule { optimizer.learningRate = schedule.learningRate(at: step) }
         try optimizer.step()
         try model.link.ascend(margin: cutpointMargin)
         step += 1
-        return try value.item()
+        return batchLoss
     }
 }

@@ -33,6 +33,8 @@ public final class FoldTraining {
     private let step: TrainingStep
     private let augmenter: Augmenter
     private let prior: [Double]
+    /// The validation studies in the order one process validates them (each rank scores every `ranks.count`-th).
+    private let valOrder: [Int64]
     private var state: TrainerState
     /// The EMA's tensors beside the model's, paired once (both are updated in place from here on).
     private let emaPairs: EMAPairs?
@@ -47,7 +49,7 @@ public final class FoldTraining {
         self.config = config
         self.device = device
         folder = trainer.folder.fold(fold)
-        try folder.create()
+        if trainer.ranks.writes { try folder.create() }
         Torch.threads = config.threads > 0 ? config.threads : ProcessInfo.processInfo.activeProcessorCount
         Torch.manualSeed(config.seed &+ UInt64(fold))
 
@@ -61,6 +63,9 @@ public final class FoldTraining {
             try Torch.noGrad { try levels.atlas.copy_(try Tensor(atlas, shape: [5, 3])) }
         }
         try model.move(to: device)
+        // Every rank starts from rank 0's model and sums its gradients into the global batch's after backward.
+        let allReduce = trainer.ranks.group.map { GradientAllReduce(group: $0, parameters: model.namedParameters(), buffers: model.namedBuffers()) }
+        try allReduce?.synchronizeModel()
         let ema = config.emaDecay > 0 ? try spec.make() : nil
         self.ema = ema
         if let ema {
@@ -72,11 +77,13 @@ public final class FoldTraining {
         self.trainStudies = trainStudies
         self.valStudies = valStudies
         let threads = config.loaderThreads > 0 ? config.loaderThreads : ProcessInfo.processInfo.activeProcessorCount
-        trainLoader = try ShardLoader(dataset: dataset, studies: trainStudies,
-                                      options: LoaderOptions(batchSize: config.batchSize, shuffle: true, seed: config.seed &+ UInt64(fold) &* 7919,
-                                                             dropLast: true, threads: threads, prefetch: config.prefetch),
-                                      device: device)
-        valLoader = try ShardLoader(dataset: dataset, studies: valStudies,
+        // batch_size is the global batch: each rank reads its share of every batch one process would read.
+        var trainOptions = LoaderOptions(batchSize: try trainer.ranks.localBatch(config.batchSize), shuffle: true,
+                                         seed: config.seed &+ UInt64(fold) &* 7919, dropLast: true, threads: threads, prefetch: config.prefetch)
+        trainOptions.rankShare = trainer.ranks.share
+        trainLoader = try ShardLoader(dataset: dataset, studies: trainStudies, options: trainOptions, device: device)
+        valOrder = dataset.studyIDs.filter { valStudies.contains($0) }
+        valLoader = try ShardLoader(dataset: dataset, studies: trainer.ranks.validationShare(valOrder),
                                     options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
                                                            threads: threads, prefetch: config.prefetch),
                                     device: device)
@@ -96,7 +103,10 @@ public final class FoldTraining {
         step = TrainingStep(model: model, optimizer: optimizer, loss: CumulativeLinkLoss(classWeights: config.classWeights.map(Float.init)),
                             schedule: schedule, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil,
                             mixedPrecision: config.bf16, device: device)
-        augmenter = Augmenter(options: config.augmentation, seed: config.seed &+ UInt64(fold))
+        step.allReduce = allReduce
+        let augmenter = Augmenter(options: config.augmentation, seed: config.seed &+ UInt64(fold))
+        augmenter.rankShare = trainer.ranks.share
+        self.augmenter = augmenter
 
         let labels = try studyLabels(dataset)
         prior = RSNAScore.prior(labels: Array(trainStudies.sorted().compactMap { labels[$0] }.joined()))
@@ -142,7 +152,7 @@ public final class FoldTraining {
             clock = now
             state.lossSum += loss
             state.lossCount += 1
-            state.samples += batch.count
+            state.samples += batch.count * trainer.ranks.count
             state.position = batches.position
             state.step = step.step
             trainer.stepsThisProcess += 1
@@ -168,7 +178,7 @@ public final class FoldTraining {
         let epoch = state.position.epoch
         let evaluated = ema ?? model
         evaluated.eval()
-        let predictions = try predict([evaluated], loader: valLoader, config: config)
+        let predictions = try trainer.ranks.gather(try predict([evaluated], loader: valLoader, config: config), ordered: valOrder)
         let score = RSNAScore(predictions)
         let record = EpochRecord(epoch: epoch + 1, lr: schedule.learningRate(at: max(0, state.step - 1)),
                                  trainLoss: state.lossSum / Double(max(1, state.lossCount)), valLoss: score.loss, valScore: score.score,
@@ -180,12 +190,12 @@ public final class FoldTraining {
         if state.bestScore.map({ score.score < $0 }) ?? true {
             state.bestScore = score.score
             state.bestEpoch = epoch + 1
-            try Checkpoint.saveWeights(evaluated, to: folder.bestURL)
             let priorScore = RSNAScore(predictions.replacing(with: prior))
-            try folder.save(FoldResult(fold: fold, valRsnaScore: score.score, priorRsnaScore: priorScore.score,
+            if trainer.ranks.writes { try Checkpoint.saveWeights(evaluated, to: folder.bestURL) }
+            if trainer.ranks.writes { try folder.save(FoldResult(fold: fold, valRsnaScore: score.score, priorRsnaScore: priorScore.score,
                                        bestEpoch: epoch + 1, spinal: score.spinal, foraminal: score.foraminal, subarticular: score.subarticular,
                                        anySevereSpinal: score.anySevereSpinal, best: score, prior: priorScore,
-                                       trainStudies: trainStudies.count, valStudies: valStudies.count))
+                                       trainStudies: trainStudies.count, valStudies: valStudies.count)) }
         }
         state.position = LoaderPosition(epoch: epoch + 1)
         state.lossSum = 0
@@ -193,12 +203,13 @@ public final class FoldTraining {
         state.seconds = 0
         state.loaderSeconds = 0
         state.samples = 0
-        try folder.save(metrics: state.history)
+        if trainer.ranks.writes { try folder.save(metrics: state.history) }
         return record
     }
 
     /// Saves `last.safetensors`: weights, optimiser, generators, EMA and the trainer state (loader position, running loss, history).
     public func checkpoint() throws {
+        guard trainer.ranks.writes else { return }
         var extra: [String: Tensor] = [:]
         if let ema { for (k, v) in ema.stateDict() { extra["ema/" + k] = v } }
         let json = String(decoding: try JSONEncoder.pretty.encode(state), as: UTF8.self)
@@ -214,6 +225,8 @@ public final class FoldTraining {
             try trainEpoch()
             let record = try validate()
             try checkpoint()
+            // The others wait until rank 0's files of this epoch are complete (they read them at the end or on resume).
+            try trainer.ranks.barrier()
             trainer.onEpoch?(fold, record)
         }
         return try folder.result()

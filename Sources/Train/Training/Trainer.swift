@@ -27,6 +27,8 @@ public final class Trainer {
     public var onProgress: ((TrainingProgress) -> Void)?
     /// Called after every epoch with its record.
     public var onEpoch: ((Int, EpochRecord) -> Void)?
+    /// The ranks training together (one process by default); rank 0 alone writes the run folder.
+    public var ranks = TrainingRanks.single
     /// Stops (as if killed, after saving `last.safetensors`) once this process has taken this many steps; for tests and demos of resume.
     public var stopAfterSteps: Int?
 
@@ -92,15 +94,20 @@ public final class Trainer {
     @discardableResult
     public func train(folds: [Int]? = nil, resume: Bool = false, overwrite: Bool = false) throws -> RunSummary {
         let list = try plan(folds: folds, resume: resume, overwrite: overwrite)
-        if overwrite { try folder.clear() }
-        try folder.create()
-        try folder.save(RunSource(shards: dataset.directory.path, parameters: dataset.manifest.parameters, shape: dataset.manifest.shape))
-        try folder.save(config)
+        if ranks.writes {
+            if overwrite { try folder.clear() }
+            try folder.create()
+            try folder.save(RunSource(shards: dataset.directory.path, parameters: dataset.manifest.parameters, shape: dataset.manifest.shape))
+            try folder.save(config)
+            _ = try split()
+        }
+        // The other ranks read the split rank 0 saved.
+        try ranks.barrier()
         let split = try split()
         for fold in list { try train(fold: fold, split: split, resume: resume) }
         let labels = try studyLabels(dataset)
         let summary = try folder.gatherSummary(split: split, prior: RSNAScore.prior(labels: Array(labels.values.joined())))
-        try folder.save(summary)
+        if ranks.writes { try folder.save(summary) }
         return summary
     }
 
@@ -111,7 +118,8 @@ public final class Trainer {
     /// first) and returns its result.
     @discardableResult
     public func train(fold: Int, split: FoldSplit, resume: Bool) throws -> FoldResult {
-        if !resume { try folder.fold(fold).clear() }
+        if !resume && ranks.writes { try folder.fold(fold).clear() }
+        try ranks.barrier()
         return try FoldTraining(trainer: self, fold: fold, split: split).run(resume: resume)
     }
 }
