@@ -1,0 +1,110 @@
+import Foundation
+import Shards
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a scan learnt of each file's header, keyed by the file's stat, so that a re-run reads no header of an
+/// unchanged file (`OUT/.headers.index`, written by `fuse3d ingest` after its scan).
+///
+/// A file's entry is trusted when its path (relative to the archive), size, mtime (ns) and inode are those the
+/// entry recorded, and its mtime is more than a second older than the scan that recorded it: a file rewritten
+/// within the file system's timestamp granularity of being stat'ed could keep its mtime (the "racy" case git
+/// guards against), so such a file is read again. Any other file is read (which verifies it by content) and its
+/// entry replaced. What no stat can see: a file rewritten in place with the same size, mtime and inode (`touch -r`
+/// after the write); then the old header is used, and the study cache (which digests every file whose stat
+/// changed, and checks the digest of racy ones) cannot see it either. `--overwrite` reads every header again.
+///
+/// The index holds no fused data and no digest: the study cache's key is made from the catalog (which the headers
+/// make, bit for bit the same from the index) and the files' sizes, and its entries verify the files' contents
+/// themselves. Layout: magic and version line, JSON, then the XXH64 (16 hex digits) of everything before it; an
+/// index that is missing, damaged, of another version or of another archive root is ignored (and rewritten).
+struct HeaderIndex {
+    /// The index's name in the output folder.
+    static let fileName = ".headers.index"
+    /// The layout's first line; a new layout gets a new version, and an index of any other is ignored.
+    static let magic = Data("F3DHEADERS1\n".utf8)
+
+    /// A file's stat: what tells an unchanged file.
+    struct Stat: Codable, Equatable {
+        var size: Int64
+        var mtimeNanoseconds: Int64
+        var inode: UInt64
+
+        /// The stat of `path`; nil when it cannot be stat'ed.
+        init?(path: String) {
+            var st = stat()
+            guard stat(path, &st) == 0 else { return nil }
+            size = Int64(st.st_size)
+            mtimeNanoseconds = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+            inode = UInt64(st.st_ino)
+        }
+    }
+
+    /// One file: its stat when it was read, and its header or why it could not be read.
+    struct Entry: Codable {
+        var stat: Stat
+        var header: HeaderSummary?
+        var error: String?
+    }
+
+    private struct Body: Codable {
+        var root: String
+        /// When the scan that made the entries began (ns since 1970): entries of files modified since a second
+        /// before it are not trusted.
+        var scannedAt: Int64
+        var entries: [String: Entry]
+    }
+
+    /// The archive root the entries' paths are relative to.
+    var root: String
+    /// When the scan that recorded the entries began (ns since 1970).
+    var scannedAt: Int64
+    /// By path relative to the archive.
+    var entries: [String: Entry]
+
+    /// An empty index of `root`, of a scan beginning now.
+    init(root: String, scannedAt: Int64) {
+        self.root = root
+        self.scannedAt = scannedAt
+        entries = [:]
+    }
+
+    /// The index at `url` if it is whole, of this layout and of `root`; nil otherwise (never an error).
+    static func load(from url: URL, root: String) -> HeaderIndex? {
+        guard let data = try? Data(contentsOf: url, options: .alwaysMapped),
+              data.count >= magic.count + 16, data.prefix(magic.count) == magic else { return nil }
+        let body = data.prefix(data.count - 16)
+        guard body.withUnsafeBytes({ XXH64.hex($0) }) == String(decoding: data.suffix(16), as: UTF8.self),
+              let decoded = try? JSONDecoder().decode(Body.self, from: body.dropFirst(magic.count)),
+              decoded.root == root else { return nil }
+        var index = HeaderIndex(root: root, scannedAt: decoded.scannedAt)
+        index.entries = decoded.entries
+        return index
+    }
+
+    /// The recorded result for a file of stat `now`, when its entry can be trusted; nil when the file must be read.
+    func lookup(_ relativePath: String, stat now: Stat, absolutePath: String) -> Result<DicomHeader, GDCMError>? {
+        guard let entry = entries[relativePath], entry.stat == now,
+              now.mtimeNanoseconds < scannedAt - 1_000_000_000 else { return nil }
+        if let summary = entry.header {
+            return summary.header(path: absolutePath).map { .success($0) }
+        }
+        return entry.error.map { .failure(GDCMError(path: absolutePath, message: $0)) }
+    }
+
+    /// Writes the index to `url` atomically.
+    func write(to url: URL) throws {
+        var data = Self.magic
+        data.append(try JSONEncoder().encode(Body(root: root, scannedAt: scannedAt, entries: entries)))
+        data.append(Data(data.withUnsafeBytes { XXH64.hex($0) }.utf8))
+        try AtomicFile.write(data, to: url)
+    }
+
+    /// The time now, ns since 1970.
+    static func now() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+}
