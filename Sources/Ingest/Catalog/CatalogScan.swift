@@ -95,12 +95,13 @@ struct CatalogScan {
                             // The stat comes before the read: a file changed after it shows another stat next time.
                             let stat = HeaderIndex.Stat(path: files[i])
                             let rel = relative(files[i])
-                            if let stat, let known = earlier?.lookup(rel, stat: stat, absolutePath: files[i]) {
+                            if let stat, let entry = earlier?.trusted(rel, stat: stat), let known = entry.result(path: files[i]) {
                                 out[i] = known
+                                recorded[i] = entry
                                 fromIndex[i] = true
-                            } else {
-                                out[i] = Self.read(files[i], decode: decode)
+                                continue
                             }
+                            out[i] = Self.read(files[i], decode: decode)
                             if let stat {
                                 switch out[i]! {
                                 case .success(let h): recorded[i] = HeaderIndex.Entry(stat: stat, header: HeaderSummary(h))

@@ -46,6 +46,12 @@ struct HeaderIndex {
         var stat: Stat
         var header: HeaderSummary?
         var error: String?
+
+        /// What reading the file at `path` gave; nil for a damaged entry (the file is read again).
+        func result(path: String) -> Result<DicomHeader, GDCMError>? {
+            if let header { return header.header(path: path).map { .success($0) } }
+            return error.map { .failure(GDCMError(path: path, message: $0)) }
+        }
     }
 
     private struct Body: Codable {
@@ -83,14 +89,11 @@ struct HeaderIndex {
         return index
     }
 
-    /// The recorded result for a file of stat `now`, when its entry can be trusted; nil when the file must be read.
-    func lookup(_ relativePath: String, stat now: Stat, absolutePath: String) -> Result<DicomHeader, GDCMError>? {
+    /// The entry of a file of stat `now` when it can be trusted; nil when the file must be read.
+    func trusted(_ relativePath: String, stat now: Stat) -> Entry? {
         guard let entry = entries[relativePath], entry.stat == now,
               now.mtimeNanoseconds < scannedAt - 1_000_000_000 else { return nil }
-        if let summary = entry.header {
-            return summary.header(path: absolutePath).map { .success($0) }
-        }
-        return entry.error.map { .failure(GDCMError(path: absolutePath, message: $0)) }
+        return entry
     }
 
     /// Writes the index to `url` atomically.
