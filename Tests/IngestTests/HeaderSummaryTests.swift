@@ -52,9 +52,9 @@ final class HeaderSummaryTests: XCTestCase {
             let index = try XCTUnwrap(HeaderIndex.load(from: url, root: archive.path))
             XCTAssertNil(HeaderIndex.load(from: url, root: archive.path + "-moved"))
             let warm = CatalogScanner.scan(root: archive.path, reusing: index)
-            XCTAssertEqual(warm.headers.read, 0, name)
-            XCTAssertEqual(warm.headers.fromIndex, full.fileCount, name)
-            // The quirks cohort's unreadable files are reused as failures, with the reason a read gives.
+            // The quirks cohort's 2 unreadable files have no entry: they are read (and fail) again every run.
+            XCTAssertEqual(warm.headers.read, name == "quirks" ? 2 : 0, name)
+            XCTAssertEqual(warm.headers.fromIndex, full.fileCount - warm.headers.read, name)
             XCTAssertEqual(full.fileCount, name == "quirks" ? 152 : 6, name)
             XCTAssertEqual(full.problems.count, name == "quirks" ? 2 : 0, name)
 
@@ -74,7 +74,7 @@ final class HeaderSummaryTests: XCTestCase {
             let touched = try XCTUnwrap(first.headers.index.entries.keys.sorted().first)
             try fm.setAttributes([.modificationDate: old.addingTimeInterval(60)], ofItemAtPath: archive.appendingPathComponent(touched).path)
             let again = CatalogScanner.scan(root: archive.path, reusing: index)
-            XCTAssertEqual(again.headers.read, 1, name)
+            XCTAssertEqual(again.headers.read, warm.headers.read + 1, name)
             XCTAssertEqual(try encoder.encode(again.catalog), try encoder.encode(full), name)
         }
     }

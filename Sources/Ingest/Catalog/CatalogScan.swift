@@ -67,7 +67,7 @@ struct CatalogScan {
     /// header index of this scan.
     struct HeaderReading {
         var results: [Result<DicomHeader, GDCMError>]
-        /// Every candidate that could be stat'ed, with what was read or reused for it.
+        /// Every candidate that could be stat'ed and read, with its header.
         var index: HeaderIndex
         /// Candidates whose header was read (parsed) in this scan.
         var read = 0
@@ -102,11 +102,10 @@ struct CatalogScan {
                                 continue
                             }
                             out[i] = Self.read(files[i], decode: decode)
-                            if let stat {
-                                switch out[i]! {
-                                case .success(let h): recorded[i] = HeaderIndex.Entry(stat: stat, header: HeaderSummary(h))
-                                case .failure(let e): recorded[i] = HeaderIndex.Entry(stat: stat, error: e.message)
-                                }
+                            // A file that could not be read is not recorded: its error may be passing (I/O, too many
+                            // open files), and a recorded one would stay until the file changed.
+                            if let stat, case .success(let h) = out[i]! {
+                                recorded[i] = HeaderIndex.Entry(stat: stat, header: HeaderSummary(h))
                             }
                         }
                         lock.lock(); done += min(chunk, files.count - c * chunk); let d = done; lock.unlock()

@@ -23,7 +23,7 @@ struct HeaderIndex {
     /// The index's name in the output folder.
     static let fileName = ".headers.index"
     /// The layout's first line; a new layout gets a new version, and an index of any other is ignored.
-    static let magic = Data("F3DHEADERS1\n".utf8)
+    static let magic = Data("F3DHEADERS2\n".utf8)
 
     /// A file's stat: what tells an unchanged file.
     struct Stat: Codable, Equatable {
@@ -41,16 +41,15 @@ struct HeaderIndex {
         }
     }
 
-    /// One file: its stat when it was read, and its header or why it could not be read.
+    /// One file that was read: its stat when it was read, and its header. Files that could not be read have no
+    /// entry (their error may be passing), so every run reads them again.
     struct Entry: Codable {
         var stat: Stat
-        var header: HeaderSummary?
-        var error: String?
+        var header: HeaderSummary
 
         /// What reading the file at `path` gave; nil for a damaged entry (the file is read again).
         func result(path: String) -> Result<DicomHeader, GDCMError>? {
-            if let header { return header.header(path: path).map { .success($0) } }
-            return error.map { .failure(GDCMError(path: path, message: $0)) }
+            header.header(path: path).map { .success($0) }
         }
     }
 
