@@ -179,7 +179,7 @@ final class HeaderIndexTests: XCTestCase {
         let good = try Data(contentsOf: index)
         var flipped = good
         flipped[good.count / 2] ^= 0x01
-        let otherVersion = Data("F3DHEADERS9\n".utf8) + good.dropFirst("F3DHEADERS2\n".count)
+        let otherVersion = Data("F3DHEADERS9\n".utf8) + good.dropFirst("F3DHEADERS3\n".count)
         for damaged in [flipped, good.prefix(good.count / 3), Data("garbage".utf8), otherVersion] {
             try damaged.write(to: index)
             let run = try ingest(archive, out)

@@ -6,7 +6,7 @@ import XCTest
 /// The header index gives back the headers GDCM read, bit for bit, so a catalog (and every study's cache key)
 /// made from it is the one a full scan makes.
 final class HeaderSummaryTests: XCTestCase {
-    /// -0.0, NaN, infinities and per-frame groups survive the index's JSON unchanged.
+    /// -0.0, NaN, infinities and per-frame groups survive the index's encoding unchanged; a truncated one throws.
     func testAHeaderFromTheIndexIsTheHeaderReadBitForBit() throws {
         var header = try DicomReader.readHeader(Fixtures.dicom("MR_small.dcm").path)
         header.framePositions = [Vec3(-0.0, .nan, 12.5), nil, Vec3(.infinity, -.infinity, 0.1 + 0.2)]
@@ -14,8 +14,13 @@ final class HeaderSummaryTests: XCTestCase {
         header.sliceThickness = nil
         header.echoTime = 0.1 + 0.7
         header.frameGroups = [FrameFunctionalGroups(rescale: (2.5, -1024)), FrameFunctionalGroups(stackID: "1", inStackPosition: 3)]
-        let json = try JSONEncoder().encode(HeaderSummary(header))
-        let back = try XCTUnwrap(try JSONDecoder().decode(HeaderSummary.self, from: json).header(path: "/elsewhere/x.dcm"))
+        var writer = IndexWriter()
+        HeaderSummary(header).write(to: &writer)
+        var reader = IndexReader(writer.bytes)
+        let back = try XCTUnwrap(try HeaderSummary(reading: &reader).header(path: "/elsewhere/x.dcm"))
+        XCTAssertTrue(reader.atEnd)
+        var truncated = IndexReader(Array(writer.bytes.dropLast(3)))
+        XCTAssertThrowsError(try HeaderSummary(reading: &truncated))
         XCTAssertEqual(HeaderSummary(back), HeaderSummary(header))
         XCTAssertEqual(back.path, "/elsewhere/x.dcm")
         XCTAssertEqual(back.framePositions[0]!.x.sign, .minus)

@@ -17,16 +17,16 @@ import Glibc
 ///
 /// The index holds no fused data and no digest: the study cache's key is made from the catalog (which the headers
 /// make, bit for bit the same from the index) and the files' sizes, and its entries verify the files' contents
-/// themselves. Layout: magic and version line, JSON, then the XXH64 (16 hex digits) of everything before it; an
+/// themselves. Layout: magic and version line, the entries (`IndexWriter`'s encoding), then the XXH64 (16 hex digits) of everything before it; an
 /// index that is missing, damaged, of another version or of another archive root is ignored (and rewritten).
 struct HeaderIndex {
     /// The index's name in the output folder.
     static let fileName = ".headers.index"
     /// The layout's first line; a new layout gets a new version, and an index of any other is ignored.
-    static let magic = Data("F3DHEADERS2\n".utf8)
+    static let magic = Data("F3DHEADERS3\n".utf8)
 
     /// A file's stat: what tells an unchanged file.
-    struct Stat: Codable, Equatable {
+    struct Stat: Equatable {
         var size: Int64
         var mtimeNanoseconds: Int64
         var inode: UInt64
@@ -39,11 +39,17 @@ struct HeaderIndex {
             mtimeNanoseconds = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
             inode = UInt64(st.st_ino)
         }
+
+        init(size: Int64, mtimeNanoseconds: Int64, inode: UInt64) {
+            self.size = size
+            self.mtimeNanoseconds = mtimeNanoseconds
+            self.inode = inode
+        }
     }
 
     /// One file that was read: its stat when it was read, and its header. Files that could not be read have no
     /// entry (their error may be passing), so every run reads them again.
-    struct Entry: Codable {
+    struct Entry {
         var stat: Stat
         var header: HeaderSummary
 
@@ -51,14 +57,6 @@ struct HeaderIndex {
         func result(path: String) -> Result<DicomHeader, GDCMError>? {
             header.header(path: path).map { .success($0) }
         }
-    }
-
-    private struct Body: Codable {
-        var root: String
-        /// When the scan that made the entries began (ns since 1970): entries of files modified since a second
-        /// before it are not trusted.
-        var scannedAt: Int64
-        var entries: [String: Entry]
     }
 
     /// The archive root the entries' paths are relative to.
@@ -80,12 +78,22 @@ struct HeaderIndex {
         guard let data = try? Data(contentsOf: url, options: .alwaysMapped),
               data.count >= magic.count + 16, data.prefix(magic.count) == magic else { return nil }
         let body = data.prefix(data.count - 16)
-        guard body.withUnsafeBytes({ XXH64.hex($0) }) == String(decoding: data.suffix(16), as: UTF8.self),
-              let decoded = try? JSONDecoder().decode(Body.self, from: body.dropFirst(magic.count)),
-              decoded.root == root else { return nil }
-        var index = HeaderIndex(root: root, scannedAt: decoded.scannedAt)
-        index.entries = decoded.entries
-        return index
+        guard body.withUnsafeBytes({ XXH64.hex($0) }) == String(decoding: data.suffix(16), as: UTF8.self) else { return nil }
+        var r = IndexReader([UInt8](body.dropFirst(magic.count)))
+        do {
+            guard try r.string() == root else { return nil }
+            var index = HeaderIndex(root: root, scannedAt: Int64(try r.int()))
+            let n = try r.count()
+            index.entries.reserveCapacity(n)
+            for _ in 0..<n {
+                let path = try r.string()
+                let stat = Stat(size: Int64(try r.int()), mtimeNanoseconds: Int64(try r.int()), inode: try r.u64())
+                index.entries[path] = Entry(stat: stat, header: try HeaderSummary(reading: &r))
+            }
+            return r.atEnd ? index : nil
+        } catch {
+            return nil
+        }
     }
 
     /// The entry of a file of stat `now` when it can be trusted; nil when the file must be read.
@@ -95,10 +103,21 @@ struct HeaderIndex {
         return entry
     }
 
-    /// Writes the index to `url` atomically.
+    /// Writes the index to `url` atomically (entries in path order, so the same scan writes the same bytes).
     func write(to url: URL) throws {
+        var w = IndexWriter()
+        w.string(root)
+        w.int(Int(scannedAt))
+        w.int(entries.count)
+        for (path, entry) in entries.sorted(by: { $0.key < $1.key }) {
+            w.string(path)
+            w.int(Int(entry.stat.size))
+            w.int(Int(entry.stat.mtimeNanoseconds))
+            w.u64(entry.stat.inode)
+            entry.header.write(to: &w)
+        }
         var data = Self.magic
-        data.append(try JSONEncoder().encode(Body(root: root, scannedAt: scannedAt, entries: entries)))
+        data.append(contentsOf: w.bytes)
         data.append(Data(data.withUnsafeBytes { XXH64.hex($0) }.utf8))
         try AtomicFile.write(data, to: url)
     }

@@ -2,9 +2,9 @@ import Foundation
 
 /// A `DicomHeader` as the header index stores it: every field the catalog and the fusion read, except the path
 /// (the index keys it). Numbers are stored as their bit patterns, so that a header read back from the index is
-/// the header GDCM gave, bit for bit (-0.0 and NaN included): the catalog, and so the cache key, cannot tell
+/// the header GDCM gave, bit for bit (-0.0 and NaN included; encoded by `IndexWriter`): the catalog, and so the cache key, cannot tell
 /// the two apart.
-struct HeaderSummary: Codable, Equatable {
+struct HeaderSummary: Equatable {
     var transferSyntaxUID, sopClassUID, sopInstanceUID, studyInstanceUID, seriesInstanceUID: String
     var modality, seriesDescription, imageType, photometricInterpretation: String
     var seriesNumber, instanceNumber: Int?
@@ -23,7 +23,7 @@ struct HeaderSummary: Codable, Equatable {
     var warnings: [String]
 
     /// One frame's functional groups.
-    struct Groups: Codable, Equatable {
+    struct Groups: Equatable {
         var orientation: [UInt64]?
         var pixelSpacing: [UInt64]?
         var sliceThickness: UInt64?
@@ -83,6 +83,64 @@ struct HeaderSummary: Codable, Equatable {
                                   stackID: g.stackID, inStackPosition: g.inStackPosition)
         }
         return h
+    }
+
+    /// Appends the summary to `w` (every field, in declaration order).
+    func write(to w: inout IndexWriter) {
+        for s in [transferSyntaxUID, sopClassUID, sopInstanceUID, studyInstanceUID, seriesInstanceUID, modality,
+                  seriesDescription, imageType, photometricInterpretation] { w.string(s) }
+        w.optional(seriesNumber) { $0.int($1) }
+        w.optional(instanceNumber) { $0.int($1) }
+        w.int(framePositions.count)
+        for p in framePositions { w.optional(p) { $0.u64s($1) } }
+        w.optional(orientation) { $0.u64s($1) }
+        w.optional(pixelSpacing) { $0.u64s($1) }
+        for v in [sliceThickness, spacingBetweenSlices, echoTime, repetitionTime, inversionTime] { w.optional(v) { $0.u64($1) } }
+        w.int(frameGroups.count)
+        for g in frameGroups {
+            w.optional(g.orientation) { $0.u64s($1) }
+            w.optional(g.pixelSpacing) { $0.u64s($1) }
+            w.optional(g.sliceThickness) { $0.u64($1) }
+            w.optional(g.rescale) { $0.u64s($1) }
+            w.optional(g.stackID) { $0.string($1) }
+            w.optional(g.inStackPosition) { $0.int($1) }
+        }
+        for v in [rows, columns, numberOfFrames, bitsAllocated, bitsStored, pixelRepresentation, samplesPerPixel] { w.int(v) }
+        w.bool(numberOfFramesMissing)
+        w.bool(hasPixelData)
+        w.u64(rescaleSlope)
+        w.u64(rescaleIntercept)
+        w.optional(pixelDataLength) { $0.int($1) }
+        w.int(warnings.count)
+        for s in warnings { w.string(s) }
+    }
+
+    /// Reads what `write(to:)` wrote.
+    init(reading r: inout IndexReader) throws {
+        transferSyntaxUID = try r.string(); sopClassUID = try r.string(); sopInstanceUID = try r.string()
+        studyInstanceUID = try r.string(); seriesInstanceUID = try r.string(); modality = try r.string()
+        seriesDescription = try r.string(); imageType = try r.string(); photometricInterpretation = try r.string()
+        seriesNumber = try r.optional { try $0.int() }
+        instanceNumber = try r.optional { try $0.int() }
+        framePositions = try (0..<r.count()).map { _ in try r.optional { try $0.u64s() } }
+        orientation = try r.optional { try $0.u64s() }
+        pixelSpacing = try r.optional { try $0.u64s() }
+        sliceThickness = try r.optional { try $0.u64() }
+        spacingBetweenSlices = try r.optional { try $0.u64() }
+        echoTime = try r.optional { try $0.u64() }
+        repetitionTime = try r.optional { try $0.u64() }
+        inversionTime = try r.optional { try $0.u64() }
+        frameGroups = try (0..<r.count()).map { _ in
+            Groups(orientation: try r.optional { try $0.u64s() }, pixelSpacing: try r.optional { try $0.u64s() },
+                   sliceThickness: try r.optional { try $0.u64() }, rescale: try r.optional { try $0.u64s() },
+                   stackID: try r.optional { try $0.string() }, inStackPosition: try r.optional { try $0.int() })
+        }
+        rows = try r.int(); columns = try r.int(); numberOfFrames = try r.int(); bitsAllocated = try r.int()
+        bitsStored = try r.int(); pixelRepresentation = try r.int(); samplesPerPixel = try r.int()
+        numberOfFramesMissing = try r.bool(); hasPixelData = try r.bool()
+        rescaleSlope = try r.u64(); rescaleIntercept = try r.u64()
+        pixelDataLength = try r.optional { try $0.int() }
+        warnings = try (0..<r.count()).map { _ in try r.string() }
     }
 
     private static func bits(_ v: Vec3) -> [UInt64] { [v.x.bitPattern, v.y.bitPattern, v.z.bitPattern] }
