@@ -17,8 +17,9 @@ import Glibc
 ///
 /// The index holds no fused data and no digest: the study cache's key is made from the catalog (which the headers
 /// make, bit for bit the same from the index) and the files' sizes, and its entries verify the files' contents
-/// themselves. Layout: magic and version line, the entries (`IndexWriter`'s encoding), then the XXH64 (16 hex digits) of everything before it; an
-/// index that is missing, damaged, of another version or of another archive root is ignored (and rewritten).
+/// themselves. Layout: magic and version line, the entries (`IndexWriter`'s encoding), then the XXH64 (16 hex
+/// digits) of everything before it; an index that is missing, damaged, of another version or of another archive
+/// root is ignored (and rewritten).
 struct HeaderIndex {
     /// The index's name in the output folder.
     static let fileName = ".headers.index"
@@ -40,6 +41,7 @@ struct HeaderIndex {
             inode = UInt64(st.st_ino)
         }
 
+        /// A stat as an index recorded it.
         init(size: Int64, mtimeNanoseconds: Int64, inode: UInt64) {
             self.size = size
             self.mtimeNanoseconds = mtimeNanoseconds
