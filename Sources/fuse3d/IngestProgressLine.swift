@@ -34,6 +34,8 @@ final class IngestProgressLine: @unchecked Sendable {  // `lastPercentStep` is o
         let r = outcome.report.summary
         var line = String(format: "%d fused, %d failed (%d from the cache, %d computed), %d file(s) skipped in %.1f s; peak RSS %.0f MB",
                           r.fused, r.failed, s.cached, s.computed, r.filesSkipped, s.seconds, Double(s.peakRSSBytes) / 1_000_000)
+        line += "; headers: \(s.headersRead) read, \(s.headersFromIndex) from the index"
+        if !s.headerIndexWritten { line += " (the index could not be written)" }
         if s.invalidated > 0 { line += "; \(s.invalidated) cache entr(ies) corrupt or stale, recomputed" }
         if s.cacheWriteFailures > 0 { line += "; \(s.cacheWriteFailures) cache entr(ies) could not be written" }
         if let pruned = s.pruned, pruned.entries > 0 {

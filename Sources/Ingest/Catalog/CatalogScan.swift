@@ -63,30 +63,73 @@ struct CatalogScan {
         }
     }
 
-    /// Step 2: every candidate's header (with `decode`, its pixels too, thrown away), in candidate order.
-    func readHeaders(decode: Bool, progress: ((Int, Int) -> Void)?) -> [Result<DicomHeader, GDCMError>] {
+    /// What step 2 found: each candidate's header (or why it could not be read), in candidate order, and the
+    /// header index of this scan.
+    struct HeaderReading {
+        var results: [Result<DicomHeader, GDCMError>]
+        /// Every candidate that could be stat'ed and read, with its header.
+        var index: HeaderIndex
+        /// Candidates whose header was read (parsed) in this scan.
+        var read = 0
+        /// Candidates whose header came from the earlier index (stat unchanged).
+        var fromIndex = 0
+    }
+
+    /// Step 2: every candidate's header (with `decode`, its pixels too, thrown away), in candidate order, on all
+    /// cores. A candidate whose stat `earlier` recorded (and trusts) is not read: its recorded header is used.
+    func readHeaders(decode: Bool, earlier: HeaderIndex? = nil, progress: ((Int, Int) -> Void)?) -> HeaderReading {
         let files = candidates
+        let scannedAt = HeaderIndex.now()
         var results = [Result<DicomHeader, GDCMError>?](repeating: nil, count: files.count)
+        var entries = [HeaderIndex.Entry?](repeating: nil, count: files.count)
+        var reused = [Bool](repeating: false, count: files.count)
         let chunk = 64
         let chunks = (files.count + chunk - 1) / chunk
         let lock = NSLock()
         var done = 0
         results.withUnsafeMutableBufferPointer { out in
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                for i in (c * chunk)..<min(files.count, (c + 1) * chunk) {
-                    do {
-                        out[i] = .success(decode ? try DicomReader.readImage(files[i]).header : try DicomReader.readHeader(files[i]))
-                    } catch let e as GDCMError {
-                        out[i] = .failure(e)
-                    } catch {
-                        out[i] = .failure(GDCMError(path: files[i], message: "\(error)"))
+            entries.withUnsafeMutableBufferPointer { recorded in
+                reused.withUnsafeMutableBufferPointer { fromIndex in
+                    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                        for i in (c * chunk)..<min(files.count, (c + 1) * chunk) {
+                            // The stat comes before the read: a file changed after it shows another stat next time.
+                            let stat = HeaderIndex.Stat(path: files[i])
+                            let rel = relative(files[i])
+                            if let stat, let entry = earlier?.trusted(rel, stat: stat), let known = entry.result(path: files[i]) {
+                                out[i] = known
+                                recorded[i] = entry
+                                fromIndex[i] = true
+                                continue
+                            }
+                            out[i] = Self.read(files[i], decode: decode)
+                            // A file that could not be read is not recorded: its error may be passing (I/O, too many
+                            // open files), and a recorded one would stay until the file changed.
+                            if let stat, case .success(let h) = out[i]! {
+                                recorded[i] = HeaderIndex.Entry(stat: stat, header: HeaderSummary(h))
+                            }
+                        }
+                        lock.lock(); done += min(chunk, files.count - c * chunk); let d = done; lock.unlock()
+                        progress?(d, files.count)
                     }
                 }
-                lock.lock(); done += min(chunk, files.count - c * chunk); let d = done; lock.unlock()
-                progress?(d, files.count)
             }
         }
-        return results.map { $0! }
+        var index = HeaderIndex(root: root, scannedAt: scannedAt)
+        for (i, entry) in entries.enumerated() {
+            if let entry { index.entries[relative(files[i])] = entry }
+        }
+        let fromIndex = reused.filter { $0 }.count
+        return HeaderReading(results: results.map { $0! }, index: index, read: files.count - fromIndex, fromIndex: fromIndex)
+    }
+
+    private static func read(_ file: String, decode: Bool) -> Result<DicomHeader, GDCMError> {
+        do {
+            return .success(decode ? try DicomReader.readImage(file).header : try DicomReader.readHeader(file))
+        } catch let e as GDCMError {
+            return .failure(e)
+        } catch {
+            return .failure(GDCMError(path: file, message: "\(error)"))
+        }
     }
 
     /// Step 3: usable images into the grouping; unreadable and unusable files skipped with their reason.

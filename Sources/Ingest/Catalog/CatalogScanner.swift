@@ -33,8 +33,20 @@ public enum CatalogScanner {
         var scan = CatalogScan(root: root)
         scan.sortFiles()
         let headers = scan.readHeaders(decode: decode, progress: progress)
-        let grouping = scan.group(headers)
+        let grouping = scan.group(headers.results)
         return scan.catalog(scan.makeStudies(grouping))
+    }
+
+    /// A header-only scan of `root` that reuses the headers `earlier` recorded for files whose stat is unchanged
+    /// (see `HeaderIndex`); the catalog is the one `scan(root:)` makes. Also returns the index of this scan and
+    /// how many headers were read and reused.
+    static func scan(root: String, reusing earlier: HeaderIndex?,
+                     progress: ((Int, Int) -> Void)? = nil) -> (catalog: Catalog, headers: CatalogScan.HeaderReading) {
+        var scan = CatalogScan(root: root)
+        scan.sortFiles()
+        let headers = scan.readHeaders(decode: false, earlier: earlier, progress: progress)
+        let grouping = scan.group(headers.results)
+        return (scan.catalog(scan.makeStudies(grouping)), headers)
     }
 
     /// Decides which series of a study are fused, writing the reason on each one that is not:

@@ -123,6 +123,12 @@ public struct IngestStatistics: Sendable {
     public var invalidated = 0
     /// Cache entries that could not be written (their studies are in the shards all the same).
     public var cacheWriteFailures = 0
+    /// Files whose DICOM header the scan read (parsed).
+    public var headersRead = 0
+    /// Files whose header came from the header index (`OUT/.headers.index`): stat unchanged since it was read.
+    public var headersFromIndex = 0
+    /// False when the header index could not be written (the next run reads every header again).
+    public var headerIndexWritten = false
     /// Wall-clock seconds of the whole run, scan included.
     public var seconds = 0.0
     /// Peak resident memory of the process, bytes.
@@ -166,12 +172,19 @@ public enum IngestRunner {
     public static func run(_ options: IngestOptions, scanProgress: ((Int, Int) -> Void)? = nil,
                            progress: ((IngestProgress) -> Void)? = nil) throws -> IngestOutcome {
         let start = Date()
-        let catalog = CatalogScanner.scan(root: options.archive, progress: scanProgress)
+        var statistics = IngestStatistics()
+        let indexURL = options.output.appendingPathComponent(HeaderIndex.fileName)
+        let root = (options.archive as NSString).standardizingPath
+        let earlier = options.recompute ? nil : HeaderIndex.load(from: indexURL, root: root)
+        let (catalog, headers) = CatalogScanner.scan(root: root, reusing: earlier, progress: scanProgress)
         let tables = RSNATables.load(root: catalog.root)
         let studies = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
         let lock = try OutputLock(directory: options.output)
         defer { withExtendedLifetime(lock) {} }
+        // Written now, not with the dataset: the headers hold whatever becomes of this run (a killed run's next
+        // scan reuses them). Not written, the next run reads the headers again: slower, never wrong.
+        statistics.headerIndexWritten = (try? headers.index.write(to: indexURL)) != nil
         options.cache.sweepAbandonedWrites()
         var writerOptions = options.pipeline.shardWriterOptions()
         writerOptions.keepUnchangedShards = true
@@ -183,7 +196,6 @@ public enum IngestRunner {
         var reports: [StudyReport] = []
         var writtenBy: [Int64: CatalogStudy] = [:]
         var keys: [String] = []
-        var statistics = IngestStatistics()
         var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: Set(catalog.problems.map(\.path)).count)
         try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 2 * options.workers,
                                 work: { worker.process(studies[$0]) }) { index, outcome in
@@ -220,6 +232,8 @@ public enum IngestRunner {
         if options.cacheDirectory == nil && options.partition == nil {
             statistics.pruned = options.cache.prune(keeping: Set(keys))
         }
+        statistics.headersRead = headers.read
+        statistics.headersFromIndex = headers.fromIndex
         statistics.seconds = Date().timeIntervalSince(start)
         statistics.peakRSSBytes = peakResidentBytes()
         return IngestOutcome(report: report, statistics: statistics)
