@@ -12,7 +12,10 @@ struct Synth: ParsableCommand {
         from a spine whose canal, foramina and recesses are narrowed by its labels. The same seed and options \
         write the same bytes.
 
-        Example: fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks
+        Spines differ between studies as patients do with --spine-shift (cm), --spine-tilt and --lordosis \
+        (degrees) and --spine-size (percent); the demo uses 1.5 cm, 10°, 10° and 8 %.
+
+        Example: fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks --spine-shift 1.5 --spine-tilt 10 --lordosis 10 --spine-size 8
         """)
 
     @Option(help: "The number of studies to write.")
@@ -39,7 +42,25 @@ struct Synth: ParsableCommand {
     @Option(help: "The transfer syntax of every file: explicit-le, jpeg2000, jpeg-ls, rle or jpeg-lossless (with --quirks, some series keep their own).")
     var transferSyntax = "explicit-le"
 
+    @Option(help: "Field-of-view placement: each spine is displaced up to ± this many centimetres superior-inferior and anterior-posterior in the sagittal field of view.")
+    var spineShift: Double = 0
+
+    @Option(help: "Each spine is tilted up to ± this many degrees in the sagittal plane.")
+    var spineTilt: Double = 0
+
+    @Option(help: "Each spine's lordosis (the L1-S1 curve) changes by up to ± this many degrees.")
+    var lordosis: Double = 0
+
+    @Option(help: "Each spine's vertebrae and discs (so its level heights) are up to ± this many percent larger or smaller.")
+    var spineSize: Double = 0
+
     func validate() throws {
+        guard [spineShift, spineTilt, lordosis, spineSize].allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw ValidationError("--spine-shift, --spine-tilt, --lordosis and --spine-size take amounts of 0 or more (cm, degrees, degrees, percent).")
+        }
+        guard spineShift <= 5, spineTilt <= 30, lordosis <= 30, spineSize <= 30 else {
+            throw ValidationError("Keep the spine inside the field of view: --spine-shift at most 5 cm, --spine-tilt and --lordosis at most 30 degrees, --spine-size at most 30 percent.")
+        }
         guard SynthTransferSyntax(name: transferSyntax) != nil else {
             throw ValidationError("--transfer-syntax takes one of \(SynthTransferSyntax.allCases.map(\.name).joined(separator: ", ")).")
         }
@@ -59,7 +80,9 @@ struct Synth: ParsableCommand {
     func run() throws {
         var options = SynthOptions(studies: studies, seed: seed, quirks: quirks,
                                    sagittalMatrix: sagittalMatrix, axialMatrix: axialMatrix,
-                                   transferSyntax: SynthTransferSyntax(name: transferSyntax)!)
+                                   transferSyntax: SynthTransferSyntax(name: transferSyntax)!,
+                                   variety: SpineVariety(shiftCentimetres: spineShift, tiltDegrees: spineTilt,
+                                                         lordosisDegrees: lordosis, sizePercent: spineSize))
         if let labelWeights { options.labels = LabelDistribution(all: try parseWeights(labelWeights)) }
         // On a terminal the progress line rewrites itself; in a log it is one line per study.
         let terminal = isatty(STDERR_FILENO) != 0
