@@ -234,6 +234,104 @@ class OrdinalClassifier(nn.Module):
         return self.link(self.head(self.backbone(x)))
 
 
+class ConvBlock(nn.Module):
+    """Twin of Swift's ConvBlock: convolution without bias, BatchNorm, SiLU."""
+
+    def __init__(self, inputs, outputs, kernel=3, stride=1):
+        super().__init__()
+        self.conv = nn.Conv3d(inputs, outputs, kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm3d(outputs)
+
+    def forward(self, x):
+        return F.silu(self.bn(self.conv(x)))
+
+
+class LevelLocalizer(nn.Module):
+    """Twin of Swift's LevelLocalizer: (B, C, D, H, W) coarse grid → (B, levels, D/2, H/2, W/2) heatmap logits;
+    `points` turns them into (B, levels, 3) voxel coordinates (d, h, w) of the input by a soft-argmax."""
+
+    def __init__(self, levels=5, width=8, channels=3):
+        super().__init__()
+        c = width
+        self.stem = ConvBlock(channels, c, stride=2)
+        self.down1 = ConvBlock(c, 2 * c, stride=2)
+        self.down2 = ConvBlock(2 * c, 4 * c, stride=2)
+        self.body = ConvBlock(4 * c, 4 * c)
+        self.fuse1 = ConvBlock(6 * c, 2 * c, kernel=1)
+        self.fuse2 = ConvBlock(3 * c, c, kernel=1)
+        self.heat = nn.Conv3d(c, levels, 3, 1, 1)
+        self.levels = levels
+
+    def forward(self, x):
+        s = self.stem(x)
+        d1 = self.down1(s)
+        y = self.body(self.down2(d1))
+        y = self.fuse1(torch.cat([F.interpolate(y, size=list(d1.shape[2:]), mode="trilinear", align_corners=False), d1], 1))
+        y = self.fuse2(torch.cat([F.interpolate(y, size=list(s.shape[2:]), mode="trilinear", align_corners=False), s], 1))
+        return self.heat(y)
+
+    @staticmethod
+    def soft_argmax(heat, input_size):
+        """(B, L, d, h, w) logits → (B, L, 3) expected cell centres in voxels of an input of `input_size`."""
+        b, l = heat.shape[:2]
+        size = heat.shape[2:]
+        p = torch.softmax(heat.flatten(2).float(), -1).view(b, l, *size)
+        out = []
+        for axis in range(3):
+            others = [2 + a for a in range(3) if a != axis]
+            marginal = p.sum(others)  # (B, L, n)
+            ratio = input_size[axis] / size[axis]
+            centres = (torch.arange(size[axis], dtype=torch.float32) + 0.5) * ratio - 0.5
+            out.append((marginal * centres).sum(-1))
+        return torch.stack(out, -1)
+
+
+class LevelCropClassifier(nn.Module):
+    """Twin of Swift's LevelCropClassifier: one crop per level resampled (trilinear) around given points of the grid,
+    one shared backbone, one linear per condition shared by the levels, ordinal heads."""
+
+    def __init__(self, inner, crop, scale, levels=5, heads=25, classes=3):
+        super().__init__()
+        self.backbone = inner
+        self.head = LevelHead(inner.feature_count, levels, heads // levels)
+        self.link = LogisticCumulativeLink(heads, classes)
+        self.crop, self.scale, self.levels = list(crop), scale, levels
+
+    def crops(self, x, points):
+        """x (B, C, D, H, W), points (B, L, 3) voxel (d, h, w) → (L * B, C, *crop), level-major."""
+        b, l = points.shape[:2]
+        size = x.shape[2:]
+        axes = [(torch.arange(n, dtype=torch.float32) - (n - 1) / 2) * self.scale for n in self.crop]
+        od, oh, ow = torch.meshgrid(*axes, indexing="ij")
+        offsets = torch.stack([od, oh, ow], -1)  # (cd, ch, cw, 3) as (d, h, w)
+        at = points.transpose(0, 1).reshape(l * b, 1, 1, 1, 3) + offsets
+        norm = torch.stack([2 * at[..., a] / (size[a] - 1) - 1 for a in (2, 1, 0)], -1)  # grid_sample wants (x=w, y=h, z=d)
+        source = x.unsqueeze(0).expand(l, *x.shape).reshape(l * b, *x.shape[1:])
+        return F.grid_sample(source, norm, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+    def forward(self, x, points):
+        b = x.shape[0]
+        f = self.backbone(self.crops(x, points)).view(self.levels, b, -1).transpose(0, 1).reshape(b, -1)
+        return self.link(self.head(f))
+
+
+class TwoStage(nn.Module):
+    """Twin of Swift's TwoStageModel: the localizer on the grid average-pooled by `pool`, then level crops at its
+    points in the stored grid."""
+
+    def __init__(self, classifier, localizer, pool):
+        super().__init__()
+        self.localizer, self.classifier, self.pool = localizer, classifier, pool
+
+    def locate(self, x):
+        coarse = F.avg_pool3d(x, self.pool) if self.pool > 1 else x
+        return LevelLocalizer.soft_argmax(self.localizer(coarse), list(x.shape[2:]))
+
+    def forward(self, x):
+        points = self.locate(x)
+        return self.classifier(x, points), points
+
+
 def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
     present = (labels >= 0).float()
     safe = labels.clamp(min=0)
@@ -269,12 +367,20 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--level-crop", type=int, nargs=3, help="D H W: one crop per level (LevelCropBackbone)")
+    ap.add_argument("--two-stage", type=int, nargs=3, help="D H W: the crop of the two-stage model (TwoStage)")
+    ap.add_argument("--crop-scale", type=float, default=1.0)
+    ap.add_argument("--pool", type=int, default=2)
+    ap.add_argument("--localizer-width", type=int, default=8)
     ap.add_argument("--weights")
     ap.add_argument("--input")
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop)
+    if a.two_stage:
+        net = TwoStage(LevelCropClassifier(EfficientNet3D(a.variant or "b0", a.width), a.two_stage, a.crop_scale, heads=a.heads),
+                       LevelLocalizer(width=a.localizer_width), a.pool)
+    else:
+        net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop)
     if a.command == "describe":
         params = sum(p.numel() for p in net.parameters())
         shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
@@ -285,7 +391,10 @@ def main():
             if isinstance(m, nn.BatchNorm3d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
-        if isinstance(net.backbone, LevelCropBackbone):  # five distinct crop positions inside the grid
+        if isinstance(net, TwoStage):  # peaked heatmaps, so the points spread over the grid and the crops differ
+            with torch.no_grad():
+                net.localizer.heat.weight.mul_(40)
+        if isinstance(getattr(net, "backbone", None), LevelCropBackbone):  # five distinct crop positions inside the grid
             with torch.no_grad():
                 for level in range(5):
                     net.backbone.atlas[level] = torch.tensor([a.size / 2 + level - 2.3, a.size * (level + 1) / 6, a.size / 2 - 0.6])
@@ -298,7 +407,11 @@ def main():
         x = load_file(a.input)["x"]
     net.eval()
     with torch.no_grad():
-        save_file({"probs": net(x).contiguous()}, a.out)
+        if a.two_stage:
+            probs, points = net(x)
+            save_file({"probs": probs.contiguous(), "points": points.contiguous()}, a.out)
+        else:
+            save_file({"probs": net(x).contiguous()}, a.out)
 
 
 if __name__ == "__main__":
