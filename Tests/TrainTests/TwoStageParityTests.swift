@@ -3,22 +3,25 @@ import TestSupport
 import Train
 import XCTest
 
-/// The two-stage model (localizer + level crops at its points) gives the PyTorch twin's probabilities and points, both
-/// ways (to 1e-4 and 1e-3 voxels).
+/// The two-stage model (localizer, then level crops at its points) gives the PyTorch twin's probabilities and points,
+/// both ways (to 1e-4 and 1e-3 voxels).
 final class TwoStageParityTests: XCTestCase {
-    /// A tiny two-stage model on a 24³ grid: crops 6 × 8 × 6 at 1.5 grid voxels, the localizer at 12³.
-    static let spec = TwoStageSpec(backbone: ModelSpec(name: "efficientnet3d", inputSize: [1, 1, 1], width: 0.25),
-                                   crops: try! PointCrops(size: [6, 8, 6], scale: 1.5), localizerWidth: 4, pool: 2)
-
-    static func twinArguments(_ s: TwoStageSpec) -> [String] {
-        ["--model", "efficientnet3d", "--variant", s.backbone.variant, "--width", String(s.backbone.width ?? 1), "--heads", "25",
-         "--two-stage"] + s.crops.size.map(String.init) + ["--crop-scale", String(s.crops.scale), "--pool", String(s.pool),
-         "--localizer-width", String(s.localizerWidth)]
+    /// A tiny two-stage model on a 24³ grid: crops 6 × 8 × 6 at 1.5 grid voxels, the localizer (width 4) at 12³.
+    static var spec: ModelSpec {
+        var spec = ModelSpec(name: "efficientnet3d", inputSize: [24, 24, 24], width: 0.25)
+        spec.twoStage = try! TwoStageLayout(crops: PointCrops(size: [6, 8, 6], scale: 1.5), localizerWidth: 4, pool: 2)
+        return spec
     }
 
     func runTwin(_ command: String, _ extra: [String]) throws {
-        let r = try Fixtures.run(Fixtures.python, [PyTorchTwin.script, command] + Self.twinArguments(Self.spec) + extra)
-        guard r.status == 0 else { throw TorchError("models.py \(command) failed: \(r.stderr)") }
+        let layout = Self.spec.twoStage!
+        let arguments = ["--two-stage"] + layout.crops.size.map(String.init)
+            + ["--crop-scale", String(layout.crops.scale), "--pool", String(layout.pool), "--localizer-width", String(layout.localizerWidth)]
+        _ = try PyTorchTwin.run(command, Self.spec, arguments + extra)
+    }
+
+    func located(_ model: OrdinalClassifier) throws -> Tensor {
+        try XCTUnwrap((model.backbone as? TwoStageBackbone)?.located)
     }
 
     func testOursInPyTorch() throws {
@@ -30,10 +33,12 @@ final class TwoStageParityTests: XCTestCase {
         for (name, t) in model.namedBuffers() where name.hasSuffix("running_var") { try t.uniform_(0.5, 1.5) }
         model.eval()
         let x = try Tensor.randn([2, 3, 24, 24, 24])
-        let (probs, points) = try Torch.noGrad { try model(x) }
+        let probs = try Torch.noGrad { try model(x) }
+        let points = try located(model)
         XCTAssertEqual(probs.shape, [2, 25, 3])
         XCTAssertEqual(points.shape, [2, 5, 3])
-        let w = dir.appendingPathComponent("w.safetensors"), i = dir.appendingPathComponent("x.safetensors"), o = dir.appendingPathComponent("y.safetensors")
+        let w = dir.appendingPathComponent("w.safetensors"), i = dir.appendingPathComponent("x.safetensors")
+        let o = dir.appendingPathComponent("y.safetensors")
         try Checkpoint.saveWeights(model, to: w)
         try SafeTensors.write(["x": x], to: i)
         try runTwin("forward", ["--weights", w.path, "--input", i.path, "--out", o.path])
@@ -45,19 +50,21 @@ final class TwoStageParityTests: XCTestCase {
     func testPyTorchsInOurs() throws {
         let dir = try Fixtures.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let w = dir.appendingPathComponent("w.safetensors"), i = dir.appendingPathComponent("x.safetensors"), o = dir.appendingPathComponent("y.safetensors")
-        try runTwin("export", ["--seed", "5", "--size", "24", "--weights", w.path, "--input", i.path, "--out", o.path])
+        let w = dir.appendingPathComponent("w.safetensors"), i = dir.appendingPathComponent("x.safetensors")
+        let o = dir.appendingPathComponent("y.safetensors")
+        try runTwin("export", ["--seed", "5", "--weights", w.path, "--input", i.path, "--out", o.path])
         let model = try Self.spec.make()
         try Checkpoint.loadWeights(w, into: model)
         model.eval()
         let x = try XCTUnwrap(SafeTensors.read(i).tensors["x"])
         let theirs = try SafeTensors.read(o).tensors
-        let (probs, points) = try Torch.noGrad { try model(x) }
+        let probs = try Torch.noGrad { try model(x) }
+        let points = try located(model)
         XCTAssertLessThan(try (probs - XCTUnwrap(theirs["probs"])).abs().max().item(), 1e-4)
         XCTAssertLessThan(try (points - XCTUnwrap(theirs["points"])).abs().max().item(), 1e-3)
-        // Points inside the grid, and not all the same: the loaded localizer is really used.
+        // The points spread inside the grid (the twin's heatmaps are peaked): the loaded localizer is really used.
         let p = try points.toArray(Float.self)
         XCTAssertTrue(p.allSatisfy { $0 > -1 && $0 < 24 }, "\(p)")
-        XCTAssertGreaterThan(Set(p.map { Int($0 * 100) }).count, 5)
+        XCTAssertGreaterThan((p.max() ?? 0) - (p.min() ?? 0), 1, "\(p)")
     }
 }

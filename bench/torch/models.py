@@ -224,7 +224,7 @@ class OrdinalClassifier(nn.Module):
     def __init__(self, backbone, heads=25, classes=3):
         super().__init__()
         self.backbone = backbone
-        if isinstance(backbone, LevelCropBackbone) and heads == 25:
+        if isinstance(backbone, (LevelCropBackbone, TwoStageBackbone)) and heads == 25:
             self.head = LevelHead(backbone.inner.feature_count, backbone.levels, heads // backbone.levels)
         else:
             self.head = nn.Linear(backbone.feature_count, heads)
@@ -286,50 +286,48 @@ class LevelLocalizer(nn.Module):
         return torch.stack(out, -1)
 
 
-class LevelCropClassifier(nn.Module):
-    """Twin of Swift's LevelCropClassifier: one crop per level resampled (trilinear) around given points of the grid,
-    one shared backbone, one linear per condition shared by the levels, ordinal heads."""
+class PointCrops:
+    """Twin of Swift's PointCrops: crops resampled (trilinear, zeros outside) around points (B, L, 3) of a grid."""
 
-    def __init__(self, inner, crop, scale, levels=5, heads=25, classes=3):
-        super().__init__()
-        self.backbone = inner
-        self.head = LevelHead(inner.feature_count, levels, heads // levels)
-        self.link = LogisticCumulativeLink(heads, classes)
-        self.crop, self.scale, self.levels = list(crop), scale, levels
+    def __init__(self, size, scale=1.0):
+        self.size, self.scale = list(size), scale
 
-    def crops(self, x, points):
-        """x (B, C, D, H, W), points (B, L, 3) voxel (d, h, w) → (L * B, C, *crop), level-major."""
+    def __call__(self, x, points):
+        """x (B, C, D, H, W), points (B, L, 3) voxel (d, h, w) → (L * B, C, *size), level-major."""
         b, l = points.shape[:2]
-        size = x.shape[2:]
-        axes = [(torch.arange(n, dtype=torch.float32) - (n - 1) / 2) * self.scale for n in self.crop]
-        od, oh, ow = torch.meshgrid(*axes, indexing="ij")
-        offsets = torch.stack([od, oh, ow], -1)  # (cd, ch, cw, 3) as (d, h, w)
-        at = points.transpose(0, 1).reshape(l * b, 1, 1, 1, 3) + offsets
-        norm = torch.stack([2 * at[..., a] / (size[a] - 1) - 1 for a in (2, 1, 0)], -1)  # grid_sample wants (x=w, y=h, z=d)
-        source = x.unsqueeze(0).expand(l, *x.shape).reshape(l * b, *x.shape[1:])
-        return F.grid_sample(source, norm, mode="bilinear", padding_mode="zeros", align_corners=True)
-
-    def forward(self, x, points):
-        b = x.shape[0]
-        f = self.backbone(self.crops(x, points)).view(self.levels, b, -1).transpose(0, 1).reshape(b, -1)
-        return self.link(self.head(f))
+        grid = x.shape[2:]
+        axes = [(torch.arange(n, dtype=torch.float32) - (n - 1) / 2) * self.scale for n in self.size]
+        offsets = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)  # (D, H, W, 3) as (d, h, w)
+        at = (points.float().reshape(b, l, 1, 1, 1, 3) + offsets).reshape(b, l * self.size[0], *self.size[1:], 3)
+        norm = torch.stack([2 * at[..., a] / max(grid[a] - 1, 1) - 1 for a in (2, 1, 0)], -1)  # (x=w, y=h, z=d)
+        y = F.grid_sample(x.float(), norm, mode="bilinear", padding_mode="zeros", align_corners=True)  # (B, C, L*D, H, W)
+        return y.view(b, x.shape[1], l, *self.size).permute(2, 0, 1, 3, 4, 5).reshape(l * b, x.shape[1], *self.size)
 
 
-class TwoStage(nn.Module):
-    """Twin of Swift's TwoStageModel: the localizer on the grid average-pooled by `pool`, then level crops at its
-    points in the stored grid."""
+class TwoStageBackbone(nn.Module):
+    """Twin of Swift's TwoStageBackbone: the localizer on the grid average-pooled by `pool`; one crop per level at its
+    points (or at `guide` when set: training on the labels) through one shared backbone; features (B, levels * C)."""
 
-    def __init__(self, classifier, localizer, pool):
+    def __init__(self, inner, crop, scale=1.0, localizer_width=8, pool=2, levels=5):
         super().__init__()
-        self.localizer, self.classifier, self.pool = localizer, classifier, pool
+        self.localizer = LevelLocalizer(levels, localizer_width)
+        self.inner = inner
+        self.crops, self.pool, self.levels = PointCrops(crop, scale), pool, levels
+        self.feature_count = levels * inner.feature_count
+        self.guide, self.located = None, None
+        self.register_buffer("offsets", torch.zeros(5 * levels, 3))
 
     def locate(self, x):
         coarse = F.avg_pool3d(x, self.pool) if self.pool > 1 else x
         return LevelLocalizer.soft_argmax(self.localizer(coarse), list(x.shape[2:]))
 
     def forward(self, x):
-        points = self.locate(x)
-        return self.classifier(x, points), points
+        b = x.shape[0]
+        self.located = self.locate(x)
+        points = self.located.detach()
+        if self.guide is not None:  # NaN where the prediction is used
+            points = torch.where(torch.isfinite(self.guide), self.guide.nan_to_num(), points)
+        return self.inner(self.crops(x, points)).view(self.levels, b, -1).transpose(0, 1).reshape(b, -1)
 
 
 def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
@@ -340,12 +338,16 @@ def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
     return -(w * likelihood.log()).sum() / w.sum().clamp(min=eps)
 
 
-def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_crop=None):
-    """The twin of Swift's ModelSpec(name:variant:inputSize:width:heads:classes:levelCrop:).make()."""
+def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_crop=None, two_stage=None):
+    """The twin of Swift's ModelSpec(name:variant:inputSize:width:heads:classes:levelCrop:twoStage:).make();
+    `two_stage` is (crop, scale, localizer width, pool)."""
     if model == "efficientnet3d":
         backbone = EfficientNet3D(variant or "b0", width)
         if level_crop:
             backbone = LevelCropBackbone(backbone, level_crop)
+        elif two_stage:
+            crop, scale, localizer_width, pool = two_stage
+            backbone = TwoStageBackbone(backbone, crop, scale, localizer_width, pool)
     elif model == "vit3d":
         dim, depth, h = VIT[variant or "tiny"]
         backbone = ViT3D([size] * 3, dim=dim, depth=depth, heads=h)
@@ -367,7 +369,7 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--level-crop", type=int, nargs=3, help="D H W: one crop per level (LevelCropBackbone)")
-    ap.add_argument("--two-stage", type=int, nargs=3, help="D H W: the crop of the two-stage model (TwoStage)")
+    ap.add_argument("--two-stage", type=int, nargs=3, help="D H W: the crop of the two-stage model (TwoStageBackbone)")
     ap.add_argument("--crop-scale", type=float, default=1.0)
     ap.add_argument("--pool", type=int, default=2)
     ap.add_argument("--localizer-width", type=int, default=8)
@@ -376,11 +378,8 @@ def main():
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    if a.two_stage:
-        net = TwoStage(LevelCropClassifier(EfficientNet3D(a.variant or "b0", a.width), a.two_stage, a.crop_scale, heads=a.heads),
-                       LevelLocalizer(width=a.localizer_width), a.pool)
-    else:
-        net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop)
+    two_stage = (a.two_stage, a.crop_scale, a.localizer_width, a.pool) if a.two_stage else None
+    net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop, two_stage=two_stage)
     if a.command == "describe":
         params = sum(p.numel() for p in net.parameters())
         shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
@@ -391,10 +390,10 @@ def main():
             if isinstance(m, nn.BatchNorm3d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
-        if isinstance(net, TwoStage):  # peaked heatmaps, so the points spread over the grid and the crops differ
+        if isinstance(net.backbone, TwoStageBackbone):  # peaked heatmaps: the points spread, the crops differ
             with torch.no_grad():
-                net.localizer.heat.weight.mul_(40)
-        if isinstance(getattr(net, "backbone", None), LevelCropBackbone):  # five distinct crop positions inside the grid
+                net.backbone.localizer.heat.weight.mul_(40)
+        if isinstance(net.backbone, LevelCropBackbone):  # five distinct crop positions inside the grid
             with torch.no_grad():
                 for level in range(5):
                     net.backbone.atlas[level] = torch.tensor([a.size / 2 + level - 2.3, a.size * (level + 1) / 6, a.size / 2 - 0.6])
@@ -407,11 +406,10 @@ def main():
         x = load_file(a.input)["x"]
     net.eval()
     with torch.no_grad():
+        out = {"probs": net(x).contiguous()}
         if a.two_stage:
-            probs, points = net(x)
-            save_file({"probs": probs.contiguous(), "points": points.contiguous()}, a.out)
-        else:
-            save_file({"probs": net(x).contiguous()}, a.out)
+            out["points"] = net.backbone.located.contiguous()
+        save_file(out, a.out)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Does each stage of the two-stage model learn on a demo-sized cohort? The PyTorch twins of fuse3d's models
-(bench/torch/models.py: LevelLocalizer, LevelCropClassifier, TwoStage) trained jointly on shards: the localizer on
+(bench/torch/models.py: TwoStageBackbone, its LevelLocalizer and PointCrops, under the ordinal heads) trained jointly on shards: the localizer on
 the grid average-pooled by --pool, supervised by the shards' spinal-canal keypoints (L1 in voxels, masked where
 NaN); the classifier on crops resampled around the labels' points with a uniform jitter of ±--jitter voxels.
 Held out: the localizer's error in mm (median, p90, per level) against an atlas (the training studies' mean
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "torch"))
 sys.path.insert(0, HERE)
-from models import EfficientNet3D, LevelCropClassifier, LevelLocalizer, TwoStage, cumulative_link_loss  # noqa: E402
+from models import cumulative_link_loss, make  # noqa: E402
 from twin_train import prior, score  # noqa: E402
 
 
@@ -74,7 +74,8 @@ def main():
 
     X = torch.from_numpy(V)  # float16, converted per batch
     Y, P = torch.from_numpy(L), torch.from_numpy(K)
-    net = TwoStage(LevelCropClassifier(EfficientNet3D("b0", 0.25), a.crop, a.scale), LevelLocalizer(width=a.width), a.pool)
+    net = make("efficientnet3d", "b0", width=0.25, two_stage=(a.crop, a.scale, a.width, a.pool))
+    backbone = net.backbone
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=0.01)
     base = prior(L[~val])
     steps = a.epochs * (len(train) // a.batch)
@@ -87,19 +88,20 @@ def main():
             b = train[k:k + a.batch]
             x = X[b].float()
             opt.zero_grad()
-            points = net.locate(x)
             truth = P[b]
             known = torch.isfinite(truth)
-            loc = (points - torch.nan_to_num(truth)).abs()[known].mean()
-            loss = a.loc_weight * loc
             if a.stage == "both":
-                centres = torch.where(known, torch.nan_to_num(truth), points.detach())
-                centres = centres + (torch.rand_like(centres) * 2 - 1) * a.jitter
-                cls = cumulative_link_loss(net.classifier(x, centres), Y[b])
-                loss = loss + cls
+                backbone.guide = truth + (torch.rand_like(truth) * 2 - 1) * a.jitter
+                cls = cumulative_link_loss(net(x), Y[b])
+                backbone.guide = None
+                points = backbone.located
+            else:
+                points = backbone.locate(x)
+            loc = (points - torch.nan_to_num(truth)).abs()[known].mean()
+            loss = a.loc_weight * loc + (cls if a.stage == "both" else 0)
             loss.backward()
             opt.step(); sched.step()
-            net.classifier.link.ascend()
+            net.link.ascend()
             losses.append((loc.item(), cls.item() if a.stage == "both" else 0))
         net.eval()
         preds, probs = [], []
@@ -107,7 +109,7 @@ def main():
             for k in range(0, int(val.sum()), a.batch):
                 b = np.where(val)[0][k:k + a.batch]
                 x = X[b].float()
-                p, pts = net(x) if a.stage == "both" else (None, net.locate(x))
+                p, pts = (net(x), backbone.located) if a.stage == "both" else (None, backbone.locate(x))
                 preds.append(pts.numpy())
                 if p is not None:
                     probs.append(p.numpy())

@@ -34,51 +34,18 @@ public struct PointCrops: Sendable, Equatable {
             }
         }
         let device = x.device
-        let offset = try Tensor(offsets, shape: [1] + size + [3], device: device)
-        let centres = try points.to(.float32, device: device).transpose(0, 1).contiguous().reshape([l * b, 1, 1, 1, 3])
-        let at = try centres + offset  // (L·B, D, H, W, 3) grid voxels (d, h, w)
+        let offset = try Tensor(offsets, shape: [1, 1] + size + [3], device: device)
+        let centres = try points.to(.float32, device: device).reshape([b, l, 1, 1, 1, 3])
+        // (B, L·D, H, W, 3) grid voxels (d, h, w): the levels side by side along the first crop axis, so the grid
+        // is sampled once per sample without copying it per level.
+        let at = try (centres + offset).reshape([b, l * size[0], size[1], size[2], 3])
         // grid_sample's normalised coordinates (align_corners) in its (x = w, y = h, z = d) order.
         let normalised = try (0..<3).reversed().map { a in
             try at.narrow(4, start: a, length: 1) * (2 / Double(max(grid[a] - 1, 1))) - 1
         }
-        let sampling = try Tensor.cat(normalised, dim: 4)
-        let source = try x.to(.float32).unsqueeze(0).expand([l] + x.shape).reshape([l * b] + Array(x.shape[1...]))
-        return try Functional.gridSample(source, grid: sampling, mode: .bilinear, padding: .zeros, alignCorners: true)
+        let sampled = try Functional.gridSample(try x.to(.float32), grid: try Tensor.cat(normalised, dim: 4), mode: .bilinear,
+                                                padding: .zeros, alignCorners: true)  // (B, C, L·D, H, W)
+        let c = x.shape[1]
+        return try sampled.reshape([b, c, l] + size).permute([2, 0, 1, 3, 4, 5]).contiguous().reshape([l * b, c] + size)
     }
-}
-
-/// Stage two of the two-stage model: one crop per level around given points, one backbone shared by the levels,
-/// one linear per condition shared by the levels (`LevelHead`), the ordinal heads. Weights are named as the PyTorch
-/// twin's `LevelCropClassifier` (`backbone.…`, `head.…`, `link.cutpoints`).
-public final class LevelCropClassifier: Module {
-    /// The network every crop goes through.
-    public let backbone: any Backbone
-    /// Per-level features → one logit per condition-level.
-    public let head: LevelHead
-    /// Logits → probabilities.
-    public let link: LogisticCumulativeLink
-    /// Where and how finely the crops are cut.
-    public let crops: PointCrops
-    /// Number of levels.
-    public let levels: Int
-
-    /// A classifier of `levels` crops through `backbone`, `heads` condition-levels of `classes` classes.
-    public init(backbone: any Backbone, crops: PointCrops, levels: Int = 5, heads: Int = 25, classes: Int = 3) throws {
-        guard heads % levels == 0 else { throw TorchError("\(heads) heads do not split into \(levels) levels") }
-        self.backbone = backbone
-        head = try LevelHead(features: backbone.featureCount, levels: levels, conditions: heads / levels)
-        link = try LogisticCumulativeLink(heads: heads, classes: classes)
-        self.crops = crops
-        self.levels = levels
-    }
-
-    /// `x` (B, C, D, H, W) and the levels' `points` (B, levels, 3) in its voxels → (B, heads) logits.
-    public func logits(_ x: Tensor, points: Tensor) throws -> Tensor {
-        let b = x.shape[0]
-        let f = try backbone.features(try crops(x, points: points))  // (L·B, F), level-major
-        return try head(try f.reshape([levels, b, backbone.featureCount]).transpose(0, 1).contiguous().reshape([b, levels * backbone.featureCount]))
-    }
-
-    /// (B, heads, classes) probabilities.
-    public func callAsFunction(_ x: Tensor, points: Tensor) throws -> Tensor { try link(logits(x, points: points)) }
 }

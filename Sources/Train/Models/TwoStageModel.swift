@@ -1,69 +1,78 @@
 import Foundation
 
-/// The recommended model: find the levels, then look closely. The localizer reads the stored grid average-pooled by
-/// `pool` (the coarse grid) and predicts each level's spinal-canal point; the classifier cuts a crop around each
-/// point from the stored grid itself (finer voxels) and grades the five levels with one shared network.
-/// Weights are named as the PyTorch twin `TwoStage` (`localizer.…`, `classifier.…`).
-public final class TwoStageModel: Module {
-    /// Stage one.
-    public let localizer: LevelLocalizer
-    /// Stage two.
-    public let classifier: LevelCropClassifier
-    /// Average-pooling factor from the stored grid to the localizer's input.
-    public let pool: Int
-
-    /// A model of these two stages; the localizer sees the grid pooled by `pool` (1: the grid itself).
-    public init(localizer: LevelLocalizer, classifier: LevelCropClassifier, pool: Int) throws {
-        guard pool >= 1 else { throw TorchError("the localizer's pooling must be 1 or more, not \(pool)") }
-        self.localizer = localizer
-        self.classifier = classifier
-        self.pool = pool
-    }
-
-    /// `x` (B, C, D, H, W), float32 → (B, levels, 3) predicted points (d, h, w) in voxels of `x`.
-    public func locate(_ x: Tensor) throws -> Tensor {
-        let k = [pool, pool, pool]
-        let coarse = pool > 1 ? try Functional.avgPool3d(x, kernel: k, stride: k, padding: [0, 0, 0]) : x
-        return try LevelLocalizer.softArgmax(try localizer(coarse), gridSize: Array(x.shape[2...]))
-    }
-
-    /// Probabilities (B, heads, classes) of crops at the predicted points, and those points (what validation,
-    /// evaluate and predict use: never the labels).
-    public func callAsFunction(_ x: Tensor) throws -> (probabilities: Tensor, points: Tensor) {
-        let points = try locate(x)
-        return (try classifier(x, points: points), points)
-    }
-}
-
-/// What to build for the two-stage model: the classifier's backbone (an EfficientNet-3D spec), the crops, and the
-/// localizer's width and pooling.
-public struct TwoStageSpec: Sendable, Equatable {
-    /// The backbone shared by the level crops ("efficientnet3d"; its input size is the crop size).
-    public var backbone: ModelSpec
-    /// Crops around each level.
+/// How the two-stage model is laid out: the crops around each level, and the localizer's width and input pooling.
+public struct TwoStageLayout: Sendable, Equatable {
+    /// Crops cut around each level's point from the stored grid.
     public var crops: PointCrops
-    /// The localizer's first-stage channels, and the pooling from the stored grid to its input.
-    public var localizerWidth: Int, pool: Int
+    /// The localizer's first-stage channels.
+    public var localizerWidth: Int
+    /// Average-pooling factor from the stored grid to the localizer's input (the coarse grid).
+    public var pool: Int
 
-    /// A spec; `backbone.inputSize` is taken from the crops.
-    public init(backbone: ModelSpec, crops: PointCrops, localizerWidth: Int = 8, pool: Int = 2) {
-        var backbone = backbone
-        backbone.inputSize = crops.size
-        self.backbone = backbone
+    /// A layout; `pool` ≥ 1, `localizerWidth` ≥ 1.
+    public init(crops: PointCrops, localizerWidth: Int = 8, pool: Int = 2) throws {
+        guard pool >= 1, localizerWidth >= 1 else { throw TorchError("the localizer needs a width and a pooling of 1 or more, not \(localizerWidth) and \(pool)") }
         self.crops = crops
         self.localizerWidth = localizerWidth
         self.pool = pool
     }
+}
 
-    /// Builds the model (weights freshly initialised from libtorch's generator: the classifier first).
-    public func make() throws -> TwoStageModel {
-        guard backbone.name == "efficientnet3d" else { throw TorchError("the two-stage model's crops go through efficientnet3d, not \(backbone.name)") }
-        guard var config = EfficientNetConfig.named(backbone.variant) else {
-            throw TorchError("efficientnet3d has variants b0, b1, b2, b3, not \(backbone.variant)")
+/// The recommended backbone: find the levels, then look closely. The localizer reads the stored grid average-pooled
+/// by `pool` (the coarse grid) and predicts each level's spinal-canal point; one crop per level is resampled around
+/// a point from the stored grid itself (its finer voxels) and goes through one network shared by the levels; the
+/// features of the five crops side by side (B, levels · C), for a `LevelHead`.
+///
+/// The crops sit at the localizer's predictions, except where the trainer sets `guide` for a training step (the
+/// labels' points with a jitter): so validation, evaluate and predict never see labels. Weights are named as the
+/// PyTorch twin's `TwoStageBackbone` (`localizer.…`, `inner.…`).
+public final class TwoStageBackbone: Module, Backbone {
+    /// Stage one.
+    public let localizer: LevelLocalizer
+    /// The network every crop goes through.
+    public let inner: any Backbone
+    /// Crops, localizer width and pooling.
+    public let layout: TwoStageLayout
+    /// Number of levels.
+    public let levels: Int
+    /// Points (B, levels, 3) in the stored grid's voxels that the next forward crops at instead of its predictions,
+    /// NaN where the prediction should be used (training only: the trainer sets and clears it around a step).
+    public var guide: Tensor?
+    /// The points (B, levels, 3) the last forward predicted, with their graph when gradients are on.
+    public private(set) var located: Tensor?
+    /// (levels · 5 conditions, 3): each label column's mean offset (voxels) from its level's spinal-canal point in the
+    /// training studies, so the points of every condition follow from the localizer's (set by the trainer, saved).
+    @Buffer public var offsets: Tensor
+
+    /// A two-stage backbone over `inner`, as `layout` says.
+    public init(inner: any Backbone, layout: TwoStageLayout, levels: Int = 5) throws {
+        localizer = try LevelLocalizer(levels: levels, width: layout.localizerWidth)
+        self.inner = inner
+        self.layout = layout
+        self.levels = levels
+        _offsets = Buffer(wrappedValue: try Tensor.zeros([5 * levels, 3]))
+    }
+
+    public var featureCount: Int { levels * inner.featureCount }
+
+    /// `x` (B, C, D, H, W), float32 → (B, levels, 3) predicted points (d, h, w) in voxels of `x`.
+    public func locate(_ x: Tensor) throws -> Tensor {
+        let k = [layout.pool, layout.pool, layout.pool]
+        let coarse = layout.pool > 1 ? try Functional.avgPool3d(x, kernel: k, stride: k, padding: [0, 0, 0]) : x
+        return try LevelLocalizer.softArgmax(try localizer(coarse), gridSize: Array(x.shape[2...]))
+    }
+
+    public func features(_ x: Tensor) throws -> Tensor {
+        let b = x.shape[0]
+        let predicted = try locate(x)
+        located = predicted
+        var points = try predicted.detach()
+        if let guide {
+            let values = try guide.to(.float32, device: .cpu).toArray(Float.self)
+            let known = try Tensor(values.map(\.isFinite), shape: guide.shape, device: x.device)
+            points = try Tensor.where(known, try Tensor(values.map { $0.isFinite ? $0 : 0 }, shape: guide.shape, device: x.device), points)
         }
-        if let width = backbone.width { config.width = width }
-        let classifier = try LevelCropClassifier(backbone: try EfficientNet3D(config), crops: crops, heads: backbone.heads,
-                                                 classes: backbone.classes)
-        return try TwoStageModel(localizer: try LevelLocalizer(width: localizerWidth), classifier: classifier, pool: pool)
+        let f = try inner.features(try layout.crops(x, points: points))  // (levels · B, F), level-major
+        return try f.reshape([levels, b, inner.featureCount]).transpose(0, 1).contiguous().reshape([b, levels * inner.featureCount])
     }
 }
