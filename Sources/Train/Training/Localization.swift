@@ -100,3 +100,28 @@ public func conditionOffsets(keypoints: [[Float]]) -> [Float] {
     }
     return (0..<75).map { count[$0 / 3] > 0 ? Float(sum[$0] / Double(count[$0 / 3])) : 0 }
 }
+
+/// Every label column's predicted point for each study of `dataset`: the two-stage models' spinal-canal points
+/// (averaged over the models) plus their training studies' mean offset of each condition from its level's canal
+/// point (`TwoStageBackbone.offsets`), mapped through the study's affine to patient LPS mm: study id → 25 × (x, y, z).
+public func predictedPoints(_ models: [OrdinalClassifier], dataset: ShardDataset, device: Device, batchSize: Int = 4) throws -> [Int64: [Double]] {
+    let backbones = models.compactMap { $0.backbone as? TwoStageBackbone }
+    guard backbones.count == models.count, !models.isEmpty else { throw TorchError("only two-stage models predict points") }
+    let offsets = try backbones.map { try $0.offsets.to(.float32, device: .cpu).toArray(Float.self) }
+    let offset = (0..<75).map { i in offsets.map { Double($0[i]) }.reduce(0, +) / Double(offsets.count) }
+    let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: batchSize, shuffle: false, dropLast: false), device: device)
+    let located = try locateLevels(models, loader: loader)
+    let affines = try studyAffines(dataset)
+    var out: [Int64: [Double]] = [:]
+    for (id, v) in located {
+        guard let a = affines[id] else { continue }
+        var mm: [Double] = []
+        for column in 0..<25 {
+            let level = column % 5
+            let voxel: [Double] = (0..<3).map { Double(v.points[3 * level + $0]) + offset[3 * column + $0] }
+            for r in 0..<3 { mm.append(a[4 * r] * voxel[0] + a[4 * r + 1] * voxel[1] + a[4 * r + 2] * voxel[2] + a[4 * r + 3]) }
+        }
+        out[id] = mm
+    }
+    return out
+}
