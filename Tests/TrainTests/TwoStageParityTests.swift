@@ -6,17 +6,17 @@ import XCTest
 /// The two-stage model (localizer, then level crops at its points) gives the PyTorch twin's probabilities and points,
 /// both ways (to 1e-4 and 1e-3 voxels).
 final class TwoStageParityTests: XCTestCase {
-    /// A tiny two-stage model on a 24³ grid: crops 6 × 8 × 6 at 1.5 grid voxels, the localizer (width 4) at 12³.
+    /// A tiny two-stage model on a 24³ grid: crops 6 × 8 × 6 at 1.5 grid voxels, the localizer (width 4) at 12 × 24 × 12.
     static var spec: ModelSpec {
         var spec = ModelSpec(name: "efficientnet3d", inputSize: [24, 24, 24], width: 0.25)
-        spec.twoStage = try! TwoStageLayout(crops: PointCrops(size: [6, 8, 6], scale: 1.5), localizerWidth: 4, pool: 2)
+        spec.twoStage = try! TwoStageLayout(crops: PointCrops(size: [6, 8, 6], scale: 1.5), localizerWidth: 4, pool: [2, 1, 2])
         return spec
     }
 
     func runTwin(_ command: String, _ extra: [String]) throws {
         let layout = Self.spec.twoStage!
         let arguments = ["--two-stage"] + layout.crops.size.map(String.init)
-            + ["--crop-scale", String(layout.crops.scale), "--pool", String(layout.pool), "--localizer-width", String(layout.localizerWidth)]
+            + ["--crop-scale", String(layout.crops.scale), "--pool"] + layout.pool.map(String.init) + ["--localizer-width", String(layout.localizerWidth)]
         _ = try PyTorchTwin.run(command, Self.spec, arguments + extra)
     }
 

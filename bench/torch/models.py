@@ -308,17 +308,17 @@ class TwoStageBackbone(nn.Module):
     """Twin of Swift's TwoStageBackbone: the localizer on the grid average-pooled by `pool`; one crop per level at its
     points (or at `guide` when set: training on the labels) through one shared backbone; features (B, levels * C)."""
 
-    def __init__(self, inner, crop, scale=1.0, localizer_width=8, pool=2, levels=5):
+    def __init__(self, inner, crop, scale=1.0, localizer_width=8, pool=(4, 2, 2), levels=5):
         super().__init__()
         self.localizer = LevelLocalizer(levels, localizer_width)
         self.inner = inner
-        self.crops, self.pool, self.levels = PointCrops(crop, scale), pool, levels
+        self.crops, self.pool, self.levels = PointCrops(crop, scale), tuple(pool), levels
         self.feature_count = levels * inner.feature_count
         self.guide, self.located = None, None
         self.register_buffer("offsets", torch.zeros(5 * levels, 3))
 
     def locate(self, x):
-        coarse = F.avg_pool3d(x, self.pool) if self.pool > 1 else x
+        coarse = F.avg_pool3d(x, self.pool) if max(self.pool) > 1 else x
         return LevelLocalizer.soft_argmax(self.localizer(coarse), list(x.shape[2:]))
 
     def forward(self, x):
@@ -371,7 +371,7 @@ def main():
     ap.add_argument("--level-crop", type=int, nargs=3, help="D H W: one crop per level (LevelCropBackbone)")
     ap.add_argument("--two-stage", type=int, nargs=3, help="D H W: the crop of the two-stage model (TwoStageBackbone)")
     ap.add_argument("--crop-scale", type=float, default=1.0)
-    ap.add_argument("--pool", type=int, default=2)
+    ap.add_argument("--pool", type=int, nargs=3, default=[4, 2, 2])
     ap.add_argument("--localizer-width", type=int, default=8)
     ap.add_argument("--weights")
     ap.add_argument("--input")

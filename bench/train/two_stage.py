@@ -41,7 +41,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--pool", type=int, default=2)
+    ap.add_argument("--pool", type=int, nargs=3, default=[4, 2, 2], help="the localizer's input: the grid average-pooled by these (d, h, w)")
     ap.add_argument("--crop", type=int, nargs=3, default=[16, 24, 20])
     ap.add_argument("--scale", type=float, default=1.0, help="stored voxels per crop voxel")
     ap.add_argument("--jitter", type=float, default=2.0, help="uniform crop-centre jitter in training (stored voxels)")

@@ -6,12 +6,14 @@ public struct TwoStageLayout: Sendable, Equatable {
     public var crops: PointCrops
     /// The localizer's first-stage channels.
     public var localizerWidth: Int
-    /// Average-pooling factor from the stored grid to the localizer's input (the coarse grid).
-    public var pool: Int
+    /// Average-pooling factors (d, h, w) from the stored grid to the localizer's input (the coarse grid).
+    public var pool: [Int]
 
-    /// A layout; `pool` ≥ 1, `localizerWidth` ≥ 1.
-    public init(crops: PointCrops, localizerWidth: Int = 8, pool: Int = 2) throws {
-        guard pool >= 1, localizerWidth >= 1 else { throw TorchError("the localizer needs a width and a pooling of 1 or more, not \(localizerWidth) and \(pool)") }
+    /// A layout; three `pool` factors ≥ 1, `localizerWidth` ≥ 1.
+    public init(crops: PointCrops, localizerWidth: Int = 8, pool: [Int] = [4, 2, 2]) throws {
+        guard pool.count == 3, pool.allSatisfy({ $0 >= 1 }), localizerWidth >= 1 else {
+            throw TorchError("the localizer needs a width of 1 or more and three pooling factors of 1 or more, not \(localizerWidth) and \(pool)")
+        }
         self.crops = crops
         self.localizerWidth = localizerWidth
         self.pool = pool
@@ -57,8 +59,8 @@ public final class TwoStageBackbone: Module, Backbone {
 
     /// `x` (B, C, D, H, W), float32 → (B, levels, 3) predicted points (d, h, w) in voxels of `x`.
     public func locate(_ x: Tensor) throws -> Tensor {
-        let k = [layout.pool, layout.pool, layout.pool]
-        let coarse = layout.pool > 1 ? try Functional.avgPool3d(x, kernel: k, stride: k, padding: [0, 0, 0]) : x
+        let k = layout.pool
+        let coarse = k.contains { $0 > 1 } ? try Functional.avgPool3d(x, kernel: k, stride: k, padding: [0, 0, 0]) : x
         return try LevelLocalizer.softArgmax(try localizer(coarse), gridSize: Array(x.shape[2...]))
     }
 
