@@ -5,8 +5,8 @@
 #ifndef CTORCH_FUNCTIONS_H
 #define CTORCH_FUNCTIONS_H
 
-#define CTORCH_ABI_HASH "c5dbe7107022e662"
-#define CTORCH_FUNCTION_COUNT 97
+#define CTORCH_ABI_HASH "e88cc4bb5dc775cb"
+#define CTORCH_FUNCTION_COUNT 99
 
 #define CTORCH_FUNCTIONS(VOID_FN, VALUE_FN) \
     VALUE_FN(const char *, at_version, (void), ()) \
@@ -21,6 +21,8 @@
     VOID_FN(atg_autocast_exit, (int cuda), (cuda)) \
     VOID_FN(atg_get_rng_state, (at_tensor *out), (out)) \
     VOID_FN(atg_set_rng_state, (at_tensor state), (state)) \
+    VOID_FN(atg_get_cuda_rng_state, (int device, at_tensor *out), (device, out)) \
+    VOID_FN(atg_set_cuda_rng_state, (int device, at_tensor state), (device, state)) \
     VOID_FN(at_free, (at_tensor t), (t)) \
     VOID_FN(at_empty, (const int64_t *shape, int ndim, int dtype, int device, at_tensor *out), (shape, ndim, dtype, device, out)) \
     VOID_FN(at_full, (const int64_t *shape, int ndim, double value, int dtype, int device, at_tensor *out), (shape, ndim, value, dtype, device, out)) \

@@ -156,6 +156,25 @@ void atg_set_rng_state(at_tensor state) {
     )
 }
 
+// Through the Context, not at::cuda::detail: this file builds against CPU-only libtorch too, where the CUDA
+// hooks throw "without ATen_cuda library" (turned into the caller's error by PROTECT).
+void atg_get_cuda_rng_state(int device, at_tensor *out) {
+    *out = nullptr;
+    PROTECT(
+        auto gen = at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device)));
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        *out = wrap(gen.get_state());
+    )
+}
+
+void atg_set_cuda_rng_state(int device, at_tensor state) {
+    PROTECT(
+        auto gen = at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device)));
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(T(state));
+    )
+}
+
 void at_free(at_tensor t) { delete static_cast<at::Tensor *>(t); }
 
 #define OUT(expr)              \

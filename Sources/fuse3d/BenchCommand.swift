@@ -43,8 +43,7 @@ struct BenchTrain: ParsableCommand {
         if model.lowercased() == "vit3d" && size % 16 != 0 {
             throw ValidationError("--size must be a multiple of 16 (the patch) for vit3d, not \(size)")
         }
-        guard let d = Device(device) else { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
-        try Torch.validate(d)
+        try Torch.validate(try SharedChecks.device(device))
     }
 
     func run() throws {
@@ -83,9 +82,7 @@ struct BenchLoader: ParsableCommand {
         guard epochs > 0, batch > 0, prefetch > 0, (threads ?? 1) > 0 else {
             throw ValidationError("--epochs, --batch, --prefetch and --threads must be positive")
         }
-        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: shards).appendingPathComponent("manifest.json").path) else {
-            throw ValidationError("\(shards) has no manifest.json: give a shard folder written by fuse3d ingest")
-        }
+        try SharedChecks.shardFolder(shards)
     }
 
     func run() throws {

@@ -20,9 +20,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Also write the score and the baseline's as JSON to this file.") var out: String?
 
     func validate() throws {
-        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: shards).appendingPathComponent("manifest.json").path) else {
-            throw ValidationError("'\(shards)' has no manifest.json: give a shard folder written by `fuse3d ingest`.")
-        }
+        try SharedChecks.shardFolder(shards)
     }
 
     func run() throws {

@@ -39,7 +39,7 @@ struct PredictCommand: ParsableCommand {
         if !FileManager.default.fileExists(atPath: shardFolder.appendingPathComponent(Manifest.fileName).path) {
             let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("fuse3d-predict-\(UUID().uuidString.prefix(8))")
             temporary = tmp
-            try ingest(archive: shardFolder, into: tmp, like: try RunSource.load(run: runURL))
+            try ingest(archive: shardFolder, into: tmp, like: try RunFolder(runURL).source())
             shardFolder = tmp
         }
         let trained = try runOptions.load()

@@ -13,11 +13,14 @@ struct TrainCommand: ParsableCommand {
         Splits the studies into K folds (stratified on the worst spinal grade; RUN/splits.json, reused), trains each fold
         (AdamW, warm-up + cosine, gradient clipping, optional EMA and bf16 autocast), validates every epoch and writes
         RUN/config.yaml, RUN/fold-I/{metrics.csv,best.safetensors,last.safetensors}, RUN/summary.json and RUN/report.html.
-        A killed run continues exactly where it stopped with --resume. Flags override the --config file.
+        A killed run continues exactly where it stopped with --resume. A folder that already holds fold results is
+        refused unless --resume (continue it) or --overwrite (delete the earlier run's files first) is given; nothing
+        is written before the folds, the folder and the configuration are checked. Flags override the --config file.
 
         Example:
           fuse3d train demo-out/shards --out demo-out/run --folds 4 --epochs 20 --batch 4
           fuse3d train /data/shards --out /data/run --config train.yaml --fold 0 --device cuda --resume
+          fuse3d train demo-out/shards --out demo-out/run --epochs 30 --overwrite
         """)
 
     @Argument(help: "The shard folder (with manifest.json) to train on.")
@@ -40,12 +43,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "cpu, cuda or cuda:N.") var device: String?
     @Option(help: "libtorch threads (default: all cores).") var threads: Int?
     @Flag(help: "Continue an interrupted run from its last checkpoints (finished folds are kept).") var resume = false
+    @Flag(help: "Delete the earlier run's files in --out (fold results, checkpoints, split, summary) and train afresh.") var overwrite = false
     @Option(help: .hidden) var stopAfterSteps: Int?
 
     func validate() throws {
-        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: shards).appendingPathComponent("manifest.json").path) else {
-            throw ValidationError("'\(shards)' has no manifest.json: give a shard folder written by `fuse3d ingest`.")
-        }
+        try SharedChecks.shardFolder(shards)
         if let model, !ModelSpec.names.contains(model) { throw ValidationError("--model must be one of \(ModelSpec.names.joined(separator: ", ")), not \(model)") }
         if let folds, folds < 2 { throw ValidationError("--folds must be at least 2.") }
         if let fold, fold < 0 { throw ValidationError("--fold must be 0 or more.") }
@@ -53,8 +55,9 @@ struct TrainCommand: ParsableCommand {
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1.") }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive.") }
         if let width, !(width > 0) { throw ValidationError("--width must be positive.") }
-        if let device, Device(device) == nil { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
+        if let device { try SharedChecks.device(device) }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other: continue the run, or replace it.") }
     }
 
     /// The configuration: the --config file (or the run's own config.yaml when resuming), then the flags.
@@ -80,18 +83,15 @@ struct TrainCommand: ParsableCommand {
         // Epoch lines reach a log file as they happen, not when the buffer fills.
         setvbuf(stdout, nil, _IOLBF, 0)
         let config = try resolvedConfig()
-        if Device(config.device)?.isCUDA == true && !Torch.cudaAvailable {
-            throw ValidationError("device \(config.device): this libtorch has no usable CUDA; set LIBTORCH to a CUDA build and rebuild")
-        }
+        try Torch.validate(try Device.parse(config.device))
         let runURL = URL(fileURLWithPath: out)
         let dataset = try ShardDataset(directory: URL(fileURLWithPath: shards))
         let trainer = try Trainer(config: config, dataset: dataset, run: runURL)
         trainer.stopAfterSteps = stopAfterSteps
-        try RunSource(shards: dataset.directory.path, parameters: dataset.manifest.parameters, shape: dataset.manifest.shape).save(run: runURL)
-        let split = try trainer.split()
-        let foldList = fold.map { [$0] } ?? Array(0..<split.k)
+        // Checked before the banner and before any file is written.
+        let foldList = try trainer.plan(folds: fold.map { [$0] }, resume: resume, overwrite: overwrite)
         print("training \(config.model)\(config.width.map { " width \($0)" } ?? "") on \(dataset.count) studies of \(dataset.manifest.shape): "
-              + "folds \(foldList.map(String.init).joined(separator: ",")) of \(split.k), \(config.epochs) epochs, batch \(config.batchSize), device \(config.device)")
+              + "folds \(foldList.map(String.init).joined(separator: ",")) of \(config.folds), \(config.epochs) epochs, batch \(config.batchSize), device \(config.device)")
         let line = TrainingLine(foldsAfter: { f in foldList.filter { $0 > f }.count })
         trainer.onProgress = { line.update($0) }
         trainer.onEpoch = { fold, r in
@@ -101,7 +101,7 @@ struct TrainCommand: ParsableCommand {
                          r.anySevereSpinal, r.lr, r.samplesPerSecond))
         }
         let summary: RunSummary
-        do { summary = try trainer.train(folds: foldList, resume: resume) } catch let stopped as Trainer.Stopped {
+        do { summary = try trainer.train(folds: foldList, resume: resume, overwrite: overwrite) } catch let stopped as Trainer.Stopped {
             line.clear()
             print(stopped.description)
             throw ExitCode(3)
@@ -112,8 +112,8 @@ struct TrainCommand: ParsableCommand {
         }
         print(String(format: "mean validation score %.4f, baseline %.4f (ratio %.3f)", summary.meanValRsnaScore, summary.priorRsnaScore,
                      summary.meanValRsnaScore / summary.priorRsnaScore))
-        let report = try TrainingReport.write(run: runURL)
-        print("wrote \(runURL.appendingPathComponent("summary.json").path) and \(report.path)")
+        let report = try RunReport.write(trainer.folder)
+        print("wrote \(trainer.folder.summaryURL.path) and \(report.path)")
     }
 }
 

@@ -8,10 +8,10 @@ struct TrainedRunOptions: ParsableArguments {
     @Option(help: "cpu, cuda or cuda:N.") var device = "cpu"
 
     func validate() throws {
-        guard FileManager.default.fileExists(atPath: runURL.appendingPathComponent(RunSummary.fileName).path) else {
-            throw ValidationError("'\(runFolder)' has no \(RunSummary.fileName): give a run folder written by `fuse3d train`.")
+        guard FileManager.default.fileExists(atPath: runURL.appendingPathComponent(RunFolder.summaryName).path) else {
+            throw ValidationError("'\(runFolder)' has no \(RunFolder.summaryName): give a run folder written by `fuse3d train`.")
         }
-        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, not \(device)") }
+        try Torch.validate(try SharedChecks.device(device))
     }
 
     /// The run folder.

@@ -60,19 +60,24 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(report.components(separatedBy: "<svg").count - 1, 3)
         XCTAssertTrue(report.contains("spinal_canal_stenosis") && !report.contains("src=\"http"))
 
-        // Stopped after 3 steps (fold 0 then fold 1, one step per epoch), then killed with SIGKILL at some moment, then resumed to the end.
+        // Stopped after 1 step (fold 0, one step per epoch), then resumed and killed with SIGKILL once fold 1 has saved its
+        // first checkpoint (polled, so the kill lands mid-run), then resumed to the end.
         let resumed = Self.root.appendingPathComponent("resumed")
-        let stop = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", resumed.path, "--config", cfg.path, "--stop-after-steps", "3"])
+        let stop = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", resumed.path, "--config", cfg.path, "--stop-after-steps", "1"])
         XCTAssertEqual(stop.status, 3, stop.stderr + stop.stdout)
+        let foldOneCheckpoint = resumed.appendingPathComponent("fold-1/last.safetensors").path
+        XCTAssertFalse(FileManager.default.fileExists(atPath: foldOneCheckpoint))
         let p = Process()
         p.executableURL = Fixtures.fuse3d
         p.arguments = ["train", Self.shards.path, "--out", resumed.path, "--resume"]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        Thread.sleep(forTimeInterval: 1.5)
+        while p.isRunning && !FileManager.default.fileExists(atPath: foldOneCheckpoint) { usleep(2_000) }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the resumed run finished before it could be killed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: resumed.appendingPathComponent("summary.json").path))
         let finish = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", resumed.path, "--resume"])
         XCTAssertEqual(finish.status, 0, finish.stderr)
         for fold in 0..<2 {
@@ -114,5 +119,72 @@ final class TrainCommandTests: XCTestCase {
         let r = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", Self.root.appendingPathComponent("bad").path, "--config", cfg.path])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("\(cfg.path): optimiser: unknown key"), r.stderr)
+    }
+
+    func testAFolderWithResultsIsRefusedWithoutResumeOrOverwriteAndKeptAsItWas() throws {
+        let cfg = try config()
+        let run = Self.root.appendingPathComponent("refused")
+        let first = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", run.path, "--config", cfg.path, "--fold", "0", "--epochs", "1"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        func files() throws -> [String: Data] {
+            var out: [String: Data] = [:]
+            for case let path as String in FileManager.default.enumerator(atPath: run.path)! {
+                let url = run.appendingPathComponent(path)
+                var isDir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue { out[path] = try Data(contentsOf: url) }
+            }
+            return out
+        }
+        let before = try files()
+        XCTAssertNotNil(before["fold-0/best.safetensors"])
+
+        let again = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", run.path, "--config", cfg.path, "--fold", "0", "--epochs", "1"])
+        XCTAssertEqual(again.status, 1)
+        XCTAssertTrue(again.stderr.contains("\(run.path) already holds results of a training run (fold-0, summary.json): "
+                                            + "continue it with --resume, replace it with --overwrite, or give another --out"), again.stderr)
+        XCTAssertFalse(again.stderr.contains("libtorch"), again.stderr)
+        XCTAssertEqual(again.stdout, "", "nothing is announced before the checks")
+        XCTAssertEqual(try files(), before, "a refused run wrote or deleted something")
+
+        let both = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", run.path, "--resume", "--overwrite"])
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.stderr.contains("--resume and --overwrite exclude each other"), both.stderr)
+        XCTAssertEqual(try files(), before)
+
+        let overwritten = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", run.path, "--config", cfg.path, "--fold", "1",
+                                                             "--epochs", "1", "--overwrite"])
+        XCTAssertEqual(overwritten.status, 0, overwritten.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent("fold-0/result.json").path), "fold 0 of the earlier run is gone")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as! [String: Any]
+        XCTAssertEqual((summary["folds"] as! [[String: Any]]).map { $0["fold"] as! Int }, [1])
+
+        let help = try Fixtures.run(Fixtures.fuse3d, ["train", "--help"])
+        XCTAssertTrue(help.stdout.contains("--overwrite"), help.stdout)
+    }
+
+    func testAFoldOutOfRangeIsCheckedBeforeAnythingIsWritten() throws {
+        let run = Self.root.appendingPathComponent("fold-seven")
+        let r = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", run.path, "--config", try config().path, "--fold", "7"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("fold 7 does not exist: the run has folds 0..<2"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("libtorch"), r.stderr)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.path), "the run folder was created")
+    }
+
+    func testShardFolderAndDeviceChecksAreTheLibrariesOwnInEveryCommand() throws {
+        let empty = try Fixtures.scratch("not-shards")
+        for args in [["train", empty.path, "--out", empty.appendingPathComponent("run").path], ["bench", "loader", empty.path]] {
+            let r = try Fixtures.run(Fixtures.fuse3d, args)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains("\(empty.path): has no manifest.json: give a shard folder written by `fuse3d ingest`"), r.stderr)
+        }
+        for args in [["train", Self.shards.path, "--out", empty.appendingPathComponent("run").path, "--device", "tpu"],
+                     ["bench", "train", "--device", "tpu"]] {
+            let r = try Fixtures.run(Fixtures.fuse3d, args)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains("--device must be cpu, cuda or cuda:N, not tpu"), r.stderr)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: empty.path), [])
     }
 }

@@ -123,10 +123,11 @@ final class LoaderTests: XCTestCase {
         let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: 2, threads: 3, prefetch: 2))
         let batches = loader.batches(from: LoaderPosition(epoch: 0))
         _ = try batches.next()
-        // One batch taken: the readers may fill batches 1 and 2 (6 samples in all), then must wait.
+        // One batch taken: the readers may fill batches 1 and 2 (6 samples in all), then must wait. Once all three
+        // wait, none can decode more: the count is final.
         let deadline = Date().addingTimeInterval(20)
-        while batches.samplesDecoded < 6 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        Thread.sleep(forTimeInterval: 0.3)
+        while batches.readersWaiting < 3 && Date() < deadline { usleep(1_000) }
+        XCTAssertEqual(batches.readersWaiting, 3)
         XCTAssertEqual(batches.samplesDecoded, 6)
         var count = 1
         while try batches.next() != nil { count += 1 }

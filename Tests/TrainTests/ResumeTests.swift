@@ -43,4 +43,30 @@ final class ResumeTests: XCTestCase {
         }
         XCTAssertEqual(try scores(straight), try scores(interrupted))
     }
+
+    /// The CUDA generators are saved beside the CPU's only where libtorch has CUDA: on a CPU-only libtorch the
+    /// checkpoint is as before, and the shim's CUDA entry points exist and answer with libtorch's error, not a crash.
+    /// (Restoring them on a GPU is not exercised here: this machine has none.)
+    func testCUDAGeneratorsAreSavedOnlyWhereLibtorchHasCUDA() throws {
+        try XCTSkipIf(Torch.cudaAvailable, "a CUDA libtorch: this test covers the CPU-only path")
+        XCTAssertEqual(Torch.cudaDeviceCount, 0)
+        XCTAssertEqual(try Torch.cudaRNGStates().count, 0)
+        XCTAssertThrowsError(try Torch.cudaRNGState(device: 0)) { error in
+            XCTAssertTrue((error as? TorchError)?.message.contains("CUDA") == true, "\(error)")
+        }
+        let model = try Linear(3, 2)
+        let url = try Fixtures.scratch("cuda-rng").appendingPathComponent("last.safetensors")
+        try Checkpoint(epoch: 0, step: 0).save(model: model, optimizer: nil, to: url)
+        let keys = Set(try SafeTensors.read(url).tensors.keys)
+        XCTAssertTrue(keys.contains("rng/cpu"))
+        XCTAssertFalse(keys.contains { $0.hasPrefix("rng/cuda") }, "\(keys)")
+        // A checkpoint made on a GPU resumes on the CPU: its CUDA states are skipped, the CPU generator restored.
+        let before = try Torch.rngState().bytes()
+        var tensors = try SafeTensors.read(url)
+        tensors.tensors["rng/cuda:0"] = try Torch.rngState()
+        try SafeTensors.write(tensors.tensors, metadata: tensors.metadata, to: url)
+        _ = try Tensor.rand([4])
+        XCTAssertNoThrow(try Checkpoint.load(url, into: model))
+        XCTAssertEqual(try Torch.rngState().bytes(), before)
+    }
 }

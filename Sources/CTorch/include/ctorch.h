@@ -51,6 +51,9 @@ void atg_autocast_exit(int cuda);
 /** The CPU generator's state as a uint8 tensor, and restoring it. */
 void atg_get_rng_state(at_tensor *out);
 void atg_set_rng_state(at_tensor state);
+/** The default CUDA generator's state of GPU `device` as a uint8 tensor, and restoring it (an error on a CPU-only libtorch). */
+void atg_get_cuda_rng_state(int device, at_tensor *out);
+void atg_set_cuda_rng_state(int device, at_tensor state);
 
 /* ---- creation and lifetime ---- */
 void at_free(at_tensor t);

@@ -34,7 +34,7 @@ public struct TrainBenchmark {
     /// Builds the model and runs warm-up plus timed steps.
     public func run() throws -> Result {
         if device.isCUDA && !Torch.cudaAvailable {
-            throw TorchError("device \(device) requested, but this libtorch has no usable CUDA (point LIBTORCH at a CUDA build)")
+            throw TrainError(.configuration, "device \(device) requested, but this libtorch has no usable CUDA (point LIBTORCH at a CUDA build)")
         }
         Torch.threads = threads
         Torch.manualSeed(0)

@@ -2,7 +2,8 @@ import Foundation
 
 /// A resumable training state in one safetensors file. Model tensors keep their PyTorch names (so
 /// `safetensors.torch.load_file` + `load_state_dict` reads them after dropping names containing "/");
-/// optimiser state lives under `optimizer/<kind>/<param>`, the CPU generator under `rng/cpu`, other
+/// optimiser state lives under `optimizer/<kind>/<param>`, the CPU generator under `rng/cpu` and each visible
+/// GPU's generator under `rng/cuda:N` (only where libtorch has CUDA), other
 /// state (the EMA of the weights) under `<prefix>/<name>`, and epoch, steps and schedule position in the metadata.
 public struct Checkpoint {
     /// Epochs completed and optimiser steps taken (the schedule's position).
@@ -33,6 +34,7 @@ public struct Checkpoint {
             meta["fuse3d.optimizer_steps"] = String(state.steps)
         }
         tensors["rng/cpu"] = try Torch.rngState()
+        for (index, state) in try Torch.cudaRNGStates().enumerated() { tensors["rng/cuda:\(index)"] = state }
         try SafeTensors.write(tensors, metadata: meta, to: url)
     }
 
@@ -56,6 +58,12 @@ public struct Checkpoint {
             try optimizer.load(tensors: state, steps: steps)
         }
         if let rng = tensors["rng/cpu"] { try Torch.setRNGState(rng.to(device: .cpu)) }
+        // GPUs this process does not see (or a resume on the CPU) have no generator to restore; their states are not used.
+        let visible = Torch.cudaDeviceCount
+        for (key, state) in tensors where key.hasPrefix("rng/cuda:") {
+            guard let index = Int(key.dropFirst(9)), index < visible else { continue }
+            try Torch.setCUDARNGState(state.to(device: .cpu), device: index)
+        }
         guard let epoch = meta["fuse3d.epoch"].flatMap(Int.init), let step = meta["fuse3d.step"].flatMap(Int.init) else {
             throw fail("metadata lacks fuse3d.epoch / fuse3d.step")
         }

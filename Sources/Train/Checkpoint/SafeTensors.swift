@@ -1,4 +1,5 @@
 import Foundation
+import Shards
 
 /// The safetensors file format (Hugging Face): an 8-byte little-endian header length, a JSON header
 /// mapping each name to dtype, shape and byte range, then the raw little-endian tensor bytes.
@@ -16,7 +17,7 @@ public enum SafeTensors {
         .float32: "F32", .float64: "F64", .bool: "BOOL", .bfloat16: "BF16",
     ]
 
-    /// Writes `tensors` (any device; copied to the CPU) and string `metadata` to `url`, atomically.
+    /// Writes `tensors` (any device; copied to the CPU) and string `metadata` to `url`, complete-or-absent and fsynced.
     public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
@@ -37,7 +38,7 @@ public enum SafeTensors {
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
         file.append(json)
         for p in payload { file.append(contentsOf: p) }
-        try file.write(to: url, options: .atomic)
+        try AtomicFile.write(file, to: url)
     }
 
     /// Reads every tensor and the string metadata of a safetensors file onto `device`.

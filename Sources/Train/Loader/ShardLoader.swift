@@ -120,12 +120,12 @@ public final class ShardLoader {
     /// A loader over the samples of `studies` (nil: all), weighted by `weights` (by study id; nil: uniform).
     public init(dataset: ShardDataset, studies: Set<Int64>? = nil, weights: [Int64: Double]? = nil,
                 options: LoaderOptions = LoaderOptions(), device: Device = .cpu) throws {
-        guard options.batchSize > 0 else { throw TorchError("loader batch size must be positive, got \(options.batchSize)") }
+        guard options.batchSize > 0 else { throw TrainError(.loader, "loader batch size must be positive, got \(options.batchSize)") }
         guard !options.channels.isEmpty, options.channels.allSatisfy({ (0..<3).contains($0) }) else {
-            throw TorchError("loader channels must be a non-empty subset of 0, 1, 2; got \(options.channels)")
+            throw TrainError(.loader, "loader channels must be a non-empty subset of 0, 1, 2; got \(options.channels)")
         }
         guard options.threads > 0, options.prefetch > 0, options.shuffleWindow >= 0 else {
-            throw TorchError("loader threads and prefetch must be positive and shuffleWindow not negative; got "
+            throw TrainError(.loader, "loader threads and prefetch must be positive and shuffleWindow not negative; got "
                              + "\(options.threads), \(options.prefetch), \(options.shuffleWindow)")
         }
         self.dataset = dataset
@@ -133,7 +133,7 @@ public final class ShardLoader {
         if let weights {
             let w = samples.map { weights[dataset.studyIDs[$0]] ?? 1 }
             guard w.allSatisfy({ $0 >= 0 && $0.isFinite }), w.contains(where: { $0 > 0 }) else {
-                throw TorchError("loader weights must be finite, non-negative and not all zero")
+                throw TrainError(.loader, "loader weights must be finite, non-negative and not all zero")
             }
             self.weights = w
         } else {
@@ -248,6 +248,8 @@ public final class LoaderEpoch {
 
     /// The most batch buffers that existed at once ahead of the consumer (never above `prefetch`).
     public var peakBuffersInFlight: Int { pipeline.statistics.peakBuffers }
+    /// Readers now waiting for the consumer (their next batch is `prefetch` or more ahead of it).
+    public var readersWaiting: Int { pipeline.statistics.waiting }
 }
 
 /// Host batch buffers, reused once nobody holds them: a fresh 100 MB buffer costs as much in page
@@ -327,7 +329,7 @@ private final class PrefetchPipeline: @unchecked Sendable {
     private var buffers: [Int: BatchBuffer] = [:]
     private var failure: (batch: Int, error: Error)?
     private var stopping = false
-    private var counters = (decoded: 0, peakBuffers: 0)
+    private var counters = (decoded: 0, peakBuffers: 0, waiting: 0)
 
     init(loader: ShardLoader, order: [Int], firstBatch: Int) {
         dataset = loader.dataset
@@ -362,7 +364,7 @@ private final class PrefetchPipeline: @unchecked Sendable {
         finished.wait()
     }
 
-    var statistics: (decoded: Int, peakBuffers: Int) {
+    var statistics: (decoded: Int, peakBuffers: Int, waiting: Int) {
         condition.lock()
         defer { condition.unlock() }
         return counters
@@ -401,7 +403,9 @@ private final class PrefetchPipeline: @unchecked Sendable {
                     nextSample += 1
                     break
                 }
+                counters.waiting += 1
                 condition.wait()
+                counters.waiting -= 1
             }
             guard position >= 0 else {
                 condition.unlock()
@@ -471,32 +475,6 @@ private final class PrefetchPipeline: @unchecked Sendable {
             var message = "\(error)"
             if message.hasPrefix(path + ": ") { message.removeFirst(path.count + 2) }
             throw LoaderError(shard: path, sample: local, studyID: dataset.studyIDs[index], message: message)
-        }
-    }
-}
-
-/// A small seeded generator (SplitMix64): the same numbers on every platform and thread count.
-struct SplitMix64 {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-
-    /// Fisher–Yates with this generator (Swift's `shuffle(using:)` may change its algorithm between releases).
-    mutating func shuffle<T>(_ values: inout [T]) {
-        guard values.count > 1 else { return }
-        for i in stride(from: values.count - 1, to: 0, by: -1) {
-            values.swapAt(i, Int(next() % UInt64(i + 1)))
         }
     }
 }

@@ -19,7 +19,7 @@ public final class LevelCropBackbone: Module, Backbone {
 
     /// Crops of `crop` voxels at `levels` positions (all at the origin until the atlas is set).
     public init(inner: any Backbone, crop: [Int], levels: Int = 5) throws {
-        guard crop.count == 3, crop.allSatisfy({ $0 > 0 }) else { throw TorchError("level crops need three positive sizes (D, H, W), not \(crop)") }
+        guard crop.count == 3, crop.allSatisfy({ $0 > 0 }) else { throw TrainError(.configuration, "level crops need three positive sizes (D, H, W), not \(crop)") }
         self.inner = inner
         self.crop = crop
         self.levels = levels
@@ -32,7 +32,7 @@ public final class LevelCropBackbone: Module, Backbone {
     /// up, less half the crop, kept inside the grid.
     public func cropStarts(grid: [Int]) throws -> [[Int]] {
         let centres = try atlas.to(.float32, device: .cpu).toArray(Float.self)
-        guard centres.allSatisfy(\.isFinite) else { throw TorchError("the level atlas is not set (it holds \(centres))") }
+        guard centres.allSatisfy(\.isFinite) else { throw TrainError(.configuration, "the level atlas is not set (it holds \(centres))") }
         return (0..<levels).map { l in
             (0..<3).map { a in min(max(0, Int((Double(centres[3 * l + a]) + 0.5).rounded(.down)) - crop[a] / 2), grid[a] - crop[a]) }
         }
@@ -41,7 +41,7 @@ public final class LevelCropBackbone: Module, Backbone {
     public func features(_ x: Tensor) throws -> Tensor {
         let shape = x.shape, b = shape[0]
         let grid = Array(shape[2...])
-        guard zip(crop, grid).allSatisfy({ $0 <= $1 }) else { throw TorchError("level crops \(crop) do not fit in the grid \(grid)") }
+        guard zip(crop, grid).allSatisfy({ $0 <= $1 }) else { throw TrainError(.configuration, "level crops \(crop) do not fit in the grid \(grid)") }
         let crops = try cropStarts(grid: grid).map { starts in
             try (0..<3).reduce(x) { t, a in try t.narrow(2 + a, start: starts[a], length: crop[a]) }
         }
@@ -91,7 +91,7 @@ public enum LevelAtlas {
         }
         let missing = (0..<5).filter { count[$0] == 0 }
         guard missing.isEmpty else {
-            throw TorchError("level_crops needs spinal keypoints (train_label_coordinates.csv) of the training studies; none for level(s) \(missing.map { RSNA.levelTitles[$0] })")
+            throw TrainError(.configuration, "level_crops needs spinal keypoints (train_label_coordinates.csv) of the training studies; none for level(s) \(missing.map { RSNA.levelTitles[$0] })")
         }
         return (0..<15).map { Float(sum[$0] / Double(count[$0 / 3])) }
     }

@@ -48,7 +48,7 @@ public struct ModelSpec: Sendable, Equatable {
         switch name {
         case "efficientnet3d":
             guard var config = EfficientNetConfig.named(variant) else {
-                throw TorchError("efficientnet3d has variants b0, b1, b2, b3, not \(variant)")
+                throw TrainError(.configuration, "efficientnet3d has variants b0, b1, b2, b3, not \(variant)")
             }
             if let width { config.width = width }
             let backbone = try EfficientNet3D(config)
@@ -60,12 +60,12 @@ public struct ModelSpec: Sendable, Equatable {
             }
             return try OrdinalClassifier(backbone: backbone, heads: heads, classes: classes)
         case "vit3d":
-            guard levelCrop == nil, twoStage == nil else { throw TorchError("level_crops and two_stage are built for efficientnet3d; vit3d takes the whole grid") }
-            guard let s = ModelSpec.vitSizes[variant] else { throw TorchError("vit3d has variants tiny, small, base, not \(variant)") }
+            guard levelCrop == nil, twoStage == nil else { throw TrainError(.configuration, "level_crops and two_stage are built for efficientnet3d; vit3d takes the whole grid") }
+            guard let s = ModelSpec.vitSizes[variant] else { throw TrainError(.configuration, "vit3d has variants tiny, small, base, not \(variant)") }
             let config = ViTConfig(patch: 16, dim: s.dim, depth: s.depth, heads: s.heads, inputSize: inputSize)
             return try OrdinalClassifier(backbone: ViT3D(config), heads: heads, classes: classes)
         default:
-            throw TorchError("unknown model \(name); known: \(ModelSpec.names.joined(separator: ", "))")
+            throw TrainError(.configuration, "unknown model \(name); known: \(ModelSpec.names.joined(separator: ", "))")
         }
     }
 }

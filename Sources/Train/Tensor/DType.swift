@@ -46,6 +46,13 @@ public enum Device: Equatable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// Parses a `--device` value, with the one message every command shows for a bad one (whether this libtorch
+    /// can use it is `Torch.validate`'s check).
+    public static func parse(_ text: String) throws -> Device {
+        guard let device = Device(text) else { throw TrainError(.configuration, "--device must be cpu, cuda or cuda:N, not \(text)") }
+        return device
+    }
+
     /// A short readable form for logs and test failures.
     public var description: String {
         switch self {

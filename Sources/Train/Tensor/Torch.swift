@@ -117,6 +117,28 @@ public enum Torch {
         atg_set_rng_state(state.handle)
         try check()
     }
+
+    /// The default CUDA generator's state of every visible GPU, by index (none when this libtorch has no usable
+    /// CUDA, so the CPU path never asks for it): dropout and drop-path on a GPU draw from these, not the CPU's.
+    public static func cudaRNGStates() throws -> [Tensor] {
+        try (0..<cudaDeviceCount).map { try cudaRNGState(device: $0) }
+    }
+
+    /// GPUs this libtorch can use (0 without usable CUDA).
+    public static var cudaDeviceCount: Int { cudaAvailable ? Int(atg_cuda_device_count()) : 0 }
+
+    /// The default CUDA generator's state of GPU `device` (a libtorch error on a CPU-only build).
+    static func cudaRNGState(device: Int) throws -> Tensor {
+        var out: at_tensor?
+        atg_get_cuda_rng_state(Int32(device), &out)
+        return try Tensor.adopt(out)
+    }
+
+    /// Restores GPU `device`'s default CUDA generator from `cudaRNGStates()`'s tensor.
+    public static func setCUDARNGState(_ state: Tensor, device: Int) throws {
+        atg_set_cuda_rng_state(Int32(device), state.handle)
+        try check()
+    }
 }
 
 /// The libtorch fuse3d runs on, as `Torch.library()` found it.

@@ -15,13 +15,10 @@ public struct FoldSplit: Codable, Equatable, Sendable {
     /// Study ids held out by each fold, sorted.
     public var folds: [[Int64]]
 
-    /// The file name inside a run folder.
-    public static let fileName = "splits.json"
-
     /// Splits `labels` (study id → 25 labels, −1 missing) into `k` folds.
     public init(labels: [Int64: [Int8]], k: Int, seed: UInt64) throws {
-        guard k >= 2 else { throw TorchError("a K-fold split needs k ≥ 2, got \(k)") }
-        guard labels.count >= k else { throw TorchError("\(labels.count) studies cannot be split into \(k) folds") }
+        guard k >= 2 else { throw TrainError(.runFolder, "a K-fold split needs k ≥ 2, got \(k)") }
+        guard labels.count >= k else { throw TrainError(.runFolder, "\(labels.count) studies cannot be split into \(k) folds") }
         var strata: [Int: [Int64]] = [:]
         for (study, row) in labels { strata[Self.worstSpinalGrade(row), default: []].append(study) }
         var rng = SplitMix64(seed: seed ^ 0x5EED_F01D)
@@ -51,25 +48,6 @@ public struct FoldSplit: Codable, Equatable, Sendable {
 
     /// Studies fold `fold` validates on.
     public func validation(_ fold: Int) -> Set<Int64> { Set(folds[fold]) }
-
-    /// The split stored in `run`, if any; when `labels` differs in its studies the file is refused.
-    public static func load(run: URL, studies: Set<Int64>) throws -> FoldSplit? {
-        let url = run.appendingPathComponent(fileName)
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        let split: FoldSplit
-        do { split = try JSONDecoder.snakeCase.decode(FoldSplit.self, from: Data(contentsOf: url)) } catch {
-            throw TorchError("\(url.path): not a fold split (\(error))")
-        }
-        guard Set(split.folds.joined()) == studies, split.folds.count == split.k else {
-            throw TorchError("\(url.path): its studies differ from the shards' (train on the shards the run was made from, or use a new --out)")
-        }
-        return split
-    }
-
-    /// Writes the split to `run/splits.json`.
-    public func save(run: URL) throws {
-        try JSONEncoder.pretty.encode(self).write(to: run.appendingPathComponent(Self.fileName), options: .atomic)
-    }
 }
 
 /// Study id → its 25 labels for every sample of the dataset, read from the shards' label arrays alone.

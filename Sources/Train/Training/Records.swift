@@ -21,6 +21,28 @@ public struct EpochRecord: Codable, Equatable, Sendable {
         return "\(epoch)," + values.map { String(format: "%.6g", $0) }.joined(separator: ",")
             + String(format: ",%.2f,%.1f,%.2f", samplesPerSecond, seconds, loaderSeconds ?? 0)
     }
+
+    /// `metrics.csv`'s text: the header, then one row per record.
+    public static func csv(_ history: [EpochRecord]) -> String { ([csvHeader] + history.map(\.csvRow)).joined(separator: "\n") + "\n" }
+
+    /// The records of a `metrics.csv` text, read by column name (`loader_wait_s` may be missing, as in older runs).
+    public static func parse(csv text: String) throws -> [EpochRecord] {
+        let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        guard let header = lines.first else { throw TrainError(.runFolder, "is empty") }
+        return try lines.dropFirst().enumerated().map { index, row in
+            guard row.count == header.count else { throw TrainError(.runFolder, "line \(index + 2): \(row.count) cells under \(header.count) columns") }
+            let cells = Dictionary(zip(header, row), uniquingKeysWith: { a, _ in a })
+            func number(_ column: String) throws -> Double {
+                guard let cell = cells[column], let x = Double(cell) else { throw TrainError(.runFolder, "line \(index + 2): no number in column \(column)") }
+                return x
+            }
+            return EpochRecord(epoch: Int(try number("epoch")), lr: try number("lr"), trainLoss: try number("train_loss"),
+                               valLoss: try number("val_loss"), valScore: try number("val_score"), spinal: try number("spinal"),
+                               foraminal: try number("foraminal"), subarticular: try number("subarticular"),
+                               anySevereSpinal: try number("any_severe_spinal"), samplesPerSecond: try number("samples_per_s"),
+                               seconds: try number("seconds"), loaderSeconds: cells["loader_wait_s"].flatMap(Double.init))
+        }
+    }
 }
 
 /// What one fold achieved: its entry in `RUN/summary.json` (and `RUN/fold-I/result.json`).
@@ -33,9 +55,6 @@ public struct FoldResult: Codable, Equatable, Sendable {
     public var best: RSNAScore, prior: RSNAScore
     /// Studies trained on and validated on.
     public var trainStudies: Int, valStudies: Int
-
-    /// The file name inside a fold folder.
-    public static let fileName = "result.json"
 }
 
 /// `RUN/summary.json`: every fold's result, their mean score and the mean baseline score.
@@ -46,35 +65,6 @@ public struct RunSummary: Codable, Equatable, Sendable {
     public var meanValRsnaScore: Double, priorRsnaScore: Double
     /// The best constant prediction from every labelled study of the run (25 × 3): `evaluate`'s baseline.
     public var priorProbabilities: [Double]
-
-    /// The file name inside a run folder.
-    public static let fileName = "summary.json"
-
-    /// Gathers `fold-I/result.json` for every fold of the split that has one.
-    public static func gather(run: URL, split: FoldSplit, prior: [Double]) throws -> RunSummary {
-        var folds: [FoldResult] = []
-        for fold in 0..<split.k {
-            let url = run.appendingPathComponent("fold-\(fold)").appendingPathComponent(FoldResult.fileName)
-            guard FileManager.default.fileExists(atPath: url.path) else { continue }
-            folds.append(try JSONDecoder.snakeCase.decode(FoldResult.self, from: Data(contentsOf: url)))
-        }
-        let n = Double(max(1, folds.count))
-        return RunSummary(folds: folds, meanValRsnaScore: folds.map(\.valRsnaScore).reduce(0, +) / n,
-                          priorRsnaScore: folds.map(\.priorRsnaScore).reduce(0, +) / n, priorProbabilities: prior)
-    }
-
-    /// Reads `run/summary.json`.
-    public static func load(run: URL) throws -> RunSummary {
-        let url = run.appendingPathComponent(fileName)
-        do { return try JSONDecoder.snakeCase.decode(RunSummary.self, from: Data(contentsOf: url)) } catch {
-            throw TorchError("\(url.path): cannot read the run's summary (\(error)); has `fuse3d train` finished a fold?")
-        }
-    }
-
-    /// Writes `run/summary.json`.
-    public func save(run: URL) throws {
-        try JSONEncoder.pretty.encode(self).write(to: run.appendingPathComponent(Self.fileName), options: .atomic)
-    }
 }
 
 /// Where a fold's training stands: stored in every resumable checkpoint, so a resumed run continues
@@ -105,21 +95,5 @@ public struct RunSource: Codable, Equatable, Sendable {
         self.shards = shards
         self.parameters = parameters
         self.shape = shape
-    }
-
-    /// The file name inside a run folder.
-    public static let fileName = "source.json"
-
-    /// Reads `run/source.json`.
-    public static func load(run: URL) throws -> RunSource {
-        let url = run.appendingPathComponent(fileName)
-        do { return try JSONDecoder.snakeCase.decode(RunSource.self, from: Data(contentsOf: url)) } catch {
-            throw TorchError("\(url.path): cannot read the run's source (\(error))")
-        }
-    }
-
-    /// Writes `run/source.json`.
-    public func save(run: URL) throws {
-        try JSONEncoder.pretty.encode(self).write(to: run.appendingPathComponent(Self.fileName), options: .atomic)
     }
 }

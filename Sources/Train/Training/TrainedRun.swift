@@ -5,7 +5,9 @@ import Shards
 /// every fold's best checkpoint, averaged for `evaluate` and `predict`.
 public struct TrainedRun {
     /// The run folder.
-    public let run: URL
+    public var run: URL { folder.url }
+    /// The run folder, typed.
+    public let folder: RunFolder
     /// Its resolved configuration (`config.yaml`).
     public let config: TrainingConfig
     /// Its summary (`summary.json`).
@@ -13,17 +15,17 @@ public struct TrainedRun {
 
     /// Reads `run/config.yaml` and `run/summary.json`.
     public init(run: URL) throws {
-        self.run = run
-        config = try TrainingConfig.load(run.appendingPathComponent("config.yaml"))
-        summary = try RunSummary.load(run: run)
-        guard !summary.folds.isEmpty else { throw TorchError("\(run.path): no fold has finished an epoch; nothing to predict with") }
+        folder = RunFolder(run)
+        config = try folder.config()
+        summary = try folder.summary()
+        guard !summary.folds.isEmpty else { throw TrainError(.runFolder, "\(run.path): no fold has finished an epoch; nothing to predict with") }
     }
 
     /// One model per finished fold, loaded from `fold-I/best.safetensors`, on `device`.
     public func models(inputSize: [Int], device: Device = .cpu) throws -> [OrdinalClassifier] {
         try summary.folds.map { fold in
             let model = try config.modelSpec(gridSize: inputSize).make()
-            try Checkpoint.loadWeights(run.appendingPathComponent("fold-\(fold.fold)/best.safetensors"), into: model)
+            try Checkpoint.loadWeights(folder.fold(fold.fold).bestURL, into: model)
             try model.move(to: device)
             model.eval()
             return model

@@ -160,19 +160,19 @@ public struct TrainingConfig: Equatable, Sendable {
     public func inputSize(gridSize: [Int]) throws -> [Int] {
         if let levelCrops {
             guard inputCrop == nil, inputPool == 1 else {
-                throw TorchError("level_crops takes the stored grid as it is: remove input_crop and input_pool")
+                throw TrainError(.configuration, "level_crops takes the stored grid as it is: remove input_crop and input_pool")
             }
             guard zip(levelCrops, gridSize).allSatisfy({ $0 <= $1 }) else {
-                throw TorchError("level_crops \(levelCrops) do not fit in the shards' grid \(gridSize) (D, H, W)")
+                throw TrainError(.configuration, "level_crops \(levelCrops) do not fit in the shards' grid \(gridSize) (D, H, W)")
             }
         }
         let crop = inputCrop ?? gridSize
         guard crop.count == gridSize.count, zip(crop, gridSize).allSatisfy({ $0 <= $1 }) else {
-            throw TorchError("input_crop \(crop) does not fit in the shards' grid \(gridSize) (D, H, W)")
+            throw TrainError(.configuration, "input_crop \(crop) does not fit in the shards' grid \(gridSize) (D, H, W)")
         }
         let size = crop.map { $0 / inputPool }
         guard size.allSatisfy({ $0 >= 1 }) else {
-            throw TorchError("input_pool \(inputPool) leaves no voxel of the \(crop) input (D, H, W)")
+            throw TrainError(.configuration, "input_pool \(inputPool) leaves no voxel of the \(crop) input (D, H, W)")
         }
         return size
     }

@@ -1,0 +1,248 @@
+import Foundation
+import Shards
+
+/// One fold's training, in the steps a trainer is made of (as nnU-Net's and timm's trainers are): `init`
+/// sets up (seed, model, EMA, loaders, optimiser, schedule), `restore` continues from `last.safetensors`,
+/// `trainEpoch` runs the steps of one epoch, `validate` scores it and keeps the best, `checkpoint` saves
+/// everything an exact resume needs; `run` strings them together. The order of the set-up is part of the
+/// contract: it decides what the seeded generators give, so a resumed fold ends bit-identical to an
+/// uninterrupted one.
+public final class FoldTraining {
+    /// The fold, its folder, the split it is a fold of.
+    public let fold: Int, folder: FoldFolder, split: FoldSplit
+    /// The configuration and device (the trainer's).
+    public let config: TrainingConfig, device: Device
+    /// The model trained and, with `ema_decay` > 0, the exponential moving average of its weights (what is validated then).
+    public let model: OrdinalClassifier, ema: OrdinalClassifier?
+    /// The model's description (saved in checkpoints).
+    public let spec: ModelSpec
+    /// Training (shuffled, full batches) and validation loaders.
+    public let trainLoader: ShardLoader, valLoader: ShardLoader
+    /// Batches per epoch and optimiser steps of the whole fold.
+    public let batchesPerEpoch: Int, totalSteps: Int
+    /// The studies trained and validated on.
+    public let trainStudies: Set<Int64>, valStudies: Set<Int64>
+    /// Epochs finished so far (the next epoch's index, 0-based).
+    public var epochsDone: Int { state.position.epoch }
+    /// Every finished epoch's record.
+    public var history: [EpochRecord] { state.history }
+
+    private unowned let trainer: Trainer
+    private let optimizer: AdamW
+    private let schedule: WarmupCosine
+    private let step: TrainingStep
+    private let augmenter: Augmenter
+    private let prior: [Double]
+    private var state: TrainerState
+    /// The EMA's tensors beside the model's, paired once (both are updated in place from here on).
+    private let emaPairs: EMAPairs?
+
+    /// Sets fold `fold` of `split` up for `trainer`: seeds libtorch with seed + fold, builds the model (its level
+    /// atlas from the training studies), the EMA, the loaders, the optimiser and the schedule.
+    public init(trainer: Trainer, fold: Int, split: FoldSplit) throws {
+        let config = trainer.config, dataset = trainer.dataset, device = trainer.device
+        self.trainer = trainer
+        self.fold = fold
+        self.split = split
+        self.config = config
+        self.device = device
+        folder = trainer.folder.fold(fold)
+        try folder.create()
+        Torch.threads = config.threads > 0 ? config.threads : ProcessInfo.processInfo.activeProcessorCount
+        Torch.manualSeed(config.seed &+ UInt64(fold))
+
+        let spec = try config.modelSpec(gridSize: dataset.manifest.shape)
+        self.spec = spec
+        let model = try spec.make()
+        self.model = model
+        if let levels = model.backbone as? LevelCropBackbone {
+            // The crops sit at the training studies' mean spinal keypoints (saved with the weights as `backbone.atlas`).
+            let atlas = try LevelAtlas.mean(keypoints: try studyKeypoints(dataset, studies: Set(split.training(fold))))
+            try Torch.noGrad { try levels.atlas.copy_(try Tensor(atlas, shape: [5, 3])) }
+        }
+        try model.move(to: device)
+        let ema = config.emaDecay > 0 ? try spec.make() : nil
+        self.ema = ema
+        if let ema {
+            try ema.move(to: device)
+            try ema.update(parameters: model.stateDict())
+            ema.eval()
+        }
+        let trainStudies = split.training(fold), valStudies = split.validation(fold)
+        self.trainStudies = trainStudies
+        self.valStudies = valStudies
+        let threads = config.loaderThreads > 0 ? config.loaderThreads : ProcessInfo.processInfo.activeProcessorCount
+        trainLoader = try ShardLoader(dataset: dataset, studies: trainStudies,
+                                      options: LoaderOptions(batchSize: config.batchSize, shuffle: true, seed: config.seed &+ UInt64(fold) &* 7919,
+                                                             dropLast: true, threads: threads, prefetch: config.prefetch),
+                                      device: device)
+        valLoader = try ShardLoader(dataset: dataset, studies: valStudies,
+                                    options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
+                                                           threads: threads, prefetch: config.prefetch),
+                                    device: device)
+        let batchesPerEpoch = trainLoader.batchesPerEpoch
+        self.batchesPerEpoch = batchesPerEpoch
+        guard batchesPerEpoch > 0 else {
+            throw TrainError(.configuration, "fold \(fold): \(trainLoader.samples.count) training samples make no full batch of \(config.batchSize); lower batch_size")
+        }
+        let totalSteps = batchesPerEpoch * config.epochs
+        self.totalSteps = totalSteps
+        let optimizer = try AdamW(model.namedParameters(), learningRate: config.learningRate, betas: (config.beta1, config.beta2),
+                              eps: config.eps, weightDecay: config.weightDecay)
+        self.optimizer = optimizer
+        let schedule = WarmupCosine(peak: config.learningRate, warmup: Int((config.warmupEpochs * Double(batchesPerEpoch)).rounded()),
+                                total: totalSteps, floor: config.minLearningRate)
+        self.schedule = schedule
+        step = TrainingStep(model: model, optimizer: optimizer, loss: CumulativeLinkLoss(classWeights: config.classWeights.map(Float.init)),
+                            schedule: schedule, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil,
+                            mixedPrecision: config.bf16, device: device)
+        augmenter = Augmenter(options: config.augmentation, seed: config.seed &+ UInt64(fold))
+
+        let labels = try studyLabels(dataset)
+        prior = RSNAScore.prior(labels: Array(trainStudies.sorted().compactMap { labels[$0] }.joined()))
+        state = TrainerState(position: LoaderPosition(epoch: 0), step: 0, lossSum: 0, lossCount: 0, seconds: 0, samples: 0,
+                             loaderSeconds: 0, history: [], bestScore: nil, bestEpoch: nil)
+        emaPairs = ema.map { EMAPairs(ema: $0, model: model) }
+    }
+
+    /// Continues from `last.safetensors` when there is one (weights, optimiser, generators, EMA, loader position,
+    /// history); returns whether it did.
+    @discardableResult
+    public func restore() throws -> Bool {
+        guard FileManager.default.fileExists(atPath: folder.lastURL.path) else { return false }
+        let saved = try Checkpoint.load(folder.lastURL, into: model, optimizer: optimizer, device: device)
+        guard let json = saved.info[TrainerState.key],
+              let restored = try? JSONDecoder.snakeCase.decode(TrainerState.self, from: Data(json.utf8)) else {
+            throw TrainError(.runFolder, "\(folder.lastURL.path): holds no trainer state; train this fold again without --resume")
+        }
+        state = restored
+        if let ema { try ema.update(parameters: Dictionary(uniqueKeysWithValues: saved.extra.compactMap { k, v in
+            k.hasPrefix("ema/") ? (String(k.dropFirst(4)), v) : nil })) }
+        step.step = state.step
+        return true
+    }
+
+    /// Trains the rest of the current epoch (from the saved loader position), reporting progress after every step
+    /// and saving `last.safetensors` every `checkpoint_every` steps.
+    public func trainEpoch() throws {
+        let epoch = state.position.epoch
+        model.train()
+        let batches = trainLoader.batches(from: state.position)
+        var clock = Date()
+        while let batch = try batches.next() {
+            state.loaderSeconds = (state.loaderSeconds ?? 0) + Date().timeIntervalSince(clock)
+            let augmented = try augmenter(batch, step: step.step)
+            let loss = try step(config.modelInput(augmented.volumes, device: device), labels: augmented.labels)
+            guard loss.isFinite else {
+                throw TrainError(.diverged, "fold \(fold), epoch \(epoch + 1), step \(step.step): the training loss is \(loss); lower the learning rate, or raise batch_size (BatchNorm needs 2 or more samples)")
+            }
+            if let emaPairs { try updateEMA(emaPairs) }
+            let now = Date()
+            state.seconds += now.timeIntervalSince(clock)
+            clock = now
+            state.lossSum += loss
+            state.lossCount += 1
+            state.samples += batch.count
+            state.position = batches.position
+            state.step = step.step
+            trainer.stepsThisProcess += 1
+            if let onProgress = trainer.onProgress {
+                let rate = state.seconds > 0 ? Double(state.samples) / state.seconds : 0
+                let stepsLeft = totalSteps - state.step
+                onProgress(TrainingProgress(fold: fold, epoch: epoch + 1, epochs: config.epochs, batch: state.position.batch,
+                                            batches: batchesPerEpoch, runningLoss: state.lossSum / Double(state.lossCount), samplesPerSecond: rate,
+                                            etaSeconds: rate > 0 ? Double(stepsLeft * config.batchSize) / rate : 0))
+            }
+            if let stop = trainer.stopAfterSteps, trainer.stepsThisProcess >= stop {
+                try checkpoint()
+                throw Trainer.Stopped(fold: fold, step: state.step)
+            }
+            if config.checkpointEvery > 0, state.step % config.checkpointEvery == 0 { try checkpoint() }
+        }
+    }
+
+    /// Scores the epoch just trained on the validation studies (the EMA when there is one), appends its record to
+    /// the history, keeps `best.safetensors` and `result.json` when it is the best so far, and moves to the next epoch.
+    @discardableResult
+    public func validate() throws -> EpochRecord {
+        let epoch = state.position.epoch
+        let evaluated = ema ?? model
+        evaluated.eval()
+        let predictions = try predict([evaluated], loader: valLoader, config: config)
+        let score = RSNAScore(predictions)
+        let record = EpochRecord(epoch: epoch + 1, lr: schedule.learningRate(at: max(0, state.step - 1)),
+                                 trainLoss: state.lossSum / Double(max(1, state.lossCount)), valLoss: score.loss, valScore: score.score,
+                                 spinal: score.spinal, foraminal: score.foraminal, subarticular: score.subarticular,
+                                 anySevereSpinal: score.anySevereSpinal,
+                                 samplesPerSecond: state.seconds > 0 ? Double(state.samples) / state.seconds : 0, seconds: state.seconds,
+                                 loaderSeconds: state.loaderSeconds ?? 0)
+        state.history.append(record)
+        if state.bestScore.map({ score.score < $0 }) ?? true {
+            state.bestScore = score.score
+            state.bestEpoch = epoch + 1
+            try Checkpoint.saveWeights(evaluated, to: folder.bestURL)
+            let priorScore = RSNAScore(predictions.replacing(with: prior))
+            try folder.save(FoldResult(fold: fold, valRsnaScore: score.score, priorRsnaScore: priorScore.score,
+                                       bestEpoch: epoch + 1, spinal: score.spinal, foraminal: score.foraminal, subarticular: score.subarticular,
+                                       anySevereSpinal: score.anySevereSpinal, best: score, prior: priorScore,
+                                       trainStudies: trainStudies.count, valStudies: valStudies.count))
+        }
+        state.position = LoaderPosition(epoch: epoch + 1)
+        state.lossSum = 0
+        state.lossCount = 0
+        state.seconds = 0
+        state.loaderSeconds = 0
+        state.samples = 0
+        try folder.save(metrics: state.history)
+        return record
+    }
+
+    /// Saves `last.safetensors`: weights, optimiser, generators, EMA and the trainer state (loader position, running loss, history).
+    public func checkpoint() throws {
+        var extra: [String: Tensor] = [:]
+        if let ema { for (k, v) in ema.stateDict() { extra["ema/" + k] = v } }
+        let json = String(decoding: try JSONEncoder.pretty.encode(state), as: UTF8.self)
+        try Checkpoint(epoch: state.position.epoch, step: state.step, info: [TrainerState.key: json, "model": spec.name], extra: extra)
+            .save(model: model, optimizer: optimizer, to: folder.lastURL)
+    }
+
+    /// Trains the fold to its last epoch (continuing from `last.safetensors` with `resume`) and returns its result.
+    @discardableResult
+    public func run(resume: Bool) throws -> FoldResult {
+        if resume { try restore() }
+        while state.position.epoch < config.epochs {
+            try trainEpoch()
+            let record = try validate()
+            try checkpoint()
+            trainer.onEpoch?(fold, record)
+        }
+        return try folder.result()
+    }
+
+    /// The EMA's tensors paired with the model's: parameters (averaged) and buffers (BatchNorm statistics, copied).
+    private struct EMAPairs {
+        var parameters: [(ema: Tensor, model: Tensor)] = [], buffers: [(ema: Tensor, model: Tensor)] = []
+
+        init(ema: Module, model: Module) {
+            let current = model.stateDict()
+            let trainable = Set(model.namedParameters().map(\.0))
+            for (name, target) in ema.stateDict().sorted(by: { $0.key < $1.key }) {
+                guard let source = current[name] else { continue }
+                if trainable.contains(name) { parameters.append((target, source)) } else { buffers.append((target, source)) }
+            }
+        }
+    }
+
+    /// EMA of the weights after a step: e ← d·e + (1 − d)·p for parameters; buffers (BatchNorm statistics) copied.
+    private func updateEMA(_ pairs: EMAPairs) throws {
+        let d = config.emaDecay
+        try Torch.noGrad {
+            for (target, source) in pairs.parameters {
+                try target.mul_(d)
+                try target.add_(source, alpha: 1 - d)
+            }
+            for (target, source) in pairs.buffers { try target.copy_(source) }
+        }
+    }
+
+}
