@@ -21,6 +21,14 @@ public struct LocalizationError: Codable, Sendable, Equatable {
         points = all.count
     }
 
+    /// From metrics.csv's columns: median, p90, then the median per level (the count is not kept there).
+    init(columns: [Double]) {
+        medianMm = columns[0]
+        p90Mm = columns[1]
+        perLevelMm = Array(columns[2...])
+        points = 0
+    }
+
     /// The q-quantile with linear interpolation between order statistics (numpy's default); NaN for no values.
     static func quantile(_ values: [Double], _ q: Double) -> Double {
         guard !values.isEmpty else { return .nan }
