@@ -109,9 +109,20 @@ final class TrainCommandTests: XCTestCase {
 
         // From the DICOM archive: ingested with the run's pipeline, same predictions.
         let csv2 = Self.root.appendingPathComponent("submission-dicom.csv")
-        let pd = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.cohort.path, "--out", csv2.path])
+        let points = Self.root.appendingPathComponent("points-dicom.csv"), shardPoints = Self.root.appendingPathComponent("points.csv")
+        let pd = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.cohort.path, "--out", csv2.path, "--keypoints", points.path])
         XCTAssertEqual(pd.status, 0, pd.stderr)
         XCTAssertEqual(try Data(contentsOf: csv2), try Data(contentsOf: csv))
+        // The two-stage default's points: the same patient points from either source; the DICOM source names slices.
+        let ps = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.shards.path, "--out", csv.path, "--keypoints", shardPoints.path])
+        XCTAssertEqual(ps.status, 0, ps.stderr)
+        let fromDICOM = try String(contentsOf: points, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let fromShards = try String(contentsOf: shardPoints, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        XCTAssertEqual(fromDICOM.first?.joined(separator: ","), "study_id,condition,level,x,y,z,series_id,instance_number,pixel_x,pixel_y")
+        XCTAssertEqual(fromDICOM.count, 1 + 4 * 25)
+        XCTAssertEqual(fromDICOM.map { $0.prefix(6) }, fromShards.map { $0.prefix(6) })
+        XCTAssertTrue(fromDICOM.dropFirst().allSatisfy { !$0[6].isEmpty && Int($0[7]) != nil }, "\(fromDICOM.prefix(3))")
+        XCTAssertTrue(fromShards.dropFirst().allSatisfy { $0[6].isEmpty }, "\(fromShards.prefix(3))")
     }
 
     func testABadConfigurationNamesTheFileAndKey() throws {
