@@ -57,8 +57,14 @@ final class TrainCommandTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: straight.appendingPathComponent(name).path), name)
         }
         let report = try String(contentsOf: straight.appendingPathComponent("report.html"), encoding: .utf8)
-        XCTAssertEqual(report.components(separatedBy: "<svg").count - 1, 3)
+        // Loss, score, learning rate, and the default two-stage model's localizer error with its per-level table.
+        XCTAssertEqual(report.components(separatedBy: "<svg").count - 1, 4)
         XCTAssertTrue(report.contains("spinal_canal_stenosis") && !report.contains("src=\"http"))
+        XCTAssertTrue(report.contains("Localizer (stage one)"), "no localizer table in the report")
+        let summaryJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: straight.appendingPathComponent("summary.json"))) as! [String: Any]
+        let localization = try XCTUnwrap(((summaryJSON["folds"] as! [[String: Any]])[0])["localization"] as? [String: Any])
+        XCTAssertEqual((localization["per_level_mm"] as? [Double])?.count, 5)
+        XCTAssertGreaterThan(localization["points"] as? Int ?? 0, 0)
 
         // Stopped after 1 step (fold 0, one step per epoch), then resumed and killed with SIGKILL once fold 1 has saved its
         // first checkpoint (polled, so the kill lands mid-run), then resumed to the end.
