@@ -34,7 +34,7 @@ let package = Package(
             cxxSettings: [.unsafeFlags(["-I\(gdcmInclude)"])],
             linkerSettings: [
                 .linkedLibrary("gdcmMSFF"), .linkedLibrary("gdcmDSED"), .linkedLibrary("gdcmDICT"),
-                .linkedLibrary("gdcmIOD"), .linkedLibrary("gdcmCommon"), .linkedLibrary("stdc++"),
+                .linkedLibrary("gdcmIOD"), .linkedLibrary("gdcmCommon"), .linkedLibrary("charls"), .linkedLibrary("stdc++"),
             ]
         ),
         // HDF5 C API re-exports + the Zstandard filter (id 32015).

@@ -11,10 +11,10 @@ PY="${PYTHON:-python3}"
 log() { printf '[setup] %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------
-# libgdcm-dev: DICOM decode/encode; libhdf5-dev: shards; libzstd-dev: our HDF5
+# libgdcm-dev: DICOM decode/encode; libcharls-dev: JPEG-LS frames decoded by CharLS directly; libhdf5-dev: shards; libzstd-dev: our HDF5
 # Zstandard filter (id 32015); libpng-dev: `inspect --png` pictures; time: tests measure peak memory;
 # g++: builds the libtorch bridge (make torch); patchelf: points the bundle's binary at its libraries (make dist).
-DEB_PACKAGES=(libgdcm-dev libhdf5-dev libzstd-dev libpng-dev pkg-config time g++ patchelf)
+DEB_PACKAGES=(libgdcm-dev libcharls-dev libhdf5-dev libzstd-dev libpng-dev pkg-config time g++ patchelf)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -119,10 +120,11 @@ struct gd_file_s {
     std::string warnings;
     gdcm::StringFilter filter;
     int64_t pixel_length = -2;  // from the structure walk; see gd_file_pixel_data_length
-    // RLE Lossless files are read with a plain gdcm::Reader: GDCM's ImageReader decodes RLE pixel data
-    // while reading (measured: 7.5 ms per 448² file against 0.2 ms for the plain read), and fuse3d's own
-    // decoder does that work instead, from the data set's tags.
-    bool rle = false;
+    // RLE Lossless and JPEG-LS files are read with a plain gdcm::Reader: GDCM's ImageReader decodes RLE
+    // pixel data while reading (measured: 7.5 ms per 448² file against 0.2 ms for the plain read), and
+    // fuse3d's own paths do that work instead from the data set's tags (its RLE decoder; CharLS called
+    // directly for JPEG-LS, without GDCM's codec buffers). Frames those paths do not take go to GDCM.
+    bool native = false;
 };
 
 void fuse3d::set_last_error(const std::string &message) {
@@ -179,9 +181,10 @@ extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
         f->path = path;
         f->with_pixels = with_pixels != 0;
         f->pixel_length = pixel_length;
-        f->rle = f->with_pixels && meta_syntax == "1.2.840.10008.1.2.5";
+        f->native = f->with_pixels && (meta_syntax == "1.2.840.10008.1.2.5" || meta_syntax == "1.2.840.10008.1.2.4.80" ||
+                                       meta_syntax == "1.2.840.10008.1.2.4.81");
         bool ok;
-        if (f->rle) {
+        if (f->native) {
             f->reader = std::make_unique<gdcm::Reader>();
             f->reader->SetFileName(path);
             ok = f->reader->Read();
@@ -295,6 +298,23 @@ void convert(const char *raw, int64_t n, int bits_stored, bool is_signed, double
         out[i] = static_cast<float>(x * slope + intercept);
     }
 }
+
+/// The rescale of each frame: frame k's `frame_values` values use slopes[j] and intercepts[j], j = min(k, count - 1).
+struct Rescale {
+    const double *slopes;
+    const double *intercepts;
+    int64_t count;
+    int64_t frame_values;
+};
+
+template <typename T>
+void convert_frames(const char *raw, int64_t n, int bits_stored, bool is_signed, const Rescale &r, float *out) {
+    for (int64_t start = 0, k = 0; start < n; start += r.frame_values, k++) {
+        const int64_t i = std::min(k, r.count - 1);
+        convert<T>(raw + start * static_cast<int64_t>(sizeof(T)), std::min(r.frame_values, n - start), bits_stored,
+                   is_signed, r.slopes[i], r.intercepts[i], out + start);
+    }
+}
 }  // namespace
 
 namespace {
@@ -332,12 +352,13 @@ PixelLayout layout_from_tags(gd_file f) {
     return p;
 }
 
-/// Decodes RLE Lossless pixel data with fuse3d's own decoder (rle_decode.cpp) into `out`, frame
-/// after frame. 1: done; 0: not RLE, or not one fragment per frame (GDCM decodes it then);
-/// -1: a broken stream (last error set).
-int native_rle(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int64_t rows, int64_t cols, int64_t frames,
-               int samples, int bits, char *out, int64_t capacity) {
-    if (ts != gdcm::TransferSyntax::RLELossless || bits % 8 != 0) return 0;
+/// Decodes RLE Lossless (fuse3d's decoder, rle_decode.cpp) or JPEG-LS (CharLS, jpegls_decode.cpp) pixel data
+/// into `out`, frame after frame. 1: done; 0: another syntax, not one fragment per frame, or a frame the
+/// JPEG-LS path does not take (GDCM decodes it then); -1: a broken stream (last error set).
+int native_frames(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int64_t rows, int64_t cols, int64_t frames,
+                  int samples, int bits, char *out, int64_t capacity) {
+    const bool jpegls = ts == gdcm::TransferSyntax::JPEGLSLossless || ts == gdcm::TransferSyntax::JPEGLSNearLossless;
+    if ((ts != gdcm::TransferSyntax::RLELossless && !jpegls) || bits % 8 != 0) return 0;
     const gdcm::SequenceOfFragments *sf = pd.GetSequenceOfFragments();
     if (!sf || static_cast<int64_t>(sf->GetNumberOfFragments()) != frames) return 0;
     const int64_t frame_bytes = rows * cols * samples * (bits / 8);
@@ -348,12 +369,16 @@ int native_rle(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int6
     for (int64_t i = 0; i < frames; i++) {
         const gdcm::ByteValue *bv = sf->GetFragment(static_cast<unsigned int>(i)).GetByteValue();
         if (!bv) {
-            fuse3d::set_last_error("RLE: frame " + std::to_string(i) + " has an empty fragment");
+            fuse3d::set_last_error(std::string(jpegls ? "JPEG-LS" : "RLE") + ": frame " + std::to_string(i) + " has an empty fragment");
             return -1;
         }
-        const int64_t n = gd_rle_decode_frame(reinterpret_cast<const uint8_t *>(bv->GetPointer()), bv->GetLength(),
-                                              static_cast<int>(rows), static_cast<int>(cols), samples, bits,
-                                              reinterpret_cast<uint8_t *>(out + i * frame_bytes), static_cast<uint64_t>(frame_bytes));
+        const auto *fragment = reinterpret_cast<const uint8_t *>(bv->GetPointer());
+        auto *frame = reinterpret_cast<uint8_t *>(out + i * frame_bytes);
+        const int64_t n = jpegls ? gd_jpegls_decode_frame(fragment, bv->GetLength(), static_cast<int>(rows), static_cast<int>(cols),
+                                                          samples, bits, frame, static_cast<uint64_t>(frame_bytes))
+                                 : gd_rle_decode_frame(fragment, bv->GetLength(), static_cast<int>(rows), static_cast<int>(cols),
+                                                       samples, bits, frame, static_cast<uint64_t>(frame_bytes));
+        if (n == -2 || (n >= 0 && n != frame_bytes)) return 0;
         if (n < 0) {
             if (frames > 1) fuse3d::set_last_error("frame " + std::to_string(i) + ": " + t_last_error);
             return -1;
@@ -363,37 +388,41 @@ int native_rle(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int6
 }
 }  // namespace
 
+namespace {
+/// The file's GDCM ImageReader: its own, or (for a file read with a plain Reader for fuse3d's own
+/// decoders) a new one in `own`. nullptr with the last error set when GDCM cannot read the image.
+gdcm::ImageReader *image_reader(gd_file f, std::unique_ptr<gdcm::ImageReader> &own) {
+    if (!f->native) return static_cast<gdcm::ImageReader *>(f->reader.get());
+    own = std::make_unique<gdcm::ImageReader>();
+    own->SetFileName(f->path.c_str());
+    InsideGDCM inside;
+    if (!own->Read()) {
+        fuse3d::set_last_error("not a readable DICOM image");
+        return nullptr;
+    }
+    return own.get();
+}
+}  // namespace
+
 extern "C" int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int64_t capacity) {
     GD_PROTECT(
         if (!f->with_pixels) {
             fuse3d::set_last_error("file was opened without pixel data");
             return -1;
         }
-        if (f->rle && decoder == 1) {
+        if (f->native && decoder == 1) {
             const PixelLayout p = layout_from_tags(f);
             const int64_t length = p.rows * p.cols * p.frames * p.samples * (p.bits_allocated / 8);
             if (!out) return length;
             const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
-            const int r = native_rle(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), gdcm::TransferSyntax::RLELossless, p.rows,
-                                     p.cols, p.frames, p.samples, p.bits_allocated, reinterpret_cast<char *>(out), capacity);
-            if (r == 0) fuse3d::set_last_error("not RLE Lossless with one fragment per frame");
+            const int r = native_frames(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
+                                        p.rows, p.cols, p.frames, p.samples, p.bits_allocated, reinterpret_cast<char *>(out), capacity);
+            if (r == 0) fuse3d::set_last_error("not RLE Lossless or greyscale JPEG-LS with one fragment per frame");
             return r == 1 ? length : -1;
         }
-        // GDCM's decoders need its ImageReader; a file opened for fuse3d's RLE decoder is read again for them.
         std::unique_ptr<gdcm::ImageReader> own;
-        gdcm::ImageReader *ir = nullptr;
-        if (f->rle) {
-            own = std::make_unique<gdcm::ImageReader>();
-            own->SetFileName(f->path.c_str());
-            InsideGDCM inside;
-            if (!own->Read()) {
-                fuse3d::set_last_error("not a readable DICOM image");
-                return -1;
-            }
-            ir = own.get();
-        } else {
-            ir = static_cast<gdcm::ImageReader *>(f->reader.get());
-        }
+        gdcm::ImageReader *ir = image_reader(f, own);
+        if (!ir) return -1;
         const gdcm::Image &image = ir->GetImage();
         const int64_t length = static_cast<int64_t>(image.GetBufferLength());
         if (!out) return length;
@@ -404,10 +433,10 @@ extern "C" int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int
         if (decoder == 1) {
             const gdcm::PixelFormat &pf = image.GetPixelFormat();
             const int64_t frames = image.GetNumberOfDimensions() > 2 ? image.GetDimension(2) : 1;
-            const int r = native_rle(image.GetDataElement(), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
+            const int r = native_frames(image.GetDataElement(), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
                                      image.GetDimension(1), image.GetDimension(0), frames, pf.GetSamplesPerPixel(),
                                      pf.GetBitsAllocated(), reinterpret_cast<char *>(out), capacity);
-            if (r == 0) fuse3d::set_last_error("not RLE Lossless with one fragment per frame");
+            if (r == 0) fuse3d::set_last_error("not RLE Lossless or greyscale JPEG-LS with one fragment per frame");
             return r == 1 ? length : -1;
         }
         InsideGDCM inside;
@@ -429,9 +458,10 @@ void flip_monochrome1(float *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = hi + lo - out[i];
 }
 
-/// gd_file_decode for an RLE Lossless file read without GDCM's ImageReader: layout from the tags,
-/// frames by fuse3d's decoder, the same checks and conversion as the GDCM path.
-int64_t decode_rle_file(gd_file f, double slope, double intercept, float *out, int64_t capacity) {
+/// gd_file_decode for an RLE Lossless or JPEG-LS file read without GDCM's ImageReader: layout from the
+/// tags, frames by fuse3d's paths, the same checks and conversion as the GDCM path. -2: frames these
+/// paths do not take (the caller hands the file to GDCM).
+int64_t decode_native_file(gd_file f, const Rescale &rescale, float *out, int64_t capacity) {
     const PixelLayout p = layout_from_tags(f);
     if (p.samples != 1) {
         fuse3d::set_last_error("colour image (" + std::to_string(p.samples) + " samples per pixel, " + p.photometric +
@@ -457,35 +487,36 @@ int64_t decode_rle_file(gd_file f, double slope, double intercept, float *out, i
         return -1;
     }
     if (p.bits_allocated != 8 && p.bits_allocated != 16 && p.bits_allocated != 32) {
-        fuse3d::set_last_error("unsupported BitsAllocated " + std::to_string(p.bits_allocated) + " for RLE");
+        fuse3d::set_last_error("unsupported BitsAllocated " + std::to_string(p.bits_allocated));
         return -1;
     }
     const int64_t bytes = n * (p.bits_allocated / 8);
     std::vector<char> raw(static_cast<size_t>(bytes));
     const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
-    const int r = native_rle(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), gdcm::TransferSyntax::RLELossless, p.rows, p.cols,
-                             p.frames, 1, p.bits_allocated, raw.data(), bytes);
-    if (r == 0) fuse3d::set_last_error("RLE pixel data without one fragment per frame");
+    const int r = native_frames(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
+                                p.rows, p.cols, p.frames, 1, p.bits_allocated, raw.data(), bytes);
+    if (r == 0) return -2;
     if (r != 1) return -1;
     switch (p.bits_allocated) {
     case 8:
-        if (p.is_signed) convert<int8_t>(raw.data(), n, p.bits_stored, true, slope, intercept, out);
-        else convert<uint8_t>(raw.data(), n, p.bits_stored, false, slope, intercept, out);
+        if (p.is_signed) convert_frames<int8_t>(raw.data(), n, p.bits_stored, true, rescale, out);
+        else convert_frames<uint8_t>(raw.data(), n, p.bits_stored, false, rescale, out);
         break;
     case 16:
-        if (p.is_signed) convert<int16_t>(raw.data(), n, p.bits_stored, true, slope, intercept, out);
-        else convert<uint16_t>(raw.data(), n, p.bits_stored, false, slope, intercept, out);
+        if (p.is_signed) convert_frames<int16_t>(raw.data(), n, p.bits_stored, true, rescale, out);
+        else convert_frames<uint16_t>(raw.data(), n, p.bits_stored, false, rescale, out);
         break;
     default:
-        if (p.is_signed) convert<int32_t>(raw.data(), n, p.bits_stored, true, slope, intercept, out);
-        else convert<uint32_t>(raw.data(), n, p.bits_stored, false, slope, intercept, out);
+        if (p.is_signed) convert_frames<int32_t>(raw.data(), n, p.bits_stored, true, rescale, out);
+        else convert_frames<uint32_t>(raw.data(), n, p.bits_stored, false, rescale, out);
     }
     if (p.photometric == "MONOCHROME1") flip_monochrome1(out, n);
     return n;
 }
 }  // namespace
 
-extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity) {
+namespace {
+int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
     GD_PROTECT(
         if (!f->with_pixels) {
             fuse3d::set_last_error("file was opened without pixel data");
@@ -496,10 +527,21 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
             fuse3d::set_last_error("truncated pixel data: the file ends inside Pixel Data (GDCM: Incomplete Pixel Data)");
             return -1;
         }
-        if (f->rle) return decode_rle_file(f, slope, intercept, out, capacity);
+        if (rescale.count < 1) {
+            fuse3d::set_last_error("no rescale given");
+            return -1;
+        }
+        if (f->native) {
+            const PixelLayout p = layout_from_tags(f);
+            rescale.frame_values = std::max<int64_t>(1, p.rows * p.cols);
+            const int64_t n = decode_native_file(f, rescale, out, capacity);
+            if (n != -2) return n;
+        }
+        std::unique_ptr<gdcm::ImageReader> own;
+        gdcm::ImageReader *ir = image_reader(f, own);
+        if (!ir) return -1;
         InsideGDCM inside;
         t_trace.clear();
-        auto *ir = static_cast<gdcm::ImageReader *>(f->reader.get());
         const gdcm::Image &image = ir->GetImage();
         const gdcm::PixelFormat &pf = image.GetPixelFormat();
         if (pf.GetSamplesPerPixel() != 1) {
@@ -530,6 +572,7 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
             fuse3d::set_last_error("output buffer too small");
             return -1;
         }
+        rescale.frame_values = rows * cols;
         const int bytes_per = (pf.GetBitsAllocated() + 7) / 8;
         const int64_t needed = n * bytes_per;
         const gdcm::DataElement &pd = image.GetDataElement();
@@ -554,7 +597,7 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
             return -1;
         }
         std::vector<char> raw(length);
-        const int rle = native_rle(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated(), raw.data(), static_cast<int64_t>(length));
+        const int rle = native_frames(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated(), raw.data(), static_cast<int64_t>(length));
         if (rle < 0) return -1;
         if (rle == 0 && !image.GetBuffer(raw.data())) {
             std::string trace = trimmed_trace();
@@ -573,17 +616,20 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
         const int bs = pf.GetBitsStored();
         const bool sgn = pf.GetPixelRepresentation() == 1;
         switch (pf.GetScalarType()) {
-        case gdcm::PixelFormat::UINT8: convert<uint8_t>(raw.data(), n, bs, false, slope, intercept, out); break;
-        case gdcm::PixelFormat::INT8: convert<int8_t>(raw.data(), n, bs, true, slope, intercept, out); break;
+        case gdcm::PixelFormat::UINT8: convert_frames<uint8_t>(raw.data(), n, bs, false, rescale, out); break;
+        case gdcm::PixelFormat::INT8: convert_frames<int8_t>(raw.data(), n, bs, true, rescale, out); break;
         case gdcm::PixelFormat::UINT12:
-        case gdcm::PixelFormat::UINT16: convert<uint16_t>(raw.data(), n, bs, sgn, slope, intercept, out); break;
+        case gdcm::PixelFormat::UINT16: convert_frames<uint16_t>(raw.data(), n, bs, sgn, rescale, out); break;
         case gdcm::PixelFormat::INT12:
-        case gdcm::PixelFormat::INT16: convert<int16_t>(raw.data(), n, bs, true, slope, intercept, out); break;
-        case gdcm::PixelFormat::UINT32: convert<uint32_t>(raw.data(), n, bs, false, slope, intercept, out); break;
-        case gdcm::PixelFormat::INT32: convert<int32_t>(raw.data(), n, bs, true, slope, intercept, out); break;
+        case gdcm::PixelFormat::INT16: convert_frames<int16_t>(raw.data(), n, bs, true, rescale, out); break;
+        case gdcm::PixelFormat::UINT32: convert_frames<uint32_t>(raw.data(), n, bs, false, rescale, out); break;
+        case gdcm::PixelFormat::INT32: convert_frames<int32_t>(raw.data(), n, bs, true, rescale, out); break;
         case gdcm::PixelFormat::FLOAT32: {
             const float *v = reinterpret_cast<const float *>(raw.data());
-            for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(v[i] * slope + intercept);
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t k = std::min(i / rescale.frame_values, rescale.count - 1);
+                out[i] = static_cast<float>(v[i] * rescale.slopes[k] + rescale.intercepts[k]);
+            }
             break;
         }
         default:
@@ -594,4 +640,14 @@ extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, flo
         return n;
     )
     return -1;
+}
+}  // namespace
+
+extern "C" int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity) {
+    return decode(f, Rescale{&slope, &intercept, 1, 1}, out, capacity);
+}
+
+extern "C" int64_t gd_file_decode_frames(gd_file f, const double *slopes, const double *intercepts, int64_t count,
+                                         float *out, int64_t capacity) {
+    return decode(f, Rescale{slopes, intercepts, count, 1}, out, capacity);
 }

@@ -122,14 +122,19 @@ public struct Slice: Sendable {
     public var sopInstanceUID: String
     /// Path of the file this slice came from (relative to the archive where known).
     public var source: String
+    /// The frame's number (1-based, as DICOM counts frames) when the slice is one frame of a multi-frame
+    /// file; nil for a single-frame file.
+    public var frameNumber: Int?
 
     /// A slice from its parts; `pixels` must hold rows × columns values.
-    public init(geometry: SliceGeometry, pixels: [Float], instanceNumber: Int, sopInstanceUID: String, source: String) {
+    public init(geometry: SliceGeometry, pixels: [Float], instanceNumber: Int, sopInstanceUID: String, source: String,
+                frameNumber: Int? = nil) {
         self.geometry = geometry
         self.pixels = pixels
         self.instanceNumber = instanceNumber
         self.sopInstanceUID = sopInstanceUID
         self.source = source
+        self.frameNumber = frameNumber
     }
 
     /// Bilinear sample at a fractional (row, column); nil outside the pixel centres' hull.

@@ -20,6 +20,14 @@ public enum AtomicFile {
         try fsync(path: final.deletingLastPathComponent().path, directory: true)
     }
 
+    /// Renames a complete file `from` over `to` (both in one file system) and fsyncs the destination folder.
+    static func move(_ from: URL, to: URL) throws {
+        guard rename(from.path, to.path) == 0 else {
+            throw ShardError.io(path: to.path, "cannot move \(from.path) into place: \(errnoText())")
+        }
+        try fsync(path: to.deletingLastPathComponent().path, directory: true)
+    }
+
     /// Writes `data` to `final` atomically.
     public static func write(_ data: Data, to final: URL) throws {
         let partial = partial(for: final)

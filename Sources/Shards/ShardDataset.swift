@@ -2,6 +2,7 @@ import Foundation
 
 /// A whole shard folder as one indexed collection: sample `i` of the dataset is found through the
 /// manifest's per-shard counts; shards are opened on first use and kept open. Thread-safe.
+// Sendable by hand: `readers`, `checked` and `checksumLocks` change only under `lock`; the rest is immutable.
 public final class ShardDataset: @unchecked Sendable {
     /// The folder.
     public let directory: URL

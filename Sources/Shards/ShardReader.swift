@@ -8,6 +8,8 @@ import Foundation
 /// data-schema.md. Safe to share between threads: HDF5 (Debian's thread-safe build) serialises its
 /// own calls, and for the schema's [shuffle, zstd] chunks only the raw chunk read goes through HDF5 —
 /// decompression runs on the calling thread, so several threads decode in parallel.
+// Sendable by hand: HDF5 handles are not Sendable types, but Debian's thread-safe HDF5 serialises every call
+// on them (see above) and the reader's own state is immutable after init.
 public final class ShardReader: @unchecked Sendable {
     /// The shard's path.
     public let url: URL

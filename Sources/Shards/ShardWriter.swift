@@ -14,6 +14,9 @@ public struct ShardWriterOptions: Sendable {
     /// Keep an earlier shard of the folder whose content would not change (see `ShardWriter`); records
     /// fingerprints in `.shard-fingerprints.json`.
     public var keepUnchangedShards = false
+    /// Write the shards and the manifest into `directory/.staging` and replace the folder's dataset only
+    /// in `publish()`, so that a finished dataset already there stays whole until the new one is complete.
+    public var stageUntilPublished = false
 
     /// Defaults: about 1 GB of compressed data per shard, zstd level 3, no parameters.
     public init(samplesPerShard: Int? = nil, targetShardBytes: Int = 1_000_000_000,
@@ -33,6 +36,13 @@ public struct ShardWriterOptions: Sendable {
 /// earlier run in the folder are replaced name by name; any beyond this run's count are left alone
 /// (`fuse3d verify` reports them as not in the manifest).
 ///
+/// With `stageUntilPublished` (what `fuse3d ingest` does), a finished dataset in the folder is replaced only by a
+/// finished one: every file goes to `.staging/` first, and `publish()` moves the new files in, the manifest last
+/// (the commit point), then removes the shards the new manifest no longer lists. Until then the folder is its
+/// earlier dataset, untouched. A run killed during the moves (a few renames) left a complete staged manifest; the
+/// next staged writer into the folder finishes that publish first (rolls forward); a staging folder without a
+/// manifest is the trace of an unfinished run and is removed.
+///
 /// With `keepUnchangedShards`, re-writing a folder keeps what has not changed: each shard's fingerprint (XXH64 over the parameters,
 /// the shape and every sample's chunks and arrays) and the file's stat are recorded in
 /// `.shard-fingerprints.json`; a shard whose fingerprint and file are unchanged is left as it is (its
@@ -40,11 +50,15 @@ public struct ShardWriterOptions: Sendable {
 public final class ShardWriter {
     /// The writer's record of the shards it wrote, beside the manifest.
     public static let fingerprintsName = ".shard-fingerprints.json"
+    /// The folder inside `directory` where a staged writer puts the new dataset until `publish()`.
+    public static let stagingName = ".staging"
 
     /// The folder the shards and manifest go to.
     public let directory: URL
     /// The options in force.
     public let options: ShardWriterOptions
+    /// Where the new files go: `directory/.staging` with `stageUntilPublished`, else `directory`.
+    public let stagingDirectory: URL
     /// The grid shape (D, H, W) every sample must have (set by the first sample when not given).
     public private(set) var shape: [Int]?
     /// The shards completed so far.
@@ -58,8 +72,11 @@ public final class ShardWriter {
     /// What the folder's previous writer recorded, by file name.
     private let previous: [String: Fingerprint]
     private var recorded: [String: Fingerprint] = [:]
+    /// The manifest `finish()` made, which a staged writer's `publish()` writes.
+    private var finished: Manifest?
 
-    /// Prepares `directory` (created if needed; stale `.partial` files from a killed run are removed).
+    /// Prepares `directory` (created if needed; stale `.partial` files from a killed run are removed; when staged,
+    /// a killed run's staging folder is published if it was finished and removed if not).
     public init(directory: URL, options: ShardWriterOptions = .init(), shape: [Int]? = nil) throws {
         guard options.samplesPerShard.map({ $0 > 0 }) ?? true, options.targetShardBytes > 0 else {
             throw ShardError.io(path: directory.path, "samples per shard and target shard bytes must be positive")
@@ -70,22 +87,28 @@ public final class ShardWriter {
         self.directory = directory
         self.options = options
         self.shape = shape
+        stagingDirectory = options.stageUntilPublished ? directory.appendingPathComponent(Self.stagingName) : directory
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         parametersJSON = String(decoding: try encoder.encode(options.parameters), as: UTF8.self)
-        previous = !options.keepUnchangedShards ? [:] : (FileManager.default.contents(atPath: directory.appendingPathComponent(Self.fingerprintsName).path))
-            .flatMap { try? JSONDecoder().decode([String: Fingerprint].self, from: $0) } ?? [:]
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             for name in try FileManager.default.contentsOfDirectory(atPath: directory.path)
             where name.hasPrefix("shard-") && name.hasSuffix(".h5" + ShardSchema.partialSuffix) {
                 try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
             }
+            if options.stageUntilPublished {
+                try Self.finishOrDiscardStaging(in: directory)
+                try FileManager.default.createDirectory(at: stagingDirectory, withIntermediateDirectories: true)
+            }
         } catch let error as ShardError {
             throw error
         } catch {
             throw ShardError.io(path: directory.path, "cannot prepare the shard folder: \(error.localizedDescription)")
         }
+        // Read after a killed run's staged dataset was published, so that its shards count as the folder's.
+        previous = !options.keepUnchangedShards ? [:] : (FileManager.default.contents(atPath: directory.appendingPathComponent(Self.fingerprintsName).path))
+            .flatMap { try? JSONDecoder().decode([String: Fingerprint].self, from: $0) } ?? [:]
     }
 
     deinit { current?.discard() }
@@ -122,7 +145,7 @@ public final class ShardWriter {
         if let current {
             shard = current
         } else {
-            let final = directory.appendingPathComponent(ShardSchema.fileName(index: shards.count))
+            let final = stagingDirectory.appendingPathComponent(ShardSchema.fileName(index: shards.count))
             shard = try ShardFile(final: final, shape: expected, zstdLevel: options.zstdLevel, parametersJSON: parametersJSON)
             current = shard
         }
@@ -138,20 +161,66 @@ public final class ShardWriter {
         }
     }
 
-    /// Closes the last shard and writes `manifest.json` atomically; returns the manifest.
+    /// Closes the last shard and writes `manifest.json` atomically; returns the manifest. When staged, the
+    /// manifest is written by `publish()` instead: a staged manifest means the staged dataset is complete.
     @discardableResult
     public func finish() throws -> Manifest {
         if let failure { throw failure }
         try closeCurrent()
         let manifest = Manifest(shape: shape ?? [], zstdLevel: options.zstdLevel,
                                 parameters: options.parameters, shards: shards)
-        try manifest.write(to: directory)
         if options.keepUnchangedShards {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            try AtomicFile.write(try encoder.encode(recorded), to: directory.appendingPathComponent(Self.fingerprintsName))
+            try AtomicFile.write(try encoder.encode(recorded), to: stagingDirectory.appendingPathComponent(Self.fingerprintsName))
         }
+        if options.stageUntilPublished { finished = manifest } else { try manifest.write(to: directory) }
         return manifest
+    }
+
+    /// Replaces the folder's dataset with the staged one, after `finish()` and after any file that goes with it
+    /// (a report) was written into `stagingDirectory`: writes the staged manifest, then moves everything in.
+    public func publish() throws {
+        precondition(options.stageUntilPublished, "publish() needs stageUntilPublished")
+        if let failure { throw failure }
+        guard let finished else { preconditionFailure("publish() before finish()") }
+        try finished.write(to: stagingDirectory)
+        try Self.publish(staging: stagingDirectory, into: directory)
+    }
+
+    /// A staging folder left by a killed run: finished (a complete manifest) → published; unfinished → removed.
+    static func finishOrDiscardStaging(in directory: URL) throws {
+        let staging = directory.appendingPathComponent(stagingName)
+        guard FileManager.default.fileExists(atPath: staging.path) else { return }
+        if (try? Manifest.load(from: staging)) != nil {
+            try publish(staging: staging, into: directory)
+        } else {
+            do { try FileManager.default.removeItem(at: staging) } catch {
+                throw ShardError.io(path: staging.path, "cannot remove an unfinished run's staging folder: \(error.localizedDescription)")
+            }
+        }
+    }
+
+    /// Moves every staged file into `directory`, the manifest last, then removes the shards it does not list.
+    static func publish(staging: URL, into directory: URL) throws {
+        let fm = FileManager.default
+        let manifestName = Manifest.fileName
+        let listed = Set(try Manifest.load(from: staging).shards.map(\.file))
+        let names = (try? fm.contentsOfDirectory(atPath: staging.path)) ?? []
+        for name in names.sorted() where name != manifestName {
+            let from = staging.appendingPathComponent(name)
+            if name.hasSuffix(ShardSchema.partialSuffix) { try? fm.removeItem(at: from); continue }
+            try AtomicFile.move(from, to: directory.appendingPathComponent(name))
+        }
+        try AtomicFile.move(staging.appendingPathComponent(manifestName), to: directory.appendingPathComponent(manifestName))
+        for name in try fm.contentsOfDirectory(atPath: directory.path)
+        where name.hasPrefix("shard-") && name.hasSuffix(".h5") && !listed.contains(name) {
+            do { try fm.removeItem(at: directory.appendingPathComponent(name)) } catch {
+                throw ShardError.io(path: directory.appendingPathComponent(name).path,
+                                    "cannot remove a shard the new manifest no longer lists: \(error.localizedDescription)")
+            }
+        }
+        try? fm.removeItem(at: staging)
     }
 
     private func closeCurrent() throws {
@@ -159,7 +228,8 @@ public final class ShardWriter {
         current = nil
         do {
             let fingerprint = shard.fingerprint()
-            if let old = previous[shard.final.lastPathComponent], old.fingerprint == fingerprint, let now = FileStat(shard.final), old.stat == now {
+            let published = directory.appendingPathComponent(shard.final.lastPathComponent)
+            if let old = previous[shard.final.lastPathComponent], old.fingerprint == fingerprint, let now = FileStat(published), old.stat == now {
                 shard.discard()
                 shards.append(old.shard)
                 recorded[old.shard.file] = old

@@ -85,6 +85,45 @@ final class DICOMBuilder {
         guard status == 0 else { throw writerError("<builder>", "could not set the image") }
     }
 
+    /// Appends one frame of an enhanced multi-frame image: its pixels (already in stored values), its
+    /// geometry, the Pixel Value Transformation that turns them back into real values, and its place
+    /// in a stack (Frame Content).
+    func addFrame(_ pixels: [UInt16], geometry g: SliceGeometry, bitsStored: Int, slope: Double, intercept: Double,
+                  stackID: Int, inStackPosition: Int) throws {
+        precondition(pixels.count == g.rows * g.columns, "pixel count does not match the geometry")
+        let status = pixels.withUnsafeBufferPointer { px in
+            var frame = gdw_frame()
+            frame.pixels = px.baseAddress
+            frame.position = (g.position.x, g.position.y, g.position.z)
+            frame.orientation = (g.rowDirection.x, g.rowDirection.y, g.rowDirection.z,
+                                 g.columnDirection.x, g.columnDirection.y, g.columnDirection.z)
+            frame.pixel_spacing = (g.rowSpacing, g.columnSpacing)
+            frame.thickness = g.thickness
+            frame.slope = slope
+            frame.intercept = intercept
+            frame.stack_id = UInt32(stackID)
+            frame.in_stack_position = UInt32(inStackPosition)
+            return gdw_builder_add_frame(handle, &frame, UInt32(g.rows), UInt32(g.columns), UInt16(bitsStored))
+        }
+        guard status == 0 else { throw writerError("<builder>", "could not add a frame") }
+    }
+
+    /// Functional groups an enhanced file shares between its frames (the others are written per frame).
+    struct SharedGroups: OptionSet {
+        let rawValue: Int32
+        static let orientation = SharedGroups(rawValue: Int32(GDW_SHARED_ORIENTATION.rawValue))
+        static let pixelMeasures = SharedGroups(rawValue: Int32(GDW_SHARED_PIXEL_MEASURES.rawValue))
+        static let transformation = SharedGroups(rawValue: Int32(GDW_SHARED_TRANSFORMATION.rawValue))
+    }
+
+    /// Writes the frames added so far as one enhanced multi-frame file in `syntax`.
+    func writeEnhanced(to path: String, syntax: SynthTransferSyntax, shared: SharedGroups) throws {
+        let ts = gdw_transfer_syntax(rawValue: UInt32(syntax.rawValue))
+        guard gdw_builder_write_enhanced(handle, path, ts, shared.rawValue) == 0 else {
+            throw writerError(path, "could not write an enhanced DICOM file")
+        }
+    }
+
     /// Writes the file in `syntax`.
     func write(to path: String, syntax: SynthTransferSyntax) throws {
         let ts = gdw_transfer_syntax(rawValue: UInt32(syntax.rawValue))

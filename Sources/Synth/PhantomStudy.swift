@@ -18,6 +18,8 @@ public struct SynthLabelPoint: Sendable, Equatable {
     public var x: Double
     /// Pixel row of the point.
     public var y: Double
+    /// The frame (1-based) of the multi-frame file the point is on (`--enhanced`); nil for single-frame files.
+    public var frameNumber: Int? = nil
 }
 
 /// One phantom study: its anatomy, labels, acquisition plans and identifiers, all drawn from the
@@ -36,6 +38,8 @@ public struct PhantomStudy: Sendable {
     let seed: UInt64
     let anatomy: SpineAnatomy
     let quirks: StudyQuirks
+    /// Each series is one Enhanced MR file (frames in acquisition order) instead of one file per slice.
+    let enhanced: Bool
     /// Acquisition plans of the series written, in series-number order.
     let plans: [SeriesPlan]
     /// Which disc level each axial slice belongs to.
@@ -71,6 +75,7 @@ public struct PhantomStudy: Sendable {
             for kind in SeriesKind.allCases where quirks.syntax[kind] == nil { quirks.syntax[kind] = options.transferSyntax }
         }
         self.quirks = quirks
+        enhanced = options.enhanced
 
         let year = rng.integer(in: 2008...2023)
         date = String(format: "%04d%02d%02d", year, rng.integer(in: 1...12), rng.integer(in: 1...28))
@@ -139,9 +144,9 @@ public struct PhantomStudy: Sendable {
                 let best = candidates.min { abs(plan.slices[$0].pixelCoordinates(of: target).distance)
                     < abs(plan.slices[$1].pixelCoordinates(of: target).distance) }!
                 let at = plan.slices[best].pixelCoordinates(of: target)
-                rows.append(SynthLabelPoint(studyID: studyID, seriesID: seriesID, instanceNumber: numbers[best],
+                rows.append(SynthLabelPoint(studyID: studyID, seriesID: seriesID, instanceNumber: enhanced ? 1 : numbers[best],
                                             condition: RSNA.conditionTitles[c], level: RSNA.levelTitles[level],
-                                            x: at.column, y: at.row))
+                                            x: at.column, y: at.row, frameNumber: enhanced ? best + 1 : nil))
             }
         }
         return rows

@@ -3,7 +3,9 @@ import Ingest
 
 extension PhantomStudy {
     /// MR Image Storage.
-    static let mrImageStorage = "1.2.840.10008.5.1.4.1.1.4"
+    static let mrImageStorage = SOPClass.mrImage
+    /// Enhanced MR Image Storage (`--enhanced`: one file per series).
+    static let enhancedMRImageStorage = SOPClass.enhancedMRImage
 
     /// Renders every series and writes `{imagesRoot}/{study_id}/{series_id}/{instance}.dcm`, plus the
     /// study's file-level quirks. Returns the number of files and bytes written.
@@ -22,6 +24,14 @@ extension PhantomStudy {
             let renderer = SliceRenderer(rng: &seriesRng)
             let numbers = instanceNumbers(plan)
             let syntax = quirks.syntax[plan.kind] ?? .explicitLittleEndian
+            if enhanced {
+                let path = seriesDir.appendingPathComponent("1.dcm").path
+                try writeEnhanced(plan, seriesID: seriesID, slot: slot, renderer: renderer, to: path, syntax: syntax,
+                                  frameOfReference: frameOfReference)
+                files += 1
+                bytes += (try fm.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+                continue
+            }
             for (k, geometry) in plan.slices.enumerated() {
                 var noiseRng = SynthRandom(seed: seed, 5, UInt64(index), slot, UInt64(k))
                 let pixels = renderer.render(geometry, anatomy: anatomy, contrast: plan.contrast, rng: &noiseRng)
@@ -39,14 +49,43 @@ extension PhantomStudy {
         return (files, bytes)
     }
 
+    /// The series as one Enhanced MR Image Storage file: the same pixels, values and geometry as its
+    /// single-frame files, frame k being slice k in acquisition order. Its functional groups exercise
+    /// both places a reader must look: Plane Position and Frame Content (StackID: the axial disc
+    /// stack) per frame; Plane Orientation per frame where the stacks differ (axial), shared otherwise;
+    /// Pixel Measures shared; the Pixel Value Transformation shared (Sagittal T1: stored = 2 × (value + 16))
+    /// or per frame (stored = m × (value + b) with m and b changing from frame to frame).
+    private func writeEnhanced(_ plan: SeriesPlan, seriesID: Int, slot: UInt64, renderer: SliceRenderer, to path: String,
+                               syntax: SynthTransferSyntax, frameOfReference: String) throws {
+        let builder = try DICOMBuilder()
+        try setTags(builder, plan: plan, seriesID: seriesID, instance: 1, geometry: plan.slices[0],
+                    frameOfReference: frameOfReference, renderer: renderer, sopClass: PhantomStudy.enhancedMRImageStorage)
+        var shared: DICOMBuilder.SharedGroups = [.pixelMeasures]
+        if plan.kind != .axialT2 && plan.kind != .other { shared.insert(.orientation) }
+        if plan.kind == .sagittalT1 || plan.kind == .other { shared.insert(.transformation) }
+        var inStack: [Int: Int] = [:]
+        for (k, geometry) in plan.slices.enumerated() {
+            var noiseRng = SynthRandom(seed: seed, 5, UInt64(index), slot, UInt64(k))
+            let values = renderer.render(geometry, anatomy: anatomy, contrast: plan.contrast, rng: &noiseRng)
+            let (multiplier, offset) = plan.kind == .other ? (1, 0) : shared.contains(.transformation) ? (2, 16) : ([2, 4][k % 2], 4 * (k % 5))
+            let stored = values.map { UInt16((Int($0) + offset) * multiplier) }
+            let stack = plan.kind == .axialT2 ? axialStacks[k] + 1 : 1
+            inStack[stack, default: 0] += 1
+            try builder.addFrame(stored, geometry: geometry, bitsStored: 16, slope: 1 / Double(multiplier),
+                                 intercept: -Double(offset) + 0, stackID: stack, inStackPosition: inStack[stack]!)
+        }
+        try builder.writeEnhanced(to: path, syntax: syntax, shared: shared)
+    }
+
     /// The patient, study, series, equipment, frame-of-reference, image and MR modules of one file.
     private func setTags(_ b: DICOMBuilder, plan: SeriesPlan, seriesID: Int, instance: Int,
-                         geometry: SliceGeometry, frameOfReference: String, renderer: SliceRenderer) throws {
+                         geometry: SliceGeometry, frameOfReference: String, renderer: SliceRenderer,
+                         sopClass: String = PhantomStudy.mrImageStorage) throws {
         let ds = PhantomStudy.decimal
         // SOP common
         try b.set(0x0008, 0x0005, "CS", "ISO_IR 100")
         try b.set(0x0008, 0x0008, "CS", plan.imageType)
-        try b.set(0x0008, 0x0016, "UI", PhantomStudy.mrImageStorage)
+        try b.set(0x0008, 0x0016, "UI", sopClass)
         try b.set(0x0008, 0x0018, "UI", "\(studyID).\(seriesID).\(instance)")
         // General study and series; dates come from the seed, never the clock.
         try b.set(0x0008, 0x0020, "DA", date)
@@ -106,7 +145,8 @@ extension PhantomStudy {
     private func writeFileQuirks(_ studyDir: URL) throws {
         guard let plan = plans.first(where: { $0.kind != .other }), let seriesID = seriesIDs[plan.kind] else { return }
         let seriesDir = studyDir.appendingPathComponent(String(seriesID))
-        if quirks.truncatedFile {
+        // An enhanced series is one file: cutting it would lose the whole series, not an edge slice.
+        if quirks.truncatedFile && !enhanced {
             // The first acquired slice is an edge slice (lateral sagittal or the top of the L1/L2 stack): no label names it.
             let path = seriesDir.appendingPathComponent("\(instanceNumbers(plan)[0]).dcm")
             let data = try Data(contentsOf: path)

@@ -103,10 +103,12 @@ public enum SynthCohort {
             let described = study.seriesIDs.filter { study.isDescribed($0.key) }.sorted { $0.value < $1.value }
             for (kind, id) in described { series += "\(study.studyID),\(id),\(kind.rawValue)\n" }
         }
-        var coords = "study_id,series_id,instance_number,condition,level,x,y\n"
+        // Kaggle's columns; a cohort of multi-frame files adds the frame each point is on (data-schema.md).
+        let frames = coordinates.contains { $0.frameNumber != nil }
+        var coords = "study_id,series_id,instance_number,condition,level,x,y" + (frames ? "," + LabelCoordinate.frameColumn : "") + "\n"
         for c in coordinates {
             coords += "\(c.studyID),\(c.seriesID),\(c.instanceNumber),\(c.condition),\(c.level),"
-                + String(format: "%.3f,%.3f\n", c.x, c.y)
+                + String(format: "%.3f,%.3f", c.x, c.y) + (frames ? ",\(c.frameNumber.map(String.init) ?? "")" : "") + "\n"
         }
         try Data(train.utf8).write(to: out.appendingPathComponent("train.csv"))
         try Data(series.utf8).write(to: out.appendingPathComponent("train_series_descriptions.csv"))
@@ -125,6 +127,7 @@ public struct SynthError: Error, CustomStringConvertible {
 }
 
 /// Hands out study indices to worker threads.
+// Sendable by hand: `value` changes only under `lock` (Mutex needs macOS 15; the package supports macOS 13).
 private final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
@@ -138,6 +141,7 @@ private final class Counter: @unchecked Sendable {
 }
 
 /// Totals and the first error, shared by the worker threads.
+// Sendable by hand: every var changes only under `lock`.
 private final class CohortState: @unchecked Sendable {
     private let lock = NSLock()
     private var done = 0

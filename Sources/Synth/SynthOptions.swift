@@ -53,6 +53,8 @@ public struct SynthOptions: Sendable {
     public var transferSyntax: SynthTransferSyntax
     /// How much the spines differ between studies beyond the phantom's own spread.
     public var variety: SpineVariety
+    /// Write each series as one Enhanced MR Image Storage file (functional groups) instead of one file per slice.
+    public var enhanced = false
 
     /// Options with the defaults `fuse3d synth` uses.
     public init(studies: Int = 8, seed: UInt64 = 0, quirks: Bool = false, labels: LabelDistribution = .competition,

@@ -1,33 +1,26 @@
 import Foundation
 import Ingest
+import Shards
 
-/// SplitMix64: a small, fast, seedable generator, so a cohort is the same on every machine and
-/// every run (the standard library's generator is neither seedable nor stable across versions).
+/// The cohort's draws on Shards' SplitMix64, so a cohort is the same on every machine and every run, with
+/// the phantom's own helpers (uniform ranges, weighted picks, DICOM UIDs) and per-part seeding.
 struct SynthRandom: RandomNumberGenerator {
-    private var state: UInt64
+    private var generator: SplitMix64
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
     /// A generator for one named part of the cohort (`seed`, then the path of keys), independent of
     /// the order in which parts are made, so studies can be rendered in parallel.
     init(seed: UInt64, _ keys: UInt64...) {
         var s = SynthRandom.mix(seed ^ 0x5EED_F05E_3D00_0000)
         for k in keys { s = SynthRandom.mix(s ^ SynthRandom.mix(k &+ 0x9E37_79B9_7F4A_7C15)) }
-        state = s
+        generator = SplitMix64(seed: s)
     }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return SynthRandom.mix(state)
-    }
+    mutating func next() -> UInt64 { generator.next() }
 
     /// The SplitMix64 finaliser: a bijective 64-bit hash.
-    static func mix(_ x: UInt64) -> UInt64 {
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    static func mix(_ x: UInt64) -> UInt64 { SplitMix64.mix(x) }
 
     /// Uniform in [0, 1).
     mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }

@@ -17,7 +17,7 @@ struct Fuse3D: ParsableCommand {
           fuse3d inspect /tmp/shards --png /tmp/sample.png
         """,
         version: "0.1.0",
-        subcommands: [Synth.self, Scan.self, IngestCommand.self, MergeCommand.self, Inspect.self, Verify.self, TrainCommand.self,
+        subcommands: [Synth.self, Scan.self, IngestCommand.self, MergeCommand.self, CacheCommand.self, Inspect.self, Verify.self, TrainCommand.self,
                       EvaluateCommand.self, PredictCommand.self, Bench.self, Version.self]
     )
 }

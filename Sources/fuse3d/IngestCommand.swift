@@ -18,8 +18,12 @@ struct IngestCommand: ParsableCommand {
         path), the fusion parameters, its \
         CSV rows and the fusion code's version. Running the same command again on the same --out is an incremental \
         update: unchanged studies come from the cache, changed or added ones are fused, removed ones leave, and the \
-        shards are byte-identical to a fresh run. A run killed at any moment (even kill -9) leaves no partial file under \
-        a final name; running the command again finishes the job from the cache.
+        shards are byte-identical to a fresh run. A study that cannot be written (its sample id already taken, another \
+        grid shape) fails alone, with its reason. The new dataset is staged in OUT/.staging and replaces the folder's \
+        earlier one only when complete, so a run that stops or is killed (even kill -9) leaves the earlier dataset whole; \
+        running the command again finishes the job from the cache. After a full run the folder's own cache drops the \
+        entries its dataset no longer uses (studies gone, other parameters) and says how much that freed; a shared \
+        --cache folder is pruned only by fuse3d cache prune.
 
         --partition I/N fuses only part I of N (a hash of the study id); without it, a Slurm job array \
         (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN) or a Kubernetes Indexed Job \
@@ -73,7 +77,9 @@ struct IngestCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: archive, isDirectory: &isDir), isDir.boolValue else {
             throw ValidationError("'\(archive)' is not a folder: give the archive's root folder.")
         }
-        if let size, !(8...512).contains(size) { throw ValidationError("--size must be 8…512 voxels.") }
+        if let size, !FusionParameters.sizeRange.contains(size) {
+            throw ValidationError("--size must be \(FusionParameters.sizeRange.lowerBound)…\(FusionParameters.sizeRange.upperBound) voxels.")
+        }
         if let zstdLevel, !(1...22).contains(zstdLevel) { throw ValidationError("--zstd-level must be 1…22.") }
         if let samplesPerShard, samplesPerShard < 1 { throw ValidationError("--samples-per-shard must be at least 1.") }
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1.") }
@@ -106,8 +112,9 @@ struct IngestCommand: ParsableCommand {
         }
         if !scanned { scanning.finish() }
         line.finish()
-        for s in outcome.report.studies where s.status != "fused" {
-            print("study \(s.studyID): \(s.error ?? "failed")")
+        for s in outcome.report.studies {
+            if s.status != .fused { print("study \(s.studyID): \(s.error ?? "failed")") }
+            for note in s.notes { print("study \(s.studyID): note: \(note)") }
         }
         print(outcome.report.summaryLine)
         print(IngestProgressLine.summary(outcome))

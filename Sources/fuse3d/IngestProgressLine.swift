@@ -3,12 +3,11 @@ import Ingest
 
 /// The ingest's progress for a person: on a terminal one live line (done/total, studies/s, ETA, cache
 /// hits, problems), otherwise (a log file, a scheduler's output) a plain line every 5% of the studies.
-final class IngestProgressLine: @unchecked Sendable {
+final class IngestProgressLine: @unchecked Sendable {  // `lastPercentStep` is only touched under `lock`
     private let start = Date()
-    private var last = Date.distantPast
+    private let line = ProgressLine(plainInterval: .infinity)
+    private let lock = NSLock()
     private var lastPercentStep = -1
-    private var shown = false
-    private let live = isatty(STDERR_FILENO) != 0
 
     /// Shows `state` (live: at most four times a second; plain: when it crosses a 5% step).
     func update(_ state: IngestProgress) {
@@ -18,23 +17,16 @@ final class IngestProgressLine: @unchecked Sendable {
         let eta = rate > 0 ? Double(state.total - state.done) / rate : 0
         let text = String(format: "ingest: %d/%d studies (%.2f/s, ETA %@), %d cached, %d failed, %d file problem(s)",
                           state.done, state.total, rate, Progress.clock(eta), state.cached, state.failed, state.problems)
-        if live {
-            guard now.timeIntervalSince(last) > 0.25 || state.done == state.total else { return }
-            last = now
-            FileHandle.standardError.write(Data(("\r" + text + "   ").utf8))
-            shown = true
-        } else {
-            let step = state.total > 0 ? state.done * 20 / state.total : 20
-            guard step != lastPercentStep else { return }
-            lastPercentStep = step
-            FileHandle.standardError.write(Data((text + "\n").utf8))
-        }
+        lock.lock()
+        let step = state.total > 0 ? state.done * 20 / state.total : 20
+        let milestone = step != lastPercentStep
+        lastPercentStep = step
+        lock.unlock()
+        line.show(text, milestone: milestone)
     }
 
     /// Ends the live line.
-    func finish() {
-        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
+    func finish() { line.finish() }
 
     /// The closing line: fused, cached, failed, files skipped, time and peak memory.
     static func summary(_ outcome: IngestOutcome) -> String {
@@ -44,6 +36,9 @@ final class IngestProgressLine: @unchecked Sendable {
                           r.fused, r.failed, s.cached, s.computed, r.filesSkipped, s.seconds, Double(s.peakRSSBytes) / 1_000_000)
         if s.invalidated > 0 { line += "; \(s.invalidated) cache entr(ies) corrupt or stale, recomputed" }
         if s.cacheWriteFailures > 0 { line += "; \(s.cacheWriteFailures) cache entr(ies) could not be written" }
+        if let pruned = s.pruned, pruned.entries > 0 {
+            line += String(format: "; cache: %d entr(ies) no longer used pruned, %.1f MB freed", pruned.entries, Double(pruned.bytes) / 1_000_000)
+        }
         return line
     }
 }

@@ -81,6 +81,6 @@ struct PredictCommand: ParsableCommand {
                                                         workers: ProcessInfo.processInfo.activeProcessorCount),
                                           scanProgress: { _, _ in }) { state in progress.update(state.done, state.total) }.report
         progress.finish()
-        for s in report.studies where s.status != "fused" { print("study \(s.studyID): \(s.error ?? "failed") (no predictions)") }
+        for s in report.studies where s.status != .fused { print("study \(s.studyID): \(s.error ?? "failed") (no predictions)") }
     }
 }

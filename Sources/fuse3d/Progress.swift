@@ -1,14 +1,78 @@
 import Foundation
 
-/// A progress line with rate and ETA on standard error, redrawn at most a few times a second.
-final class Progress: @unchecked Sendable {
+/// The one progress line every command draws on standard error. On a terminal it is redrawn in place at most
+/// four times a second; in a log (a scheduler's output, a file) it prints whole lines at milestones and at
+/// most once per `plainInterval`. `FUSE3D_PROGRESS` overrides the choice: `live` (or `1`), `plain`, `off` (or `0`).
+final class ProgressLine: @unchecked Sendable {  // every mutable field is read and written under `lock`
+    /// How the line is drawn.
+    enum Mode: Equatable { case live, plain, off }
+
+    /// The mode from `FUSE3D_PROGRESS`, else live on a terminal and plain otherwise.
+    static func mode(environment: [String: String] = ProcessInfo.processInfo.environment, terminal: Bool = isatty(STDERR_FILENO) != 0) -> Mode {
+        switch environment["FUSE3D_PROGRESS"]?.lowercased() {
+        case "live", "1": return .live
+        case "plain": return .plain
+        case "off", "0": return .off
+        default: return terminal ? .live : .plain
+        }
+    }
+
+    private let mode: Mode
+    private let plainInterval: TimeInterval
+    private var last = Date.distantPast
+    private var shown = false
+    private let lock = NSLock()
+
+    /// A line that, in plain mode, prints at milestones and otherwise at most once per `plainInterval` seconds.
+    init(plainInterval: TimeInterval, mode: Mode = ProgressLine.mode()) {
+        self.mode = mode
+        self.plainInterval = plainInterval
+    }
+
+    /// Shows `text`; a `milestone` (the last item, a 5 % step) is always shown in plain mode.
+    func show(_ text: String, milestone: Bool = false) {
+        lock.lock(); defer { lock.unlock() }
+        let now = Date()
+        switch mode {
+        case .off: return
+        case .live:
+            guard milestone || now.timeIntervalSince(last) > 0.25 else { return }
+            FileHandle.standardError.write(Data(("\r" + text + "\u{1B}[K").utf8))
+            shown = true
+        case .plain:
+            guard milestone || now.timeIntervalSince(last) >= plainInterval else { return }
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+        }
+        last = now
+    }
+
+    /// Ends a live line (the next output starts on a fresh line).
+    func finish() {
+        lock.lock(); defer { lock.unlock() }
+        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+        shown = false
+    }
+
+    /// Clears a live line in place (for output that replaces it).
+    func clear() {
+        lock.lock(); defer { lock.unlock() }
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        shown = false
+    }
+
+    /// Seconds as m:ss or h:mm:ss.
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
+
+/// Progress over a count of items (files, shards, batches): done/total, rate and ETA on the progress line.
+final class Progress: Sendable {
     private let label: String
     private let unit: String
     private let start = Date()
-    private var last = Date.distantPast
-    private let lock = NSLock()
-    private var shown = false
-    private let enabled = isatty(STDERR_FILENO) != 0 || ProcessInfo.processInfo.environment["FUSE3D_PROGRESS"] == "1"
+    private let line = ProgressLine(plainInterval: 30)
 
     init(label: String, unit: String) {
         self.label = label
@@ -17,26 +81,15 @@ final class Progress: @unchecked Sendable {
 
     /// Reports `done` of `total` items.
     func update(_ done: Int, _ total: Int) {
-        lock.lock(); defer { lock.unlock() }
-        let now = Date()
-        guard enabled, now.timeIntervalSince(last) > 0.25 || done == total else { return }
-        last = now
-        let elapsed = now.timeIntervalSince(start)
+        let elapsed = Date().timeIntervalSince(start)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let eta = rate > 0 ? Double(total - done) / rate : 0
-        let line = String(format: "\r%@: %d/%d %@ (%.0f/s, ETA %@)   ", label, done, total, unit, rate, Self.clock(eta))
-        FileHandle.standardError.write(Data(line.utf8))
-        shown = true
+        line.show(String(format: "%@: %d/%d %@ (%.0f/s, ETA %@)", label, done, total, unit, rate, ProgressLine.clock(eta)),
+                  milestone: done == total)
     }
 
     /// Ends the progress line.
-    func finish() {
-        lock.lock(); defer { lock.unlock() }
-        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
+    func finish() { line.finish() }
 
-    static func clock(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
-    }
+    static func clock(_ seconds: Double) -> String { ProgressLine.clock(seconds) }
 }

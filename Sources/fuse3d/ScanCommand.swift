@@ -13,7 +13,10 @@ struct Scan: ParsableCommand {
         (a table read, or an image of a series to fuse), skipped (with the problem its header shows, such as \
         absurd dimensions, pixel data shorter than the image, missing geometry, colour or a non-image object) \
         or ignored (a localizer, a derived or unfused series, too few slices, a second sagittal series of the \
-        same kind, a duplicate). The exit status is 0 when the scan finishes; problems are listed, not fatal.
+        same kind, a duplicate). Each series shows its SOP classes and its frames apart from its files: Enhanced MR \
+        files (one file, many frames) are read frame by frame through their functional groups. In the RSNA layout the \
+        folder is the study: a folder holding a second Study Instance UID, or a UID under two folders, is noted on the \
+        study. The exit status is 0 when the scan finishes; problems are listed, not fatal.
 
         Example:
           fuse3d scan /data/rsna-2024-lumbar-spine --json > catalog.json

@@ -15,7 +15,9 @@ struct Synth: ParsableCommand {
         Spines differ between studies as patients do with --spine-shift (cm), --spine-tilt and --lordosis \
         (degrees) and --spine-size (percent); the demo uses 1.5 cm, 10°, 10° and 8 %.
 
-        Example: fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks --spine-shift 1.5 --spine-tilt 10 --lordosis 10 --spine-size 8
+        Examples:
+          fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks --spine-shift 1.5 --spine-tilt 10 --lordosis 10 --spine-size 8
+          fuse3d synth --studies 2 --out /tmp/enhanced --enhanced
         """)
 
     @Option(help: "The number of studies to write.")
@@ -54,6 +56,9 @@ struct Synth: ParsableCommand {
     @Option(help: "Each spine's vertebrae and discs (so its level heights) are up to ± this many percent larger or smaller.")
     var spineSize: Double = 0
 
+    @Flag(help: "Write each series as one Enhanced MR Image Storage file (per-frame geometry and pixel value transformation in functional groups; train_label_coordinates.csv gains frame_number).")
+    var enhanced = false
+
     func validate() throws {
         guard [spineShift, spineTilt, lordosis, spineSize].allSatisfy({ $0 >= 0 && $0.isFinite }) else {
             throw ValidationError("--spine-shift, --spine-tilt, --lordosis and --spine-size take amounts of 0 or more (cm, degrees, degrees, percent).")
@@ -83,13 +88,12 @@ struct Synth: ParsableCommand {
                                    transferSyntax: SynthTransferSyntax(name: transferSyntax)!,
                                    variety: SpineVariety(shiftCentimetres: spineShift, tiltDegrees: spineTilt,
                                                          lordosisDegrees: lordosis, sizePercent: spineSize))
+        options.enhanced = enhanced
         if let labelWeights { options.labels = LabelDistribution(all: try parseWeights(labelWeights)) }
-        // On a terminal the progress line rewrites itself; in a log it is one line per study.
-        let terminal = isatty(STDERR_FILENO) != 0
-        let summary = try SynthCohort.write(options, to: URL(fileURLWithPath: out)) { p in
-            FileHandle.standardError.write(Data((terminal ? "\r\(p.description)\u{1B}[K" : "\(p.description)\n").utf8))
-        }
-        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+        // In a log, one line per study.
+        let line = ProgressLine(plainInterval: 0)
+        let summary = try SynthCohort.write(options, to: URL(fileURLWithPath: out)) { p in line.show(p.description) }
+        line.finish()
         print("wrote \(summary.studies.count) studies, \(summary.files) files, "
               + String(format: "%.1f MB", Double(summary.bytes) / 1e6) + " to \(out)")
     }

@@ -120,33 +120,19 @@ struct TrainCommand: ParsableCommand {
 /// The progress line of a training run: fold, epoch, step, running loss, samples/s and ETA, redrawn in
 /// place on a terminal; in a log, one plain line every 30 seconds.
 final class TrainingLine {
-    private let tty = isatty(STDERR_FILENO) != 0
-    private var last = Date.distantPast
-    private var shown = false
+    private let line = ProgressLine(plainInterval: 30)
     private let foldsAfter: (Int) -> Int
 
     init(foldsAfter: @escaping (Int) -> Int) { self.foldsAfter = foldsAfter }
 
     func update(_ p: TrainingProgress) {
-        let now = Date()
-        guard now.timeIntervalSince(last) > (tty ? 0.25 : 30) else { return }
-        last = now
         // The folds still to come take as long as this whole fold: its ETA scaled by total over remaining steps.
         let eta = p.etaSeconds * (1 + Double(foldsAfter(p.fold)) * Double(p.epochs * p.batches) / Double(max(1, remainingSteps(p))))
-        let text = String(format: "fold %d epoch %d/%d step %d/%d loss %.4f %.1f samples/s ETA %@", p.fold, p.epoch, p.epochs, p.batch,
-                          p.batches, p.runningLoss, p.samplesPerSecond, Progress.clock(eta))
-        if tty {
-            FileHandle.standardError.write(Data(("\r" + text + "   ").utf8))
-            shown = true
-        } else {
-            FileHandle.standardError.write(Data((text + "\n").utf8))
-        }
+        line.show(String(format: "fold %d epoch %d/%d step %d/%d loss %.4f %.1f samples/s ETA %@", p.fold, p.epoch, p.epochs, p.batch,
+                         p.batches, p.runningLoss, p.samplesPerSecond, ProgressLine.clock(eta)))
     }
 
     private func remainingSteps(_ p: TrainingProgress) -> Int { (p.epochs - p.epoch) * p.batches + (p.batches - p.batch) }
 
-    func clear() {
-        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        shown = false
-    }
+    func clear() { line.clear() }
 }

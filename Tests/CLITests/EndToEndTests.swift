@@ -152,16 +152,19 @@ final class EndToEndTests: XCTestCase {
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        let first = out.appendingPathComponent("shard-00000.h5")
+        // Shards are staged in .staging until the dataset is complete; the state needed is a first staged shard.
+        let staging = out.appendingPathComponent(".staging")
         let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: first.path) && p.isRunning && Date() < deadline { usleep(2000) }
+        while !FileManager.default.fileExists(atPath: staging.appendingPathComponent("shard-00000.h5").path) && p.isRunning
+            && Date() < deadline { usleep(2000) }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
 
         let names = try FileManager.default.contentsOfDirectory(atPath: out.path)
-        for name in names where name.hasSuffix(".h5") {
-            let r = try Fixtures.run(Fixtures.fuse3d, ["inspect", out.appendingPathComponent(name).path])
-            XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
+        let staged = (try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? []
+        for url in names.map(out.appendingPathComponent) + staged.map(staging.appendingPathComponent) where url.pathExtension == "h5" {
+            let r = try Fixtures.run(Fixtures.fuse3d, ["inspect", url.path])
+            XCTAssertEqual(r.status, 0, "\(url.path): \(r.stderr)")
         }
         if names.contains("manifest.json") {
             // The run finished before the kill landed: then the folder must verify as it is.

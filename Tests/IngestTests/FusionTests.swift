@@ -138,7 +138,29 @@ final class FusionTests: XCTestCase {
         XCTAssertTrue(sample.keypoints[27].isNaN, "an unknown instance places no keypoint")
         XCTAssertTrue(sample.keypoints[0].isNaN)
         XCTAssertEqual(record.keypointsPlaced, 2)
-        XCTAssertEqual(record.unresolvedCoordinates.map(\.instanceNumber), [999])
+        XCTAssertEqual(record.unresolvedCoordinates.map(\.coordinate.instanceNumber), [999])
+        XCTAssertEqual(record.unresolvedCoordinates.map(\.reason), ["series 1001 has no image with instance number 999"])
+    }
+
+    /// An instance number two files of one series share names no slice beyond doubt: the row is left unplaced
+    /// (a guess could be a whole slice spacing or a stack away), and a single-frame file has no frame 2.
+    func testRowsOnAnInstanceNumberTwoFilesShareOrOnAFrameASingleFileLacksAreUnresolved() throws {
+        var t1 = FusionPhantom.sagittalT1()
+        t1.stacks[0].slices[0].instanceNumber = 106
+        let coordinates = [
+            LabelCoordinate(seriesID: "1001", instanceNumber: 106, labelIndex: 3, x: 30, y: 20),
+            LabelCoordinate(seriesID: "1001", instanceNumber: 105, labelIndex: 4, x: 30, y: 20, frameNumber: 2),
+            LabelCoordinate(seriesID: "1001", instanceNumber: 105, labelIndex: 5, x: 30, y: 20, frameNumber: 1),
+        ]
+        let (sample, record) = try fuser.fuse(series: [FusionPhantom.axialT2(), t1], labels: FusionPhantom.noLabels,
+                                              coordinates: coordinates, studyID: 42)
+        XCTAssertTrue(sample.keypoints[9].isNaN)
+        XCTAssertTrue(sample.keypoints[12].isNaN)
+        XCTAssertFalse(sample.keypoints[15].isNaN, "frame 1 of a single-frame file is the file")
+        XCTAssertEqual(record.unresolvedCoordinates.map(\.reason), [
+            "instance number 106 names 2 files of series 1001 (phantom/106.dcm, phantom/112.dcm)",
+            "series 1001 instance 105 frame 2: the image is a single-frame file, it has no frame 2",
+        ])
     }
 
     func testBoxPolicies() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Ingest
+import Shards
 import TestSupport
 import XCTest
 import Yams
@@ -10,7 +11,7 @@ final class PartitionTests: XCTestCase {
         XCTAssertEqual(try Partition.parse("2/5"), Partition(index: 2, count: 5, source: "--partition"))
         for bad in ["5/5", "-1/3", "1", "a/b", "0/0"] { XCTAssertThrowsError(try Partition.parse(bad), bad) }
         // FNV-1a 64 of "a" (a published test vector): the split cannot drift between machines or releases.
-        XCTAssertEqual(Partition.hash("a"), 0xaf63_dc4c_8601_ec8c)
+        XCTAssertEqual(StableHash.fnv1a64("a"), 0xaf63_dc4c_8601_ec8c)
         let ids = (0..<200).map { String(1_000_000 + $0 * 7919) }
         let parts = (0..<4).map { Partition(index: $0, count: 4, source: "test") }
         for id in ids { XCTAssertEqual(parts.filter { $0.contains(studyID: id) }.count, 1, id) }

@@ -23,7 +23,7 @@ final class PipelineConfigTests: XCTestCase {
         XCTAssertEqual(rejected("fusion:\n  size: 64\n  anti_alias: false\n"),
                        "p.yaml: line 3: fusion.anti_alias: unknown key; allowed keys under fusion: size, box, percentiles, isotropic, gap_factor, antialias")
         XCTAssertEqual(rejected("fusion:\n  size: big\n"), "p.yaml: line 2: fusion.size: 'big' is not a whole number")
-        XCTAssertEqual(rejected("fusion:\n  size: 1\n"), "p.yaml: line 2: fusion.size: 1 is out of range; allowed: 2…1024")
+        XCTAssertEqual(rejected("fusion:\n  size: 1\n"), "p.yaml: line 2: fusion.size: 1 is out of range; allowed: 8…512")
         XCTAssertEqual(rejected("fusion:\n  antialias: maybe\n"),
                        "p.yaml: line 2: fusion.antialias: 'maybe' is not a boolean; allowed: true or false")
         XCTAssertEqual(rejected("shards:\n  zstd_level: 30\n"), "p.yaml: line 2: shards.zstd_level: 30 is out of range; allowed: 1…22")

@@ -23,19 +23,32 @@ SYNTH = [  # (name in the table, fuse3d synth --transfer-syntax)
 ]
 
 # The reading of the numbers, kept with the table when --write replaces the section (edit after a re-run).
-NOTES = """What the table says (measured 2026-12-01 on the shared 2-core machine, release build):
-- fuse3d's start-up is 0.43 s of every fuse3d cell (`taskset -c 0 fuse3d version`, median of 5): the binary
-  links libtorch and maps it at start; issue 12 (libtorch opened on first use) removes that from commands that
-  do not train. dcm2niix starts in milliseconds. Without start-up, fuse3d's RLE column is about 0.17 s against
-  dcm2niix's 0.45 s, and uncompressed about 0.24 s against 0.26 s.
+NOTES = """What the table says (measured 2026-12-01 11:48-11:56 UTC on the shared 2-core machine, release build, load average
+5.6-9.6 while other engineers compiled: every cell is 1.3-2x its quiet value and the ratios are noisy; **re-run on a
+quiet machine before quoting any figure of this table**):
+- fuse3d's start-up is now 0.15 s of every fuse3d cell (`taskset -c 0 fuse3d scan EMPTY_FOLDER`, median of 5, at load
+  8): libtorch is opened on first use, so `scan` never maps it (it was 0.43 s when the binary linked libtorch).
+  dcm2niix starts in milliseconds.
 - RLE: fuse3d's own decoder (PS3.5 Annex G, equal to pydicom on every RLE fixture of pydicom and pydicom-data,
   and to GDCM except on 16/32-bit colour, which GDCM 3.0.21 interleaves wrongly) and, as much, reading RLE files
   with a plain `gdcm::Reader`: GDCM's `ImageReader` decodes RLE pixel data while reading (0.36 s against 0.01 s
-  for 48 files of 448² with a bare C++ loop), so fuse3d took 2.26 s for this row before and 0.60 s now.
-- JPEG 2000 (OpenJPEG through GDCM) is 1.8× faster than dcm2niix's OpenJPEG build and level with pylibjpeg.
-  Debian's Grok (`libgrokj2k1`) was not measured: there was no time left; OpenJPEG stays.
-- JPEG lossless and JPEG-LS go through GDCM (IJG / CharLS) and lose to dcm2niix by 0.2–0.8 s beyond start-up;
-  deflate is read by GDCM and pydicom only (this dcm2niix exits with an error on deflated files).
+  for 48 files of 448² with a bare C++ loop).
+- JPEG-LS: CharLS is called directly (`Sources/CGDCM/jpegls_decode.cpp`, Debian's libcharls 2.4.1, the library
+  GDCM links) on one-fragment greyscale frames read with a plain `gdcm::Reader`; byte-identical to GDCM's codec on
+  every greyscale JPEG-LS fixture. Callgrind, whole process, `scan --decode` of 46 JPEG-LS files (448², 320²):
+  2.741e9 instructions through GDCM's codec, 2.651e9 direct (-3.3 %: GDCM's copy of each frame goes). CharLS's
+  decoder itself is 81.5 % of the instructions, so the remaining gap to dcm2niix (0.77 here, 0.65 before) is the
+  CharLS build, not the path to it: dcm2niix is a static binary with its own CharLS.
+- JPEG 2000 (OpenJPEG 2.5.0 through GDCM) stays about 1.8x faster than dcm2niix's OpenJPEG build and level with
+  pylibjpeg. Debian's Grok 10.0.5 (`libgrokj2k1`, `grk_decompress -H 1`) against OpenJPEG 2.5.0 (`opj_decompress
+  -threads 1`) on the same raw codestreams taken from these files (12-bit, lossless; identical pixels out):
+  124.9M vs 208.5M, 126.9M vs 210.5M, 130.0M vs 213.6M instructions for three 448² frames and 71.7M vs 109.9M for
+  a 320² one (callgrind, whole processes, start-up included): Grok needs 0.60-0.65x OpenJPEG's instructions. The
+  wall clock (46 codestreams, pinned, 3 alternated runs: 11.4/9.8/15.3 s Grok, 15.2/14.8/12.2 s OpenJPEG) could
+  not separate them at load 10-12. GDCM 3.0 decodes JPEG 2000 through OpenJPEG only; taking Grok means a direct
+  decode path like CharLS's (frames read with a plain reader), not yet built: OpenJPEG stays.
+- JPEG lossless goes through GDCM (IJG); deflate is read by GDCM and pydicom only (this dcm2niix exits with an
+  error on deflated files).
 """
 
 PEER = r'''
@@ -150,7 +163,8 @@ def main():
         "`scan --decode` (headers read, every frame decoded to float); dcm2niix: conversion to uncompressed NIfTI "
         f"({version}; – where it exits with an error); pydicom 3 + pylibjpeg: `dcmread(...).pixel_array` per file (– where no installed plugin "
         "decodes the syntax). Last column > 1: fuse3d faster. RLE is decoded by fuse3d's own decoder "
-        "(`Sources/CGDCM/rle_decode.cpp`), every other syntax by GDCM 3.0 (JPEG 2000 through OpenJPEG).",
+        "(`Sources/CGDCM/rle_decode.cpp`), JPEG-LS by CharLS called directly (`Sources/CGDCM/jpegls_decode.cpp`), "
+        "every other syntax by GDCM 3.0 (JPEG 2000 through OpenJPEG).",
         f"Run: `.venv/bin/python bench/dicom/syntax_bench.py --bin .build/release/fuse3d --studies {args.studies} --runs {args.runs} --write`.",
         "",
         *table,

@@ -75,6 +75,13 @@ int gd_file_has_pixel_data(gd_file f);
 int64_t gd_file_decode(gd_file f, double slope, double intercept, float *out, int64_t capacity);
 
 /**
+ * gd_file_decode with a rescale per frame (enhanced multi-frame objects carry a Pixel Value Transformation
+ * per frame): frame k uses slopes[j] and intercepts[j], j = min(k, count - 1); `count` ≥ 1.
+ */
+int64_t gd_file_decode_frames(gd_file f, const double *slopes, const double *intercepts, int64_t count, float *out,
+                              int64_t capacity);
+
+/**
  * Decodes one RLE Lossless frame (PS3.5 Annex G: one fragment, a 64-byte header of segment offsets,
  * PackBits segments, most significant byte plane first) into `out` as pixel-interleaved little-endian
  * samples (rows x columns x samples x bits_allocated/8 bytes). Refuses headers that lie (segment count
@@ -85,8 +92,18 @@ int64_t gd_rle_decode_frame(const uint8_t *fragment, uint64_t length, int rows, 
                             int bits_allocated, uint8_t *out, uint64_t capacity);
 
 /**
+ * Decodes one JPEG-LS frame (one fragment) with CharLS into `out` as little-endian samples (rows x columns x
+ * bits_allocated/8 bytes), greyscale only. Returns the bytes written; -2 when the frame is not one this
+ * path decodes byte for byte (colour, another matrix, a precision the allocation does not match: GDCM's
+ * codec decodes or refuses it then); -1 with the last error set for a broken stream.
+ */
+int64_t gd_jpegls_decode_frame(const uint8_t *fragment, uint64_t length, int rows, int columns, int samples,
+                               int bits_allocated, uint8_t *out, uint64_t capacity);
+
+/**
  * The file's pixel data as raw bytes (every frame, little-endian samples, as GDCM's Image::GetBuffer
- * gives them). `decoder` 0: GDCM's codecs; 1: fuse3d's own RLE decoder (RLE Lossless files only).
+ * gives them). `decoder` 0: GDCM's codecs; 1: fuse3d's own paths (its RLE decoder for RLE Lossless, CharLS
+ * called directly for JPEG-LS; other files, or frames those paths do not take, are an error).
  * With `out` NULL returns the byte count needed. Returns the bytes written, or -1 with the last error set.
  */
 int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int64_t capacity);

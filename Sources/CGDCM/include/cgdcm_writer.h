@@ -51,6 +51,38 @@ int gdw_builder_set_image_u16(gdw_builder b, const uint16_t *pixels, uint32_t ro
  *  Returns 0, or -1 (see gd_last_error). */
 int gdw_builder_write(gdw_builder b, const char *path, gdw_transfer_syntax syntax);
 
+/** One frame of an enhanced multi-frame image and what its functional groups say about it. */
+typedef struct gdw_frame {
+    const uint16_t *pixels;    /**< rows x columns values, row-major (copied) */
+    double position[3];        /**< Plane Position: ImagePositionPatient */
+    double orientation[6];     /**< Plane Orientation: row direction, then column direction */
+    double pixel_spacing[2];   /**< Pixel Measures: [row spacing, column spacing] in mm */
+    double thickness;          /**< Pixel Measures: SliceThickness in mm */
+    double slope, intercept;   /**< Pixel Value Transformation: real value = stored x slope + intercept */
+    uint32_t stack_id;         /**< Frame Content: StackID (written as text) */
+    uint32_t in_stack_position;/**< Frame Content: InStackPositionNumber, and the second dimension index */
+} gdw_frame;
+
+/** Functional groups the writer puts in the Shared Functional Groups Sequence (taken from the first frame;
+ *  every frame must then agree); the others go into each frame's item. */
+typedef enum gdw_shared_group {
+    GDW_SHARED_ORIENTATION = 1,
+    GDW_SHARED_PIXEL_MEASURES = 2,
+    GDW_SHARED_TRANSFORMATION = 4,
+} gdw_shared_group;
+
+/** Appends a frame to the builder's enhanced image (all frames share rows, columns and bits stored). Returns 0 or -1. */
+int gdw_builder_add_frame(gdw_builder b, const gdw_frame *frame, uint32_t rows, uint32_t columns, uint16_t bits_stored);
+
+/**
+ * Writes the builder's frames as one enhanced multi-frame file (the SOP class is the caller's (0008,0016)):
+ * NumberOfFrames, the Shared and Per-frame Functional Groups (Plane Position and Frame Content per frame;
+ * Plane Orientation, Pixel Measures and Pixel Value Transformation shared or per frame as `shared_groups`
+ * says; a top-level EchoTime moves into the shared MR Echo macro), and every frame's pixels in `syntax`.
+ * Returns 0, or -1 (see gd_last_error).
+ */
+int gdw_builder_write_enhanced(gdw_builder b, const char *path, gdw_transfer_syntax syntax, int shared_groups);
+
 /**
  * Decodes the unsigned 16-bit pixels of the 2-D image at path (any transfer syntax GDCM reads) into
  * out, which holds capacity values: lets tests check that compressed files are lossless. Returns the

@@ -12,6 +12,8 @@ public struct CatalogImage: Codable, Sendable, Equatable {
     public var instanceNumber: Int?
     /// Image position (patient) of this frame.
     public var position: Vec3
+    /// StackID of the frame's Frame Content (enhanced multi-frame files); nil for classic files.
+    public var stackID: String?
 }
 
 /// Parallel slices of a series ordered by position along their normal.
@@ -34,6 +36,10 @@ public struct CatalogSeries: Codable, Sendable {
     public var seriesInstanceUID: String
     /// SeriesDescription (0008,103E) of the series' first file; empty when absent.
     public var description: String
+    /// The SOP classes of its files in words ("MR Image", "Enhanced MR Image", ...), sorted.
+    public var sopClasses: [String]
+    /// Frames of its files that have a usable geometry (one per single-frame file).
+    public var frameCount: Int
     /// What the series is (sagittal T1, sagittal T2/STIR, axial T2 or other).
     public var kind: SeriesKind
     /// Where `kind` came from: the CSV, or the tag evidence.
@@ -42,13 +48,13 @@ public struct CatalogSeries: Codable, Sendable {
     public var plane: Plane
     /// Parallel-slice stacks of the series, split by orientation and large gaps.
     public var stacks: [CatalogStack]
-    /// Rows of the pixel matrix, from the series' first file.
+    /// Rows of the pixel matrix, from the series' first frame.
     public var rows: Int
-    /// Columns of the pixel matrix, from the series' first file.
+    /// Columns of the pixel matrix, from the series' first frame.
     public var columns: Int
-    /// PixelSpacing (row, column) in mm.
+    /// PixelSpacing (row, column) in mm, from the series' first frame (its functional groups in an enhanced file).
     public var pixelSpacing: [Double]
-    /// SliceThickness (mm) of the series' first file; nil when absent.
+    /// SliceThickness (mm) of the series' first frame; nil when absent.
     public var sliceThickness: Double?
     /// In-plane field of view (rows × row spacing, columns × column spacing) in mm.
     public var fieldOfView: [Double]
@@ -85,6 +91,9 @@ public struct CatalogStudy: Codable, Sendable {
     public var studyInstanceUID: String
     /// The study's series, fused kinds first in channel order, then by series id.
     public var series: [CatalogSeries]
+    /// How the grouping rule met this study's files, where that needs saying: a folder holding several
+    /// Study Instance UIDs, or a UID found under several folders (`StudyGrouping`).
+    public var notes: [String]
 
     /// The series fused into `kind`'s channel: every Axial T2 series (studies often have one per block
     /// of levels), one Sagittal T1 and one Sagittal T2/STIR (see `CatalogScanner.selectSeries`).
@@ -114,6 +123,8 @@ public struct Catalog: Codable, Sendable {
     public var fileCount: Int
     /// Files accepted as usable greyscale images with geometry.
     public var imageCount: Int
+    /// Frames of those files (one per single-frame file): the slices the archive offers.
+    public var frameCount: Int
     /// Studies found, ordered by id (numerically when ids are integers).
     public var studies: [CatalogStudy]
     /// Files (and tables) that could not be used, sorted by path.

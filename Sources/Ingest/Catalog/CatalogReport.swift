@@ -5,10 +5,11 @@ extension Catalog {
     /// view) and every problem found.
     public func report() -> String {
         var out = "archive \(root) (\(mode == "rsna" ? "RSNA layout: series named by train_series_descriptions.csv" : "series classified from DICOM tags"))\n"
-        out += "\(studies.count) studies, \(imageCount) images in \(fileCount) files, \(problems.count) problems, \(warnings.count) warnings\n"
+        out += "\(studies.count) studies, \(imageCount) image files holding \(frameCount) frames, \(fileCount) files read, \(problems.count) problems, \(warnings.count) warnings\n"
         out += "\(accounting.summaryLine) (used: tables read and images of the series to fuse)\n"
         for study in studies {
             out += "\nstudy \(study.studyID)\n"
+            for note in study.notes { out += "  note: \(note)\n" }
             for s in study.series {
                 let stackSlices = s.stacks.map { String($0.images.count) }.joined(separator: "+")
                 let spacing = s.stacks.map(\.spacing).sorted().dropFirst(s.stacks.count / 2).first ?? 0
@@ -16,7 +17,8 @@ extension Catalog {
                               s.kind.rawValue as NSString, "series \(s.seriesID)" as NSString, s.plane.rawValue as NSString,
                               s.stacks.count, (s.stacks.count == 1 ? "" : "s") as NSString, stackSlices as NSString,
                               s.pixelSpacing[0], s.pixelSpacing[1], spacing, s.fieldOfView[0], s.fieldOfView[1])
-                out += "      \(s.description.isEmpty ? "(no description)" : "\"\(s.description)\""): \(s.kindReason)\n"
+                out += "      \(s.description.isEmpty ? "(no description)" : "\"\(s.description)\""): \(s.kindReason); "
+                    + "\(s.sopClasses.joined(separator: " + ")), \(s.frameCount) frames in \(s.fileCount) file\(s.fileCount == 1 ? "" : "s")\n"
                 if let why = s.ignoredBecause { out += "      ignored (\(s.fileCount) files): \(why)\n" }
                 for note in s.notes { out += "      note: \(note)\n" }
             }

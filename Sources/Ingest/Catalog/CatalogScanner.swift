@@ -1,7 +1,7 @@
 import Foundation
 
-/// Builds a `Catalog` from an archive folder: header-only reads of every file, grouping by Study and
-/// Series Instance UID, stack splitting by orientation and position, series classification.
+/// Builds a `Catalog` from an archive folder: header-only reads of every file, grouping into studies and
+/// series (`StudyGrouping`), stack splitting by orientation and position, series classification.
 public enum CatalogScanner {
     /// Files the scanner reads as metadata, not images.
     static let metadataNames: Set<String> = [
@@ -30,122 +30,11 @@ public enum CatalogScanner {
     /// for a problem its header shows (or its decode, with `decode`), a file of an ignored series or
     /// a duplicate, or an image of a series to fuse.
     public static func scan(root: String, decode: Bool = false, progress: ((Int, Int) -> Void)? = nil) -> Catalog {
-        let rootPath = (root as NSString).standardizingPath
-        let descriptions = RSNASeriesDescriptions.load(root: rootPath)
-        let rsna = !descriptions.isEmpty
-        let walker = FileWalker(root: rootPath)
-        var problems = walker.problems.map { CatalogProblem(path: relative($0.path, to: rootPath), reason: $0.reason) }
-        var skipped = walker.problems.filter(\.isFile).map { CatalogProblem(path: relative($0.path, to: rootPath), reason: $0.reason) }
-        if let err = descriptions.error { problems.append(CatalogProblem(path: "train_series_descriptions.csv", reason: err)) }
-
-        // Tables first, then (in RSNA mode) files outside train_images/{study}/{series}/: neither is read as an image.
-        var tablesUsed = 0
-        var ignoredFiles = walker.hidden.map {
-            CatalogProblem(path: relative($0, to: rootPath), reason: "hidden (its name or a folder's above starts with a dot); not read")
-        }
-        var files: [String] = []
-        for path in walker.files {
-            let rel = relative(path, to: rootPath)
-            let name = (rel as NSString).lastPathComponent
-            if metadataNames.contains(name) {
-                if rel == name && tablesRead.contains(name) {
-                    tablesUsed += 1
-                } else {
-                    ignoredFiles.append(CatalogProblem(path: rel, reason: rel == name ? "RSNA table fuse3d does not read"
-                                                                                         : "RSNA table outside the archive root; not read"))
-                }
-            } else if rsna && rsnaIDs(rel) == nil {
-                let outside = CatalogProblem(path: rel, reason: "outside the RSNA layout train_images/{study_id}/{series_id}/; not read")
-                problems.append(outside)
-                skipped.append(outside)
-            } else {
-                files.append(path)
-            }
-        }
-
-        var results = [Result<DicomHeader, GDCMError>?](repeating: nil, count: files.count)
-        let chunk = 64
-        let chunks = (files.count + chunk - 1) / chunk
-        let lock = NSLock()
-        var done = 0
-        results.withUnsafeMutableBufferPointer { out in
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                for i in (c * chunk)..<min(files.count, (c + 1) * chunk) {
-                    do {
-                        out[i] = .success(decode ? try DicomReader.readImage(files[i]).header : try DicomReader.readHeader(files[i]))
-                    } catch let e as GDCMError {
-                        out[i] = .failure(e)
-                    } catch {
-                        out[i] = .failure(GDCMError(path: files[i], message: "\(error)"))
-                    }
-                }
-                lock.lock(); done += min(chunk, files.count - c * chunk); let d = done; lock.unlock()
-                progress?(d, files.count)
-            }
-        }
-
-        // Group usable images by study and series UID; every other file is skipped with its reason.
-        var groups: [String: [String: [DicomHeader]]] = [:]
-        var studyOrder: [String] = []
-        var imageCount = 0
-        var warnings: [CatalogProblem] = []
-        for (i, r) in results.enumerated() {
-            let rel = relative(files[i], to: rootPath)
-            switch r! {
-            case .failure(let e):
-                problems.append(CatalogProblem(path: rel, reason: e.message))
-                skipped.append(CatalogProblem(path: rel, reason: e.message))
-            case .success(let h):
-                for w in h.warnings { warnings.append(CatalogProblem(path: rel, reason: w)) }
-                if let p = h.headerProblem {
-                    problems.append(CatalogProblem(path: rel, reason: p.description))
-                    skipped.append(CatalogProblem(path: rel, reason: p.description))
-                    continue
-                }
-                imageCount += 1
-                if groups[h.studyInstanceUID] == nil { studyOrder.append(h.studyInstanceUID) }
-                groups[h.studyInstanceUID, default: [:]][h.seriesInstanceUID, default: []].append(h)
-            }
-        }
-
-        var studies: [CatalogStudy] = []
-        for studyUID in studyOrder {
-            let seriesGroups = groups[studyUID]!
-            var series: [CatalogSeries] = []
-            var studyID = studyUID
-            for (seriesUID, headers) in seriesGroups {
-                let (ids, s) = makeSeries(seriesUID: seriesUID, headers: headers, root: rootPath, descriptions: descriptions)
-                if let ids { studyID = ids.study }
-                series.append(s)
-            }
-            selectSeries(&series)
-            series.sort { ($0.kind.channel ?? 9, $0.seriesID) < ($1.kind.channel ?? 9, $1.seriesID) }
-            studies.append(CatalogStudy(studyID: studyID, studyInstanceUID: studyUID, series: series))
-        }
-        studies.sort { numericOrder($0.studyID, $1.studyID) }
-        problems.sort { $0.path < $1.path }
-
-        var ignoredSeries: [IgnoredSeries] = []
-        var toFuse = 0
-        for study in studies {
-            for s in study.series {
-                if let reason = s.ignoredBecause {
-                    ignoredSeries.append(IgnoredSeries(studyID: study.studyID, seriesID: s.seriesID, kind: s.kind,
-                                                       files: s.fileCount, reason: reason))
-                } else {
-                    toFuse += s.imageFiles.count
-                    ignoredFiles += s.droppedFiles.map { CatalogProblem(path: $0, reason: "duplicate of another file of series \(s.seriesID)") }
-                }
-            }
-        }
-        skipped.sort { $0.path < $1.path }
-        ignoredFiles.sort { $0.path < $1.path }
-        let accounting = FileAccounting(
-            filesFound: walker.files.count + walker.hidden.count + walker.problems.filter(\.isFile).count, filesUsed: tablesUsed + toFuse,
-            filesSkipped: skipped.count, filesIgnored: ignoredFiles.count + ignoredSeries.reduce(0) { $0 + $1.files },
-            skipped: skipped, ignoredSeries: ignoredSeries, ignoredFiles: ignoredFiles)
-        return Catalog(mode: rsna ? "rsna" : "tags", root: rootPath, fileCount: files.count,
-                       imageCount: imageCount, studies: studies, problems: problems, warnings: warnings, accounting: accounting)
+        var scan = CatalogScan(root: root)
+        scan.sortFiles()
+        let headers = scan.readHeaders(decode: decode, progress: progress)
+        let grouping = scan.group(headers)
+        return scan.catalog(scan.makeStudies(grouping))
     }
 
     /// Decides which series of a study are fused, writing the reason on each one that is not:
@@ -198,17 +87,17 @@ public enum CatalogScanner {
         return (parts[1], parts[2])
     }
 
-    static func makeSeries(seriesUID: String, headers: [DicomHeader], root: String,
-                           descriptions: RSNASeriesDescriptions) -> ((study: String, series: String)?, CatalogSeries) {
+    /// One series from its files' headers (path order): stacks from every frame, the plane, the kind (the
+    /// RSNA table's for `rsnaStudy`'s folder, else the tags'), the matrix and spacing of its first frame.
+    static func makeSeries(seriesID: String, seriesUID: String, headers: [DicomHeader], root: String,
+                           descriptions: RSNASeriesDescriptions, rsnaStudy: String?, notes groupingNotes: [String]) -> CatalogSeries {
         let first = headers[0]
-        let rel = relative(first.path, to: root)
-        let ids = rsnaIDs(rel)
-        var notes: [String] = []
+        var notes = groupingNotes
 
         // Every frame becomes a slice candidate; drop duplicate SOP instances and duplicate positions.
         var seenUIDs = Set<String>()
         var frames: [(image: CatalogImage, geometry: SliceGeometry)] = []
-        for h in headers.sorted(by: { $0.path < $1.path }) {
+        for h in headers {
             guard seenUIDs.insert(h.sopInstanceUID).inserted else {
                 notes.append("duplicate SOP Instance UID \(h.sopInstanceUID): \(relative(h.path, to: root)) dropped")
                 continue
@@ -216,7 +105,8 @@ public enum CatalogScanner {
             for f in 0..<max(h.framePositions.count, 1) {
                 guard case .success(let g) = h.geometry(frame: f) else { continue }
                 frames.append((CatalogImage(path: relative(h.path, to: root), frame: f, sopInstanceUID: h.sopInstanceUID,
-                                            instanceNumber: h.instanceNumber, position: g.position), g))
+                                            instanceNumber: h.instanceNumber, position: g.position,
+                                            stackID: f < h.frameGroups.count ? h.frameGroups[f].stackID : nil), g))
             }
         }
         let stacks = splitStacks(frames, notes: &notes)
@@ -234,7 +124,7 @@ public enum CatalogScanner {
 
         let kind: SeriesKind
         let reason: String
-        if let ids, let d = descriptions.kind(study: ids.study, series: ids.series) {
+        if let rsnaStudy, let d = descriptions.kind(study: rsnaStudy, series: seriesID) {
             kind = d; reason = "train_series_descriptions.csv"
         } else {
             let decision = SeriesClassifier.classify(description: first.seriesDescription, plane: plane, echoTime: first.echoTime,
@@ -242,20 +132,24 @@ public enum CatalogScanner {
                                                      imageType: first.imageType, sliceCount: frames.count)
             kind = decision.kind; reason = decision.reason
         }
-        let sp = first.pixelSpacing ?? (0, 0)
-        let series = CatalogSeries(
-            seriesID: descriptions.isEmpty || ids == nil ? seriesUID : ids!.series,
-            seriesInstanceUID: seriesUID, description: first.seriesDescription, kind: kind, kindReason: reason,
-            plane: plane, stacks: stacks, rows: first.rows, columns: first.columns, pixelSpacing: [sp.row, sp.column],
-            sliceThickness: first.sliceThickness,
-            fieldOfView: [Double(first.rows) * sp.row, Double(first.columns) * sp.column],
+        // The series' matrix, spacing and thickness are its first frame's (an enhanced file keeps them in its functional groups).
+        let g0 = frames.first?.geometry
+        let sp = g0.map { ($0.rowSpacing, $0.columnSpacing) } ?? first.pixelSpacing ?? (0, 0)
+        let rows = g0?.rows ?? first.rows, columns = g0?.columns ?? first.columns
+        return CatalogSeries(
+            seriesID: seriesID, seriesInstanceUID: seriesUID, description: first.seriesDescription,
+            sopClasses: Array(Set(headers.map(\.sopClassName))).sorted(), frameCount: frames.count,
+            kind: kind, kindReason: reason,
+            plane: plane, stacks: stacks, rows: rows, columns: columns, pixelSpacing: [sp.0, sp.1],
+            sliceThickness: g0.map(\.thickness) ?? first.sliceThickness,
+            fieldOfView: [Double(rows) * sp.0, Double(columns) * sp.1],
             echoTime: first.echoTime, repetitionTime: first.repetitionTime, inversionTime: first.inversionTime, notes: notes,
             droppedFiles: dropped, superiorInferiorExtent: highest >= lowest ? highest - lowest : 0, ignoredBecause: nil)
-        return (descriptions.isEmpty ? nil : ids, series)
     }
 
-    /// Groups slices into stacks: same orientation (within `maxStackAngleDegrees`), ordered along the
-    /// normal, split where a gap exceeds twice the stack's median spacing; duplicate positions dropped.
+    /// Groups slices into stacks: same orientation (within `maxStackAngleDegrees`) and the same StackID
+    /// (enhanced files' Frame Content; none for classic files), ordered along the normal, split where a gap
+    /// exceeds twice the stack's median spacing; duplicate positions dropped.
     static func splitStacks(_ frames: [(image: CatalogImage, geometry: SliceGeometry)], notes: inout [String]) -> [CatalogStack] {
         let cosLimit = cos(maxStackAngleDegrees * .pi / 180)
         var clusters: [[(image: CatalogImage, geometry: SliceGeometry)]] = []
@@ -263,6 +157,7 @@ public enum CatalogScanner {
             if let i = clusters.firstIndex(where: { c in
                 let a = c[0].geometry
                 return a.normal.dot(f.geometry.normal) > cosLimit && a.rowDirection.dot(f.geometry.rowDirection) > cosLimit
+                    && c[0].image.stackID == f.image.stackID
             }) {
                 clusters[i].append(f)
             } else {

@@ -59,14 +59,19 @@ public struct RSNATables: Sendable {
                     return t
                 }
                 let i = idx.map { $0! }
+                // Optional: the frame of a multi-frame file (1-based); empty for single-frame files.
+                let frameColumn = csv.column(LabelCoordinate.frameColumn)
                 for (n, row) in csv.rows.enumerated() where row.count > i.max()! {
+                    let frameCell = frameColumn.flatMap { $0 < row.count ? row[$0].trimmingCharacters(in: .whitespaces) : nil } ?? ""
+                    let frame = frameCell.isEmpty ? nil : Int(frameCell)
                     guard let label = LabelCoordinate.labelIndex(condition: row[i[3]], level: row[i[4]]),
-                          let instance = Int(row[i[2]]), let x = Double(row[i[5]]), let y = Double(row[i[6]]) else {
+                          let instance = Int(row[i[2]]), let x = Double(row[i[5]]), let y = Double(row[i[6]]),
+                          frameCell.isEmpty || (frame ?? 0) >= 1 else {
                         t.problems.append(CatalogProblem(path: "train_label_coordinates.csv", reason: "row \(n + 2): cannot read \(row)"))
                         continue
                     }
                     t.coordinates[row[i[0]], default: []].append(
-                        LabelCoordinate(seriesID: row[i[1]], instanceNumber: instance, labelIndex: label, x: x, y: y))
+                        LabelCoordinate(seriesID: row[i[1]], instanceNumber: instance, labelIndex: label, x: x, y: y, frameNumber: frame))
                 }
             } catch {
                 t.problems.append(CatalogProblem(path: "train_label_coordinates.csv", reason: "\(error)"))
@@ -77,6 +82,9 @@ public struct RSNATables: Sendable {
 }
 
 extension LabelCoordinate {
+    /// The optional column of train_label_coordinates.csv naming the frame of a multi-frame file (data-schema.md).
+    public static let frameColumn = "frame_number"
+
     /// The label column of a condition and level as Kaggle spells them ("Spinal Canal Stenosis", "L1/L2").
     public static func labelIndex(condition: String, level: String) -> Int? {
         let c = condition.lowercased().replacingOccurrences(of: " ", with: "_")

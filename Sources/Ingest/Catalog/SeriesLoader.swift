@@ -56,7 +56,8 @@ public enum SeriesLoader {
                     continue
                 }
                 slices.append(Slice(geometry: g, pixels: file.frame(image.frame), instanceNumber: image.instanceNumber ?? 0,
-                                    sopInstanceUID: image.sopInstanceUID, source: image.path))
+                                    sopInstanceUID: image.sopInstanceUID, source: image.path,
+                                    frameNumber: file.header.isMultiFrame ? image.frame + 1 : nil))
             }
             if !slices.isEmpty { stacks.append(Stack(slices: slices)) }
         }

@@ -26,12 +26,15 @@ public struct DicomHeader: Sendable {
     public var imageType: String
     /// Per frame (one entry for single-frame files); nil where the file gives no position.
     public var framePositions: [Vec3?]
-    /// ImageOrientationPatient (row direction, column direction), shared or per first frame.
+    /// ImageOrientationPatient (row direction, column direction): top-level, else the first frame's functional groups.
     public var orientation: (row: Vec3, column: Vec3)?
-    /// PixelSpacing [row spacing, column spacing].
+    /// PixelSpacing [row spacing, column spacing]: top-level, else the first frame's functional groups.
     public var pixelSpacing: (row: Double, column: Double)?
-    /// SliceThickness (mm), top-level or from the shared/first-frame pixel measures; nil when absent.
+    /// SliceThickness (mm), top-level or from the first frame's pixel measures; nil when absent.
     public var sliceThickness: Double?
+    /// What an enhanced multi-frame file's functional groups say of each frame (empty for other files);
+    /// where they say something, it overrides the top-level attributes for that frame.
+    public var frameGroups: [FrameFunctionalGroups] = []
     /// SpacingBetweenSlices (0018,0088) in mm; nil when absent.
     public var spacingBetweenSlices: Double?
     /// Rows (0028,0010) of each frame; 0 when absent.
@@ -56,6 +59,11 @@ public struct DicomHeader: Sendable {
     public var rescaleSlope: Double
     /// RescaleIntercept (0028,1052) added after the slope on decode; 0 when absent.
     public var rescaleIntercept: Double
+    /// The rescale of frame `index`: its Pixel Value Transformation (per frame or shared), else the top-level one.
+    public func rescale(frame index: Int) -> (slope: Double, intercept: Double) {
+        if index < frameGroups.count, let r = frameGroups[index].rescale { return r }
+        return (rescaleSlope, rescaleIntercept)
+    }
     /// EchoTime (ms), top-level or the first frame's effective echo time; nil when absent.
     public var echoTime: Double?
     /// RepetitionTime (0018,0080) in ms; nil when absent.
@@ -84,11 +92,19 @@ public struct DicomHeader: Sendable {
         return !hasPixelData || rows == 0 || columns == 0
     }
 
-    /// True for SOP classes whose objects are multi-frame by definition (enhanced MR/CT/PET, RT dose).
+    /// True for SOP classes whose objects are multi-frame by definition (enhanced and legacy converted
+    /// enhanced MR/CT/PET, RT dose).
     public var isMultiFrameClass: Bool {
-        ["1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.130",
+        ["1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.4.4", "1.2.840.10008.5.1.4.1.1.2.1",
+         "1.2.840.10008.5.1.4.1.1.2.2", "1.2.840.10008.5.1.4.1.1.130", "1.2.840.10008.5.1.4.1.1.128.1",
          "1.2.840.10008.5.1.4.1.1.481.2", "1.2.840.10008.5.1.4.1.1.4.3"].contains(sopClassUID)
     }
+
+    /// True for a file of several frames, or of a multi-frame SOP class (whose frames a label must name).
+    public var isMultiFrame: Bool { numberOfFrames > 1 || isMultiFrameClass }
+
+    /// The SOP class in words where fuse3d knows it ("MR Image", "Enhanced MR Image", ...), else its UID.
+    public var sopClassName: String { SOPClass.name(of: sopClassUID) }
 
     /// True for Secondary Capture and derived images a fusion must not use.
     public var isDerivedOrLocalizer: Bool {
@@ -129,11 +145,13 @@ public struct DicomHeader: Sendable {
 
     /// The geometry of frame `index`, or a reason why there is none usable.
     public func geometry(frame index: Int = 0) -> Result<SliceGeometry, DicomProblem> {
-        guard let o = orientation else { return .failure(.missingGeometry("no ImageOrientationPatient")) }
+        let groups = index < frameGroups.count ? frameGroups[index] : FrameFunctionalGroups()
+        guard let o = groups.orientation ?? orientation else { return .failure(.missingGeometry("no ImageOrientationPatient")) }
         guard index < framePositions.count, let p = framePositions[index] else {
             return .failure(.missingGeometry("no ImagePositionPatient"))
         }
-        guard let s = pixelSpacing else { return .failure(.missingGeometry("no PixelSpacing")) }
+        guard let s = groups.pixelSpacing ?? pixelSpacing else { return .failure(.missingGeometry("no PixelSpacing")) }
+        let thickness = groups.sliceThickness ?? sliceThickness ?? spacingBetweenSlices ?? 0
         guard p.isFinite, o.row.isFinite, o.column.isFinite else {
             return .failure(.degenerateGeometry("position or orientation is not a finite number"))
         }
@@ -149,8 +167,56 @@ public struct DicomHeader: Sendable {
         }
         return .success(SliceGeometry(position: p, rowDirection: o.row.normalized, columnDirection: o.column.normalized,
                                       rowSpacing: s.row, columnSpacing: s.column, rows: rows, columns: columns,
-                                      thickness: sliceThickness ?? spacingBetweenSlices ?? 0))
+                                      thickness: thickness))
     }
+}
+
+/// What the functional groups of an enhanced multi-frame file say about one frame: its Per-frame
+/// Functional Groups item, else the Shared one; nil where neither says anything.
+public struct FrameFunctionalGroups: Sendable {
+    /// Plane Orientation: ImageOrientationPatient (row direction, column direction).
+    public var orientation: (row: Vec3, column: Vec3)?
+    /// Pixel Measures: PixelSpacing (row spacing, column spacing) in mm.
+    public var pixelSpacing: (row: Double, column: Double)?
+    /// Pixel Measures: SliceThickness in mm.
+    public var sliceThickness: Double?
+    /// Pixel Value Transformation: real value = stored value × slope + intercept.
+    public var rescale: (slope: Double, intercept: Double)?
+    /// Frame Content: StackID, which names the stack a frame belongs to.
+    public var stackID: String?
+    /// Frame Content: InStackPositionNumber (1 at one end of the stack).
+    public var inStackPosition: Int?
+
+    /// Nothing said.
+    public init(orientation: (row: Vec3, column: Vec3)? = nil, pixelSpacing: (row: Double, column: Double)? = nil,
+                sliceThickness: Double? = nil, rescale: (slope: Double, intercept: Double)? = nil,
+                stackID: String? = nil, inStackPosition: Int? = nil) {
+        self.orientation = orientation
+        self.pixelSpacing = pixelSpacing
+        self.sliceThickness = sliceThickness
+        self.rescale = rescale
+        self.stackID = stackID
+        self.inStackPosition = inStackPosition
+    }
+}
+
+/// The image storage SOP classes fuse3d names in its reports.
+public enum SOPClass {
+    /// MR Image Storage: one frame per file.
+    public static let mrImage = "1.2.840.10008.5.1.4.1.1.4"
+    /// Enhanced MR Image Storage: one file, many frames, geometry in functional groups.
+    public static let enhancedMRImage = "1.2.840.10008.5.1.4.1.1.4.1"
+    /// Legacy Converted Enhanced MR Image Storage: classic images gathered into one enhanced file.
+    public static let legacyConvertedEnhancedMRImage = "1.2.840.10008.5.1.4.1.1.4.4"
+
+    static let names: [String: String] = [
+        mrImage: "MR Image", enhancedMRImage: "Enhanced MR Image", legacyConvertedEnhancedMRImage: "Legacy Converted Enhanced MR Image",
+        "1.2.840.10008.5.1.4.1.1.4.3": "Enhanced MR Color Image", "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image",
+        "1.2.840.10008.5.1.4.1.1.2": "CT Image", "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image",
+    ]
+
+    /// The class's name, or its UID when fuse3d has no name for it ("no SOP Class UID" when empty).
+    public static func name(of uid: String) -> String { uid.isEmpty ? "no SOP Class UID" : names[uid] ?? uid }
 }
 
 /// Why a file cannot be used; each case carries a human-readable detail.

@@ -37,15 +37,25 @@ public enum DicomReader {
         let file = try DicomFile(path: path, withPixels: true)
         let count = header.rows * header.columns * max(header.numberOfFrames, 1)
         var pixels = [Float](repeating: 0, count: count)
-        let written = pixels.withUnsafeMutableBufferPointer { buf in
-            gd_file_decode(file.handle, header.rescaleSlope, header.rescaleIntercept, buf.baseAddress, Int64(count))
+        let written: Int64
+        if header.frameGroups.contains(where: { $0.rescale != nil }) {
+            // Enhanced objects may transform each frame's values differently (Pixel Value Transformation).
+            let rescales = (0..<max(header.numberOfFrames, 1)).map { header.rescale(frame: $0) }
+            written = pixels.withUnsafeMutableBufferPointer { buf in
+                gd_file_decode_frames(file.handle, rescales.map(\.slope), rescales.map(\.intercept), Int64(rescales.count),
+                                      buf.baseAddress, Int64(count))
+            }
+        } else {
+            written = pixels.withUnsafeMutableBufferPointer { buf in
+                gd_file_decode(file.handle, header.rescaleSlope, header.rescaleIntercept, buf.baseAddress, Int64(count))
+            }
         }
         if written < 0 { throw GDCM.fail(path, "cannot decode pixel data") }
         if Int(written) != count {
             throw GDCMError(path: path, message: "decoded \(written) values, header promises \(count)")
         }
         var h = header
-        h.warnings = file.warnings()
+        h.warnings = file.warnings().filter { header.frameGroups.isEmpty || !DicomFile.isAboutGDCMsOwnGeometry($0) }
         return DicomImage(header: h, pixels: pixels)
     }
 
@@ -89,7 +99,7 @@ public struct DicomImage: Sendable {
             case .success(let g):
                 return Slice(geometry: g, pixels: frame(f), instanceNumber: header.instanceNumber ?? 0,
                              sopInstanceUID: header.numberOfFrames > 1 ? "\(header.sopInstanceUID)#\(f)" : header.sopInstanceUID,
-                             source: source)
+                             source: source, frameNumber: header.isMultiFrame ? f + 1 : nil)
             case .failure(let p):
                 throw GDCMError(path: header.path, message: p.description)
             }
@@ -136,24 +146,26 @@ final class DicomFile {
         }
         let frames = Self.int(string(0x0028, 0x0008)) ?? 1
         var positions: [Vec3?] = []
+        var groups: [FrameFunctionalGroups] = []
         var orientation = Self.orientation(string(0x0020, 0x0037))
         var spacing = Self.pair(string(0x0028, 0x0030))
         var thickness = Self.double(string(0x0018, 0x0050))
         if let p = Self.vec3(string(0x0020, 0x0032)), frames <= 1 {
             positions = [p]
         } else {
-            // Enhanced multi-frame: Plane Position / Orientation / Pixel Measures per frame or shared.
+            // Enhanced multi-frame: each frame's functional groups (its own item, else the shared one).
             let boundedFrames = min(max(frames, 1), DicomReader.maxFrames)
             positions = (0..<boundedFrames).map { Self.vec3(frameString($0, (0x0020, 0x9113), (0x0020, 0x0032))) }
             if positions.allSatisfy({ $0 == nil }), let p = Self.vec3(string(0x0020, 0x0032)) {
                 positions = Array(repeating: p, count: boundedFrames)
             }
-            orientation = orientation ?? Self.orientation(frameString(0, (0x0020, 0x9116), (0x0020, 0x0037)))
-            spacing = spacing ?? Self.pair(frameString(0, (0x0028, 0x9110), (0x0028, 0x0030)))
-            thickness = thickness ?? Self.double(frameString(0, (0x0028, 0x9110), (0x0018, 0x0050)))
+            groups = (0..<boundedFrames).map(functionalGroups)
+            orientation = orientation ?? groups.first?.orientation
+            spacing = spacing ?? groups.first?.pixelSpacing
+            thickness = thickness ?? groups.first?.sliceThickness
         }
         let echo = Self.double(string(0x0018, 0x0081)) ?? Self.double(frameString(0, (0x0018, 0x9114), (0x0018, 0x9082)))
-        return DicomHeader(
+        var header = DicomHeader(
             path: path,
             transferSyntaxUID: GDCM.takeString(gd_file_transfer_syntax(handle)) ?? "",
             sopClassUID: sopClass, sopInstanceUID: sopUID, studyInstanceUID: studyUID, seriesInstanceUID: seriesUID,
@@ -184,6 +196,35 @@ final class DicomFile {
             hasPixelData: hasPixels,
             pixelDataLength: { let n = gd_file_pixel_data_length(handle); return n >= 0 ? Int(n) : nil }(),
             warnings: warnings())
+        header.frameGroups = groups
+        if !groups.isEmpty { header.warnings = header.warnings.filter { !Self.isAboutGDCMsOwnGeometry($0) } }
+        return header
+    }
+
+    /// What frame `f`'s functional groups say: Plane Orientation, Pixel Measures, Pixel Value
+    /// Transformation and Frame Content.
+    func functionalGroups(_ f: Int) -> FrameFunctionalGroups {
+        let measures: (UInt16, UInt16) = (0x0028, 0x9110), transformation: (UInt16, UInt16) = (0x0028, 0x9145)
+        let content: (UInt16, UInt16) = (0x0020, 0x9111)
+        let slope = Self.double(frameString(f, transformation, (0x0028, 0x1053)))
+        let intercept = Self.double(frameString(f, transformation, (0x0028, 0x1052)))
+        return FrameFunctionalGroups(
+            orientation: Self.orientation(frameString(f, (0x0020, 0x9116), (0x0020, 0x0037))),
+            pixelSpacing: Self.pair(frameString(f, measures, (0x0028, 0x0030))),
+            sliceThickness: Self.double(frameString(f, measures, (0x0018, 0x0050))),
+            rescale: slope == nil && intercept == nil ? nil : (slope ?? 1, intercept ?? 0),
+            stackID: frameString(f, content, (0x0020, 0x9056)),
+            inStackPosition: Self.int(frameString(f, content, (0x0020, 0x9057))))
+    }
+
+    /// GDCM's image reader derives one origin, spacing and orientation for a whole multi-frame object
+    /// and warns where its functional groups defeat that ("This Enhanced Multiframe is not supported
+    /// for now", "Could not find Spacing"). fuse3d reads every frame's groups itself and never uses
+    /// GDCM's derived geometry, so those lines say nothing about the file; a frame without geometry is
+    /// fuse3d's own problem line (`DicomHeader.headerProblem`).
+    static func isAboutGDCMsOwnGeometry(_ warning: String) -> Bool {
+        ["Enhanced Multiframe is not supported", "Could not find Spacing", "Could not find Origin",
+         "Could not find DirectionCosines"].contains { warning.contains($0) }
     }
 
     // MARK: value parsing (DICOM DS/IS text, '\'-separated)

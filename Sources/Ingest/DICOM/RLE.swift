@@ -2,13 +2,15 @@ import CGDCM
 import Foundation
 
 /// fuse3d's own DICOM RLE Lossless decoder (PS3.5 Annex G, in the GDCM shim), which replaces GDCM's
-/// slower RLE codec when decoding, and the raw pixel bytes of a file by either decoder (to compare them).
+/// slower RLE codec when decoding, and the raw pixel bytes of a file by either GDCM's codecs or fuse3d's
+/// own paths (RLE, JPEG-LS through CharLS), to compare them.
 public enum RLE {
     /// Which decoder produces a file's raw pixel bytes.
     public enum Decoder: Int32, Sendable {
         /// GDCM's codecs (every transfer syntax).
         case gdcm = 0
-        /// fuse3d's RLE decoder (RLE Lossless files with one fragment per frame).
+        /// fuse3d's own paths: its RLE decoder, and CharLS called directly for greyscale JPEG-LS (one
+        /// fragment per frame); other files are an error.
         case fuse3d = 1
     }
 

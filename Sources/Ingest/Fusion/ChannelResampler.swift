@@ -39,90 +39,117 @@ struct ChannelResampler {
         let lowest = layout.offsets.first! - reach, highest = layout.offsets.last! + reach
         let last = layout.offsets.count - 1
         let hRange = range.h, wRange = range.w, d0 = range.d.lowerBound
+        let slices = layout.offsets.count
         sum.withUnsafeMutableBufferPointer { sumBuf in
         count.withUnsafeMutableBufferPointer { countBuf in
         coveredPerPlane.withUnsafeMutableBufferPointer { coveredBuf in
-        layout.pixels.withUnsafeBufferPointer { px in
-        layout.projections.withUnsafeBufferPointer { proj in
-        layout.offsets.withUnsafeBufferPointer { offs in
+        layout.pixels.withUnsafeBufferPointer { pxBuf in
+        layout.projections.withUnsafeBufferPointer { projBuf in
+        layout.offsets.withUnsafeBufferPointer { offsBuf in
+        layout.offsetProjection.withUnsafeBufferPointer { tBuf in
+        layout.starts.withUnsafeBufferPointer { startsBuf in
+        layout.rows.withUnsafeBufferPointer { rowsBuf in
+        layout.columns.withUnsafeBufferPointer { colsBuf in
             let sumP = sumBuf.baseAddress!, countP = countBuf.baseAddress!, coveredP = coveredBuf.baseAddress!
-            let t = layout.offsetProjection
-            let starts = layout.starts, rows = layout.rows, cols = layout.columns
-            // Bilinear sample of slice k at voxel (d, h, w); NaN outside the slice's pixel-centre hull.
-            @inline(__always) func sample(_ k: Int, _ d: Double, _ h: Double, _ w: Double) -> Float {
-                let p = 12 * k
-                let r = proj[p] * d + proj[p + 1] * h + proj[p + 2] * w + proj[p + 3]
-                let c = proj[p + 4] * d + proj[p + 5] * h + proj[p + 6] * w + proj[p + 7]
-                let nr = rows[k], nc = cols[k]
-                guard r >= 0, c >= 0, r <= Double(nr - 1), c <= Double(nc - 1) else { return .nan }
-                let r0 = min(Int(r), max(nr - 2, 0)), c0 = min(Int(c), max(nc - 2, 0))
-                let r1 = min(r0 + 1, nr - 1), c1 = min(c0 + 1, nc - 1)
-                let fr = Float(r - Double(r0)), fc = Float(c - Double(c0))
-                let base = px.baseAddress! + starts[k]
-                let a = base[r0 * nc + c0], b = base[r0 * nc + c1], e = base[r1 * nc + c0], f = base[r1 * nc + c1]
-                return (a + (b - a) * fc) + ((e + (f - e) * fc) - (a + (b - a) * fc)) * fr
-            }
-            @inline(__always) func distance(_ k: Int, _ d: Double, _ h: Double, _ w: Double) -> Double {
-                let p = 12 * k + 8
-                return proj[p] * d + proj[p + 1] * h + proj[p + 2] * w + proj[p + 3]
-            }
+            let px = pxBuf.baseAddress!, proj = projBuf.baseAddress!, offs = offsBuf.baseAddress!, t = tBuf.baseAddress!
+            let starts = startsBuf.baseAddress!, rows = rowsBuf.baseAddress!, cols = colsBuf.baseAddress!
             DispatchQueue.concurrentPerform(iterations: planes) { i in
                 let di = d0 + i, d = Double(di)
                 var covered = 0
-                for hi in hRange {
-                    let h = Double(hi)
-                    let row = (di * H + hi) * W
-                    for wi in wRange {
-                        let w = Double(wi)
-                        let tv = t[0] * d + t[1] * h + t[2] * w + t[3]
-                        if tv < lowest || tv > highest { continue }
-                        // k: the last slice at or below tv (−1 before the first).
-                        var below = 0, above = last + 1
-                        while below < above { let m = (below + above) >> 1; if offs[m] <= tv { below = m + 1 } else { above = m } }
-                        let k = below - 1
-                        var v = Float.nan
-                        if k < 0 {
-                            v = sample(0, d, h, w)
-                        } else if k == last {
-                            v = sample(last, d, h, w)
-                        } else if offs[k + 1] - offs[k] <= maxGap {
-                            let a = sample(k, d, h, w), b = sample(k + 1, d, h, w)
-                            let da = distance(k, d, h, w), db = distance(k + 1, d, h, w)
-                            if a.isFinite && b.isFinite {
-                                let span = da - db
-                                let f = span > 1e-9 ? Float(min(max(da / span, 0), 1)) : 0.5
-                                v = a + (b - a) * f
-                            } else if a.isFinite && abs(da) <= reach {
-                                v = a
-                            } else if b.isFinite && abs(db) <= reach {
-                                v = b
-                            }
-                        } else if tv - offs[k] <= reach {
-                            v = sample(k, d, h, w)
-                        } else if offs[k + 1] - tv <= reach {
-                            v = sample(k + 1, d, h, w)
+                // Per row, each affine function's d and h terms (a·d + b·h) are computed once per slice; a voxel
+                // adds its w term and the constant in the same order as the whole expression ((a·d + b·h) + c·w) + e,
+                // so every value is bit for bit what evaluating it per voxel gives.
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * slices) { rowTerms in
+                    let terms = rowTerms.baseAddress!
+                    // Bilinear sample of slice k at column w; NaN outside the slice's pixel-centre hull.
+                    @inline(__always) func sample(_ k: Int, _ w: Double) -> Float {
+                        let p = 12 * k
+                        let r = (terms[3 * k] + proj[p + 2] * w) + proj[p + 3]
+                        let c = (terms[3 * k + 1] + proj[p + 6] * w) + proj[p + 7]
+                        let nr = rows[k], nc = cols[k]
+                        guard r >= 0, c >= 0, r <= Double(nr - 1), c <= Double(nc - 1) else { return .nan }
+                        // Indices within the slice (r, c checked above), so unchecked arithmetic is safe.
+                        let r0 = min(Int(r), max(nr &- 2, 0)), c0 = min(Int(c), max(nc &- 2, 0))
+                        let r1 = min(r0 &+ 1, nr &- 1), c1 = min(c0 &+ 1, nc &- 1)
+                        let fr = Float(r - Double(r0)), fc = Float(c - Double(c0))
+                        let base = px + starts[k]
+                        let top = base + r0 &* nc, bottom = base + r1 &* nc
+                        let a = top[c0], b = top[c1], e = bottom[c0], f = bottom[c1]
+                        return (a + (b - a) * fc) + ((e + (f - e) * fc) - (a + (b - a) * fc)) * fr
+                    }
+                    @inline(__always) func distance(_ k: Int, _ w: Double) -> Double {
+                        (terms[3 * k + 2] + proj[12 * k + 10] * w) + proj[12 * k + 11]
+                    }
+                    for hi in hRange {
+                        let h = Double(hi)
+                        let row = (di * H + hi) * W
+                        for k in 0..<slices {
+                            let p = 12 * k
+                            terms[3 * k] = proj[p] * d + proj[p + 1] * h
+                            terms[3 * k + 1] = proj[p + 4] * d + proj[p + 5] * h
+                            terms[3 * k + 2] = proj[p + 8] * d + proj[p + 9] * h
                         }
-                        if v.isFinite {
-                            sumP[row + wi] += v
-                            countP[row + wi] += 1
-                            covered += 1
+                        let tRow = t[0] * d + t[1] * h
+                        // k: the last slice at or below tv (−1 before the first). tv is affine in w, so k moves by
+                        // a step or two between neighbouring voxels: walked from the previous voxel's, not searched.
+                        var k = -1
+                        for wi in wRange {
+                            let w = Double(wi)
+                            let tv = (tRow + t[2] * w) + t[3]
+                            guard tv >= lowest && tv <= highest else { continue }
+                            while k < last && offs[k + 1] <= tv { k += 1 }
+                            while k >= 0 && offs[k] > tv { k -= 1 }
+                            var v = Float.nan
+                            if k < 0 {
+                                v = sample(0, w)
+                            } else if k == last {
+                                v = sample(last, w)
+                            } else if offs[k + 1] - offs[k] <= maxGap {
+                                let a = sample(k, w), b = sample(k + 1, w)
+                                let da = distance(k, w), db = distance(k + 1, w)
+                                if a.isFinite && b.isFinite {
+                                    let span = da - db
+                                    let f = span > 1e-9 ? Float(min(max(da / span, 0), 1)) : 0.5
+                                    v = a + (b - a) * f
+                                } else if a.isFinite && abs(da) <= reach {
+                                    v = a
+                                } else if b.isFinite && abs(db) <= reach {
+                                    v = b
+                                }
+                            } else if tv - offs[k] <= reach {
+                                v = sample(k, w)
+                            } else if offs[k + 1] - tv <= reach {
+                                v = sample(k + 1, w)
+                            }
+                            if v.isFinite {
+                                sumP[row + wi] += v
+                                countP[row + wi] += 1
+                                covered += 1
+                            }
                         }
                     }
                 }
                 coveredP[i] = covered
             }
-        }}}}}}
+        }}}}}}}}}}
         return coveredPerPlane.reduce(0, +)
     }
 
     /// The resampled channel: the coverage-weighted mean where any stack covers a voxel, 0 elsewhere,
     /// and which voxels are covered.
     func finish() -> (values: [Float], covered: [Bool]) {
-        var values = [Float](repeating: 0, count: sum.count)
-        var covered = [Bool](repeating: false, count: sum.count)
-        for i in 0..<sum.count where count[i] > 0 {
-            values[i] = sum[i] / count[i]
-            covered[i] = true
+        let n = sum.count
+        let covered = [Bool](unsafeUninitializedCapacity: n) { buffer, initialized in
+            count.withUnsafeBufferPointer { c in for i in 0..<n { buffer[i] = c[i] > 0 } }
+            initialized = n
+        }
+        let values = [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
+            sum.withUnsafeBufferPointer { s in
+                count.withUnsafeBufferPointer { c in
+                    for i in 0..<n { buffer[i] = c[i] > 0 ? s[i] / c[i] : 0 }
+                }
+            }
+            initialized = n
         }
         return (values, covered)
     }

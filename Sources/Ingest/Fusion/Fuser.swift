@@ -38,7 +38,7 @@ public struct Fuser: Sendable {
                 }
             }
             let (values, covered) = resampler.finish()
-            let coveredValues = zip(values, covered).compactMap { $1 ? $0 : nil }
+            let coveredValues = RobustRange.coveredValues(values, covered: covered)
             let range = RobustRange.percentiles(coveredValues, low: parameters.lowPercentile, high: parameters.highPercentile)
             volume.withUnsafeMutableBufferPointer { out in
                 for i in 0..<n where covered[i] {
@@ -92,22 +92,62 @@ public struct Fuser: Sendable {
         }
     }
 
-    /// Label coordinates in patient space: each placed point, the per-label mean, and those that could not be placed.
+    /// Label coordinates in patient space: each placed point, the per-label mean, and the rows left unplaced.
+    ///
+    /// A row is placed only on an image known without doubt: the one file of its series with its
+    /// InstanceNumber, and in a multi-frame file the frame the row names. A row naming an instance that
+    /// is not there, a number several files share, or a multi-frame file without (or with a missing)
+    /// frame stays unplaced with its reason: a point on a guessed slice could lie centimetres away.
     private func placeCoordinates(_ coordinates: [LabelCoordinate], in series: [SeriesVolume])
-        -> (placed: [(label: Int, position: Vec3)], averaged: [Int: Vec3], unresolved: [LabelCoordinate]) {
-        var slices: [String: [Int: SliceGeometry]] = [:]
+        -> (placed: [(label: Int, position: Vec3)], averaged: [Int: Vec3], unresolved: [UnresolvedCoordinate]) {
+        var slices: [String: [Int: [Slice]]] = [:]
         for s in series {
-            for stack in s.stacks { for slice in stack.slices { slices[s.seriesID, default: [:]][slice.instanceNumber] = slice.geometry } }
+            for stack in s.stacks { for slice in stack.slices { slices[s.seriesID, default: [:]][slice.instanceNumber, default: []].append(slice) } }
         }
-        var placed: [(label: Int, position: Vec3)] = [], unresolved: [LabelCoordinate] = []
+        var placed: [(label: Int, position: Vec3)] = [], unresolved: [UnresolvedCoordinate] = []
         for c in coordinates {
-            guard (0..<RSNA.labelColumns.count).contains(c.labelIndex), c.x.isFinite, c.y.isFinite,
-                  let g = slices[c.seriesID]?[c.instanceNumber] else { unresolved.append(c); continue }
-            placed.append((c.labelIndex, g.patientPosition(row: c.y, column: c.x)))
+            switch Self.image(of: c, in: slices) {
+            case .success(let g): placed.append((c.labelIndex, g.patientPosition(row: c.y, column: c.x)))
+            case .failure(let why): unresolved.append(UnresolvedCoordinate(coordinate: c, reason: why.reason))
+            }
         }
         let averaged = Dictionary(grouping: placed, by: \.label).mapValues { group in
             (1 / Double(group.count)) * group.map(\.position).reduce(Vec3.zero, +)
         }
         return (placed, averaged, unresolved)
+    }
+
+    /// Why a label coordinate has no image.
+    private struct Unplaced: Error {
+        var reason: String
+    }
+
+    /// The geometry of the one image `c` names, or why there is none beyond doubt.
+    private static func image(of c: LabelCoordinate, in slices: [String: [Int: [Slice]]]) -> Result<SliceGeometry, Unplaced> {
+        guard (0..<RSNA.labelColumns.count).contains(c.labelIndex) else { return .failure(Unplaced(reason: "label index \(c.labelIndex) is not one of the 25")) }
+        guard c.x.isFinite, c.y.isFinite else { return .failure(Unplaced(reason: "x or y is not a finite number")) }
+        guard let instances = slices[c.seriesID] else {
+            return .failure(Unplaced(reason: "series \(c.seriesID) is not fused in this study"))
+        }
+        guard let candidates = instances[c.instanceNumber] else {
+            return .failure(Unplaced(reason: "series \(c.seriesID) has no image with instance number \(c.instanceNumber)"))
+        }
+        let files = Set(candidates.map(\.source)).sorted()
+        guard files.count == 1 else {
+            return .failure(Unplaced(reason: "instance number \(c.instanceNumber) names \(files.count) files of series \(c.seriesID) (\(files.joined(separator: ", ")))"))
+        }
+        guard candidates[0].frameNumber != nil else {
+            guard c.frameNumber == nil || c.frameNumber == 1 else {
+                return .failure(Unplaced(reason: "\(c.imageName): the image is a single-frame file, it has no frame \(c.frameNumber!)"))
+            }
+            return .success(candidates[0].geometry)
+        }
+        guard let frame = c.frameNumber else {
+            return .failure(Unplaced(reason: "\(c.imageName) is a multi-frame file (\(files[0])) and the row names no frame (frame_number)"))
+        }
+        guard let slice = candidates.first(where: { $0.frameNumber == frame }) else {
+            return .failure(Unplaced(reason: "\(c.imageName): the file has no such frame among the series' slices"))
+        }
+        return .success(slice.geometry)
     }
 }

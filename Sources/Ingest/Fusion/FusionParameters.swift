@@ -123,9 +123,15 @@ public struct FusionParameters: Codable, Sendable, Equatable {
         try c.encode(antialias, forKey: .antialias)
     }
 
+    /// The grid sizes allowed, the one range the pipeline file, `--size` and fusion all check against: below 8
+    /// voxels a grid shows no anatomy; a 512³ sample already holds 805 MB of float16 per study in memory.
+    public static let sizeRange = 8...512
+
     /// Throws when a value cannot make a grid (e.g. size 0, percentiles out of order).
     public func validate() throws {
-        guard size >= 2 && size <= 1024 else { throw FusionError.invalidParameters("size \(size) is not within 2...1024") }
+        guard Self.sizeRange.contains(size) else {
+            throw FusionError.invalidParameters("size \(size) is not within \(Self.sizeRange.lowerBound)…\(Self.sizeRange.upperBound)")
+        }
         guard lowPercentile >= 0, highPercentile <= 100, lowPercentile < highPercentile else {
             throw FusionError.invalidParameters("percentiles \(lowPercentile)–\(highPercentile) must satisfy 0 ≤ low < high ≤ 100")
         }
@@ -148,14 +154,38 @@ public struct LabelCoordinate: Codable, Sendable, Equatable {
     public var x: Double
     /// Row (fractional pixels).
     public var y: Double
+    /// The frame (1-based, DICOM's Referenced Frame Number) when the instance is a multi-frame file; nil
+    /// when the row gives none (the CSV's optional `frame_number` column).
+    public var frameNumber: Int?
 
-    /// A keypoint at pixel (x = column, y = row) of instance `instanceNumber` of series `seriesID`.
-    public init(seriesID: String, instanceNumber: Int, labelIndex: Int, x: Double, y: Double) {
+    /// A keypoint at pixel (x = column, y = row) of instance `instanceNumber` (frame `frameNumber` of a
+    /// multi-frame file) of series `seriesID`.
+    public init(seriesID: String, instanceNumber: Int, labelIndex: Int, x: Double, y: Double, frameNumber: Int? = nil) {
         self.seriesID = seriesID
         self.instanceNumber = instanceNumber
         self.labelIndex = labelIndex
         self.x = x
         self.y = y
+        self.frameNumber = frameNumber
+    }
+
+    /// "series S instance N" (and "frame F"), as reports name the image a row points at.
+    public var imageName: String {
+        "series \(seriesID) instance \(instanceNumber)" + (frameNumber.map { " frame \($0)" } ?? "")
+    }
+}
+
+/// A label coordinate that gave no keypoint, and why: its image is not known without doubt.
+public struct UnresolvedCoordinate: Codable, Sendable, Equatable {
+    /// The row as read from the CSV.
+    public var coordinate: LabelCoordinate
+    /// Why it was not placed, e.g. "instance 1 of series 7 is a multi-frame file (60 frames) and the row names no frame".
+    public var reason: String
+
+    /// A row left unplaced for `reason`.
+    public init(coordinate: LabelCoordinate, reason: String) {
+        self.coordinate = coordinate
+        self.reason = reason
     }
 }
 

@@ -18,8 +18,10 @@ public struct FusionRecord: Codable, Sendable, Equatable {
     public var ignoredSeries: [String]
     /// How many of the 25 keypoints were placed.
     public var keypointsPlaced: Int
-    /// Label coordinates whose series or instance is not in the study (so no keypoint came from them).
-    public var unresolvedCoordinates: [LabelCoordinate]
+    /// Label coordinates whose image is not known without doubt (a series or instance not in the study, a
+    /// multi-frame file without a frame, an instance number that names several files), each with its reason;
+    /// no keypoint came from them.
+    public var unresolvedCoordinates: [UnresolvedCoordinate]
 }
 
 /// What went into one channel of a fused grid.

@@ -15,6 +15,23 @@ enum RobustRange {
         }
     }
 
+    /// The values of the covered voxels, in voxel order: what the percentiles are taken over. One pass into an
+    /// array of the exact size (a `compactMap` over `zip` costs a closure call and a capacity check a voxel).
+    static func coveredValues(_ values: [Float], covered: [Bool]) -> [Float] {
+        values.withUnsafeBufferPointer { v in
+            covered.withUnsafeBufferPointer { c in
+                let n = min(v.count, c.count)
+                var kept = 0
+                for i in 0..<n where c[i] { kept &+= 1 }
+                return [Float](unsafeUninitializedCapacity: kept) { out, initialized in
+                    var j = 0
+                    for i in 0..<n where c[i] { out[j] = v[i]; j &+= 1 }
+                    initialized = kept
+                }
+            }
+        }
+    }
+
     /// Maps `value` from [low, high] to [0, 1], clamped; a channel with high ≤ low maps to 0.
     @inline(__always)
     static func normalize(_ value: Float, low: Float, high: Float) -> Float {

@@ -38,8 +38,8 @@ struct StackLayout {
             [axes.d.dot(dir) / scale, axes.h.dot(dir) / scale, axes.w.dot(dir) / scale, (origin - base).dot(dir) / scale]
         }
         offsetProjection = affine(normal, .zero, 1)
-        var pixels: [Float] = [], starts: [Int] = [], rows: [Int] = [], columns: [Int] = [], projections: [Double] = []
-        pixels.reserveCapacity(ordered.reduce(0) { $0 + $1.pixels.count })
+        var starts: [Int] = [], rows: [Int] = [], columns: [Int] = [], projections: [Double] = []
+        var offset = 0
         for s in ordered {
             let g = s.geometry
             guard g.rows > 0, g.columns > 0, s.pixels.count == g.rows * g.columns else {
@@ -50,60 +50,87 @@ struct StackLayout {
             }
         }
         let voxel = grid.spacing.min()!
-        var filtered = [[Float]](repeating: [], count: ordered.count)
-        if antialias {
-            filtered.withUnsafeMutableBufferPointer { out in
-                DispatchQueue.concurrentPerform(iterations: ordered.count) { i in out[i] = StackLayout.smoothed(ordered[i], toward: voxel) }
-            }
-        }
-        for (i, s) in ordered.enumerated() {
+        for s in ordered {
             let g = s.geometry
             let side = g.normal.dot(normal) < 0 ? -g.normal : g.normal
             projections += affine(g.columnDirection, g.position, g.rowSpacing)
             projections += affine(g.rowDirection, g.position, g.columnSpacing)
             projections += affine(side, g.position, 1)
-            starts.append(pixels.count)
+            starts.append(offset)
+            offset += s.pixels.count
             rows.append(g.rows)
             columns.append(g.columns)
-            pixels += antialias ? filtered[i] : s.pixels
         }
-        self.pixels = pixels
+        // Every slice's pixels (box-filtered with `antialias`) go straight to their place in the one buffer,
+        // slice by slice on all cores: no per-slice array, no zero-filling of memory about to be written.
+        let total = ordered.reduce(0) { $0 + $1.pixels.count }
+        let sliceStarts = starts
+        pixels = [Float](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let out = buffer.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: ordered.count) { i in
+                let destination = out + sliceStarts[i]
+                if !antialias || !StackLayout.smooth(ordered[i], toward: voxel, into: destination) {
+                    ordered[i].pixels.withUnsafeBufferPointer { destination.initialize(from: $0.baseAddress!, count: $0.count) }
+                }
+            }
+            initialized = total
+        }
         self.starts = starts
         self.rows = rows
         self.columns = columns
         self.projections = projections
     }
 
-    /// The slice's pixels under a centred box filter about one voxel wide (2⌊f/2⌋ + 1 pixels, f = voxel /
-    /// pixel spacing, per axis; averaged over the pixels present at the edges), on the slice's own pixel grid,
-    /// so its geometry and coverage are unchanged. The pixels as they are where they are coarser than half a voxel.
-    static func smoothed(_ slice: Slice, toward voxel: Double) -> [Float] {
+    /// Writes the slice's pixels under a centred box filter about one voxel wide (2⌊f/2⌋ + 1 pixels, f = voxel /
+    /// pixel spacing, per axis; averaged over the pixels present at the edges) to `out`, on the slice's own pixel
+    /// grid, so its geometry and coverage are unchanged. Returns false, writing nothing, where the pixels are
+    /// coarser than half a voxel (they are used as they are).
+    static func smooth(_ slice: Slice, toward voxel: Double, into out: UnsafeMutablePointer<Float>) -> Bool {
         let g = slice.geometry
         let radiusR = Int(voxel / g.rowSpacing + 1e-6) / 2, radiusC = Int(voxel / g.columnSpacing + 1e-6) / 2
-        guard radiusR + radiusC > 0 else { return slice.pixels }
+        guard radiusR + radiusC > 0 else { return false }
         let rows = g.rows, cols = g.columns
-        var across = [Float](repeating: 0, count: rows * cols), out = across
-        // Separable running sums: along each row, then down each column; O(pixels) whatever the radius.
-        slice.pixels.withUnsafeBufferPointer { px in
-            for r in 0..<rows {
-                var total: Float = 0
-                for c in 0..<min(radiusC, cols) { total += px[r * cols + c] }
-                for c in 0..<cols {
-                    if c + radiusC < cols { total += px[r * cols + c + radiusC] }
-                    if c - radiusC - 1 >= 0 { total -= px[r * cols + c - radiusC - 1] }
-                    across[r * cols + c] = total / Float(min(c + radiusC, cols - 1) - max(c - radiusC, 0) + 1)
+        // Separable running sums: along each row, then down each column; O(pixels) whatever the radius. Rows are
+        // addressed through row pointers and the edges are loops of their own, so that the inner loops have no
+        // checked index arithmetic or branches (the column pass vectorizes); every sum is taken in the same order.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * cols + cols) { scratch in
+            let across = scratch.baseAddress!, totals = across + rows * cols
+            slice.pixels.withUnsafeBufferPointer { pxBuf in
+                let px = pxBuf.baseAddress!
+                // Columns lower..<upper have the whole box inside the row: add one, drop one, divide by its width.
+                let lower = min(radiusC + 1, cols), upper = max(lower, cols - radiusC)
+                let full = Float(2 * radiusC + 1)
+                for r in 0..<rows {
+                    let line = px + r &* cols, smoothed = across + r &* cols
+                    var total: Float = 0
+                    for c in 0..<min(radiusC, cols) { total += line[c] }
+                    @inline(__always) func edge(_ c: Int) {
+                        if c + radiusC < cols { total += line[c + radiusC] }
+                        if c - radiusC - 1 >= 0 { total -= line[c - radiusC - 1] }
+                        smoothed[c] = total / Float(min(c + radiusC, cols - 1) - max(c - radiusC, 0) + 1)
+                    }
+                    for c in 0..<lower { edge(c) }
+                    for c in lower..<upper {
+                        total += line[c &+ radiusC]
+                        total -= line[c &- radiusC &- 1]
+                        smoothed[c] = total / full
+                    }
+                    for c in upper..<cols { edge(c) }
                 }
             }
+            // Down the columns a whole row at a time, so memory is read in order.
+            totals.initialize(repeating: 0, count: cols)
+            @inline(__always) func add(_ r: Int) { let row = across + r &* cols; for c in 0..<cols { totals[c] += row[c] } }
+            @inline(__always) func subtract(_ r: Int) { let row = across + r &* cols; for c in 0..<cols { totals[c] -= row[c] } }
+            for r in 0..<min(radiusR, rows) { add(r) }
+            for r in 0..<rows {
+                if r + radiusR < rows { add(r + radiusR) }
+                if r - radiusR - 1 >= 0 { subtract(r - radiusR - 1) }
+                let scale = 1 / Float(min(r + radiusR, rows - 1) - max(r - radiusR, 0) + 1)
+                let smoothed = out + r &* cols
+                for c in 0..<cols { smoothed[c] = totals[c] * scale }
+            }
         }
-        // Down the columns a whole row at a time, so memory is read in order.
-        var totals = [Float](repeating: 0, count: cols)
-        for r in 0..<min(radiusR, rows) { for c in 0..<cols { totals[c] += across[r * cols + c] } }
-        for r in 0..<rows {
-            if r + radiusR < rows { for c in 0..<cols { totals[c] += across[(r + radiusR) * cols + c] } }
-            if r - radiusR - 1 >= 0 { for c in 0..<cols { totals[c] -= across[(r - radiusR - 1) * cols + c] } }
-            let scale = 1 / Float(min(r + radiusR, rows - 1) - max(r - radiusR, 0) + 1)
-            for c in 0..<cols { out[r * cols + c] = totals[c] * scale }
-        }
-        return out
+        return true
     }
 }

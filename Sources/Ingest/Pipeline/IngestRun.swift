@@ -43,12 +43,15 @@ public struct StudyReport: Codable, Sendable {
     public var studyID: String
     /// The id stored in the shards (`study_id`).
     public var sampleID: Int64
-    /// "fused" or "failed".
-    public var status: String
+    /// Fused into a sample, or failed (see `error`).
+    public var status: StudyStatus
     /// Per channel name: the series fused into it, or "missing".
     public var channels: [String: String]
     /// Why the study failed, if it did.
     public var error: String?
+    /// How the catalog's grouping rule met the study's files (`CatalogStudy.notes`): several Study Instance
+    /// UIDs in one RSNA study folder, one UID under several folders.
+    public var notes: [String]
     /// Files of this study that were skipped while decoding (path relative to the archive, reason).
     public var problems: [CatalogProblem]
     /// The fusion's provenance (box, grid, coverage, normalization, stacks used).
@@ -77,6 +80,9 @@ public struct IngestReport: Codable, Sendable {
         public var samples: Int
         /// Shard files written.
         public var shards: Int
+        /// Label coordinates of fused studies that placed no keypoint (each named with its reason in its
+        /// study's `fusion.unresolvedCoordinates`).
+        public var unresolvedCoordinates: Int
     }
     /// The archive root that was scanned (standardized path).
     public var archive: String
@@ -101,7 +107,8 @@ public struct IngestReport: Codable, Sendable {
     public var summaryLine: String {
         "\(summary.fused) of \(summary.studies) studies fused into \(summary.samples) samples in \(summary.shards) shard(s); "
             + "\(summary.failed) failed; \(summary.filesFound) files found: \(summary.filesUsed) used, "
-            + "\(summary.filesSkipped) skipped, \(summary.filesIgnored) ignored (see ingest-report.json)"
+            + "\(summary.filesSkipped) skipped, \(summary.filesIgnored) ignored; "
+            + "\(summary.unresolvedCoordinates) label coordinate(s) unresolved (see ingest-report.json)"
     }
 }
 
@@ -120,6 +127,8 @@ public struct IngestStatistics: Sendable {
     public var seconds = 0.0
     /// Peak resident memory of the process, bytes.
     public var peakRSSBytes = 0
+    /// Cache entries no dataset of this folder uses, removed after the run (see `StudyCache.prune`); nil: not pruned.
+    public var pruned: StudyCache.PruneResult?
 }
 
 /// A run's report and statistics.
@@ -163,21 +172,33 @@ public enum IngestRunner {
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
         let lock = try OutputLock(directory: options.output)
         defer { withExtendedLifetime(lock) {} }
-        try retireFinishedRun(in: options.output)
         options.cache.sweepAbandonedWrites()
         var writerOptions = options.pipeline.shardWriterOptions()
         writerOptions.keepUnchangedShards = true
+        writerOptions.stageUntilPublished = true
         let writer = try ShardWriter(directory: options.output, options: writerOptions)
         let worker = StudyWorker(root: catalog.root, tables: tables, pipeline: options.pipeline,
                                  cache: options.cache, recompute: options.recompute)
 
         var reports: [StudyReport] = []
+        var writtenBy: [Int64: CatalogStudy] = [:]
+        var keys: [String] = []
         var statistics = IngestStatistics()
         var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: Set(catalog.problems.map(\.path)).count)
         try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 2 * options.workers,
-                                work: { worker.process(studies[$0]) }) { _, outcome in
-            if let sample = outcome.sample { try writer.append(sample) }
-            reports.append(outcome.report)
+                                work: { worker.process(studies[$0]) }) { index, outcome in
+            var report = outcome.report
+            keys.append(outcome.key)
+            if let sample = outcome.sample {
+                do {
+                    try writer.append(sample)
+                    writtenBy[sample.studyID] = studies[index]
+                } catch ShardError.sample(_, let reason) {
+                    report.status = .failed
+                    report.error = refusal(reason, study: studies[index], sampleID: sample.studyID, earlier: writtenBy[sample.studyID])
+                }
+            }
+            reports.append(report)
             switch outcome.source {
             case .cache: statistics.cached += 1
             case .computed(let invalidated, let stored):
@@ -187,14 +208,18 @@ public enum IngestRunner {
             }
             state.done += 1
             state.cached = statistics.cached
-            if outcome.report.status != "fused" { state.failed += 1 }
-            state.problems += outcome.report.problems.count
+            if report.status != .fused { state.failed += 1 }
+            state.problems += report.problems.count
             progress?(state)
         }
         let manifest = try writer.finish()
-        try removeUnlistedShards(in: options.output, keeping: Set(manifest.shards.map(\.file)))
         let report = makeReport(catalog: catalog, tables: tables, options: options, studies: reports, manifest: manifest)
-        try writeReport(report, to: options.output)
+        try writeReport(report, to: writer.stagingDirectory)
+        try StudyCache.writeKeys(keys, to: writer.stagingDirectory)
+        try writer.publish()
+        if options.cacheDirectory == nil && options.partition == nil {
+            statistics.pruned = options.cache.prune(keeping: Set(keys))
+        }
         statistics.seconds = Date().timeIntervalSince(start)
         statistics.peakRSSBytes = peakResidentBytes()
         return IngestOutcome(report: report, statistics: statistics)
@@ -205,16 +230,17 @@ public enum IngestRunner {
     static func makeReport(catalog: Catalog, tables: RSNATables, options: IngestOptions, studies reports: [StudyReport],
                            manifest: Manifest) -> IngestReport {
         let accounting = FileAccounting.afterIngest(catalog, outcomes: reports.map {
-            FileAccounting.StudyOutcome(studyID: $0.studyID, fused: $0.status == "fused", error: $0.error, problems: $0.problems)
+            FileAccounting.StudyOutcome(studyID: $0.studyID, fused: $0.status == .fused, error: $0.error, problems: $0.problems)
         })
         let skippedPaths = Set(accounting.skipped.map(\.path))
         let nonFileProblems = catalog.problems.filter { !skippedPaths.contains($0.path) }
         return IngestReport(
             archive: catalog.root, mode: catalog.mode, pipeline: options.pipeline,
-            summary: .init(studies: reports.count, fused: reports.filter { $0.status == "fused" }.count,
-                           failed: reports.filter { $0.status != "fused" }.count, filesFound: accounting.filesFound,
+            summary: .init(studies: reports.count, fused: reports.filter { $0.status == .fused }.count,
+                           failed: reports.filter { $0.status != .fused }.count, filesFound: accounting.filesFound,
                            filesUsed: accounting.filesUsed, filesSkipped: accounting.filesSkipped,
-                           filesIgnored: accounting.filesIgnored, samples: manifest.samples, shards: manifest.shards.count),
+                           filesIgnored: accounting.filesIgnored, samples: manifest.samples, shards: manifest.shards.count,
+                           unresolvedCoordinates: reports.reduce(0) { $0 + ($1.fusion?.unresolvedCoordinates.count ?? 0) }),
             studies: reports, files: accounting.skipped + nonFileProblems + tables.problems, partition: options.partition,
             ignoredSeries: accounting.ignoredSeries, ignoredFiles: accounting.ignoredFiles)
     }
@@ -236,23 +262,13 @@ public enum IngestRunner {
 }
 
 extension IngestRunner {
-    /// Re-running into a folder is an update: before any shard is replaced, the earlier run's manifest
-    /// and report are taken away, so that a run killed midway never leaves a manifest describing other
-    /// shards (the folder is a dataset again when the run finishes; the cache makes that quick).
-    static func retireFinishedRun(in directory: URL) throws {
-        for name in [Manifest.fileName, reportName] {
-            let url = directory.appendingPathComponent(name)
-            if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-        }
-    }
-
-    /// Shards of an earlier run into the same folder that the new manifest no longer lists would make
-    /// the folder inconsistent; they are removed once the new manifest is in place.
-    static func removeUnlistedShards(in directory: URL, keeping listed: Set<String>) throws {
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-        for name in names where name.hasPrefix("shard-") && name.hasSuffix(".h5") && !listed.contains(name) {
-            try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
-        }
+    /// Why the writer refused `study`'s sample, for its report: the writer's reason, and for a repeated
+    /// sample id which catalog study was written under it first (both Study Instance UIDs, as two studies
+    /// of one RSNA folder share its id).
+    static func refusal(_ reason: String, study: CatalogStudy, sampleID: Int64, earlier: CatalogStudy?) -> String {
+        guard let earlier else { return "not written to the shards: \(reason)" }
+        return "not written to the shards: its sample id \(sampleID) (Study Instance UID \(study.studyInstanceUID)) is "
+            + "already taken by study \(earlier.studyID) (Study Instance UID \(earlier.studyInstanceUID)), written earlier in this run"
     }
 }
 
@@ -287,6 +303,8 @@ struct StudyWorker: Sendable {
 
     /// One study's result, ready for the writer.
     struct Outcome {
+        /// The study's cache key (hex), whether or not its entry was used or stored.
+        var key: String
         var report: StudyReport
         var sample: EncodedSample?
         var source: Source
@@ -307,7 +325,7 @@ struct StudyWorker: Sendable {
         var invalidated = false
         if !recompute {
             switch cache.load(key, root: root) {
-            case .hit(let entry): return Outcome(report: entry.report, sample: entry.sample, source: .cache)
+            case .hit(let entry): return Outcome(key: key.hex, report: entry.report, sample: entry.sample, source: .cache)
             case .miss: break
             case .corrupt, .stale: invalidated = true
             }
@@ -318,18 +336,18 @@ struct StudyWorker: Sendable {
         var encoded: EncodedSample?
         if let sample = fused.0 {
             do { encoded = try EncodedSample(encoding: sample, zstdLevel: pipeline.zstdLevel) } catch {
-                report.status = "failed"
+                report.status = .failed
                 report.error = "\(error)"
             }
         }
         let stored = (try? cache.store(key, root: root, study: .init(report: report, sample: encoded))) != nil
-        return Outcome(report: report, sample: encoded, source: .computed(invalidated: invalidated, stored: stored))
+        return Outcome(key: key.hex, report: report, sample: encoded, source: .computed(invalidated: invalidated, stored: stored))
     }
 }
 
 /// One function from a study's inputs to its fused sample: decode the three series, fuse them.
 public enum StudyFusion {
-    /// Decodes and fuses one study. Never throws: a failure is a report with status "failed".
+    /// Decodes and fuses one study. Never throws: a failure is a report with status `.failed`.
     public static func fuse(study: CatalogStudy, root: String, labels: [Int8], coordinates: [LabelCoordinate],
                             fuser: Fuser) -> (FusedSample?, StudyReport) {
         let id = sampleID(study)
@@ -337,19 +355,17 @@ public enum StudyFusion {
         let (volumes, channels, problems) = SeriesLoader.loadStudy(study, root: root)
         do {
             let (sample, record) = try fuser.fuse(series: volumes, labels: labels, coordinates: coordinates, studyID: id)
-            return (sample, StudyReport(studyID: study.studyID, sampleID: id, status: "fused", channels: channels,
-                                        error: nil, problems: problems, fusion: record))
+            return (sample, StudyReport(studyID: study.studyID, sampleID: id, status: .fused, channels: channels,
+                                        error: nil, notes: study.notes, problems: problems, fusion: record))
         } catch {
-            return (nil, StudyReport(studyID: study.studyID, sampleID: id, status: "failed", channels: channels,
-                                     error: "\(error)", problems: problems, fusion: nil))
+            return (nil, StudyReport(studyID: study.studyID, sampleID: id, status: .failed, channels: channels,
+                                     error: "\(error)", notes: study.notes, problems: problems, fusion: nil))
         }
     }
 
     /// The study id stored in shards: the RSNA numeric id, else a stable 62-bit hash of the Study Instance UID.
     public static func sampleID(_ study: CatalogStudy) -> Int64 {
         if let n = Int64(study.studyID), n >= 0 { return n }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in study.studyInstanceUID.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return Int64(h & 0x3FFF_FFFF_FFFF_FFFF)
+        return Int64(StableHash.fnv1a64(study.studyInstanceUID) & 0x3FFF_FFFF_FFFF_FFFF)
     }
 }

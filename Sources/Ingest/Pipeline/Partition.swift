@@ -1,4 +1,5 @@
 import Foundation
+import Shards
 
 /// One part of a deterministic hash partition of an archive's studies: part `index` of `count`
 /// holds the studies whose id hashes (FNV-1a 64 of the id's UTF-8) to `index` modulo `count`, so
@@ -25,14 +26,7 @@ public struct Partition: Codable, Equatable, Sendable, CustomStringConvertible {
 
     /// Whether `studyID` belongs to this part.
     public func contains(studyID: String) -> Bool {
-        Int(Self.hash(studyID) % UInt64(count)) == index
-    }
-
-    /// FNV-1a 64 of the id's UTF-8 bytes (stable across machines, runs and Swift versions, unlike `Hashable`).
-    public static func hash(_ studyID: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in studyID.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
+        Int(StableHash.fnv1a64(studyID) % UInt64(count)) == index
     }
 
     /// Parses "I/N" (e.g. "0/4").

@@ -7,7 +7,7 @@ import Yams
 /// ```yaml
 /// name: demo
 /// fusion:
-///   size: 64                  # voxels per axis, 2…1024
+///   size: 64                  # voxels per axis, 8…512
 ///   box: sagittal-fov         # sagittal-fov | union | reference:<series_id> | fixed:<mm>
 ///   percentiles: [0.5, 99.5]  # robust normalization range over covered voxels
 ///   isotropic: true
@@ -114,7 +114,7 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
                 for (k, v) in try r.mapping(value, at: key, keys: FusionParameters.CodingKeys.allCases.map(\.rawValue)) {
                     let at = "fusion.\(k)"
                     switch FusionParameters.CodingKeys(rawValue: k)! {
-                    case .size: c.fusion.size = try r.int(v, at: at, in: 2...1024)
+                    case .size: c.fusion.size = try r.int(v, at: at, in: FusionParameters.sizeRange)
                     case .box:
                         let text = try r.string(v, at: at)
                         guard let box = GridBoxPolicy(yamlValue: text) else {

@@ -23,8 +23,9 @@ import Glibc
 /// absent even under kill -9 and several processes may share one cache. Each entry ends with the
 /// XXH64 of its bytes; a corrupt or truncated entry is a miss and is recomputed.
 public struct StudyCache: Sendable {
-    /// Bumped whenever decoding, fusion or the entry layout changes what a cached sample would hold.
-    public static let fusionCodeVersion = "fusion-1"
+    /// Bumped whenever decoding, fusion or the entry layout changes what a cached sample would hold; the fused
+    /// bytes of a phantom study are pinned to it (Tests/SynthTests/FusionCodeVersionTests.swift).
+    public static let fusionCodeVersion = "fusion-2"
     /// The cache folder (`--cache`, default `OUT/.cache`).
     public let directory: URL
 
@@ -69,9 +70,10 @@ public struct StudyCache: Sendable {
         let files: [FileStamp]
     }
 
-    /// The key of `study` fused with `fusion` and encoded at `zstdLevel`; stats every input file.
+    /// The key of `study` fused with `fusion` by the code of `version` and encoded at `zstdLevel`; stats every input file.
     public static func key(study: CatalogStudy, root: String, sampleID: Int64, labels: [Int8],
-                           coordinates: [LabelCoordinate], fusion: FusionParameters, zstdLevel: Int) -> StudyKey {
+                           coordinates: [LabelCoordinate], fusion: FusionParameters, zstdLevel: Int,
+                           version: String = fusionCodeVersion) -> StudyKey {
         let paths = Array(Set(study.series.flatMap { $0.stacks.flatMap { $0.images.map(\.path) } })).sorted()
         let files = paths.map { stamp(path: $0, root: root) }
         struct Material: Encodable {
@@ -84,7 +86,7 @@ public struct StudyCache: Sendable {
             var labels: [Int8]
             var coordinates: [LabelCoordinate]
         }
-        let material = Material(version: fusionCodeVersion, sampleID: sampleID, fusion: fusion, zstdLevel: zstdLevel,
+        let material = Material(version: version, sampleID: sampleID, fusion: fusion, zstdLevel: zstdLevel,
                                 study: study, sizes: Dictionary(uniqueKeysWithValues: files.map { ($0.path, $0.size) }),
                                 labels: labels, coordinates: coordinates)
         let encoder = JSONEncoder()

@@ -255,6 +255,8 @@ public final class LoaderEpoch {
 /// Host batch buffers, reused once nobody holds them: a fresh 100 MB buffer costs as much in page
 /// faults as a quarter of its decoding. Each buffer handed out is an alias of one the pool keeps, so
 /// the storage's use count says when the batch and every view of it are gone.
+// Sendable by hand: `kept` and `allocated` change only under `lock`; the Tensors are libtorch handles whose
+// storage use count (atomic in libtorch) decides reuse.
 final class BufferPool: @unchecked Sendable {
     private let capacity: Int
     private let pinned: Bool
@@ -281,6 +283,8 @@ final class BufferPool: @unchecked Sendable {
 }
 
 /// One batch being filled: the host buffer the readers decode into, and the per-sample arrays.
+// Sendable by hand: the pipeline's `condition` guards it; each reader writes only its own sample's slots of
+// `base` and the arrays, and `remaining`/`takeVolumes` are touched with the condition held.
 private final class BatchBuffer: @unchecked Sendable {
     /// The pool's buffer, handed over to the batch (and dropped here) when the batch is delivered: a reader
     /// thread may hold this object a moment longer, and must not keep the pool from reusing the buffer.
@@ -311,6 +315,7 @@ private final class BatchBuffer: @unchecked Sendable {
 
 /// The reader threads and the bounded, ordered hand-over of one epoch's batches (read → decode →
 /// batch → prefetch, as FFCV and tf.data stage it; the consumer never sees the threads).
+// Sendable by hand: the stored vars are guarded by `condition` (documented below); the lets are immutable.
 private final class PrefetchPipeline: @unchecked Sendable {
     private let dataset: ShardDataset
     private let options: LoaderOptions
