@@ -57,9 +57,15 @@ public enum TrainingReport {
     public struct Epoch: Sendable {
         /// Epoch (1-based), mean training loss, validation loss and score, the learning rate of its last step.
         public var epoch: Int, trainLoss: Double, valLoss: Double, valScore: Double, lr: Double
+        /// Two-stage models: the localizer's held-out error (mm), median and 90th percentile, and the median per level.
+        public var localizerMedianMm: Double?, localizerP90Mm: Double?, localizerPerLevelMm: [Double]?
 
         /// An epoch's values, as named.
-        public init(epoch: Int, trainLoss: Double, valLoss: Double, valScore: Double, lr: Double) {
+        public init(epoch: Int, trainLoss: Double, valLoss: Double, valScore: Double, lr: Double, localizerMedianMm: Double? = nil,
+                    localizerP90Mm: Double? = nil, localizerPerLevelMm: [Double]? = nil) {
+            self.localizerMedianMm = localizerMedianMm
+            self.localizerP90Mm = localizerP90Mm
+            self.localizerPerLevelMm = localizerPerLevelMm
             self.epoch = epoch
             self.trainLoss = trainLoss
             self.valLoss = valLoss
@@ -105,7 +111,22 @@ public enum TrainingReport {
                         series: series(\.trainLoss) + series(\.valLoss, dashed: true, suffix: " val")).svg
         html += SVGPlot(title: "Validation RSNA score", xLabel: "epoch", yLabel: "score", series: series(\.valScore) + [baseline]).svg
         html += SVGPlot(title: "Learning rate (last step of the epoch)", xLabel: "epoch", yLabel: "lr", series: series(\.lr)).svg
+        let located = folds.filter { f in f.epochs.contains { $0.localizerMedianMm != nil } }
+        if !located.isEmpty {
+            html += SVGPlot(title: "Localizer: held-out error (solid: median, dashed: p90)", xLabel: "epoch", yLabel: "mm",
+                            series: series { $0.localizerMedianMm ?? .nan } + series({ $0.localizerP90Mm ?? .nan }, dashed: true, suffix: " p90")).svg
+        }
         html += "</div>"
+        if !located.isEmpty {
+            html += "<h2>Localizer (stage one): held-out error in mm at each fold's best epoch</h2><table><tr><th>fold</th><th>median</th><th>p90</th>"
+                + RSNA.levels.map { "<th>\($0)</th>" }.joined() + "</tr>"
+            for f in located {
+                guard let e = f.epochs.first(where: { $0.epoch == f.bestEpoch }) ?? f.epochs.last else { continue }
+                html += String(format: "<tr><td>%d</td><td>%.2f</td><td>%.2f</td>", f.fold, e.localizerMedianMm ?? .nan, e.localizerP90Mm ?? .nan)
+                    + (e.localizerPerLevelMm ?? []).map { String(format: "<td>%.2f</td>", $0) }.joined() + "</tr>"
+            }
+            html += "</table>"
+        }
 
         html += "<h2>Per condition-level (best epoch of each fold; weighted log loss, baseline in brackets)</h2>"
         for f in folds {

@@ -159,6 +159,9 @@ public final class ShardReader: @unchecked Sendable {
     /// Keypoints of sample `index` (25 × 3 values (d, h, w), NaN absent), without decoding its volume.
     public func keypoints(_ index: Int) -> ArraySlice<Float> { keypoints[(75 * index)..<(75 * index + 75)] }
 
+    /// Sample `index`'s affine (16 values, row-major: voxel (d, h, w, 1) → patient LPS mm).
+    public func affine(_ index: Int) -> ArraySlice<Double> { affine[(16 * index)..<(16 * index + 16)] }
+
     /// The stored bytes of chunk (sample, channel), still shuffled and compressed, or nil when HDF5's own
     /// pipeline must decode it (never written, or a filter skipped). For the decode-limit benchmark.
     public func rawChunk(_ index: Int, channel: Int) throws -> [UInt8]? {

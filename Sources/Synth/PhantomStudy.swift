@@ -64,7 +64,9 @@ public struct PhantomStudy: Sendable {
         labels = (0..<RSNA.labelColumns.count).map { column in
             Int8(rng.pick(weights: options.labels.weights[column / RSNA.levels.count]))
         }
-        let anatomy = SpineAnatomy(rng: &rng, labels: labels)
+        // Variety draws from its own stream, so a cohort without it is the one made before it existed.
+        var varietyRng = SynthRandom(seed: options.seed, 7, UInt64(index))
+        let anatomy = SpineAnatomy(rng: &rng, labels: labels, variety: options.variety.draw(&varietyRng))
         self.anatomy = anatomy
         // Quirks draw from their own stream, so a study renders the same pixels with and without them.
         var quirkRng = SynthRandom(seed: options.seed, 6, UInt64(index))

@@ -26,7 +26,7 @@ struct SeriesPlan: Sendable {
         let spacing = thickness + (rng.uniform(0.3...0.8) * 10).rounded() / 10
         let fov = (rng.uniform(250...310)).rounded()
         let pixel = fov / Double(matrix)
-        let centre = anatomy.point(s: -12 + rng.uniform(-6...6), u: 22 + rng.uniform(-6...6), x: 0)
+        let centre = anatomy.point(s: -12 + rng.uniform(-6...6), u: 22 + rng.uniform(-6...6), x: 0) - anatomy.fieldOfViewShift
         let rowDirection = Vec3(0, 1, 0), columnDirection = Vec3(0, 0, -1)
         // Slice count / 2 sits within half a millimetre of the midline (as a technologist would
         // place it), so the canal is always on a slice whatever the count's parity.

@@ -17,6 +17,12 @@ struct SpineAnatomy: Sendable {
     var arcY: Double, arcZ: Double
     /// Radius of the arc (mm): smaller is more lordotic.
     var radius: Double
+    /// Sagittal tilt of the whole spine (radians): the arc angle of arc length 0 (`SpineVariety`).
+    var tilt = 0.0
+    /// Patient y of the arc's apex line, which the torso is placed from.
+    var anteriorY: Double
+    /// How far the spine sits from the centre of the sagittal field of view (patient mm; `SpineVariety`).
+    var fieldOfViewShift = Vec3.zero
     /// Half extents of a vertebral body (s, x, u) and of a disc along s.
     var bodyHalfHeight: Double, discHalfHeight: Double, bodyHalfWidth: Double, bodyHalfDepth: Double
     /// Half extents of the central canal at full width (x, u).
@@ -51,11 +57,19 @@ struct SpineAnatomy: Sendable {
     var recessX: Double { canalHalfWidth + 1 }
     var foramenX: Double { canalHalfWidth + 10 }
 
-    /// A spine drawn from `rng` with the 25 labels (RSNA.labelColumns order, class 0...2) rendered in.
-    init(rng: inout SynthRandom, labels: [Int8]) {
-        let size = rng.uniform(0.92...1.08)
+    /// A spine drawn from `rng` with the 25 labels (RSNA.labelColumns order, class 0...2) rendered in, varied by
+    /// `variety` (drawn from its own stream, so the identity draw leaves the spine as it was).
+    init(rng: inout SynthRandom, labels: [Int8], variety: SpineVariety.Draw = SpineVariety.Draw()) {
+        let size = rng.uniform(0.92...1.08) * variety.size
         midline = rng.uniform(-4...4)
         radius = rng.uniform(220...320)
+        if variety.lordosis != 0 {
+            // The L1–S1 curve spans about five pitches of arc: change its angle, keep its length.
+            let span = 10 * (12.5 + 4.5) * size
+            radius = span / max(span / radius + variety.lordosis, 0.05)
+        }
+        tilt = variety.tilt
+        fieldOfViewShift = Vec3(0, variety.shiftY, variety.shiftZ)
         bodyHalfHeight = 12.5 * size
         discHalfHeight = 4.5 * size
         bodyHalfWidth = 21 * size
@@ -67,8 +81,9 @@ struct SpineAnatomy: Sendable {
         l1 = 2 * 2 * (bodyHalfHeight + discHalfHeight) + rng.uniform(-8...8)
         // The arc's apex (s = 0) sits near the scanner's isocentre.
         let apexY = rng.uniform(-20...10), apexZ = rng.uniform(-15...15)
-        arcY = apexY + radius
-        arcZ = apexZ
+        arcY = apexY + radius * cos(tilt)
+        arcZ = apexZ - radius * sin(tilt)
+        anteriorY = arcY - radius * cos(tilt)
         func opening(_ cls: Int8, _ ranges: [ClosedRange<Double>], _ rng: inout SynthRandom) -> Double {
             rng.uniform(ranges[Int(max(cls, 0))])
         }
@@ -86,7 +101,7 @@ struct SpineAnatomy: Sendable {
         foramenOpening = foramen
         recessOpening = recess
         hydration = SpineAnatomy.discs.map { _ in rng.uniform(0.55...1.0) }
-        let phi = junction / radius
+        let phi = junction / radius + tilt
         junctionDirection = (sin(phi), cos(phi))
     }
 
@@ -97,7 +112,7 @@ struct SpineAnatomy: Sendable {
     func spineCoordinates(_ p: Vec3) -> (s: Double, u: Double, x: Double) {
         let dy = p.y - arcY, dz = p.z - arcZ
         let d = (dy * dy + dz * dz).squareRoot()
-        let s = radius * SpineAnatomy.fastAtan2(dz, -dy)
+        let s = radius * (SpineAnatomy.fastAtan2(dz, -dy) - tilt)
         guard s > junction else { return (s, radius - d, p.x - midline) }
         // Straight part: the radial line through the junction splits the two parts, so both agree on it.
         let (sinPhi, cosPhi) = junctionDirection
@@ -138,14 +153,14 @@ struct SpineAnatomy: Sendable {
 
     /// The patient-space point at spine coordinates (s, u, x).
     func point(s: Double, u: Double, x: Double) -> Vec3 {
-        let phi = min(s, junction) / radius, d = radius - u
+        let phi = min(s, junction) / radius + tilt, d = radius - u
         let onArc = Vec3(midline + x, arcY - d * cos(phi), arcZ + d * sin(phi))
         return s > junction ? onArc + (s - junction) * axis(s: junction) : onArc
     }
 
     /// The spine's superior axis at arc length `s` (unit, in the sagittal plane).
     func axis(s: Double) -> Vec3 {
-        let phi = min(s, junction) / radius
+        let phi = min(s, junction) / radius + tilt
         return Vec3(0, sin(phi), cos(phi))
     }
 
@@ -171,13 +186,13 @@ struct SpineAnatomy: Sendable {
     /// The tissue at `p` and a signal scale (a disc nucleus's hydration; 1 elsewhere).
     func tissue(at p: Vec3) -> (tissue: Tissue, scale: Double) {
         // Torso: an elliptic cylinder along the scanner axis with a subcutaneous fat layer.
-        let tx = (p.x - midline) / 165, ty = (p.y - (arcY - radius) - 15) / 115
+        let tx = (p.x - midline) / 165, ty = (p.y - anteriorY - 15) / 115
         let torso = tx * tx + ty * ty
         if torso > 1 { return (.air, 1) }
         if torso > 0.78 { return (.fat, 1) }
         let (s, u, x) = spineCoordinates(p)
         // Spine coordinates mean little far from the spine: there, only soft tissue.
-        if abs(u) > 120 || abs(x) > 120 { return (p.y < arcY - radius - 45 ? .viscera : .muscle, 1) }
+        if abs(u) > 120 || abs(x) > 120 { return (p.y < anteriorY - 45 ? .viscera : .muscle, 1) }
 
         let t = (l1 - s) / pitch
         let i = min(max(SpineAnatomy.floorInt(t + 0.5), SpineAnatomy.vertebrae.lowerBound), SpineAnatomy.vertebrae.upperBound)
@@ -258,7 +273,7 @@ struct SpineAnatomy: Sendable {
         let aorta = (x - 15) * (x - 15) + (u + d + 15) * (u + d + 15)
         let cava = (x + 20) * (x + 20) + (u + d + 14) * (u + d + 14)
         if aorta < 100 || cava < 121 { return (.vessel, 1) }
-        if p.y < arcY - radius - 45 { return (.viscera, 1) }
+        if p.y < anteriorY - 45 { return (.viscera, 1) }
         return (.muscle, 1)
     }
 }

@@ -51,6 +51,8 @@ public struct SynthOptions: Sendable {
     public var threads: Int
     /// The transfer syntax of every file the quirks do not give another one.
     public var transferSyntax: SynthTransferSyntax
+    /// How much the spines differ between studies beyond the phantom's own spread.
+    public var variety: SpineVariety
     /// Write each series as one Enhanced MR Image Storage file (functional groups) instead of one file per slice.
     public var enhanced = false
 
@@ -58,7 +60,8 @@ public struct SynthOptions: Sendable {
     public init(studies: Int = 8, seed: UInt64 = 0, quirks: Bool = false, labels: LabelDistribution = .competition,
                 sagittalMatrix: Int = 256, axialMatrix: Int = 192, sagittalSlices: ClosedRange<Int> = 15...17,
                 axialSlicesPerStack: ClosedRange<Int> = 3...5, threads: Int = 0,
-                transferSyntax: SynthTransferSyntax = .explicitLittleEndian) {
+                transferSyntax: SynthTransferSyntax = .explicitLittleEndian, variety: SpineVariety = .none) {
+        self.variety = variety
         self.transferSyntax = transferSyntax
         self.studies = studies
         self.seed = seed

@@ -14,15 +14,20 @@ struct PredictCommand: ParsableCommand {
         folder with the pipeline parameters of the run's training shards (run/source.json); --pipeline gives them
         explicitly when they are not the defaults at the run's grid size.
 
+        --keypoints FILE (two-stage runs) also writes the points the localizers found, one row per study, condition and \
+        level: study_id,condition,level,x,y,z (patient LPS mm),series_id,instance_number,pixel_x,pixel_y (the series the \
+        condition is read on, its nearest slice and the pixel there; empty when SOURCE is a shard folder).
+
         Example:
           fuse3d predict demo-out/run demo-out/shards --out submission.csv
-          fuse3d predict demo-out/run /data/test_images_root --out submission.csv
+          fuse3d predict demo-out/run /data/test_images_root --out submission.csv --keypoints points.csv
         """)
 
     @OptionGroup var runOptions: TrainedRunOptions
     @Argument(help: "A shard folder (with manifest.json) or a DICOM archive folder.") var source: String
     @Option(help: "The submission CSV to write.") var out: String
     @Option(help: "The pipeline (YAML) the run's shards were made with, for a DICOM SOURCE.") var pipeline: String?
+    @Option(help: "Also write the predicted points (two-stage runs) to this CSV.") var keypoints: String?
 
     func validate() throws {
         var isDir: ObjCBool = false
@@ -46,6 +51,18 @@ struct PredictCommand: ParsableCommand {
         let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: runOptions.torchDevice)
         try Submission.csv(predictions).write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
         print("wrote \(out): \(predictions.count) studies × 25 rows, \(trained.summary.folds.count) fold model(s) averaged")
+        if let keypoints {
+            let dataset = try ShardDataset(directory: shardFolder)
+            let models = try trained.models(inputSize: dataset.manifest.shape, device: runOptions.torchDevice)
+            guard models.allSatisfy({ $0.backbone is TwoStageBackbone }) else {
+                throw ValidationError("--keypoints needs a two-stage run; \(runURL.path) was trained without two_stage")
+            }
+            let points = try predictedPoints(models, dataset: dataset, device: runOptions.torchDevice)
+            let archive = temporary == nil ? nil : source
+            let table = KeypointsTable.csv(points: points, catalog: archive.map { CatalogScanner.scan(root: $0) }, root: archive)
+            try table.write(to: URL(fileURLWithPath: keypoints), atomically: true, encoding: .utf8)
+            print("wrote \(keypoints): \(points.count) studies × 25 points\(archive == nil ? " (no DICOM at hand: series columns empty)" : "")")
+        }
     }
 
     /// Ingests a DICOM archive with the training shards' pipeline parameters (refusing to guess when they differ).

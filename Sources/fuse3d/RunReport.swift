@@ -14,7 +14,9 @@ enum RunReport {
                                 spinal: f.spinal, foraminal: f.foraminal, subarticular: f.subarticular, anySevereSpinal: f.anySevereSpinal,
                                 columnLosses: f.best.columnLosses, priorColumnLosses: f.prior.columnLosses, confusion: f.best.confusion,
                                 epochs: try folder.fold(f.fold).metrics().map {
-                                    TrainingReport.Epoch(epoch: $0.epoch, trainLoss: $0.trainLoss, valLoss: $0.valLoss, valScore: $0.valScore, lr: $0.lr)
+                                    TrainingReport.Epoch(epoch: $0.epoch, trainLoss: $0.trainLoss, valLoss: $0.valLoss, valScore: $0.valScore, lr: $0.lr,
+                                                         localizerMedianMm: $0.localization?.medianMm, localizerP90Mm: $0.localization?.p90Mm,
+                                                         localizerPerLevelMm: $0.localization?.perLevelMm)
                                 })
         }
         let run = TrainingReport.Run(name: folder.url.lastPathComponent, meanScore: summary.meanValRsnaScore,

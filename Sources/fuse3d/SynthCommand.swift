@@ -12,8 +12,11 @@ struct Synth: ParsableCommand {
         from a spine whose canal, foramina and recesses are narrowed by its labels. The same seed and options \
         write the same bytes.
 
+        Spines differ between studies as patients do with --spine-shift (cm), --spine-tilt and --lordosis \
+        (degrees) and --spine-size (percent); the demo uses 1.5 cm, 10°, 10° and 8 %.
+
         Examples:
-          fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks
+          fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks --spine-shift 1.5 --spine-tilt 10 --lordosis 10 --spine-size 8
           fuse3d synth --studies 2 --out /tmp/enhanced --enhanced
         """)
 
@@ -41,10 +44,28 @@ struct Synth: ParsableCommand {
     @Option(help: "The transfer syntax of every file: explicit-le, jpeg2000, jpeg-ls, rle or jpeg-lossless (with --quirks, some series keep their own).")
     var transferSyntax = "explicit-le"
 
+    @Option(help: "Field-of-view placement: each spine is displaced up to ± this many centimetres superior-inferior and anterior-posterior in the sagittal field of view.")
+    var spineShift: Double = 0
+
+    @Option(help: "Each spine is tilted up to ± this many degrees in the sagittal plane.")
+    var spineTilt: Double = 0
+
+    @Option(help: "Each spine's lordosis (the L1-S1 curve) changes by up to ± this many degrees.")
+    var lordosis: Double = 0
+
+    @Option(help: "Each spine's vertebrae and discs (so its level heights) are up to ± this many percent larger or smaller.")
+    var spineSize: Double = 0
+
     @Flag(help: "Write each series as one Enhanced MR Image Storage file (per-frame geometry and pixel value transformation in functional groups; train_label_coordinates.csv gains frame_number).")
     var enhanced = false
 
     func validate() throws {
+        guard [spineShift, spineTilt, lordosis, spineSize].allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw ValidationError("--spine-shift, --spine-tilt, --lordosis and --spine-size take amounts of 0 or more (cm, degrees, degrees, percent).")
+        }
+        guard spineShift <= 5, spineTilt <= 30, lordosis <= 30, spineSize <= 30 else {
+            throw ValidationError("Keep the spine inside the field of view: --spine-shift at most 5 cm, --spine-tilt and --lordosis at most 30 degrees, --spine-size at most 30 percent.")
+        }
         guard SynthTransferSyntax(name: transferSyntax) != nil else {
             throw ValidationError("--transfer-syntax takes one of \(SynthTransferSyntax.allCases.map(\.name).joined(separator: ", ")).")
         }
@@ -64,7 +85,9 @@ struct Synth: ParsableCommand {
     func run() throws {
         var options = SynthOptions(studies: studies, seed: seed, quirks: quirks,
                                    sagittalMatrix: sagittalMatrix, axialMatrix: axialMatrix,
-                                   transferSyntax: SynthTransferSyntax(name: transferSyntax)!)
+                                   transferSyntax: SynthTransferSyntax(name: transferSyntax)!,
+                                   variety: SpineVariety(shiftCentimetres: spineShift, tiltDegrees: spineTilt,
+                                                         lordosisDegrees: lordosis, sizePercent: spineSize))
         options.enhanced = enhanced
         if let labelWeights { options.labels = LabelDistribution(all: try parseWeights(labelWeights)) }
         // In a log, one line per study.

@@ -57,8 +57,14 @@ final class TrainCommandTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: straight.appendingPathComponent(name).path), name)
         }
         let report = try String(contentsOf: straight.appendingPathComponent("report.html"), encoding: .utf8)
-        XCTAssertEqual(report.components(separatedBy: "<svg").count - 1, 3)
+        // Loss, score, learning rate, and the default two-stage model's localizer error with its per-level table.
+        XCTAssertEqual(report.components(separatedBy: "<svg").count - 1, 4)
         XCTAssertTrue(report.contains("spinal_canal_stenosis") && !report.contains("src=\"http"))
+        XCTAssertTrue(report.contains("Localizer (stage one)"), "no localizer table in the report")
+        let summaryJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: straight.appendingPathComponent("summary.json"))) as! [String: Any]
+        let localization = try XCTUnwrap(((summaryJSON["folds"] as! [[String: Any]])[0])["localization"] as? [String: Any])
+        XCTAssertEqual((localization["per_level_mm"] as? [Double])?.count, 5)
+        XCTAssertGreaterThan(localization["points"] as? Int ?? 0, 0)
 
         // Stopped after 1 step (fold 0, one step per epoch), then resumed and killed with SIGKILL once fold 1 has saved its
         // first checkpoint (polled, so the kill lands mid-run), then resumed to the end.
@@ -109,9 +115,20 @@ final class TrainCommandTests: XCTestCase {
 
         // From the DICOM archive: ingested with the run's pipeline, same predictions.
         let csv2 = Self.root.appendingPathComponent("submission-dicom.csv")
-        let pd = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.cohort.path, "--out", csv2.path])
+        let points = Self.root.appendingPathComponent("points-dicom.csv"), shardPoints = Self.root.appendingPathComponent("points.csv")
+        let pd = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.cohort.path, "--out", csv2.path, "--keypoints", points.path])
         XCTAssertEqual(pd.status, 0, pd.stderr)
         XCTAssertEqual(try Data(contentsOf: csv2), try Data(contentsOf: csv))
+        // The two-stage default's points: the same patient points from either source; the DICOM source names slices.
+        let ps = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.shards.path, "--out", csv.path, "--keypoints", shardPoints.path])
+        XCTAssertEqual(ps.status, 0, ps.stderr)
+        let fromDICOM = try String(contentsOf: points, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let fromShards = try String(contentsOf: shardPoints, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        XCTAssertEqual(fromDICOM.first?.joined(separator: ","), "study_id,condition,level,x,y,z,series_id,instance_number,pixel_x,pixel_y")
+        XCTAssertEqual(fromDICOM.count, 1 + 4 * 25)
+        XCTAssertEqual(fromDICOM.map { $0.prefix(6) }, fromShards.map { $0.prefix(6) })
+        XCTAssertTrue(fromDICOM.dropFirst().allSatisfy { !$0[6].isEmpty && Int($0[7]) != nil }, "\(fromDICOM.prefix(3))")
+        XCTAssertTrue(fromShards.dropFirst().allSatisfy { $0[6].isEmpty }, "\(fromShards.prefix(3))")
     }
 
     func testABadConfigurationNamesTheFileAndKey() throws {

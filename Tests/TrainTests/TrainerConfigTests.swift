@@ -55,6 +55,24 @@ final class TrainerConfigTests: XCTestCase {
     }
 
     /// The crop is centred, taken before the pool, round-trips through YAML, and refuses grids it does not fit.
+    /// Two stages are the default; their settings are read strictly, written back, and refused beside another model input.
+    func testTwoStageIsTheDefaultAndReadStrictly() throws {
+        XCTAssertEqual(try TrainingConfig.parse("", path: "e.yaml").twoStage, TwoStageConfig())
+        let c = try TrainingConfig.parse("two_stage:\n  crop: [12, 10, 8]\n  jitter: 3\n  localizer_pool: [2, 2, 2]\n", path: "t.yaml")
+        XCTAssertEqual(c.twoStage?.crop, [12, 10, 8])
+        XCTAssertEqual(c.twoStage?.jitter, 3)
+        XCTAssertEqual(try c.modelSpec(gridSize: [32, 32, 32]).twoStage?.pool, [2, 2, 2])
+        XCTAssertEqual(try TrainingConfig.parse(c.yaml, path: "again.yaml"), c)
+        XCTAssertNil(try TrainingConfig.parse("two_stage: false", path: "f.yaml").twoStage)
+        XCTAssertNil(try TrainingConfig.parse("level_crops: [16, 12, 12]", path: "l.yaml").twoStage, "another model input turns it off")
+        XCTAssertEqual(try TrainingConfig.parse("two_stage: false", path: "f.yaml").yaml.contains("two_stage: false"), true)
+        for (text, message) in [("two_stage:\n  crops: [1, 2, 3]\n", "x.yaml: two_stage.crops: unknown key"),
+                                ("level_crops: [16, 12, 12]\ntwo_stage:\n  jitter: 1\n", "x.yaml: two_stage: takes the stored grid as it is"),
+                                ("two_stage:\n  jitter: -1\n", "x.yaml: two_stage.jitter: must be at least")] {
+            XCTAssertThrowsError(try TrainingConfig.parse(text, path: "x.yaml")) { XCTAssertTrue("\($0)".hasPrefix(message), "\($0)") }
+        }
+    }
+
     func testInputCropIsCentredThenPooled() throws {
         let c = try TrainingConfig.parse("input_crop: [2, 4, 2]\ninput_pool: 2\n", path: "a.yaml")
         XCTAssertEqual(c.inputCrop, [2, 4, 2])

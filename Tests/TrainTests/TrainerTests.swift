@@ -57,7 +57,10 @@ final class TrainerTests: XCTestCase {
 
         // best.safetensors holds PyTorch names only and loads into a fresh model.
         let (tensors, _) = try SafeTensors.read(dir.appendingPathComponent("best.safetensors"))
-        XCTAssertTrue(tensors.keys.contains("head.weight") && tensors.keys.contains("link.cutpoints"), "\(tensors.keys.sorted().prefix(5))")
+        // The default model is the two-stage one: localizer, shared crop network, per-condition head, ordinal links.
+        for name in ["backbone.localizer.heat.weight", "backbone.inner.stem_conv.weight", "backbone.offsets", "head.condition.weight", "link.cutpoints"] {
+            XCTAssertTrue(tensors.keys.contains(name), "\(name) not in \(tensors.keys.sorted().prefix(5))")
+        }
         XCTAssertFalse(tensors.keys.contains { $0.contains("/") })
         let model = try tinyConfig(epochs: 1).modelSpec(gridSize: [16, 16, 16]).make()
         try Checkpoint.loadWeights(dir.appendingPathComponent("best.safetensors"), into: model)

@@ -224,7 +224,7 @@ class OrdinalClassifier(nn.Module):
     def __init__(self, backbone, heads=25, classes=3):
         super().__init__()
         self.backbone = backbone
-        if isinstance(backbone, LevelCropBackbone) and heads == 25:
+        if isinstance(backbone, (LevelCropBackbone, TwoStageBackbone)) and heads == 25:
             self.head = LevelHead(backbone.inner.feature_count, backbone.levels, heads // backbone.levels)
         else:
             self.head = nn.Linear(backbone.feature_count, heads)
@@ -232,6 +232,102 @@ class OrdinalClassifier(nn.Module):
 
     def forward(self, x):
         return self.link(self.head(self.backbone(x)))
+
+
+class ConvBlock(nn.Module):
+    """Twin of Swift's ConvBlock: convolution without bias, BatchNorm, SiLU."""
+
+    def __init__(self, inputs, outputs, kernel=3, stride=1):
+        super().__init__()
+        self.conv = nn.Conv3d(inputs, outputs, kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm3d(outputs)
+
+    def forward(self, x):
+        return F.silu(self.bn(self.conv(x)))
+
+
+class LevelLocalizer(nn.Module):
+    """Twin of Swift's LevelLocalizer: (B, C, D, H, W) coarse grid → (B, levels, D/2, H/2, W/2) heatmap logits;
+    `points` turns them into (B, levels, 3) voxel coordinates (d, h, w) of the input by a soft-argmax."""
+
+    def __init__(self, levels=5, width=8, channels=3):
+        super().__init__()
+        c = width
+        self.stem = ConvBlock(channels, c, stride=2)
+        self.down1 = ConvBlock(c, 2 * c, stride=2)
+        self.down2 = ConvBlock(2 * c, 4 * c, stride=2)
+        self.body = ConvBlock(4 * c, 4 * c)
+        self.fuse1 = ConvBlock(6 * c, 2 * c, kernel=1)
+        self.fuse2 = ConvBlock(3 * c, c, kernel=1)
+        self.heat = nn.Conv3d(c, levels, 3, 1, 1)
+        self.levels = levels
+
+    def forward(self, x):
+        s = self.stem(x)
+        d1 = self.down1(s)
+        y = self.body(self.down2(d1))
+        y = self.fuse1(torch.cat([F.interpolate(y, size=list(d1.shape[2:]), mode="trilinear", align_corners=False), d1], 1))
+        y = self.fuse2(torch.cat([F.interpolate(y, size=list(s.shape[2:]), mode="trilinear", align_corners=False), s], 1))
+        return self.heat(y)
+
+    @staticmethod
+    def soft_argmax(heat, input_size):
+        """(B, L, d, h, w) logits → (B, L, 3) expected cell centres in voxels of an input of `input_size`."""
+        b, l = heat.shape[:2]
+        size = heat.shape[2:]
+        p = torch.softmax(heat.flatten(2).float(), -1).view(b, l, *size)
+        out = []
+        for axis in range(3):
+            others = [2 + a for a in range(3) if a != axis]
+            marginal = p.sum(others)  # (B, L, n)
+            ratio = input_size[axis] / size[axis]
+            centres = (torch.arange(size[axis], dtype=torch.float32) + 0.5) * ratio - 0.5
+            out.append((marginal * centres).sum(-1))
+        return torch.stack(out, -1)
+
+
+class PointCrops:
+    """Twin of Swift's PointCrops: crops resampled (trilinear, zeros outside) around points (B, L, 3) of a grid."""
+
+    def __init__(self, size, scale=1.0):
+        self.size, self.scale = list(size), scale
+
+    def __call__(self, x, points):
+        """x (B, C, D, H, W), points (B, L, 3) voxel (d, h, w) → (L * B, C, *size), level-major."""
+        b, l = points.shape[:2]
+        grid = x.shape[2:]
+        axes = [(torch.arange(n, dtype=torch.float32) - (n - 1) / 2) * self.scale for n in self.size]
+        offsets = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)  # (D, H, W, 3) as (d, h, w)
+        at = (points.float().reshape(b, l, 1, 1, 1, 3) + offsets).reshape(b, l * self.size[0], *self.size[1:], 3)
+        norm = torch.stack([2 * at[..., a] / max(grid[a] - 1, 1) - 1 for a in (2, 1, 0)], -1)  # (x=w, y=h, z=d)
+        y = F.grid_sample(x.float(), norm, mode="bilinear", padding_mode="zeros", align_corners=True)  # (B, C, L*D, H, W)
+        return y.view(b, x.shape[1], l, *self.size).permute(2, 0, 1, 3, 4, 5).reshape(l * b, x.shape[1], *self.size)
+
+
+class TwoStageBackbone(nn.Module):
+    """Twin of Swift's TwoStageBackbone: the localizer on the grid average-pooled by `pool`; one crop per level at its
+    points (or at `guide` when set: training on the labels) through one shared backbone; features (B, levels * C)."""
+
+    def __init__(self, inner, crop, scale=1.0, localizer_width=8, pool=(4, 2, 2), levels=5):
+        super().__init__()
+        self.localizer = LevelLocalizer(levels, localizer_width)
+        self.inner = inner
+        self.crops, self.pool, self.levels = PointCrops(crop, scale), tuple(pool), levels
+        self.feature_count = levels * inner.feature_count
+        self.guide, self.located = None, None
+        self.register_buffer("offsets", torch.zeros(5 * levels, 3))
+
+    def locate(self, x):
+        coarse = F.avg_pool3d(x, self.pool) if max(self.pool) > 1 else x
+        return LevelLocalizer.soft_argmax(self.localizer(coarse), list(x.shape[2:]))
+
+    def forward(self, x):
+        b = x.shape[0]
+        self.located = self.locate(x)
+        points = self.located.detach()
+        if self.guide is not None:  # NaN where the prediction is used
+            points = torch.where(torch.isfinite(self.guide), self.guide.nan_to_num(), points)
+        return self.inner(self.crops(x, points)).view(self.levels, b, -1).transpose(0, 1).reshape(b, -1)
 
 
 def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
@@ -242,12 +338,16 @@ def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
     return -(w * likelihood.log()).sum() / w.sum().clamp(min=eps)
 
 
-def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_crop=None):
-    """The twin of Swift's ModelSpec(name:variant:inputSize:width:heads:classes:levelCrop:).make()."""
+def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_crop=None, two_stage=None):
+    """The twin of Swift's ModelSpec(name:variant:inputSize:width:heads:classes:levelCrop:twoStage:).make();
+    `two_stage` is (crop, scale, localizer width, pool)."""
     if model == "efficientnet3d":
         backbone = EfficientNet3D(variant or "b0", width)
         if level_crop:
             backbone = LevelCropBackbone(backbone, level_crop)
+        elif two_stage:
+            crop, scale, localizer_width, pool = two_stage
+            backbone = TwoStageBackbone(backbone, crop, scale, localizer_width, pool)
     elif model == "vit3d":
         dim, depth, h = VIT[variant or "tiny"]
         backbone = ViT3D([size] * 3, dim=dim, depth=depth, heads=h)
@@ -269,12 +369,17 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--level-crop", type=int, nargs=3, help="D H W: one crop per level (LevelCropBackbone)")
+    ap.add_argument("--two-stage", type=int, nargs=3, help="D H W: the crop of the two-stage model (TwoStageBackbone)")
+    ap.add_argument("--crop-scale", type=float, default=1.0)
+    ap.add_argument("--pool", type=int, nargs=3, default=[4, 2, 2])
+    ap.add_argument("--localizer-width", type=int, default=8)
     ap.add_argument("--weights")
     ap.add_argument("--input")
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop)
+    two_stage = (a.two_stage, a.crop_scale, a.localizer_width, a.pool) if a.two_stage else None
+    net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop, two_stage=two_stage)
     if a.command == "describe":
         params = sum(p.numel() for p in net.parameters())
         shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
@@ -285,6 +390,9 @@ def main():
             if isinstance(m, nn.BatchNorm3d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
+        if isinstance(net.backbone, TwoStageBackbone):  # peaked heatmaps: the points spread, the crops differ
+            with torch.no_grad():
+                net.backbone.localizer.heat.weight.mul_(40)
         if isinstance(net.backbone, LevelCropBackbone):  # five distinct crop positions inside the grid
             with torch.no_grad():
                 for level in range(5):
@@ -298,7 +406,10 @@ def main():
         x = load_file(a.input)["x"]
     net.eval()
     with torch.no_grad():
-        save_file({"probs": net(x).contiguous()}, a.out)
+        out = {"probs": net(x).contiguous()}
+        if a.two_stage:
+            out["points"] = net.backbone.located.contiguous()
+        save_file(out, a.out)
 
 
 if __name__ == "__main__":

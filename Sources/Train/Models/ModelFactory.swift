@@ -14,6 +14,8 @@ public struct ModelSpec: Sendable, Equatable {
     public var heads: Int, classes: Int
     /// One crop of this size (D, H, W) per lumbar level through the backbone (`LevelCropBackbone`); nil: the whole input.
     public var levelCrop: [Int]? = nil
+    /// The two-stage model (`TwoStageBackbone`: a localizer, then crops at its points); nil: not two-stage.
+    public var twoStage: TwoStageLayout? = nil
 
     /// A spec; the variant defaults to b0 (EfficientNet3D) or tiny (ViT3D).
     public init(name: String, variant: String? = nil, inputSize: [Int], width: Double? = nil, heads: Int = 25, classes: Int = 3) {
@@ -50,12 +52,15 @@ public struct ModelSpec: Sendable, Equatable {
             }
             if let width { config.width = width }
             let backbone = try EfficientNet3D(config)
+            if let twoStage {
+                return try OrdinalClassifier(backbone: TwoStageBackbone(inner: backbone, layout: twoStage), heads: heads, classes: classes)
+            }
             if let levelCrop {
                 return try OrdinalClassifier(backbone: LevelCropBackbone(inner: backbone, crop: levelCrop), heads: heads, classes: classes)
             }
             return try OrdinalClassifier(backbone: backbone, heads: heads, classes: classes)
         case "vit3d":
-            guard levelCrop == nil else { throw TrainError(.configuration, "level_crops is built for efficientnet3d; vit3d takes the whole grid") }
+            guard levelCrop == nil, twoStage == nil else { throw TrainError(.configuration, "level_crops and two_stage are built for efficientnet3d; vit3d takes the whole grid") }
             guard let s = ModelSpec.vitSizes[variant] else { throw TrainError(.configuration, "vit3d has variants tiny, small, base, not \(variant)") }
             let config = ViTConfig(patch: 16, dim: s.dim, depth: s.depth, heads: s.heads, inputSize: inputSize)
             return try OrdinalClassifier(backbone: ViT3D(config), heads: heads, classes: classes)

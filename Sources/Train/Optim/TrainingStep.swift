@@ -21,6 +21,12 @@ public final class TrainingStep {
     public var step: Int
     /// In data-parallel training, sums the ranks' gradients after backward (nil: one process).
     public var allReduce: GradientAllReduce?
+    /// Two-stage models: the crops' centres are the labels' spinal-canal points moved by up to ± this many grid voxels
+    /// along each axis (uniform, from libtorch's generator, so a resumed run draws the same), and the localizer's loss
+    /// (mean absolute error in voxels) is added with this weight.
+    public var jitter = 0.0, localizationWeight = 0.05
+    /// The localizer's loss of the last step (two-stage models; nil otherwise).
+    public private(set) var lastLocalizationLoss: Double?
 
     /// A step runner; clipping to norm 1 and full precision by default.
     public init(model: OrdinalClassifier, optimizer: any Optimizer, loss: CumulativeLinkLoss = CumulativeLinkLoss(),
@@ -40,12 +46,28 @@ public final class TrainingStep {
     /// Runs one step on a batch (B, C, D, H, W) with labels (B, heads); returns the batch loss (the global
     /// batch's in data-parallel training, where `batch` is this rank's share). The batch may
     /// be float16 from the shards and on the CPU: it is converted to float32 on `device` first (a no-op when it is).
+    /// A two-stage model also needs the batch's `keypoints` (B, 25, 3): its crops are cut at the labels' points (with
+    /// the jitter) and its localizer learns them; the loss returned is the classifier's plus the weighted localizer's.
     @discardableResult
-    public func callAsFunction(_ batch: Tensor, labels: Tensor) throws -> Double {
+    public func callAsFunction(_ batch: Tensor, labels: Tensor, keypoints: Tensor? = nil) throws -> Double {
         let x = try batch.to(.float32, device: device)
         optimizer.zeroGrad()
+        let twoStage = model.backbone as? TwoStageBackbone
+        var spinal: Tensor?
+        if let twoStage {
+            guard let keypoints else { throw TorchError("a two-stage model trains on the batch's keypoints; none were given") }
+            let points = try keypoints.to(.float32, device: .cpu).narrow(1, start: 0, length: twoStage.levels).contiguous()
+            spinal = points
+            twoStage.guide = try points + ((try Tensor.rand(points.shape) * 2 - 1) * jitter)
+        }
+        defer { twoStage?.guide = nil }
         let probs = mixedPrecision ? try Torch.autocast(device) { try model(x) } : try model(x)
-        let value = try loss(probs, labels)
+        var value = try loss(probs, labels)
+        if let twoStage, let spinal, let located = twoStage.located {
+            let localization = try LocalizationLoss()(located, spinal)
+            lastLocalizationLoss = try localization.item()
+            value = try value + localization * localizationWeight
+        }
         try value.backward()
         let batchLoss = try allReduce?.reduce(localLoss: value.item(), localWeight: loss.weightSum(labels)) ?? value.item()
         if let clipNorm { try clipGradNorm(optimizer.parameters.map(\.1), maxNorm: clipNorm) }

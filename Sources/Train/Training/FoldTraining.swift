@@ -35,6 +35,8 @@ public final class FoldTraining {
     private let prior: [Double]
     /// The validation studies in the order one process validates them (each rank scores every `ranks.count`-th).
     private let valOrder: [Int64]
+    /// Every study's affine (two-stage models: the localizer's error is measured in patient millimetres).
+    private let affines: [Int64: [Double]]
     private var state: TrainerState
     /// The EMA's tensors beside the model's, paired once (both are updated in place from here on).
     private let emaPairs: EMAPairs?
@@ -61,6 +63,11 @@ public final class FoldTraining {
             // The crops sit at the training studies' mean spinal keypoints (saved with the weights as `backbone.atlas`).
             let atlas = try LevelAtlas.mean(keypoints: try studyKeypoints(dataset, studies: Set(split.training(fold))))
             try Torch.noGrad { try levels.atlas.copy_(try Tensor(atlas, shape: [5, 3])) }
+        }
+        if let twoStage = model.backbone as? TwoStageBackbone {
+            // Every condition's point is its level's canal point plus the training studies' mean offset (saved as `backbone.offsets`).
+            let offsets = conditionOffsets(keypoints: try studyKeypoints(dataset, studies: Set(split.training(fold))))
+            try Torch.noGrad { try twoStage.offsets.copy_(try Tensor(offsets, shape: [25, 3])) }
         }
         try model.move(to: device)
         // Every rank starts from rank 0's model and sums its gradients into the global batch's after backward.
@@ -104,9 +111,14 @@ public final class FoldTraining {
                             schedule: schedule, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil,
                             mixedPrecision: config.bf16, device: device)
         step.allReduce = allReduce
+        if let twoStage = config.twoStage {
+            step.jitter = twoStage.jitter
+            step.localizationWeight = twoStage.localizationWeight
+        }
         let augmenter = Augmenter(options: config.augmentation, seed: config.seed &+ UInt64(fold))
         augmenter.rankShare = trainer.ranks.share
         self.augmenter = augmenter
+        affines = model.backbone is TwoStageBackbone ? try studyAffines(dataset) : [:]
 
         let labels = try studyLabels(dataset)
         prior = RSNAScore.prior(labels: Array(trainStudies.sorted().compactMap { labels[$0] }.joined()))
@@ -142,7 +154,7 @@ public final class FoldTraining {
         while let batch = try batches.next() {
             state.loaderSeconds = (state.loaderSeconds ?? 0) + Date().timeIntervalSince(clock)
             let augmented = try augmenter(batch, step: step.step)
-            let loss = try step(config.modelInput(augmented.volumes, device: device), labels: augmented.labels)
+            let loss = try step(config.modelInput(augmented.volumes, device: device), labels: augmented.labels, keypoints: augmented.keypoints)
             guard loss.isFinite else {
                 throw TrainError(.diverged, "fold \(fold), epoch \(epoch + 1), step \(step.step): the training loss is \(loss); lower the learning rate, or raise batch_size (BatchNorm needs 2 or more samples)")
             }
@@ -180,12 +192,14 @@ public final class FoldTraining {
         evaluated.eval()
         let predictions = try trainer.ranks.gather(try predict([evaluated], loader: valLoader, config: config), ordered: valOrder)
         let score = RSNAScore(predictions)
+        let localization = evaluated.backbone is TwoStageBackbone
+            ? localizationError(try locateLevels([evaluated], loader: valLoader), affines: affines) : nil
         let record = EpochRecord(epoch: epoch + 1, lr: schedule.learningRate(at: max(0, state.step - 1)),
                                  trainLoss: state.lossSum / Double(max(1, state.lossCount)), valLoss: score.loss, valScore: score.score,
                                  spinal: score.spinal, foraminal: score.foraminal, subarticular: score.subarticular,
                                  anySevereSpinal: score.anySevereSpinal,
                                  samplesPerSecond: state.seconds > 0 ? Double(state.samples) / state.seconds : 0, seconds: state.seconds,
-                                 loaderSeconds: state.loaderSeconds ?? 0)
+                                 loaderSeconds: state.loaderSeconds ?? 0, localization: localization)
         state.history.append(record)
         if state.bestScore.map({ score.score < $0 }) ?? true {
             state.bestScore = score.score
@@ -195,7 +209,7 @@ public final class FoldTraining {
             if trainer.ranks.writes { try folder.save(FoldResult(fold: fold, valRsnaScore: score.score, priorRsnaScore: priorScore.score,
                                        bestEpoch: epoch + 1, spinal: score.spinal, foraminal: score.foraminal, subarticular: score.subarticular,
                                        anySevereSpinal: score.anySevereSpinal, best: score, prior: priorScore,
-                                       trainStudies: trainStudies.count, valStudies: valStudies.count)) }
+                                       trainStudies: trainStudies.count, valStudies: valStudies.count, localization: localization)) }
         }
         state.position = LoaderPosition(epoch: epoch + 1)
         state.lossSum = 0

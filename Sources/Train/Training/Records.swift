@@ -11,15 +11,23 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     /// Of `seconds`, those the training loop spent waiting for the loader's next batch (nil in runs made before
     /// it was recorded): what reading, decoding and batching did not hide behind the steps.
     public var loaderSeconds: Double?
+    /// Two-stage models: the localizer's held-out error (mm) this epoch; nil for other models.
+    public var localization: LocalizationError? = nil
+
+    /// The localizer's columns: median and p90 over all points, then the median per level (empty cells for other models).
+    static let localizationColumns = ["loc_median_mm", "loc_p90_mm"] + ["l1_l2", "l2_l3", "l3_l4", "l4_l5", "l5_s1"].map { "loc_\($0)_mm" }
 
     /// The CSV header, matching `csvRow`.
-    public static let csvHeader = "epoch,lr,train_loss,val_loss,val_score,spinal,foraminal,subarticular,any_severe_spinal,samples_per_s,seconds,loader_wait_s"
+    public static let csvHeader = "epoch,lr,train_loss,val_loss,val_score,spinal,foraminal,subarticular,any_severe_spinal,samples_per_s,seconds,loader_wait_s,"
+        + localizationColumns.joined(separator: ",")
 
     /// This record as a CSV row.
     public var csvRow: String {
         let values = [lr, trainLoss, valLoss, valScore, spinal, foraminal, subarticular, anySevereSpinal]
         return "\(epoch)," + values.map { String(format: "%.6g", $0) }.joined(separator: ",")
-            + String(format: ",%.2f,%.1f,%.2f", samplesPerSecond, seconds, loaderSeconds ?? 0)
+            + String(format: ",%.2f,%.1f,%.2f,", samplesPerSecond, seconds, loaderSeconds ?? 0)
+            + (localization.map { l in ([l.medianMm, l.p90Mm] + l.perLevelMm).map { String(format: "%.2f", $0) } }
+                ?? Array(repeating: "", count: Self.localizationColumns.count)).joined(separator: ",")
     }
 
     /// `metrics.csv`'s text: the header, then one row per record.
@@ -40,7 +48,9 @@ public struct EpochRecord: Codable, Equatable, Sendable {
                                valLoss: try number("val_loss"), valScore: try number("val_score"), spinal: try number("spinal"),
                                foraminal: try number("foraminal"), subarticular: try number("subarticular"),
                                anySevereSpinal: try number("any_severe_spinal"), samplesPerSecond: try number("samples_per_s"),
-                               seconds: try number("seconds"), loaderSeconds: cells["loader_wait_s"].flatMap(Double.init))
+                               seconds: try number("seconds"), loaderSeconds: cells["loader_wait_s"].flatMap(Double.init),
+                               localization: Self.localizationColumns.allSatisfy({ cells[$0].flatMap(Double.init) != nil })
+                                   ? LocalizationError(columns: Self.localizationColumns.map { Double(cells[$0]!)! }) : nil)
         }
     }
 }
@@ -55,6 +65,8 @@ public struct FoldResult: Codable, Equatable, Sendable {
     public var best: RSNAScore, prior: RSNAScore
     /// Studies trained on and validated on.
     public var trainStudies: Int, valStudies: Int
+    /// Two-stage models: the localizer's held-out error (mm) at the best epoch.
+    public var localization: LocalizationError? = nil
 }
 
 /// `RUN/summary.json`: every fold's result, their mean score and the mean baseline score.

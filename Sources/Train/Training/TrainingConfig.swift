@@ -18,6 +18,10 @@ public struct TrainingConfig: Equatable, Sendable {
     /// (kept in the checkpoint), through one shared backbone (`LevelCropBackbone`); nil: the whole input. The stored
     /// grid goes in as it is (no `input_crop` or `input_pool` beside it).
     public var levelCrops: [Int]? = nil
+    /// The two-stage model (the default, the recommended recipe): a localizer learns the levels from the shards'
+    /// keypoints, and one crop per level at its points goes through one shared network. nil (`two_stage: false`, or
+    /// implied by `level_crops`, `input_crop`, `input_pool` or vit3d): the whole grid or the atlas crops.
+    public var twoStage: TwoStageConfig? = TwoStageConfig()
     /// Epochs per fold, samples per batch, number of folds, the run's seed.
     public var epochs = 20, batchSize = 4, folds = 4, seed: UInt64 = 0
     /// "cpu", "cuda" or "cuda:N"; libtorch intra-op threads (0: all cores).
@@ -74,6 +78,7 @@ public struct TrainingConfig: Equatable, Sendable {
         c.inputPool = try root.int("input_pool", min: 1) ?? c.inputPool
         c.inputCrop = try root.voxelSize("input_crop") ?? c.inputCrop
         c.levelCrops = try root.voxelSize("level_crops") ?? c.levelCrops
+        c.twoStage = try root.twoStage(otherInput: c.levelCrops != nil || c.inputCrop != nil || c.inputPool > 1 || c.model == "vit3d")
         c.epochs = try root.int("epochs", min: 1) ?? c.epochs
         c.batchSize = try root.int("batch_size", min: 1) ?? c.batchSize
         c.folds = try root.int("folds", min: 2) ?? c.folds
@@ -138,6 +143,7 @@ public struct TrainingConfig: Equatable, Sendable {
         ]
         if let inputCrop { lines.append("input_crop: [\(inputCrop.map(String.init).joined(separator: ", "))]") }
         if let levelCrops { lines.append("level_crops: [\(levelCrops.map(String.init).joined(separator: ", "))]") }
+        lines += twoStage?.yaml ?? ["two_stage: false"]
         lines += [
             "epochs: \(epochs)", "batch_size: \(batchSize)", "folds: \(folds)", "seed: \(seed)",
             "device: \(device)", "threads: \(threads)", "clip_norm: \(n(clipNorm))", "ema_decay: \(n(emaDecay))",
@@ -158,6 +164,11 @@ public struct TrainingConfig: Equatable, Sendable {
     /// The model's input size (D, H, W) for stored grids of `gridSize`: cropped by `inputCrop`, then pooled by
     /// `inputPool`. Throws when the crop is larger than the grid or the pool leaves nothing.
     public func inputSize(gridSize: [Int]) throws -> [Int] {
+        if twoStage != nil {
+            guard inputCrop == nil, inputPool == 1, levelCrops == nil else {
+                throw TrainError(.configuration, "two_stage takes the stored grid as it is: remove input_crop, input_pool and level_crops, or set two_stage: false")
+            }
+        }
         if let levelCrops {
             guard inputCrop == nil, inputPool == 1 else {
                 throw TrainError(.configuration, "level_crops takes the stored grid as it is: remove input_crop and input_pool")
@@ -182,6 +193,7 @@ public struct TrainingConfig: Equatable, Sendable {
     public func modelSpec(gridSize: [Int]) throws -> ModelSpec {
         var spec = ModelSpec(name: model, variant: variant, inputSize: try inputSize(gridSize: gridSize), width: width)
         spec.levelCrop = levelCrops
+        spec.twoStage = try twoStage?.layout()
         return spec
     }
 
@@ -291,6 +303,29 @@ private final class Section {
             guard let x = Double(s), x.isFinite else { throw fail(name, "must be a list of numbers, not \(s)") }
             return x
         }
+    }
+
+    /// `two_stage`: false (off), a mapping of settings, or absent (on with the defaults unless `otherInput`: another
+    /// model input was chosen). Settings beside another model input are an error.
+    func twoStage(otherInput: Bool) throws -> TwoStageConfig? {
+        guard let node = value("two_stage") else { return otherInput ? nil : TwoStageConfig() }
+        if node.scalar != nil {
+            guard let on = try bool("two_stage") else { return nil }
+            guard on else { return nil }
+            guard !otherInput else { throw fail("two_stage", "takes the stored grid as it is: remove level_crops, input_crop and input_pool (it is built for efficientnet3d)") }
+            return TwoStageConfig()
+        }
+        guard !otherInput else { throw fail("two_stage", "takes the stored grid as it is: remove level_crops, input_crop and input_pool (it is built for efficientnet3d)") }
+        guard let s = try section("two_stage") else { return TwoStageConfig() }
+        var t = TwoStageConfig()
+        t.crop = try s.voxelSize("crop") ?? t.crop
+        t.cropScale = try s.double("crop_scale", above: 0) ?? t.cropScale
+        t.localizerWidth = try s.int("localizer_width", min: 1) ?? t.localizerWidth
+        t.localizerPool = try s.voxelSize("localizer_pool") ?? t.localizerPool
+        t.jitter = try s.double("jitter", min: 0) ?? t.jitter
+        t.localizationWeight = try s.double("localization_weight", min: 0) ?? t.localizationWeight
+        try s.finish()
+        return t
     }
 
     func section(_ name: String) throws -> Section? {

@@ -1,0 +1,80 @@
+import Foundation
+
+/// How the two-stage model is laid out: the crops around each level, and the localizer's width and input pooling.
+public struct TwoStageLayout: Sendable, Equatable {
+    /// Crops cut around each level's point from the stored grid.
+    public var crops: PointCrops
+    /// The localizer's first-stage channels.
+    public var localizerWidth: Int
+    /// Average-pooling factors (d, h, w) from the stored grid to the localizer's input (the coarse grid).
+    public var pool: [Int]
+
+    /// A layout; three `pool` factors ≥ 1, `localizerWidth` ≥ 1.
+    public init(crops: PointCrops, localizerWidth: Int = 8, pool: [Int] = [4, 2, 2]) throws {
+        guard pool.count == 3, pool.allSatisfy({ $0 >= 1 }), localizerWidth >= 1 else {
+            throw TorchError("the localizer needs a width of 1 or more and three pooling factors of 1 or more, not \(localizerWidth) and \(pool)")
+        }
+        self.crops = crops
+        self.localizerWidth = localizerWidth
+        self.pool = pool
+    }
+}
+
+/// The recommended backbone: find the levels, then look closely. The localizer reads the stored grid average-pooled
+/// by `pool` (the coarse grid) and predicts each level's spinal-canal point; one crop per level is resampled around
+/// a point from the stored grid itself (its finer voxels) and goes through one network shared by the levels; the
+/// features of the five crops side by side (B, levels · C), for a `LevelHead`.
+///
+/// The crops sit at the localizer's predictions, except where the trainer sets `guide` for a training step (the
+/// labels' points with a jitter): so validation, evaluate and predict never see labels. Weights are named as the
+/// PyTorch twin's `TwoStageBackbone` (`localizer.…`, `inner.…`).
+public final class TwoStageBackbone: Module, Backbone {
+    /// Stage one.
+    public let localizer: LevelLocalizer
+    /// The network every crop goes through.
+    public let inner: any Backbone
+    /// Crops, localizer width and pooling.
+    public let layout: TwoStageLayout
+    /// Number of levels.
+    public let levels: Int
+    /// Points (B, levels, 3) in the stored grid's voxels that the next forward crops at instead of its predictions,
+    /// NaN where the prediction should be used (training only: the trainer sets and clears it around a step).
+    public var guide: Tensor?
+    /// The points (B, levels, 3) the last forward predicted, with their graph when gradients are on.
+    public private(set) var located: Tensor?
+    /// (levels · 5 conditions, 3): each label column's mean offset (voxels) from its level's spinal-canal point in the
+    /// training studies, so the points of every condition follow from the localizer's (set by the trainer, saved).
+    @Buffer public var offsets: Tensor
+
+    /// A two-stage backbone over `inner`, as `layout` says.
+    public init(inner: any Backbone, layout: TwoStageLayout, levels: Int = 5) throws {
+        localizer = try LevelLocalizer(levels: levels, width: layout.localizerWidth)
+        self.inner = inner
+        self.layout = layout
+        self.levels = levels
+        _offsets = Buffer(wrappedValue: try Tensor.zeros([5 * levels, 3]))
+    }
+
+    public var featureCount: Int { levels * inner.featureCount }
+
+    /// `x` (B, C, D, H, W), float32 → (B, levels, 3) predicted points (d, h, w) in voxels of `x`.
+    public func locate(_ x: Tensor) throws -> Tensor {
+        let k = layout.pool
+        let coarse = k.contains { $0 > 1 } ? try Functional.avgPool3d(x, kernel: k, stride: k, padding: [0, 0, 0]) : x
+        return try LevelLocalizer.softArgmax(try localizer(coarse), gridSize: Array(x.shape[2...]))
+    }
+
+    public func features(_ x: Tensor) throws -> Tensor {
+        let b = x.shape[0]
+        let predicted = try locate(x)
+        located = predicted
+        var points = try predicted.detach()
+        if let guide {
+            let values = try guide.to(.float32, device: .cpu).toArray(Float.self)
+            let known = try Tensor(values.map(\.isFinite), shape: guide.shape, device: x.device)
+            points = try Tensor.where(known, try Tensor(values.map { $0.isFinite ? $0 : 0 }, shape: guide.shape, device: x.device), points)
+        }
+        let f = try inner.features(try layout.crops(x, points: points))  // (levels · B, F), level-major
+        return try f.reshape([levels, b, inner.featureCount]).transpose(0, 1).contiguous().reshape([b, levels * inner.featureCount])
+    }
+}

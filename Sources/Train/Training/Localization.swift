@@ -1,0 +1,135 @@
+import Foundation
+import Shards
+
+/// How far a localizer's points are from the labels' (patient millimetres): the median and 90th percentile over every
+/// known point, and the median per level. What `metrics.csv`, `summary.json` and the report show for stage one.
+public struct LocalizationError: Codable, Sendable, Equatable {
+    /// Median and 90th percentile of the distances (mm) over all known points.
+    public var medianMm: Double, p90Mm: Double
+    /// Median distance per level (L1/L2 … L5/S1; NaN where no point is known), mm.
+    public var perLevelMm: [Double]
+    /// Points measured.
+    public var points: Int
+
+    /// From per-study, per-level distances (mm; NaN where the label has no point).
+    public init(distances: [[Double]]) {
+        let levels = distances.first?.count ?? 5
+        let all = distances.flatMap { $0 }.filter(\.isFinite)
+        medianMm = Self.quantile(all, 0.5)
+        p90Mm = Self.quantile(all, 0.9)
+        perLevelMm = (0..<levels).map { l in Self.quantile(distances.map { $0[l] }.filter(\.isFinite), 0.5) }
+        points = all.count
+    }
+
+    /// From metrics.csv's columns: median, p90, then the median per level (the count is not kept there).
+    init(columns: [Double]) {
+        medianMm = columns[0]
+        p90Mm = columns[1]
+        perLevelMm = Array(columns[2...])
+        points = 0
+    }
+
+    /// The q-quantile with linear interpolation between order statistics (numpy's default); NaN for no values.
+    static func quantile(_ values: [Double], _ q: Double) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let s = values.sorted(), x = q * Double(s.count - 1)
+        let i = Int(x.rounded(.down)), f = x - Double(i)
+        return i + 1 < s.count ? s[i] + f * (s[i + 1] - s[i]) : s[i]
+    }
+
+    /// Distances (mm) of `points` from `truth` (both voxels (d, h, w) of the grid of `affine`, `levels` × 3 each; the truth
+    /// NaN where absent), measured in patient space through the affine.
+    public static func distances(points: [Float], truth: [Float], affine: [Double], levels: Int = 5) -> [Double] {
+        (0..<levels).map { l in
+            let d = (0..<3).map { Double(points[3 * l + $0]) - Double(truth[3 * l + $0]) }
+            guard d.allSatisfy(\.isFinite) else { return .nan }
+            let mm = (0..<3).map { r in (0..<3).map { c in affine[4 * r + c] * d[c] }.reduce(0, +) }
+            return mm.map { $0 * $0 }.reduce(0, +).squareRoot()
+        }
+    }
+}
+
+/// The localizer's points for every study a loader yields (evaluation mode, no gradients), averaged over `models`:
+/// study id → levels × 3 voxels (d, h, w) of the stored grid, with the labels' keypoints (75 values) beside them.
+public func locateLevels(_ models: [OrdinalClassifier], loader: ShardLoader) throws -> [Int64: (points: [Float], keypoints: [Float])] {
+    let backbones = models.compactMap { $0.backbone as? TwoStageBackbone }
+    guard backbones.count == models.count, !models.isEmpty else { throw TorchError("only two-stage models locate levels") }
+    for m in models { m.eval() }
+    var out: [Int64: (points: [Float], keypoints: [Float])] = [:]
+    let batches = loader.batches(from: LoaderPosition(epoch: 0))
+    try Torch.noGrad {
+        while let batch = try batches.next() {
+            let x = try batch.volumes.to(.float32, device: loader.device)
+            var sum: [Float]? = nil
+            for b in backbones {
+                let p = try b.locate(x).to(.float32, device: .cpu).toArray(Float.self)
+                sum = sum.map { zip($0, p).map(+) } ?? p
+            }
+            let mean = sum!.map { $0 / Float(backbones.count) }
+            let keypoints = try batch.keypoints.to(.float32, device: .cpu).toArray(Float.self)
+            let per = mean.count / batch.count
+            for (i, id) in batch.studyIDs.enumerated() {
+                out[id] = (Array(mean[(per * i)..<(per * i + per)]), Array(keypoints[(75 * i)..<(75 * i + 75)]))
+            }
+        }
+    }
+    return out
+}
+
+/// The affine (16 values) of every study of `dataset`.
+public func studyAffines(_ dataset: ShardDataset) throws -> [Int64: [Double]] {
+    var out: [Int64: [Double]] = [:]
+    for k in dataset.manifest.shards.indices {
+        let reader = try dataset.reader(k)
+        for (i, study) in reader.studyIDs.enumerated() { out[study] = Array(reader.affine(i)) }
+    }
+    return out
+}
+
+/// The error of located points against the studies' spinal-canal keypoints (label columns 0–4).
+public func localizationError(_ located: [Int64: (points: [Float], keypoints: [Float])], affines: [Int64: [Double]]) -> LocalizationError {
+    LocalizationError(distances: located.sorted { $0.key < $1.key }.compactMap { id, v in
+        affines[id].map { LocalizationError.distances(points: v.points, truth: Array(v.keypoints.prefix(15)), affine: $0) }
+    })
+}
+
+/// Each label column's mean offset (voxels) from its level's spinal-canal keypoint over `keypoints` (25 × 3 per study,
+/// NaN where absent): what `TwoStageBackbone.offsets` holds, so the localizer's points give every condition's point.
+public func conditionOffsets(keypoints: [[Float]]) -> [Float] {
+    var sum = [Double](repeating: 0, count: 75), count = [Int](repeating: 0, count: 25)
+    for k in keypoints {
+        for column in 0..<25 {
+            let level = column % 5
+            let d = (0..<3).map { Double(k[3 * column + $0]) - Double(k[3 * level + $0]) }
+            guard d.allSatisfy(\.isFinite) else { continue }
+            for a in 0..<3 { sum[3 * column + a] += d[a] }
+            count[column] += 1
+        }
+    }
+    return (0..<75).map { count[$0 / 3] > 0 ? Float(sum[$0] / Double(count[$0 / 3])) : 0 }
+}
+
+/// Every label column's predicted point for each study of `dataset`: the two-stage models' spinal-canal points
+/// (averaged over the models) plus their training studies' mean offset of each condition from its level's canal
+/// point (`TwoStageBackbone.offsets`), mapped through the study's affine to patient LPS mm: study id → 25 × (x, y, z).
+public func predictedPoints(_ models: [OrdinalClassifier], dataset: ShardDataset, device: Device, batchSize: Int = 4) throws -> [Int64: [Double]] {
+    let backbones = models.compactMap { $0.backbone as? TwoStageBackbone }
+    guard backbones.count == models.count, !models.isEmpty else { throw TorchError("only two-stage models predict points") }
+    let offsets = try backbones.map { try $0.offsets.to(.float32, device: .cpu).toArray(Float.self) }
+    let offset = (0..<75).map { i in offsets.map { Double($0[i]) }.reduce(0, +) / Double(offsets.count) }
+    let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: batchSize, shuffle: false, dropLast: false), device: device)
+    let located = try locateLevels(models, loader: loader)
+    let affines = try studyAffines(dataset)
+    var out: [Int64: [Double]] = [:]
+    for (id, v) in located {
+        guard let a = affines[id] else { continue }
+        var mm: [Double] = []
+        for column in 0..<25 {
+            let level = column % 5
+            let voxel: [Double] = (0..<3).map { Double(v.points[3 * level + $0]) + offset[3 * column + $0] }
+            for r in 0..<3 { mm.append(a[4 * r] * voxel[0] + a[4 * r + 1] * voxel[1] + a[4 * r + 2] * voxel[2] + a[4 * r + 3]) }
+        }
+        out[id] = mm
+    }
+    return out
+}

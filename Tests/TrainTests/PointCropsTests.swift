@@ -1,0 +1,80 @@
+import Foundation
+import Train
+import XCTest
+
+/// Crops at given points equal an independent trilinear resampling of the grid at those points.
+final class PointCropsTests: XCTestCase {
+    /// A 2-channel 7 × 9 × 8 grid of known, non-linear values.
+    static let shape = [7, 9, 8]
+    static func value(_ c: Int, _ d: Int, _ h: Int, _ w: Int) -> Float {
+        Float(c * 1000 + d * d * 7 + h * 13 + (w * w) % 11) + Float(d * h * w % 5) * 0.25
+    }
+
+    /// Trilinear interpolation written out: the eight neighbours weighted by their distances; 0 outside the grid.
+    static func resample(_ c: Int, _ p: [Double]) -> Double {
+        let lo = p.map { Int($0.rounded(.down)) }
+        var sum = 0.0
+        for corner in 0..<8 {
+            let offset = [(corner >> 2) & 1, (corner >> 1) & 1, corner & 1]
+            let idx = (0..<3).map { lo[$0] + offset[$0] }
+            let weight = (0..<3).map { a in offset[a] == 1 ? p[a] - Double(lo[a]) : 1 - (p[a] - Double(lo[a])) }.reduce(1, *)
+            guard weight > 0 else { continue }
+            let inside = (0..<3).allSatisfy { idx[$0] >= 0 && idx[$0] < shape[$0] }
+            sum += weight * (inside ? Double(value(c, idx[0], idx[1], idx[2])) : 0)
+        }
+        return sum
+    }
+
+    func testCropsEqualAnIndependentResamplingAtThePoints() throws {
+        var values: [Float] = []
+        for s in 0..<2 {
+            for c in 0..<2 {
+                for d in 0..<7 { for h in 0..<9 { for w in 0..<8 { values.append(Self.value(c, d, h, w) + Float(s) * 0.5) } } }
+            }
+        }
+        let x = try Tensor(values, shape: [2, 2] + Self.shape)
+        // Sample 0: two interior points; sample 1: one at a voxel centre, one half outside the grid (zeros there).
+        let points: [Float] = [3.3, 4.6, 2.25, 2.5, 6.1, 5.7, 3, 4, 4, 0.4, 0.2, 7.6]
+        let crops = try PointCrops(size: [3, 2, 4], scale: 0.75)
+        let out = try crops(x, points: try Tensor(points, shape: [2, 2, 3]))
+        XCTAssertEqual(out.shape, [4, 2, 3, 2, 4])  // (levels · B) level-major, C, crop
+        let got = try out.toArray(Float.self)
+        var worst = 0.0
+        for level in 0..<2 {
+            for s in 0..<2 {
+                let centre = (0..<3).map { Double(points[6 * s + 3 * level + $0]) }
+                for c in 0..<2 {
+                    for i in 0..<3 {
+                        for j in 0..<2 {
+                            for k in 0..<4 {
+                                let at = [i, j, k].enumerated().map { a, n in centre[a] + (Double(n) - Double(crops.size[a] - 1) / 2) * 0.75 }
+                                var expected = Self.resample(c, at)
+                                // The per-sample offset 0.5, interpolated with the same weights (0 outside).
+                                expected += 0.5 * Double(s) * Self.coverage(at)
+                                let index = ((((level * 2 + s) * 2 + c) * 3 + i) * 2 + j) * 4 + k
+                                worst = max(worst, abs(Double(got[index]) - expected))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertLessThan(worst, 1e-3)
+        // A crop voxel at a voxel centre is that voxel exactly: sample 1, level 0 at (3, 4, 4) with an odd crop.
+        let exact = try PointCrops(size: [1, 1, 1], scale: 1)(x, points: try Tensor(points, shape: [2, 2, 3])).toArray(Float.self)
+        XCTAssertEqual(exact[2 * 1 + 0], Self.value(0, 3, 4, 4) + 0.5)
+    }
+
+    /// The interpolation weight inside the grid at `p` (1 inside, less where neighbours fall outside).
+    static func coverage(_ p: [Double]) -> Double {
+        let lo = p.map { Int($0.rounded(.down)) }
+        var sum = 0.0
+        for corner in 0..<8 {
+            let offset = [(corner >> 2) & 1, (corner >> 1) & 1, corner & 1]
+            let idx = (0..<3).map { lo[$0] + offset[$0] }
+            let weight = (0..<3).map { a in offset[a] == 1 ? p[a] - Double(lo[a]) : 1 - (p[a] - Double(lo[a])) }.reduce(1, *)
+            if (0..<3).allSatisfy({ idx[$0] >= 0 && idx[$0] < shape[$0] }) { sum += weight }
+        }
+        return sum
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import TestSupport
+import Train
+import XCTest
+
+/// The two-stage model (localizer, then level crops at its points) gives the PyTorch twin's probabilities and points,
+/// both ways (to 1e-4 and 1e-3 voxels).
+final class TwoStageParityTests: XCTestCase {
+    /// A tiny two-stage model on a 24³ grid: crops 6 × 8 × 6 at 1.5 grid voxels, the localizer (width 4) at 12 × 24 × 12.
+    static var spec: ModelSpec {
+        var spec = ModelSpec(name: "efficientnet3d", inputSize: [24, 24, 24], width: 0.25)
+        spec.twoStage = try! TwoStageLayout(crops: PointCrops(size: [6, 8, 6], scale: 1.5), localizerWidth: 4, pool: [2, 1, 2])
+        return spec
+    }
+
+    func runTwin(_ command: String, _ extra: [String]) throws {
+        let layout = Self.spec.twoStage!
+        let arguments = ["--two-stage"] + layout.crops.size.map(String.init)
+            + ["--crop-scale", String(layout.crops.scale), "--pool"] + layout.pool.map(String.init) + ["--localizer-width", String(layout.localizerWidth)]
+        _ = try PyTorchTwin.run(command, Self.spec, arguments + extra)
+    }
+
+    func located(_ model: OrdinalClassifier) throws -> Tensor {
+        try XCTUnwrap((model.backbone as? TwoStageBackbone)?.located)
+    }
+
+    func testOursInPyTorch() throws {
+        let dir = try Fixtures.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        Torch.manualSeed(3)
+        let model = try Self.spec.make()
+        for (name, t) in model.namedBuffers() where name.hasSuffix("running_mean") { try t.uniform_(-0.1, 0.1) }
+        for (name, t) in model.namedBuffers() where name.hasSuffix("running_var") { try t.uniform_(0.5, 1.5) }
+        model.eval()
+        let x = try Tensor.randn([2, 3, 24, 24, 24])
+        let probs = try Torch.noGrad { try model(x) }
+        let points = try located(model)
+        XCTAssertEqual(probs.shape, [2, 25, 3])
+        XCTAssertEqual(points.shape, [2, 5, 3])
+        let w = dir.appendingPathComponent("w.safetensors"), i = dir.appendingPathComponent("x.safetensors")
+        let o = dir.appendingPathComponent("y.safetensors")
+        try Checkpoint.saveWeights(model, to: w)
+        try SafeTensors.write(["x": x], to: i)
+        try runTwin("forward", ["--weights", w.path, "--input", i.path, "--out", o.path])
+        let theirs = try SafeTensors.read(o).tensors
+        XCTAssertLessThan(try (probs - XCTUnwrap(theirs["probs"])).abs().max().item(), 1e-4)
+        XCTAssertLessThan(try (points - XCTUnwrap(theirs["points"])).abs().max().item(), 1e-3)
+    }
+
+    func testPyTorchsInOurs() throws {
+        let dir = try Fixtures.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let w = dir.appendingPathComponent("w.safetensors"), i = dir.appendingPathComponent("x.safetensors")
+        let o = dir.appendingPathComponent("y.safetensors")
+        try runTwin("export", ["--seed", "5", "--weights", w.path, "--input", i.path, "--out", o.path])
+        let model = try Self.spec.make()
+        try Checkpoint.loadWeights(w, into: model)
+        model.eval()
+        let x = try XCTUnwrap(SafeTensors.read(i).tensors["x"])
+        let theirs = try SafeTensors.read(o).tensors
+        let probs = try Torch.noGrad { try model(x) }
+        let points = try located(model)
+        XCTAssertLessThan(try (probs - XCTUnwrap(theirs["probs"])).abs().max().item(), 1e-4)
+        XCTAssertLessThan(try (points - XCTUnwrap(theirs["points"])).abs().max().item(), 1e-3)
+        // The points spread inside the grid (the twin's heatmaps are peaked): the loaded localizer is really used.
+        let p = try points.toArray(Float.self)
+        XCTAssertTrue(p.allSatisfy { $0 > -1 && $0 < 24 }, "\(p)")
+        XCTAssertGreaterThan((p.max() ?? 0) - (p.min() ?? 0), 1, "\(p)")
+    }
+}
