@@ -77,7 +77,11 @@ struct TrainCommand: ParsableCommand {
         if let config { c = try TrainingConfig.load(URL(fileURLWithPath: config)) }
         else if resume, FileManager.default.fileExists(atPath: runConfig.path) { c = try TrainingConfig.load(runConfig) }
         else { c = TrainingConfig() }
-        if let model { c.model = model }
+        if let model {
+            c.model = model
+            // As in a configuration file, vit3d takes the whole grid: the two-stage default is efficientnet3d's.
+            if model == "vit3d" { c.twoStage = nil }
+        }
         if let width { c.width = width }
         if let folds { c.folds = folds }
         if let epochs { c.epochs = epochs }

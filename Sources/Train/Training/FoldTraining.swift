@@ -192,8 +192,10 @@ public final class FoldTraining {
         evaluated.eval()
         let predictions = try trainer.ranks.gather(try predict([evaluated], loader: valLoader, config: config), ordered: valOrder)
         let score = RSNAScore(predictions)
-        let localization = evaluated.backbone is TwoStageBackbone
+        // No labelled point among the held-out studies: no error to record (rather than NaN millimetres).
+        let located = evaluated.backbone is TwoStageBackbone
             ? localizationError(try locateLevels([evaluated], loader: valLoader), affines: affines) : nil
+        let localization = located.flatMap { $0.points > 0 ? $0 : nil }
         let record = EpochRecord(epoch: epoch + 1, lr: schedule.learningRate(at: max(0, state.step - 1)),
                                  trainLoss: state.lossSum / Double(max(1, state.lossCount)), valLoss: score.loss, valScore: score.score,
                                  spinal: score.spinal, foraminal: score.foraminal, subarticular: score.subarticular,
