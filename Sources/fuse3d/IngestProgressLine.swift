@@ -16,7 +16,7 @@ final class IngestProgressLine: @unchecked Sendable {  // `lastPercentStep` is o
         let rate = elapsed > 0 ? Double(state.done) / elapsed : 0
         let eta = rate > 0 ? Double(state.total - state.done) / rate : 0
         let text = String(format: "ingest: %d/%d studies (%.2f/s, ETA %@), %d cached, %d failed, %d file problem(s)",
-                          state.done, state.total, rate, Progress.clock(eta), state.cached, state.failed, state.problems)
+                          state.done, state.total, rate, ProgressLine.clock(eta), state.cached, state.failed, state.problems)
         lock.lock()
         let step = state.total > 0 ? state.done * 20 / state.total : 20
         let milestone = step != lastPercentStep

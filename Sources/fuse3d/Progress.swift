@@ -90,6 +90,4 @@ final class Progress: Sendable {
 
     /// Ends the progress line.
     func finish() { line.finish() }
-
-    static func clock(_ seconds: Double) -> String { ProgressLine.clock(seconds) }
 }
