@@ -70,4 +70,47 @@ final class LocalizerLearningTests: XCTestCase {
         XCTAssertGreaterThan(atlasError, 3, "the levels really move between studies")
         XCTAssertLessThan(error, 0.4 * atlasError, "localizer \(error) voxels against the atlas's \(atlasError)")
     }
+
+    /// The heatmap loss equals the cross-entropy computed cell by cell against the Gaussian at the truth (here in plain
+    /// loops), ignores unknown points, and is smallest for the heatmap that is the target itself (its entropy).
+    func testHeatmapLossIsTheCrossEntropyAgainstAGaussianAtTheTruth() throws {
+        Torch.manualSeed(9)
+        let cells = [3, 5, 4], size = [6, 10, 8], sigma = 1.2
+        let heat = try Tensor.randn([2, 2] + cells)
+        let truth: [Float] = [1.3, 4.0, 6.2, .nan, .nan, .nan, 0.0, 9.0, 3.5, 4.4, 2.2, 0.7]
+        let loss = try HeatmapLoss(sigma: sigma)(heat, try Tensor(truth, shape: [2, 2, 3]), gridSize: size).item()
+        let logits = try heat.toArray(Float.self).map(Double.init)
+        let n = cells.reduce(1, *)
+        func gaussian(_ point: Int) -> [Double] {
+            var g = [Double](repeating: 0, count: n)
+            for d in 0..<cells[0] { for h in 0..<cells[1] { for w in 0..<cells[2] {
+                var e = 0.0
+                for (a, i) in [d, h, w].enumerated() {
+                    let c = (Double(truth[3 * point + a]) + 0.5) * Double(cells[a]) / Double(size[a]) - 0.5
+                    e += pow(Double(i) - c, 2)
+                }
+                g[(d * cells[1] + h) * cells[2] + w] = exp(-e / (2 * sigma * sigma))
+            } } }
+            let sum = g.reduce(0, +)
+            return g.map { $0 / sum }
+        }
+        var expected = 0.0, entropy = 0.0
+        let known = [0, 2, 3]
+        for point in known {
+            let row = Array(logits[(point * n)..<(point * n + n)])
+            let m = row.max()!, lse = m + log(row.map { exp($0 - m) }.reduce(0, +))
+            let g = gaussian(point)
+            expected -= zip(g, row).map { $0 * ($1 - lse) }.reduce(0, +)
+            entropy -= g.filter { $0 > 0 }.map { $0 * log($0) }.reduce(0, +)
+        }
+        expected /= Double(known.count)
+        entropy /= Double(known.count)
+        XCTAssertEqual(loss, expected, accuracy: 1e-4 * expected)
+        // The target itself as logits: the loss is the target's entropy, below the random heatmap's.
+        var targetLogits = [Float](repeating: 0, count: 4 * n)
+        for point in known { for (k, g) in gaussian(point).enumerated() { targetLogits[point * n + k] = Float(log(max(g, 1e-30))) } }
+        let best = try HeatmapLoss(sigma: sigma)(try Tensor(targetLogits, shape: [2, 2] + cells), try Tensor(truth, shape: [2, 2, 3]), gridSize: size).item()
+        XCTAssertEqual(best, entropy, accuracy: 1e-3)
+        XCTAssertLessThan(best, loss)
+    }
 }

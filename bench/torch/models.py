@@ -304,6 +304,27 @@ class PointCrops:
         return y.view(b, x.shape[1], l, *self.size).permute(2, 0, 1, 3, 4, 5).reshape(l * b, x.shape[1], *self.size)
 
 
+def heatmap_loss(heat, truth, input_size, sigma=1.0):
+    """Twin of Swift's HeatmapLoss: cross-entropy of each level's softmax heatmap (B, L, d, h, w) against a normalised
+    Gaussian (sigma cells) around the true point (B, L, 3; voxels of an input of `input_size`, NaN where unknown)."""
+    b, l = heat.shape[:2]
+    cells = heat.shape[2:]
+    known = torch.isfinite(truth).all(-1)  # (B, L)
+    target = None
+    for axis in range(3):
+        n = cells[axis]
+        c = (truth[..., axis].nan_to_num() + 0.5) * n / input_size[axis] - 0.5
+        g = torch.exp(-(torch.arange(n, dtype=torch.float32) - c[..., None]) ** 2 / (2 * sigma * sigma))
+        g = g / g.sum(-1, keepdim=True).clamp_min(1e-30)
+        shape = [b, l, 1, 1, 1]
+        shape[2 + axis] = n
+        g = g.view(*shape)
+        target = g if target is None else target * g
+    logp = torch.log_softmax(heat.flatten(2).float(), -1).view(b, l, *cells)
+    ce = -(target * logp).flatten(2).sum(-1)
+    return (ce * known).sum() / known.sum().clamp_min(1)
+
+
 class TwoStageBackbone(nn.Module):
     """Twin of Swift's TwoStageBackbone: the localizer on the grid average-pooled by `pool`; one crop per level at its
     points (or at `guide` when set: training on the labels) through one shared backbone; features (B, levels * C)."""
@@ -314,16 +335,20 @@ class TwoStageBackbone(nn.Module):
         self.inner = inner
         self.crops, self.pool, self.levels = PointCrops(crop, scale), tuple(pool), levels
         self.feature_count = levels * inner.feature_count
-        self.guide, self.located = None, None
+        self.guide, self.located, self.heat = None, None, None
         self.register_buffer("offsets", torch.zeros(5 * levels, 3))
 
     def locate(self, x):
+        return self.locate_with_heatmaps(x)[1]
+
+    def locate_with_heatmaps(self, x):
         coarse = F.avg_pool3d(x, self.pool) if max(self.pool) > 1 else x
-        return LevelLocalizer.soft_argmax(self.localizer(coarse), list(x.shape[2:]))
+        heat = self.localizer(coarse)
+        return heat, LevelLocalizer.soft_argmax(heat, list(x.shape[2:]))
 
     def forward(self, x):
         b = x.shape[0]
-        self.located = self.locate(x)
+        self.heat, self.located = self.locate_with_heatmaps(x)
         points = self.located.detach()
         if self.guide is not None:  # NaN where the prediction is used
             points = torch.where(torch.isfinite(self.guide), self.guide.nan_to_num(), points)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "torch"))
 sys.path.insert(0, HERE)
-from models import cumulative_link_loss, make  # noqa: E402
+from models import cumulative_link_loss, heatmap_loss, make  # noqa: E402
 from twin_train import prior, score  # noqa: E402
 
 
@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--jitter", type=float, default=2.0, help="uniform crop-centre jitter in training (stored voxels)")
     ap.add_argument("--loc-weight", type=float, default=0.1)
     ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--heatmap-sigma", type=float, default=1.0, help="the heatmap loss's Gaussian (cells); 0: coordinates only")
     ap.add_argument("--stage", choices=["both", "localizer"], default="both")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -94,10 +95,12 @@ def main():
                 backbone.guide = truth + (torch.rand_like(truth) * 2 - 1) * a.jitter
                 cls = cumulative_link_loss(net(x), Y[b])
                 backbone.guide = None
-                points = backbone.located
+                points, heat = backbone.located, backbone.heat
             else:
-                points = backbone.locate(x)
+                heat, points = backbone.locate_with_heatmaps(x)
             loc = (points - torch.nan_to_num(truth)).abs()[known].mean()
+            if a.heatmap_sigma > 0:
+                loc = loc + heatmap_loss(heat, truth, list(x.shape[2:]), a.heatmap_sigma)
             loss = a.loc_weight * loc + (cls if a.stage == "both" else 0)
             loss.backward()
             opt.step(); sched.step()

@@ -57,17 +57,25 @@ public final class TwoStageBackbone: Module, Backbone {
 
     public var featureCount: Int { levels * inner.featureCount }
 
+    /// The heatmap logits (B, levels, d, h, w) the last forward predicted, with their graph when gradients are on.
+    public private(set) var heat: Tensor?
+
     /// `x` (B, C, D, H, W), float32 → (B, levels, 3) predicted points (d, h, w) in voxels of `x`.
-    public func locate(_ x: Tensor) throws -> Tensor {
+    public func locate(_ x: Tensor) throws -> Tensor { try locateWithHeatmaps(x).points }
+
+    /// `x` (B, C, D, H, W), float32 → the heatmap logits and the points (d, h, w) in voxels of `x` they give.
+    public func locateWithHeatmaps(_ x: Tensor) throws -> (heat: Tensor, points: Tensor) {
         let k = layout.pool
         let coarse = k.contains { $0 > 1 } ? try Functional.avgPool3d(x, kernel: k, stride: k, padding: [0, 0, 0]) : x
-        return try LevelLocalizer.softArgmax(try localizer(coarse), gridSize: Array(x.shape[2...]))
+        let heat = try localizer(coarse)
+        return (heat, try LevelLocalizer.softArgmax(heat, gridSize: Array(x.shape[2...])))
     }
 
     public func features(_ x: Tensor) throws -> Tensor {
         let b = x.shape[0]
-        let predicted = try locate(x)
+        let (heatmaps, predicted) = try locateWithHeatmaps(x)
         located = predicted
+        heat = heatmaps
         var points = try predicted.detach()
         if let guide {
             let values = try guide.to(.float32, device: .cpu).toArray(Float.self)

@@ -25,6 +25,10 @@ public final class TrainingStep {
     /// along each axis (uniform, from libtorch's generator, so a resumed run draws the same), and the localizer's loss
     /// (mean absolute error in voxels) is added with this weight.
     public var jitter = 0.0, localizationWeight = 0.05
+    /// Two-stage models: the width (heatmap cells) of the Gaussian the localizer's heatmaps are trained towards.
+    public var heatmapSigma = 1.0
+    /// Names of a two-stage model's localizer parameters start so (its gradients are clipped apart from the classifier's).
+    static let localizerPrefix = "backbone.localizer."
     /// The localizer's loss of the last step (two-stage models; nil otherwise).
     public private(set) var lastLocalizationLoss: Double?
 
@@ -63,14 +67,23 @@ public final class TrainingStep {
         defer { twoStage?.guide = nil }
         let probs = mixedPrecision ? try Torch.autocast(device) { try model(x) } : try model(x)
         var value = try loss(probs, labels)
-        if let twoStage, let spinal, let located = twoStage.located {
+        if let twoStage, let spinal, let located = twoStage.located, let heat = twoStage.heat {
+            // Coordinates (mean absolute error, voxels) and heatmaps (cross-entropy against a Gaussian at the truth).
             let localization = try LocalizationLoss()(located, spinal)
+                + HeatmapLoss(sigma: heatmapSigma)(heat, spinal, gridSize: Array(x.shape[2...]))
             lastLocalizationLoss = try localization.item()
             value = try value + localization * localizationWeight
         }
         try value.backward()
         let batchLoss = try allReduce?.reduce(localLoss: value.item(), localWeight: loss.weightSum(labels)) ?? value.item()
-        if let clipNorm { try clipGradNorm(optimizer.parameters.map(\.1), maxNorm: clipNorm) }
+        if let clipNorm {
+            // A two-stage model's stages share no weights and learn different things: each is clipped on its own, so
+            // the localizer's large early gradients (errors of tens of voxels) do not shrink the classifier's steps.
+            let parameters = optimizer.parameters
+            let groups = twoStage == nil ? [parameters.map(\.1)]
+                : [false, true].map { localizer in parameters.filter { $0.0.hasPrefix(Self.localizerPrefix) == localizer }.map(\.1) }
+            for group in groups where !group.isEmpty { try clipGradNorm(group, maxNorm: clipNorm) }
+        }
         if let schedule { optimizer.learningRate = schedule.learningRate(at: step) }
         try optimizer.step()
         try model.link.ascend(margin: cutpointMargin)
