@@ -56,12 +56,14 @@ let package = Package(
             linkerSettings: [.linkedLibrary("dl")]
         ),
         .target(name: "Shards", dependencies: ["CHDF5"]),
-        .target(name: "Ingest", dependencies: ["CGDCM", "Shards", .product(name: "Yams", package: "Yams")]),
+        // The strict YAML reader of pipeline and training configurations (errors with file, line and key).
+        .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Ingest", dependencies: ["CGDCM", "Shards", "Config"]),
         // The phantom cohort (a DICOM writer) for tests and the demo; Ingest never imports it.
         .target(name: "Synth", dependencies: ["CGDCM", "Ingest", "Shards"]),
         // Pictures and pages (PNG, NIfTI, HTML, SVG plots) for `inspect` and the training report; imports neither Ingest nor Train.
         .target(name: "Report", dependencies: ["CPNG", "Shards"]),
-        .target(name: "Train", dependencies: ["CTorch", "Shards", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Train", dependencies: ["CTorch", "Shards", "Config"]),
         .executableTarget(
             name: "fuse3d",
             dependencies: ["Ingest", "Synth", "Report", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -70,7 +72,7 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "SynthTests", dependencies: ["Synth", "Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "ShardsTests", dependencies: ["Shards", "TestSupport"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Shards", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Config", "Shards", "TestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],

@@ -135,7 +135,7 @@ final class TrainCommandTests: XCTestCase {
         let cfg = try config("optimiser:\n  lr: 0.1")
         let r = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", Self.root.appendingPathComponent("bad").path, "--config", cfg.path])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("\(cfg.path): optimiser: unknown key"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("\(cfg.path):9: optimiser: unknown key"), r.stderr)
     }
 
     func testAFolderWithResultsIsRefusedWithoutResumeOrOverwriteAndKeptAsItWas() throws {
