@@ -1,4 +1,4 @@
-// swift-tools-version:5.10
+// swift-tools-version:6.0
 // Fuse3D: lumbar-spine MRI (DICOM) → fused 3-channel float16 grids in HDF5 shards → 3D ordinal models.
 import Foundation
 import PackageDescription
@@ -15,7 +15,7 @@ let hdf5Include = "/usr/include/hdf5/serial"
 
 let package = Package(
     name: "Fuse3D",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],  // v15: Synchronization's Mutex (we ship Linux; macOS builds need 15)
     products: [
         .executable(name: "fuse3d", targets: ["fuse3d"]),
         .library(name: "Ingest", targets: ["Ingest"]),

@@ -4,9 +4,10 @@ import XCTest
 
 /// `fuse3d train`, `evaluate` and `predict` through the real binary on a 4-study phantom cohort at 16³.
 final class TrainCommandTests: XCTestCase {
-    static var root: URL!
-    static var cohort: URL!
-    static var shards: URL!
+    // Set once by the class setUp before any test of the class runs; XCTest runs them one at a time.
+    nonisolated(unsafe) static var root: URL!
+    nonisolated(unsafe) static var cohort: URL!
+    nonisolated(unsafe) static var shards: URL!
 
     override class func setUp() {
         super.setUp()
