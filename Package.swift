@@ -1,4 +1,4 @@
-// swift-tools-version:5.10
+// swift-tools-version:6.0
 // Fuse3D: lumbar-spine MRI (DICOM) → fused 3-channel float16 grids in HDF5 shards → 3D ordinal models.
 import Foundation
 import PackageDescription
@@ -15,7 +15,7 @@ let hdf5Include = "/usr/include/hdf5/serial"
 
 let package = Package(
     name: "Fuse3D",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],  // v15: Synchronization's Mutex (we ship Linux; macOS builds need 15)
     products: [
         .executable(name: "fuse3d", targets: ["fuse3d"]),
         .library(name: "Ingest", targets: ["Ingest"]),
@@ -56,12 +56,14 @@ let package = Package(
             linkerSettings: [.linkedLibrary("dl")]
         ),
         .target(name: "Shards", dependencies: ["CHDF5"]),
-        .target(name: "Ingest", dependencies: ["CGDCM", "Shards", .product(name: "Yams", package: "Yams")]),
+        // The strict YAML reader of pipeline and training configurations (errors with file, line and key).
+        .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Ingest", dependencies: ["CGDCM", "Shards", "Config"]),
         // The phantom cohort (a DICOM writer) for tests and the demo; Ingest never imports it.
         .target(name: "Synth", dependencies: ["CGDCM", "Ingest", "Shards"]),
         // Pictures and pages (PNG, NIfTI, HTML, SVG plots) for `inspect` and the training report; imports neither Ingest nor Train.
         .target(name: "Report", dependencies: ["CPNG", "Shards"]),
-        .target(name: "Train", dependencies: ["CTorch", "Shards", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Train", dependencies: ["CTorch", "Shards", "Config"]),
         .executableTarget(
             name: "fuse3d",
             dependencies: ["Ingest", "Synth", "Report", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -70,7 +72,7 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "SynthTests", dependencies: ["Synth", "Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "ShardsTests", dependencies: ["Shards", "TestSupport"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Shards", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Config", "Shards", "TestSupport"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "Ingest", "Shards", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],

@@ -50,6 +50,8 @@ public struct EncodedSample: Sendable {
         sample.volume.withUnsafeBytes { volume in
             encoded.withUnsafeMutableBufferPointer { encoded in
                 failures.withUnsafeMutableBufferPointer { failures in
+                    // Each thread reads its own channel of `volume` and writes only its own slot of `encoded` and `failures`.
+                    nonisolated(unsafe) let volume = volume, encoded = encoded, failures = failures
                     DispatchQueue.concurrentPerform(iterations: 3) { channel in
                         var written = 0
                         var frame = [UInt8](repeating: 0, count: capacity)

@@ -1,9 +1,9 @@
 import Foundation
+import Synchronization
 
 /// A whole shard folder as one indexed collection: sample `i` of the dataset is found through the
 /// manifest's per-shard counts; shards are opened on first use and kept open. Thread-safe.
-// Sendable by hand: `readers`, `checked` and `checksumLocks` change only under `lock`; the rest is immutable.
-public final class ShardDataset: @unchecked Sendable {
+public final class ShardDataset: Sendable {
     /// The folder.
     public let directory: URL
     /// The folder's manifest.
@@ -12,11 +12,8 @@ public final class ShardDataset: @unchecked Sendable {
     public let studyIDs: [Int64]
     /// First dataset index of each shard (shard k holds `starts[k] ..< starts[k] + samples`).
     private let starts: [Int]
-    private var readers: [Int: ShardReader] = [:]
-    /// Shards whose sha256 matched the manifest, and the locks that keep two threads from hashing one shard.
-    private var checked: Set<Int> = []
-    private var checksumLocks: [Int: NSLock] = [:]
-    private let lock = NSLock()
+    /// The open readers; shards whose sha256 matched the manifest, and the locks that keep two threads from hashing one shard.
+    private let state = Mutex<(readers: [Int: ShardReader], checked: Set<Int>, checksumLocks: [Int: NSLock])>(([:], [], [:]))
 
     /// Opens `directory` through its manifest (refusing an unknown schema version).
     public init(directory: URL) throws {
@@ -56,45 +53,42 @@ public final class ShardDataset: @unchecked Sendable {
     /// manifest's. Costs a full read of the file, so the loader does it only when asked to; threads
     /// checking different shards hash in parallel, threads asking for the same one wait for one hash.
     public func verifyChecksum(_ k: Int) throws {
-        let shardLock: NSLock
-        lock.lock()
-        if checked.contains(k) {
-            lock.unlock()
-            return
+        let shardLock: NSLock? = state.withLock { state in
+            if state.checked.contains(k) { return nil }
+            if let existing = state.checksumLocks[k] { return existing }
+            let shardLock = NSLock()
+            state.checksumLocks[k] = shardLock
+            return shardLock
         }
-        if let existing = checksumLocks[k] { shardLock = existing } else {
-            shardLock = NSLock()
-            checksumLocks[k] = shardLock
-        }
-        lock.unlock()
+        guard let shardLock else { return }
         shardLock.lock()
         defer { shardLock.unlock() }
-        if lock.withLock({ checked.contains(k) }) { return }
+        if state.withLock({ $0.checked.contains(k) }) { return }
         let entry = manifest.shards[k]
         let url = directory.appendingPathComponent(entry.file)
         let found = try SHA256.hex(ofFile: url)
         guard found == entry.sha256 else {
             throw ShardError.schema(path: url.path, "sha256 \(found) differs from \(Manifest.fileName)'s \(entry.sha256)")
         }
-        lock.withLock { _ = checked.insert(k) }
+        state.withLock { _ = $0.checked.insert(k) }
     }
 
     /// The reader of shard `k`, opened on first use; checks it against the manifest's count and ids.
     public func reader(_ k: Int) throws -> ShardReader {
-        lock.lock()
-        defer { lock.unlock() }
-        if let open = readers[k] { return open }
-        let entry = manifest.shards[k]
-        let url = directory.appendingPathComponent(entry.file)
-        // A size check costs one stat and catches a truncated or replaced file before any chunk is read.
-        if let size = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int, size != entry.bytes {
-            throw ShardError.schema(path: url.path, "size \(size) bytes differs from \(Manifest.fileName)'s \(entry.bytes)")
+        try state.withLock { state in
+            if let open = state.readers[k] { return open }
+            let entry = manifest.shards[k]
+            let url = directory.appendingPathComponent(entry.file)
+            // A size check costs one stat and catches a truncated or replaced file before any chunk is read.
+            if let size = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int, size != entry.bytes {
+                throw ShardError.schema(path: url.path, "size \(size) bytes differs from \(Manifest.fileName)'s \(entry.bytes)")
+            }
+            let reader = try ShardReader(url: url)
+            guard reader.studyIDs == entry.studies else {
+                throw ShardError.schema(path: reader.url.path, "study ids differ from \(Manifest.fileName)'s")
+            }
+            state.readers[k] = reader
+            return reader
         }
-        let reader = try ShardReader(url: url)
-        guard reader.studyIDs == entry.studies else {
-            throw ShardError.schema(path: reader.url.path, "study ids differ from \(Manifest.fileName)'s")
-        }
-        readers[k] = reader
-        return reader
     }
 }

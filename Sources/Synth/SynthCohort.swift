@@ -1,6 +1,7 @@
 import Foundation
 import Ingest
 import Shards
+import Synchronization
 
 /// How far a cohort has come, for a progress line.
 public struct SynthProgress: Sendable, CustomStringConvertible {
@@ -127,40 +128,35 @@ public struct SynthError: Error, CustomStringConvertible {
 }
 
 /// Hands out study indices to worker threads.
-// Sendable by hand: `value` changes only under `lock` (Mutex needs macOS 15; the package supports macOS 13).
-private final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
+private final class Counter: Sendable {
+    private let value = Mutex(0)
     func take(below limit: Int) -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard value < limit else { return nil }
-        value += 1
-        return value - 1
+        value.withLock { value in
+            guard value < limit else { return nil }
+            value += 1
+            return value - 1
+        }
     }
 }
 
 /// Totals and the first error, shared by the worker threads.
-// Sendable by hand: every var changes only under `lock`.
-private final class CohortState: @unchecked Sendable {
-    private let lock = NSLock()
-    private var done = 0
-    private(set) var files = 0, bytes = 0
-    private(set) var error: Error?
-    var failed: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
+private final class CohortState: Sendable {
+    private let state = Mutex<(done: Int, files: Int, bytes: Int, error: Error?)>((0, 0, 0, nil))
+    var files: Int { state.withLock { $0.files } }
+    var bytes: Int { state.withLock { $0.bytes } }
+    var error: Error? { state.withLock { $0.error } }
+    var failed: Bool { error != nil }
 
     func finish(files: Int, bytes: Int) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        self.files += files
-        self.bytes += bytes
-        done += 1
-        return done
+        state.withLock { state in
+            state.files += files
+            state.bytes += bytes
+            state.done += 1
+            return state.done
+        }
     }
 
     func fail(_ e: Error) {
-        lock.lock()
-        defer { lock.unlock() }
-        if error == nil { error = e }
+        state.withLock { state in if state.error == nil { state.error = e } }
     }
 }

@@ -1,13 +1,13 @@
 import Foundation
 import Ingest
+import Synchronization
 
 /// The ingest's progress for a person: on a terminal one live line (done/total, studies/s, ETA, cache
 /// hits, problems), otherwise (a log file, a scheduler's output) a plain line every 5% of the studies.
-final class IngestProgressLine: @unchecked Sendable {  // `lastPercentStep` is only touched under `lock`
+final class IngestProgressLine: Sendable {
     private let start = Date()
     private let line = ProgressLine(plainInterval: .infinity)
-    private let lock = NSLock()
-    private var lastPercentStep = -1
+    private let lastPercentStep = Mutex(-1)
 
     /// Shows `state` (live: at most four times a second; plain: when it crosses a 5% step).
     func update(_ state: IngestProgress) {
@@ -17,11 +17,11 @@ final class IngestProgressLine: @unchecked Sendable {  // `lastPercentStep` is o
         let eta = rate > 0 ? Double(state.total - state.done) / rate : 0
         let text = String(format: "ingest: %d/%d studies (%.2f/s, ETA %@), %d cached, %d failed, %d file problem(s)",
                           state.done, state.total, rate, ProgressLine.clock(eta), state.cached, state.failed, state.problems)
-        lock.lock()
         let step = state.total > 0 ? state.done * 20 / state.total : 20
-        let milestone = step != lastPercentStep
-        lastPercentStep = step
-        lock.unlock()
+        let milestone = lastPercentStep.withLock { last in
+            defer { last = step }
+            return step != last
+        }
         line.show(text, milestone: milestone)
     }
 

@@ -1,9 +1,10 @@
 import Foundation
+import Synchronization
 
 /// The one progress line every command draws on standard error. On a terminal it is redrawn in place at most
 /// four times a second; in a log (a scheduler's output, a file) it prints whole lines at milestones and at
 /// most once per `plainInterval`. `FUSE3D_PROGRESS` overrides the choice: `live` (or `1`), `plain`, `off` (or `0`).
-final class ProgressLine: @unchecked Sendable {  // every mutable field is read and written under `lock`
+final class ProgressLine: Sendable {
     /// How the line is drawn.
     enum Mode: Equatable { case live, plain, off }
 
@@ -19,9 +20,8 @@ final class ProgressLine: @unchecked Sendable {  // every mutable field is read 
 
     private let mode: Mode
     private let plainInterval: TimeInterval
-    private var last = Date.distantPast
-    private var shown = false
-    private let lock = NSLock()
+    /// When the line was last drawn, and whether a live line is on screen.
+    private let state = Mutex((last: Date.distantPast, shown: false))
 
     /// A line that, in plain mode, prints at milestones and otherwise at most once per `plainInterval` seconds.
     init(plainInterval: TimeInterval, mode: Mode = ProgressLine.mode()) {
@@ -31,33 +31,36 @@ final class ProgressLine: @unchecked Sendable {  // every mutable field is read 
 
     /// Shows `text`; a `milestone` (the last item, a 5 % step) is always shown in plain mode.
     func show(_ text: String, milestone: Bool = false) {
-        lock.lock(); defer { lock.unlock() }
-        let now = Date()
-        switch mode {
-        case .off: return
-        case .live:
-            guard milestone || now.timeIntervalSince(last) > 0.25 else { return }
-            FileHandle.standardError.write(Data(("\r" + text + "\u{1B}[K").utf8))
-            shown = true
-        case .plain:
-            guard milestone || now.timeIntervalSince(last) >= plainInterval else { return }
-            FileHandle.standardError.write(Data((text + "\n").utf8))
+        state.withLock { state in
+            let now = Date()
+            switch mode {
+            case .off: return
+            case .live:
+                guard milestone || now.timeIntervalSince(state.last) > 0.25 else { return }
+                FileHandle.standardError.write(Data(("\r" + text + "\u{1B}[K").utf8))
+                state.shown = true
+            case .plain:
+                guard milestone || now.timeIntervalSince(state.last) >= plainInterval else { return }
+                FileHandle.standardError.write(Data((text + "\n").utf8))
+            }
+            state.last = now
         }
-        last = now
     }
 
     /// Ends a live line (the next output starts on a fresh line).
     func finish() {
-        lock.lock(); defer { lock.unlock() }
-        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
-        shown = false
+        state.withLock { state in
+            if state.shown { FileHandle.standardError.write(Data("\n".utf8)) }
+            state.shown = false
+        }
     }
 
     /// Clears a live line in place (for output that replaces it).
     func clear() {
-        lock.lock(); defer { lock.unlock() }
-        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        shown = false
+        state.withLock { state in
+            if state.shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            state.shown = false
+        }
     }
 
     /// Seconds as m:ss or h:mm:ss.

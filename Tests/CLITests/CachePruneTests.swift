@@ -5,8 +5,9 @@ import XCTest
 /// Cache entries no dataset uses are removed, with the space freed reported: by the ingest itself after a
 /// full run with the folder's own cache, by `fuse3d cache prune --keep` for a shared one.
 final class CachePruneTests: XCTestCase {
-    static var root: URL!
-    static var cohort: URL!
+    // Set once by the class setUp before any test of the class runs; XCTest runs them one at a time.
+    nonisolated(unsafe) static var root: URL!
+    nonisolated(unsafe) static var cohort: URL!
     static let common = ["--size", "24", "--workers", "1"]
 
     override class func setUp() {

@@ -5,9 +5,10 @@ import XCTest
 /// Data-parallel `fuse3d train` through the real binary: two CPU ranks over Gloo, started by the .venv's torchrun and
 /// by `--nproc`, against one process with the same flags, on a 12-study phantom cohort at 16³ with a tiny ViT.
 final class DistributedTrainTests: XCTestCase {
-    static var root: URL!
-    static var shards: URL!
-    static var config: URL!
+    // Set once by the class setUp before any test of the class runs; XCTest runs them one at a time.
+    nonisolated(unsafe) static var root: URL!
+    nonisolated(unsafe) static var shards: URL!
+    nonisolated(unsafe) static var config: URL!
 
     override class func setUp() {
         super.setUp()

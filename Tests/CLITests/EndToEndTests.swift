@@ -5,8 +5,9 @@ import XCTest
 /// The phantom cohort through the real binary: synth → scan → ingest → inspect → verify, and the
 /// shards read back by h5py + hdf5plugin.
 final class EndToEndTests: XCTestCase {
-    static var cohort: URL!
-    static var shards: URL!
+    // Set once by the class setUp before any test of the class runs; XCTest runs them one at a time.
+    nonisolated(unsafe) static var cohort: URL!
+    nonisolated(unsafe) static var shards: URL!
 
     override class func setUp() {
         super.setUp()

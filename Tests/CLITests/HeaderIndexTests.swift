@@ -5,9 +5,10 @@ import XCTest
 /// issue 20: a warm re-run reads no DICOM header of an unchanged file (`OUT/.headers.index`), and the cache stays
 /// exact: whatever changed, the re-run's dataset is byte for byte a cold run's of the archive as it is now.
 final class HeaderIndexTests: XCTestCase {
-    static var root: URL!
+    // Set once by the class setUp before any test of the class runs; XCTest runs them one at a time.
+    nonisolated(unsafe) static var root: URL!
     /// Four phantom studies; the archives of the tests hold the first three (the fourth is "added").
-    static var cohort: URL!
+    nonisolated(unsafe) static var cohort: URL!
     static let common = ["--size", "32", "--workers", "2"]
 
     override class func setUp() {

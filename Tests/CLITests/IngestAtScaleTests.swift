@@ -6,10 +6,11 @@ import XCTest
 /// study cache, resume after kill -9, partitions joined by `fuse3d merge`. Every comparison is of bytes
 /// (or, across a merge, of sample arrays) against one uninterrupted single-worker run.
 final class IngestAtScaleTests: XCTestCase {
-    static var root: URL!
-    static var cohort: URL!
+    // Set once by the class setUp before any test of the class runs; XCTest runs them one at a time.
+    nonisolated(unsafe) static var root: URL!
+    nonisolated(unsafe) static var cohort: URL!
     /// The reference: a cold run of the whole cohort with one worker.
-    static var reference: URL!
+    nonisolated(unsafe) static var reference: URL!
     static let common = ["--size", "32", "--samples-per-shard", "3"]
 
     override class func setUp() {

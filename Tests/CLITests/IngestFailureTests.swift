@@ -5,8 +5,9 @@ import XCTest
 /// issue 17 (ingest): one study the writer refuses fails alone, and a finished dataset in the output folder
 /// is replaced only by a finished one (a re-run killed midway leaves the earlier dataset whole).
 final class IngestFailureTests: XCTestCase {
-    static var root: URL!
-    static var cohort: URL!
+    // Set once by the class setUp before any test of the class runs; XCTest runs them one at a time.
+    nonisolated(unsafe) static var root: URL!
+    nonisolated(unsafe) static var cohort: URL!
     static let common = ["--size", "32", "--samples-per-shard", "1", "--workers", "1"]
 
     override class func setUp() {

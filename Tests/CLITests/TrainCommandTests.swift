@@ -4,9 +4,10 @@ import XCTest
 
 /// `fuse3d train`, `evaluate` and `predict` through the real binary on a 4-study phantom cohort at 16³.
 final class TrainCommandTests: XCTestCase {
-    static var root: URL!
-    static var cohort: URL!
-    static var shards: URL!
+    // Set once by the class setUp before any test of the class runs; XCTest runs them one at a time.
+    nonisolated(unsafe) static var root: URL!
+    nonisolated(unsafe) static var cohort: URL!
+    nonisolated(unsafe) static var shards: URL!
 
     override class func setUp() {
         super.setUp()
@@ -135,7 +136,7 @@ final class TrainCommandTests: XCTestCase {
         let cfg = try config("optimiser:\n  lr: 0.1")
         let r = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", Self.root.appendingPathComponent("bad").path, "--config", cfg.path])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("\(cfg.path): optimiser: unknown key"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("\(cfg.path):9: optimiser: unknown key"), r.stderr)
     }
 
     func testAFolderWithResultsIsRefusedWithoutResumeOrOverwriteAndKeptAsItWas() throws {

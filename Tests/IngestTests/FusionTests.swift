@@ -210,10 +210,11 @@ final class FusionTests: XCTestCase {
 
     func testConcurrentFusionsAreIdenticalToASequentialOne() throws {
         let reference = try fuseAll().sample
-        let results = UnsafeMutableBufferPointer<[Float16]>.allocate(capacity: 3)
+        // Each thread writes its own slot of `results`; fuseAll only reads the test's `let fuser`.
+        nonisolated(unsafe) let results = UnsafeMutableBufferPointer<[Float16]>.allocate(capacity: 3), test = self
         results.initialize(repeating: [])
         defer { results.deallocate() }
-        DispatchQueue.concurrentPerform(iterations: 3) { i in results[i] = (try? fuseAll().sample.volume) ?? [] }
+        DispatchQueue.concurrentPerform(iterations: 3) { i in results[i] = (try? test.fuseAll().sample.volume) ?? [] }
         for r in results { XCTAssertTrue(r == reference.volume) }
     }
 

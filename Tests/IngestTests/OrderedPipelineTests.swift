@@ -5,6 +5,7 @@ import XCTest
 /// The ingest's worker pool: results reach the writer in item order whatever the workers' speed, and
 /// no worker runs further ahead of the writer than the window allows.
 final class OrderedPipelineTests: XCTestCase {
+    // Sendable by hand: written under `lock`; `maxAhead` is read once the pipeline's threads are done.
     final class Counter: @unchecked Sendable {
         let lock = NSLock()
         var consumed = 0

@@ -49,7 +49,7 @@ final class ShardRoundTripTests: XCTestCase {
         for seed in 0..<8 { try writer.append(SampleFactory.sample(seed, shape: [6, 16, 12])) }
         try writer.finish()
         let reader = try ShardReader(url: dir.appendingPathComponent("shard-00000.h5"))
-        let matches = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 32)
+        nonisolated(unsafe) let matches = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 32)  // each iteration writes its own slot
         defer { matches.deallocate() }
         DispatchQueue.concurrentPerform(iterations: 32) { i in
             let sample = try? reader.read(i % 8)

@@ -50,7 +50,7 @@ public enum Fixtures {
         p.standardError = err
         try p.run()
         // Drain both pipes at once so a child filling one of them never blocks.
-        final class Box: @unchecked Sendable { var data = Data() }
+        final class Box: @unchecked Sendable { var data = Data() }  // written by one thread, read after `group.wait()`
         let outBox = Box()
         let group = DispatchGroup()
         group.enter()

@@ -75,7 +75,7 @@ final class LevelCropTests: XCTestCase {
         pooled.inputPool = 2
         XCTAssertThrowsError(try pooled.modelSpec(gridSize: [64, 64, 64])) { XCTAssertTrue("\($0)".contains("remove input_crop and input_pool"), "\($0)") }
         XCTAssertThrowsError(try TrainingConfig.parse("level_crops: [16, 12]\n", path: "a.yaml")) {
-            XCTAssertTrue("\($0)".hasPrefix("a.yaml: level_crops: must be three whole numbers"), "\($0)")
+            XCTAssertTrue("\($0)".hasPrefix("a.yaml:1: level_crops: expected three whole numbers"), "\($0)")
         }
     }
 }

@@ -6,6 +6,7 @@ import XCTest
 
 /// A FileManager whose deletes fail, as on a read-only or busy file system (the tests run as root, where
 /// permissions cannot make a delete fail).
+// Sendable by hand as FileManager is (a subclass must say so again); it adds no state.
 private final class UndeletableFiles: FileManager, @unchecked Sendable {
     override func removeItem(at url: URL) throws {
         throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: url.path])

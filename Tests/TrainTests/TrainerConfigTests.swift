@@ -1,3 +1,4 @@
+import Config
 import Foundation
 import XCTest
 @testable import Train
@@ -35,23 +36,53 @@ final class TrainerConfigTests: XCTestCase {
 
     func testUnknownKeysAndBadValuesNameTheFileAndKey() {
         let cases = [
-            ("epochs: 3\nepoch: 4\n", "a.yaml: epoch: unknown key"),
-            ("optimizer:\n  lr: 0.1\n  momentum: 0.9\n", "a.yaml: optimizer.momentum: unknown key"),
-            ("optimizer:\n  lr: fast\n", "a.yaml: optimizer.lr: must be a number, not fast"),
-            ("folds: 1\n", "a.yaml: folds: must be at least 2"),
-            ("model: resnet\n", "a.yaml: model: must be one of efficientnet3d, vit3d, not resnet"),
-            ("augmentation:\n  flip: 2\n", "a.yaml: augmentation.flip: must be at most 1.0"),
-            ("bf16: maybe\n", "a.yaml: bf16: must be true or false"),
-            ("class_weights: [1, 2]\n", "a.yaml: class_weights: three positive numbers"),
-            ("- 1\n- 2\n", "a.yaml: the top level must be a mapping"),
-            ("input_crop: [32, 40]\n", "a.yaml: input_crop: must be three whole numbers"),
-            ("input_crop: [32, 40, 0.5]\n", "a.yaml: input_crop: must be three whole numbers"),
+            ("epochs: 3\nepoch: 4\n", "a.yaml:2: epoch: unknown key"),
+            ("optimizer:\n  lr: 0.1\n  momentum: 0.9\n", "a.yaml:3: optimizer.momentum: unknown key; allowed keys under optimizer: lr, weight_decay"),
+            ("optimizer:\n  lr: fast\n", "a.yaml:2: optimizer.lr: expected a number > 0, got \"fast\""),
+            ("folds: 1\n", "a.yaml:1: folds: expected a whole number ≥ 2, got 1"),
+            ("model: resnet\n", "a.yaml:1: model: expected one of efficientnet3d, vit3d, got \"resnet\""),
+            ("augmentation:\n  flip: 2\n", "a.yaml:2: augmentation.flip: expected a number ≥ 0 and ≤ 1, got 2"),
+            ("bf16: maybe\n", "a.yaml:1: bf16: expected true or false, got \"maybe\""),
+            ("class_weights: [1, 2]\n", "a.yaml:1: class_weights: expected three positive numbers"),
+            ("- 1\n- 2\n", "a.yaml:1: expected a mapping of keys, got a list"),
+            ("input_crop: [32, 40]\n", "a.yaml:1: input_crop: expected three whole numbers"),
+            ("input_crop: [32, 40, 0.5]\n", "a.yaml:1: input_crop: expected three whole numbers"),
+            ("epochs: 3\nepochs: 4\n", "a.yaml:2: epochs: given twice (first on line 1)"),
+            ("device: tpu\n", "a.yaml:1: device: expected cpu, cuda or cuda:N, got \"tpu\""),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try TrainingConfig.parse(text, path: "a.yaml"), text) {
                 XCTAssertTrue("\($0)".hasPrefix(expected), "\($0) does not start with \(expected)")
             }
         }
+    }
+
+    /// A file read from disk: an unknown nested key and a bad nested value each name the file, the line and the dotted key.
+    func testErrorsInAFileNameItsLineAndKeyPath() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-config-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("train.yaml")
+        func error(_ text: String) throws -> ConfigError {
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            do { _ = try TrainingConfig.load(url) } catch let e as ConfigError { return e }
+            throw NSError(domain: "accepted:\n\(text)", code: 1)
+        }
+        let head = "# a run\nmodel: efficientnet3d\nepochs: 3\n\noptimizer:\n  weight_decay: 0.05\n"
+        let unknown = try error(head + "  betas: [0.9, 0.99]\n")
+        XCTAssertEqual([unknown.path, unknown.key], [url.path, "optimizer.betas"])
+        XCTAssertEqual(unknown.line, 7)
+        XCTAssertEqual("\(unknown)", "\(url.path):7: optimizer.betas: unknown key; allowed keys under optimizer: lr, weight_decay, beta1, beta2, eps")
+        let bad = try error(head + "  lr: abc\n")
+        XCTAssertEqual([bad.path, bad.key], [url.path, "optimizer.lr"])
+        XCTAssertEqual(bad.line, 7)
+        XCTAssertEqual("\(bad)", "\(url.path):7: optimizer.lr: expected a number > 0, got \"abc\"")
+        let nested = try error("two_stage:\n  crop: [12, 10, 8]\n\n  jitter: lots\n")
+        XCTAssertEqual("\(nested)", "\(url.path):4: two_stage.jitter: expected a number ≥ 0, got \"lots\"")
+        let item = try error("augmentation:\n  flip: 0.5\nclass_weights:\n  - 1\n  - two\n  - 4\n")
+        XCTAssertEqual("\(item)", "\(url.path):5: class_weights: expected a list of numbers, got \"two\" in it")
+        let missing = URL(fileURLWithPath: dir.appendingPathComponent("absent.yaml").path)
+        XCTAssertThrowsError(try TrainingConfig.load(missing)) { XCTAssertTrue("\($0)".hasPrefix("\(missing.path): cannot read"), "\($0)") }
     }
 
     /// The crop is centred, taken before the pool, round-trips through YAML, and refuses grids it does not fit.
@@ -66,9 +97,9 @@ final class TrainerConfigTests: XCTestCase {
         XCTAssertNil(try TrainingConfig.parse("two_stage: false", path: "f.yaml").twoStage)
         XCTAssertNil(try TrainingConfig.parse("level_crops: [16, 12, 12]", path: "l.yaml").twoStage, "another model input turns it off")
         XCTAssertEqual(try TrainingConfig.parse("two_stage: false", path: "f.yaml").yaml.contains("two_stage: false"), true)
-        for (text, message) in [("two_stage:\n  crops: [1, 2, 3]\n", "x.yaml: two_stage.crops: unknown key"),
-                                ("level_crops: [16, 12, 12]\ntwo_stage:\n  jitter: 1\n", "x.yaml: two_stage: takes the stored grid as it is"),
-                                ("two_stage:\n  jitter: -1\n", "x.yaml: two_stage.jitter: must be at least")] {
+        for (text, message) in [("two_stage:\n  crops: [1, 2, 3]\n", "x.yaml:2: two_stage.crops: unknown key"),
+                                ("level_crops: [16, 12, 12]\ntwo_stage:\n  jitter: 1\n", "x.yaml:2: two_stage: takes the stored grid as it is"),
+                                ("two_stage:\n  jitter: -1\n", "x.yaml:2: two_stage.jitter: expected a number ≥ 0, got -1")] {
             XCTAssertThrowsError(try TrainingConfig.parse(text, path: "x.yaml")) { XCTAssertTrue("\($0)".hasPrefix(message), "\($0)") }
         }
     }

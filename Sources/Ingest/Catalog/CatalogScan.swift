@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One scan of an archive, step by step (`CatalogScanner.scan` runs them in order):
 /// 1. `sortFiles`: tables read, files outside the RSNA layout, hidden files, and the candidate images;
@@ -77,7 +78,7 @@ struct CatalogScan {
 
     /// Step 2: every candidate's header (with `decode`, its pixels too, thrown away), in candidate order, on all
     /// cores. A candidate whose stat `earlier` recorded (and trusts) is not read: its recorded header is used.
-    func readHeaders(decode: Bool, earlier: HeaderIndex? = nil, progress: ((Int, Int) -> Void)?) -> HeaderReading {
+    func readHeaders(decode: Bool, earlier: HeaderIndex? = nil, progress: (@Sendable (Int, Int) -> Void)?) -> HeaderReading {
         let files = candidates
         let scannedAt = HeaderIndex.now()
         var results = [Result<DicomHeader, GDCMError>?](repeating: nil, count: files.count)
@@ -85,11 +86,12 @@ struct CatalogScan {
         var reused = [Bool](repeating: false, count: files.count)
         let chunk = 64
         let chunks = (files.count + chunk - 1) / chunk
-        let lock = NSLock()
-        var done = 0
+        let done = Mutex(0)
         results.withUnsafeMutableBufferPointer { out in
             entries.withUnsafeMutableBufferPointer { recorded in
                 reused.withUnsafeMutableBufferPointer { fromIndex in
+                    // Each chunk's thread writes only its own files' slots.
+                    nonisolated(unsafe) let out = out, recorded = recorded, fromIndex = fromIndex
                     DispatchQueue.concurrentPerform(iterations: chunks) { c in
                         for i in (c * chunk)..<min(files.count, (c + 1) * chunk) {
                             // The stat comes before the read: a file changed after it shows another stat next time.
@@ -108,7 +110,7 @@ struct CatalogScan {
                                 recorded[i] = HeaderIndex.Entry(stat: stat, header: HeaderSummary(h))
                             }
                         }
-                        lock.lock(); done += min(chunk, files.count - c * chunk); let d = done; lock.unlock()
+                        let d = done.withLock { $0 += min(chunk, files.count - c * chunk); return $0 }
                         progress?(d, files.count)
                     }
                 }

@@ -29,7 +29,7 @@ public enum CatalogScanner {
     /// Every regular file under `root` gets a fate (`Catalog.accounting`): a table read, a file skipped
     /// for a problem its header shows (or its decode, with `decode`), a file of an ignored series or
     /// a duplicate, or an image of a series to fuse.
-    public static func scan(root: String, decode: Bool = false, progress: ((Int, Int) -> Void)? = nil) -> Catalog {
+    public static func scan(root: String, decode: Bool = false, progress: (@Sendable (Int, Int) -> Void)? = nil) -> Catalog {
         var scan = CatalogScan(root: root)
         scan.sortFiles()
         let headers = scan.readHeaders(decode: decode, progress: progress)
@@ -41,7 +41,7 @@ public enum CatalogScanner {
     /// (see `HeaderIndex`); the catalog is the one `scan(root:)` makes. Also returns the index of this scan and
     /// how many headers were read and reused.
     static func scan(root: String, reusing earlier: HeaderIndex?,
-                     progress: ((Int, Int) -> Void)? = nil) -> (catalog: Catalog, headers: CatalogScan.HeaderReading) {
+                     progress: (@Sendable (Int, Int) -> Void)? = nil) -> (catalog: Catalog, headers: CatalogScan.HeaderReading) {
         var scan = CatalogScan(root: root)
         scan.sortFiles()
         let headers = scan.readHeaders(decode: false, earlier: earlier, progress: progress)

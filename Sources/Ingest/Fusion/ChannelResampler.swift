@@ -50,9 +50,10 @@ struct ChannelResampler {
         layout.starts.withUnsafeBufferPointer { startsBuf in
         layout.rows.withUnsafeBufferPointer { rowsBuf in
         layout.columns.withUnsafeBufferPointer { colsBuf in
-            let sumP = sumBuf.baseAddress!, countP = countBuf.baseAddress!, coveredP = coveredBuf.baseAddress!
-            let px = pxBuf.baseAddress!, proj = projBuf.baseAddress!, offs = offsBuf.baseAddress!, t = tBuf.baseAddress!
-            let starts = startsBuf.baseAddress!, rows = rowsBuf.baseAddress!, cols = colsBuf.baseAddress!
+            // Shared with the planes' threads: the layout is only read; plane i writes only its own plane of sum and count, and coveredP[i].
+            nonisolated(unsafe) let sumP = sumBuf.baseAddress!, countP = countBuf.baseAddress!, coveredP = coveredBuf.baseAddress!
+            nonisolated(unsafe) let px = pxBuf.baseAddress!, proj = projBuf.baseAddress!, offs = offsBuf.baseAddress!, t = tBuf.baseAddress!
+            nonisolated(unsafe) let starts = startsBuf.baseAddress!, rows = rowsBuf.baseAddress!, cols = colsBuf.baseAddress!
             DispatchQueue.concurrentPerform(iterations: planes) { i in
                 let di = d0 + i, d = Double(di)
                 var covered = 0

@@ -66,7 +66,7 @@ struct StackLayout {
         let total = ordered.reduce(0) { $0 + $1.pixels.count }
         let sliceStarts = starts
         pixels = [Float](unsafeUninitializedCapacity: total) { buffer, initialized in
-            let out = buffer.baseAddress!
+            nonisolated(unsafe) let out = buffer.baseAddress!  // each slice's thread initializes only its own range
             DispatchQueue.concurrentPerform(iterations: ordered.count) { i in
                 let destination = out + sliceStarts[i]
                 if !antialias || !StackLayout.smooth(ordered[i], toward: voxel, into: destination) {

@@ -169,7 +169,7 @@ public enum IngestRunner {
 
     /// Runs the whole ingest. `scanProgress(done, total)` reports the header scan's files,
     /// `progress` each study written.
-    public static func run(_ options: IngestOptions, scanProgress: ((Int, Int) -> Void)? = nil,
+    public static func run(_ options: IngestOptions, scanProgress: (@Sendable (Int, Int) -> Void)? = nil,
                            progress: ((IngestProgress) -> Void)? = nil) throws -> IngestOutcome {
         let start = Date()
         var statistics = IngestStatistics()

@@ -35,8 +35,8 @@ enum OrderedPipeline {
         }
     }
 
-    // Sendable by hand: every stored var is read and written with `condition` held (Synchronization's Mutex,
-    // which the compiler could check, needs macOS 15; the package supports macOS 13).
+    // Sendable by hand: every stored var is read and written with `condition` held (the claims and takes wait on
+    // it, and Synchronization's Mutex, which the compiler could check, has no condition to wait on).
     private final class State<Output>: @unchecked Sendable {
         private let condition = NSCondition()
         private let window: Int

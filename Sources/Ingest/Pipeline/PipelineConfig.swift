@@ -1,6 +1,6 @@
+import Config
 import Foundation
 import Shards
-import Yams
 
 /// A pipeline definition (`pipelines/*.yaml`): the fusion and shard parameters of an ingest.
 ///
@@ -19,9 +19,9 @@ import Yams
 ///   zstd_level: 3
 /// ```
 ///
-/// Files are read strictly: an unknown key, a value of the wrong type or out of range is an error
-/// naming the file, the key, its line and what is allowed. The JSON coding uses the same keys and
-/// values, so the ingest report records the pipeline as the user would write it.
+/// Files are read strictly (`ConfigSection`): an unknown key, a key given twice, a value of the wrong type or out of
+/// range is an error naming the file, the line, the key and what is allowed (`p.yaml:3: fusion.size: expected …`).
+/// The JSON coding uses the same keys and values, so the ingest report records the pipeline as the user would write it.
 public struct PipelineConfig: Codable, Sendable, Equatable {
     /// The pipeline's name (stored in the shards' parameters).
     public var name: String
@@ -64,8 +64,8 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
         ]
     }
 
-    private enum CodingKeys: String, CodingKey, CaseIterable { case name, fusion, shards }
-    private enum ShardKeys: String, CodingKey, CaseIterable {
+    private enum CodingKeys: String, CodingKey { case name, fusion, shards }
+    private enum ShardKeys: String, CodingKey {
         case samplesPerShard = "samples_per_shard", targetShardBytes = "target_shard_bytes", zstdLevel = "zstd_level"
     }
 
@@ -89,131 +89,45 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
         try s.encode(zstdLevel, forKey: .zstdLevel)
     }
 
-    /// Reads a pipeline YAML file strictly; errors name the file, the key, its line and what is allowed.
+    /// Reads a pipeline YAML file strictly; errors name the file, the line, the key and what is allowed.
     public static func load(_ path: String) throws -> PipelineConfig {
-        guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw PipelineError(path: path, message: "cannot read the pipeline file")
-        }
-        return try parse(text, path: path)
+        try parse(try ConfigSection.text(ofFile: path), path: path)
     }
 
     /// Parses pipeline YAML (`path` names it in errors); unset keys keep their defaults, `name`
     /// defaults to the file's name.
     public static func parse(_ text: String, path: String) throws -> PipelineConfig {
-        let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch {
-            throw PipelineError(path: path, message: "not valid YAML: \(error)")
-        }
         var c = PipelineConfig(name: (path as NSString).lastPathComponent)
-        guard let root else { return c }
-        let r = StrictYAML(path: path)
-        for (key, value) in try r.mapping(root, at: nil, keys: CodingKeys.allCases.map(\.rawValue)) {
-            switch key {
-            case "name": c.name = try r.string(value, at: key)
-            case "fusion":
-                for (k, v) in try r.mapping(value, at: key, keys: FusionParameters.CodingKeys.allCases.map(\.rawValue)) {
-                    let at = "fusion.\(k)"
-                    switch FusionParameters.CodingKeys(rawValue: k)! {
-                    case .size: c.fusion.size = try r.int(v, at: at, in: FusionParameters.sizeRange)
-                    case .box:
-                        let text = try r.string(v, at: at)
-                        guard let box = GridBoxPolicy(yamlValue: text) else {
-                            throw r.error(at, v, "'\(text)' is not a box; allowed: \(GridBoxPolicy.yamlForms)")
-                        }
-                        c.fusion.box = box
-                    case .percentiles:
-                        let p = try r.numbers(v, at: at, count: 2)
-                        guard p[0] >= 0, p[1] <= 100, p[0] < p[1] else {
-                            throw r.error(at, v, "[\(p[0]), \(p[1])] is out of range; allowed: [low, high] with 0 ≤ low < high ≤ 100")
-                        }
-                        c.fusion.lowPercentile = p[0]; c.fusion.highPercentile = p[1]
-                    case .isotropic: c.fusion.isotropic = try r.bool(v, at: at)
-                    case .gapFactor:
-                        let g = try r.number(v, at: at)
-                        guard g >= 1, g.isFinite else { throw r.error(at, v, "\(g) is out of range; allowed: a number ≥ 1") }
-                        c.fusion.gapFactor = g
-                    case .antialias: c.fusion.antialias = try r.bool(v, at: at)
-                    }
-                }
-            default:
-                for (k, v) in try r.mapping(value, at: key, keys: ShardKeys.allCases.map(\.rawValue)) {
-                    let at = "shards.\(k)"
-                    switch ShardKeys(rawValue: k)! {
-                    case .samplesPerShard: c.samplesPerShard = try r.int(v, at: at, in: 1...1_000_000)
-                    case .targetShardBytes: c.targetShardBytes = try r.int(v, at: at, in: 1...Int.max)
-                    case .zstdLevel: c.zstdLevel = try r.int(v, at: at, in: 1...22)
-                    }
-                }
+        guard let r = try ConfigSection.root(text, path: path) else { return c }
+        c.name = try r.string("name") ?? c.name
+        if let f = try r.section("fusion") {
+            c.fusion.size = try f.int("size", in: FusionParameters.sizeRange) ?? c.fusion.size
+            if let text = try f.string("box") {
+                guard let box = GridBoxPolicy(yamlValue: text) else { throw f.error("box", "expected \(GridBoxPolicy.yamlForms), got \"\(text)\"") }
+                c.fusion.box = box
             }
+            if let p = try f.doubles("percentiles", count: 2) {
+                guard p[0] >= 0, p[1] <= 100, p[0] < p[1] else {
+                    throw f.error("percentiles", "expected [low, high] with 0 ≤ low < high ≤ 100, got [\(p[0]), \(p[1])]")
+                }
+                c.fusion.lowPercentile = p[0]; c.fusion.highPercentile = p[1]
+            }
+            c.fusion.isotropic = try f.bool("isotropic") ?? c.fusion.isotropic
+            c.fusion.gapFactor = try f.double("gap_factor", min: 1) ?? c.fusion.gapFactor
+            c.fusion.antialias = try f.bool("antialias") ?? c.fusion.antialias
+            try f.finish()
         }
+        if let s = try r.section("shards") {
+            c.samplesPerShard = try s.int("samples_per_shard", in: 1...1_000_000) ?? c.samplesPerShard
+            c.targetShardBytes = try s.int("target_shard_bytes", min: 1) ?? c.targetShardBytes
+            c.zstdLevel = try s.int("zstd_level", in: 1...22) ?? c.zstdLevel
+            try s.finish()
+        }
+        try r.finish()
         do { try c.fusion.validate() } catch { throw PipelineError(path: path, message: "\(error)") }
         return c
     }
 }
 
-/// A pipeline file that cannot be used, and why.
-public struct PipelineError: Error, CustomStringConvertible {
-    /// The pipeline file concerned.
-    public var path: String
-    /// What is wrong with it (unreadable, invalid YAML, a bad key or value), naming the key and line.
-    public var message: String
-    /// "path: message".
-    public var description: String { "\(path): \(message)" }
-}
-
-/// Reads the pieces of a YAML node tree strictly, each error naming the file, the dotted key and its line.
-private struct StrictYAML {
-    let path: String
-
-    func error(_ key: String?, _ node: Node, _ what: String) -> PipelineError {
-        let line = node.mark.map { "line \($0.line): " } ?? ""
-        return PipelineError(path: path, message: "\(line)\(key.map { "\($0): " } ?? "")\(what)")
-    }
-
-    /// The mapping's entries in file order; a key outside `keys` or given twice is an error. A null
-    /// section (`fusion:` with nothing under it) is an empty mapping.
-    func mapping(_ node: Node, at key: String?, keys: [String]) throws -> [(String, Node)] {
-        if node.null != nil { return [] }
-        guard let m = node.mapping else {
-            throw error(key, node, "expected a mapping with the keys \(keys.joined(separator: ", "))")
-        }
-        var seen = Set<String>()
-        return try m.map { k, v in
-            let name = k.string ?? ""
-            let dotted = key.map { "\($0).\(name)" } ?? name
-            guard keys.contains(name) else {
-                throw error(dotted, k, "unknown key; allowed keys\(key.map { " under \($0)" } ?? ""): \(keys.joined(separator: ", "))")
-            }
-            guard seen.insert(name).inserted else { throw error(dotted, k, "given twice") }
-            return (name, v)
-        }
-    }
-
-    func string(_ node: Node, at key: String) throws -> String {
-        guard case .scalar(let s) = node, node.null == nil else { throw error(key, node, "expected text") }
-        return s.string
-    }
-
-    func bool(_ node: Node, at key: String) throws -> Bool {
-        guard let b = node.bool else { throw error(key, node, "'\(node.string ?? "(not a value)")' is not a boolean; allowed: true or false") }
-        return b
-    }
-
-    func int(_ node: Node, at key: String, in range: ClosedRange<Int>) throws -> Int {
-        guard let i = node.int else { throw error(key, node, "'\(node.string ?? "(not a value)")' is not a whole number") }
-        guard range.contains(i) else {
-            throw error(key, node, "\(i) is out of range; allowed: \(range.lowerBound)…\(range.upperBound == Int.max ? "" : String(range.upperBound))")
-        }
-        return i
-    }
-
-    func number(_ node: Node, at key: String) throws -> Double {
-        guard let d = node.float, d.isFinite else { throw error(key, node, "'\(node.string ?? "(not a value)")' is not a number") }
-        return d
-    }
-
-    func numbers(_ node: Node, at key: String, count: Int) throws -> [Double] {
-        guard let seq = node.sequence, seq.count == count else { throw error(key, node, "expected a list of \(count) numbers") }
-        return try seq.map { try number($0, at: key) }
-    }
-}
+/// A pipeline file that cannot be used: the file, the line, the key and what is wrong (the configuration reader's error).
+public typealias PipelineError = ConfigError

@@ -8,7 +8,7 @@ public struct TrainingRanks {
     public let group: ProcessGroup?
 
     /// A single process.
-    public static let single = TrainingRanks(group: nil)
+    public static var single: TrainingRanks { TrainingRanks(group: nil) }
 
     /// The ranks of `group` (nil: a single process).
     public init(group: ProcessGroup?) { self.group = group }

@@ -262,14 +262,16 @@ public final class LoaderEpoch {
 /// Host batch buffers, reused once nobody holds them: a fresh 100 MB buffer costs as much in page
 /// faults as a quarter of its decoding. Each buffer handed out is an alias of one the pool keeps, so
 /// the storage's use count says when the batch and every view of it are gone.
-// Sendable by hand: `kept` and `allocated` change only under `lock`; the Tensors are libtorch handles whose
-// storage use count (atomic in libtorch) decides reuse.
+// Sendable by hand: `kept` and `allocations` are read and written only under `lock`; the Tensors are libtorch
+// handles (not Sendable types) handed to the reader threads, whose storage use count (atomic in libtorch) decides reuse.
 final class BufferPool: @unchecked Sendable {
     private let capacity: Int
     private let pinned: Bool
     private let lock = NSLock()
     private var kept: [Tensor] = []
-    private(set) var allocated = 0
+    private var allocations = 0
+    /// Buffers allocated so far.
+    var allocated: Int { lock.withLock { allocations } }
 
     init(capacity: Int, pinned: Bool) {
         self.capacity = capacity
@@ -281,7 +283,7 @@ final class BufferPool: @unchecked Sendable {
         try lock.withLock {
             if !pinned, let free = kept.first(where: { $0.storageUseCount == 1 && $0.shape == dims }) { return try free.alias() }
             let fresh = pinned ? try Tensor.emptyPinned(dims, dtype: .float16) : try Tensor.empty(dims, dtype: .float16)
-            allocated += 1
+            allocations += 1
             // Pinned buffers are pooled by libtorch's caching host allocator, which also waits for their copies.
             if !pinned && kept.count < capacity { kept.append(fresh) }
             return try fresh.alias()
@@ -291,7 +293,8 @@ final class BufferPool: @unchecked Sendable {
 
 /// One batch being filled: the host buffer the readers decode into, and the per-sample arrays.
 // Sendable by hand: the pipeline's `condition` guards it; each reader writes only its own sample's slots of
-// `base` and the arrays, and `remaining`/`takeVolumes` are touched with the condition held.
+// `base` (outside the condition) and of the arrays (with it held), and `remaining` with the condition held; once
+// delivered (out of the pipeline's `buffers`, nothing remaining), only the consumer touches it (`takeVolumes`).
 private final class BatchBuffer: @unchecked Sendable {
     /// The pool's buffer, handed over to the batch (and dropped here) when the batch is delivered: a reader
     /// thread may hold this object a moment longer, and must not keep the pool from reusing the buffer.
@@ -322,7 +325,8 @@ private final class BatchBuffer: @unchecked Sendable {
 
 /// The reader threads and the bounded, ordered hand-over of one epoch's batches (read → decode →
 /// batch → prefetch, as FFCV and tf.data stage it; the consumer never sees the threads).
-// Sendable by hand: the stored vars are guarded by `condition` (documented below); the lets are immutable.
+// Sendable by hand: the stored vars are guarded by `condition` (documented below; the readers and the consumer wait
+// on it, which Synchronization's Mutex cannot do); the lets are immutable or Sendable by hand above.
 private final class PrefetchPipeline: @unchecked Sendable {
     private let dataset: ShardDataset
     private let options: LoaderOptions

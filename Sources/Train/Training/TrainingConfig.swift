@@ -1,5 +1,5 @@
+import Config
 import Foundation
-import Yams
 
 /// Everything a training run is made of, read from YAML (snake_case keys, every one optional) and
 /// written back resolved to `RUN/config.yaml`, so a run can be repeated from its folder alone.
@@ -48,31 +48,19 @@ public struct TrainingConfig: Equatable, Sendable {
     /// The defaults (EfficientNet-3D b0, 4 folds × 20 epochs, AdamW 1e-3, one warm-up epoch, no augmentation).
     public init() {}
 
-    /// A configuration that is wrong: the file, the key and what is wrong.
-    public struct Error: Swift.Error, CustomStringConvertible {
-        /// The file (or "command line") and the problem.
-        public var path: String, message: String
-        /// "file: message".
-        public var description: String { "\(path): \(message)" }
-    }
+    /// A configuration that is wrong: the file, the line, the key and what is wrong (the configuration reader's error).
+    public typealias Error = ConfigError
 
-    /// Reads a YAML file; an unknown key or a bad value is an error naming the file and the key.
+    /// Reads a YAML file; an unknown key or a bad value is an error naming the file, the line and the key.
     public static func load(_ url: URL) throws -> TrainingConfig {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw Error(path: url.path, message: "cannot read: \(error.localizedDescription)")
-        }
-        return try parse(text, path: url.path)
+        try parse(try ConfigSection.text(ofFile: url.path), path: url.path)
     }
 
     /// Parses YAML text (`path` names it in errors).
     public static func parse(_ text: String, path: String) throws -> TrainingConfig {
-        let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch { throw Error(path: path, message: "invalid YAML: \(error)") }
         var c = TrainingConfig()
-        guard let node else { return c }
-        let root = try Section(node, key: "", path: path)
-        c.model = try root.string("model", one: ["efficientnet3d", "vit3d"]) ?? c.model
+        guard let root = try ConfigSection.root(text, path: path) else { return c }
+        c.model = try root.string("model", oneOf: ["efficientnet3d", "vit3d"]) ?? c.model
         c.variant = try root.string("variant") ?? c.variant
         c.width = try root.double("width", above: 0) ?? c.width
         c.inputPool = try root.int("input_pool", min: 1) ?? c.inputPool
@@ -84,14 +72,14 @@ public struct TrainingConfig: Equatable, Sendable {
         c.folds = try root.int("folds", min: 2) ?? c.folds
         c.seed = try root.int("seed", min: 0).map(UInt64.init) ?? c.seed
         c.device = try root.string("device") ?? c.device
-        if Device(c.device) == nil { throw Error(path: path, message: "device: must be cpu, cuda or cuda:N, not \(c.device)") }
+        if Device(c.device) == nil { throw root.error("device", "expected cpu, cuda or cuda:N, got \"\(c.device)\"") }
         c.threads = try root.int("threads", min: 0) ?? c.threads
         c.clipNorm = try root.double("clip_norm", min: 0) ?? c.clipNorm
         c.emaDecay = try root.double("ema_decay", min: 0, below: 1) ?? c.emaDecay
         c.bf16 = try root.bool("bf16") ?? c.bf16
         c.checkpointEvery = try root.int("checkpoint_every", min: 0) ?? c.checkpointEvery
         if let w = try root.doubles("class_weights") {
-            guard w.count == 3, w.allSatisfy({ $0 > 0 }) else { throw Error(path: path, message: "class_weights: three positive numbers, not \(w)") }
+            guard w.count == 3, w.allSatisfy({ $0 > 0 }) else { throw root.error("class_weights", "expected three positive numbers, got \(w)") }
             c.classWeights = w
         }
         if let o = try root.section("optimizer") {
@@ -214,95 +202,15 @@ public struct TrainingConfig: Equatable, Sendable {
     }
 }
 
-/// One YAML mapping being read: every key read is ticked off, and `finish()` rejects the rest.
-private final class Section {
-    let mapping: Node.Mapping
-    let key: String, path: String
-    var seen: Set<String> = []
-
-    init(_ node: Node, key: String, path: String) throws {
-        guard let m = node.mapping else {
-            throw TrainingConfig.Error(path: path, message: key.isEmpty ? "the top level must be a mapping of keys" : "\(key): must be a mapping of keys")
-        }
-        mapping = m
-        self.key = key
-        self.path = path
-    }
-
-    func fail(_ name: String, _ message: String) -> TrainingConfig.Error {
-        TrainingConfig.Error(path: path, message: "\(full(name)): \(message)")
-    }
-
-    func full(_ name: String) -> String { key.isEmpty ? name : "\(key).\(name)" }
-
-    func value(_ name: String) -> Node? {
-        seen.insert(name)
-        guard let v = mapping[Node(name)] else { return nil }
-        if let s = v.scalar, s.style == .plain, ["", "~", "null", "Null", "NULL"].contains(s.string) { return nil }
-        return v
-    }
-
-    func scalar(_ name: String) throws -> String? {
-        guard let v = value(name) else { return nil }
-        guard let s = v.scalar?.string else { throw fail(name, "must be a single value") }
-        return s
-    }
-
-    func string(_ name: String, one choices: [String]? = nil) throws -> String? {
-        guard let s = try scalar(name) else { return nil }
-        if let choices, !choices.contains(s) { throw fail(name, "must be one of \(choices.joined(separator: ", ")), not \(s)") }
-        return s
-    }
-
-    func double(_ name: String, min low: Double? = nil, max high: Double? = nil, above: Double? = nil, below: Double? = nil) throws -> Double? {
-        guard let s = try scalar(name) else { return nil }
-        guard let x = Double(s), x.isFinite else { throw fail(name, "must be a number, not \(s)") }
-        if let low, x < low { throw fail(name, "must be at least \(low), not \(s)") }
-        if let high, x > high { throw fail(name, "must be at most \(high), not \(s)") }
-        if let above, x <= above { throw fail(name, "must be greater than \(above), not \(s)") }
-        if let below, x >= below { throw fail(name, "must be less than \(below), not \(s)") }
-        return x
-    }
-
-    func int(_ name: String, min low: Int) throws -> Int? {
-        guard let s = try scalar(name) else { return nil }
-        guard let x = Int(s) else { throw fail(name, "must be a whole number, not \(s)") }
-        guard x >= low else { throw fail(name, "must be at least \(low), not \(s)") }
-        return x
-    }
-
+/// The training configuration's own kinds of value, read by the shared strict reader.
+private extension ConfigSection {
     /// A box size in voxels: three whole numbers [D, H, W], each at least 1.
     func voxelSize(_ name: String) throws -> [Int]? {
         guard let size = try doubles(name) else { return nil }
         guard size.count == 3, size.allSatisfy({ $0 >= 1 && $0 == $0.rounded() && $0 < 1e6 }) else {
-            throw fail(name, "must be three whole numbers of voxels [D, H, W], not \(size.map { "\($0)" })")
+            throw error(name, "expected three whole numbers of voxels [D, H, W], got \(size.map { "\($0)" })")
         }
         return size.map { Int($0) }
-    }
-
-    func bool(_ name: String) throws -> Bool? {
-        guard let s = try scalar(name) else { return nil }
-        switch s.lowercased() {
-        case "true", "yes", "on": return true
-        case "false", "no", "off": return false
-        default: throw fail(name, "must be true or false, not \(s)")
-        }
-    }
-
-    func strings(_ name: String) throws -> [String]? {
-        guard let v = value(name) else { return nil }
-        guard let items = v.sequence else { throw fail(name, "must be a list") }
-        return try items.map { item in
-            guard let s = item.scalar?.string else { throw fail(name, "must be a list of single values") }
-            return s
-        }
-    }
-
-    func doubles(_ name: String) throws -> [Double]? {
-        try strings(name)?.map { s in
-            guard let x = Double(s), x.isFinite else { throw fail(name, "must be a list of numbers, not \(s)") }
-            return x
-        }
     }
 
     /// `two_stage`: false (off), a mapping of settings, or absent (on with the defaults unless `otherInput`: another
@@ -312,10 +220,10 @@ private final class Section {
         if node.scalar != nil {
             guard let on = try bool("two_stage") else { return nil }
             guard on else { return nil }
-            guard !otherInput else { throw fail("two_stage", "takes the stored grid as it is: remove level_crops, input_crop and input_pool (it is built for efficientnet3d)") }
+            guard !otherInput else { throw error("two_stage", "takes the stored grid as it is: remove level_crops, input_crop and input_pool (it is built for efficientnet3d)") }
             return TwoStageConfig()
         }
-        guard !otherInput else { throw fail("two_stage", "takes the stored grid as it is: remove level_crops, input_crop and input_pool (it is built for efficientnet3d)") }
+        guard !otherInput else { throw error("two_stage", "takes the stored grid as it is: remove level_crops, input_crop and input_pool (it is built for efficientnet3d)") }
         guard let s = try section("two_stage") else { return TwoStageConfig() }
         var t = TwoStageConfig()
         t.crop = try s.voxelSize("crop") ?? t.crop
@@ -326,17 +234,5 @@ private final class Section {
         t.localizationWeight = try s.double("localization_weight", min: 0) ?? t.localizationWeight
         try s.finish()
         return t
-    }
-
-    func section(_ name: String) throws -> Section? {
-        guard let v = value(name) else { return nil }
-        return try Section(v, key: full(name), path: path)
-    }
-
-    func finish() throws {
-        for (k, _) in mapping {
-            let name = k.scalar?.string ?? "\(k)"
-            if !seen.contains(name) { throw TrainingConfig.Error(path: path, message: "\(full(name)): unknown key") }
-        }
     }
 }
