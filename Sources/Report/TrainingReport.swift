@@ -34,10 +34,14 @@ public enum TrainingReport {
         public var confusion: [[[Int]]]
         /// Per epoch, in order.
         public var epochs: [Epoch]
+        /// Two-stage models: the picture of the localizer's held-out points (a path relative to the report), or nil.
+        public var localizerPicture: String?
 
         /// A fold's values, as named.
         public init(fold: Int, score: Double, priorScore: Double, bestEpoch: Int, spinal: Double, foraminal: Double, subarticular: Double,
-                    anySevereSpinal: Double, columnLosses: [Double], priorColumnLosses: [Double], confusion: [[[Int]]], epochs: [Epoch]) {
+                    anySevereSpinal: Double, columnLosses: [Double], priorColumnLosses: [Double], confusion: [[[Int]]], epochs: [Epoch],
+                    localizerPicture: String? = nil) {
+            self.localizerPicture = localizerPicture
             self.fold = fold
             self.score = score
             self.priorScore = priorScore
@@ -126,6 +130,11 @@ public enum TrainingReport {
                     + (e.localizerPerLevelMm ?? []).map { String(format: "<td>%.2f</td>", $0) }.joined() + "</tr>"
             }
             html += "</table>"
+            for f in located {
+                guard let picture = f.localizerPicture else { continue }
+                html += "<h3>Fold \(f.fold): held-out studies, sagittal image through the predicted levels (green rings: labelled "
+                    + "spinal-canal points; red crosses: the localizer's)</h3><img src=\"\(escapeXML(picture))\" alt=\"localizer points, fold \(f.fold)\">"
+            }
         }
 
         html += "<h2>Per condition-level (best epoch of each fold; weighted log loss, baseline in brackets)</h2>"

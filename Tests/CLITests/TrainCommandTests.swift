@@ -66,6 +66,15 @@ final class TrainCommandTests: XCTestCase {
         let localization = try XCTUnwrap(((summaryJSON["folds"] as! [[String: Any]])[0])["localization"] as? [String: Any])
         XCTAssertEqual((localization["per_level_mm"] as? [Double])?.count, 5)
         XCTAssertGreaterThan(localization["points"] as? Int ?? 0, 0)
+        // The held-out points of the best epoch, and their picture in the report.
+        let heldPoints = try JSONSerialization.jsonObject(with: Data(contentsOf: straight.appendingPathComponent("fold-0/points.json"))) as! [String: Any]
+        let pointStudies = try XCTUnwrap(heldPoints["studies"] as? [[String: Any]])
+        let splits = try JSONSerialization.jsonObject(with: Data(contentsOf: straight.appendingPathComponent("splits.json"))) as! [String: Any]
+        XCTAssertEqual(pointStudies.count, ((splits["folds"] as! [[Any]])[0]).count)
+        XCTAssertEqual((pointStudies[0]["predicted"] as? [[Double]])?.count, 5)
+        XCTAssertTrue(report.contains("<img src=\"localizer-fold-0.png\""), "no localizer picture in the report")
+        let png = try Data(contentsOf: straight.appendingPathComponent("localizer-fold-0.png"))
+        XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
 
         // Stopped after 1 step (fold 0, one step per epoch), then resumed and killed with SIGKILL once fold 1 has saved its
         // first checkpoint (polled, so the kill lands mid-run), then resumed to the end.

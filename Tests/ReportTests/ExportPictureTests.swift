@@ -82,4 +82,28 @@ final class ExportPictureTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("/nonexistent-dir/x.png"), "\(error)")
         }
     }
+
+    /// The localizer picture: the sagittal slice through the predicted levels (T1 here: T2 is absent), a green ring
+    /// around each labelled point, a red cross on each predicted one; studies side by side.
+    func testLocalizerPictureDrawsLabelledAndPredictedPoints() {
+        let s = sample()
+        let study = LocalizerPicture.Study(sample: s, predicted: [[4, 2, 6], [4.4, 5, 2]], truth: [[4, 5, 5], nil])
+        XCTAssertEqual(LocalizerPicture.slice(study), 4)
+        let image = LocalizerPicture.render([study, study], scale: 2)
+        // Two 16-pixel tiles with 4-pixel gaps: 4 + 16 + 4 + 16 + 4 wide, 4 + 16 + 4 high.
+        XCTAssertEqual(image.width, 44)
+        XCTAssertEqual(image.height, 24)
+        // Slice d 4 of channel 0: voxel (h 2, w 6) is white; the predicted cross at (h 2, w 6) is centred on pixel (17, 9).
+        XCTAssertTrue(image[17, 9] == LocalizerPicture.predictedColour)
+        XCTAssertTrue(image[19, 11] == LocalizerPicture.predictedColour)
+        XCTAssertTrue(image[16, 8] == LocalizerPicture.predictedColour)
+        XCTAssertTrue(image[17, 7] == (64, 64, 64), "grey 0.25 beside the cross")
+        // The labelled point (h 5, w 5) is at pixel (15, 15); its ring has radius 6: (15, 9) is green, the centre is not,
+        // and the ring stays inside its tile (x 4…19).
+        XCTAssertTrue(image[15, 9] == LocalizerPicture.truthColour)
+        XCTAssertTrue(image[21, 15] != LocalizerPicture.truthColour)
+        XCTAssertTrue(image[15, 15] == (64, 64, 64))
+        // The second tile starts at x 24 and repeats the first.
+        XCTAssertTrue(image[24 + 17 - 4, 9] == LocalizerPicture.predictedColour)
+    }
 }

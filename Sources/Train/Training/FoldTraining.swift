@@ -193,8 +193,8 @@ public final class FoldTraining {
         let predictions = try trainer.ranks.gather(try predict([evaluated], loader: valLoader, config: config), ordered: valOrder)
         let score = RSNAScore(predictions)
         // No labelled point among the held-out studies: no error to record (rather than NaN millimetres).
-        let located = evaluated.backbone is TwoStageBackbone
-            ? localizationError(try locateLevels([evaluated], loader: valLoader), affines: affines) : nil
+        let points = evaluated.backbone is TwoStageBackbone ? try locateLevels([evaluated], loader: valLoader) : nil
+        let located = points.map { localizationError($0, affines: affines) }
         let localization = located.flatMap { $0.points > 0 ? $0 : nil }
         let record = EpochRecord(epoch: epoch + 1, lr: schedule.learningRate(at: max(0, state.step - 1)),
                                  trainLoss: state.lossSum / Double(max(1, state.lossCount)), valLoss: score.loss, valScore: score.score,
@@ -212,6 +212,7 @@ public final class FoldTraining {
                                        bestEpoch: epoch + 1, spinal: score.spinal, foraminal: score.foraminal, subarticular: score.subarticular,
                                        anySevereSpinal: score.anySevereSpinal, best: score, prior: priorScore,
                                        trainStudies: trainStudies.count, valStudies: valStudies.count, localization: localization)) }
+            if trainer.ranks.writes, let points { try folder.save(LocatedPoints(epoch: epoch + 1, located: points)) }
         }
         state.position = LoaderPosition(epoch: epoch + 1)
         state.lossSum = 0

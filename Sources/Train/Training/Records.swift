@@ -79,6 +79,42 @@ public struct RunSummary: Codable, Equatable, Sendable {
     public var priorProbabilities: [Double]
 }
 
+/// `fold-I/points.json` (two-stage models): the localizer's spinal-canal points for every held-out study at the fold's
+/// best epoch, beside the labels' (voxels (d, h, w) of the stored grid, levels L1/L2 … L5/S1; null where a label has no
+/// point). The report draws a few of them on their sagittal images.
+public struct LocatedPoints: Codable, Equatable, Sendable {
+    /// One held-out study.
+    public struct Study: Codable, Equatable, Sendable {
+        /// The study, its five predicted points and its five labelled points (null where absent).
+        public var studyId: Int64, predicted: [[Double]], truth: [[Double]?]
+
+        /// A study's points.
+        public init(studyId: Int64, predicted: [[Double]], truth: [[Double]?]) {
+            self.studyId = studyId
+            self.predicted = predicted
+            self.truth = truth
+        }
+    }
+    /// The epoch (1-based) the points are from.
+    public var epoch: Int
+    /// Every held-out study, by study id.
+    public var studies: [Study]
+
+    /// From `locateLevels`' output (points and the 75 keypoint values per study).
+    public init(epoch: Int, located: [Int64: (points: [Float], keypoints: [Float])]) {
+        self.epoch = epoch
+        studies = located.keys.sorted().map { id in
+            let v = located[id]!
+            let levels = v.points.count / 3
+            return Study(studyId: id, predicted: (0..<levels).map { l in (0..<3).map { Double(v.points[3 * l + $0]) } },
+                         truth: (0..<levels).map { l in
+                             let t = (0..<3).map { Double(v.keypoints[3 * l + $0]) }
+                             return t.allSatisfy(\.isFinite) ? t : nil
+                         })
+        }
+    }
+}
+
 /// Where a fold's training stands: stored in every resumable checkpoint, so a resumed run continues
 /// exactly (same batches, same running loss, same history and best score).
 struct TrainerState: Codable, Equatable {

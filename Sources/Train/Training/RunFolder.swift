@@ -150,13 +150,15 @@ public struct RunFolder: Sendable, Equatable {
     }
 }
 
-/// One fold's folder in a run: `fold-I/{metrics.csv,result.json,best.safetensors,last.safetensors}`.
+/// One fold's folder in a run: `fold-I/{metrics.csv,result.json,best.safetensors,last.safetensors}` and, for two-stage
+/// models, `points.json`.
 public struct FoldFolder: Sendable, Equatable {
     /// The fold and its folder.
     public let fold: Int, url: URL
 
     /// File names inside a fold folder.
-    public static let metricsName = "metrics.csv", resultName = "result.json", bestName = "best.safetensors", lastName = "last.safetensors"
+    public static let metricsName = "metrics.csv", resultName = "result.json", bestName = "best.safetensors", lastName = "last.safetensors",
+                      pointsName = "points.json"
 
     /// `metrics.csv`: one row per finished epoch.
     public var metricsURL: URL { url.appendingPathComponent(Self.metricsName) }
@@ -167,8 +169,11 @@ public struct FoldFolder: Sendable, Equatable {
     /// `last.safetensors`: everything an exact resume needs.
     public var lastURL: URL { url.appendingPathComponent(Self.lastName) }
 
-    /// The four files a fold writes.
-    public var files: [URL] { [lastURL, bestURL, resultURL, metricsURL] }
+    /// `points.json`: the localizer's held-out points at the best epoch (two-stage models).
+    public var pointsURL: URL { url.appendingPathComponent(Self.pointsName) }
+
+    /// The files a fold writes.
+    public var files: [URL] { [lastURL, bestURL, resultURL, metricsURL, pointsURL] }
 
     /// Whether any of them exists.
     public var holdsResults: Bool { files.contains { FileManager.default.fileExists(atPath: $0.path) } }
@@ -190,6 +195,15 @@ public struct FoldFolder: Sendable, Equatable {
 
     /// Writes `result.json`.
     public func save(_ result: FoldResult) throws { try RunFolder.write(try JSONEncoder.pretty.encode(result), to: resultURL) }
+
+    /// Reads `points.json`, or nil when the fold has none (not a two-stage model).
+    public func points() throws -> LocatedPoints? {
+        guard FileManager.default.fileExists(atPath: pointsURL.path) else { return nil }
+        return try RunFolder.decode(LocatedPoints.self, from: pointsURL, what: "the localizer's points")
+    }
+
+    /// Writes `points.json`.
+    public func save(_ points: LocatedPoints) throws { try RunFolder.write(try JSONEncoder.pretty.encode(points), to: pointsURL) }
 
     /// Reads `metrics.csv`.
     public func metrics() throws -> [EpochRecord] {
