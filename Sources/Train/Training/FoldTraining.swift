@@ -190,10 +190,10 @@ public final class FoldTraining {
         let epoch = state.position.epoch
         let evaluated = ema ?? model
         evaluated.eval()
-        let predictions = try trainer.ranks.gather(try predict([evaluated], loader: valLoader, config: config), ordered: valOrder)
+        let (local, points) = try predictLocating([evaluated], loader: valLoader, config: config)
+        let predictions = try trainer.ranks.gather(local, ordered: valOrder)
         let score = RSNAScore(predictions)
         // No labelled point among the held-out studies: no error to record (rather than NaN millimetres).
-        let points = evaluated.backbone is TwoStageBackbone ? try locateLevels([evaluated], loader: valLoader) : nil
         let located = points.map { localizationError($0, affines: affines) }
         let localization = located.flatMap { $0.points > 0 ? $0 : nil }
         let record = EpochRecord(epoch: epoch + 1, lr: schedule.learningRate(at: max(0, state.step - 1)),

@@ -127,22 +127,44 @@ public final class Trainer {
 /// Probabilities of every sample `loader` yields, averaged over `models` (evaluation mode, no gradients); the
 /// volumes are prepared as `config` says (`TrainingConfig.modelInput`).
 public func predict(_ models: [OrdinalClassifier], loader: ShardLoader, config: TrainingConfig) throws -> StudyPredictions {
+    try predictLocating(models, loader: loader, config: config).predictions
+}
+
+/// `predict`, and for two-stage models also the points their localizers found in the same forward passes (averaged
+/// over the models, as `locateLevels` gives them; nil for other models): validation reads the held-out shards once.
+public func predictLocating(_ models: [OrdinalClassifier], loader: ShardLoader, config: TrainingConfig) throws
+    -> (predictions: StudyPredictions, located: [Int64: (points: [Float], keypoints: [Float])]?) {
     precondition(!models.isEmpty, "predict needs at least one model")
     for m in models { m.eval() }
+    let twoStage = models.compactMap { $0.backbone as? TwoStageBackbone }
+    let locating = twoStage.count == models.count
     var ids: [Int64] = [], probs: [Double] = [], labels: [Int8] = []
+    var located: [Int64: (points: [Float], keypoints: [Float])] = [:]
     let batches = loader.batches(from: LoaderPosition(epoch: 0))
     try Torch.noGrad {
         while let batch = try batches.next() {
             let x = try config.modelInput(batch.volumes, device: loader.device)
-            var sum: [Double]? = nil
+            var sum: [Double]? = nil, pointSum: [Float]? = nil
             for m in models {
                 let p = try m(x).to(.float32, device: .cpu).toArray(Float.self).map(Double.init)
                 sum = sum.map { zip($0, p).map(+) } ?? p
+                if locating, let points = (m.backbone as? TwoStageBackbone)?.located {
+                    let q = try points.to(.float32, device: .cpu).toArray(Float.self)
+                    pointSum = pointSum.map { zip($0, q).map(+) } ?? q
+                }
             }
             probs += sum!.map { $0 / Double(models.count) }
             ids += batch.studyIDs
             labels += try batch.labels.to(device: .cpu).toArray(Int64.self).map { Int8(clamping: $0) }
+            if let pointSum {
+                let mean = pointSum.map { $0 / Float(models.count) }
+                let keypoints = try batch.keypoints.to(.float32, device: .cpu).toArray(Float.self)
+                let per = mean.count / batch.count
+                for (i, id) in batch.studyIDs.enumerated() {
+                    located[id] = (Array(mean[(per * i)..<(per * i + per)]), Array(keypoints[(75 * i)..<(75 * i + 75)]))
+                }
+            }
         }
     }
-    return StudyPredictions(studyIDs: ids, probabilities: probs, labels: labels)
+    return (StudyPredictions(studyIDs: ids, probabilities: probs, labels: labels), locating ? located : nil)
 }
