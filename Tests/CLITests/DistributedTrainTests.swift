@@ -128,4 +128,23 @@ final class DistributedTrainTests: XCTestCase {
         let r = try Fixtures.python("import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
         return try XCTUnwrap(Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
     }
+
+    /// The default two-stage model on two ranks: it trains, and its localizer's held-out error covers every validation
+    /// study (each rank locates its share; the points are gathered), as one process's does.
+    func testTwoStageOnTwoRanksMeasuresTheLocalizerOnEveryHeldOutStudy() throws {
+        func run(_ out: String, _ extra: [String]) throws -> [String: Any] {
+            let r = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", Self.root.appendingPathComponent(out).path,
+                                                       "--batch", "4", "--config", Self.config.path, "--fold", "0"] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
+            let data = try Data(contentsOf: Self.root.appendingPathComponent(out).appendingPathComponent("fold-0/result.json"))
+            return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        }
+        let one = try run("two-stage-one", []), two = try run("two-stage-two", ["--nproc", "2"])
+        let onePoints = try XCTUnwrap((one["localization"] as? [String: Any])?["points"] as? Int)
+        let twoPoints = try XCTUnwrap((two["localization"] as? [String: Any])?["points"] as? Int)
+        XCTAssertGreaterThan(onePoints, 5, "3 held-out studies with up to 5 labelled canal points each")
+        XCTAssertEqual(twoPoints, onePoints)
+        let held = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.root.appendingPathComponent("two-stage-two/fold-0/points.json"))) as! [String: Any]
+        XCTAssertEqual((held["studies"] as? [Any])?.count, 3)
+    }
 }

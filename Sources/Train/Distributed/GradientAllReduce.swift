@@ -62,10 +62,17 @@ public final class GradientAllReduce {
     /// Called after backward, before the optimiser step: sums the ranks' gradients, each scaled by
     /// `localWeight` / Σ weights, and returns the global batch's loss from this rank's `localLoss`
     /// (its weighted mean, normalised by `localWeight`). Every parameter must have a gradient.
-    public func reduce(localLoss: Double, localWeight: Double, epsilon: Double = 1e-7) throws -> Double {
+    ///
+    /// A two-stage model's localizer has a loss of its own, a mean over the rank's `localizerPoints` labelled points
+    /// (nil: no localizer): its gradients (parameters named `localizerPrefix`…) are weighted by the rank's share of the
+    /// global batch's points instead, n_r / N, so both stages step as in one process.
+    public func reduce(localLoss: Double, localWeight: Double, localizerPoints: Double? = nil,
+                       localizerPrefix: String = "backbone.localizer.", epsilon: Double = 1e-7) throws -> Double {
         let weight = max(localWeight, epsilon)
-        let totals = try group.allReduce([weight * localLoss, localWeight])
+        let totals = try group.allReduce([weight * localLoss, localWeight, localizerPoints ?? 0])
         let globalWeight = max(totals[1], epsilon)
+        // The common scale is W_r / W; the localizer's gradients are first multiplied by (n_r / N) / (W_r / W).
+        let localizerFactor = localizerPoints.map { n in totals[2] > 0 ? (n / totals[2]) / (weight / globalWeight) : 0 }
         var grads: [Tensor] = []
         grads.reserveCapacity(parameters.count)
         for index in buckets.order {
@@ -73,6 +80,9 @@ public final class GradientAllReduce {
             guard let grad = parameter.grad else {
                 throw DistributedError("rank \(group.rank): parameter \(name) has no gradient; data-parallel training needs every "
                                        + "parameter used in every step")
+            }
+            if let localizerFactor, name.hasPrefix(localizerPrefix), localizerFactor != 1 {
+                try Torch.noGrad { try grad.mul_(localizerFactor) }
             }
             grads.append(grad)
         }

@@ -53,6 +53,28 @@ public struct TrainingRanks {
                                 labels: sums[probabilities.count...].map { Int8($0) })
     }
 
+    /// Every rank's located points (two-stage validation) put together for the studies of `ordered`, so the
+    /// localizer's error is measured on every held-out study, as in one process. NaN keypoints (absent labels) stay NaN:
+    /// only their own rank's row holds them, the others add zeros.
+    public func gather(located mine: [Int64: (points: [Float], keypoints: [Float])], ordered: [Int64], levels: Int = 5)
+        throws -> [Int64: (points: [Float], keypoints: [Float])] {
+        guard let group else { return mine }
+        let width = 3 * levels + 75
+        var rows = [Double](repeating: 0, count: ordered.count * width)
+        let row = Dictionary(uniqueKeysWithValues: ordered.enumerated().map { ($0.element, $0.offset) })
+        for (id, v) in mine {
+            guard let r = row[id] else { throw DistributedError("rank \(rank) located study \(id), which is not in the validation set") }
+            for (k, x) in (v.points + v.keypoints).enumerated() { rows[r * width + k] = Double(x) }
+        }
+        let sums = try group.allReduce(rows)
+        var out: [Int64: (points: [Float], keypoints: [Float])] = [:]
+        for (r, id) in ordered.enumerated() {
+            let values = sums[(r * width)..<(r * width + width)].map(Float.init)
+            out[id] = (Array(values[..<(3 * levels)]), Array(values[(3 * levels)...]))
+        }
+        return out
+    }
+
     /// Waits for every rank (after rank 0 wrote files the others read).
     public func barrier() throws { try group?.barrier() }
 }

@@ -75,7 +75,10 @@ public final class TrainingStep {
             value = try value + localization * localizationWeight
         }
         try value.backward()
-        let batchLoss = try allReduce?.reduce(localLoss: value.item(), localWeight: loss.weightSum(labels)) ?? value.item()
+        // Labelled points of this rank's batch: the localizer's loss is a mean over them.
+        let points = try spinal.map { s in Double(try s.toArray(Float.self).filter(\.isFinite).count) / 3 }
+        let batchLoss = try allReduce?.reduce(localLoss: value.item(), localWeight: loss.weightSum(labels), localizerPoints: points,
+                                              localizerPrefix: Self.localizerPrefix) ?? value.item()
         if let clipNorm {
             // A two-stage model's stages share no weights and learn different things: each is clipped on its own, so
             // the localizer's large early gradients (errors of tens of voxels) do not shrink the classifier's steps.

@@ -190,8 +190,9 @@ public final class FoldTraining {
         let epoch = state.position.epoch
         let evaluated = ema ?? model
         evaluated.eval()
-        let (local, points) = try predictLocating([evaluated], loader: valLoader, config: config)
+        let (local, localPoints) = try predictLocating([evaluated], loader: valLoader, config: config)
         let predictions = try trainer.ranks.gather(local, ordered: valOrder)
+        let points = try localPoints.map { try trainer.ranks.gather(located: $0, ordered: valOrder) }
         let score = RSNAScore(predictions)
         // No labelled point among the held-out studies: no error to record (rather than NaN millimetres).
         let located = points.map { localizationError($0, affines: affines) }
