@@ -77,4 +77,54 @@ final class PointCropsTests: XCTestCase {
         }
         return sum
     }
+
+    /// A mirrored crop samples c − (i − (D − 1)/2) · scale along d: the unmirrored crop reversed along d.
+    func testMirroredCropsRunAlongMinusD() throws {
+        var values: [Float] = []
+        for c in 0..<2 { for d in 0..<7 { for h in 0..<9 { for w in 0..<8 { values.append(Self.value(c, d, h, w)) } } } }
+        let x = try Tensor(values, shape: [1, 2] + Self.shape)
+        let points = try Tensor([Float(3.3), 4.6, 2.25], shape: [1, 1, 3])
+        let crops = try PointCrops(size: [4, 2, 3], scale: 0.8)
+        let plain = try crops(x, points: points).toArray(Float.self), mirrored = try crops(x, points: points, mirrored: true).toArray(Float.self)
+        for c in 0..<2 { for i in 0..<4 { for j in 0..<2 { for k in 0..<3 {
+            let at = [3.3 - (Double(i) - 1.5) * 0.8, 4.6 + (Double(j) - 0.5) * 0.8, 2.25 + (Double(k) - 1) * 0.8]
+            let m = mirrored[((c * 4 + i) * 2 + j) * 3 + k], p = plain[((c * 4 + (3 - i)) * 2 + j) * 3 + k]
+            XCTAssertEqual(Double(m), Self.resample(c, at), accuracy: 1e-3)
+            XCTAssertEqual(m, p, accuracy: 1e-3)
+        } } } }
+    }
+
+    /// Side crops: the head reads each side's features as (spinal, foramen, recess) with one Linear, the spinal logit
+    /// the mean of the two sides'; columns in RSNA order (left before right); a left-right mirrored volume with its
+    /// points mirrored gives the same logits with left and right columns swapped.
+    func testSideCropModelSwapsSidesUnderAMirror() throws {
+        Torch.manualSeed(3)
+        var spec = ModelSpec(name: "efficientnet3d", inputSize: [16, 16, 16], width: 0.25)
+        spec.twoStage = try TwoStageLayout(crops: PointCrops(size: [6, 8, 8]), localizerWidth: 2, sideShift: 1.5)
+        let model = try spec.make()
+        model.eval()
+        let backbone = try XCTUnwrap(model.backbone as? TwoStageBackbone)
+        XCTAssertTrue(model.head is SideHead)
+        XCTAssertEqual(backbone.featureCount, 5 * 2 * backbone.inner.featureCount)
+        let x = try Tensor.rand([1, 3, 16, 16, 16])
+        var points: [Float] = [], mirroredPoints: [Float] = []
+        for l in 0..<5 {
+            // The mirror of d (0…15) is 15 − d; the mid-plane here is 7.5, so points move from 7.5 + δ to 7.5 − δ.
+            let delta = Float(l) * 0.3, h = Float(3 + 2 * l)
+            points += [7.5 + delta, h, 8]
+            mirroredPoints += [7.5 - delta, h, 8]
+        }
+        backbone.guide = try Tensor(points, shape: [1, 5, 3])
+        let logits = try Torch.noGrad { try model.logits(x) }.toArray(Float.self)
+        backbone.guide = try Tensor(mirroredPoints, shape: [1, 5, 3])
+        let swapped = try Torch.noGrad { try model.logits(try x.flip([2])) }.toArray(Float.self)
+        backbone.guide = nil
+        // Columns: spinal 0–4, left foramen 5–9, right foramen 10–14, left recess 15–19, right recess 20–24.
+        let swap = Array(0..<5) + Array(10..<15) + Array(5..<10) + Array(20..<25) + Array(15..<20)
+        let bias = try (model.head as! SideHead).bias.toArray(Float.self)
+        for k in 0..<25 {
+            // The per-column bias is not mirrored: compare without it.
+            XCTAssertEqual(swapped[swap[k]] - bias[swap[k]], logits[k] - bias[k], accuracy: 1e-4, "column \(k)")
+        }
+    }
 }

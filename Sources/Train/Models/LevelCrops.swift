@@ -77,6 +77,36 @@ public final class LevelHead: Module, UnaryLayer {
     }
 }
 
+/// The head over side crops (`TwoStageLayout.sideShift`): one `Linear` reads each side crop's features as three logits
+/// (spinal canal, that side's foramen, that side's recess), so left and right share weights as the mirrored crops
+/// share the network; a level's spinal logit is the mean of its two sides'. Output columns in `RSNA.labelColumns`
+/// order (spinal, left foraminal, right foraminal, left subarticular, right subarticular; levels within each), plus one
+/// bias per column. Features come as (B, levels · 2 · C), sides left then right within a level.
+public final class SideHead: Module, UnaryLayer {
+    /// One side's features → (spinal, foraminal, subarticular) logits.
+    public let side: Linear
+    /// One bias per label column (condition × level).
+    @Param public var bias: Tensor
+    /// Levels.
+    public let levels: Int
+
+    /// A head for `levels` × 2 × `features` inputs and 5 × `levels` outputs.
+    public init(features: Int, levels: Int) throws {
+        side = try Linear(features, 3)
+        _bias = Param(wrappedValue: try Tensor.zeros([5 * levels]))
+        self.levels = levels
+    }
+
+    /// (B, levels · 2 · C) → (B, 5 · levels).
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let b = x.shape[0]
+        let z = try side(try x.reshape([b, levels, 2, x.shape[1] / (2 * levels)]))  // (B, level, side, 3)
+        func pick(_ side: Int, _ kind: Int) throws -> Tensor { try z.select(2, side).select(2, kind) }  // (B, level)
+        let spinal = try (pick(0, 0) + pick(1, 0)) * 0.5
+        return try Tensor.cat([spinal, pick(0, 1), pick(1, 1), pick(0, 2), pick(1, 2)], dim: 1) + bias
+    }
+}
+
 /// The level atlas of a set of studies: the mean of their spinal-canal keypoints (label columns 0–4, voxels (d, h, w)).
 public enum LevelAtlas {
     /// `keypoints` holds 25 × 3 floats per study (NaN where absent); the result is 5 × 3, or an error naming the

@@ -19,8 +19,9 @@ public struct PointCrops: Sendable, Equatable {
     }
 
     /// `x` (B, C, D, H, W) and `points` (B, L, 3) voxel positions (d, h, w) → (L · B, C, size…), level-major
-    /// (all samples' level 0 first), float32 on `x`'s device.
-    public func callAsFunction(_ x: Tensor, points: Tensor) throws -> Tensor {
+    /// (all samples' level 0 first), float32 on `x`'s device. `mirrored` crops run along −d (a left-right mirror image:
+    /// crop voxel i samples c − (i − (D − 1)/2) · scale along d).
+    public func callAsFunction(_ x: Tensor, points: Tensor, mirrored: Bool = false) throws -> Tensor {
         let b = x.shape[0], grid = Array(x.shape[2...]), l = points.shape[1]
         guard points.shape == [b, l, 3] else { throw TorchError("crop points \(points.shape) do not match (\(b), levels, 3)") }
         // Offsets (D, H, W, 3) of the crop voxels from the centre, in grid voxels (d, h, w).
@@ -29,7 +30,9 @@ public struct PointCrops: Sendable, Equatable {
         for i in 0..<size[0] {
             for j in 0..<size[1] {
                 for k in 0..<size[2] {
-                    for (a, n) in [i, j, k].enumerated() { offsets.append(Float((Double(n) - Double(size[a] - 1) / 2) * scale)) }
+                    for (a, n) in [i, j, k].enumerated() {
+                        offsets.append(Float((Double(n) - Double(size[a] - 1) / 2) * scale * (mirrored && a == 0 ? -1 : 1)))
+                    }
                 }
             }
         }

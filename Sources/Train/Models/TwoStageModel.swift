@@ -8,16 +8,25 @@ public struct TwoStageLayout: Sendable, Equatable {
     public var localizerWidth: Int
     /// Average-pooling factors (d, h, w) from the stored grid to the localizer's input (the coarse grid).
     public var pool: [Int]
+    /// One crop per side of each level instead of one per level: the left crop's centre sits `sideShift` grid voxels
+    /// to the patient's left of the level's point (+d), the right crop's as far to the right, cut mirrored, so both
+    /// look alike (midline at the same crop voxel, the side's recess and foramen beyond it) and one network reads both.
+    /// nil: one crop per level centred on its point.
+    public var sideShift: Double?
 
     /// A layout; three `pool` factors ≥ 1, `localizerWidth` ≥ 1.
-    public init(crops: PointCrops, localizerWidth: Int = 8, pool: [Int] = [4, 2, 2]) throws {
+    public init(crops: PointCrops, localizerWidth: Int = 8, pool: [Int] = [4, 2, 2], sideShift: Double? = nil) throws {
         guard pool.count == 3, pool.allSatisfy({ $0 >= 1 }), localizerWidth >= 1 else {
             throw TorchError("the localizer needs a width of 1 or more and three pooling factors of 1 or more, not \(localizerWidth) and \(pool)")
         }
         self.crops = crops
         self.localizerWidth = localizerWidth
         self.pool = pool
+        self.sideShift = sideShift
     }
+
+    /// Crops per level: two with side crops, else one.
+    public var cropsPerLevel: Int { sideShift == nil ? 1 : 2 }
 }
 
 /// The recommended backbone: find the levels, then look closely. The localizer reads the stored grid average-pooled
@@ -55,7 +64,7 @@ public final class TwoStageBackbone: Module, Backbone {
         _offsets = Buffer(wrappedValue: try Tensor.zeros([5 * levels, 3]))
     }
 
-    public var featureCount: Int { levels * inner.featureCount }
+    public var featureCount: Int { levels * layout.cropsPerLevel * inner.featureCount }
 
     /// The heatmap logits (B, levels, d, h, w) the last forward predicted, with their graph when gradients are on.
     public private(set) var heat: Tensor?
@@ -82,7 +91,16 @@ public final class TwoStageBackbone: Module, Backbone {
             let known = try Tensor(values.map(\.isFinite), shape: guide.shape, device: x.device)
             points = try Tensor.where(known, try Tensor(values.map { $0.isFinite ? $0 : 0 }, shape: guide.shape, device: x.device), points)
         }
-        let f = try inner.features(try layout.crops(x, points: points))  // (levels · B, F), level-major
-        return try f.reshape([levels, b, inner.featureCount]).transpose(0, 1).contiguous().reshape([b, levels * inner.featureCount])
+        guard let shift = layout.sideShift else {
+            let f = try inner.features(try layout.crops(x, points: points))  // (levels · B, F), level-major
+            return try f.reshape([levels, b, inner.featureCount]).transpose(0, 1).contiguous().reshape([b, levels * inner.featureCount])
+        }
+        // Left (+d) and right (−d, mirrored) crops of every level through the one network: (2 · levels · B, F), side-major.
+        let along = try Tensor([Float(shift), 0, 0], shape: [1, 1, 3], device: points.device)
+        let left = try layout.crops(x, points: points + along), right = try layout.crops(x, points: points - along, mirrored: true)
+        let f = try inner.features(try Tensor.cat([left, right], dim: 0))
+        // (B, levels, side, F)
+        return try f.reshape([2, levels, b, inner.featureCount]).permute([2, 1, 0, 3]).contiguous()
+            .reshape([b, levels * 2 * inner.featureCount])
     }
 }

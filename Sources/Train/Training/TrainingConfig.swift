@@ -232,6 +232,7 @@ private extension ConfigSection {
         t.localizerPool = try s.voxelSize("localizer_pool") ?? t.localizerPool
         t.jitter = try s.double("jitter", min: 0) ?? t.jitter
         t.localizationWeight = try s.double("localization_weight", min: 0) ?? t.localizationWeight
+        t.sideCrops = try s.bool("side_crops") ?? t.sideCrops
         try s.finish()
         return t
     }

@@ -13,19 +13,28 @@ public struct TwoStageConfig: Equatable, Sendable {
     public var jitter = 2.0
     /// Weight of the localizer's loss (mean absolute error in voxels) beside the classifier's.
     public var localizationWeight = 0.05
+    /// Two crops per level, one per side (`TwoStageLayout.sideShift`), each `crop` in size and reaching 2 crop voxels
+    /// across the midline, the right one mirrored, read by one network and a `SideHead`; false: one crop per level.
+    public var sideCrops = false
+
+    /// How far each side crop's centre sits from the level's point (grid voxels): the crop reaches 2 crop voxels
+    /// across the midline.
+    public var sideShift: Double { (Double(crop[0] - 1) / 2 - 2) * cropScale }
 
     /// The defaults.
     public init() {}
 
     /// The model layout these settings describe.
     public func layout() throws -> TwoStageLayout {
-        try TwoStageLayout(crops: PointCrops(size: crop, scale: cropScale), localizerWidth: localizerWidth, pool: localizerPool)
+        try TwoStageLayout(crops: PointCrops(size: crop, scale: cropScale), localizerWidth: localizerWidth, pool: localizerPool,
+                           sideShift: sideCrops ? sideShift : nil)
     }
 
     /// The `two_stage:` block of the resolved YAML.
     var yaml: [String] {
         func list(_ v: [Int]) -> String { "[\(v.map(String.init).joined(separator: ", "))]" }
         return ["two_stage:", "  crop: \(list(crop))", "  crop_scale: \(cropScale)", "  localizer_width: \(localizerWidth)",
-                "  localizer_pool: \(list(localizerPool))", "  jitter: \(jitter)", "  localization_weight: \(localizationWeight)"]
+                "  localizer_pool: \(list(localizerPool))", "  jitter: \(jitter)", "  localization_weight: \(localizationWeight)",
+                "  side_crops: \(sideCrops)"]
     }
 }
