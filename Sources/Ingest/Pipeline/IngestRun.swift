@@ -187,7 +187,8 @@ public enum IngestRunner {
         defer { withExtendedLifetime(lock) {} }
         // Written now, not with the dataset: the headers hold whatever becomes of this run (a killed run's next
         // scan reuses them). Not written, the next run reads the headers again: slower, never wrong.
-        statistics.headerIndexWritten = (try? headers.index.write(to: indexURL)) != nil
+        // An index that would hold the same entries as the file already there is not written again.
+        statistics.headerIndexWritten = headers.sameAsEarlier || (try? headers.index.write(to: indexURL)) != nil
         options.cache.sweepAbandonedWrites()
         var writerOptions = options.pipeline.shardWriterOptions()
         writerOptions.keepUnchangedShards = true

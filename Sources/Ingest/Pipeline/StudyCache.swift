@@ -205,14 +205,23 @@ public struct StudyCache: Sendable {
     }
 }
 
-/// The entry's bytes: magic, the header's length (UInt64, little endian), a JSON header (stamps, report, sample's
-/// small arrays, chunk sizes), the XXH64 of the bytes so far (16 hex digits: the header can be read and checked
-/// alone), the chunks, then the XXH64 (16 hex digits) of everything before it.
+/// The entry's bytes: magic, the header's length (UInt64, little endian), the header — the JSON part's length
+/// (UInt64), a JSON part (report, sample's small arrays, chunk sizes) and the input files' stamps in binary (a UInt32 count, then per file its path as a
+/// UInt32 length and UTF-8, size, mtime, inode, a digest flag and XXH64; integers little endian) — the XXH64 of
+/// the bytes so far (16 hex digits: the header can be read and checked alone), the chunks, then the XXH64 (16 hex
+/// digits) of everything before it.
 enum CacheEntry {
     static let magic = Data("F3DCACHE3\n".utf8)
 
-    struct Header: Codable {
+    struct Header {
         var stamps: [StudyCache.FileStamp]
+        var madeAt: Int64
+        var report: StudyReport
+        var sample: SampleHeader?
+    }
+
+    /// The header's JSON part.
+    struct HeaderJSON: Codable {
         var madeAt: Int64
         var report: StudyReport
         var sample: SampleHeader?
@@ -244,7 +253,12 @@ enum CacheEntry {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        let header = try encoder.encode(Header(stamps: stamps, madeAt: madeAt, report: study.report, sample: sample))
+        let json = try encoder.encode(HeaderJSON(madeAt: madeAt, report: study.report, sample: sample))
+        var jsonLength = UInt64(json.count).littleEndian
+        var header = Data()
+        withUnsafeBytes(of: &jsonLength) { header.append(contentsOf: $0) }
+        header.append(json)
+        header.append(contentsOf: encodeStamps(stamps))
         var data = magic
         var length = UInt64(header.count).littleEndian
         withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
@@ -271,9 +285,67 @@ enum CacheEntry {
         guard XXH64.hex(UnsafeRawBufferPointer(rebasing: bytes[0..<end])) == String(decoding: bytes[end..<end + 16], as: UTF8.self) else {
             throw Corrupt(description: "header checksum mismatch (damaged)")
         }
+        var reader = StampReader(bytes: UnsafeRawBufferPointer(rebasing: bytes[fixed..<end]))
+        let jsonLength = Int(try reader.integer(UInt64.self))
+        guard jsonLength <= length - 8 else { throw Corrupt(description: "header parts out of range") }
+        let jsonStart = fixed + 8, jsonEnd = jsonStart + jsonLength
+        reader.offset = 8 + jsonLength
+        let stamps = try reader.stamps()
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try decoder.decode(Header.self, from: Data(bytes[fixed..<end]))
+        let json = try decoder.decode(HeaderJSON.self, from: Data(bytes[jsonStart..<jsonEnd]))
+        return Header(stamps: stamps, madeAt: json.madeAt, report: json.report, sample: json.sample)
+    }
+
+    /// The stamps' bytes, after the JSON part.
+    static func encodeStamps(_ stamps: [StudyCache.FileStamp]) -> [UInt8] {
+        var out: [UInt8] = []
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        put(UInt32(stamps.count))
+        for s in stamps {
+            put(UInt32(s.path.utf8.count))
+            out.append(contentsOf: s.path.utf8)
+            put(s.size)
+            put(s.mtimeNanoseconds)
+            put(s.inode)
+            let digest = s.xxh64.flatMap { UInt64($0, radix: 16) }
+            out.append(digest == nil ? 0 : 1)
+            put(digest ?? 0)
+        }
+        return out
+    }
+
+    /// Reads the stamps after the header's JSON part.
+    struct StampReader {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        mutating func integer<T: FixedWidthInteger>(_: T.Type) throws -> T {
+            guard offset + MemoryLayout<T>.size <= bytes.count else { throw CacheEntry.Corrupt(description: "stamps truncated") }
+            let v = T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+            offset += MemoryLayout<T>.size
+            return v
+        }
+
+        mutating func stamps() throws -> [StudyCache.FileStamp] {
+            let n = Int(try integer(UInt32.self))
+            var out: [StudyCache.FileStamp] = []
+            out.reserveCapacity(min(n, 1 << 16))
+            for _ in 0..<n {
+                let length = Int(try integer(UInt32.self))
+                guard offset + length <= bytes.count else { throw CacheEntry.Corrupt(description: "stamps truncated") }
+                let path = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length]), as: UTF8.self)
+                offset += length
+                let size = try integer(Int64.self), mtime = try integer(Int64.self), inode = try integer(UInt64.self)
+                let flag = try integer(UInt8.self)
+                let digest = try integer(UInt64.self)
+                let hex = String(digest, radix: 16)
+                out.append(StudyCache.FileStamp(path: path, size: size, mtimeNanoseconds: mtime, inode: inode,
+                                                xxh64: flag == 0 ? nil : String(repeating: "0", count: 16 - hex.count) + hex))
+            }
+            guard offset == bytes.count else { throw CacheEntry.Corrupt(description: "bytes after the stamps") }
+            return out
+        }
     }
 
     /// Reads and checks the header of the entry file at `path` only (not its chunks).
