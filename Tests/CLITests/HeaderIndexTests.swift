@@ -253,4 +253,36 @@ final class HeaderIndexTests: XCTestCase {
         XCTAssertFalse(joined.contains("dataset unchanged"), joined)
         XCTAssertEqual(try dataset(out), before)
     }
+    /// A kept dataset reads each cache entry's header only (its own checksum checked): a damaged chunk in an entry
+    /// changes nothing while the shards are kept, and is found (and its study recomputed) by the first run that
+    /// needs the chunks; a damaged header is found at once.
+    func testAKeptDatasetChecksEntryHeadersAndLaterRunsTheChunks() throws {
+        let archive = try archive("entries")
+        let out = Self.root.appendingPathComponent("entries-out")
+        _ = try ingest(archive, out)
+        let before = try dataset(out)
+        let cache = out.appendingPathComponent(".cache")
+        let entries = try XCTUnwrap(FileManager.default.enumerator(atPath: cache.path)?.compactMap { $0 as? String }
+            .filter { $0.hasSuffix(".entry") }.sorted()).map { cache.appendingPathComponent($0) }
+        XCTAssertEqual(entries.count, 3)
+        var bytes = try Data(contentsOf: entries[0])
+        bytes[bytes.count - 100] ^= 0x01  // in the last chunk
+        try bytes.write(to: entries[0])
+        let kept = try ingest(archive, out)
+        XCTAssertTrue(kept.contains("dataset unchanged"), kept)
+        XCTAssertEqual(try dataset(out), before)
+        try FileManager.default.removeItem(at: out.appendingPathComponent("shard-00000.h5"))
+        let rewritten = try ingest(archive, out)
+        XCTAssertTrue(rewritten.contains("(2 from the cache, 1 computed)"), rewritten)
+        XCTAssertTrue(rewritten.contains("1 cache entr(ies) corrupt or stale, recomputed"), rewritten)
+        XCTAssertEqual(try dataset(out), before)
+
+        var header = try Data(contentsOf: entries[1])
+        header[40] ^= 0x01  // in the header's JSON
+        try header.write(to: entries[1])
+        let damaged = try ingest(archive, out)
+        XCTAssertFalse(damaged.contains("dataset unchanged"), damaged)
+        XCTAssertTrue(damaged.contains("1 cache entr(ies) corrupt or stale, recomputed"), damaged)
+        XCTAssertEqual(try dataset(out), before)
+    }
 }
