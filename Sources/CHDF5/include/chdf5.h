@@ -118,4 +118,9 @@ const char *fz_zstd_version(void);
  *  returns 0 (and does nothing) when the CPU has no SHA extensions, 1 when done. */
 int ch5_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks);
 
+/* ---- float → half with F16C (f16c.c) ---------------------------------------------------------- */
+/** Converts `n` floats to IEEE half bit patterns (round to nearest even, as Swift's Float16(_:)) with F16C;
+ *  returns 0 (and does nothing) when the CPU has no F16C, 1 when done. */
+int ch5_float_to_half(const float *in, uint16_t *out, size_t n);
+
 #endif
