@@ -56,8 +56,17 @@ enum RobustRange {
                         var start = 0
                         while start < n {
                             let m = min(block, n - start)
-                            for j in 0..<m {
-                                scratch[j] = c[start + j] ? normalize(v[start + j], low: low, high: high) : 0
+                            // normalize(_:low:high:)'s expression, taken for every voxel and selected, without
+                            // checked index arithmetic: LLVM vectorizes it (a branch per voxel kept it scalar).
+                            let vp = v.baseAddress! + start, cp = c.baseAddress! + start, sp = scratch.baseAddress!
+                            if high > low {
+                                let range = high - low
+                                for j in 0..<m {
+                                    let x = min(max((vp[j] - low) / range, 0), 1)
+                                    sp[j] = cp[j] ? x : 0
+                                }
+                            } else {
+                                for j in 0..<m { sp[j] = 0 }
                             }
                             HalfConversion.convert(UnsafeBufferPointer(rebasing: scratch[0..<m]),
                                                    into: UnsafeMutableBufferPointer(rebasing: out[(offset + start)...]))
