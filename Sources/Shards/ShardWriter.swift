@@ -188,6 +188,29 @@ public final class ShardWriter {
         try Self.publish(staging: stagingDirectory, into: directory)
     }
 
+    /// The dataset published in `directory`, when it is as a writer with `options` and `keepUnchangedShards` left
+    /// it: its manifest is of this schema version, zstd level and parameters, every shard it lists is the file the
+    /// writer recorded (`.shard-fingerprints.json`: manifest entry, size, mtime and inode unchanged), no other shard
+    /// file, no staging folder and no partial file is there. nil otherwise. A run whose samples are the ones that
+    /// dataset was written from (the caller's to know) may then leave every file as it is.
+    /// (`samplesPerShard` and `targetShardBytes` are not in the manifest: the caller compares them.)
+    public static func untouchedDataset(in directory: URL, options: ShardWriterOptions) -> Manifest? {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: directory.path), !names.contains(stagingName),
+              !names.contains(where: { $0.hasSuffix(ShardSchema.partialSuffix) }),
+              let manifest = try? Manifest.load(from: directory), manifest.schemaVersion == ShardSchema.version,
+              manifest.zstdLevel == options.zstdLevel, manifest.parameters == options.parameters,
+              let data = fm.contents(atPath: directory.appendingPathComponent(fingerprintsName).path),
+              let recorded = try? JSONDecoder().decode([String: Fingerprint].self, from: data) else { return nil }
+        let shardFiles = Set(names.filter { $0.hasPrefix("shard-") && $0.hasSuffix(".h5") })
+        guard shardFiles == Set(manifest.shards.map(\.file)), shardFiles.count == manifest.shards.count else { return nil }
+        for shard in manifest.shards {
+            guard let fingerprint = recorded[shard.file], fingerprint.shard == shard, let stat = fingerprint.stat,
+                  FileStat(directory.appendingPathComponent(shard.file)) == stat else { return nil }
+        }
+        return manifest
+    }
+
     /// A staging folder left by a killed run: finished (a complete manifest) → published; unfinished → removed.
     static func finishOrDiscardStaging(in directory: URL) throws {
         let staging = directory.appendingPathComponent(stagingName)

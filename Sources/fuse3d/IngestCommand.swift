@@ -19,7 +19,8 @@ struct IngestCommand: ParsableCommand {
         CSV rows and the fusion code's version. Running the same command again on the same --out is an incremental \
         update: unchanged studies come from the cache, changed or added ones are fused, removed ones leave, and the \
         shards are byte-identical to a fresh run. The scan keeps each file's parsed header in OUT/.headers.index, so a \
-        re-run reads only the headers of files whose size, mtime or inode changed. A study that cannot be written (its sample id already taken, another \
+        re-run reads only the headers of files whose size, mtime or inode changed, and a re-run that would write the \
+        same dataset leaves its shards and manifest as they are (OUT/.ingest-state.json). A study that cannot be written (its sample id already taken, another \
         grid shape) fails alone, with its reason. The new dataset is staged in OUT/.staging and replaces the folder's \
         earlier one only when complete, so a run that stops or is killed (even kill -9) leaves the earlier dataset whole; \
         running the command again finishes the job from the cache. After a full run the folder's own cache drops the \

@@ -36,6 +36,7 @@ final class IngestProgressLine: Sendable {
                           r.fused, r.failed, s.cached, s.computed, r.filesSkipped, s.seconds, Double(s.peakRSSBytes) / 1_000_000)
         line += "; headers: \(s.headersRead) read, \(s.headersFromIndex) from the index"
         if !s.headerIndexWritten { line += " (the index could not be written)" }
+        if s.datasetKept { line += "; dataset unchanged: shards and manifest left as they are" }
         if s.invalidated > 0 { line += "; \(s.invalidated) cache entr(ies) corrupt or stale, recomputed" }
         if s.cacheWriteFailures > 0 { line += "; \(s.cacheWriteFailures) cache entr(ies) could not be written" }
         if let pruned = s.pruned, pruned.entries > 0 {

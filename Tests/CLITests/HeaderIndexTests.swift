@@ -135,6 +135,7 @@ final class HeaderIndexTests: XCTestCase {
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: files[3].path)
         let changed = try ingest(archive, out)
         XCTAssertTrue(changed.contains("(2 from the cache, 1 computed)"), changed)
+        XCTAssertFalse(changed.contains("dataset unchanged"), changed)
         XCTAssertTrue(changed.contains("1 cache entr(ies) corrupt or stale, recomputed"), changed)
         XCTAssertTrue(changed.contains("headers: 1 read, \(files.count - 1) from the index"), changed)
         XCTAssertNotEqual(try dataset(out)["shard-00000.h5"], before["shard-00000.h5"])
@@ -190,5 +191,99 @@ final class HeaderIndexTests: XCTestCase {
         }
         let rebuilt = try ingest(archive, out)
         XCTAssertTrue(rebuilt.contains("headers: 0 read, \(files) from the index"), rebuilt)
+    }
+    /// Size, modification time and inode of each shard and the manifest: unchanged means the file was left in place.
+    func identities(_ out: URL) throws -> [String: String] {
+        var ids: [String: String] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: out.path) where name.hasSuffix(".h5") || name == "manifest.json" {
+            let a = try FileManager.default.attributesOfItem(atPath: out.appendingPathComponent(name).path)
+            ids[name] = "\(a[.size]!) \((a[.modificationDate] as! Date).timeIntervalSince1970) \(a[.systemFileNumber]!)"
+        }
+        return ids
+    }
+
+    /// An unchanged archive and options: the re-run leaves the shards and the manifest as they are (same inode and
+    /// mtime) and says so; the dataset is the cold run's. Each way the files on disk may have changed since — a shard
+    /// rewritten, deleted, a manifest touched or deleted, a stray partial shard, another shard layout — is an ordinary
+    /// run, which writes the cold run's bytes again.
+    func testAnUnchangedDatasetIsLeftInPlaceUnlessItsFilesChanged() throws {
+        let archive = try archive("kept")
+        let out = Self.root.appendingPathComponent("kept-out")
+        let cold = try ingest(archive, out)
+        XCTAssertFalse(cold.contains("dataset unchanged"), cold)
+        let before = try dataset(out)
+        let ids = try identities(out)
+        let warm = try ingest(archive, out)
+        XCTAssertTrue(warm.contains("(3 from the cache, 0 computed)"), warm)
+        XCTAssertTrue(warm.contains("dataset unchanged: shards and manifest left as they are"), warm)
+        XCTAssertEqual(try identities(out), ids)
+        XCTAssertEqual(try dataset(out), before)
+
+        let shard = out.appendingPathComponent("shard-00000.h5")
+        let manifest = out.appendingPathComponent("manifest.json")
+        let damage: [(String, () throws -> Void)] = [
+            ("a shard's bytes changed", {
+                var bytes = try Data(contentsOf: shard)
+                bytes[bytes.count / 2] ^= 0x01
+                try bytes.write(to: shard)
+            }),
+            ("a shard deleted", { try FileManager.default.removeItem(at: shard) }),
+            ("the manifest touched", {
+                try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-60)], ofItemAtPath: manifest.path)
+            }),
+            ("the manifest deleted", { try FileManager.default.removeItem(at: manifest) }),
+            ("the state file deleted", { try FileManager.default.removeItem(at: out.appendingPathComponent(".ingest-state.json")) }),
+            ("a stray partial shard", { try Data("x".utf8).write(to: out.appendingPathComponent("shard-00001.h5.partial")) }),
+        ]
+        for (what, change) in damage {
+            try change()
+            let run = try ingest(archive, out)
+            XCTAssertTrue(run.contains("(3 from the cache, 0 computed)"), "\(what): \(run)")
+            XCTAssertFalse(run.contains("dataset unchanged"), "\(what): \(run)")
+            XCTAssertEqual(try dataset(out), before, what)
+            XCTAssertTrue(try ingest(archive, out).contains("dataset unchanged"), "\(what): the run after keeps the dataset again")
+        }
+
+        // Another shard layout (one sample per shard): the keys are the same, the shards are not.
+        let split = try ingest(archive, out, ["--samples-per-shard", "1"])
+        XCTAssertFalse(split.contains("dataset unchanged"), split)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasSuffix(".h5") }.count, 3)
+        try assertEqualsColdRun(archive, out, ["--samples-per-shard", "1"])
+        XCTAssertTrue(try ingest(archive, out, ["--samples-per-shard", "1"]).contains("dataset unchanged"))
+        let joined = try ingest(archive, out)
+        XCTAssertFalse(joined.contains("dataset unchanged"), joined)
+        XCTAssertEqual(try dataset(out), before)
+    }
+    /// A kept dataset reads each cache entry's header only (its own checksum checked): a damaged chunk in an entry
+    /// changes nothing while the shards are kept, and is found (and its study recomputed) by the first run that
+    /// needs the chunks; a damaged header is found at once.
+    func testAKeptDatasetChecksEntryHeadersAndLaterRunsTheChunks() throws {
+        let archive = try archive("entries")
+        let out = Self.root.appendingPathComponent("entries-out")
+        _ = try ingest(archive, out)
+        let before = try dataset(out)
+        let cache = out.appendingPathComponent(".cache")
+        let entries = try XCTUnwrap(FileManager.default.enumerator(atPath: cache.path)?.compactMap { $0 as? String }
+            .filter { $0.hasSuffix(".entry") }.sorted()).map { cache.appendingPathComponent($0) }
+        XCTAssertEqual(entries.count, 3)
+        var bytes = try Data(contentsOf: entries[0])
+        bytes[bytes.count - 100] ^= 0x01  // in the last chunk
+        try bytes.write(to: entries[0])
+        let kept = try ingest(archive, out)
+        XCTAssertTrue(kept.contains("dataset unchanged"), kept)
+        XCTAssertEqual(try dataset(out), before)
+        try FileManager.default.removeItem(at: out.appendingPathComponent("shard-00000.h5"))
+        let rewritten = try ingest(archive, out)
+        XCTAssertTrue(rewritten.contains("(2 from the cache, 1 computed)"), rewritten)
+        XCTAssertTrue(rewritten.contains("1 cache entr(ies) corrupt or stale, recomputed"), rewritten)
+        XCTAssertEqual(try dataset(out), before)
+
+        var header = try Data(contentsOf: entries[1])
+        header[40] ^= 0x01  // in the header's JSON
+        try header.write(to: entries[1])
+        let damaged = try ingest(archive, out)
+        XCTAssertFalse(damaged.contains("dataset unchanged"), damaged)
+        XCTAssertTrue(damaged.contains("1 cache entr(ies) corrupt or stale, recomputed"), damaged)
+        XCTAssertEqual(try dataset(out), before)
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Shards
+@testable import Shards
 import TestSupport
 import XCTest
 
@@ -28,5 +28,22 @@ final class SHA256Tests: XCTestCase {
         let expected = python.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(hash.finalizeHex(), expected)
         XCTAssertEqual(try SHA256.hex(ofFile: url), expected)
+    }
+
+    /// The SHA-NI compression (where the CPU has it) and the portable one give the same digests, whole and streamed.
+    func testHardwareAndPortableCompressionAgree() {
+        for count in [0, 3, 55, 56, 64, 65, 1000, 100_003] {
+            let bytes = Data((0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 5) })
+            var fast = SHA256()
+            var slow = SHA256()
+            slow.portable = true
+            fast.update(bytes)
+            slow.update(bytes)
+            XCTAssertEqual(fast.finalizeHex(), slow.finalizeHex(), "\(count) bytes")
+        }
+        var slow = SHA256()
+        slow.portable = true
+        slow.update(Data("abc".utf8))
+        XCTAssertEqual(slow.finalizeHex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 }

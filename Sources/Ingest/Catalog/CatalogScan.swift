@@ -46,7 +46,7 @@ struct CatalogScan {
     mutating func sortFiles() {
         for path in walker.files {
             let rel = relative(path)
-            let name = (rel as NSString).lastPathComponent
+            let name = String(CatalogScanner.fileName(rel))
             if CatalogScanner.metadataNames.contains(name) {
                 if rel == name && CatalogScanner.tablesRead.contains(name) {
                     tablesUsed += 1
@@ -74,6 +74,9 @@ struct CatalogScan {
         var read = 0
         /// Candidates whose header came from the earlier index (stat unchanged).
         var fromIndex = 0
+        /// True when `index` holds exactly the earlier index's entries (every one reused, none new, none dropped): the
+        /// file on disk needs no rewrite (its older scan time only makes fewer entries trusted, never a wrong one).
+        var sameAsEarlier = false
     }
 
     /// Step 2: every candidate's header (with `decode`, its pixels too, thrown away), in candidate order, on all
@@ -121,7 +124,9 @@ struct CatalogScan {
             if let entry { index.entries[relative(files[i])] = entry }
         }
         let fromIndex = reused.filter { $0 }.count
-        return HeaderReading(results: results.map { $0! }, index: index, read: files.count - fromIndex, fromIndex: fromIndex)
+        let recordedNow = entries.indices.filter { entries[$0] != nil && !reused[$0] }.count
+        return HeaderReading(results: results.map { $0! }, index: index, read: files.count - fromIndex, fromIndex: fromIndex,
+                             sameAsEarlier: earlier != nil && recordedNow == 0 && index.entries.count == earlier!.entries.count)
     }
 
     private static func read(_ file: String, decode: Bool) -> Result<DicomHeader, GDCMError> {

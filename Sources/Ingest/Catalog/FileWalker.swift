@@ -64,7 +64,7 @@ struct FileWalker {
         case S_IFREG:
             if access(path, R_OK) != 0 {
                 problems.append(Problem(path: path, reason: "file is not readable", isFile: true))
-            } else if hiddenAbove || (path as NSString).lastPathComponent.hasPrefix(".") {
+            } else if hiddenAbove || CatalogScanner.fileName(path).hasPrefix(".") {
                 hidden.append(path)
             } else {
                 files.append(path)

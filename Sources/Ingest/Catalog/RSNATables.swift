@@ -61,10 +61,18 @@ public struct RSNATables: Sendable {
                 let i = idx.map { $0! }
                 // Optional: the frame of a multi-frame file (1-based); empty for single-frame files.
                 let frameColumn = csv.column(LabelCoordinate.frameColumn)
+                // A table has a few distinct (condition, level) pairs in many rows: each is mapped once.
+                var labelOf: [String: Int?] = [:]
                 for (n, row) in csv.rows.enumerated() where row.count > i.max()! {
                     let frameCell = frameColumn.flatMap { $0 < row.count ? row[$0].trimmingCharacters(in: .whitespaces) : nil } ?? ""
                     let frame = frameCell.isEmpty ? nil : Int(frameCell)
-                    guard let label = LabelCoordinate.labelIndex(condition: row[i[3]], level: row[i[4]]),
+                    let pair = row[i[3]] + "\u{0}" + row[i[4]]
+                    let mapped = labelOf[pair] ?? {
+                        let index = LabelCoordinate.labelIndex(condition: row[i[3]], level: row[i[4]])
+                        labelOf[pair] = index
+                        return index
+                    }()
+                    guard let label = mapped,
                           let instance = Int(row[i[2]]), let x = Double(row[i[5]]), let y = Double(row[i[6]]),
                           frameCell.isEmpty || (frame ?? 0) >= 1 else {
                         t.problems.append(CatalogProblem(path: "train_label_coordinates.csv", reason: "row \(n + 2): cannot read \(row)"))

@@ -40,11 +40,8 @@ public struct Fuser: Sendable {
             let (values, covered) = resampler.finish()
             let coveredValues = RobustRange.coveredValues(values, covered: covered)
             let range = RobustRange.percentiles(coveredValues, low: parameters.lowPercentile, high: parameters.highPercentile)
-            volume.withUnsafeMutableBufferPointer { out in
-                for i in 0..<n where covered[i] {
-                    out[c * n + i] = Float16(RobustRange.normalize(values[i], low: range.low, high: range.high))
-                }
-            }
+            RobustRange.normalizeToHalf(values, covered: covered, low: range.low, high: range.high,
+                                        into: &volume, at: c * n)
             // A series that misses the grid entirely gives a zero channel, which must read as absent too.
             channels.append(ChannelRecord(name: name, present: !coveredValues.isEmpty, stacks: stacks,
                                           coverage: Double(coveredValues.count) / Double(n), low: range.low, high: range.high))

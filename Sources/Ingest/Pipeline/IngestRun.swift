@@ -129,6 +129,9 @@ public struct IngestStatistics: Sendable {
     public var headersFromIndex = 0
     /// False when the header index could not be written (the next run reads every header again).
     public var headerIndexWritten = false
+    /// True when the published dataset was left as it is: every study from the cache under the keys it was
+    /// written from, its files untouched (see `UnchangedDataset`).
+    public var datasetKept = false
     /// Wall-clock seconds of the whole run, scan included.
     public var seconds = 0.0
     /// Peak resident memory of the process, bytes.
@@ -184,51 +187,71 @@ public enum IngestRunner {
         defer { withExtendedLifetime(lock) {} }
         // Written now, not with the dataset: the headers hold whatever becomes of this run (a killed run's next
         // scan reuses them). Not written, the next run reads the headers again: slower, never wrong.
-        statistics.headerIndexWritten = (try? headers.index.write(to: indexURL)) != nil
+        // An index that would hold the same entries as the file already there is not written again.
+        statistics.headerIndexWritten = headers.sameAsEarlier || (try? headers.index.write(to: indexURL)) != nil
         options.cache.sweepAbandonedWrites()
         var writerOptions = options.pipeline.shardWriterOptions()
         writerOptions.keepUnchangedShards = true
         writerOptions.stageUntilPublished = true
-        let writer = try ShardWriter(directory: options.output, options: writerOptions)
         let worker = StudyWorker(root: catalog.root, tables: tables, pipeline: options.pipeline,
                                  cache: options.cache, recompute: options.recompute)
+        var studyKeys: [StudyCache.StudyKey] = []
+        studyKeys.reserveCapacity(studies.count)
+        try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 4 * options.workers,
+                                work: { worker.key(for: studies[$0]) }) { _, key in studyKeys.append(key) }
+        let allKeys = studyKeys
+        let keys = allKeys.map(\.hex)
+        let signature = UnchangedDataset.signature(keys: keys, options: writerOptions, partition: options.partition)
 
-        var reports: [StudyReport] = []
-        var writtenBy: [Int64: CatalogStudy] = [:]
-        var keys: [String] = []
-        var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: Set(catalog.problems.map(\.path)).count)
-        try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 2 * options.workers,
-                                work: { worker.process(studies[$0]) }) { index, outcome in
-            var report = outcome.report
-            keys.append(outcome.key)
-            if let sample = outcome.sample {
-                do {
-                    try writer.append(sample)
-                    writtenBy[sample.studyID] = studies[index]
-                } catch ShardError.sample(_, let reason) {
-                    report.status = .failed
-                    report.error = refusal(reason, study: studies[index], sampleID: sample.studyID, earlier: writtenBy[sample.studyID])
+        let report: IngestReport
+        if !options.recompute, let kept = try keptDataset(options: options, writerOptions: writerOptions, signature: signature,
+                                                          studies: studies, keys: allKeys, root: catalog.root,
+                                                          problems: Set(catalog.problems.map(\.path)).count, progress: progress) {
+            report = makeReport(catalog: catalog, tables: tables, options: options, studies: kept.reports, manifest: kept.manifest)
+            try writeReport(report, to: options.output, unlessSame: true)
+            if (try? StudyCache.keys(usedBy: options.output)) != Set(keys) { try StudyCache.writeKeys(keys, to: options.output) }
+            statistics.cached = studies.count
+            statistics.datasetKept = true
+        } else {
+            let writer = try ShardWriter(directory: options.output, options: writerOptions)
+            var reports: [StudyReport] = []
+            var writtenBy: [Int64: CatalogStudy] = [:]
+            var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: Set(catalog.problems.map(\.path)).count)
+            try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 2 * options.workers,
+                                    work: { worker.process(studies[$0], key: allKeys[$0]) }) { index, outcome in
+                var report = outcome.report
+                if let sample = outcome.sample {
+                    do {
+                        try writer.append(sample)
+                        writtenBy[sample.studyID] = studies[index]
+                    } catch ShardError.sample(_, let reason) {
+                        report.status = .failed
+                        report.error = refusal(reason, study: studies[index], sampleID: sample.studyID, earlier: writtenBy[sample.studyID])
+                    }
                 }
+                reports.append(report)
+                switch outcome.source {
+                case .cache: statistics.cached += 1
+                case .computed(let invalidated, let stored):
+                    statistics.computed += 1
+                    if invalidated { statistics.invalidated += 1 }
+                    if !stored { statistics.cacheWriteFailures += 1 }
+                }
+                state.done += 1
+                state.cached = statistics.cached
+                if report.status != .fused { state.failed += 1 }
+                state.problems += report.problems.count
+                progress?(state)
             }
-            reports.append(report)
-            switch outcome.source {
-            case .cache: statistics.cached += 1
-            case .computed(let invalidated, let stored):
-                statistics.computed += 1
-                if invalidated { statistics.invalidated += 1 }
-                if !stored { statistics.cacheWriteFailures += 1 }
-            }
-            state.done += 1
-            state.cached = statistics.cached
-            if report.status != .fused { state.failed += 1 }
-            state.problems += report.problems.count
-            progress?(state)
+            let manifest = try writer.finish()
+            report = makeReport(catalog: catalog, tables: tables, options: options, studies: reports, manifest: manifest)
+            try writeReport(report, to: writer.stagingDirectory)
+            try StudyCache.writeKeys(keys, to: writer.stagingDirectory)
+            UnchangedDataset.forget(in: options.output)
+            try writer.publish()
+            // Not recorded, the next run is an ordinary one: slower, never wrong.
+            try? UnchangedDataset.record(signature: signature, in: options.output)
         }
-        let manifest = try writer.finish()
-        let report = makeReport(catalog: catalog, tables: tables, options: options, studies: reports, manifest: manifest)
-        try writeReport(report, to: writer.stagingDirectory)
-        try StudyCache.writeKeys(keys, to: writer.stagingDirectory)
-        try writer.publish()
         if options.cacheDirectory == nil && options.partition == nil {
             statistics.pruned = options.cache.prune(keeping: Set(keys))
         }
@@ -259,12 +282,42 @@ public enum IngestRunner {
             ignoredSeries: accounting.ignoredSeries, ignoredFiles: accounting.ignoredFiles)
     }
 
-    /// Writes ingest-report.json atomically; paths stay greppable (no escaped slashes).
-    static func writeReport(_ report: IngestReport, to directory: URL) throws {
+    /// Writes ingest-report.json atomically; paths stay greppable (no escaped slashes). `unlessSame`: a file
+    /// already holding these bytes is left as it is.
+    static func writeReport(_ report: IngestReport, to directory: URL, unlessSame: Bool = false) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try AtomicFile.write(try enc.encode(report) + Data("\n".utf8), to: directory.appendingPathComponent(reportName))
+        let data = try enc.encode(report) + Data("\n".utf8)
+        let url = directory.appendingPathComponent(reportName)
+        if unlessSame, FileManager.default.contents(atPath: url.path) == data { return }
+        try AtomicFile.write(data, to: url)
+    }
+
+    /// The reports of a dataset left as it is (`UnchangedDataset`): every study a cache hit read from its entry's
+    /// header, the published manifest. nil: an ordinary run is needed (nothing was written).
+    static func keptDataset(options: IngestOptions, writerOptions: ShardWriterOptions, signature: String, studies: [CatalogStudy],
+                            keys: [StudyCache.StudyKey], root: String, problems: Int,
+                            progress: ((IngestProgress) -> Void)?) throws -> (reports: [StudyReport], manifest: Manifest)? {
+        guard let manifest = UnchangedDataset.manifest(in: options.output, signature: signature, options: writerOptions) else { return nil }
+        let cache = options.cache
+        var found: [StudyCache.CachedReport?] = []
+        found.reserveCapacity(studies.count)
+        try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 4 * options.workers,
+                                work: { cache.loadReport(keys[$0], root: root) }) { _, entry in found.append(entry) }
+        let entries = found.compactMap { $0 }
+        guard entries.count == studies.count,
+              entries.compactMap(\.sampleID) == manifest.shards.flatMap(\.studies),
+              entries.allSatisfy({ ($0.report.status == .fused) == ($0.sampleID != nil) }) else { return nil }
+        var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: problems)
+        for entry in entries {
+            state.done += 1
+            state.cached += 1
+            if entry.report.status != .fused { state.failed += 1 }
+            state.problems += entry.report.problems.count
+            progress?(state)
+        }
+        return (entries.map(\.report), manifest)
     }
 
     /// Peak resident memory of this process (Linux reports kilobytes).
@@ -330,12 +383,15 @@ struct StudyWorker: Sendable {
     let cache: StudyCache
     let recompute: Bool
 
-    func process(_ study: CatalogStudy) -> Outcome {
-        let id = StudyFusion.sampleID(study)
+    /// The cache key of `study` (stats its files).
+    func key(for study: CatalogStudy) -> StudyCache.StudyKey {
+        StudyCache.key(study: study, root: root, sampleID: StudyFusion.sampleID(study), labels: tables.labels(for: study.studyID),
+                       coordinates: tables.coordinates[study.studyID] ?? [], fusion: pipeline.fusion, zstdLevel: pipeline.zstdLevel)
+    }
+
+    func process(_ study: CatalogStudy, key: StudyCache.StudyKey) -> Outcome {
         let labels = tables.labels(for: study.studyID)
         let coordinates = tables.coordinates[study.studyID] ?? []
-        let key = StudyCache.key(study: study, root: root, sampleID: id, labels: labels, coordinates: coordinates,
-                                 fusion: pipeline.fusion, zstdLevel: pipeline.zstdLevel)
         var invalidated = false
         if !recompute {
             switch cache.load(key, root: root) {

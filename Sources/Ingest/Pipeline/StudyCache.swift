@@ -71,6 +71,8 @@ public struct StudyCache: Sendable {
     }
 
     /// The key of `study` fused with `fusion` by the code of `version` and encoded at `zstdLevel`; stats every input file.
+    /// The SHA-256 of the binary key material (`KeyMaterialEncoder`; key layout 2: until issue 20 it was of the
+    /// material's JSON, so entries made before are misses and recompute once).
     public static func key(study: CatalogStudy, root: String, sampleID: Int64, labels: [Int8],
                            coordinates: [LabelCoordinate], fusion: FusionParameters, zstdLevel: Int,
                            version: String = fusionCodeVersion) -> StudyKey {
@@ -82,35 +84,56 @@ public struct StudyCache: Sendable {
             var fusion: FusionParameters
             var zstdLevel: Int
             var study: CatalogStudy
-            var sizes: [String: Int64]
+            var paths: [String]
+            var sizes: [Int64]
             var labels: [Int8]
             var coordinates: [LabelCoordinate]
         }
         let material = Material(version: version, sampleID: sampleID, fusion: fusion, zstdLevel: zstdLevel,
-                                study: study, sizes: Dictionary(uniqueKeysWithValues: files.map { ($0.path, $0.size) }),
+                                study: study, paths: files.map(\.path), sizes: files.map(\.size),
                                 labels: labels, coordinates: coordinates)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        let data = (try? encoder.encode(material)) ?? Data("\(material)".utf8)
+        let data = (try? KeyMaterialEncoder.encode(material)).map { Data($0) } ?? Data("\(material)".utf8)
         return StudyKey(hex: SHA256.hex(of: data), files: files)
     }
 
     /// Looks `key` up; verifies the entry's checksum and its input files (stat, else digest).
     public func load(_ key: StudyKey, root: String) -> Lookup {
-        guard let data = FileManager.default.contents(atPath: url(key).path) else { return .miss }
+        guard let data = try? Data(contentsOf: url(key), options: .alwaysMapped) else { return .miss }
         let entry: (stamps: [FileStamp], madeAt: Int64, cached: CachedStudy)
         do { entry = try CacheEntry.decode(data) } catch { return .corrupt("\(error)") }
-        let recorded = Dictionary(entry.stamps.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+        if let stale = Self.staleFile(key, stamps: entry.stamps, madeAt: entry.madeAt, root: root) { return .stale(stale) }
+        return .hit(entry.cached)
+    }
+
+    /// What a header-only lookup found: the study's report and the study id of its sample (nil: no sample).
+    public struct CachedReport: Sendable {
+        /// The study's report as the run that fused it wrote it.
+        public var report: StudyReport
+        /// The sample's study id when the study was fused into one.
+        public var sampleID: Int64?
+    }
+
+    /// Looks `key` up reading only the entry's header (its own checksum verified; the chunks are neither read nor
+    /// checked) and verifies its input files as `load` does: for a run that keeps its published shards and needs
+    /// the reports only. Any result but a hit sends the caller to `load`.
+    public func loadReport(_ key: StudyKey, root: String) -> CachedReport? {
+        guard let header = try? CacheEntry.decodeHeader(file: url(key).path) else { return nil }
+        if Self.staleFile(key, stamps: header.stamps, madeAt: header.madeAt, root: root) != nil { return nil }
+        return CachedReport(report: header.report, sampleID: header.sample?.studyID)
+    }
+
+    /// The first input file of `key` whose content differs from the entry's stamps (stat, else digest), or nil.
+    static func staleFile(_ key: StudyKey, stamps: [FileStamp], madeAt: Int64, root: String) -> String? {
+        let recorded = Dictionary(stamps.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         for now in key.files {
-            guard let then = recorded[now.path], then.size == now.size else { return .stale("\(now.path): not recorded") }
+            guard let then = recorded[now.path], then.size == now.size else { return "\(now.path): not recorded" }
             let statMatches = then.mtimeNanoseconds == now.mtimeNanoseconds && then.inode == now.inode
-            let racy = now.mtimeNanoseconds >= entry.madeAt - 1_000_000_000
+            let racy = now.mtimeNanoseconds >= madeAt - 1_000_000_000
             if statMatches && !racy { continue }
             let digest = try? Self.digest(URL(fileURLWithPath: root).appendingPathComponent(now.path))
-            guard let digest, digest == then.xxh64 else { return .stale("\(now.path): content changed") }
+            guard let digest, digest == then.xxh64 else { return "\(now.path): content changed" }
         }
-        return .hit(entry.cached)
+        return nil
     }
 
     /// Stores `study` under `key`, digesting its input files; atomic (temporary name, fsync, rename).
@@ -159,7 +182,7 @@ public struct StudyCache: Sendable {
 
     static func stamp(path: String, root: String) -> FileStamp {
         var st = stat()
-        let full = URL(fileURLWithPath: root).appendingPathComponent(path).path
+        let full = root.hasSuffix("/") ? root + path : root + "/" + path
         guard stat(full, &st) == 0 else { return FileStamp(path: path, size: -1, mtimeNanoseconds: 0, inode: 0) }
         return FileStamp(path: path, size: Int64(st.st_size),
                          mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
@@ -182,13 +205,23 @@ public struct StudyCache: Sendable {
     }
 }
 
-/// The entry's bytes: magic, a JSON header (stamps, report, sample's small arrays, chunk sizes), the
-/// chunks, then the XXH64 (16 hex digits) of everything before it.
+/// The entry's bytes: magic, the header's length (UInt64, little endian), the header — the JSON part's length
+/// (UInt64), a JSON part (report, sample's small arrays, chunk sizes) and the input files' stamps in binary (a UInt32 count, then per file its path as a
+/// UInt32 length and UTF-8, size, mtime, inode, a digest flag and XXH64; integers little endian) — the XXH64 of
+/// the bytes so far (16 hex digits: the header can be read and checked alone), the chunks, then the XXH64 (16 hex
+/// digits) of everything before it.
 enum CacheEntry {
-    static let magic = Data("F3DCACHE2\n".utf8)
+    static let magic = Data("F3DCACHE3\n".utf8)
 
-    struct Header: Codable {
+    struct Header {
         var stamps: [StudyCache.FileStamp]
+        var madeAt: Int64
+        var report: StudyReport
+        var sample: SampleHeader?
+    }
+
+    /// The header's JSON part.
+    struct HeaderJSON: Codable {
         var madeAt: Int64
         var report: StudyReport
         var sample: SampleHeader?
@@ -220,46 +253,149 @@ enum CacheEntry {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        let header = try encoder.encode(Header(stamps: stamps, madeAt: madeAt, report: study.report, sample: sample))
+        let json = try encoder.encode(HeaderJSON(madeAt: madeAt, report: study.report, sample: sample))
+        var jsonLength = UInt64(json.count).littleEndian
+        var header = Data()
+        withUnsafeBytes(of: &jsonLength) { header.append(contentsOf: $0) }
+        header.append(json)
+        header.append(contentsOf: encodeStamps(stamps))
         var data = magic
         var length = UInt64(header.count).littleEndian
         withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
         data.append(header)
+        data.append(Data(data.withUnsafeBytes { XXH64.hex($0) }.utf8))
         for chunk in study.sample?.chunks ?? [] { data.append(contentsOf: chunk) }
         data.append(Data(data.withUnsafeBytes { XXH64.hex($0) }.utf8))
         return data
     }
 
-    static func decode(_ data: Data) throws -> (stamps: [StudyCache.FileStamp], madeAt: Int64, cached: StudyCache.CachedStudy) {
+    /// The header's length from the fixed prefix (magic, length), checked against `available` bytes.
+    private static func headerLength(_ prefix: UnsafeRawBufferPointer, available: Int) throws -> Int {
         let fixed = magic.count + 8
-        guard data.count >= fixed + 16, data.prefix(magic.count) == magic else { throw Corrupt(description: "not a cache entry") }
-        let body = data.prefix(data.count - 16)
-        guard body.withUnsafeBytes({ XXH64.hex($0) }) == String(decoding: data.suffix(16), as: UTF8.self) else {
-            throw Corrupt(description: "checksum mismatch (truncated or damaged)")
+        guard prefix.count >= fixed, magic.elementsEqual(prefix.prefix(magic.count)) else { throw Corrupt(description: "not a cache entry") }
+        let length = (0..<8).reduce(0) { $0 | Int(prefix[magic.count + $1]) << (8 * $1) }
+        guard length >= 0, length <= available - fixed - 16 else { throw Corrupt(description: "header length out of range") }
+        return length
+    }
+
+    /// Decodes the header whose bytes (magic, length, JSON, checksum) start `bytes`; checks its checksum.
+    private static func header(_ bytes: UnsafeRawBufferPointer, length: Int) throws -> Header {
+        let fixed = magic.count + 8
+        let end = fixed + length
+        guard XXH64.hex(UnsafeRawBufferPointer(rebasing: bytes[0..<end])) == String(decoding: bytes[end..<end + 16], as: UTF8.self) else {
+            throw Corrupt(description: "header checksum mismatch (damaged)")
         }
-        let bytes = [UInt8](body)
-        let length = bytes[magic.count..<fixed].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        guard length <= bytes.count - fixed else { throw Corrupt(description: "header length out of range") }
+        var reader = StampReader(bytes: UnsafeRawBufferPointer(rebasing: bytes[fixed..<end]))
+        let jsonLength = Int(try reader.integer(UInt64.self))
+        guard jsonLength <= length - 8 else { throw Corrupt(description: "header parts out of range") }
+        let jsonStart = fixed + 8, jsonEnd = jsonStart + jsonLength
+        reader.offset = 8 + jsonLength
+        let stamps = try reader.stamps()
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        let header = try decoder.decode(Header.self, from: Data(bytes[fixed..<fixed + length]))
-        var sample: EncodedSample?
-        if let s = header.sample {
-            var offset = fixed + length
-            var chunks: [[UInt8]] = []
-            for n in s.chunkBytes {
-                guard n >= 0, offset + n <= bytes.count else { throw Corrupt(description: "chunk sizes out of range") }
-                chunks.append(Array(bytes[offset..<offset + n]))
-                offset += n
-            }
-            guard offset == bytes.count, s.shape.count == 3, chunks.count == 3, s.present.count == 3, s.affine.count == 16,
-                  s.keypointBits.count == 75, s.norm.count == 6, s.labels.count == 25 else {
-                throw Corrupt(description: "sample arrays of the wrong size")
-            }
-            sample = EncodedSample(studyID: s.studyID, shape: s.shape, zstdLevel: s.zstdLevel, chunks: chunks, present: s.present,
-                                   affine: s.affine, keypoints: s.keypointBits.map(Float.init(bitPattern:)), norm: s.norm,
-                                   labels: s.labels)
+        let json = try decoder.decode(HeaderJSON.self, from: Data(bytes[jsonStart..<jsonEnd]))
+        return Header(stamps: stamps, madeAt: json.madeAt, report: json.report, sample: json.sample)
+    }
+
+    /// The stamps' bytes, after the JSON part.
+    static func encodeStamps(_ stamps: [StudyCache.FileStamp]) -> [UInt8] {
+        var out: [UInt8] = []
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        put(UInt32(stamps.count))
+        for s in stamps {
+            put(UInt32(s.path.utf8.count))
+            out.append(contentsOf: s.path.utf8)
+            put(s.size)
+            put(s.mtimeNanoseconds)
+            put(s.inode)
+            let digest = s.xxh64.flatMap { UInt64($0, radix: 16) }
+            out.append(digest == nil ? 0 : 1)
+            put(digest ?? 0)
         }
-        return (header.stamps, header.madeAt, StudyCache.CachedStudy(report: header.report, sample: sample))
+        return out
+    }
+
+    /// Reads the stamps after the header's JSON part.
+    struct StampReader {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        mutating func integer<T: FixedWidthInteger>(_: T.Type) throws -> T {
+            guard offset + MemoryLayout<T>.size <= bytes.count else { throw CacheEntry.Corrupt(description: "stamps truncated") }
+            let v = T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+            offset += MemoryLayout<T>.size
+            return v
+        }
+
+        mutating func stamps() throws -> [StudyCache.FileStamp] {
+            let n = Int(try integer(UInt32.self))
+            var out: [StudyCache.FileStamp] = []
+            out.reserveCapacity(min(n, 1 << 16))
+            for _ in 0..<n {
+                let length = Int(try integer(UInt32.self))
+                guard offset + length <= bytes.count else { throw CacheEntry.Corrupt(description: "stamps truncated") }
+                let path = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length]), as: UTF8.self)
+                offset += length
+                let size = try integer(Int64.self), mtime = try integer(Int64.self), inode = try integer(UInt64.self)
+                let flag = try integer(UInt8.self)
+                let digest = try integer(UInt64.self)
+                let hex = String(digest, radix: 16)
+                out.append(StudyCache.FileStamp(path: path, size: size, mtimeNanoseconds: mtime, inode: inode,
+                                                xxh64: flag == 0 ? nil : String(repeating: "0", count: 16 - hex.count) + hex))
+            }
+            guard offset == bytes.count else { throw CacheEntry.Corrupt(description: "bytes after the stamps") }
+            return out
+        }
+    }
+
+    /// Reads and checks the header of the entry file at `path` only (not its chunks).
+    static func decodeHeader(file path: String) throws -> Header {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Corrupt(description: "cannot open") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw Corrupt(description: "cannot stat") }
+        let size = Int(st.st_size)
+        func read(_ count: Int, at offset: Int) throws -> [UInt8] {
+            var buffer = [UInt8](repeating: 0, count: count)
+            let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
+            guard got == count else { throw Corrupt(description: "truncated") }
+            return buffer
+        }
+        let fixed = magic.count + 8
+        let prefix = try read(fixed, at: 0)
+        let length = try prefix.withUnsafeBytes { try headerLength($0, available: size) }
+        let bytes = try read(fixed + length + 16, at: 0)
+        return try bytes.withUnsafeBytes { try header($0, length: length) }
+    }
+
+    static func decode(_ data: Data) throws -> (stamps: [StudyCache.FileStamp], madeAt: Int64, cached: StudyCache.CachedStudy) {
+        try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            guard bytes.count >= magic.count + 8 + 32 else { throw Corrupt(description: "not a cache entry") }
+            let body = UnsafeRawBufferPointer(rebasing: bytes[0..<bytes.count - 16])
+            guard XXH64.hex(body) == String(decoding: bytes[(bytes.count - 16)...], as: UTF8.self) else {
+                throw Corrupt(description: "checksum mismatch (truncated or damaged)")
+            }
+            let length = try headerLength(body, available: bytes.count - 16)
+            let header = try header(body, length: length)
+            var sample: EncodedSample?
+            if let s = header.sample {
+                var offset = magic.count + 8 + length + 16
+                var chunks: [[UInt8]] = []
+                for n in s.chunkBytes {
+                    guard n >= 0, offset + n <= body.count else { throw Corrupt(description: "chunk sizes out of range") }
+                    chunks.append(Array(UnsafeRawBufferPointer(rebasing: body[offset..<offset + n])))
+                    offset += n
+                }
+                guard offset == body.count, s.shape.count == 3, chunks.count == 3, s.present.count == 3, s.affine.count == 16,
+                      s.keypointBits.count == 75, s.norm.count == 6, s.labels.count == 25 else {
+                    throw Corrupt(description: "sample arrays of the wrong size")
+                }
+                sample = EncodedSample(studyID: s.studyID, shape: s.shape, zstdLevel: s.zstdLevel, chunks: chunks, present: s.present,
+                                       affine: s.affine, keypoints: s.keypointBits.map(Float.init(bitPattern:)), norm: s.norm,
+                                       labels: s.labels)
+            }
+            return (header.stamps, header.madeAt, StudyCache.CachedStudy(report: header.report, sample: sample))
+        }
     }
 }
