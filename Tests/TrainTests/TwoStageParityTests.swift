@@ -7,28 +7,36 @@ import XCTest
 /// both ways (to 1e-4 and 1e-3 voxels).
 final class TwoStageParityTests: XCTestCase {
     /// A tiny two-stage model on a 24³ grid: crops 6 × 8 × 6 at 1.5 grid voxels, the localizer (width 4) at 12 × 24 × 12.
-    static var spec: ModelSpec {
+    /// Side crops (two per level, the right one mirrored) with `sides`.
+    static func spec(sides: Bool = false) -> ModelSpec {
         var spec = ModelSpec(name: "efficientnet3d", inputSize: [24, 24, 24], width: 0.25)
-        spec.twoStage = try! TwoStageLayout(crops: PointCrops(size: [6, 8, 6], scale: 1.5), localizerWidth: 4, pool: [2, 1, 2])
+        spec.twoStage = try! TwoStageLayout(crops: PointCrops(size: [6, 8, 6], scale: 1.5), localizerWidth: 4, pool: [2, 1, 2],
+                                            sideShift: sides ? 2.25 : nil)
         return spec
     }
+    static var spec: ModelSpec { spec() }
 
-    func runTwin(_ command: String, _ extra: [String]) throws {
-        let layout = Self.spec.twoStage!
-        let arguments = ["--two-stage"] + layout.crops.size.map(String.init)
+    func runTwin(_ command: String, _ extra: [String], spec: ModelSpec = TwoStageParityTests.spec) throws {
+        let layout = spec.twoStage!
+        var arguments = ["--two-stage"] + layout.crops.size.map(String.init)
             + ["--crop-scale", String(layout.crops.scale), "--pool"] + layout.pool.map(String.init) + ["--localizer-width", String(layout.localizerWidth)]
-        _ = try PyTorchTwin.run(command, Self.spec, arguments + extra)
+        if let shift = layout.sideShift { arguments += ["--side-shift", String(shift)] }
+        _ = try PyTorchTwin.run(command, spec, arguments + extra)
     }
 
     func located(_ model: OrdinalClassifier) throws -> Tensor {
         try XCTUnwrap((model.backbone as? TwoStageBackbone)?.located)
     }
 
-    func testOursInPyTorch() throws {
+    func testOursInPyTorch() throws { try oursInPyTorch(Self.spec) }
+
+    func testOursInPyTorchWithSideCrops() throws { try oursInPyTorch(Self.spec(sides: true)) }
+
+    func oursInPyTorch(_ spec: ModelSpec) throws {
         let dir = try Fixtures.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         Torch.manualSeed(3)
-        let model = try Self.spec.make()
+        let model = try spec.make()
         for (name, t) in model.namedBuffers() where name.hasSuffix("running_mean") { try t.uniform_(-0.1, 0.1) }
         for (name, t) in model.namedBuffers() where name.hasSuffix("running_var") { try t.uniform_(0.5, 1.5) }
         model.eval()
@@ -41,7 +49,7 @@ final class TwoStageParityTests: XCTestCase {
         let o = dir.appendingPathComponent("y.safetensors")
         try Checkpoint.saveWeights(model, to: w)
         try SafeTensors.write(["x": x], to: i)
-        try runTwin("forward", ["--weights", w.path, "--input", i.path, "--out", o.path])
+        try runTwin("forward", ["--weights", w.path, "--input", i.path, "--out", o.path], spec: spec)
         let theirs = try SafeTensors.read(o).tensors
         XCTAssertLessThan(try (probs - XCTUnwrap(theirs["probs"])).abs().max().item(), 1e-4)
         XCTAssertLessThan(try (points - XCTUnwrap(theirs["points"])).abs().max().item(), 1e-3)

@@ -203,6 +203,23 @@ class LevelHead(nn.Module):
         return self.condition(x.view(b, self.levels, -1)).transpose(1, 2).reshape(b, -1) + self.bias
 
 
+class SideHead(nn.Module):
+    """Twin of Swift's SideHead: one linear reads each side crop's features as (spinal, foramen, recess); a level's
+    spinal logit is the mean of its two sides'; columns spinal, left/right foraminal, left/right subarticular."""
+
+    def __init__(self, features, levels):
+        super().__init__()
+        self.side = nn.Linear(features, 3)
+        self.bias = nn.Parameter(torch.zeros(5 * levels))
+        self.levels = levels
+
+    def forward(self, x):
+        b = x.shape[0]
+        z = self.side(x.view(b, self.levels, 2, -1))  # (B, level, side, 3)
+        spinal = (z[:, :, 0, 0] + z[:, :, 1, 0]) * 0.5
+        return torch.cat([spinal, z[:, :, 0, 1], z[:, :, 1, 1], z[:, :, 0, 2], z[:, :, 1, 2]], 1) + self.bias
+
+
 class LogisticCumulativeLink(nn.Module):
     def __init__(self, heads=25, classes=3):
         super().__init__()
@@ -224,7 +241,9 @@ class OrdinalClassifier(nn.Module):
     def __init__(self, backbone, heads=25, classes=3):
         super().__init__()
         self.backbone = backbone
-        if isinstance(backbone, (LevelCropBackbone, TwoStageBackbone)) and heads == 25:
+        if isinstance(backbone, TwoStageBackbone) and backbone.side_shift is not None and heads == 25:
+            self.head = SideHead(backbone.inner.feature_count, backbone.levels)
+        elif isinstance(backbone, (LevelCropBackbone, TwoStageBackbone)) and heads == 25:
             self.head = LevelHead(backbone.inner.feature_count, backbone.levels, heads // backbone.levels)
         else:
             self.head = nn.Linear(backbone.feature_count, heads)
@@ -292,11 +311,14 @@ class PointCrops:
     def __init__(self, size, scale=1.0):
         self.size, self.scale = list(size), scale
 
-    def __call__(self, x, points):
-        """x (B, C, D, H, W), points (B, L, 3) voxel (d, h, w) → (L * B, C, *size), level-major."""
+    def __call__(self, x, points, mirrored=False):
+        """x (B, C, D, H, W), points (B, L, 3) voxel (d, h, w) → (L * B, C, *size), level-major; `mirrored` crops run
+        along −d."""
         b, l = points.shape[:2]
         grid = x.shape[2:]
         axes = [(torch.arange(n, dtype=torch.float32) - (n - 1) / 2) * self.scale for n in self.size]
+        if mirrored:
+            axes[0] = -axes[0]
         offsets = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)  # (D, H, W, 3) as (d, h, w)
         at = (points.float().reshape(b, l, 1, 1, 1, 3) + offsets).reshape(b, l * self.size[0], *self.size[1:], 3)
         norm = torch.stack([2 * at[..., a] / max(grid[a] - 1, 1) - 1 for a in (2, 1, 0)], -1)  # (x=w, y=h, z=d)
@@ -329,12 +351,13 @@ class TwoStageBackbone(nn.Module):
     """Twin of Swift's TwoStageBackbone: the localizer on the grid average-pooled by `pool`; one crop per level at its
     points (or at `guide` when set: training on the labels) through one shared backbone; features (B, levels * C)."""
 
-    def __init__(self, inner, crop, scale=1.0, localizer_width=8, pool=(4, 2, 2), levels=5):
+    def __init__(self, inner, crop, scale=1.0, localizer_width=8, pool=(4, 2, 2), levels=5, side_shift=None):
         super().__init__()
+        self.side_shift = side_shift
         self.localizer = LevelLocalizer(levels, localizer_width)
         self.inner = inner
         self.crops, self.pool, self.levels = PointCrops(crop, scale), tuple(pool), levels
-        self.feature_count = levels * inner.feature_count
+        self.feature_count = levels * (1 if side_shift is None else 2) * inner.feature_count
         self.guide, self.located, self.heat = None, None, None
         self.register_buffer("offsets", torch.zeros(5 * levels, 3))
 
@@ -352,7 +375,11 @@ class TwoStageBackbone(nn.Module):
         points = self.located.detach()
         if self.guide is not None:  # NaN where the prediction is used
             points = torch.where(torch.isfinite(self.guide), self.guide.nan_to_num(), points)
-        return self.inner(self.crops(x, points)).view(self.levels, b, -1).transpose(0, 1).reshape(b, -1)
+        if self.side_shift is None:
+            return self.inner(self.crops(x, points)).view(self.levels, b, -1).transpose(0, 1).reshape(b, -1)
+        along = torch.tensor([self.side_shift, 0.0, 0.0])
+        crops = torch.cat([self.crops(x, points + along), self.crops(x, points - along, mirrored=True)])
+        return self.inner(crops).view(2, self.levels, b, -1).permute(2, 1, 0, 3).reshape(b, -1)
 
 
 def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
@@ -365,14 +392,15 @@ def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
 
 def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_crop=None, two_stage=None):
     """The twin of Swift's ModelSpec(name:variant:inputSize:width:heads:classes:levelCrop:twoStage:).make();
-    `two_stage` is (crop, scale, localizer width, pool)."""
+    `two_stage` is (crop, scale, localizer width, pool[, side shift])."""
     if model == "efficientnet3d":
         backbone = EfficientNet3D(variant or "b0", width)
         if level_crop:
             backbone = LevelCropBackbone(backbone, level_crop)
         elif two_stage:
-            crop, scale, localizer_width, pool = two_stage
-            backbone = TwoStageBackbone(backbone, crop, scale, localizer_width, pool)
+            crop, scale, localizer_width, pool = two_stage[:4]
+            side_shift = two_stage[4] if len(two_stage) > 4 else None
+            backbone = TwoStageBackbone(backbone, crop, scale, localizer_width, pool, side_shift=side_shift)
     elif model == "vit3d":
         dim, depth, h = VIT[variant or "tiny"]
         backbone = ViT3D([size] * 3, dim=dim, depth=depth, heads=h)
@@ -398,12 +426,13 @@ def main():
     ap.add_argument("--crop-scale", type=float, default=1.0)
     ap.add_argument("--pool", type=int, nargs=3, default=[4, 2, 2])
     ap.add_argument("--localizer-width", type=int, default=8)
+    ap.add_argument("--side-shift", type=float, help="side crops (two per level, the right one mirrored) this far from the point")
     ap.add_argument("--weights")
     ap.add_argument("--input")
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    two_stage = (a.two_stage, a.crop_scale, a.localizer_width, a.pool) if a.two_stage else None
+    two_stage = (a.two_stage, a.crop_scale, a.localizer_width, a.pool, a.side_shift) if a.two_stage else None
     net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop, two_stage=two_stage)
     if a.command == "describe":
         params = sum(p.numel() for p in net.parameters())
