@@ -98,14 +98,35 @@ final class PointCropsTests: XCTestCase {
     /// the mean of the two sides'; columns in RSNA order (left before right); a left-right mirrored volume with its
     /// points mirrored gives the same logits with left and right columns swapped.
     func testSideCropModelSwapsSidesUnderAMirror() throws {
+        try swapsSidesUnderAMirror(try TwoStageLayout(crops: PointCrops(size: [6, 8, 8]), localizerWidth: 2, sideShift: 1.5))
+    }
+
+    /// Condition crops (one per label column at its condition's point, the right side's mirrored): the same symmetry,
+    /// with offsets whose left and right columns mirror each other.
+    func testConditionCropModelSwapsSidesUnderAMirror() throws {
+        try swapsSidesUnderAMirror(try TwoStageLayout(crops: PointCrops(size: [4, 6, 6]), localizerWidth: 2, conditionCrops: true))
+    }
+
+    func swapsSidesUnderAMirror(_ layout: TwoStageLayout) throws {
         Torch.manualSeed(3)
         var spec = ModelSpec(name: "efficientnet3d", inputSize: [16, 16, 16], width: 0.25)
-        spec.twoStage = try TwoStageLayout(crops: PointCrops(size: [6, 8, 8]), localizerWidth: 2, sideShift: 1.5)
+        spec.twoStage = layout
         let model = try spec.make()
         model.eval()
         let backbone = try XCTUnwrap(model.backbone as? TwoStageBackbone)
-        XCTAssertTrue(model.head is SideHead)
-        XCTAssertEqual(backbone.featureCount, 5 * 2 * backbone.inner.featureCount)
+        XCTAssertTrue(layout.conditionCrops ? model.head is ConditionHead : model.head is SideHead)
+        XCTAssertEqual(backbone.featureCount, 5 * layout.cropsPerLevel * backbone.inner.featureCount)
+        // Offsets (voxels) of each column from its level's point: left (+d) and right (−d) mirror each other.
+        var offsets = [Float](repeating: 0, count: 75)
+        for level in 0..<5 {
+            for (column, d) in [(5, Float(3.5)), (10, -3.5), (15, 1.5), (20, -1.5)] {
+                offsets[3 * (column + level)] = d
+                offsets[3 * (column + level) + 1] = -1
+                offsets[3 * (column + level) + 2] = 0.5
+            }
+            offsets[3 * level + 2] = 0.25
+        }
+        try Torch.noGrad { try backbone.offsets.copy_(try Tensor(offsets, shape: [25, 3])) }
         let x = try Tensor.rand([1, 3, 16, 16, 16])
         var points: [Float] = [], mirroredPoints: [Float] = []
         for l in 0..<5 {
@@ -121,7 +142,7 @@ final class PointCropsTests: XCTestCase {
         backbone.guide = nil
         // Columns: spinal 0–4, left foramen 5–9, right foramen 10–14, left recess 15–19, right recess 20–24.
         let swap = Array(0..<5) + Array(10..<15) + Array(5..<10) + Array(20..<25) + Array(15..<20)
-        let bias = try (model.head as! SideHead).bias.toArray(Float.self)
+        let bias = try ((model.head as? SideHead)?.bias ?? (model.head as! ConditionHead).bias).toArray(Float.self)
         for k in 0..<25 {
             // The per-column bias is not mirrored: compare without it.
             XCTAssertEqual(swapped[swap[k]] - bias[swap[k]], logits[k] - bias[k], accuracy: 1e-4, "column \(k)")

@@ -8,10 +8,10 @@ import XCTest
 final class TwoStageParityTests: XCTestCase {
     /// A tiny two-stage model on a 24³ grid: crops 6 × 8 × 6 at 1.5 grid voxels, the localizer (width 4) at 12 × 24 × 12.
     /// Side crops (two per level, the right one mirrored) with `sides`.
-    static func spec(sides: Bool = false) -> ModelSpec {
+    static func spec(sides: Bool = false, conditions: Bool = false) -> ModelSpec {
         var spec = ModelSpec(name: "efficientnet3d", inputSize: [24, 24, 24], width: 0.25)
         spec.twoStage = try! TwoStageLayout(crops: PointCrops(size: [6, 8, 6], scale: 1.5), localizerWidth: 4, pool: [2, 1, 2],
-                                            sideShift: sides ? 2.25 : nil)
+                                            sideShift: sides ? 2.25 : nil, conditionCrops: conditions)
         return spec
     }
     static var spec: ModelSpec { spec() }
@@ -21,6 +21,7 @@ final class TwoStageParityTests: XCTestCase {
         var arguments = ["--two-stage"] + layout.crops.size.map(String.init)
             + ["--crop-scale", String(layout.crops.scale), "--pool"] + layout.pool.map(String.init) + ["--localizer-width", String(layout.localizerWidth)]
         if let shift = layout.sideShift { arguments += ["--side-shift", String(shift)] }
+        if layout.conditionCrops { arguments += ["--condition-crops"] }
         _ = try PyTorchTwin.run(command, spec, arguments + extra)
     }
 
@@ -32,6 +33,8 @@ final class TwoStageParityTests: XCTestCase {
 
     func testOursInPyTorchWithSideCrops() throws { try oursInPyTorch(Self.spec(sides: true)) }
 
+    func testOursInPyTorchWithConditionCrops() throws { try oursInPyTorch(Self.spec(conditions: true)) }
+
     func oursInPyTorch(_ spec: ModelSpec) throws {
         let dir = try Fixtures.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -39,6 +42,8 @@ final class TwoStageParityTests: XCTestCase {
         let model = try spec.make()
         for (name, t) in model.namedBuffers() where name.hasSuffix("running_mean") { try t.uniform_(-0.1, 0.1) }
         for (name, t) in model.namedBuffers() where name.hasSuffix("running_var") { try t.uniform_(0.5, 1.5) }
+        // Condition offsets (saved with the weights): each column's own, so a misplaced column would show.
+        for (name, t) in model.namedBuffers() where name.hasSuffix("offsets") { try t.uniform_(-3, 3) }
         model.eval()
         let x = try Tensor.randn([2, 3, 24, 24, 24])
         let probs = try Torch.noGrad { try model(x) }

@@ -220,6 +220,23 @@ class SideHead(nn.Module):
         return torch.cat([spinal, z[:, :, 0, 1], z[:, :, 1, 1], z[:, :, 0, 2], z[:, :, 1, 2]], 1) + self.bias
 
 
+class ConditionHead(nn.Module):
+    """Twin of Swift's ConditionHead: one linear reads every condition crop's features as (canal, foramen, recess); each
+    label column keeps its condition's logit; a bias per column."""
+
+    def __init__(self, features, levels):
+        super().__init__()
+        self.kind = nn.Linear(features, 3)
+        self.bias = nn.Parameter(torch.zeros(5 * levels))
+        self.levels = levels
+
+    def forward(self, x):
+        b, columns = x.shape[0], 5 * self.levels
+        z = self.kind(x.view(b, columns, -1))
+        which = torch.tensor([[0, 1, 1, 2, 2][c // self.levels] for c in range(columns)])
+        return z.gather(2, which.view(1, columns, 1).expand(b, columns, 1)).squeeze(2) + self.bias
+
+
 class LogisticCumulativeLink(nn.Module):
     def __init__(self, heads=25, classes=3):
         super().__init__()
@@ -241,7 +258,9 @@ class OrdinalClassifier(nn.Module):
     def __init__(self, backbone, heads=25, classes=3):
         super().__init__()
         self.backbone = backbone
-        if isinstance(backbone, TwoStageBackbone) and backbone.side_shift is not None and heads == 25:
+        if isinstance(backbone, TwoStageBackbone) and backbone.condition_crops and heads == 25:
+            self.head = ConditionHead(backbone.inner.feature_count, backbone.levels)
+        elif isinstance(backbone, TwoStageBackbone) and backbone.side_shift is not None and heads == 25:
             self.head = SideHead(backbone.inner.feature_count, backbone.levels)
         elif isinstance(backbone, (LevelCropBackbone, TwoStageBackbone)) and heads == 25:
             self.head = LevelHead(backbone.inner.feature_count, backbone.levels, heads // backbone.levels)
@@ -351,13 +370,14 @@ class TwoStageBackbone(nn.Module):
     """Twin of Swift's TwoStageBackbone: the localizer on the grid average-pooled by `pool`; one crop per level at its
     points (or at `guide` when set: training on the labels) through one shared backbone; features (B, levels * C)."""
 
-    def __init__(self, inner, crop, scale=1.0, localizer_width=8, pool=(4, 2, 2), levels=5, side_shift=None):
+    def __init__(self, inner, crop, scale=1.0, localizer_width=8, pool=(4, 2, 2), levels=5, side_shift=None,
+                 condition_crops=False):
         super().__init__()
-        self.side_shift = side_shift
+        self.side_shift, self.condition_crops = side_shift, condition_crops
         self.localizer = LevelLocalizer(levels, localizer_width)
         self.inner = inner
         self.crops, self.pool, self.levels = PointCrops(crop, scale), tuple(pool), levels
-        self.feature_count = levels * (1 if side_shift is None else 2) * inner.feature_count
+        self.feature_count = levels * (5 if condition_crops else 1 if side_shift is None else 2) * inner.feature_count
         self.guide, self.located, self.heat = None, None, None
         self.register_buffer("offsets", torch.zeros(5 * levels, 3))
 
@@ -375,6 +395,13 @@ class TwoStageBackbone(nn.Module):
         points = self.located.detach()
         if self.guide is not None:  # NaN where the prediction is used
             points = torch.where(torch.isfinite(self.guide), self.guide.nan_to_num(), points)
+        if self.condition_crops:
+            columns = points.unsqueeze(1).expand(b, 5, self.levels, 3).reshape(b, 5 * self.levels, 3) + self.offsets
+            plain, mirrored = list(range(10)) + list(range(15, 20)), list(range(10, 15)) + list(range(20, 25))
+            crops = torch.cat([self.crops(x, columns[:, plain]), self.crops(x, columns[:, mirrored], mirrored=True)])
+            f = self.inner(crops).view(5 * self.levels, b, -1).transpose(0, 1)  # (B, crop order, F)
+            order = plain + mirrored
+            return f[:, [order.index(c) for c in range(5 * self.levels)]].reshape(b, -1)
         if self.side_shift is None:
             return self.inner(self.crops(x, points)).view(self.levels, b, -1).transpose(0, 1).reshape(b, -1)
         along = torch.tensor([self.side_shift, 0.0, 0.0])
@@ -392,7 +419,7 @@ def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
 
 def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_crop=None, two_stage=None):
     """The twin of Swift's ModelSpec(name:variant:inputSize:width:heads:classes:levelCrop:twoStage:).make();
-    `two_stage` is (crop, scale, localizer width, pool[, side shift])."""
+    `two_stage` is (crop, scale, localizer width, pool[, side shift[, condition crops]])."""
     if model == "efficientnet3d":
         backbone = EfficientNet3D(variant or "b0", width)
         if level_crop:
@@ -400,7 +427,9 @@ def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_cr
         elif two_stage:
             crop, scale, localizer_width, pool = two_stage[:4]
             side_shift = two_stage[4] if len(two_stage) > 4 else None
-            backbone = TwoStageBackbone(backbone, crop, scale, localizer_width, pool, side_shift=side_shift)
+            condition_crops = two_stage[5] if len(two_stage) > 5 else False
+            backbone = TwoStageBackbone(backbone, crop, scale, localizer_width, pool, side_shift=side_shift,
+                                        condition_crops=condition_crops)
     elif model == "vit3d":
         dim, depth, h = VIT[variant or "tiny"]
         backbone = ViT3D([size] * 3, dim=dim, depth=depth, heads=h)
@@ -427,12 +456,13 @@ def main():
     ap.add_argument("--pool", type=int, nargs=3, default=[4, 2, 2])
     ap.add_argument("--localizer-width", type=int, default=8)
     ap.add_argument("--side-shift", type=float, help="side crops (two per level, the right one mirrored) this far from the point")
+    ap.add_argument("--condition-crops", action="store_true", help="one crop per label column at its condition's point")
     ap.add_argument("--weights")
     ap.add_argument("--input")
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    two_stage = (a.two_stage, a.crop_scale, a.localizer_width, a.pool, a.side_shift) if a.two_stage else None
+    two_stage = (a.two_stage, a.crop_scale, a.localizer_width, a.pool, a.side_shift, a.condition_crops) if a.two_stage else None
     net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop, two_stage=two_stage)
     if a.command == "describe":
         params = sum(p.numel() for p in net.parameters())

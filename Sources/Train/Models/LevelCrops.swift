@@ -107,6 +107,35 @@ public final class SideHead: Module, UnaryLayer {
     }
 }
 
+/// The head over condition crops (`TwoStageLayout.conditionCrops`): one `Linear` reads every crop's features as three
+/// logits (canal, foramen, recess) and each label column keeps its condition's, plus one bias per column. Features come
+/// as (B, 25 · C) in label-column order.
+public final class ConditionHead: Module, UnaryLayer {
+    /// A crop's features → (canal, foramen, recess) logits.
+    public let kind: Linear
+    /// One bias per label column.
+    @Param public var bias: Tensor
+    /// Levels.
+    public let levels: Int
+
+    /// A head for 5 × `levels` crops of `features` features.
+    public init(features: Int, levels: Int) throws {
+        kind = try Linear(features, 3)
+        _bias = Param(wrappedValue: try Tensor.zeros([5 * levels]))
+        self.levels = levels
+    }
+
+    /// (B, 25 · C) → (B, 25).
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let b = x.shape[0], columns = 5 * levels
+        let z = try kind(try x.reshape([b, columns, x.shape[1] / columns]))  // (B, column, 3)
+        // Column c reads logit [0, 1, 1, 2, 2][c / levels]: canal, foramina, recesses.
+        let which: [Float] = (0..<columns).flatMap { c in (0..<3).map { k in Float(k == [0, 1, 1, 2, 2][c / levels] ? 1 : 0) } }
+        let mask = try Tensor(which, shape: [1, columns, 3], device: z.device)
+        return try (z * mask).sum([2]) + bias
+    }
+}
+
 /// The level atlas of a set of studies: the mean of their spinal-canal keypoints (label columns 0–4, voxels (d, h, w)).
 public enum LevelAtlas {
     /// `keypoints` holds 25 × 3 floats per study (NaN where absent); the result is 5 × 3, or an error naming the

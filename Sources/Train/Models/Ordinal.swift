@@ -94,6 +94,8 @@ public final class OrdinalClassifier: Module {
         self.backbone = backbone
         if let levels = backbone as? LevelCropBackbone, heads == 25 {
             head = try LevelHead(features: levels.inner.featureCount, levels: levels.levels, conditions: heads / levels.levels)
+        } else if let levels = backbone as? TwoStageBackbone, heads == 25, levels.layout.conditionCrops {
+            head = try ConditionHead(features: levels.inner.featureCount, levels: levels.levels)
         } else if let levels = backbone as? TwoStageBackbone, heads == 25, levels.layout.sideShift != nil {
             head = try SideHead(features: levels.inner.featureCount, levels: levels.levels)
         } else if let levels = backbone as? TwoStageBackbone, heads == 25 {

@@ -13,9 +13,14 @@ public struct TwoStageLayout: Sendable, Equatable {
     /// look alike (midline at the same crop voxel, the side's recess and foramen beyond it) and one network reads both.
     /// nil: one crop per level centred on its point.
     public var sideShift: Double?
+    /// One crop per label column instead: at each condition's point (its level's point plus the training studies' mean
+    /// offset, `TwoStageBackbone.offsets`), the right side's crops mirrored, all read by one network and a
+    /// `ConditionHead`.
+    public var conditionCrops: Bool
 
     /// A layout; three `pool` factors ≥ 1, `localizerWidth` ≥ 1.
-    public init(crops: PointCrops, localizerWidth: Int = 8, pool: [Int] = [4, 2, 2], sideShift: Double? = nil) throws {
+    public init(crops: PointCrops, localizerWidth: Int = 8, pool: [Int] = [4, 2, 2], sideShift: Double? = nil,
+                conditionCrops: Bool = false) throws {
         guard pool.count == 3, pool.allSatisfy({ $0 >= 1 }), localizerWidth >= 1 else {
             throw TorchError("the localizer needs a width of 1 or more and three pooling factors of 1 or more, not \(localizerWidth) and \(pool)")
         }
@@ -23,10 +28,12 @@ public struct TwoStageLayout: Sendable, Equatable {
         self.localizerWidth = localizerWidth
         self.pool = pool
         self.sideShift = sideShift
+        self.conditionCrops = conditionCrops
+        guard !(conditionCrops && sideShift != nil) else { throw TorchError("side crops and condition crops exclude each other") }
     }
 
-    /// Crops per level: two with side crops, else one.
-    public var cropsPerLevel: Int { sideShift == nil ? 1 : 2 }
+    /// Crops per level: five with condition crops, two with side crops, else one.
+    public var cropsPerLevel: Int { conditionCrops ? 5 : sideShift == nil ? 1 : 2 }
 }
 
 /// The recommended backbone: find the levels, then look closely. The localizer reads the stored grid average-pooled
@@ -91,6 +98,7 @@ public final class TwoStageBackbone: Module, Backbone {
             let known = try Tensor(values.map(\.isFinite), shape: guide.shape, device: x.device)
             points = try Tensor.where(known, try Tensor(values.map { $0.isFinite ? $0 : 0 }, shape: guide.shape, device: x.device), points)
         }
+        if layout.conditionCrops { return try conditionFeatures(x, levelPoints: points) }
         guard let shift = layout.sideShift else {
             let f = try inner.features(try layout.crops(x, points: points))  // (levels · B, F), level-major
             return try f.reshape([levels, b, inner.featureCount]).transpose(0, 1).contiguous().reshape([b, levels * inner.featureCount])
@@ -102,5 +110,26 @@ public final class TwoStageBackbone: Module, Backbone {
         // (B, levels, side, F)
         return try f.reshape([2, levels, b, inner.featureCount]).permute([2, 1, 0, 3]).contiguous()
             .reshape([b, levels * 2 * inner.featureCount])
+    }
+
+    /// Label columns whose crops are cut mirrored (the right foramina and recesses), and the others, in RSNA order.
+    static let mirroredColumns = Array(10..<15) + Array(20..<25), plainColumns = Array(0..<10) + Array(15..<20)
+
+    /// Condition crops: (B, levels, 3) level points → features (B, 25 · F) in label-column order.
+    func conditionFeatures(_ x: Tensor, levelPoints: Tensor) throws -> Tensor {
+        let b = x.shape[0], device = levelPoints.device
+        // (B, 5 conditions, levels, 3) + offsets (25, 3) → (B, 25, 3), column = condition · levels + level.
+        let expanded = try levelPoints.reshape([b, 1, levels, 3]).expand([b, 5, levels, 3]).reshape([b, 5 * levels, 3])
+        let columns = try expanded + (try offsets.to(.float32, device: device)).reshape([1, 5 * levels, 3])
+        let plain = try Tensor(Self.plainColumns.map(Int64.init), device: device)
+        let mirrored = try Tensor(Self.mirroredColumns.map(Int64.init), device: device)
+        let crops = try Tensor.cat([try layout.crops(x, points: try columns.indexSelect(dim: 1, index: plain).contiguous()),
+                                    try layout.crops(x, points: try columns.indexSelect(dim: 1, index: mirrored).contiguous(), mirrored: true)],
+                                   dim: 0)  // (25 · B, C, crop…): plain columns then mirrored ones, column-major
+        let f = try inner.features(crops).reshape([5 * levels, b, inner.featureCount]).transpose(0, 1)  // (B, 25 in crop order, F)
+        // Back to label-column order.
+        let order = Self.plainColumns + Self.mirroredColumns
+        let inverse = (0..<(5 * levels)).map { c in Int64(order.firstIndex(of: c)!) }
+        return try f.indexSelect(dim: 1, index: try Tensor(inverse, device: device)).contiguous().reshape([b, 5 * levels * inner.featureCount])
     }
 }

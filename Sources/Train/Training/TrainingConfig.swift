@@ -233,6 +233,12 @@ private extension ConfigSection {
         t.jitter = try s.double("jitter", min: 0) ?? t.jitter
         t.localizationWeight = try s.double("localization_weight", min: 0) ?? t.localizationWeight
         t.sideCrops = try s.bool("side_crops") ?? t.sideCrops
+        let conditionCrops = try s.bool("condition_crops")
+        // Side crops replace the default condition crops; asking for both is an error.
+        if t.sideCrops, conditionCrops == true { throw s.error("condition_crops", "side_crops and condition_crops exclude each other: set one") }
+        t.conditionCrops = conditionCrops ?? !t.sideCrops
+        // Without `crop`, each layout gets the crop it was measured with.
+        if try s.voxelSize("crop") == nil { t.crop = t.conditionCrops ? [8, 10, 10] : t.sideCrops ? [14, 16, 14] : [20, 16, 14] }
         try s.finish()
         return t
     }
