@@ -13,6 +13,9 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train ordinal 3D models on shards with K-fold cross-validation (RSNA 2024 score against the best constant baseline).",
         discussion: """
+        Without a configuration it trains the recommended model: two stages (a localizer finds each lumbar level on
+        the coarse grid; one 8×10×10 crop per label column at its condition's point, right-side crops mirrored, goes
+        through one EfficientNet-3D b0 at width 0.25), 16 epochs, batch 8, AdamW 3e-3, EMA 0.95, left-right flips.
         Splits the studies into K folds (stratified on the worst spinal grade; RUN/splits.json, reused), trains each fold
         (AdamW, warm-up + cosine, gradient clipping, optional EMA and bf16 autocast), validates every epoch and writes
         RUN/config.yaml, RUN/fold-I/{metrics.csv,best.safetensors,last.safetensors}, RUN/summary.json and RUN/report.html.
@@ -24,7 +27,7 @@ struct TrainCommand: ParsableCommand {
         --resume continues at any rank count (bit for bit at the same one). Multi-node examples: docs/slurm-train.sbatch, docs/k8s-train-indexed-job.yaml.
 
         Example:
-          fuse3d train demo-out/shards --out demo-out/run --folds 4 --epochs 20 --batch 4
+          fuse3d train demo-out/shards --out demo-out/run --fold 0
           fuse3d train /data/shards --out /data/run --config train.yaml --fold 0 --device cuda --resume
           fuse3d train demo-out/shards --out demo-out/run --epochs 30 --overwrite
           fuse3d train demo-out/shards --out demo-out/run --batch 8 --nproc 2       # two ranks on this machine

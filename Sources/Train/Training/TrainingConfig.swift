@@ -23,17 +23,17 @@ public struct TrainingConfig: Equatable, Sendable {
     /// implied by `level_crops`, `input_crop`, `input_pool` or vit3d): the whole grid or the atlas crops.
     public var twoStage: TwoStageConfig? = TwoStageConfig()
     /// Epochs per fold, samples per batch, number of folds, the run's seed.
-    public var epochs = 20, batchSize = 4, folds = 4, seed: UInt64 = 0
+    public var epochs = 16, batchSize = 8, folds = 4, seed: UInt64 = 0
     /// "cpu", "cuda" or "cuda:N"; libtorch intra-op threads (0: all cores).
     public var device = "cpu", threads = 0
     /// AdamW: peak learning rate, decoupled weight decay, β₁, β₂, ε.
-    public var learningRate = 1e-3, weightDecay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8
+    public var learningRate = 3e-3, weightDecay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8
     /// Linear warm-up length in epochs (fractions allowed), then cosine decay to `minLearningRate`.
     public var warmupEpochs = 1.0, minLearningRate = 0.0
     /// Joint gradient-norm limit (0: no clipping).
     public var clipNorm = 1.0
     /// Decay of the exponential moving average of the weights (0: no EMA); validation and best use the EMA.
-    public var emaDecay = 0.0
+    public var emaDecay = 0.95
     /// bfloat16 autocast for the forward pass.
     public var bf16 = false
     /// Loss weight of each class (normal/mild, moderate, severe); the metric's are 1, 2, 4.
@@ -43,9 +43,22 @@ public struct TrainingConfig: Equatable, Sendable {
     /// Loader: reader threads (0: all cores) and batches kept ahead.
     public var loaderThreads = 0, prefetch = 2
     /// Training-time augmentation (`AugmentationOptions` field by field).
-    public var augmentation = AugmentationOptions.none
+    public var augmentation = TrainingConfig.recommendedAugmentation
 
-    /// The defaults (EfficientNet-3D b0, 4 folds × 20 epochs, AdamW 1e-3, one warm-up epoch, no augmentation).
+    /// The default augmentation: left-right flips (label columns swapped), nothing else.
+    public static let recommendedAugmentation: AugmentationOptions = {
+        var a = AugmentationOptions.none
+        a.flip = 0.5
+        return a
+    }()
+
+    /// The EfficientNet width used: `width`, else 0.25 for an EfficientNet-3D without a `variant` (the recommended
+    /// size on these cohorts), else the variant's own (nil).
+    public var resolvedWidth: Double? { width ?? (variant == nil && model == "efficientnet3d" ? 0.25 : nil) }
+
+    /// The defaults, the recipe measured on the moving phantom cohort (docs/learning-on-the-phantom.md): the two-stage
+    /// EfficientNet-3D b0 at width 0.25 (when neither `width` nor `variant` is given), 4 folds × 16 epochs, batch 8,
+    /// AdamW 3e-3 with one warm-up epoch then cosine, EMA 0.95 of the classifier, left-right flips.
     public init() {}
 
     /// A configuration that is wrong: the file, the line, the key and what is wrong (the configuration reader's error).
@@ -125,7 +138,7 @@ public struct TrainingConfig: Equatable, Sendable {
         let a = augmentation
         var lines = ["# fuse3d training configuration (resolved)", "model: \(model)"]
         if let variant { lines.append("variant: \(variant)") }
-        if let width { lines.append("width: \(n(width))") }
+        if let width = resolvedWidth { lines.append("width: \(n(width))") }
         lines += [
             "input_pool: \(inputPool)",
         ]
@@ -179,7 +192,7 @@ public struct TrainingConfig: Equatable, Sendable {
     /// The model to build for stored grids of `gridSize` (D, H, W): its input is the grid cropped by `inputCrop`
     /// and pooled by `inputPool` (`inputSize(gridSize:)` checks that they fit).
     public func modelSpec(gridSize: [Int]) throws -> ModelSpec {
-        var spec = ModelSpec(name: model, variant: variant, inputSize: try inputSize(gridSize: gridSize), width: width)
+        var spec = ModelSpec(name: model, variant: variant, inputSize: try inputSize(gridSize: gridSize), width: resolvedWidth)
         spec.levelCrop = levelCrops
         spec.twoStage = try twoStage?.layout()
         return spec
