@@ -57,8 +57,8 @@ final class TrainerTests: XCTestCase {
 
         // best.safetensors holds PyTorch names only and loads into a fresh model.
         let (tensors, _) = try SafeTensors.read(dir.appendingPathComponent("best.safetensors"))
-        // The default model is the two-stage one: localizer, shared crop network, per-condition head, ordinal links.
-        for name in ["backbone.localizer.heat.weight", "backbone.inner.stem_conv.weight", "backbone.offsets", "head.condition.weight", "link.cutpoints"] {
+        // The default model is the two-stage one: localizer, shared crop network, the condition crops' head, ordinal links.
+        for name in ["backbone.localizer.heat.weight", "backbone.inner.stem_conv.weight", "backbone.offsets", "head.kind.weight", "link.cutpoints"] {
             XCTAssertTrue(tensors.keys.contains(name), "\(name) not in \(tensors.keys.sorted().prefix(5))")
         }
         XCTAssertFalse(tensors.keys.contains { $0.contains("/") })

@@ -138,7 +138,11 @@ public struct TrainingConfig: Equatable, Sendable {
         let a = augmentation
         var lines = ["# fuse3d training configuration (resolved)", "model: \(model)"]
         if let variant { lines.append("variant: \(variant)") }
-        if let width = resolvedWidth { lines.append("width: \(n(width))") }
+        if let width {
+            lines.append("width: \(n(width))")
+        } else if let width = resolvedWidth {
+            lines.append("# width: \(n(width)) (the default of efficientnet3d without a variant)")
+        }
         lines += [
             "input_pool: \(inputPool)",
         ]
