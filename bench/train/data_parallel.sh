@@ -11,9 +11,9 @@ BIN="$ROOT/.build/release/fuse3d"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 [ -x "$BIN" ] || (cd "$ROOT" && swift build -c release --product fuse3d >/dev/null)
-"$BIN" synth --studies "$STUDIES" --out "$WORK/cohort" --seed 9 >/dev/null
-"$BIN" ingest "$WORK/cohort" --out "$WORK/shards" --size "$SIZE" >/dev/null
-printf 'folds: 4\nepochs: %s\nthreads: 1\ntwo_stage: false\nema_decay: 0\nloader:\n  threads: 1\n' "$EPOCHS" > "$WORK/train.yaml"
+FUSE3D_PROGRESS=off "$BIN" synth --studies "$STUDIES" --out "$WORK/cohort" --seed 9 >/dev/null
+FUSE3D_PROGRESS=off "$BIN" ingest "$WORK/cohort" --out "$WORK/shards" --size "$SIZE" >/dev/null
+printf 'folds: 4\nepochs: %s\nthreads: 1\nwidth: 1.0\ntwo_stage: false\nema_decay: 0\nloader:\n  threads: 1\n' "$EPOCHS" > "$WORK/train.yaml"
 rates() { awk -F, 'NR > 2 { print $10 }' "$1/fold-0/metrics.csv"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 : > "$WORK/one"; : > "$WORK/two"
