@@ -114,7 +114,8 @@ final class PointCropsTests: XCTestCase {
         let model = try spec.make()
         model.eval()
         let backbone = try XCTUnwrap(model.backbone as? TwoStageBackbone)
-        XCTAssertTrue(layout.conditionCrops ? model.head is ConditionHead : model.head is SideHead)
+        let head = try XCTUnwrap(model.head as? CropKindHead)
+        XCTAssertEqual(head.crops, layout.conditionCrops ? .conditions : .sides)
         XCTAssertEqual(backbone.featureCount, 5 * layout.cropsPerLevel * backbone.inner.featureCount)
         // Offsets (voxels) of each column from its level's point: left (+d) and right (−d) mirror each other.
         var offsets = [Float](repeating: 0, count: 75)
@@ -142,7 +143,7 @@ final class PointCropsTests: XCTestCase {
         backbone.guide = nil
         // Columns: spinal 0–4, left foramen 5–9, right foramen 10–14, left recess 15–19, right recess 20–24.
         let swap = Array(0..<5) + Array(10..<15) + Array(5..<10) + Array(20..<25) + Array(15..<20)
-        let bias = try ((model.head as? SideHead)?.bias ?? (model.head as! ConditionHead).bias).toArray(Float.self)
+        let bias = try head.bias.toArray(Float.self)
         for k in 0..<25 {
             // The per-column bias is not mirrored: compare without it.
             XCTAssertEqual(swapped[swap[k]] - bias[swap[k]], logits[k] - bias[k], accuracy: 1e-4, "column \(k)")

@@ -203,35 +203,24 @@ class LevelHead(nn.Module):
         return self.condition(x.view(b, self.levels, -1)).transpose(1, 2).reshape(b, -1) + self.bias
 
 
-class SideHead(nn.Module):
-    """Twin of Swift's SideHead: one linear reads each side crop's features as (spinal, foramen, recess); a level's
-    spinal logit is the mean of its two sides'; columns spinal, left/right foraminal, left/right subarticular."""
+class CropKindHead(nn.Module):
+    """Twin of Swift's CropKindHead: one linear reads every side or condition crop's features as (canal, foramen,
+    recess); a bias per column; columns spinal, left/right foraminal, left/right subarticular. Side crops: a level's
+    spinal logit is the mean of its two sides'; condition crops: each column keeps its condition's logit."""
 
-    def __init__(self, features, levels):
-        super().__init__()
-        self.side = nn.Linear(features, 3)
-        self.bias = nn.Parameter(torch.zeros(5 * levels))
-        self.levels = levels
-
-    def forward(self, x):
-        b = x.shape[0]
-        z = self.side(x.view(b, self.levels, 2, -1))  # (B, level, side, 3)
-        spinal = (z[:, :, 0, 0] + z[:, :, 1, 0]) * 0.5
-        return torch.cat([spinal, z[:, :, 0, 1], z[:, :, 1, 1], z[:, :, 0, 2], z[:, :, 1, 2]], 1) + self.bias
-
-
-class ConditionHead(nn.Module):
-    """Twin of Swift's ConditionHead: one linear reads every condition crop's features as (canal, foramen, recess); each
-    label column keeps its condition's logit; a bias per column."""
-
-    def __init__(self, features, levels):
+    def __init__(self, features, levels, crops):
         super().__init__()
         self.kind = nn.Linear(features, 3)
         self.bias = nn.Parameter(torch.zeros(5 * levels))
-        self.levels = levels
+        self.levels, self.crops = levels, crops
 
     def forward(self, x):
-        b, columns = x.shape[0], 5 * self.levels
+        b = x.shape[0]
+        if self.crops == "sides":
+            z = self.kind(x.view(b, self.levels, 2, -1))  # (B, level, side, 3)
+            spinal = (z[:, :, 0, 0] + z[:, :, 1, 0]) * 0.5
+            return torch.cat([spinal, z[:, :, 0, 1], z[:, :, 1, 1], z[:, :, 0, 2], z[:, :, 1, 2]], 1) + self.bias
+        columns = 5 * self.levels
         z = self.kind(x.view(b, columns, -1))
         which = torch.tensor([[0, 1, 1, 2, 2][c // self.levels] for c in range(columns)])
         return z.gather(2, which.view(1, columns, 1).expand(b, columns, 1)).squeeze(2) + self.bias
@@ -259,9 +248,9 @@ class OrdinalClassifier(nn.Module):
         super().__init__()
         self.backbone = backbone
         if isinstance(backbone, TwoStageBackbone) and backbone.condition_crops and heads == 25:
-            self.head = ConditionHead(backbone.inner.feature_count, backbone.levels)
+            self.head = CropKindHead(backbone.inner.feature_count, backbone.levels, "conditions")
         elif isinstance(backbone, TwoStageBackbone) and backbone.side_shift is not None and heads == 25:
-            self.head = SideHead(backbone.inner.feature_count, backbone.levels)
+            self.head = CropKindHead(backbone.inner.feature_count, backbone.levels, "sides")
         elif isinstance(backbone, (LevelCropBackbone, TwoStageBackbone)) and heads == 25:
             self.head = LevelHead(backbone.inner.feature_count, backbone.levels, heads // backbone.levels)
         else:

@@ -77,62 +77,48 @@ public final class LevelHead: Module, UnaryLayer {
     }
 }
 
-/// The head over side crops (`TwoStageLayout.sideShift`): one `Linear` reads each side crop's features as three logits
-/// (spinal canal, that side's foramen, that side's recess), so left and right share weights as the mirrored crops
-/// share the network; a level's spinal logit is the mean of its two sides'. Output columns in `RSNA.labelColumns`
-/// order (spinal, left foraminal, right foraminal, left subarticular, right subarticular; levels within each), plus one
-/// bias per column. Features come as (B, levels · 2 · C), sides left then right within a level.
-public final class SideHead: Module, UnaryLayer {
-    /// One side's features → (spinal, foraminal, subarticular) logits.
-    public let side: Linear
-    /// One bias per label column (condition × level).
-    @Param public var bias: Tensor
-    /// Levels.
-    public let levels: Int
-
-    /// A head for `levels` × 2 × `features` inputs and 5 × `levels` outputs.
-    public init(features: Int, levels: Int) throws {
-        side = try Linear(features, 3)
-        _bias = Param(wrappedValue: try Tensor.zeros([5 * levels]))
-        self.levels = levels
-    }
-
-    /// (B, levels · 2 · C) → (B, 5 · levels).
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        let b = x.shape[0]
-        let z = try side(try x.reshape([b, levels, 2, x.shape[1] / (2 * levels)]))  // (B, level, side, 3)
-        func pick(_ side: Int, _ kind: Int) throws -> Tensor { try z.select(2, side).select(2, kind) }  // (B, level)
-        let spinal = try (pick(0, 0) + pick(1, 0)) * 0.5
-        return try Tensor.cat([spinal, pick(0, 1), pick(1, 1), pick(0, 2), pick(1, 2)], dim: 1) + bias
-    }
-}
-
-/// The head over condition crops (`TwoStageLayout.conditionCrops`): one `Linear` reads every crop's features as three
-/// logits (canal, foramen, recess) and each label column keeps its condition's, plus one bias per column. Features come
-/// as (B, 25 · C) in label-column order.
-public final class ConditionHead: Module, UnaryLayer {
+/// The head over a two-stage model's side or condition crops: one `Linear` reads every crop's features as three logits
+/// (canal, foramen, recess), shared by the crops as the network is, plus one bias per label column; output columns in
+/// `RSNA.labelColumns` order (spinal, left foraminal, right foraminal, left subarticular, right subarticular; levels
+/// within each).
+/// - side crops (`TwoStageLayout.sideShift`), features (B, levels · 2 · C), left then right within a level: the
+///   foramen and recess columns read their side's crop, a level's spinal logit is the mean of its two sides';
+/// - condition crops (`TwoStageLayout.conditionCrops`), features (B, 25 · C) in label-column order: each column keeps
+///   its condition's logit.
+public final class CropKindHead: Module, UnaryLayer {
+    /// Which crops the features come from.
+    public enum Crops: Sendable { case sides, conditions }
     /// A crop's features → (canal, foramen, recess) logits.
     public let kind: Linear
-    /// One bias per label column.
+    /// One bias per label column (condition × level).
     @Param public var bias: Tensor
-    /// Levels.
-    public let levels: Int
+    /// Levels, and the crops read.
+    public let levels: Int, crops: Crops
 
-    /// A head for 5 × `levels` crops of `features` features.
-    public init(features: Int, levels: Int) throws {
+    /// A head for `levels` levels of `crops` of `features` features each, 5 × `levels` outputs.
+    public init(features: Int, levels: Int, crops: Crops) throws {
         kind = try Linear(features, 3)
         _bias = Param(wrappedValue: try Tensor.zeros([5 * levels]))
         self.levels = levels
+        self.crops = crops
     }
 
-    /// (B, 25 · C) → (B, 25).
+    /// (B, levels · 2 · C) or (B, 25 · C) → (B, 5 · levels).
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        let b = x.shape[0], columns = 5 * levels
-        let z = try kind(try x.reshape([b, columns, x.shape[1] / columns]))  // (B, column, 3)
-        // Column c reads logit [0, 1, 1, 2, 2][c / levels]: canal, foramina, recesses.
-        let which: [Float] = (0..<columns).flatMap { c in (0..<3).map { k in Float(k == [0, 1, 1, 2, 2][c / levels] ? 1 : 0) } }
-        let mask = try Tensor(which, shape: [1, columns, 3], device: z.device)
-        return try (z * mask).sum([2]) + bias
+        let b = x.shape[0]
+        switch crops {
+        case .sides:
+            let z = try kind(try x.reshape([b, levels, 2, x.shape[1] / (2 * levels)]))  // (B, level, side, 3)
+            func pick(_ side: Int, _ kind: Int) throws -> Tensor { try z.select(2, side).select(2, kind) }  // (B, level)
+            let spinal = try (pick(0, 0) + pick(1, 0)) * 0.5
+            return try Tensor.cat([spinal, pick(0, 1), pick(1, 1), pick(0, 2), pick(1, 2)], dim: 1) + bias
+        case .conditions:
+            let columns = 5 * levels
+            let z = try kind(try x.reshape([b, columns, x.shape[1] / columns]))  // (B, column, 3)
+            // Column c reads logit [0, 1, 1, 2, 2][c / levels]: canal, foramina, recesses.
+            let which: [Float] = (0..<columns).flatMap { c in (0..<3).map { k in Float(k == [0, 1, 1, 2, 2][c / levels] ? 1 : 0) } }
+            return try (z * (try Tensor(which, shape: [1, columns, 3], device: z.device))).sum([2]) + bias
+        }
     }
 }
 

@@ -95,9 +95,9 @@ public final class OrdinalClassifier: Module {
         if let levels = backbone as? LevelCropBackbone, heads == 25 {
             head = try LevelHead(features: levels.inner.featureCount, levels: levels.levels, conditions: heads / levels.levels)
         } else if let levels = backbone as? TwoStageBackbone, heads == 25, levels.layout.conditionCrops {
-            head = try ConditionHead(features: levels.inner.featureCount, levels: levels.levels)
+            head = try CropKindHead(features: levels.inner.featureCount, levels: levels.levels, crops: .conditions)
         } else if let levels = backbone as? TwoStageBackbone, heads == 25, levels.layout.sideShift != nil {
-            head = try SideHead(features: levels.inner.featureCount, levels: levels.levels)
+            head = try CropKindHead(features: levels.inner.featureCount, levels: levels.levels, crops: .sides)
         } else if let levels = backbone as? TwoStageBackbone, heads == 25 {
             head = try LevelHead(features: levels.inner.featureCount, levels: levels.levels, conditions: heads / levels.levels)
         } else {

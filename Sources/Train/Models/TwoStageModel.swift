@@ -15,7 +15,7 @@ public struct TwoStageLayout: Sendable, Equatable {
     public var sideShift: Double?
     /// One crop per label column instead: at each condition's point (its level's point plus the training studies' mean
     /// offset, `TwoStageBackbone.offsets`), the right side's crops mirrored, all read by one network and a
-    /// `ConditionHead`.
+    /// `CropKindHead`.
     public var conditionCrops: Bool
 
     /// A layout; three `pool` factors ≥ 1, `localizerWidth` ≥ 1.

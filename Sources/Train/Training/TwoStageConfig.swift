@@ -16,7 +16,7 @@ public struct TwoStageConfig: Equatable, Sendable {
     /// Weight of the localizer's loss (mean absolute error in voxels) beside the classifier's.
     public var localizationWeight = 0.05
     /// Two crops per level, one per side (`TwoStageLayout.sideShift`), each `crop` in size and reaching 2 crop voxels
-    /// across the midline, the right one mirrored, read by one network and a `SideHead`; false: one crop per level.
+    /// across the midline, the right one mirrored, read by one network and a `CropKindHead`; false: one crop per level.
     public var sideCrops = false
     /// One crop per label column at its condition's point (`TwoStageLayout.conditionCrops`), each `crop` in size: the
     /// default. Measured on the moving phantom cohort (fold 0, 120 trained, 40 held out): with one crop per level,
