@@ -10,20 +10,23 @@ final class PointCropsTests: XCTestCase {
         Float(c * 1000 + d * d * 7 + h * 13 + (w * w) % 11) + Float(d * h * w % 5) * 0.25
     }
 
-    /// Trilinear interpolation written out: the eight neighbours weighted by their distances; 0 outside the grid.
-    static func resample(_ c: Int, _ p: [Double]) -> Double {
+    /// Trilinear interpolation written out: the eight neighbours of `p`, each voxel's `value` weighted by its distance;
+    /// neighbours outside the grid count 0.
+    static func interpolate(_ p: [Double], _ value: (Int, Int, Int) -> Double) -> Double {
         let lo = p.map { Int($0.rounded(.down)) }
         var sum = 0.0
         for corner in 0..<8 {
             let offset = [(corner >> 2) & 1, (corner >> 1) & 1, corner & 1]
             let idx = (0..<3).map { lo[$0] + offset[$0] }
             let weight = (0..<3).map { a in offset[a] == 1 ? p[a] - Double(lo[a]) : 1 - (p[a] - Double(lo[a])) }.reduce(1, *)
-            guard weight > 0 else { continue }
-            let inside = (0..<3).allSatisfy { idx[$0] >= 0 && idx[$0] < shape[$0] }
-            sum += weight * (inside ? Double(value(c, idx[0], idx[1], idx[2])) : 0)
+            guard weight > 0, (0..<3).allSatisfy({ idx[$0] >= 0 && idx[$0] < shape[$0] }) else { continue }
+            sum += weight * value(idx[0], idx[1], idx[2])
         }
         return sum
     }
+
+    /// The grid's channel `c` resampled at `p` (0 outside the grid).
+    static func resample(_ c: Int, _ p: [Double]) -> Double { interpolate(p) { Double(value(c, $0, $1, $2)) } }
 
     func testCropsEqualAnIndependentResamplingAtThePoints() throws {
         var values: [Float] = []
@@ -66,17 +69,7 @@ final class PointCropsTests: XCTestCase {
     }
 
     /// The interpolation weight inside the grid at `p` (1 inside, less where neighbours fall outside).
-    static func coverage(_ p: [Double]) -> Double {
-        let lo = p.map { Int($0.rounded(.down)) }
-        var sum = 0.0
-        for corner in 0..<8 {
-            let offset = [(corner >> 2) & 1, (corner >> 1) & 1, corner & 1]
-            let idx = (0..<3).map { lo[$0] + offset[$0] }
-            let weight = (0..<3).map { a in offset[a] == 1 ? p[a] - Double(lo[a]) : 1 - (p[a] - Double(lo[a])) }.reduce(1, *)
-            if (0..<3).allSatisfy({ idx[$0] >= 0 && idx[$0] < shape[$0] }) { sum += weight }
-        }
-        return sum
-    }
+    static func coverage(_ p: [Double]) -> Double { interpolate(p) { _, _, _ in 1 } }
 
     /// A mirrored crop samples c − (i − (D − 1)/2) · scale along d: the unmirrored crop reversed along d.
     func testMirroredCropsRunAlongMinusD() throws {

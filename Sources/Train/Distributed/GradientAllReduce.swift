@@ -67,7 +67,7 @@ public final class GradientAllReduce {
     /// (nil: no localizer): its gradients (parameters named `localizerPrefix`…) are weighted by the rank's share of the
     /// global batch's points instead, n_r / N, so both stages step as in one process.
     public func reduce(localLoss: Double, localWeight: Double, localizerPoints: Double? = nil,
-                       localizerPrefix: String = "backbone.localizer.", epsilon: Double = 1e-7) throws -> Double {
+                       localizerPrefix: String = TwoStageBackbone.localizerParameterPrefix, epsilon: Double = 1e-7) throws -> Double {
         let weight = max(localWeight, epsilon)
         let totals = try group.allReduce([weight * localLoss, localWeight, localizerPoints ?? 0])
         let globalWeight = max(totals[1], epsilon)

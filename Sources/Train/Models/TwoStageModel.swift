@@ -45,6 +45,9 @@ public struct TwoStageLayout: Sendable, Equatable {
 /// labels' points with a jitter): so validation, evaluate and predict never see labels. Weights are named as the
 /// PyTorch twin's `TwoStageBackbone` (`localizer.…`, `inner.…`).
 public final class TwoStageBackbone: Module, Backbone {
+    /// Names of the localizer's parameters in an `OrdinalClassifier` start so: the trainer clips, averages (EMA) and
+    /// all-reduces them apart from the classifier's.
+    public static let localizerParameterPrefix = "backbone.localizer."
     /// Stage one.
     public let localizer: LevelLocalizer
     /// The network every crop goes through.
@@ -114,6 +117,8 @@ public final class TwoStageBackbone: Module, Backbone {
 
     /// Label columns whose crops are cut mirrored (the right foramina and recesses), and the others, in RSNA order.
     static let mirroredColumns = Array(10..<15) + Array(20..<25), plainColumns = Array(0..<10) + Array(15..<20)
+    /// For each label column, its crop's position in the crops' order (plain columns, then mirrored ones).
+    static let columnOrder: [Int64] = (0..<25).map { c in Int64((plainColumns + mirroredColumns).firstIndex(of: c)!) }
 
     /// Condition crops: (B, levels, 3) level points → features (B, 25 · F) in label-column order.
     func conditionFeatures(_ x: Tensor, levelPoints: Tensor) throws -> Tensor {
@@ -128,8 +133,7 @@ public final class TwoStageBackbone: Module, Backbone {
                                    dim: 0)  // (25 · B, C, crop…): plain columns then mirrored ones, column-major
         let f = try inner.features(crops).reshape([5 * levels, b, inner.featureCount]).transpose(0, 1)  // (B, 25 in crop order, F)
         // Back to label-column order.
-        let order = Self.plainColumns + Self.mirroredColumns
-        let inverse = (0..<(5 * levels)).map { c in Int64(order.firstIndex(of: c)!) }
-        return try f.indexSelect(dim: 1, index: try Tensor(inverse, device: device)).contiguous().reshape([b, 5 * levels * inner.featureCount])
+        return try f.indexSelect(dim: 1, index: try Tensor(Self.columnOrder, device: device)).contiguous()
+            .reshape([b, 5 * levels * inner.featureCount])
     }
 }

@@ -27,8 +27,6 @@ public final class TrainingStep {
     public var jitter = 0.0, localizationWeight = 0.05
     /// Two-stage models: the width (heatmap cells) of the Gaussian the localizer's heatmaps are trained towards.
     public var heatmapSigma = 1.0
-    /// Names of a two-stage model's localizer parameters start so (its gradients are clipped apart from the classifier's).
-    static let localizerPrefix = "backbone.localizer."
     /// The localizer's loss of the last step (two-stage models; nil otherwise).
     public private(set) var lastLocalizationLoss: Double?
 
@@ -75,16 +73,20 @@ public final class TrainingStep {
             value = try value + localization * localizationWeight
         }
         try value.backward()
-        // Labelled points of this rank's batch: the localizer's loss is a mean over them.
-        let points = try spinal.map { s in Double(try s.toArray(Float.self).filter(\.isFinite).count) / 3 }
-        let batchLoss = try allReduce?.reduce(localLoss: value.item(), localWeight: loss.weightSum(labels), localizerPoints: points,
-                                              localizerPrefix: Self.localizerPrefix) ?? value.item()
+        let batchLoss: Double
+        if let allReduce {
+            // Labelled points of this rank's batch: the localizer's loss is a mean over them.
+            let points = try spinal.map { s in Double(try s.toArray(Float.self).filter(\.isFinite).count) / 3 }
+            batchLoss = try allReduce.reduce(localLoss: value.item(), localWeight: loss.weightSum(labels), localizerPoints: points)
+        } else {
+            batchLoss = try value.item()
+        }
         if let clipNorm {
             // A two-stage model's stages share no weights and learn different things: each is clipped on its own, so
             // the localizer's large early gradients (errors of tens of voxels) do not shrink the classifier's steps.
             let parameters = optimizer.parameters
             let groups = twoStage == nil ? [parameters.map(\.1)]
-                : [false, true].map { localizer in parameters.filter { $0.0.hasPrefix(Self.localizerPrefix) == localizer }.map(\.1) }
+                : [false, true].map { localizer in parameters.filter { $0.0.hasPrefix(TwoStageBackbone.localizerParameterPrefix) == localizer }.map(\.1) }
             for group in groups where !group.isEmpty { try clipGradNorm(group, maxNorm: clipNorm) }
         }
         if let schedule { optimizer.learningRate = schedule.learningRate(at: step) }

@@ -263,7 +263,7 @@ public final class FoldTraining {
             let trainable = Set(model.namedParameters().map(\.0))
             for (name, target) in ema.stateDict().sorted(by: { $0.key < $1.key }) {
                 guard let source = current[name] else { continue }
-                if trainable.contains(name) && !name.hasPrefix(TrainingStep.localizerPrefix) {
+                if trainable.contains(name) && !name.hasPrefix(TwoStageBackbone.localizerParameterPrefix) {
                     parameters.append((target, source))
                 } else {
                     copied.append((target, source))

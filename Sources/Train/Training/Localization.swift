@@ -65,15 +65,21 @@ public func locateLevels(_ models: [OrdinalClassifier], loader: ShardLoader) thr
                 let p = try b.locate(x).to(.float32, device: .cpu).toArray(Float.self)
                 sum = sum.map { zip($0, p).map(+) } ?? p
             }
-            let mean = sum!.map { $0 / Float(backbones.count) }
-            let keypoints = try batch.keypoints.to(.float32, device: .cpu).toArray(Float.self)
-            let per = mean.count / batch.count
-            for (i, id) in batch.studyIDs.enumerated() {
-                out[id] = (Array(mean[(per * i)..<(per * i + per)]), Array(keypoints[(75 * i)..<(75 * i + 75)]))
-            }
+            try recordLocated(sum!, models: backbones.count, batch: batch, into: &out)
         }
     }
     return out
+}
+
+/// Files a batch's located points (`sum` over `models` models, levels × 3 per sample) by study, their mean beside the
+/// samples' 75 keypoint values: what `locateLevels` and `predictLocating` return.
+func recordLocated(_ sum: [Float], models: Int, batch: Batch, into out: inout [Int64: (points: [Float], keypoints: [Float])]) throws {
+    let mean = sum.map { $0 / Float(models) }
+    let keypoints = try batch.keypoints.to(.float32, device: .cpu).toArray(Float.self)
+    let per = mean.count / batch.count
+    for (i, id) in batch.studyIDs.enumerated() {
+        out[id] = (Array(mean[(per * i)..<(per * i + per)]), Array(keypoints[(75 * i)..<(75 * i + 75)]))
+    }
 }
 
 /// The affine (16 values) of every study of `dataset`.

@@ -156,14 +156,7 @@ public func predictLocating(_ models: [OrdinalClassifier], loader: ShardLoader, 
             probs += sum!.map { $0 / Double(models.count) }
             ids += batch.studyIDs
             labels += try batch.labels.to(device: .cpu).toArray(Int64.self).map { Int8(clamping: $0) }
-            if let pointSum {
-                let mean = pointSum.map { $0 / Float(models.count) }
-                let keypoints = try batch.keypoints.to(.float32, device: .cpu).toArray(Float.self)
-                let per = mean.count / batch.count
-                for (i, id) in batch.studyIDs.enumerated() {
-                    located[id] = (Array(mean[(per * i)..<(per * i + per)]), Array(keypoints[(75 * i)..<(75 * i + 75)]))
-                }
-            }
+            if let pointSum { try recordLocated(pointSum, models: models.count, batch: batch, into: &located) }
         }
     }
     return (StudyPredictions(studyIDs: ids, probabilities: probs, labels: labels), locating ? located : nil)

@@ -243,7 +243,7 @@ private extension ConfigSection {
         guard !otherInput else { throw error("two_stage", "takes the stored grid as it is: remove level_crops, input_crop and input_pool (it is built for efficientnet3d)") }
         guard let s = try section("two_stage") else { return TwoStageConfig() }
         var t = TwoStageConfig()
-        t.crop = try s.voxelSize("crop") ?? t.crop
+        let crop = try s.voxelSize("crop")
         t.cropScale = try s.double("crop_scale", above: 0) ?? t.cropScale
         t.localizerWidth = try s.int("localizer_width", min: 1) ?? t.localizerWidth
         t.localizerPool = try s.voxelSize("localizer_pool") ?? t.localizerPool
@@ -254,8 +254,7 @@ private extension ConfigSection {
         // Side crops replace the default condition crops; asking for both is an error.
         if t.sideCrops, conditionCrops == true { throw s.error("condition_crops", "side_crops and condition_crops exclude each other: set one") }
         t.conditionCrops = conditionCrops ?? !t.sideCrops
-        // Without `crop`, each layout gets the crop it was measured with.
-        if try s.voxelSize("crop") == nil { t.crop = t.conditionCrops ? [8, 10, 10] : t.sideCrops ? [14, 16, 14] : [20, 16, 14] }
+        t.crop = crop ?? t.measuredCrop
         try s.finish()
         return t
     }

@@ -24,6 +24,10 @@ public struct TwoStageConfig: Equatable, Sendable {
     /// after 7); with condition crops both learned within 8 epochs (docs/learning-on-the-phantom.md).
     public var conditionCrops = true
 
+    /// The crop each layout was measured with (README, docs/learning-on-the-phantom.md): condition crops 8 × 10 × 10,
+    /// side crops 14 × 16 × 14, one crop per level 20 × 16 × 14; what a configuration without `crop` gets.
+    public var measuredCrop: [Int] { conditionCrops ? [8, 10, 10] : sideCrops ? [14, 16, 14] : [20, 16, 14] }
+
     /// How far each side crop's centre sits from the level's point (grid voxels): the crop reaches 2 crop voxels
     /// across the midline.
     public var sideShift: Double { (Double(crop[0] - 1) / 2 - 2) * cropScale }
