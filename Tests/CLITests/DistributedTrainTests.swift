@@ -111,9 +111,7 @@ final class DistributedTrainTests: XCTestCase {
             return (p, err)
         }
         let checkpoint = killed.appendingPathComponent("fold-0/last.safetensors").path
-        while ranks[1].0.isRunning && !FileManager.default.fileExists(atPath: checkpoint) { usleep(2_000) }
-        kill(ranks[1].0.processIdentifier, SIGKILL)
-        ranks[1].0.waitUntilExit()
+        Fixtures.kill(ranks[1].0, when: { FileManager.default.fileExists(atPath: checkpoint) })
         XCTAssertEqual(ranks[1].0.terminationReason, .uncaughtSignal, "rank 1 finished before it could be killed")
         let message = String(decoding: ranks[0].1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         ranks[0].0.waitUntilExit()

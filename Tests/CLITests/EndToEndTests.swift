@@ -147,19 +147,11 @@ final class EndToEndTests: XCTestCase {
     /// other shards, and a rerun gives a folder that verifies.
     func testKilledIngestLeavesOnlyCompleteShards() throws {
         let out = Self.shards.deletingLastPathComponent().appendingPathComponent("killed")
-        let p = Process()
-        p.executableURL = Fixtures.fuse3d
-        p.arguments = ["ingest", Self.cohort.path, "--out", out.path, "--size", "48", "--samples-per-shard", "1", "--workers", "1"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try Fixtures.start(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "48", "--samples-per-shard", "1",
+                                                     "--workers", "1"])
         // Shards are staged in .staging until the dataset is complete; the state needed is a first staged shard.
         let staging = out.appendingPathComponent(".staging")
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: staging.appendingPathComponent("shard-00000.h5").path) && p.isRunning
-            && Date() < deadline { usleep(2000) }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        Fixtures.kill(p, when: { FileManager.default.fileExists(atPath: staging.appendingPathComponent("shard-00000.h5").path) }, timeout: 60)
 
         let names = try FileManager.default.contentsOfDirectory(atPath: out.path)
         let staged = (try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? []

@@ -165,20 +165,12 @@ final class IngestAtScaleTests: XCTestCase {
     /// cache with exactly the bytes of an uninterrupted run.
     func testKilledIngestResumesToIdenticalBytes() throws {
         let out = Self.root.appendingPathComponent("killed")
-        let p = Process()
-        p.executableURL = Fixtures.fuse3d
-        p.arguments = ["ingest", Self.cohort.path, "--out", out.path, "--workers", "1"] + Self.common
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try Fixtures.start(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--workers", "1"] + Self.common)
         let cache = out.appendingPathComponent(".cache")
         func entries() -> Int {
             (FileManager.default.enumerator(atPath: cache.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".entry") }.count) ?? 0
         }
-        let deadline = Date().addingTimeInterval(120)
-        while entries() < 2 && p.isRunning && Date() < deadline { usleep(1000) }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        Fixtures.kill(p, when: { entries() >= 2 }, timeout: 120)
         let done = entries()
         XCTAssertGreaterThanOrEqual(done, 2)
 

@@ -86,19 +86,11 @@ final class IngestFailureTests: XCTestCase {
         let before = try datasetFiles()
         XCTAssertEqual(before.keys.sorted(), ["ingest-report.json", "manifest.json", "shard-00000.h5", "shard-00001.h5", "shard-00002.h5"])
 
-        let p = Process()
-        p.executableURL = Fixtures.fuse3d
-        p.arguments = ["ingest", Self.cohort.path, "--out", out.path, "--size", "40", "--samples-per-shard", "1", "--workers", "1"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try Fixtures.start(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path, "--size", "40", "--samples-per-shard", "1",
+                                                     "--workers", "1"])
         // The state needed: the new run has staged its first shard (so it is past its start and mid-dataset).
         let staged = out.appendingPathComponent(".staging/shard-00000.h5")
-        let deadline = Date().addingTimeInterval(120)
-        while !FileManager.default.fileExists(atPath: staged.path) && p.isRunning && Date() < deadline { usleep(1000) }
-        let landedMidway = FileManager.default.fileExists(atPath: staged.path)
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        let landedMidway = Fixtures.kill(p, when: { FileManager.default.fileExists(atPath: staged.path) }, timeout: 120)
         XCTAssertTrue(landedMidway, "the re-run never staged a shard")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent(".staging/manifest.json").path),
                        "the kill landed after the new dataset was complete")

@@ -83,15 +83,8 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(stop.status, 3, stop.stderr + stop.stdout)
         let foldOneCheckpoint = resumed.appendingPathComponent("fold-1/last.safetensors").path
         XCTAssertFalse(FileManager.default.fileExists(atPath: foldOneCheckpoint))
-        let p = Process()
-        p.executableURL = Fixtures.fuse3d
-        p.arguments = ["train", Self.shards.path, "--out", resumed.path, "--resume"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        while p.isRunning && !FileManager.default.fileExists(atPath: foldOneCheckpoint) { usleep(2_000) }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        let p = try Fixtures.start(Fixtures.fuse3d, ["train", Self.shards.path, "--out", resumed.path, "--resume"])
+        Fixtures.kill(p, when: { FileManager.default.fileExists(atPath: foldOneCheckpoint) })
         XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the resumed run finished before it could be killed")
         XCTAssertFalse(FileManager.default.fileExists(atPath: resumed.appendingPathComponent("summary.json").path))
         let finish = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", resumed.path, "--resume"])

@@ -61,6 +61,29 @@ public enum Fixtures {
         return (p.terminationStatus, String(decoding: outBox.data, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 
+    /// Starts a program in the background, its output discarded (a run a test will interrupt).
+    public static func start(_ executable: URL, _ arguments: [String]) throws -> Process {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = arguments
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    /// Polls until `reached()` holds, `process` has ended or `timeout` seconds have passed (nil: no limit), then kills
+    /// `process` with SIGKILL and waits for it; returns whether `reached()` held when the kill was sent.
+    @discardableResult
+    public static func kill(_ process: Process, when reached: () -> Bool, timeout: TimeInterval? = nil) -> Bool {
+        let deadline = timeout.map { Date().addingTimeInterval($0) }
+        while !reached() && process.isRunning && deadline.map({ Date() < $0 }) ?? true { usleep(1000) }
+        let held = reached()
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        return held
+    }
+
     /// Runs a Python snippet in the project's .venv; returns its status and output.
     @discardableResult
     public static func python(_ code: String, _ arguments: [String] = []) throws -> (status: Int32, stdout: String, stderr: String) {
