@@ -23,7 +23,7 @@ public final class TrainingStep {
     public var allReduce: GradientAllReduce?
     /// Two-stage models: the crops' centres are the labels' spinal-canal points moved by up to ± this many grid voxels
     /// along each axis (uniform, from libtorch's generator, so a resumed run draws the same), and the localizer's loss
-    /// (mean absolute error in voxels) is added with this weight.
+    /// (mean absolute error in voxels plus the heatmap cross-entropy) is added with this weight.
     public var jitter = 0.0, localizationWeight = 0.05
     /// Two-stage models: the width (heatmap cells) of the Gaussian the localizer's heatmaps are trained towards.
     public var heatmapSigma = 1.0

@@ -13,7 +13,7 @@ public struct TwoStageConfig: Equatable, Sendable {
     /// Training crops sit at the labels' spinal-canal points moved by up to ± this many stored-grid voxels per axis
     /// (the localizer's held-out error is of that order), never at the labels in validation, evaluate or predict.
     public var jitter = 2.0
-    /// Weight of the localizer's loss (mean absolute error in voxels) beside the classifier's.
+    /// Weight of the localizer's loss (mean absolute error in voxels plus the heatmap cross-entropy) beside the classifier's.
     public var localizationWeight = 0.05
     /// Two crops per level, one per side (`TwoStageLayout.sideShift`), each `crop` in size and reaching 2 crop voxels
     /// across the midline, the right one mirrored, read by one network and a `CropKindHead`; false: one crop per level.
