@@ -181,8 +181,12 @@ extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
         f->path = path;
         f->with_pixels = with_pixels != 0;
         f->pixel_length = pixel_length;
-        f->native = f->with_pixels && (meta_syntax == "1.2.840.10008.1.2.5" || meta_syntax == "1.2.840.10008.1.2.4.80" ||
-                                       meta_syntax == "1.2.840.10008.1.2.4.81");
+        // Implicit and Explicit VR Little Endian, RLE Lossless, JPEG-LS: fuse3d decodes these from the data set itself.
+        const bool own_decoder = meta_syntax == "1.2.840.10008.1.2" || meta_syntax == "1.2.840.10008.1.2.1" ||
+                                 meta_syntax == "1.2.840.10008.1.2.5" || meta_syntax == "1.2.840.10008.1.2.4.80" ||
+                                 meta_syntax == "1.2.840.10008.1.2.4.81";
+        if (with_pixels == 2) f->with_pixels = own_decoder;
+        f->native = f->with_pixels && own_decoder;
         bool ok;
         if (f->native) {
             f->reader = std::make_unique<gdcm::Reader>();
@@ -213,6 +217,8 @@ extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
 }
 
 extern "C" void gd_file_free(gd_file f) { delete f; }
+
+extern "C" int gd_file_has_pixels(gd_file f) { return f->with_pixels ? 1 : 0; }
 
 extern "C" char *gd_file_transfer_syntax(gd_file f) {
     GD_PROTECT(
@@ -284,18 +290,33 @@ void convert(const char *raw, int64_t n, int bits_stored, bool is_signed, double
     const T *v = reinterpret_cast<const T *>(raw);
     const int bits = static_cast<int>(sizeof(T) * 8);
     const bool mask = bits_stored > 0 && bits_stored < bits;
-    const uint64_t m = mask ? ((uint64_t(1) << bits_stored) - 1) : ~uint64_t(0);
-    const uint64_t sign = mask ? (uint64_t(1) << (bits_stored - 1)) : 0;
-    for (int64_t i = 0; i < n; i++) {
-        double x;
-        if (mask) {
-            uint64_t u = static_cast<uint64_t>(static_cast<std::make_unsigned_t<T>>(v[i])) & m;
-            x = (is_signed && (u & sign)) ? static_cast<double>(static_cast<int64_t>(u) - static_cast<int64_t>(m + 1))
-                                           : static_cast<double>(u);
+    // Each case is its own branch-free loop (the compiler vectorizes them); every value is what
+    // static_cast<float>(x * slope + intercept) in double gives.
+    if (!mask) {
+        if (slope == 1 && intercept == 0) {
+            // x * 1 + 0 is x exactly, and the integer's one rounding to float is the double's.
+            for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(v[i]);
         } else {
-            x = static_cast<double>(v[i]);
+            for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(static_cast<double>(v[i]) * slope + intercept);
         }
-        out[i] = static_cast<float>(x * slope + intercept);
+        return;
+    }
+    using U = std::make_unsigned_t<T>;
+    const U m = static_cast<U>((uint64_t(1) << bits_stored) - 1);
+    if (is_signed) {
+        // The low bits_stored bits as a two's-complement number: shifted to the top and back (arithmetic shift).
+        using S = std::make_signed_t<T>;
+        const int up = bits - bits_stored;
+        auto value = [&](int64_t i) -> S { return static_cast<S>(static_cast<U>(static_cast<U>(v[i]) << up)) >> up; };
+        if (slope == 1 && intercept == 0) {
+            for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(value(i));
+        } else {
+            for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(static_cast<double>(value(i)) * slope + intercept);
+        }
+    } else if (slope == 1 && intercept == 0) {
+        for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(static_cast<U>(static_cast<U>(v[i]) & m));
+    } else {
+        for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(static_cast<double>(static_cast<U>(static_cast<U>(v[i]) & m)) * slope + intercept);
     }
 }
 
@@ -458,7 +479,25 @@ void flip_monochrome1(float *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = hi + lo - out[i];
 }
 
-/// gd_file_decode for an RLE Lossless or JPEG-LS file read without GDCM's ImageReader: layout from the
+/// Converts `n` little-endian values laid out as `p` says to rescaled floats (MONOCHROME1 flipped).
+void convert_native(const char *raw, int64_t n, const PixelLayout &p, const Rescale &rescale, float *out) {
+    switch (p.bits_allocated) {
+    case 8:
+        if (p.is_signed) convert_frames<int8_t>(raw, n, p.bits_stored, true, rescale, out);
+        else convert_frames<uint8_t>(raw, n, p.bits_stored, false, rescale, out);
+        break;
+    case 16:
+        if (p.is_signed) convert_frames<int16_t>(raw, n, p.bits_stored, true, rescale, out);
+        else convert_frames<uint16_t>(raw, n, p.bits_stored, false, rescale, out);
+        break;
+    default:
+        if (p.is_signed) convert_frames<int32_t>(raw, n, p.bits_stored, true, rescale, out);
+        else convert_frames<uint32_t>(raw, n, p.bits_stored, false, rescale, out);
+    }
+    if (p.photometric == "MONOCHROME1") flip_monochrome1(out, n);
+}
+
+/// gd_file_decode for an uncompressed little-endian, RLE Lossless or JPEG-LS file read without GDCM's ImageReader: layout from the
 /// tags, frames by fuse3d's paths, the same checks and conversion as the GDCM path. -2: frames these
 /// paths do not take (the caller hands the file to GDCM).
 int64_t decode_native_file(gd_file f, const Rescale &rescale, float *out, int64_t capacity) {
@@ -491,26 +530,33 @@ int64_t decode_native_file(gd_file f, const Rescale &rescale, float *out, int64_
         return -1;
     }
     const int64_t bytes = n * (p.bits_allocated / 8);
-    std::vector<char> raw(static_cast<size_t>(bytes));
     const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
+    const gdcm::TransferSyntax &ts = f->reader->GetFile().GetHeader().GetDataSetTransferSyntax();
+    if (ts == gdcm::TransferSyntax::ImplicitVRLittleEndian || ts == gdcm::TransferSyntax::ExplicitVRLittleEndian) {
+        // Uncompressed: converted straight from the data element, with no copy. GDCM's raw codec would copy the
+        // bytes and clear the bits above High Bit ("overlay clean-up"), which `convert` does itself by Bits Stored;
+        // a High Bit other than Bits Stored − 1 (bits shifted within the word) goes to GDCM.
+        const gdcm::Tag high_bit(0x0028, 0x0102);
+        const std::string hb = ds.FindDataElement(high_bit) ? trim_value(f->filter.ToString(ds.GetDataElement(high_bit))) : "";
+        if (p.bits_stored < 1 || p.bits_stored > p.bits_allocated || (!hb.empty() && std::atoi(hb.c_str()) != p.bits_stored - 1)) return -2;
+        const gdcm::ByteValue *bv = ds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))
+                                        ? ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)).GetByteValue() : nullptr;
+        if (!bv) return -2;
+        if (static_cast<int64_t>(bv->GetLength()) < bytes) {
+            fuse3d::set_last_error("truncated pixel data: " + std::to_string(bv->GetLength()) + " bytes, but " +
+                                   std::to_string(p.rows) + "x" + std::to_string(p.cols) + "x" + std::to_string(p.frames) +
+                                   " pixels of " + std::to_string(p.bits_allocated) + " bits need " + std::to_string(bytes));
+            return -1;
+        }
+        convert_native(bv->GetPointer(), n, p, rescale, out);
+        return n;
+    }
+    std::vector<char> raw(static_cast<size_t>(bytes));
     const int r = native_frames(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
                                 p.rows, p.cols, p.frames, 1, p.bits_allocated, raw.data(), bytes);
     if (r == 0) return -2;
     if (r != 1) return -1;
-    switch (p.bits_allocated) {
-    case 8:
-        if (p.is_signed) convert_frames<int8_t>(raw.data(), n, p.bits_stored, true, rescale, out);
-        else convert_frames<uint8_t>(raw.data(), n, p.bits_stored, false, rescale, out);
-        break;
-    case 16:
-        if (p.is_signed) convert_frames<int16_t>(raw.data(), n, p.bits_stored, true, rescale, out);
-        else convert_frames<uint16_t>(raw.data(), n, p.bits_stored, false, rescale, out);
-        break;
-    default:
-        if (p.is_signed) convert_frames<int32_t>(raw.data(), n, p.bits_stored, true, rescale, out);
-        else convert_frames<uint32_t>(raw.data(), n, p.bits_stored, false, rescale, out);
-    }
-    if (p.photometric == "MONOCHROME1") flip_monochrome1(out, n);
+    convert_native(raw.data(), n, p, rescale, out);
     return n;
 }
 }  // namespace
@@ -596,10 +642,11 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
                                    std::to_string(needed));
             return -1;
         }
-        std::vector<char> raw(length);
-        const int rle = native_frames(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated(), raw.data(), static_cast<int64_t>(length));
+        // Not zero-filled: the decoder writes all of it or fails.
+        std::unique_ptr<char[]> raw(new char[length]);
+        const int rle = native_frames(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated(), raw.get(), static_cast<int64_t>(length));
         if (rle < 0) return -1;
-        if (rle == 0 && !image.GetBuffer(raw.data())) {
+        if (rle == 0 && !image.GetBuffer(raw.get())) {
             std::string trace = trimmed_trace();
             fuse3d::set_last_error(std::string("cannot decode pixel data (") + ts.GetString() + ")" +
                                    (trace.empty() ? "" : ": " + trace.substr(0, 400)));
@@ -616,16 +663,16 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
         const int bs = pf.GetBitsStored();
         const bool sgn = pf.GetPixelRepresentation() == 1;
         switch (pf.GetScalarType()) {
-        case gdcm::PixelFormat::UINT8: convert_frames<uint8_t>(raw.data(), n, bs, false, rescale, out); break;
-        case gdcm::PixelFormat::INT8: convert_frames<int8_t>(raw.data(), n, bs, true, rescale, out); break;
+        case gdcm::PixelFormat::UINT8: convert_frames<uint8_t>(raw.get(), n, bs, false, rescale, out); break;
+        case gdcm::PixelFormat::INT8: convert_frames<int8_t>(raw.get(), n, bs, true, rescale, out); break;
         case gdcm::PixelFormat::UINT12:
-        case gdcm::PixelFormat::UINT16: convert_frames<uint16_t>(raw.data(), n, bs, sgn, rescale, out); break;
+        case gdcm::PixelFormat::UINT16: convert_frames<uint16_t>(raw.get(), n, bs, sgn, rescale, out); break;
         case gdcm::PixelFormat::INT12:
-        case gdcm::PixelFormat::INT16: convert_frames<int16_t>(raw.data(), n, bs, true, rescale, out); break;
-        case gdcm::PixelFormat::UINT32: convert_frames<uint32_t>(raw.data(), n, bs, false, rescale, out); break;
-        case gdcm::PixelFormat::INT32: convert_frames<int32_t>(raw.data(), n, bs, true, rescale, out); break;
+        case gdcm::PixelFormat::INT16: convert_frames<int16_t>(raw.get(), n, bs, true, rescale, out); break;
+        case gdcm::PixelFormat::UINT32: convert_frames<uint32_t>(raw.get(), n, bs, false, rescale, out); break;
+        case gdcm::PixelFormat::INT32: convert_frames<int32_t>(raw.get(), n, bs, true, rescale, out); break;
         case gdcm::PixelFormat::FLOAT32: {
-            const float *v = reinterpret_cast<const float *>(raw.data());
+            const float *v = reinterpret_cast<const float *>(raw.get());
             for (int64_t i = 0; i < n; i++) {
                 const int64_t k = std::min(i / rescale.frame_values, rescale.count - 1);
                 out[i] = static_cast<float>(v[i] * rescale.slopes[k] + rescale.intercepts[k]);

@@ -106,4 +106,60 @@ final class DicomReaderTests: XCTestCase {
         XCTAssertEqual(g.normal, Vec3(0, 0, 1))
         XCTAssertEqual(g.patientPosition(row: 2, column: 4), Vec3(-83.9063 + 4 * 0.3125, -91.2 + 2 * 0.3125, 6.6406))
     }
+    /// Uncompressed little-endian files are converted by fuse3d from the data set (no GDCM image reader): the bits
+    /// above Bits Stored (overlays, garbage) are cleared, signed values sign-extended from Bits Stored, the rescale
+    /// applied in double and MONOCHROME1 flipped, as numpy computes it; the same pixels in big endian go through
+    /// GDCM's raw codec (its overlay clean-up) and give the same values, and a High Bit other than Bits Stored − 1
+    /// is left to GDCM too.
+    func testUncompressedPixelsWithBitsAboveBitsStoredMatchNumpyAndGDCM() throws {
+        let dir = try Fixtures.scratch()
+        let r = try Fixtures.python("""
+        import sys, os, numpy as np
+        from pydicom.dataset import Dataset, FileMetaDataset
+        from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, MRImageStorage, generate_uid
+        out = sys.argv[1]
+        rng = np.random.default_rng(3)
+        stored = rng.integers(0, 4096, size=(24, 20)).astype(np.uint16)
+        garbage = (rng.integers(0, 16, size=stored.shape).astype(np.uint16) << 12)
+        words = stored | garbage
+        def write(name, syntax, signed, photometric, slope, intercept, high_bit=11):
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = MRImageStorage
+            meta.MediaStorageSOPInstanceUID = generate_uid()
+            meta.TransferSyntaxUID = syntax
+            ds = Dataset(); ds.file_meta = meta
+            ds.SOPClassUID = MRImageStorage; ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+            ds.StudyInstanceUID = generate_uid(); ds.SeriesInstanceUID = generate_uid(); ds.Modality = "MR"
+            ds.Rows, ds.Columns = stored.shape
+            ds.SamplesPerPixel = 1; ds.PhotometricInterpretation = photometric
+            ds.BitsAllocated = 16; ds.BitsStored = 12; ds.HighBit = high_bit; ds.PixelRepresentation = 1 if signed else 0
+            ds.RescaleSlope = slope; ds.RescaleIntercept = intercept
+            ds.ImagePositionPatient = [0, 0, 0]; ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]; ds.PixelSpacing = [1, 1]
+            big = syntax == ExplicitVRBigEndian
+            ds.PixelData = words.astype(">u2" if big else "<u2").tobytes()
+            ds.save_as(os.path.join(out, name), implicit_vr=syntax == ImplicitVRLittleEndian, little_endian=not big, enforce_file_format=True)
+        write("signed_le.dcm", ExplicitVRLittleEndian, True, "MONOCHROME2", "2.5", "-100")
+        write("signed_be.dcm", ExplicitVRBigEndian, True, "MONOCHROME2", "2.5", "-100")
+        write("unsigned_implicit_m1.dcm", ImplicitVRLittleEndian, False, "MONOCHROME1", "1", "0")
+        write("high_bit_15.dcm", ExplicitVRLittleEndian, False, "MONOCHROME2", "1", "0", high_bit=15)
+        signed = np.where(stored >= 2048, stored.astype(np.int64) - 4096, stored.astype(np.int64))
+        (signed.astype(np.float64) * 2.5 - 100).astype(np.float32).tofile(os.path.join(out, "signed.f32"))
+        u = stored.astype(np.float32)
+        (u.max() + u.min() - u).astype(np.float32).tofile(os.path.join(out, "unsigned_m1.f32"))
+        """, [dir.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        func floats(_ name: String) throws -> [Float] {
+            try Data(contentsOf: dir.appendingPathComponent(name)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        let signed = try DicomReader.readImage(dir.appendingPathComponent("signed_le.dcm").path)
+        XCTAssertEqual(signed.pixels, try floats("signed.f32"))
+        XCTAssertTrue(signed.pixels.contains { $0 < -100 }, "some values are negative before the rescale")
+        XCTAssertEqual(try DicomReader.readImage(dir.appendingPathComponent("signed_be.dcm").path).pixels, signed.pixels)
+        XCTAssertEqual(try DicomReader.readImage(dir.appendingPathComponent("unsigned_implicit_m1.dcm").path).pixels,
+                       try floats("unsigned_m1.f32"))
+        // High Bit 15 with Bits Stored 12: GDCM's reading, whatever it is, and not fuse3d's masking of the low 12 bits.
+        let shifted = try DicomReader.readImage(dir.appendingPathComponent("high_bit_15.dcm").path).pixels
+        XCTAssertEqual(shifted.count, 24 * 20)
+        XCTAssertNotEqual(shifted, try floats("unsigned_m1.f32"))
+    }
 }

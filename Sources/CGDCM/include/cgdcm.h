@@ -29,9 +29,15 @@ typedef struct gd_file_s *gd_file;
 
 /**
  * Parses `path`. With `with_pixels` = 0 reading stops before Pixel Data (a fast header scan);
- * otherwise the pixel data is read too (not yet decoded). NULL on failure (see gd_last_error).
+ * with 1 the pixel data is read too (not yet decoded); with 2 it is read only when the transfer syntax
+ * is one fuse3d decodes from the data set itself (uncompressed little endian, RLE Lossless, JPEG-LS),
+ * which never reach GDCM's image reader, and reading stops before it otherwise (gd_file_has_pixels
+ * tells which). NULL on failure (see gd_last_error).
  */
 gd_file gd_file_open(const char *path, int with_pixels);
+
+/** 1 when `f` was read with its pixel data (gd_file_decode may be called), else 0. */
+int gd_file_has_pixels(gd_file f);
 
 /** Frees a file opened by gd_file_open. */
 void gd_file_free(gd_file f);

@@ -28,13 +28,16 @@ public enum DicomReader {
     public static func readImage(_ path: String) throws -> DicomImage {
         _ = reuseLargeBuffers
         // Header first: GDCM's image reader (built with assertions on Debian) aborts on some
-        // objects it should refuse, so non-images and lying headers never reach it.
-        let header = try readHeader(path)
+        // objects it should refuse, so non-images and lying headers never reach it. Files that fuse3d
+        // decodes itself (uncompressed, RLE, JPEG-LS) never meet that reader: they are parsed once, with
+        // their pixels; the others are parsed for the header, then again by the image reader.
+        let first = try DicomFile(path: path, pixels: .whenDecodedByFuse3D)
+        let header = try first.header()
         if header.isNonImage {
             throw GDCMError(path: path, message: DicomProblem.nonImage("SOP class \(header.sopClassUID) (\(header.modality))").description)
         }
         try validateDimensions(header)
-        let file = try DicomFile(path: path, withPixels: true)
+        let file = first.hasPixels ? first : try DicomFile(path: path, withPixels: true)
         let count = header.rows * header.columns * max(header.numberOfFrames, 1)
         // Not zero-filled first (2 % of a cold ingest's instructions): the decoder writes every value or fails, and a
         // buffer it did not fill is thrown away below (Float has no invariants to break).
@@ -112,11 +115,25 @@ final class DicomFile {
     let handle: gd_file
     let path: String
 
-    init(path: String, withPixels: Bool) throws {
-        guard let h = gd_file_open(path, withPixels ? 1 : 0) else { throw GDCM.fail(path, "cannot read file") }
+    /// Which parts of a file `gd_file_open` reads.
+    enum Pixels: Int32 {
+        case none = 0, always = 1
+        /// With pixels when its transfer syntax is one fuse3d decodes itself, else the header only.
+        case whenDecodedByFuse3D = 2
+    }
+
+    init(path: String, pixels: Pixels) throws {
+        guard let h = gd_file_open(path, pixels.rawValue) else { throw GDCM.fail(path, "cannot read file") }
         self.handle = h
         self.path = path
     }
+
+    convenience init(path: String, withPixels: Bool) throws {
+        try self.init(path: path, pixels: withPixels ? .always : .none)
+    }
+
+    /// Whether the pixel data was read (it can be decoded).
+    var hasPixels: Bool { gd_file_has_pixels(handle) == 1 }
 
     deinit { gd_file_free(handle) }
 
