@@ -136,6 +136,12 @@ struct ChannelResampler {
         return coveredPerPlane.reduce(0, +)
     }
 
+    /// Hands the accumulators to `body`, which may turn the sums into means in place (`RobustRange.percentiles(ofMeans:)`):
+    /// no grid-sized array is allocated or copied.
+    mutating func withAccumulators<R>(_ body: (_ sums: UnsafeMutableBufferPointer<Float>, _ counts: UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try sum.withUnsafeMutableBufferPointer { s in try count.withUnsafeBufferPointer { c in try body(s, c) } }
+    }
+
     /// The resampled channel: the coverage-weighted mean where any stack covers a voxel, 0 elsewhere,
     /// and which voxels are covered.
     func finish() -> (values: [Float], covered: [Bool]) {

@@ -37,14 +37,15 @@ public struct Fuser: Sendable {
                                               normal: stack.normal, coveredVoxels: covered))
                 }
             }
-            let (values, covered) = resampler.finish()
-            let coveredValues = RobustRange.coveredValues(values, covered: covered)
-            let range = RobustRange.percentiles(coveredValues, low: parameters.lowPercentile, high: parameters.highPercentile)
-            RobustRange.normalizeToHalf(values, covered: covered, low: range.low, high: range.high,
-                                        into: &volume, at: c * n)
+            let range = resampler.withAccumulators { sums, counts in
+                // The sums become the channel's values (the coverage-weighted means) in the percentiles' first pass.
+                let range = RobustRange.percentiles(ofMeans: sums, counts: counts, low: parameters.lowPercentile, high: parameters.highPercentile)
+                RobustRange.normalizeToHalf(UnsafeBufferPointer(sums), counts: counts, low: range.low, high: range.high, into: &volume, at: c * n)
+                return range
+            }
             // A series that misses the grid entirely gives a zero channel, which must read as absent too.
-            channels.append(ChannelRecord(name: name, present: !coveredValues.isEmpty, stacks: stacks,
-                                          coverage: Double(coveredValues.count) / Double(n), low: range.low, high: range.high))
+            channels.append(ChannelRecord(name: name, present: range.count > 0, stacks: stacks,
+                                          coverage: Double(range.count) / Double(n), low: range.low, high: range.high))
         }
 
         var keypoints = [Float](repeating: .nan, count: 3 * RSNA.labelColumns.count)

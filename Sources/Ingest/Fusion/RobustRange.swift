@@ -16,20 +16,28 @@ enum RobustRange {
         }
     }
 
-    /// The values of the covered voxels, in voxel order: what the percentiles are taken over. One pass into an
-    /// array of the exact size (a `compactMap` over `zip` costs a closure call and a capacity check a voxel).
-    static func coveredValues(_ values: [Float], covered: [Bool]) -> [Float] {
-        values.withUnsafeBufferPointer { v in
-            covered.withUnsafeBufferPointer { c in
-                let n = min(v.count, c.count)
-                var kept = 0
-                for i in 0..<n where c[i] { kept &+= 1 }
-                return [Float](unsafeUninitializedCapacity: kept) { out, initialized in
-                    var j = 0
-                    for i in 0..<n where c[i] { out[j] = v[i]; j &+= 1 }
-                    initialized = kept
-                }
+    /// Turns each sum into the mean over its count in place (0 where the count is 0: `ChannelResampler.finish`'s values,
+    /// bit for bit) and returns the `low` and `high` percentiles of the means whose count is above 0, and how many those
+    /// are; (0, 0) for none. One pass divides and gathers the covered means into a scratch buffer (branch-free), which
+    /// the selection then reorders: no other grid-sized array is made (issue 20: the separate passes and copies of
+    /// `finish`, the covered values and the percentiles' work array were 10 % of an ingest).
+    static func percentiles(ofMeans sums: UnsafeMutableBufferPointer<Float>, counts: UnsafeBufferPointer<Float>,
+                            low: Double, high: Double) -> (low: Float, high: Float, count: Int) {
+        let n = min(sums.count, counts.count)
+        guard n > 0 else { return (0, 0, 0) }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { scratch in
+            let s = sums.baseAddress!, c = counts.baseAddress!, out = scratch.baseAddress!
+            var kept = 0
+            for i in 0..<n {
+                let count = c[i], q = s[i] / count
+                let x = count > 0 ? q : 0
+                s[i] = x
+                out[kept] = x
+                kept &+= count > 0 ? 1 : 0
             }
+            guard kept > 0 else { return (0, 0, 0) }
+            let covered = UnsafeMutableBufferPointer(start: out, count: kept)
+            return (percentile(covered, low), percentile(covered, high), kept)
         }
     }
 
@@ -40,39 +48,36 @@ enum RobustRange {
         return min(max((value - low) / (high - low), 0), 1)
     }
 
-    /// Writes `Float16(normalize(values[i]))` of every covered voxel into `volume[offset + i]` and 0 of every other
+    /// Writes `Float16(normalize(values[i]))` of every covered voxel (count above 0) into `volume[offset + i]` and 0 of every other
     /// one (the bits a voxel-by-voxel loop over the covered voxels of a zeroed volume leaves): normalised in blocks
     /// in Float, then converted eight at a time (`HalfConversion`; issue 20's profile: the scalar conversion was a
     /// software call per voxel).
-    static func normalizeToHalf(_ values: [Float], covered: [Bool], low: Float, high: Float,
+    static func normalizeToHalf(_ values: UnsafeBufferPointer<Float>, counts: UnsafeBufferPointer<Float>, low: Float, high: Float,
                                 into volume: inout [Float16], at offset: Int) {
-        let n = min(values.count, covered.count)
+        let n = min(values.count, counts.count)
         precondition(offset >= 0 && offset + n <= volume.count)
         let block = 4096
-        values.withUnsafeBufferPointer { v in
-            covered.withUnsafeBufferPointer { c in
-                volume.withUnsafeMutableBufferPointer { out in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { scratch in
-                        var start = 0
-                        while start < n {
-                            let m = min(block, n - start)
-                            // normalize(_:low:high:)'s expression, taken for every voxel and selected, without
-                            // checked index arithmetic: LLVM vectorizes it (a branch per voxel kept it scalar).
-                            let vp = v.baseAddress! + start, cp = c.baseAddress! + start, sp = scratch.baseAddress!
-                            if high > low {
-                                let range = high - low
-                                for j in 0..<m {
-                                    let x = min(max((vp[j] - low) / range, 0), 1)
-                                    sp[j] = cp[j] ? x : 0
-                                }
-                            } else {
-                                for j in 0..<m { sp[j] = 0 }
-                            }
-                            HalfConversion.convert(UnsafeBufferPointer(rebasing: scratch[0..<m]),
-                                                   into: UnsafeMutableBufferPointer(rebasing: out[(offset + start)...]))
-                            start += m
+        let v = values, c = counts
+        volume.withUnsafeMutableBufferPointer { out in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { scratch in
+                var start = 0
+                while start < n {
+                    let m = min(block, n - start)
+                    // normalize(_:low:high:)'s expression, taken for every voxel and selected, without
+                    // checked index arithmetic: LLVM vectorizes it (a branch per voxel kept it scalar).
+                    let vp = v.baseAddress! + start, cp = c.baseAddress! + start, sp = scratch.baseAddress!
+                    if high > low {
+                        let range = high - low
+                        for j in 0..<m {
+                            let x = min(max((vp[j] - low) / range, 0), 1)
+                            sp[j] = cp[j] > 0 ? x : 0
                         }
+                    } else {
+                        for j in 0..<m { sp[j] = 0 }
                     }
+                    HalfConversion.convert(UnsafeBufferPointer(rebasing: scratch[0..<m]),
+                                           into: UnsafeMutableBufferPointer(rebasing: out[(offset + start)...]))
+                    start += m
                 }
             }
         }
