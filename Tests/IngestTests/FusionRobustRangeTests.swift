@@ -22,4 +22,37 @@ final class FusionRobustRangeTests: XCTestCase {
         XCTAssertEqual(RobustRange.normalize(400, low: 100, high: 300), 1)
         XCTAssertEqual(RobustRange.normalize(5, low: 7, high: 7), 0)
     }
+
+    /// The one-pass form the fuser uses: sums become the means `ChannelResampler.finish` gives (0 where nothing covers a
+    /// voxel), and the percentiles and count are those of the covered means alone.
+    func testPercentilesOfMeansDivideInPlaceAndSkipUncoveredVoxels() {
+        var rng = SystemRandomNumberGenerator()
+        let n = 5000
+        let counts: [Float] = (0..<n).map { (i: Int) -> Float in
+            let uncovered = i % 7 == 0 || (1000..<1400).contains(i)
+            return uncovered ? 0 : Float(1 + i % 3)
+        }
+        var sums: [Float] = (0..<n).map { (i: Int) -> Float in counts[i] == 0 ? 0 : Float.random(in: -50...900, using: &rng) * counts[i] }
+        let means: [Float] = (0..<n).map { (i: Int) -> Float in counts[i] > 0 ? sums[i] / counts[i] : 0 }
+        let covered: [Float] = (0..<n).filter { counts[$0] > 0 }.map { means[$0] }
+        let expected = RobustRange.percentiles(covered, low: 0.5, high: 99.5)
+        let r = sums.withUnsafeMutableBufferPointer { s in
+            counts.withUnsafeBufferPointer { c in RobustRange.percentiles(ofMeans: s, counts: c, low: 0.5, high: 99.5) }
+        }
+        XCTAssertEqual(r.count, covered.count)
+        XCTAssertEqual(r.low, expected.low)
+        XCTAssertEqual(r.high, expected.high)
+        XCTAssertEqual(sums, means)
+        // The sorted-array definition, independently of the selection.
+        let sorted = covered.sorted()
+        let position = 0.995 * Double(sorted.count - 1), k = Int(position)
+        let below: Float = sorted[k], above: Float = sorted[k + 1], fraction = Float(position - Double(k))
+        XCTAssertEqual(r.high, below + (above - below) * fraction)
+        var none: [Float] = [1, 2, 3]
+        let nothing = none.withUnsafeMutableBufferPointer { s in
+            [Float](repeating: 0, count: 3).withUnsafeBufferPointer { RobustRange.percentiles(ofMeans: s, counts: $0, low: 1, high: 99) }
+        }
+        XCTAssertTrue(nothing == (0, 0, 0))
+        XCTAssertEqual(none, [0, 0, 0])
+    }
 }
