@@ -45,6 +45,8 @@ let package = Package(
                 .linkedLibrary("hdf5_serial"), .linkedLibrary("zstd"),
             ]
         ),
+        // The resampler's voxel loop in C (no checked conversions; bit-exact with the Swift it replaced).
+        .target(name: "CFusion"),
         // PNG encoding through Debian's libpng.
         .target(name: "CPNG", linkerSettings: [.linkedLibrary("png")]),
         // The C API of tch-rs' torch_api.h style over libtorch: trampolines that open the shim
@@ -58,7 +60,7 @@ let package = Package(
         .target(name: "Shards", dependencies: ["CHDF5"]),
         // The strict YAML reader of pipeline and training configurations (errors with file, line and key).
         .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
-        .target(name: "Ingest", dependencies: ["CGDCM", "Shards", "Config"]),
+        .target(name: "Ingest", dependencies: ["CGDCM", "CFusion", "Shards", "Config"]),
         // The phantom cohort (a DICOM writer) for tests and the demo; Ingest never imports it.
         .target(name: "Synth", dependencies: ["CGDCM", "Ingest", "Shards"]),
         // Pictures and pages (PNG, NIfTI, HTML, SVG plots) for `inspect` and the training report; imports neither Ingest nor Train.

@@ -1,0 +1,38 @@
+#ifndef CFUSION_H
+#define CFUSION_H
+// The resampler's voxel loop (Sources/Ingest/Fusion/ChannelResampler.swift), in C: see resample.c.
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A stack laid out for one grid (StackLayout): every array is read only. */
+typedef struct {
+    const float *pixels;         /* all slices' pixels, slice after slice, row-major */
+    const double *projections;   /* per slice 12: row, column, distance as (d, h, w, constant) of the voxel index */
+    const double *offsets;       /* each slice's offset along the stack normal, ascending */
+    const double *offset_projection; /* (d, h, w, constant) of the voxel's offset along the normal */
+    const int64_t *starts;       /* where each slice's pixels start */
+    const int64_t *rows;
+    const int64_t *columns;
+    int64_t slices;
+    double lowest, highest;      /* offsets the stack reaches: first − reach, last + reach */
+    double max_gap;              /* widest gap interpolated across (mm) */
+    double reach;                /* half a spacing */
+    int64_t grid_h, grid_w;      /* the grid's H and W */
+    int64_t h_begin, h_end, w_begin, w_end; /* the voxel ranges the stack may cover */
+} cf_stack;
+
+/**
+ * Resamples plane `d` of the grid from `stack`: adds each covered voxel's value to `sum` and 1 to `count`
+ * (both indexed (d·H + h)·W + w) and returns how many voxels it covered. `terms` is scratch for 3 × slices doubles.
+ * Every value is bit for bit what ChannelResampler's Swift loop gave (same operations in the same order, no
+ * contraction into fused multiply-adds).
+ */
+int64_t cf_resample_plane(const cf_stack *stack, int64_t d, float *sum, float *count, double *terms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
