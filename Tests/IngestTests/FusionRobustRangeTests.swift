@@ -55,4 +55,28 @@ final class FusionRobustRangeTests: XCTestCase {
         XCTAssertTrue(nothing == (0, 0, 0))
         XCTAssertEqual(none, [0, 0, 0])
     }
+
+    /// Large buffers take the sampled bands; the percentiles must be the sorted array's, for a spread of values, for
+    /// values with a heavy run of ties at the low end (a band overflows and the whole buffer is selected) and for
+    /// a constant buffer.
+    func testTwoPercentilesOfLargeBuffersEqualTheSortedDefinition() {
+        var rng = SystemRandomNumberGenerator()
+        func reference(_ v: [Float], _ q: Double) -> Float {
+            let sorted = v.sorted(), p = q / 100 * Double(v.count - 1), k = Int(p)
+            guard k + 1 < v.count, p > Double(k) else { return sorted[k] }
+            let below: Float = sorted[k], above: Float = sorted[k + 1], fraction = Float(p - Double(k))
+            return below + (above - below) * fraction
+        }
+        let spread: [Float] = (0..<200_000).map { _ in Float.random(in: -300...4000, using: &rng) }
+        let ties: [Float] = (0..<150_000).map { (i: Int) -> Float in i % 3 == 0 ? Float.random(in: 1...900, using: &rng) : 0 }
+        let constant = [Float](repeating: 42, count: 70_000)
+        for (name, values) in [("spread", spread), ("ties", ties), ("constant", constant)] {
+            for (low, high) in [(0.5, 99.5), (2.0, 98.0), (0.0, 100.0)] {
+                var work = values
+                let r = work.withUnsafeMutableBufferPointer { RobustRange.twoPercentiles($0, low, high) }
+                XCTAssertEqual(r.0, reference(values, low), "\(name) \(low)")
+                XCTAssertEqual(r.1, reference(values, high), "\(name) \(high)")
+            }
+        }
+    }
 }
