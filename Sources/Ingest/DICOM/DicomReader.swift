@@ -248,15 +248,25 @@ final class DicomFile {
 
     static func doubles(_ s: String?) -> [Double]? {
         guard let s, !s.isEmpty else { return nil }
-        let parts = s.split(separator: "\\", omittingEmptySubsequences: false)
-            .map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        let parts = s.split(separator: "\\", omittingEmptySubsequences: false).map { Double(trimmed($0)) }
         guard parts.allSatisfy({ $0 != nil }) else { return nil }
         return parts.map { $0! }
     }
+    /// `part` without leading and trailing `.whitespaces`: ASCII text (DICOM's default repertoire) trimmed of spaces and
+    /// tabs from its bytes, anything else by Foundation (the header scan's profile: its NSString bridging per value).
+    static func trimmed(_ part: Substring) -> Substring {
+        let bytes = part.utf8
+        guard bytes.allSatisfy({ $0 < 0x80 }) else { return Substring(part.trimmingCharacters(in: .whitespaces)) }
+        var start = bytes.startIndex, end = bytes.endIndex
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start = bytes.index(after: start) }
+        while end > start, bytes[bytes.index(before: end)] == 0x20 || bytes[bytes.index(before: end)] == 0x09 { end = bytes.index(before: end) }
+        return part[start..<end]
+    }
+
     static func double(_ s: String?) -> Double? { doubles(s).flatMap { $0.count == 1 ? $0[0] : nil } }
     static func int(_ s: String?) -> Int? {
         guard let s else { return nil }
-        let t = s.trimmingCharacters(in: .whitespaces)
+        let t = trimmed(Substring(s))
         return Int(t) ?? Double(t).flatMap { $0.isFinite && abs($0) < 1e15 ? Int($0) : nil }
     }
     static func vec3(_ s: String?) -> Vec3? {

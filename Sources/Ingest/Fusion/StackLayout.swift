@@ -122,14 +122,18 @@ struct StackLayout {
                         s0[c] = t0 / w; s1[c] = t1 / w; s2[c] = t2 / w; s3[c] = t3 / w
                     }
                     for c in 0..<lower { edge(c) }
+                    // The sums first, then each row's divisions in a loop of their own (LLVM vectorizes it; inline they were
+                    // one scalar division a pixel, the pass's bottleneck).
                     for c in lower..<upper {
                         let a = c &+ radiusC, b = c &- radiusC &- 1
-                        t0 += l0[a]; t0 -= l0[b]; s0[c] = t0 / full
-                        t1 += l1[a]; t1 -= l1[b]; s1[c] = t1 / full
-                        t2 += l2[a]; t2 -= l2[b]; s2[c] = t2 / full
-                        t3 += l3[a]; t3 -= l3[b]; s3[c] = t3 / full
+                        t0 += l0[a]; t0 -= l0[b]; s0[c] = t0
+                        t1 += l1[a]; t1 -= l1[b]; s1[c] = t1
+                        t2 += l2[a]; t2 -= l2[b]; s2[c] = t2
+                        t3 += l3[a]; t3 -= l3[b]; s3[c] = t3
                     }
                     for c in upper..<cols { edge(c) }
+                    @inline(__always) func divide(_ line: UnsafeMutablePointer<Float>) { for c in lower..<upper { line[c] = line[c] / full } }
+                    divide(s0); divide(s1); divide(s2); divide(s3)
                     r += 4
                 }
                 for r in r..<rows {
