@@ -218,6 +218,24 @@ final class FusionTests: XCTestCase {
         for r in results { XCTAssertTrue(r == reference.volume) }
     }
 
+    /// Four voxels at a time (AVX2) and one at a time give the same bits: tilted axial stacks (the slice below a voxel
+    /// changes along a row), stack edges, hull edges, and a grid whose rows are not a multiple of four.
+    func testVectorisedResamplingEqualsOneVoxelAtATime() throws {
+        try XCTSkipUnless(ChannelResampler.vectorsAvailable, "this CPU has no AVX2: only the one-voxel path runs")
+        let series = [FusionPhantom.axialT2(), FusionPhantom.sagittalT2(), FusionPhantom.sagittalT1()]
+        for size in [32, 45] {
+            let fuser = Fuser(parameters: FusionParameters(size: size))
+            let vectorised = try fuser.fuse(series: series, labels: FusionPhantom.noLabels, coordinates: [], studyID: 1)
+            let scalar = try ChannelResampler.withoutVectors {
+                try fuser.fuse(series: series, labels: FusionPhantom.noLabels, coordinates: [], studyID: 1)
+            }
+            XCTAssertTrue(vectorised.sample.volume.map(\.bitPattern) == scalar.sample.volume.map(\.bitPattern), "size \(size)")
+            XCTAssertEqual(vectorised.record.channels.map(\.coverage), scalar.record.channels.map(\.coverage))
+            XCTAssertEqual(vectorised.sample.norm, scalar.sample.norm)
+            XCTAssertGreaterThan(vectorised.record.channels[2].coverage, 0, "the axial channel is resampled")
+        }
+    }
+
     func testMalformedSliceNamesItsFile() {
         var t1 = FusionPhantom.sagittalT1()
         t1.stacks[0].slices[3].pixels.removeLast()

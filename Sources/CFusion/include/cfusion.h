@@ -32,6 +32,12 @@ typedef struct {
  */
 int64_t cf_resample_plane(const cf_stack *stack, int64_t d, float *sum, float *count, double *terms);
 
+/** 1 when the CPU has AVX2, which cf_resample_plane then uses for four voxels at a time (same bits). */
+int cf_vectors_available(void);
+
+/** With 0, cf_resample_plane takes every voxel one at a time even with AVX2 (tests compare both). Process-wide. */
+void cf_use_vectors(int enabled);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,6 +26,16 @@ struct ChannelResampler {
         count = Array(repeating: 0, count: grid.voxelCount)
     }
 
+    /// Whether this CPU resamples four voxels at a time (AVX2); the values are the same bits either way.
+    static var vectorsAvailable: Bool { cf_vectors_available() == 1 }
+
+    /// Takes every voxel one at a time, even with AVX2, while `body` runs (tests compare both ways). Process-wide.
+    static func withoutVectors<R>(_ body: () throws -> R) rethrows -> R {
+        cf_use_vectors(0)
+        defer { cf_use_vectors(1) }
+        return try body()
+    }
+
     /// Resamples one stack into the accumulators; returns how many voxels it covered.
     @discardableResult
     mutating func add(_ stack: Stack) throws -> Int {
