@@ -10,8 +10,10 @@ public enum ShardSchema {
     public static let zstdFilterID: Int32 = 32015
     /// HDF5's built-in byte-shuffle filter id.
     public static let shuffleFilterID: Int32 = 2
-    /// Default Zstandard level.
-    public static let defaultZstdLevel = 3
+    /// Default Zstandard level: 1. On byte-shuffled float16 volumes the higher levels find almost nothing more to
+    /// match and cost more CPU (BENCHMARKS.md, "Zstandard level": level 1 wrote 0.2 % smaller shards than 3, in 8 %
+    /// less ingest CPU).
+    public static let defaultZstdLevel = 1
 
     /// The linked HDF5 and libzstd versions, e.g. "HDF5 1.10.8, zstd 1.5.4" (for `fuse3d version`).
     public static var nativeLibraries: String {

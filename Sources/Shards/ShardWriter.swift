@@ -18,7 +18,7 @@ public struct ShardWriterOptions: Sendable {
     /// in `publish()`, so that a finished dataset already there stays whole until the new one is complete.
     public var stageUntilPublished = false
 
-    /// Defaults: about 1 GB of compressed data per shard, zstd level 3, no parameters.
+    /// Defaults: about 1 GB of compressed data per shard, zstd level `ShardSchema.defaultZstdLevel`, no parameters.
     public init(samplesPerShard: Int? = nil, targetShardBytes: Int = 1_000_000_000,
                 zstdLevel: Int = ShardSchema.defaultZstdLevel, parameters: [String: String] = [:]) {
         self.samplesPerShard = samplesPerShard

@@ -53,7 +53,7 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Samples per shard (otherwise shards are filled to about 1 GB of compressed data).")
     var samplesPerShard: Int?
 
-    @Option(help: "Zstandard level, 1…22 (otherwise the pipeline's, or 3).")
+    @Option(help: "Zstandard level, 1…22 (otherwise the pipeline's, or 1).")
     var zstdLevel: Int?
 
     @Option(help: "The study cache's folder, which several outputs may share (default: OUT/.cache).")

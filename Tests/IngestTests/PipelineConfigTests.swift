@@ -67,7 +67,7 @@ final class PipelineConfigTests: XCTestCase {
         let json = String(decoding: try enc.encode(c), as: UTF8.self)
         XCTAssertEqual(json, """
         {"fusion":{"antialias":false,"box":"union","gap_factor":1.5,"isotropic":true,"percentiles":[0.5,99.5],"size":128},\
-        "name":"j","shards":{"target_shard_bytes":1000000000,"zstd_level":3}}
+        "name":"j","shards":{"target_shard_bytes":1000000000,"zstd_level":1}}
         """)
         XCTAssertEqual(try JSONDecoder().decode(PipelineConfig.self, from: Data(json.utf8)), c)
     }

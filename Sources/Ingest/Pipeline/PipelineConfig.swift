@@ -16,7 +16,7 @@ import Shards
 /// shards:
 ///   samples_per_shard: 16     # optional; default: fill shards to target_shard_bytes
 ///   target_shard_bytes: 1000000000
-///   zstd_level: 3
+///   zstd_level: 1
 /// ```
 ///
 /// Files are read strictly (`ConfigSection`): an unknown key, a key given twice, a value of the wrong type or out of
@@ -31,12 +31,12 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
     public var samplesPerShard: Int?
     /// A shard is closed once its compressed volumes reach this many bytes (default 1 GB).
     public var targetShardBytes: Int
-    /// Zstandard level of the volumes, 1…22 (default 3).
+    /// Zstandard level of the volumes, 1…22 (default `ShardSchema.defaultZstdLevel`, 1).
     public var zstdLevel: Int
 
-    /// Defaults: name "default", default fusion, shards filled to about 1 GB, zstd level 3.
+    /// Defaults: name "default", default fusion, shards filled to about 1 GB, zstd level 1.
     public init(name: String = "default", fusion: FusionParameters = FusionParameters(), samplesPerShard: Int? = nil,
-                targetShardBytes: Int = 1_000_000_000, zstdLevel: Int = 3) {
+                targetShardBytes: Int = 1_000_000_000, zstdLevel: Int = ShardSchema.defaultZstdLevel) {
         self.name = name
         self.fusion = fusion
         self.samplesPerShard = samplesPerShard
