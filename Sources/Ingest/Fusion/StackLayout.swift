@@ -157,14 +157,23 @@ struct StackLayout {
             // Down the columns a whole row at a time, so memory is read in order.
             totals.initialize(repeating: 0, count: cols)
             @inline(__always) func add(_ r: Int) { let row = across + r &* cols; for c in 0..<cols { totals[c] += row[c] } }
-            @inline(__always) func subtract(_ r: Int) { let row = across + r &* cols; for c in 0..<cols { totals[c] -= row[c] } }
             for r in 0..<min(radiusR, rows) { add(r) }
             for r in 0..<rows {
-                if r + radiusR < rows { add(r + radiusR) }
-                if r - radiusR - 1 >= 0 { subtract(r - radiusR - 1) }
                 let scale = 1 / Float(min(r + radiusR, rows - 1) - max(r - radiusR, 0) + 1)
                 let smoothed = out + r &* cols
-                for c in 0..<cols { smoothed[c] = totals[c] * scale }
+                // Adding the row entering the box, dropping the one leaving it and scaling in one pass over the totals
+                // (three passes before); each total takes the same operations in the same order.
+                let entering = r + radiusR < rows ? across + (r + radiusR) &* cols : nil
+                let leaving = r - radiusR - 1 >= 0 ? across + (r - radiusR - 1) &* cols : nil
+                if let entering, let leaving {
+                    for c in 0..<cols { let t = (totals[c] + entering[c]) - leaving[c]; totals[c] = t; smoothed[c] = t * scale }
+                } else if let entering {
+                    for c in 0..<cols { let t = totals[c] + entering[c]; totals[c] = t; smoothed[c] = t * scale }
+                } else if let leaving {
+                    for c in 0..<cols { let t = totals[c] - leaving[c]; totals[c] = t; smoothed[c] = t * scale }
+                } else {
+                    for c in 0..<cols { smoothed[c] = totals[c] * scale }
+                }
             }
         }
         return true
