@@ -82,6 +82,12 @@ final class DicomReaderTests: XCTestCase {
             }
         }
         XCTAssertFalse(try DicomReader.readHeader(Fixtures.dicom("MR_small.dcm").path).isNonImage)
+        // A header read stops at Pixel Data without reading its value; whether the file has one still shows (from the
+        // structure walk; a deflated file's from GDCM, which reads it).
+        for (name, has) in [("MR_small.dcm", true), ("MR_small_RLE.dcm", true), ("emri_small.dcm", true), ("image_dfl.dcm", true),
+                            ("test-SR.dcm", false), ("rtplan.dcm", false), ("rtdose.dcm", true)] {
+            XCTAssertEqual(try DicomReader.readHeader(Fixtures.dicom(name).path).hasPixelData, has, name)
+        }
     }
 
     func testColourImageIsRefusedWhereGreyIsNeeded() {
