@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 typedef struct {
     ZSTD_DCtx *dctx;
@@ -64,7 +67,18 @@ static void shuffle(const uint8_t *in, uint8_t *out, size_t nbytes, size_t elem_
     size_t n = nbytes / elem_size;
     if (elem_size == 2) {
         uint8_t *lo = out, *hi = out + n;
-        for (size_t i = 0; i < n; i++) {
+        size_t i = 0;
+#if defined(__SSE2__)
+        /* 16 elements at a time (SSE2, every x86-64): the low bytes of two vectors packed into one, the high bytes
+         * into another (the scalar loop did a byte a step: 5 % of a cold ingest). */
+        const __m128i mask = _mm_set1_epi16(0x00FF);
+        for (; i + 16 <= n; i += 16) {
+            const __m128i a = _mm_loadu_si128((const __m128i *)(in + 2 * i)), b = _mm_loadu_si128((const __m128i *)(in + 2 * i + 16));
+            _mm_storeu_si128((__m128i *)(lo + i), _mm_packus_epi16(_mm_and_si128(a, mask), _mm_and_si128(b, mask)));
+            _mm_storeu_si128((__m128i *)(hi + i), _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8)));
+        }
+#endif
+        for (; i < n; i++) {
             lo[i] = in[2 * i];
             hi[i] = in[2 * i + 1];
         }
@@ -79,7 +93,16 @@ static void unshuffle(const uint8_t *in, uint8_t *out, size_t nbytes, size_t ele
     size_t n = nbytes / elem_size;
     if (elem_size == 2) {
         const uint8_t *lo = in, *hi = in + n;
-        for (size_t i = 0; i < n; i++) {
+        size_t i = 0;
+#if defined(__SSE2__)
+        /* 16 elements at a time: the low and high bytes interleaved back (SSE2). */
+        for (; i + 16 <= n; i += 16) {
+            const __m128i l = _mm_loadu_si128((const __m128i *)(lo + i)), h = _mm_loadu_si128((const __m128i *)(hi + i));
+            _mm_storeu_si128((__m128i *)(out + 2 * i), _mm_unpacklo_epi8(l, h));
+            _mm_storeu_si128((__m128i *)(out + 2 * i + 16), _mm_unpackhi_epi8(l, h));
+        }
+#endif
+        for (; i < n; i++) {
             out[2 * i] = lo[i];
             out[2 * i + 1] = hi[i];
         }
