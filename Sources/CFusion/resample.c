@@ -237,7 +237,7 @@ int64_t cf_resample_plane(const cf_stack *s, int64_t di, float *sum, float *coun
 #endif
     for (int64_t hi = s->h_begin; hi < s->h_end; hi++) {
         const double h = (double)hi;
-        const int64_t row = (di * s->grid_h + hi) * s->grid_w;
+        const int64_t row = ((di - s->d_origin) * s->grid_h + (hi - s->h_origin)) * s->grid_w;
         for (int64_t k = 0; k < s->slices; k++) {
             const double *p = s->projections + 12 * k;
             terms[3 * k] = p[0] * d + p[1] * h;

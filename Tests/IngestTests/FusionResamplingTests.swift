@@ -47,6 +47,24 @@ final class FusionResamplingTests: XCTestCase {
         XCTAssertEqual(coveredZ, [17.5, 16.5, 15.5, 14.5, 5.5, 4.5, 3.5, 2.5, 1.5, 0.5, -0.5, -1.5, -2.5, -3.5, -4.5, -5.5])
     }
 
+    /// Accumulators over the region the stacks reach (what the fuser uses) hold the same voxels as over the whole grid,
+    /// and the region is smaller than the grid.
+    func testARegionsAccumulatorsGiveTheWholeGridsValues() throws {
+        let tall = Grid(shape: [4, 30, 4], affine: [1, 0, 0, -1.5, 0, 0, 1, -1.5, 0, -1, 0, 19.5, 0, 0, 0, 1])
+        let stacks = [Stack(slices: [axial(z: -4, base: 10), axial(z: 0, base: 50), axial(z: 4, base: 90)]),
+                      Stack(slices: [axial(z: 3, base: 300), axial(z: 7, base: 200)])]
+        let region = ChannelResampler.region(of: stacks, in: tall)
+        XCTAssertLessThan(region.h.count, 30)
+        var whole = ChannelResampler(grid: tall, gapFactor: 1.5, antialias: true)
+        var part = ChannelResampler(grid: tall, gapFactor: 1.5, antialias: true, region: region)
+        for s in stacks { XCTAssertEqual(try whole.add(s), try part.add(s)) }
+        XCTAssertEqual(part.sum.count, region.d.count * region.h.count * 4)
+        let (a, b) = (whole.finish(), part.finish())
+        XCTAssertEqual(a.values, b.values)
+        XCTAssertEqual(a.covered, b.covered)
+        XCTAssertTrue(a.covered.contains(true))
+    }
+
     func testOverlappingStacksAreAveragedAndNeverBridged() throws {
         let low = Stack(slices: [axial(z: 1, base: 100)])
         let high = Stack(slices: [axial(z: 5, base: 300)])

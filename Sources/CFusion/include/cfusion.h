@@ -20,13 +20,14 @@ typedef struct {
     double lowest, highest;      /* offsets the stack reaches: first − reach, last + reach */
     double max_gap;              /* widest gap interpolated across (mm) */
     double reach;                /* half a spacing */
-    int64_t grid_h, grid_w;      /* the grid's H and W */
+    int64_t d_origin, h_origin;  /* the first plane and row the accumulators hold */
+    int64_t grid_h, grid_w;      /* rows per plane the accumulators hold, and the grid's W */
     int64_t h_begin, h_end, w_begin, w_end; /* the voxel ranges the stack may cover */
 } cf_stack;
 
 /**
  * Resamples plane `d` of the grid from `stack`: adds each covered voxel's value to `sum` and 1 to `count`
- * (both indexed (d·H + h)·W + w) and returns how many voxels it covered. `terms` is scratch for 3 × slices doubles.
+ * (both indexed ((d − d_origin)·grid_h + h − h_origin)·W + w) and returns how many voxels it covered. `terms` is scratch for 3 × slices doubles.
  * Every value is bit for bit what ChannelResampler's Swift loop gave (same operations in the same order, no
  * contraction into fused multiply-adds).
  */

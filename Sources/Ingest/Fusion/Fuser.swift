@@ -28,7 +28,8 @@ public struct Fuser: Sendable {
         var channels: [ChannelRecord] = []
         for (c, name) in Channels.names.enumerated() {
             let members = fused.filter { $0.kind.channel == c }
-            var resampler = ChannelResampler(grid: grid, gapFactor: parameters.gapFactor, antialias: parameters.antialias)
+            let region = ChannelResampler.region(of: members.flatMap(\.stacks), in: grid)
+            var resampler = ChannelResampler(grid: grid, gapFactor: parameters.gapFactor, antialias: parameters.antialias, region: region)
             var stacks: [StackRecord] = []
             for s in members {
                 for stack in s.stacks where !stack.slices.isEmpty {
@@ -40,7 +41,14 @@ public struct Fuser: Sendable {
             let range = resampler.withAccumulators { sums, counts in
                 // The sums become the channel's values (the coverage-weighted means) in the percentiles' first pass.
                 let range = RobustRange.percentiles(ofMeans: sums, counts: counts, low: parameters.lowPercentile, high: parameters.highPercentile)
-                RobustRange.normalizeToHalf(UnsafeBufferPointer(sums), counts: counts, low: range.low, high: range.high, into: &volume, at: c * n)
+                // Each plane's rows of the region are one run of the volume; the voxels outside the region stay 0 (the
+                // bits normalizeToHalf gives an uncovered voxel).
+                let (H, W) = (grid.shape[1], grid.shape[2]), run = region.h.count * W
+                for (i, d) in region.d.enumerated() {
+                    RobustRange.normalizeToHalf(UnsafeBufferPointer(rebasing: sums[(i * run)..<((i + 1) * run)]),
+                                                counts: UnsafeBufferPointer(rebasing: counts[(i * run)..<((i + 1) * run)]),
+                                                low: range.low, high: range.high, into: &volume, at: c * n + (d * H + region.h.lowerBound) * W)
+                }
                 return range
             }
             // A series that misses the grid entirely gives a zero channel, which must read as absent too.
