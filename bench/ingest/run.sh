@@ -22,7 +22,9 @@ entries() { find "$1/.cache" -name '*.entry' 2>/dev/null | wc -l; }
 same() { for f in "$1"/shard-*.h5 "$1/manifest.json"; do cmp -s "$f" "$2/$(basename "$f")" || { echo "DIFFERENT: $f"; return 1; }; done; echo same; }
 
 rm -rf "$OUT/one" "$OUT/two" "$OUT/killed"
-start=$(seconds taskset -c 0 "$BIN" version)
+# Start-up: a scan of an empty folder (`fuse3d version` loads libtorch, which an ingest never does).
+mkdir -p "$OUT/empty"
+start=$(seconds taskset -c 0 "$BIN" scan "$OUT/empty")
 decode=$(seconds taskset -c 0 "$BIN" scan "$OUT/cohort" --decode)
 one=$(seconds taskset -c 0 "${INGEST[@]}" --out "$OUT/one" --workers 1)
 two=$(seconds taskset -c 0,1 "${INGEST[@]}" --out "$OUT/two" --workers 2)
@@ -51,9 +53,9 @@ killed_at = int(sys.argv[8])
 resumed = [float(x) for x in sys.argv[9].split(",")]
 peer = json.loads(sys.argv[10])
 same_two, same_resumed = sys.argv[11], sys.argv[12]
-net = lambda t: t[1] - start[1]  # CPU seconds beyond the process's start-up (fuse3d version)
+net = lambda t: t[1] - start[1]  # CPU seconds beyond the process's start-up (a scan of an empty folder)
 print(f"{n} phantom studies (synth --quirks, sagittal 256², axial 192²), {size}³ grid, every process pinned (taskset);")
-print(f"CPU = user + system seconds; 'net' subtracts fuse3d's start-up ({start[1]:.2f} s CPU, {start[0]:.2f} s wall for `fuse3d version`).\n")
+print(f"CPU = user + system seconds; 'net' subtracts fuse3d's start-up ({start[1]:.2f} s CPU, {start[0]:.2f} s wall for `fuse3d scan` of an empty folder).\n")
 print("| run | wall | CPU (net) | ratio |")
 print("|---|---|---|---|")
 print(f"| decode only (`scan --decode`, 1 core) | {decode[0]:.2f} s | {decode[1]:.2f} s ({net(decode):.2f} s) | ingest costs {net(one) / net(decode):.2f}× decoding |")
