@@ -144,6 +144,13 @@ static inline int all_finite(__m128 x) {
     return _mm_movemask_ps(_mm_cmp_ps(magnitude, _mm_set1_ps(INFINITY), _CMP_LT_OQ)) == 0xF;
 }
 
+// Four covered voxels: their values added to the sums, 1 to their counts.
+__attribute__((target("avx2")))
+static inline void add4(float *sum, float *count, __m128 v) {
+    _mm_storeu_ps(sum, _mm_add_ps(_mm_loadu_ps(sum), v));
+    _mm_storeu_ps(count, _mm_add_ps(_mm_loadu_ps(count), _mm_set1_ps(1)));
+}
+
 // The row four voxels at a time where all four lie between the same two slices, inside both slices' hulls, with
 // a gap narrow enough to interpolate across and finite samples (the common case), or all four before the first slice
 // or past the last; any other voxel, one at a time by `voxel`. Lane for lane the same operations as `voxel`'s, so the
@@ -173,8 +180,7 @@ static int64_t row_avx2(const cf_stack *s, const double *terms, double t_row, fl
                 edge = tvs[i] >= s->lowest && tvs[i] <= s->highest && (j < 0 ? tvs[i] < offs[0] : tvs[i] >= offs[last]);
             __m128 v;
             if (edge && sample4(s, terms, j < 0 ? 0 : last, w, &v) && all_finite(v)) {
-                _mm_storeu_ps(sum + wi, _mm_add_ps(_mm_loadu_ps(sum + wi), v));
-                _mm_storeu_ps(count + wi, _mm_add_ps(_mm_loadu_ps(count + wi), _mm_set1_ps(1)));
+                add4(sum + wi, count + wi, v);
                 covered += 4;
                 k = j;
                 wi += 4;
@@ -200,8 +206,7 @@ static int64_t row_avx2(const cf_stack *s, const double *terms, double t_row, fl
                 }
                 const __m128 v = _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(b, a), f));
                 if (all_finite(v)) {
-                    _mm_storeu_ps(sum + wi, _mm_add_ps(_mm_loadu_ps(sum + wi), v));
-                    _mm_storeu_ps(count + wi, _mm_add_ps(_mm_loadu_ps(count + wi), _mm_set1_ps(1)));
+                    add4(sum + wi, count + wi, v);
                     covered += 4;
                     k = j;
                     wi += 4;
