@@ -52,15 +52,16 @@ public struct EncodedSample: Sendable {
                 failures.withUnsafeMutableBufferPointer { failures in
                     // Each thread reads its own channel of `volume` and writes only its own slot of `encoded` and `failures`.
                     nonisolated(unsafe) let volume = volume, encoded = encoded, failures = failures
-                    DispatchQueue.concurrentPerform(iterations: 3) { channel in
-                        var written = 0
-                        var frame = [UInt8](repeating: 0, count: capacity)
-                        let failure = frame.withUnsafeMutableBytes {
-                            fz_encode_shuffled_zstd(volume.baseAddress! + channel * channelBytes, channelBytes, 2,
-                                                    Int32(zstdLevel), $0.baseAddress!, capacity, &written)
+                    StudyParallelism.forEach(3) { channel in
+                        var failure: UnsafePointer<CChar>? = nil
+                        // Not zero-filled: the encoder writes the first `written` bytes, and only those are kept.
+                        let frame = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+                            var written = 0
+                            failure = fz_encode_shuffled_zstd(volume.baseAddress! + channel * channelBytes, channelBytes, 2,
+                                                              Int32(zstdLevel), buffer.baseAddress!, capacity, &written)
+                            initialized = failure == nil ? written : 0
                         }
                         failures[channel] = failure.map { String(cString: $0) }
-                        frame.removeLast(capacity - written)
                         encoded[channel] = frame
                     }
                 }

@@ -1,5 +1,6 @@
 import CFusion
 import Foundation
+import Shards
 
 /// Resamples the stacks of one channel onto a grid and combines them by coverage.
 ///
@@ -93,7 +94,7 @@ struct ChannelResampler {
                 h_begin: Int64(range.h.lowerBound), h_end: Int64(range.h.upperBound),
                 w_begin: Int64(range.w.lowerBound), w_end: Int64(range.w.upperBound))
             nonisolated(unsafe) let sumP = sumBuf.baseAddress!, countP = countBuf.baseAddress!, coveredP = coveredBuf.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: planes) { i in
+            StudyParallelism.forEach(planes) { i in
                 withUnsafePointer(to: plan) { s in
                     withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * slices) { terms in
                         coveredP[i] = Int(cf_resample_plane(s, Int64(d0 + i), sumP, countP, terms.baseAddress!))

@@ -1,4 +1,5 @@
 import Foundation
+import Shards
 
 /// A stack prepared for resampling onto one grid: its slices ordered along the stack normal, their
 /// pixels in one buffer, and each slice's (row, column, distance) as affine functions of the voxel index.
@@ -67,7 +68,7 @@ struct StackLayout {
         let sliceStarts = starts
         pixels = [Float](unsafeUninitializedCapacity: total) { buffer, initialized in
             nonisolated(unsafe) let out = buffer.baseAddress!  // each slice's thread initializes only its own range
-            DispatchQueue.concurrentPerform(iterations: ordered.count) { i in
+            StudyParallelism.forEach(ordered.count) { i in
                 let destination = out + sliceStarts[i]
                 if !antialias || !StackLayout.smooth(ordered[i], toward: voxel, into: destination) {
                     ordered[i].pixels.withUnsafeBufferPointer { destination.initialize(from: $0.baseAddress!, count: $0.count) }

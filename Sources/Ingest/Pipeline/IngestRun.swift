@@ -190,6 +190,8 @@ public enum IngestRunner {
         // An index that would hold the same entries as the file already there is not written again.
         statistics.headerIndexWritten = headers.sameAsEarlier || (try? headers.index.write(to: indexURL)) != nil
         options.cache.sweepAbandonedWrites()
+        // A worker per core: each study's loops stay on its worker's thread (see StudyParallelism).
+        StudyParallelism.configure(workers: options.workers)
         var writerOptions = options.pipeline.shardWriterOptions()
         writerOptions.keepUnchangedShards = true
         writerOptions.stageUntilPublished = true
