@@ -537,14 +537,16 @@ int64_t decode_native_file(gd_file f, const Rescale &rescale, float *out, int64_
         fuse3d::set_last_error("output buffer too small");
         return -1;
     }
+    const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
+    const gdcm::TransferSyntax &ts = f->reader->GetFile().GetHeader().GetDataSetTransferSyntax();
+    const bool uncompressed = ts == gdcm::TransferSyntax::ImplicitVRLittleEndian || ts == gdcm::TransferSyntax::ExplicitVRLittleEndian;
     if (p.bits_allocated != 8 && p.bits_allocated != 16 && p.bits_allocated != 32) {
+        if (uncompressed) return -2;  // 1- or 12-bit packed words: GDCM unpacks them (or says why not), as before
         fuse3d::set_last_error("unsupported BitsAllocated " + std::to_string(p.bits_allocated));
         return -1;
     }
     const int64_t bytes = n * (p.bits_allocated / 8);
-    const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
-    const gdcm::TransferSyntax &ts = f->reader->GetFile().GetHeader().GetDataSetTransferSyntax();
-    if (ts == gdcm::TransferSyntax::ImplicitVRLittleEndian || ts == gdcm::TransferSyntax::ExplicitVRLittleEndian) {
+    if (uncompressed) {
         // Uncompressed: converted straight from the data element, with no copy. GDCM's raw codec would copy the
         // bytes and clear the bits above High Bit ("overlay clean-up"), which `convert` does itself by Bits Stored;
         // a High Bit other than Bits Stored − 1 (bits shifted within the word) goes to GDCM.
