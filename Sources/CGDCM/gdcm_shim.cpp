@@ -354,7 +354,7 @@ namespace {
 /// What a decode needs to know about the pixels, from GDCM's Image or from the data set's tags.
 struct PixelLayout {
     int64_t rows = 0, cols = 0, frames = 1;
-    int samples = 1, bits_allocated = 0, bits_stored = 0;
+    int samples = 1, bits_allocated = 0, bits_stored = 0, high_bit = -1;
     bool is_signed = false;
     std::string photometric;
 };
@@ -380,6 +380,9 @@ PixelLayout layout_from_tags(gd_file f) {
     p.samples = static_cast<int>(number(0x0028, 0x0002, 1));
     p.bits_allocated = static_cast<int>(number(0x0028, 0x0100, 0));
     p.bits_stored = static_cast<int>(number(0x0028, 0x0101, p.bits_allocated));
+    // Absent or empty: the usual Bits Stored − 1; text without digits reads as 0 (as atoi has it).
+    const std::string high_bit = text(0x0028, 0x0102);
+    p.high_bit = high_bit.empty() ? p.bits_stored - 1 : static_cast<int>(std::strtol(high_bit.c_str(), nullptr, 10));
     p.is_signed = number(0x0028, 0x0103, 0) == 1;
     p.photometric = text(0x0028, 0x0004);
     return p;
@@ -512,8 +515,7 @@ void convert_native(const char *raw, int64_t n, const PixelLayout &p, const Resc
 /// gd_file_decode for an uncompressed little-endian, RLE Lossless or JPEG-LS file read without GDCM's ImageReader: layout from the
 /// tags, frames by fuse3d's paths, the same checks and conversion as the GDCM path. -2: frames these
 /// paths do not take (the caller hands the file to GDCM).
-int64_t decode_native_file(gd_file f, const Rescale &rescale, float *out, int64_t capacity) {
-    const PixelLayout p = layout_from_tags(f);
+int64_t decode_native_file(gd_file f, const PixelLayout &p, const Rescale &rescale, float *out, int64_t capacity) {
     if (p.samples != 1) {
         fuse3d::set_last_error("colour image (" + std::to_string(p.samples) + " samples per pixel, " + p.photometric +
                                ") where a greyscale image is needed");
@@ -550,9 +552,7 @@ int64_t decode_native_file(gd_file f, const Rescale &rescale, float *out, int64_
         // Uncompressed: converted straight from the data element, with no copy. GDCM's raw codec would copy the
         // bytes and clear the bits above High Bit ("overlay clean-up"), which `convert` does itself by Bits Stored;
         // a High Bit other than Bits Stored − 1 (bits shifted within the word) goes to GDCM.
-        const gdcm::Tag high_bit(0x0028, 0x0102);
-        const std::string hb = ds.FindDataElement(high_bit) ? trim_value(f->filter.ToString(ds.GetDataElement(high_bit))) : "";
-        if (p.bits_stored < 1 || p.bits_stored > p.bits_allocated || (!hb.empty() && std::atoi(hb.c_str()) != p.bits_stored - 1)) return -2;
+        if (p.bits_stored < 1 || p.bits_stored > p.bits_allocated || p.high_bit != p.bits_stored - 1) return -2;
         const gdcm::ByteValue *bv = ds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))
                                         ? ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)).GetByteValue() : nullptr;
         if (!bv) return -2;
@@ -566,8 +566,8 @@ int64_t decode_native_file(gd_file f, const Rescale &rescale, float *out, int64_
         return n;
     }
     std::vector<char> raw(static_cast<size_t>(bytes));
-    const int r = native_frames(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
-                                p.rows, p.cols, p.frames, 1, p.bits_allocated, raw.data(), bytes);
+    const int r = native_frames(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), ts, p.rows, p.cols, p.frames, 1, p.bits_allocated,
+                                raw.data(), bytes);
     if (r == 0) return -2;
     if (r != 1) return -1;
     convert_native(raw.data(), n, p, rescale, out);
@@ -594,7 +594,7 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
         if (f->native) {
             const PixelLayout p = layout_from_tags(f);
             rescale.frame_values = std::max<int64_t>(1, p.rows * p.cols);
-            const int64_t n = decode_native_file(f, rescale, out, capacity);
+            const int64_t n = decode_native_file(f, p, rescale, out, capacity);
             if (n != -2) return n;
         }
         std::unique_ptr<gdcm::ImageReader> own;

@@ -109,7 +109,6 @@ enum RobustRange {
         let bounds = wanted.map { pivots($0.k) }
         let result: (Float, Float)? = withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * capacity) { bands in
             let band = [bands.baseAddress!, bands.baseAddress! + capacity]
-            var below = [0, 0], size = [0, 0]
             let (a0, b0) = bounds[0], (a1, b1) = bounds[1]
             let p0 = band[0], p1 = band[1]
             var n0 = 0, n1 = 0, below0 = 0, below1 = 0
@@ -126,7 +125,7 @@ enum RobustRange {
                     p1[n1] = x; n1 &+= 1
                 }
             }
-            below = [below0, below1]; size = [n0, n1]
+            let below = [below0, below1], size = [n0, n1]
             var out: [Float] = []
             for (j, w) in wanted.enumerated() {
                 let r = w.k - below[j]
