@@ -20,6 +20,25 @@ public enum AtomicFile {
         try fsync(path: final.deletingLastPathComponent().path, directory: true)
     }
 
+    /// `commit`, returning the file's SHA-256: this thread hashes the file while another waits for its fsync, so the
+    /// disk's time and the hash's overlap (issue 20: closing a 17 MB shard took fsync 13 ms + hash 22 ms one after
+    /// the other). The rename comes after both, as in `commit`.
+    static func commitHashing(_ partial: URL, to final: URL) throws -> String {
+        let fd = open(partial.path, O_RDONLY)
+        guard fd >= 0 else { throw ShardError.io(path: partial.path, "cannot open to fsync: \(errnoText())") }
+        defer { close(fd) }
+        let path = partial.path
+        let sync = Background { guard Glibc.fsync(fd) == 0 else { throw ShardError.io(path: path, "fsync failed: \(errnoText())") } }
+        let digest = Result { try SHA256.hex(ofDescriptor: fd, path: path) }
+        try sync.wait()
+        let hex = try digest.get()
+        guard rename(partial.path, final.path) == 0 else {
+            throw ShardError.io(path: final.path, "cannot rename \(partial.lastPathComponent) into place: \(errnoText())")
+        }
+        try fsync(path: final.deletingLastPathComponent().path, directory: true)
+        return hex
+    }
+
     /// Renames a complete file `from` over `to` (both in one file system) and fsyncs the destination folder.
     static func move(_ from: URL, to: URL) throws {
         guard rename(from.path, to.path) == 0 else {
@@ -47,4 +66,24 @@ public enum AtomicFile {
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// A body run on a thread of its own; `wait()` waits for it and rethrows its error.
+private final class Background: @unchecked Sendable {
+    // Sendable by hand: `error` is written by the thread before `done` is signalled and read only after the wait.
+    private let done = DispatchSemaphore(value: 0)
+    private var error: Error?
+
+    init(_ body: @escaping @Sendable () throws -> Void) {
+        let thread = Thread { [self] in
+            do { try body() } catch { self.error = error }
+            done.signal()
+        }
+        thread.start()
+    }
+
+    func wait() throws {
+        done.wait()
+        if let error { throw error }
+    }
 }

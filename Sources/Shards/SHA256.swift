@@ -55,20 +55,31 @@ public struct SHA256: Sendable {
         }.joined()
     }
 
-    /// The hex digest of a file, read in 4 MiB blocks (memory stays bounded for GB-sized shards).
+    /// The hex digest of a file, read in 1 MiB blocks (memory stays bounded for GB-sized shards).
     public static func hex(ofFile url: URL) throws -> String {
-        guard let handle = try? FileHandle(forReadingFrom: url) else {
-            throw ShardError.io(path: url.path, "cannot open to compute sha256")
-        }
-        defer { try? handle.close() }
+        let fd = open(url.path, O_RDONLY)
+        guard fd >= 0 else { throw ShardError.io(path: url.path, "cannot open to compute sha256: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        return try hex(ofDescriptor: fd, path: url.path)
+    }
+
+    /// The hex digest of the open file `fd` (named `path` in errors) from its first byte to its end, read with
+    /// `pread` into one 1 MiB buffer that stays in the core's cache between the read and the hash (Foundation's
+    /// `FileHandle.read(upToCount:)` reads 4 KiB a call into growing `Data`s: the shard's SHA-256 ran at ~0.8 GB/s,
+    /// issue 20's fourth round).
+    static func hex(ofDescriptor fd: Int32, path: String) throws -> String {
+        let capacity = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
+        defer { buffer.deallocate() }
         var hash = SHA256()
+        var offset: off_t = 0
         while true {
-            let block: Data
-            do { block = try handle.read(upToCount: 4 << 20) ?? Data() } catch {
-                throw ShardError.io(path: url.path, "read failed while computing sha256: \(error.localizedDescription)")
-            }
-            if block.isEmpty { break }
-            hash.update(block)
+            let n = pread(fd, buffer.baseAddress, capacity, offset)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw ShardError.io(path: path, "read failed while computing sha256: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            offset += off_t(n)
         }
         return hash.finalizeHex()
     }

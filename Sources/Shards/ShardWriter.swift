@@ -358,10 +358,9 @@ private final class ShardFile {
         try small(file, D.norm, ch5_T_IEEE_F32LE(), ch5_T_NATIVE_FLOAT(), [n, 3, 2], norm)
         try file.close()
         self.file = nil
-        try AtomicFile.commit(partial, to: final)
+        let sha256 = try AtomicFile.commitHashing(partial, to: final)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: final.path)[.size] as? Int) ?? 0
-        return Manifest.Shard(file: final.lastPathComponent, bytes: bytes,
-                              sha256: try SHA256.hex(ofFile: final), samples: n, studies: studyIDs)
+        return Manifest.Shard(file: final.lastPathComponent, bytes: bytes, sha256: sha256, samples: n, studies: studyIDs)
     }
 
     /// Abandons the shard: closes the file and removes the partial file.
