@@ -1,20 +1,67 @@
 #include "structure_check.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 namespace {
 constexpr uint32_t kUndefined = 0xFFFFFFFFu;
 constexpr int kMaxDepth = 32;
 
+/// The file's bytes as the walk needs them: a window of at most 32 KiB read with pread, moved forward as the walk
+/// goes. The walk reads headers and skips values by their lengths, so a file of uncompressed slices is one read of
+/// its first 32 KiB. (It mapped the file until issue 20: each munmap made the kernel interrupt the other core to
+/// flush its TLB while two workers ran, two or three maps per file.)
+struct Window {
+    int fd;
+    size_t size;
+    std::vector<uint8_t> &buffer;
+    size_t start = 0, length = 0;
+    /// False once a read failed or came back short (the file shrank): the walk's result does not count.
+    bool readable = true;
+
+    /// The bytes [at, at + n) with n <= 12 and at + n <= size (the walk checks both before it reads).
+    const uint8_t *at(size_t at, size_t n) {
+        if (at >= start && at + n <= start + length) return buffer.data() + (at - start);
+        const size_t want = std::min(buffer.size(), size - at);
+        size_t got = 0;
+        while (got < want) {
+            const ssize_t r = pread(fd, buffer.data() + got, want - got, off_t(at + got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            got += size_t(r);
+        }
+        start = at;
+        length = got;
+        if (got < n) {
+            readable = false;
+            static const uint8_t zeros[16] = {};
+            return zeros;
+        }
+        return buffer.data();
+    }
+
+    /// n bytes from `at` into a string (values longer than the window included).
+    std::string string(size_t at, size_t n) {
+        std::string out;
+        for (size_t done = 0; done < n;) {
+            const size_t step = std::min<size_t>(8, n - done);
+            out.append(reinterpret_cast<const char *>(this->at(at + done, step)), step);
+            done += step;
+        }
+        return out;
+    }
+};
+
 struct Walker {
-    const uint8_t *data;
+    Window &data;
     size_t size;
     bool explicit_vr;
     bool big_endian;
@@ -23,11 +70,13 @@ struct Walker {
     int64_t pixel_length = -2;
 
     uint16_t u16(size_t at, bool be) const {
-        return be ? uint16_t(data[at] << 8 | data[at + 1]) : uint16_t(data[at] | data[at + 1] << 8);
+        const uint8_t *d = data.at(at, 2);
+        return be ? uint16_t(d[0] << 8 | d[1]) : uint16_t(d[0] | d[1] << 8);
     }
     uint32_t u32(size_t at, bool be) const {
-        return be ? (uint32_t(data[at]) << 24 | uint32_t(data[at + 1]) << 16 | uint32_t(data[at + 2]) << 8 | data[at + 3])
-                  : (uint32_t(data[at]) | uint32_t(data[at + 1]) << 8 | uint32_t(data[at + 2]) << 16 | uint32_t(data[at + 3]) << 24);
+        const uint8_t *d = data.at(at, 4);
+        return be ? (uint32_t(d[0]) << 24 | uint32_t(d[1]) << 16 | uint32_t(d[2]) << 8 | d[3])
+                  : (uint32_t(d[0]) | uint32_t(d[1]) << 8 | uint32_t(d[2]) << 16 | uint32_t(d[3]) << 24);
     }
 
     bool fail(uint16_t g, uint16_t e, const char *what, uint64_t claimed, uint64_t left) {
@@ -74,7 +123,8 @@ struct Walker {
             }
             uint32_t len;
             bool sequence_like = false, fragments = false;
-            const char vr[2] = {char(data[pos + 4]), char(data[pos + 5])};
+            const uint8_t *vr_bytes = data.at(pos + 4, 2);
+            const char vr[2] = {char(vr_bytes[0]), char(vr_bytes[1])};
             bool inner_expl = expl;
             // Writers sometimes put an implicit-VR element into an explicit data set; GDCM reads
             // those, so an element without a known VR is measured the implicit way.
@@ -156,21 +206,21 @@ bool fuse3d::check_structure(const std::string &path, std::string &error, int64_
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size == 0) { ::close(fd); error = "empty file (0 bytes)"; return false; }
     const size_t size = static_cast<size_t>(st.st_size);
-    void *map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    ::close(fd);
-    if (map == MAP_FAILED) { error = "cannot map file"; return false; }
-    const uint8_t *d = static_cast<const uint8_t *>(map);
-    Walker w{d, size, true, false, {}};
+    thread_local std::vector<uint8_t> buffer(32 << 10);
+    Window window{fd, size, buffer};
+    struct Closer { int fd; ~Closer() { ::close(fd); } } closer{fd};
+    Walker w{window, size, true, false, {}};
     size_t pos = 0;
     bool ok = true;
     bool deflated = false;
-    if (size >= 132 && std::memcmp(d + 128, "DICM", 4) == 0) {
+    if (size >= 132 && std::memcmp(window.at(128, 4), "DICM", 4) == 0) {
         pos = 132;
         // File meta group: explicit VR little endian; read it element by element for the transfer syntax.
         std::string ts;
         while (pos + 8 <= size && w.u16(pos, false) == 0x0002) {
             const uint16_t e = w.u16(pos + 2, false);
-            const char vr[2] = {char(d[pos + 4]), char(d[pos + 5])};
+            const uint8_t *vr_bytes = window.at(pos + 4, 2);
+            const char vr[2] = {char(vr_bytes[0]), char(vr_bytes[1])};
             size_t header = 8;
             uint32_t len = w.u16(pos + 6, false);
             if (Walker::long_vr(vr)) {
@@ -180,7 +230,7 @@ bool fuse3d::check_structure(const std::string &path, std::string &error, int64_
             }
             if (len > size - pos - header) { ok = w.fail(2, e, "claims", len, size - pos - header); break; }
             if (e == 0x0010) {
-                ts.assign(reinterpret_cast<const char *>(d + pos + header), len);
+                ts = window.string(pos + header, len);
                 while (!ts.empty() && (ts.back() == '\0' || ts.back() == ' ')) ts.pop_back();
             }
             pos += header + len;
@@ -192,27 +242,32 @@ bool fuse3d::check_structure(const std::string &path, std::string &error, int64_
             w.big_endian = ts == "1.2.840.10008.1.2.2";
         }
     } else if (size < 8) {
-        munmap(map, size);
-        error = "not a DICOM file: only " + std::to_string(size) + " bytes";
+        error = window.readable ? "not a DICOM file: only " + std::to_string(size) + " bytes" : "cannot read file";
         return false;
     } else {
         // No preamble: a bare data set. Explicit VR when bytes 4-5 are a VR; big endian when the
         // first group reads small only that way round.
+        const uint8_t *d = window.at(0, 8);
         const char vr[2] = {char(d[4]), char(d[5])};
         w.explicit_vr = Walker::known_vr(vr);
         w.big_endian = d[0] == 0 && d[1] != 0;
     }
     if (pos == 0 && size >= 8) {
         // Without the DICM marker a file must at least start like a data set: group 0002 or 0008.
+        const uint8_t *d = window.at(0, 8);
         const uint16_t group = w.big_endian ? uint16_t(d[0] << 8 | d[1]) : uint16_t(d[0] | d[1] << 8);
         if (group != 0x0002 && group != 0x0008) {
-            munmap(map, size);
-            error = "not a DICOM file: no DICM marker at byte 128, and the first bytes are not a DICOM element";
+            error = window.readable ? "not a DICOM file: no DICM marker at byte 128, and the first bytes are not a DICOM element"
+                                    : "cannot read file";
             return false;
         }
     }
     if (ok && !deflated) ok = w.elements(pos, size, w.explicit_vr, w.big_endian, 0, false);
-    munmap(map, size);
+    if (!window.readable) {
+        error = "cannot read file (a read failed, or the file shrank while it was read)";
+        pixel_length = -2;
+        return false;
+    }
     if (!ok) error = w.error;
     pixel_length = deflated ? -1 : w.pixel_length;
     return ok;

@@ -71,6 +71,32 @@ final class HostileFileTests: XCTestCase {
         XCTAssertLessThan(scan.maxRSSKilobytes, 400 * 1024, "peak RSS of fuse3d scan --decode")
     }
 
+    /// The structure walk reads a file through a 32 KiB window that moves forward (issue 20): a header longer than the
+    /// window is walked to its end and the file decodes as it did, and a lying length beyond the first window is
+    /// still caught, named, before GDCM sees the file.
+    func testStructureWalkBeyondItsFirstWindow() throws {
+        let dir = try Fixtures.scratch()
+        let original = try mrSmall()
+        let at = try XCTUnwrap(find(original, 0x0010, 0x0010, "PN"))
+        func privateOB(_ element: UInt16, length: UInt32, _ value: [UInt8]) -> [UInt8] {
+            [0x09, 0x00, UInt8(element & 0xFF), UInt8(element >> 8)] + Array("OB".utf8) + [0, 0]
+                + withUnsafeBytes(of: length.littleEndian, Array.init) + value
+        }
+        let padding = privateOB(0x1000, length: 100_000, (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        var padded = original
+        padded.insert(contentsOf: padding, at: at)
+        let plain = try DicomReader.readImage(try write(original, "plain.dcm", in: dir))
+        let paddedPath = try write(padded, "padded.dcm", in: dir)
+        let image = try DicomReader.readImage(paddedPath)
+        XCTAssertEqual(image.pixels, plain.pixels)
+        XCTAssertEqual(image.header.rows, 64)
+        XCTAssertEqual(try DicomReader.readHeader(paddedPath).seriesInstanceUID, plain.header.seriesInstanceUID)
+
+        var lying = original
+        lying.insert(contentsOf: padding + privateOB(0x1001, length: 0x7FFF_FFF0, [1, 2, 3, 4]), at: at)
+        assertRejected(try write(lying, "lying-far.dcm", in: dir), containing: ["(0009,1001) claims 2147483632 bytes"])
+    }
+
     func testDegenerateGeometryIsAProblemNotACrash() throws {
         let dir = try Fixtures.scratch()
         // Zero orientation vectors and a NaN position, written by pydicom.
