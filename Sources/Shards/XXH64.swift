@@ -19,24 +19,41 @@ public enum XXH64 {
     /// The hash of `bytes`.
     public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         let n = bytes.count
-        var i = 0
-        var h: UInt64
-        func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        var h: UInt64 = p5
+        let whole = n / 32 * 32
         if n >= 32 {
-            var v1 = p1 &+ p2, v2 = p2, v3: UInt64 = 0, v4 = 0 &- p1
-            while i + 32 <= n {
-                v1 = round(v1, u64(i)); v2 = round(v2, u64(i + 8))
-                v3 = round(v3, u64(i + 16)); v4 = round(v4, u64(i + 24))
-                i += 32
-            }
-            h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
-            h = merge(merge(merge(merge(h, v1), v2), v3), v4)
-        } else {
-            h = p5
+            var v = (p1 &+ p2, p2, UInt64(0), 0 &- p1)
+            stripes(&v, UnsafeRawBufferPointer(rebasing: bytes[0..<whole]))
+            h = converge(v)
         }
-        h = h &+ UInt64(n)
+        return finish(h &+ UInt64(n), tail: UnsafeRawBufferPointer(rebasing: bytes[whole...]))
+    }
+
+    /// Runs the four lanes over `bytes`, whose length is a multiple of 32.
+    @inline(__always) private static func stripes(_ v: inout (UInt64, UInt64, UInt64, UInt64), _ bytes: UnsafeRawBufferPointer) {
+        func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        var (v1, v2, v3, v4) = v
+        var i = 0
+        while i + 32 <= bytes.count {
+            v1 = round(v1, u64(i)); v2 = round(v2, u64(i + 8))
+            v3 = round(v3, u64(i + 16)); v4 = round(v4, u64(i + 24))
+            i += 32
+        }
+        v = (v1, v2, v3, v4)
+    }
+
+    @inline(__always) private static func converge(_ v: (UInt64, UInt64, UInt64, UInt64)) -> UInt64 {
+        let h = rotl(v.0, 1) &+ rotl(v.1, 7) &+ rotl(v.2, 12) &+ rotl(v.3, 18)
+        return merge(merge(merge(merge(h, v.0), v.1), v.2), v.3)
+    }
+
+    /// The last fewer than 32 bytes and the avalanche, from `h` (the lanes' or p5, plus the length).
+    @inline(__always) private static func finish(_ start: UInt64, tail bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let n = bytes.count
+        var h = start
+        var i = 0
         while i + 8 <= n {
-            h = rotl(h ^ round(0, u64(i)), 27) &* p1 &+ p4
+            h = rotl(h ^ round(0, UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))), 27) &* p1 &+ p4
             i += 8
         }
         if i + 4 <= n {
@@ -53,9 +70,59 @@ public enum XXH64 {
         return h
     }
 
+    /// XXH64 of bytes fed in pieces: `digest` equals `hash` of their concatenation, whatever the pieces.
+    public struct Stream: Sendable {
+        private var lanes = (p1 &+ p2, p2, UInt64(0), 0 &- p1)
+        private var total = 0
+        /// Bytes not yet in a whole 32-byte stripe (fewer than 32).
+        private var pending = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        private var pendingCount = 0
+
+        public init() {}
+
+        public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            total += bytes.count
+            var offset = 0
+            if pendingCount > 0 || bytes.count < 32 {
+                let take = min(32 - pendingCount, bytes.count)
+                withUnsafeMutableBytes(of: &pending) { buffer in
+                    buffer.baseAddress!.advanced(by: pendingCount).copyMemory(from: bytes.baseAddress!, byteCount: take)
+                }
+                pendingCount += take
+                offset = take
+                guard pendingCount == 32 else { return }
+                withUnsafeBytes(of: pending) { XXH64.stripes(&lanes, $0) }
+                pendingCount = 0
+            }
+            let whole = (bytes.count - offset) / 32 * 32
+            XXH64.stripes(&lanes, UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + whole)]))
+            offset += whole
+            if offset < bytes.count {
+                pendingCount = bytes.count - offset
+                withUnsafeMutableBytes(of: &pending) { buffer in
+                    buffer.baseAddress!.copyMemory(from: bytes.baseAddress! + offset, byteCount: pendingCount)
+                }
+            }
+        }
+
+        /// The hash of everything fed so far.
+        public func digest() -> UInt64 {
+            let start = total >= 32 ? XXH64.converge(lanes) : p5
+            return withUnsafeBytes(of: pending) {
+                XXH64.finish(start &+ UInt64(total), tail: UnsafeRawBufferPointer(rebasing: $0[0..<pendingCount]))
+            }
+        }
+
+        /// `digest()` as 16 lowercase hex digits.
+        public func hex() -> String { XXH64.hex(digest()) }
+    }
+
     /// The hash as 16 lowercase hex digits.
-    public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
-        let hex = String(hash(bytes), radix: 16)
+    public static func hex(_ bytes: UnsafeRawBufferPointer) -> String { hex(hash(bytes)) }
+
+    /// `value` as 16 lowercase hex digits.
+    static func hex(_ value: UInt64) -> String {
+        let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

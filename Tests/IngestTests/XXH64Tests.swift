@@ -20,4 +20,27 @@ final class XXH64Tests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout.split(separator: "\n").map(String.init), ours)
     }
+
+    /// The streaming hash (the cache's file digests, read a block at a time) equals the one-shot hash of the whole,
+    /// whatever the pieces: empty ones, ones shorter than a stripe, ones that end mid-stripe, one whole.
+    func testStreamEqualsOneShot() {
+        var generator = SplitMix64(seed: 20)
+        for length in [0, 1, 7, 31, 32, 33, 63, 64, 65, 100, 1000, 4099] {
+            let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            let expected = bytes.withUnsafeBytes { XXH64.hash($0) }
+            for pieceSizes in [[length], [1], [3, 0, 5], [31, 1], [32], [33, 2], [7, 64, 13]] {
+                var stream = XXH64.Stream()
+                var offset = 0, k = 0
+                while offset < length {
+                    let size = min(pieceSizes[k % pieceSizes.count], length - offset)
+                    bytes.withUnsafeBytes { stream.update(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + size)])) }
+                    offset += size
+                    k += 1
+                    if k > 10 * length + 10 { break }
+                }
+                XCTAssertEqual(stream.digest(), expected, "length \(length), pieces \(pieceSizes)")
+            }
+        }
+        XCTAssertEqual(XXH64.Stream().hex(), "ef46db3751d8e999")
+    }
 }

@@ -190,12 +190,27 @@ public struct StudyCache: Sendable {
     }
 
     /// XXH64 of a file's content.
+    /// Read with `pread` a block at a time into one buffer that stays in the core's cache: a mapped file's `munmap`
+    /// made the kernel interrupt the other core to flush its TLB when two workers ran (issue 20), and its pages
+    /// faulted in one by one.
     static func digest(_ url: URL) throws -> String {
-        let data: Data
-        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw ShardError.io(path: url.path, "cannot read to digest: \(error.localizedDescription)")
+        let fd = open(url.path, O_RDONLY)
+        guard fd >= 0 else { throw ShardError.io(path: url.path, "cannot read to digest: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let capacity = 256 << 10
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
+        defer { buffer.deallocate() }
+        var hash = XXH64.Stream()
+        var offset: off_t = 0
+        while true {
+            let n = pread(fd, buffer.baseAddress, capacity, offset)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw ShardError.io(path: url.path, "cannot read to digest: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            offset += off_t(n)
         }
-        return data.withUnsafeBytes { XXH64.hex($0) }
+        return hash.hex()
     }
 
     static func nowNanoseconds() -> Int64 {
