@@ -146,7 +146,9 @@ extern "C" char *gd_last_error(void) {
 extern "C" void gd_string_free(char *s) { std::free(s); }
 
 extern "C" void gd_reuse_large_buffers(void) {
-    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    // 32 MiB is the most glibc takes on 64-bit (half its arena heap's size): the 256 MiB asked until issue 20 was
+    // refused, which left glibc's dynamic threshold (fresh mmap'd pages for each buffer until the first was freed).
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
 
