@@ -197,18 +197,27 @@ public enum IngestRunner {
         writerOptions.stageUntilPublished = true
         let worker = StudyWorker(root: catalog.root, tables: tables, pipeline: options.pipeline,
                                  cache: options.cache, recompute: options.recompute)
-        var studyKeys: [StudyCache.StudyKey] = []
-        studyKeys.reserveCapacity(studies.count)
-        try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 4 * options.workers,
-                                work: { worker.key(for: studies[$0]) }) { _, key in studyKeys.append(key) }
-        let allKeys = studyKeys
-        let keys = allKeys.map(\.hex)
-        let signature = UnchangedDataset.signature(keys: keys, options: writerOptions, partition: options.partition)
+        let problemFiles = Set(catalog.problems.map(\.path)).count
+        // The studies' keys come first only when the folder holds a dataset that may be kept (its state file is there):
+        // the signature needs them all. Otherwise each worker makes its study's key when it takes the study, so a cold
+        // run's first studies start without waiting for every study's key (issue 20).
+        var upfrontKeys: [StudyCache.StudyKey]?
+        var kept: (reports: [StudyReport], manifest: Manifest)?
+        if !options.recompute && UnchangedDataset.hasState(in: options.output) {
+            var studyKeys: [StudyCache.StudyKey] = []
+            studyKeys.reserveCapacity(studies.count)
+            try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 4 * options.workers,
+                                    work: { worker.key(for: studies[$0]) }) { _, key in studyKeys.append(key) }
+            upfrontKeys = studyKeys
+            let signature = UnchangedDataset.signature(keys: studyKeys.map(\.hex), options: writerOptions, partition: options.partition)
+            kept = try keptDataset(options: options, writerOptions: writerOptions, signature: signature, studies: studies,
+                                   keys: studyKeys, root: catalog.root, problems: problemFiles, progress: progress)
+        }
 
         let report: IngestReport
-        if !options.recompute, let kept = try keptDataset(options: options, writerOptions: writerOptions, signature: signature,
-                                                          studies: studies, keys: allKeys, root: catalog.root,
-                                                          problems: Set(catalog.problems.map(\.path)).count, progress: progress) {
+        var keys: [String] = []
+        if let kept {
+            keys = upfrontKeys!.map(\.hex)
             report = makeReport(catalog: catalog, tables: tables, options: options, studies: kept.reports, manifest: kept.manifest)
             try writeReport(report, to: options.output, unlessSame: true)
             if (try? StudyCache.keys(usedBy: options.output)) != Set(keys) { try StudyCache.writeKeys(keys, to: options.output) }
@@ -218,9 +227,12 @@ public enum IngestRunner {
             let writer = try ShardWriter(directory: options.output, options: writerOptions)
             var reports: [StudyReport] = []
             var writtenBy: [Int64: CatalogStudy] = [:]
-            var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: Set(catalog.problems.map(\.path)).count)
+            var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: problemFiles)
+            keys.reserveCapacity(studies.count)
+            let given = upfrontKeys
             try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 2 * options.workers,
-                                    work: { worker.process(studies[$0], key: allKeys[$0]) }) { index, outcome in
+                                    work: { worker.process(studies[$0], key: given?[$0] ?? worker.key(for: studies[$0])) }) { index, outcome in
+                keys.append(outcome.key)
                 var report = outcome.report
                 if let sample = outcome.sample {
                     do {
@@ -252,6 +264,7 @@ public enum IngestRunner {
             UnchangedDataset.forget(in: options.output)
             try writer.publish()
             // Not recorded, the next run is an ordinary one: slower, never wrong.
+            let signature = UnchangedDataset.signature(keys: keys, options: writerOptions, partition: options.partition)
             try? UnchangedDataset.record(signature: signature, in: options.output)
         }
         if options.cacheDirectory == nil && options.partition == nil {

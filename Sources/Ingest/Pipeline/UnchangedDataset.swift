@@ -68,6 +68,11 @@ enum UnchangedDataset {
                              to: directory.appendingPathComponent(fileName))
     }
 
+    /// Whether `directory` holds a state file: without one no dataset there can be kept, whatever the keys.
+    static func hasState(in directory: URL) -> Bool {
+        access(directory.appendingPathComponent(fileName).path, F_OK) == 0
+    }
+
     /// The published manifest when the dataset in `directory` is the one `signature` describes and its files are
     /// untouched; nil otherwise.
     static func manifest(in directory: URL, signature: String, options: ShardWriterOptions) -> Manifest? {
