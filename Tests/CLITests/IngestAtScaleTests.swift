@@ -161,6 +161,36 @@ final class IngestAtScaleTests: XCTestCase {
         try assertSameBytes(out, Self.reference)
     }
 
+    /// Cache entries are fsynced and renamed into place on a background queue, waited for before the dataset is
+    /// written: after a run every study has its entry and no temporary file is left; an entry that cannot be renamed
+    /// into place (a folder stands at its name) is counted in the summary, its temporary file removed, and the
+    /// dataset is the reference's all the same.
+    func testCacheEntriesAreInPlaceWhenTheRunEnds() throws {
+        let out = Self.root.appendingPathComponent("entries")
+        XCTAssertEqual(try Self.ingest(Self.cohort, out, ["--workers", "2"]).status, 0)
+        let cache = out.appendingPathComponent(".cache")
+        func files(_ suffix: String) -> [String] {
+            (FileManager.default.enumerator(atPath: cache.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(suffix) } ?? []).sorted()
+        }
+        let entries = files(".entry")
+        XCTAssertEqual(entries.count, 4)
+        XCTAssertEqual(files(".tmp"), [])
+
+        for entry in entries.prefix(2) {
+            let path = cache.appendingPathComponent(entry)
+            try FileManager.default.removeItem(at: path)
+            try FileManager.default.createDirectory(at: path, withIntermediateDirectories: false)
+            try Data("x".utf8).write(to: path.appendingPathComponent("blocker"))
+        }
+        try FileManager.default.removeItem(at: out.appendingPathComponent(".ingest-state.json"))
+        let r = try Self.ingest(Self.cohort, out, ["--workers", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("(2 from the cache, 2 computed)"), r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("2 cache entr(ies) could not be written"), r.stdout)
+        XCTAssertEqual(files(".tmp"), [])
+        try assertSameBytes(out, Self.reference)
+    }
+
     /// kill -9 in the middle: no partial file under a final name; the same command finishes from the
     /// cache with exactly the bytes of an uninterrupted run.
     func testKilledIngestResumesToIdenticalBytes() throws {

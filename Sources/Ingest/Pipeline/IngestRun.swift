@@ -189,15 +189,19 @@ public enum IngestRunner {
         // scan reuses them). Not written, the next run reads the headers again: slower, never wrong.
         // An index that would hold the same entries as the file already there is not written again.
         statistics.headerIndexWritten = headers.sameAsEarlier || (try? headers.index.write(to: indexURL)) != nil
-        options.cache.sweepAbandonedWrites()
+        // One cache value for the whole run: its stores' pending fsyncs and renames are the ones `finishWrites` waits for.
+        let cache = options.cache
+        cache.sweepAbandonedWrites()
         // A worker per core: each study's loops stay on its worker's thread (see StudyParallelism).
         StudyParallelism.configure(workers: options.workers)
         var writerOptions = options.pipeline.shardWriterOptions()
         writerOptions.keepUnchangedShards = true
         writerOptions.stageUntilPublished = true
         let worker = StudyWorker(root: catalog.root, tables: tables, pipeline: options.pipeline,
-                                 cache: options.cache, recompute: options.recompute)
+                                 cache: cache, recompute: options.recompute)
         let problemFiles = Set(catalog.problems.map(\.path)).count
+        // Entries still waiting for their fsync and rename are in place before this returns, whatever happens.
+        defer { cache.finishWrites() }
         // The studies' keys come first only when the folder holds a dataset that may be kept (its state file is there):
         // the signature needs them all. Otherwise each worker makes its study's key when it takes the study, so a cold
         // run's first studies start without waiting for every study's key (issue 20).
@@ -258,6 +262,8 @@ public enum IngestRunner {
                 progress?(state)
             }
             let manifest = try writer.finish()
+            // After the shard's close and hash, which overlap the last entries' fsyncs.
+            statistics.cacheWriteFailures += cache.finishWrites()
             report = makeReport(catalog: catalog, tables: tables, options: options, studies: reports, manifest: manifest)
             try writeReport(report, to: writer.stagingDirectory)
             try StudyCache.writeKeys(keys, to: writer.stagingDirectory)
@@ -268,7 +274,7 @@ public enum IngestRunner {
             try? UnchangedDataset.record(signature: signature, in: options.output)
         }
         if options.cacheDirectory == nil && options.partition == nil {
-            statistics.pruned = options.cache.prune(keeping: Set(keys))
+            statistics.pruned = cache.prune(keeping: Set(keys))
         }
         statistics.headersRead = headers.read
         statistics.headersFromIndex = headers.fromIndex

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Shards
 #if canImport(Glibc)
 import Glibc
@@ -21,13 +22,17 @@ import Glibc
 ///
 /// Entries are written to a unique temporary name, fsynced and renamed, so an entry is whole or
 /// absent even under kill -9 and several processes may share one cache. Each entry ends with the
-/// XXH64 of its bytes; a corrupt or truncated entry is a miss and is recomputed.
+/// XXH64 of its bytes; a corrupt or truncated entry is a miss and is recomputed. The fsync and the rename run on a
+/// background queue (`finishWrites` waits for them), so a worker goes on to its next study instead of waiting for
+/// the disk (issue 20).
 public struct StudyCache: Sendable {
     /// Bumped whenever decoding, fusion or the entry layout changes what a cached sample would hold; the fused
     /// bytes of a phantom study are pinned to it (Tests/SynthTests/FusionCodeVersionTests.swift).
     public static let fusionCodeVersion = "fusion-2"
     /// The cache folder (`--cache`, default `OUT/.cache`).
     public let directory: URL
+    /// The entries stored through this value (and its copies) whose fsync and rename are pending.
+    private let commits = EntryCommits()
 
     /// A cache in `directory` (created on first store).
     public init(directory: URL) {
@@ -136,7 +141,8 @@ public struct StudyCache: Sendable {
         return nil
     }
 
-    /// Stores `study` under `key`, digesting its input files; atomic (temporary name, fsync, rename).
+    /// Stores `study` under `key`, digesting its input files; atomic (temporary name, fsync, rename). Returns once the
+    /// temporary file is written; its fsync and rename follow on a background queue (`finishWrites`).
     public func store(_ key: StudyKey, root: String, study: CachedStudy) throws {
         var stamps = key.files
         for i in stamps.indices {
@@ -147,16 +153,31 @@ public struct StudyCache: Sendable {
         try FileManager.default.createDirectory(at: final.deletingLastPathComponent(), withIntermediateDirectories: true)
         let temporary = final.deletingLastPathComponent()
             .appendingPathComponent(".\(key.hex).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: data) else {
-            throw ShardError.io(path: temporary.path, "cannot write a cache entry")
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ShardError.io(path: temporary.path, "cannot write a cache entry: \(String(cString: strerror(errno)))") }
+        let written = data.withUnsafeBytes { bytes -> Bool in
+            var offset = 0
+            while offset < bytes.count {
+                let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return false }
+                offset += n
+            }
+            return true
         }
-        let fd = open(temporary.path, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(temporary.path, final.path) == 0 else {
-            try? FileManager.default.removeItem(at: temporary)
-            throw ShardError.io(path: final.path, "cannot rename a cache entry into place")
+        guard written else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            unlink(temporary.path)
+            throw ShardError.io(path: temporary.path, "cannot write a cache entry: \(reason)")
         }
+        commits.add(fd: fd, temporary: temporary.path, final: final.path)
     }
+
+    /// Waits until every entry stored so far is fsynced and renamed into place; returns how many could not be
+    /// renamed since the last call (their temporary files are removed: those studies are recomputed next time).
+    @discardableResult
+    public func finishWrites() -> Int { commits.wait() }
 
     /// Removes temporary files older than an hour: the remains of a process killed while storing an entry
     /// (a younger one may belong to another process sharing the cache, which is still writing it).
@@ -411,6 +432,36 @@ enum CacheEntry {
                                        labels: s.labels)
             }
             return (header.stamps, header.madeAt, StudyCache.CachedStudy(report: header.report, sample: sample))
+        }
+    }
+}
+
+/// The cache entries waiting for their fsync and rename, done one after another on a background queue. At most 64
+/// wait (a store waits for a slot), so a slow disk holds a bounded number of open files.
+private final class EntryCommits: Sendable {
+    private let queue = DispatchQueue(label: "fuse3d.cache-commits")
+    private let group = DispatchGroup()
+    private let slots = DispatchSemaphore(value: 64)
+    private let failures = Mutex(0)
+
+    func add(fd: Int32, temporary: String, final: String) {
+        slots.wait()
+        queue.async(group: group) { [self] in
+            fsync(fd)
+            close(fd)
+            if rename(temporary, final) != 0 {
+                unlink(temporary)
+                failures.withLock { $0 += 1 }
+            }
+            slots.signal()
+        }
+    }
+
+    func wait() -> Int {
+        group.wait()
+        return failures.withLock { count in
+            defer { count = 0 }
+            return count
         }
     }
 }
