@@ -24,4 +24,17 @@ final class StudyParallelismTests: XCTestCase {
             XCTAssertEqual(visits.withLock { $0 }, [Int](repeating: 1, count: 100), "workers \(workers)")
         }
     }
+
+    /// When workers run out of studies and stop, fewer hold studies than there are cores: the studies still running
+    /// spread their loops again.
+    func testStoppedWorkersLetTheLastStudiesSpread() {
+        defer { StudyParallelism.configure(workers: 1) }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        StudyParallelism.configure(workers: max(2, cores))
+        XCTAssertTrue(StudyParallelism.isSerial)
+        for _ in 0..<(max(2, cores) - 1) { StudyParallelism.workerFinished() }
+        XCTAssertFalse(StudyParallelism.isSerial)
+        StudyParallelism.workerFinished()
+        XCTAssertFalse(StudyParallelism.isSerial)
+    }
 }

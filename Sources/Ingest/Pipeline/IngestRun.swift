@@ -192,8 +192,6 @@ public enum IngestRunner {
         // One cache value for the whole run: its stores' pending fsyncs and renames are the ones `finishWrites` waits for.
         let cache = options.cache
         cache.sweepAbandonedWrites()
-        // A worker per core: each study's loops stay on its worker's thread (see StudyParallelism).
-        StudyParallelism.configure(workers: options.workers)
         var writerOptions = options.pipeline.shardWriterOptions()
         writerOptions.keepUnchangedShards = true
         writerOptions.stageUntilPublished = true
@@ -234,8 +232,12 @@ public enum IngestRunner {
             var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: problemFiles)
             keys.reserveCapacity(studies.count)
             let given = upfrontKeys
+            // A worker per core: each study's loops stay on its worker's thread until workers run out of studies
+            // (see StudyParallelism).
+            StudyParallelism.configure(workers: min(options.workers, studies.count))
             try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 2 * options.workers,
-                                    work: { worker.process(studies[$0], key: given?[$0] ?? worker.key(for: studies[$0])) }) { index, outcome in
+                                    work: { worker.process(studies[$0], key: given?[$0] ?? worker.key(for: studies[$0])) },
+                                    stopped: { StudyParallelism.workerFinished() }) { index, outcome in
                 keys.append(outcome.key)
                 var report = outcome.report
                 if let sample = outcome.sample {

@@ -9,8 +9,9 @@ import Foundation
 /// output's bytes independent of it. When `consume` throws, no new item is started, the workers
 /// finish the items they hold and the error is rethrown.
 enum OrderedPipeline {
+    /// `stopped`, when given, is called on a worker's thread when it finds no item left (once per worker).
     static func run<Output>(count: Int, workers: Int, window: Int, work: @escaping @Sendable (Int) -> Output,
-                            consume: (Int, Output) throws -> Void) throws {
+                            stopped: (@Sendable () -> Void)? = nil, consume: (Int, Output) throws -> Void) throws {
         guard count > 0 else { return }
         let state = State<Output>(window: max(window, workers))
         let threads = (0..<min(max(1, workers), count)).map { _ in
@@ -18,6 +19,7 @@ enum OrderedPipeline {
                 while let i = state.claim(count: count) {
                     state.deliver(i, work(i))
                 }
+                stopped?()
                 state.workerDone()
             }
         }
