@@ -14,10 +14,7 @@ public enum AtomicFile {
     /// Fsyncs `partial`, renames it to `final` (replacing it) and fsyncs the directory.
     static func commit(_ partial: URL, to final: URL) throws {
         try fsync(path: partial.path, directory: false)
-        guard rename(partial.path, final.path) == 0 else {
-            throw ShardError.io(path: final.path, "cannot rename \(partial.lastPathComponent) into place: \(errnoText())")
-        }
-        try fsync(path: final.deletingLastPathComponent().path, directory: true)
+        try renameIntoPlace(partial, final)
     }
 
     /// `commit`, returning the file's SHA-256: this thread hashes the file while another waits for its fsync, so the
@@ -32,11 +29,16 @@ public enum AtomicFile {
         let digest = Result { try SHA256.hex(ofDescriptor: fd, path: path) }
         try sync.wait()
         let hex = try digest.get()
+        try renameIntoPlace(partial, final)
+        return hex
+    }
+
+    /// Renames the synced `partial` to `final` and fsyncs the folder, so that the rename survives a crash.
+    private static func renameIntoPlace(_ partial: URL, _ final: URL) throws {
         guard rename(partial.path, final.path) == 0 else {
             throw ShardError.io(path: final.path, "cannot rename \(partial.lastPathComponent) into place: \(errnoText())")
         }
         try fsync(path: final.deletingLastPathComponent().path, directory: true)
-        return hex
     }
 
     /// Renames a complete file `from` over `to` (both in one file system) and fsyncs the destination folder.

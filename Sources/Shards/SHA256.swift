@@ -63,23 +63,12 @@ public struct SHA256: Sendable {
         return try hex(ofDescriptor: fd, path: url.path)
     }
 
-    /// The hex digest of the open file `fd` (named `path` in errors) from its first byte to its end, read with
-    /// `pread` into one 1 MiB buffer that stays in the core's cache between the read and the hash (Foundation's
-    /// `FileHandle.read(upToCount:)` reads 4 KiB a call into growing `Data`s: the shard's SHA-256 ran at ~0.8 GB/s,
-    /// issue 20's fourth round).
+    /// The hex digest of the open file `fd` (named `path` in errors) from its first byte to its end, read in 1 MiB
+    /// blocks (`FileBlocks`).
     static func hex(ofDescriptor fd: Int32, path: String) throws -> String {
-        let capacity = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
-        defer { buffer.deallocate() }
         var hash = SHA256()
-        var offset: off_t = 0
-        while true {
-            let n = pread(fd, buffer.baseAddress, capacity, offset)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw ShardError.io(path: path, "read failed while computing sha256: \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            offset += off_t(n)
+        try FileBlocks.forEach(of: fd, blockSize: 1 << 20, path: path, failure: "read failed while computing sha256") {
+            hash.update($0)
         }
         return hash.finalizeHex()
     }

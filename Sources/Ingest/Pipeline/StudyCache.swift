@@ -153,25 +153,10 @@ public struct StudyCache: Sendable {
         try FileManager.default.createDirectory(at: final.deletingLastPathComponent(), withIntermediateDirectories: true)
         let temporary = final.deletingLastPathComponent()
             .appendingPathComponent(".\(key.hex).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ShardError.io(path: temporary.path, "cannot write a cache entry: \(String(cString: strerror(errno)))") }
-        let written = data.withUnsafeBytes { bytes -> Bool in
-            var offset = 0
-            while offset < bytes.count {
-                let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return false }
-                offset += n
-            }
-            return true
+        guard FileManager.default.createFile(atPath: temporary.path, contents: data) else {
+            throw ShardError.io(path: temporary.path, "cannot write a cache entry")
         }
-        guard written else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            unlink(temporary.path)
-            throw ShardError.io(path: temporary.path, "cannot write a cache entry: \(reason)")
-        }
-        commits.add(fd: fd, temporary: temporary.path, final: final.path)
+        commits.add(temporary: temporary.path, final: final.path)
     }
 
     /// Waits until every entry stored so far is fsynced and renamed into place; returns how many could not be
@@ -210,27 +195,13 @@ public struct StudyCache: Sendable {
                          inode: UInt64(st.st_ino))
     }
 
-    /// XXH64 of a file's content.
-    /// Read with `pread` a block at a time into one buffer that stays in the core's cache: a mapped file's `munmap`
-    /// made the kernel interrupt the other core to flush its TLB when two workers ran (issue 20), and its pages
-    /// faulted in one by one.
+    /// XXH64 of a file's content, read in 256 KiB blocks (`FileBlocks`).
     static func digest(_ url: URL) throws -> String {
         let fd = open(url.path, O_RDONLY)
         guard fd >= 0 else { throw ShardError.io(path: url.path, "cannot read to digest: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        let capacity = 256 << 10
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
-        defer { buffer.deallocate() }
         var hash = XXH64.Stream()
-        var offset: off_t = 0
-        while true {
-            let n = pread(fd, buffer.baseAddress, capacity, offset)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw ShardError.io(path: url.path, "cannot read to digest: \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            offset += off_t(n)
-        }
+        try FileBlocks.forEach(of: fd, blockSize: 256 << 10, path: url.path, failure: "cannot read to digest") { hash.update($0) }
         return hash.hex()
     }
 
@@ -437,18 +408,18 @@ enum CacheEntry {
 }
 
 /// The cache entries waiting for their fsync and rename, done one after another on a background queue. At most 64
-/// wait (a store waits for a slot), so a slow disk holds a bounded number of open files.
+/// wait (a store waits for a slot), so that a slow disk holds the workers back instead of piling up unsynced entries.
 private final class EntryCommits: Sendable {
     private let queue = DispatchQueue(label: "fuse3d.cache-commits")
     private let group = DispatchGroup()
     private let slots = DispatchSemaphore(value: 64)
     private let failures = Mutex(0)
 
-    func add(fd: Int32, temporary: String, final: String) {
+    func add(temporary: String, final: String) {
         slots.wait()
         queue.async(group: group) { [self] in
-            fsync(fd)
-            close(fd)
+            let fd = open(temporary, O_RDONLY)
+            if fd >= 0 { fsync(fd); close(fd) }
             if rename(temporary, final) != 0 {
                 unlink(temporary)
                 failures.withLock { $0 += 1 }
