@@ -218,8 +218,10 @@ final class FusionTests: XCTestCase {
         for r in results { XCTAssertTrue(r == reference.volume) }
     }
 
-    /// Four voxels at a time (AVX2) and one at a time give the same bits: tilted axial stacks (the slice below a voxel
-    /// changes along a row), stack edges, hull edges, and a grid whose rows are not a multiple of four.
+    /// Four voxels at a time (AVX2) over each row's run of voxels within the stack's reach, and one at a time over every
+    /// voxel of the stack's box, give the same bits: tilted axial stacks (the slice below a voxel changes along a row, and
+    /// the run starts and ends inside the row, with the offset rising along w for two stacks and falling for one), stack
+    /// edges, hull edges, and a grid whose rows are not a multiple of four.
     func testVectorisedResamplingEqualsOneVoxelAtATime() throws {
         try XCTSkipUnless(ChannelResampler.vectorsAvailable, "this CPU has no AVX2: only the one-voxel path runs")
         let series = [FusionPhantom.axialT2(), FusionPhantom.sagittalT2(), FusionPhantom.sagittalT1()]

@@ -36,8 +36,20 @@ int64_t cf_resample_plane(const cf_stack *stack, int64_t d, float *sum, float *c
 /** 1 when the CPU has AVX2, which cf_resample_plane then uses for four voxels at a time (same bits). */
 int cf_vectors_available(void);
 
-/** With 0, cf_resample_plane takes every voxel one at a time even with AVX2 (tests compare both). Process-wide. */
+/**
+ * With 0, cf_resample_plane takes every voxel of each row's range one at a time even with AVX2, and cf_box_filter
+ * answers 0: the reference paths tests compare the fast ones with. Process-wide.
+ */
 void cf_use_vectors(int enabled);
+
+/**
+ * StackLayout.smooth's box filter with AVX2: `out[r][c]` = the mean of the pixels within `radius_rows` rows and
+ * `radius_columns` columns of (r, c) (those present at the edges), as running sums along each row and then down each
+ * column, taken in the same order and with the same divisions and scales as the Swift loops: the same bits. The rows
+ * are filtered eight at a time (in the lanes of one register) into a ring of rows the column pass reads while they are
+ * in the cache. Returns 0, writing nothing, without AVX2 (or with cf_use_vectors(0)); the caller then runs its loops.
+ */
+int cf_box_filter(const float *pixels, float *out, int64_t rows, int64_t columns, int64_t radius_rows, int64_t radius_columns);
 
 #ifdef __cplusplus
 }
