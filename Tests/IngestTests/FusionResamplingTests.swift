@@ -103,6 +103,42 @@ final class FusionResamplingTests: XCTestCase {
         return filtered ? out : slice.pixels
     }
 
+    /// The AVX2 box filter (CFusion's box.c: eight rows in the lanes of a register, a ring of rows for the column pass)
+    /// gives the Swift loops' bits: images narrower and wider than a tile of eight, fewer rows than eight and rows left
+    /// over from the blocks, radii from 0 to wider than the image, and values of mixed sign and magnitude (so that a sum
+    /// taken in another order rounds differently).
+    func testVectorisedBoxFilterEqualsTheLoops() throws {
+        try XCTSkipUnless(ChannelResampler.vectorsAvailable, "this CPU has no AVX2: only the loops run")
+        var state: UInt64 = 20  // SplitMix64: the same values every run
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        var checked = 0
+        for (rows, columns) in [(1, 1), (3, 40), (7, 9), (8, 8), (9, 17), (16, 5), (24, 64), (29, 67), (70, 33)] {
+            let pixels = (0..<rows * columns).map { _ in
+                (Float(next() % 2_000_001) / 1e6 - 1) * [1, 1000, 3e5][Int(next() % 3)]
+            }
+            for (radiusRows, radiusColumns) in [(0, 1), (1, 0), (1, 1), (2, 3), (3, 2), (5, 5), (40, 1), (1, 40)] {
+                // smooth takes radius ⌊⌊voxel / spacing⌋ / 2⌋ per axis: spacing 1 / (2r + 0.5) at a 1 mm voxel gives r.
+                let g = SliceGeometry(position: Vec3(0, 0, 0), rowDirection: Vec3(1, 0, 0), columnDirection: Vec3(0, 1, 0),
+                                      rowSpacing: 1 / (2 * Double(radiusRows) + 0.5), columnSpacing: 1 / (2 * Double(radiusColumns) + 0.5),
+                                      rows: rows, columns: columns, thickness: 1)
+                let slice = Slice(geometry: g, pixels: pixels, instanceNumber: 1, sopInstanceUID: "", source: "random")
+                let fast = boxFiltered(slice, toward: 1)
+                let loops = ChannelResampler.withoutVectors { boxFiltered(slice, toward: 1) }
+                if rows > 2 && columns > 2 { XCTAssertNotEqual(loops, pixels, "\(rows)×\(columns), radii \(radiusRows), \(radiusColumns): filtered") }
+                XCTAssertTrue(fast.map(\.bitPattern) == loops.map(\.bitPattern),
+                              "\(rows)×\(columns), radii \(radiusRows), \(radiusColumns)")
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, 72)
+    }
+
     func testAntialiasingAveragesAVoxelWideBoxOfPixels() throws {
         // A 900 spike at pixel (5, 5) = (0, 0, 0) of a 0 slice; rows 0.5 mm, columns 1 mm apart.
         var spike = axial(z: 0, base: 0)
