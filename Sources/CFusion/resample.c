@@ -124,8 +124,27 @@ static inline int sample4(const cf_stack *s, const double *terms, int64_t k, __m
     const float *base = s->pixels + s->starts[k];
     const __m128i width = _mm_set1_epi32((int)nc);
     const __m128i top = _mm_mullo_epi32(r0, width), bottom = _mm_mullo_epi32(r1, width);
-    const __m128 a = _mm_i32gather_ps(base, _mm_add_epi32(top, c0), 4), b = _mm_i32gather_ps(base, _mm_add_epi32(top, c1), 4);
-    const __m128 e = _mm_i32gather_ps(base, _mm_add_epi32(bottom, c0), 4), f = _mm_i32gather_ps(base, _mm_add_epi32(bottom, c1), 4);
+    __m128 a, b, e, f;
+    if (nc >= 2 && nr >= 2) {
+        // Columns c0 and c1 = c0 + 1 are neighbours, and so are a row's two taps: one 8-byte load each, four per row
+        // of taps, instead of four gathers (the same values).
+        int32_t t[4], u[4];
+        _mm_storeu_si128((__m128i *)t, _mm_add_epi32(top, c0));
+        _mm_storeu_si128((__m128i *)u, _mm_add_epi32(bottom, c0));
+        const __m128 t01 = _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd((const double *)(base + t[0])), (const double *)(base + t[1])));
+        const __m128 t23 = _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd((const double *)(base + t[2])), (const double *)(base + t[3])));
+        const __m128 u01 = _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd((const double *)(base + u[0])), (const double *)(base + u[1])));
+        const __m128 u23 = _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd((const double *)(base + u[2])), (const double *)(base + u[3])));
+        a = _mm_shuffle_ps(t01, t23, _MM_SHUFFLE(2, 0, 2, 0));
+        b = _mm_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 1, 3, 1));
+        e = _mm_shuffle_ps(u01, u23, _MM_SHUFFLE(2, 0, 2, 0));
+        f = _mm_shuffle_ps(u01, u23, _MM_SHUFFLE(3, 1, 3, 1));
+    } else {
+        a = _mm_i32gather_ps(base, _mm_add_epi32(top, c0), 4);
+        b = _mm_i32gather_ps(base, _mm_add_epi32(top, c1), 4);
+        e = _mm_i32gather_ps(base, _mm_add_epi32(bottom, c0), 4);
+        f = _mm_i32gather_ps(base, _mm_add_epi32(bottom, c1), 4);
+    }
     const __m128 upper = _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(b, a), fc));
     const __m128 lower = _mm_add_ps(e, _mm_mul_ps(_mm_sub_ps(f, e), fc));
     *out = _mm_add_ps(upper, _mm_mul_ps(_mm_sub_ps(lower, upper), fr));
