@@ -36,9 +36,18 @@ final class FusionRobustRangeTests: XCTestCase {
         let means: [Float] = (0..<n).map { (i: Int) -> Float in counts[i] > 0 ? sums[i] / counts[i] : 0 }
         let covered: [Float] = (0..<n).filter { counts[$0] > 0 }.map { means[$0] }
         let expected = RobustRange.percentiles(covered, low: 0.5, high: 99.5)
+        // The loop's pass (no AVX2) gives the same sums, bit for bit, and the same percentiles as the vector pass.
+        var loopSums = sums
+        let loop = ChannelResampler.withoutVectors {
+            loopSums.withUnsafeMutableBufferPointer { s in
+                counts.withUnsafeBufferPointer { c in RobustRange.percentiles(ofMeans: s, counts: c, low: 0.5, high: 99.5) }
+            }
+        }
         let r = sums.withUnsafeMutableBufferPointer { s in
             counts.withUnsafeBufferPointer { c in RobustRange.percentiles(ofMeans: s, counts: c, low: 0.5, high: 99.5) }
         }
+        XCTAssertTrue(r == loop)
+        XCTAssertEqual(sums.map(\.bitPattern), loopSums.map(\.bitPattern))
         XCTAssertEqual(r.count, covered.count)
         XCTAssertEqual(r.low, expected.low)
         XCTAssertEqual(r.high, expected.high)
@@ -67,15 +76,19 @@ final class FusionRobustRangeTests: XCTestCase {
             let below: Float = sorted[k], above: Float = sorted[k + 1], fraction = Float(p - Double(k))
             return below + (above - below) * fraction
         }
-        let spread: [Float] = (0..<200_000).map { _ in Float.random(in: -300...4000, using: &rng) }
+        let spread: [Float] = (0..<200_003).map { _ in Float.random(in: -300...4000, using: &rng) }
         let ties: [Float] = (0..<150_000).map { (i: Int) -> Float in i % 3 == 0 ? Float.random(in: 1...900, using: &rng) : 0 }
         let constant = [Float](repeating: 42, count: 70_000)
         for (name, values) in [("spread", spread), ("ties", ties), ("constant", constant)] {
             for (low, high) in [(0.5, 99.5), (2.0, 98.0), (0.0, 100.0)] {
-                var work = values
-                let r = work.withUnsafeMutableBufferPointer { RobustRange.twoPercentiles($0, low, high) }
-                XCTAssertEqual(r.0, reference(values, low), "\(name) \(low)")
-                XCTAssertEqual(r.1, reference(values, high), "\(name) \(high)")
+                // The bands eight values at a time (AVX2) and one at a time (the loop).
+                for vectors in [true, false] {
+                    var work = values
+                    let take = { work.withUnsafeMutableBufferPointer { RobustRange.twoPercentiles($0, low, high) } }
+                    let r = vectors ? take() : ChannelResampler.withoutVectors(take)
+                    XCTAssertEqual(r.0, reference(values, low), "\(name) \(low), vectors \(vectors)")
+                    XCTAssertEqual(r.1, reference(values, high), "\(name) \(high), vectors \(vectors)")
+                }
             }
         }
     }

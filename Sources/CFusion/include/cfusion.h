@@ -37,8 +37,8 @@ int64_t cf_resample_plane(const cf_stack *stack, int64_t d, float *sum, float *c
 int cf_vectors_available(void);
 
 /**
- * With 0, cf_resample_plane takes every voxel of each row's range one at a time even with AVX2, and cf_box_filter
- * answers 0: the reference paths tests compare the fast ones with. Process-wide.
+ * With 0, cf_resample_plane takes every voxel of each row's range one at a time even with AVX2, and cf_box_filter,
+ * cf_means and cf_bands do nothing: the reference paths tests compare the fast ones with. Process-wide.
  */
 void cf_use_vectors(int enabled);
 
@@ -50,6 +50,22 @@ void cf_use_vectors(int enabled);
  * in the cache. Returns 0, writing nothing, without AVX2 (or with cf_use_vectors(0)); the caller then runs its loops.
  */
 int cf_box_filter(const float *pixels, float *out, int64_t rows, int64_t columns, int64_t radius_rows, int64_t radius_columns);
+
+/**
+ * RobustRange.percentiles(ofMeans:)'s pass with AVX2 and BMI2: each sum becomes sum / count where count > 0 and +0
+ * elsewhere, and the covered means are written to `out` in order (room for n). Returns how many, or −1 (nothing
+ * done) without AVX2 and BMI2 or with cf_use_vectors(0).
+ */
+int64_t cf_means(float *sums, const float *counts, int64_t n, float *out);
+
+/**
+ * RobustRange.twoPercentiles' pass over `count` values with AVX2 and BMI2: for bands j = 0, 1 with `bounds` (a0, b0, a1,
+ * b1), the values v with aj ≤ v ≤ bj go in order to band j (room for `capacity`), `sizes[j]` says how many and
+ * `below[j]` how many values are under aj. Returns 1; 0 when a band would hold more than `capacity` (the caller then
+ * selects in the whole buffer); −1 (nothing done) without AVX2 and BMI2 or with cf_use_vectors(0).
+ */
+int cf_bands(const float *values, int64_t count, const float *bounds, float *band0, float *band1, int64_t capacity,
+             int64_t *sizes, int64_t *below);
 
 #ifdef __cplusplus
 }

@@ -1,3 +1,4 @@
+import CFusion
 import Foundation
 import Shards
 
@@ -25,13 +26,17 @@ enum RobustRange {
         guard n > 0 else { return (0, 0, 0) }
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { scratch in
             let s = sums.baseAddress!, c = counts.baseAddress!, out = scratch.baseAddress!
-            var kept = 0
-            for i in 0..<n {
-                let count = c[i], q = s[i] / count
-                let x = count > 0 ? q : 0
-                s[i] = x
-                out[kept] = x
-                kept &+= count > 0 ? 1 : 0
+            // Eight at a time with AVX2 (CFusion's compact.c, the same bits); otherwise the loop.
+            var kept = Int(cf_means(s, c, Int64(n), out))
+            if kept < 0 {
+                kept = 0
+                for i in 0..<n {
+                    let count = c[i], q = s[i] / count
+                    let x = count > 0 ? q : 0
+                    s[i] = x
+                    out[kept] = x
+                    kept &+= count > 0 ? 1 : 0
+                }
             }
             guard kept > 0 else { return (0, 0, 0) }
             let covered = UnsafeMutableBufferPointer(start: out, count: kept)
@@ -112,7 +117,18 @@ enum RobustRange {
             let (a0, b0) = bounds[0], (a1, b1) = bounds[1]
             let p0 = band[0], p1 = band[1]
             var n0 = 0, n1 = 0, below0 = 0, below1 = 0
-            for i in 0..<m {
+            // Eight values at a time with AVX2 (CFusion's compact.c: the same bands, in the same order); otherwise the loop.
+            var sizes: [Int64] = [0, 0], under: [Int64] = [0, 0]
+            let vectors = [a0, b0, a1, b1].withUnsafeBufferPointer { edges in
+                sizes.withUnsafeMutableBufferPointer { sizesP in
+                    under.withUnsafeMutableBufferPointer { underP in
+                        cf_bands(buf.baseAddress!, Int64(m), edges.baseAddress!, p0, p1, Int64(capacity), sizesP.baseAddress!, underP.baseAddress!)
+                    }
+                }
+            }
+            if vectors == 0 { return nil }
+            if vectors == 1 { (n0, n1, below0, below1) = (Int(sizes[0]), Int(sizes[1]), Int(under[0]), Int(under[1])) }
+            for i in 0..<(vectors == 1 ? 0 : m) {
                 let x = buf[i]
                 below0 &+= x < a0 ? 1 : 0
                 below1 &+= x < a1 ? 1 : 0
