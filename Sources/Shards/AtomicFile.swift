@@ -71,7 +71,7 @@ public enum AtomicFile {
 }
 
 /// A body run on a thread of its own; `wait()` waits for it and rethrows its error.
-private final class Background: @unchecked Sendable {
+final class Background: @unchecked Sendable {
     // Sendable by hand: `error` is written by the thread before `done` is signalled and read only after the wait.
     private let done = DispatchSemaphore(value: 0)
     private var error: Error?
@@ -86,6 +86,14 @@ private final class Background: @unchecked Sendable {
 
     func wait() throws {
         done.wait()
+        done.signal()  // a later wait (or `finished`) returns at once
         if let error { throw error }
+    }
+
+    /// Whether the body has ended (without waiting).
+    var finished: Bool {
+        guard done.wait(timeout: .now()) == .success else { return false }
+        done.signal()
+        return true
     }
 }

@@ -65,6 +65,9 @@ public final class ShardWriter {
     public private(set) var shards: [Manifest.Shard] = []
 
     private var current: ShardFile?
+    /// Closed shards not yet in `shards`, in order: kept as they were, or committing (fsync, SHA-256, rename) on a
+    /// thread of their own while the next shard is written.
+    private var closing: [Closing] = []
     private var seen = Set<Int64>()
     /// The error that left the current shard in an unknown state; every later call rethrows it.
     private var failure: Error?
@@ -111,7 +114,14 @@ public final class ShardWriter {
             .flatMap { try? JSONDecoder().decode([String: Fingerprint].self, from: $0) } ?? [:]
     }
 
-    deinit { current?.discard() }
+    /// At most this many closed shards commit in the background at once; closing one more waits for the oldest.
+    public static let commitsInFlight = 2
+
+    deinit {
+        current?.discard()
+        // A shard committing in the background ends complete or absent either way; none outlives the writer.
+        for case .committing(let job) in closing { _ = try? job.result() }
+    }
 
     /// Appends one sample to the current shard, opening a new shard first when needed and closing
     /// the shard when it is full. A refused sample (other shape, duplicate study, bad label) leaves
@@ -141,11 +151,18 @@ public final class ShardWriter {
             throw ShardError.sample(studyID: sample.studyID, "label \(bad) is not -1, 0, 1 or 2")
         }
         shape = expected
+        do {
+            // A commit that ended in the background is settled now, so that its failure stops the writer at once.
+            try settleFinished()
+        } catch {
+            failure = error
+            throw error
+        }
         let shard: ShardFile
         if let current {
             shard = current
         } else {
-            let final = stagingDirectory.appendingPathComponent(ShardSchema.fileName(index: shards.count))
+            let final = stagingDirectory.appendingPathComponent(ShardSchema.fileName(index: shards.count + closing.count))
             shard = try ShardFile(final: final, shape: expected, zstdLevel: options.zstdLevel, parametersJSON: parametersJSON)
             current = shard
         }
@@ -166,7 +183,13 @@ public final class ShardWriter {
     @discardableResult
     public func finish() throws -> Manifest {
         if let failure { throw failure }
-        try closeCurrent()
+        do {
+            try closeCurrent()
+            try settle(keeping: 0)
+        } catch {
+            failure = error
+            throw error
+        }
         let manifest = Manifest(shape: shape ?? [], zstdLevel: options.zstdLevel,
                                 parameters: options.parameters, shards: shards)
         if options.keepUnchangedShards {
@@ -246,6 +269,10 @@ public final class ShardWriter {
         try? fm.removeItem(at: staging)
     }
 
+    /// Closes the current shard: kept as it was when unchanged, else its file is finished here (HDF5 is not used from
+    /// two threads) and its fsync, SHA-256 and rename go to a thread of their own, so that the next shard's samples
+    /// are written meanwhile (issue 20: closing a 1 GB shard holds the writer for the fsync of up to 1 GB and 0.8 s of
+    /// hashing, and the workers stop once the reorder window is full). At most `commitsInFlight` commit at once.
     private func closeCurrent() throws {
         guard let shard = current else { return }
         current = nil
@@ -254,17 +281,76 @@ public final class ShardWriter {
             let published = directory.appendingPathComponent(shard.final.lastPathComponent)
             if let old = previous[shard.final.lastPathComponent], old.fingerprint == fingerprint, let now = FileStat(published), old.stat == now {
                 shard.discard()
-                shards.append(old.shard)
-                recorded[old.shard.file] = old
+                closing.append(.kept(old))
             } else {
-                let entry = try shard.commit()
-                shards.append(entry)
-                recorded[entry.file] = Fingerprint(fingerprint: fingerprint, stat: FileStat(shard.final), shard: entry)
+                closing.append(.committing(CommitJob(try shard.close(), fingerprint: fingerprint)))
             }
         } catch {
             shard.discard()
             throw error
         }
+        try settle(keeping: Self.commitsInFlight)
+    }
+
+    /// Moves closed shards whose commit has ended into `shards`, oldest first, without waiting.
+    private func settleFinished() throws {
+        while let first = closing.first {
+            if case .committing(let job) = first, !job.finished { return }
+            try settle(keeping: closing.count - 1)
+        }
+    }
+
+    /// Moves closed shards into `shards`, oldest first, until at most `keeping` are left, waiting for their commits.
+    private func settle(keeping: Int) throws {
+        while closing.count > keeping {
+            switch closing.removeFirst() {
+            case .kept(let old):
+                shards.append(old.shard)
+                recorded[old.shard.file] = old
+            case .committing(let job):
+                let (entry, stat) = try job.result()
+                shards.append(entry)
+                recorded[entry.file] = Fingerprint(fingerprint: job.fingerprint, stat: stat, shard: entry)
+            }
+        }
+    }
+}
+
+/// A closed shard on its way into `ShardWriter.shards`.
+private enum Closing {
+    /// The folder's shard of the same name was unchanged: kept, with what its writer recorded.
+    case kept(Fingerprint)
+    case committing(CommitJob)
+}
+
+/// A closed shard file's commit (fsync, SHA-256, rename into place, the folder's fsync) on a thread of its own. A
+/// commit that fails removes the partial file: the shard is complete or absent.
+private final class CommitJob: @unchecked Sendable {
+    // Sendable by hand: `outcome` is written by the job's thread before the thread ends and read only after the wait.
+    let fingerprint: String
+    private var outcome: Result<(Manifest.Shard, FileStat?), Error> = .failure(ShardError.io(path: "", "commit never ran"))
+    private var task: Background?
+
+    init(_ shard: ShardFile.Closed, fingerprint: String) {
+        self.fingerprint = fingerprint
+        task = Background { [self] in
+            do {
+                let entry = try shard.commit()
+                outcome = .success((entry, FileStat(shard.final)))
+            } catch {
+                try? FileManager.default.removeItem(at: shard.partial)
+                outcome = .failure(error)
+            }
+        }
+    }
+
+    /// Whether the commit has ended.
+    var finished: Bool { task?.finished ?? true }
+
+    /// Waits for the commit: the shard's manifest entry and the committed file's stat, or the commit's error.
+    func result() throws -> (Manifest.Shard, FileStat?) {
+        if let task { try? task.wait(); self.task = nil }
+        return try outcome.get()
     }
 }
 
@@ -343,9 +429,24 @@ private final class ShardFile {
         return parts.withUnsafeBytes { XXH64.hash($0) }
     }
 
-    /// Writes the per-sample arrays, closes the file, fsyncs and renames it into place.
-    func commit() throws -> Manifest.Shard {
-        guard let file, let volumes else { preconditionFailure("commit twice") }
+    /// A shard file written and closed, to be committed.
+    struct Closed: Sendable {
+        let final: URL
+        let partial: URL
+        let samples: Int
+        let studies: [Int64]
+
+        /// Fsyncs the file while hashing it, renames it into place and fsyncs the folder; its manifest entry.
+        func commit() throws -> Manifest.Shard {
+            let sha256 = try AtomicFile.commitHashing(partial, to: final)
+            let bytes = (try? FileManager.default.attributesOfItem(atPath: final.path)[.size] as? Int) ?? 0
+            return Manifest.Shard(file: final.lastPathComponent, bytes: bytes, sha256: sha256, samples: samples, studies: studies)
+        }
+    }
+
+    /// Writes the per-sample arrays and closes the file (`Closed.commit` then puts it in place).
+    func close() throws -> Closed {
+        guard let file, let volumes else { preconditionFailure("close twice") }
         try volumes.close()
         self.volumes = nil
         let n = count
@@ -358,9 +459,7 @@ private final class ShardFile {
         try small(file, D.norm, ch5_T_IEEE_F32LE(), ch5_T_NATIVE_FLOAT(), [n, 3, 2], norm)
         try file.close()
         self.file = nil
-        let sha256 = try AtomicFile.commitHashing(partial, to: final)
-        let bytes = (try? FileManager.default.attributesOfItem(atPath: final.path)[.size] as? Int) ?? 0
-        return Manifest.Shard(file: final.lastPathComponent, bytes: bytes, sha256: sha256, samples: n, studies: studyIDs)
+        return Closed(final: final, partial: partial, samples: n, studies: studyIDs)
     }
 
     /// Abandons the shard: closes the file and removes the partial file.
