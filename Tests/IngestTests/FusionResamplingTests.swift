@@ -1,5 +1,6 @@
 import Foundation
 @testable import Ingest
+import Shards
 import XCTest
 
 /// The resampler on hand-checkable stacks: axial slices whose pixels are `base + x`, onto a 1 mm grid
@@ -109,14 +110,8 @@ final class FusionResamplingTests: XCTestCase {
     /// taken in another order rounds differently).
     func testVectorisedBoxFilterEqualsTheLoops() throws {
         try XCTSkipUnless(ChannelResampler.vectorsAvailable, "this CPU has no AVX2: only the loops run")
-        var state: UInt64 = 20  // SplitMix64: the same values every run
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SplitMix64(seed: 20)  // the same values every run
+        func next() -> UInt64 { rng.next() }
         var checked = 0
         for (rows, columns) in [(1, 1), (3, 40), (7, 9), (8, 8), (9, 17), (16, 5), (24, 64), (29, 67), (70, 33)] {
             let pixels = (0..<rows * columns).map { _ in
