@@ -1,6 +1,7 @@
 #ifndef CFUSION_H
 #define CFUSION_H
-// The resampler's voxel loop (Sources/Ingest/Fusion/ChannelResampler.swift), in C: see resample.c.
+// The fusion's hot loops in C: the resampler's voxel loop (ChannelResampler.swift; resample.c), the box filter
+// (StackLayout.smooth; box.c) and the percentiles' passes (RobustRange.swift; compact.c).
 #include <stdint.h>
 
 #ifdef __cplusplus
