@@ -70,24 +70,24 @@ public enum AtomicFile {
     private static func errnoText() -> String { String(cString: strerror(errno)) }
 }
 
-/// A body run on a thread of its own; `wait()` waits for it and rethrows its error.
-final class Background: @unchecked Sendable {
-    // Sendable by hand: `error` is written by the thread before `done` is signalled and read only after the wait.
+/// A body run on a thread of its own; `wait()` waits for it and returns its value or rethrows its error.
+final class Background<Value>: @unchecked Sendable {
+    // Sendable by hand: `outcome` is written by the thread before `done` is signalled and read only after a wait.
     private let done = DispatchSemaphore(value: 0)
-    private var error: Error?
+    private var outcome: Result<Value, Error>?
 
-    init(_ body: @escaping @Sendable () throws -> Void) {
+    init(_ body: @escaping @Sendable () throws -> Value) {
         let thread = Thread { [self] in
-            do { try body() } catch { self.error = error }
+            outcome = Result { try body() }
             done.signal()
         }
         thread.start()
     }
 
-    func wait() throws {
+    func wait() throws -> Value {
         done.wait()
         done.signal()  // a later wait (or `finished`) returns at once
-        if let error { throw error }
+        return try outcome!.get()
     }
 
     /// Whether the body has ended (without waiting).

@@ -325,33 +325,25 @@ private enum Closing {
 
 /// A closed shard file's commit (fsync, SHA-256, rename into place, the folder's fsync) on a thread of its own. A
 /// commit that fails removes the partial file: the shard is complete or absent.
-private final class CommitJob: @unchecked Sendable {
-    // Sendable by hand: `outcome` is written by the job's thread before the thread ends and read only after the wait.
+private final class CommitJob: Sendable {
     let fingerprint: String
-    private var outcome: Result<(Manifest.Shard, FileStat?), Error> = .failure(ShardError.io(path: "", "commit never ran"))
-    private var task: Background?
+    private let task: Background<(Manifest.Shard, FileStat?)>
 
     init(_ shard: ShardFile.Closed, fingerprint: String) {
         self.fingerprint = fingerprint
-        task = Background { [self] in
-            do {
-                let entry = try shard.commit()
-                outcome = .success((entry, FileStat(shard.final)))
-            } catch {
+        task = Background {
+            do { return try shard.commit() } catch {
                 try? FileManager.default.removeItem(at: shard.partial)
-                outcome = .failure(error)
+                throw error
             }
         }
     }
 
     /// Whether the commit has ended.
-    var finished: Bool { task?.finished ?? true }
+    var finished: Bool { task.finished }
 
     /// Waits for the commit: the shard's manifest entry and the committed file's stat, or the commit's error.
-    func result() throws -> (Manifest.Shard, FileStat?) {
-        if let task { try? task.wait(); self.task = nil }
-        return try outcome.get()
-    }
+    func result() throws -> (Manifest.Shard, FileStat?) { try task.wait() }
 }
 
 /// One shard being written: the volumes go to disk sample by sample, the small per-sample
@@ -436,11 +428,13 @@ private final class ShardFile {
         let samples: Int
         let studies: [Int64]
 
-        /// Fsyncs the file while hashing it, renames it into place and fsyncs the folder; its manifest entry.
-        func commit() throws -> Manifest.Shard {
+        /// Fsyncs the file while hashing it, renames it into place and fsyncs the folder; its manifest entry and the
+        /// committed file's stat (whose size the entry records).
+        func commit() throws -> (Manifest.Shard, FileStat?) {
             let sha256 = try AtomicFile.commitHashing(partial, to: final)
-            let bytes = (try? FileManager.default.attributesOfItem(atPath: final.path)[.size] as? Int) ?? 0
-            return Manifest.Shard(file: final.lastPathComponent, bytes: bytes, sha256: sha256, samples: samples, studies: studies)
+            let stat = FileStat(final)
+            return (Manifest.Shard(file: final.lastPathComponent, bytes: Int(stat?.size ?? 0), sha256: sha256, samples: samples,
+                                   studies: studies), stat)
         }
     }
 
