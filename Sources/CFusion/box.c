@@ -39,8 +39,6 @@ static void row_scalar(const float *line, float *out, int64_t columns, int64_t r
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-int cf_avx2_enabled(void);
-
 __attribute__((target("avx2")))
 static inline void transpose8(__m256 *r) {
     const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);

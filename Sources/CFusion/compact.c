@@ -7,8 +7,6 @@
 
 #pragma STDC FP_CONTRACT OFF
 
-int cf_avx2_enabled(void);
-
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>

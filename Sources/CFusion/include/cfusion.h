@@ -43,6 +43,9 @@ int cf_vectors_available(void);
  */
 void cf_use_vectors(int enabled);
 
+/** 1 when the vector paths run: AVX2 present and cf_use_vectors not turned off (the C files' shared test). */
+int cf_avx2_enabled(void);
+
 /**
  * StackLayout.smooth's box filter with AVX2: `out[r][c]` = the mean of the pixels within `radius_rows` rows and
  * `radius_columns` columns of (r, c) (those present at the edges), as running sums along each row and then down each

@@ -116,7 +116,6 @@ enum RobustRange {
             let band = [bands.baseAddress!, bands.baseAddress! + capacity]
             let (a0, b0) = bounds[0], (a1, b1) = bounds[1]
             let p0 = band[0], p1 = band[1]
-            var n0 = 0, n1 = 0, below0 = 0, below1 = 0
             // Eight values at a time with AVX2 (CFusion's compact.c: the same bands, in the same order); otherwise the loop.
             var sizes: [Int64] = [0, 0], under: [Int64] = [0, 0]
             let vectors = [a0, b0, a1, b1].withUnsafeBufferPointer { edges in
@@ -127,21 +126,24 @@ enum RobustRange {
                 }
             }
             if vectors == 0 { return nil }
-            if vectors == 1 { (n0, n1, below0, below1) = (Int(sizes[0]), Int(sizes[1]), Int(under[0]), Int(under[1])) }
-            for i in 0..<(vectors == 1 ? 0 : m) {
-                let x = buf[i]
-                below0 &+= x < a0 ? 1 : 0
-                below1 &+= x < a1 ? 1 : 0
-                if x >= a0 && x <= b0 {
-                    if n0 == capacity { return nil }
-                    p0[n0] = x; n0 &+= 1
+            var below = under.map { Int($0) }, size = sizes.map { Int($0) }
+            if vectors < 0 {
+                var n0 = 0, n1 = 0, below0 = 0, below1 = 0
+                for i in 0..<m {
+                    let x = buf[i]
+                    below0 &+= x < a0 ? 1 : 0
+                    below1 &+= x < a1 ? 1 : 0
+                    if x >= a0 && x <= b0 {
+                        if n0 == capacity { return nil }
+                        p0[n0] = x; n0 &+= 1
+                    }
+                    if x >= a1 && x <= b1 {
+                        if n1 == capacity { return nil }
+                        p1[n1] = x; n1 &+= 1
+                    }
                 }
-                if x >= a1 && x <= b1 {
-                    if n1 == capacity { return nil }
-                    p1[n1] = x; n1 &+= 1
-                }
+                below = [below0, below1]; size = [n0, n1]
             }
-            let below = [below0, below1], size = [n0, n1]
             var out: [Float] = []
             for (j, w) in wanted.enumerated() {
                 let r = w.k - below[j]
