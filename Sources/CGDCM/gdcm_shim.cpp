@@ -2,6 +2,7 @@
 #include "cgdcm.h"
 #include "shim_common.hpp"
 #include "structure_check.hpp"
+#include "codestream_check.hpp"
 
 #include <gdcmDataSet.h>
 #include <gdcmFile.h>
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -427,6 +429,75 @@ int native_frames(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, i
 }  // namespace
 
 namespace {
+/// Every frame's codestream header in `pd` against Rows x Columns x frames, samples and BitsAllocated
+/// (codestream_check.cpp), before any decoder reads the fragments. True when they agree or the pixel data is not
+/// encapsulated; false with the last error set.
+bool check_codestreams(const gdcm::DataElement &pd, const gdcm::TransferSyntax &ts, int64_t rows, int64_t cols, int64_t frames,
+                       int samples, int bits) {
+    const gdcm::SequenceOfFragments *sf = pd.GetSequenceOfFragments();
+    if (!sf) return true;
+    const fuse3d::Codestream kind = fuse3d::codestream_of(ts.GetString() ? ts.GetString() : "");
+    if (kind == fuse3d::Codestream::none) return true;
+    const fuse3d::FrameExpectation expect{rows, cols, samples, bits};
+    const size_t count = sf->GetNumberOfFragments();
+    if (count == 0) {
+        fuse3d::set_last_error("encapsulated pixel data without fragments");
+        return false;
+    }
+    if (kind == fuse3d::Codestream::rle && static_cast<int64_t>(count) != frames) {
+        fuse3d::set_last_error("RLE pixel data has " + std::to_string(count) + " fragment(s) for " + std::to_string(frames) +
+                               " frame(s) (one each)");
+        return false;
+    }
+    // A frame's first fragment starts its codestream: every fragment when there are as many as frames, else the ones
+    // that start with the family's marker (a single frame's later fragments are not looked at).
+    int64_t starts = 0;
+    for (size_t i = 0; i < count; i++) {
+        const gdcm::ByteValue *bv = sf->GetFragment(static_cast<unsigned int>(i)).GetByteValue();
+        const uint8_t *data = bv ? reinterpret_cast<const uint8_t *>(bv->GetPointer()) : nullptr;
+        const size_t length = bv ? static_cast<size_t>(bv->GetLength()) : size_t(0);
+        const bool first = static_cast<int64_t>(count) == frames || i == 0 ||
+                           (frames > 1 && fuse3d::starts_frame(kind, data, length));
+        if (!first) continue;
+        std::string error;
+        if (!data || !fuse3d::check_frame_header(kind, data, length, expect, error)) {
+            if (!data) error = "an empty fragment";
+            fuse3d::set_last_error(frames > 1 ? "frame " + std::to_string(starts) + ": " + error : error);
+            return false;
+        }
+        starts++;
+    }
+    if (starts != frames) {
+        fuse3d::set_last_error("pixel data holds " + std::to_string(starts) + " codestream(s) for " + std::to_string(frames) +
+                               " frame(s)");
+        return false;
+    }
+    return true;
+}
+
+/// GDCM's decoded buffer with a guard band after it: a codec that writes past the length it was given is caught
+/// (the process is ended at once rather than run on with a damaged heap; a supervised worker reports the file).
+struct GuardedBuffer {
+    static constexpr size_t kGuard = 256;
+    static constexpr unsigned char kByte = 0xA5;
+    std::unique_ptr<char[]> bytes;
+    size_t length;
+    explicit GuardedBuffer(size_t n) : bytes(new char[n + kGuard]), length(n) {
+        std::memset(bytes.get() + n, kByte, kGuard);
+    }
+    char *get() { return bytes.get(); }
+    void check(const std::string &path) const {
+        for (size_t i = 0; i < kGuard; i++) {
+            if (static_cast<unsigned char>(bytes[length + i]) != kByte) {
+                std::fprintf(stderr, "fuse3d: a decoder wrote past its buffer on %s; ending the process\n", path.c_str());
+                std::abort();
+            }
+        }
+    }
+};
+}  // namespace
+
+namespace {
 /// The file's GDCM ImageReader: its own, or (for a file read with a plain Reader for fuse3d's own
 /// decoders) a new one in `own`. nullptr with the last error set when GDCM cannot read the image.
 gdcm::ImageReader *image_reader(gd_file f, std::unique_ptr<gdcm::ImageReader> &own) {
@@ -477,12 +548,21 @@ extern "C" int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int
             if (r == 0) fuse3d::set_last_error("not RLE Lossless or greyscale JPEG-LS with one fragment per frame");
             return r == 1 ? length : -1;
         }
+        const gdcm::PixelFormat &pf = image.GetPixelFormat();
+        const int64_t frames = image.GetNumberOfDimensions() > 2 ? image.GetDimension(2) : 1;
+        if (!check_codestreams(image.GetDataElement(), f->reader->GetFile().GetHeader().GetDataSetTransferSyntax(),
+                               image.GetDimension(1), image.GetDimension(0), frames, pf.GetSamplesPerPixel(), pf.GetBitsAllocated()))
+            return -1;
         InsideGDCM inside;
         t_trace.clear();
-        if (!image.GetBuffer(reinterpret_cast<char *>(out))) {
+        GuardedBuffer raw(static_cast<size_t>(length));
+        const bool decoded = image.GetBuffer(raw.get());
+        raw.check(f->path);
+        if (!decoded) {
             fuse3d::set_last_error("cannot decode pixel data: " + trimmed_trace().substr(0, 400));
             return -1;
         }
+        std::memcpy(out, raw.get(), static_cast<size_t>(length));
         return length;
     )
     return -1;
@@ -658,16 +738,29 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
                                    std::to_string(needed));
             return -1;
         }
-        // Not zero-filled: the decoder writes all of it or fails.
-        std::unique_ptr<char[]> raw(new char[length]);
+        // What GDCM derived from the file against the file's own Rows and Columns, then every codestream's header
+        // against both, before a codec reads a byte of it (issue 32).
+        const PixelLayout tags = layout_from_tags(f);
+        if (tags.rows != rows || tags.cols != cols) {
+            fuse3d::set_last_error("GDCM reads the image as " + std::to_string(cols) + "x" + std::to_string(rows) +
+                                   " but its Columns and Rows say " + std::to_string(tags.cols) + "x" + std::to_string(tags.rows));
+            return -1;
+        }
+        if (!check_codestreams(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated())) return -1;
+        // Uncompressed data is written whole or the decode fails; a codec given a short codestream may stop early and
+        // still succeed, so compressed frames start from zeros (never from whatever the heap held).
+        GuardedBuffer raw(length);
+        if (pd.GetSequenceOfFragments()) std::memset(raw.get(), 0, length);
         const int rle = native_frames(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated(), raw.get(), static_cast<int64_t>(length));
         if (rle < 0) return -1;
         if (rle == 0 && !image.GetBuffer(raw.get())) {
+            raw.check(f->path);
             std::string trace = trimmed_trace();
             fuse3d::set_last_error(std::string("cannot decode pixel data (") + ts.GetString() + ")" +
                                    (trace.empty() ? "" : ": " + trace.substr(0, 400)));
             return -1;
         }
+        raw.check(f->path);
         {
             std::string trace = trimmed_trace();
             if (trace.find("Incomplete Pixel Data") != std::string::npos) {
@@ -689,6 +782,12 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
         case gdcm::PixelFormat::INT32: convert_frames<int32_t>(raw.get(), n, bs, true, rescale, out); break;
         case gdcm::PixelFormat::FLOAT32: {
             const float *v = reinterpret_cast<const float *>(raw.get());
+            for (int64_t i = 0; i < n; i++) {
+                if (!std::isfinite(v[i])) {
+                    fuse3d::set_last_error("floating-point pixel " + std::to_string(i) + " is not a finite number");
+                    return -1;
+                }
+            }
             for (int64_t i = 0; i < n; i++) {
                 const int64_t k = std::min(i / rescale.frame_values, rescale.count - 1);
                 out[i] = static_cast<float>(v[i] * rescale.slopes[k] + rescale.intercepts[k]);
