@@ -132,6 +132,15 @@ public struct DicomHeader: Sendable {
         if rows <= 0 || columns <= 0 || rows > DicomReader.maxMatrix || columns > DicomReader.maxMatrix || numberOfFrames > DicomReader.maxFrames || numberOfFrames < 1 {
             return .absurdDimensions("\(rows)×\(columns) pixels × \(numberOfFrames) frame(s) (limits \(DicomReader.maxMatrix)×\(DicomReader.maxMatrix)×\(DicomReader.maxFrames))\(pixelNote)")
         }
+        if !ValueLimits.bitsAllocated.contains(bitsAllocated) || bitsStored < 0 || bitsStored > bitsAllocated {
+            return .badPixels("BitsAllocated \(bitsAllocated) / BitsStored \(bitsStored) (BitsAllocated must be 1 to 32 and hold BitsStored)")
+        }
+        for f in 0..<max(frameGroups.count, 1) {
+            let r = rescale(frame: f)
+            if let reason = ValueLimits.rescaleProblem(slope: r.slope, intercept: r.intercept) {
+                return .badPixels(frameGroups.count > 1 ? "frame \(f): \(reason)" : reason)
+            }
+        }
         if let length = pixelDataLength, length < nativePixelBytes {
             return .badPixels("pixel data shorter than the image: \(length) bytes, but \(rows)×\(columns)×\(max(numberOfFrames, 1)) pixels of \(bitsAllocated) bits need \(nativePixelBytes)")
         }
@@ -151,20 +160,28 @@ public struct DicomHeader: Sendable {
             return .failure(.missingGeometry("no ImagePositionPatient"))
         }
         guard let s = groups.pixelSpacing ?? pixelSpacing else { return .failure(.missingGeometry("no PixelSpacing")) }
-        let thickness = groups.sliceThickness ?? sliceThickness ?? spacingBetweenSlices ?? 0
         guard p.isFinite, o.row.isFinite, o.column.isFinite else {
             return .failure(.degenerateGeometry("position or orientation is not a finite number"))
         }
-        let rl = o.row.length, cl = o.column.length
-        guard abs(rl - 1) < 0.01, abs(cl - 1) < 0.01 else {
+        guard [p.x, p.y, p.z].allSatisfy(ValueLimits.position.contains) else {
+            return .failure(.degenerateGeometry(String(format: "ImagePositionPatient (%g, %g, %g) is beyond ±10 m", p.x, p.y, p.z)))
+        }
+        let rl = o.row.length, cl = o.column.length, tolerance = ValueLimits.orientationTolerance
+        guard abs(rl - 1) < tolerance, abs(cl - 1) < tolerance else {
             return .failure(.degenerateGeometry(String(format: "orientation vectors have lengths %.3f and %.3f, not 1", rl, cl)))
         }
-        guard abs(o.row.dot(o.column)) < 0.01 else {
+        guard abs(o.row.dot(o.column)) < tolerance else {
             return .failure(.degenerateGeometry("orientation vectors are not perpendicular"))
         }
-        guard s.row > 0, s.column > 0, s.row.isFinite, s.column.isFinite else {
-            return .failure(.degenerateGeometry("PixelSpacing \(s.row)\\\(s.column) is not positive"))
+        guard s.row.isFinite, s.column.isFinite, ValueLimits.pixelSpacing.contains(s.row), ValueLimits.pixelSpacing.contains(s.column) else {
+            return .failure(.degenerateGeometry(String(format: "PixelSpacing %g\\%g mm is outside 0.001 to 50 mm", s.row, s.column)))
         }
+        let thicknessGiven = groups.sliceThickness ?? sliceThickness
+        if let reason = ValueLimits.thicknessProblem("SliceThickness", thicknessGiven)
+            ?? ValueLimits.thicknessProblem("SpacingBetweenSlices", thicknessGiven == nil ? spacingBetweenSlices : nil) {
+            return .failure(.degenerateGeometry(reason))
+        }
+        let thickness = thicknessGiven ?? spacingBetweenSlices ?? 0
         return .success(SliceGeometry(position: p, rowDirection: o.row.normalized, columnDirection: o.column.normalized,
                                       rowSpacing: s.row, columnSpacing: s.column, rows: rows, columns: columns,
                                       thickness: thickness))

@@ -74,6 +74,15 @@ public enum DicomReader {
         if h.numberOfFramesMissing && h.isMultiFrameClass {
             throw GDCMError(path: h.path, message: "multi-frame SOP class \(h.sopClassUID) without NumberOfFrames")
         }
+        if !ValueLimits.bitsAllocated.contains(h.bitsAllocated) || h.bitsStored < 0 || h.bitsStored > h.bitsAllocated {
+            throw GDCMError(path: h.path, message: "BitsAllocated \(h.bitsAllocated) / BitsStored \(h.bitsStored) (BitsAllocated must be 1 to 32 and hold BitsStored)")
+        }
+        for f in 0..<max(h.frameGroups.count, 1) {
+            let r = h.rescale(frame: f)
+            if let reason = ValueLimits.rescaleProblem(slope: r.slope, intercept: r.intercept) {
+                throw GDCMError(path: h.path, message: h.frameGroups.count > 1 ? "frame \(f): \(reason)" : reason)
+            }
+        }
         if h.samplesPerPixel != 1 {
             throw GDCMError(path: h.path, message: "colour image (\(h.samplesPerPixel) samples per pixel, \(h.photometricInterpretation)) where a greyscale image is needed")
         }

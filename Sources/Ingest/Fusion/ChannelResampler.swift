@@ -136,8 +136,11 @@ struct ChannelResampler {
         let lo = box.lower, hi = box.upper
         let corners = [lo.x, hi.x].flatMap { x in [lo.y, hi.y].flatMap { y in [lo.z, hi.z].map { z in grid.voxelIndex(of: Vec3(x, y, z)) } } }
         func axis(_ values: [Double], _ n: Int) -> Range<Int>? {
-            let a = max(Int((values.min()! - 1).rounded(.up)), 0), b = min(Int((values.max()! + 1).rounded(.down)), n - 1)
-            return a <= b ? a..<(b + 1) : nil
+            // Clamped as doubles, then converted: a box no header check let through cannot trap here (issue 32).
+            guard let low = values.min(), let high = values.max(), low.isFinite, high.isFinite else { return nil }
+            let a = max((low - 1).rounded(.up), 0), b = min((high + 1).rounded(.down), Double(n - 1))
+            guard a <= b, let first = a.checkedInt, let last = b.checkedInt else { return nil }
+            return first..<(last + 1)
         }
         guard let d = axis(corners.map(\.x), grid.shape[0]), let h = axis(corners.map(\.y), grid.shape[1]),
               let w = axis(corners.map(\.z), grid.shape[2]) else { return nil }

@@ -89,7 +89,10 @@ struct StackLayout {
     /// coarser than half a voxel (they are used as they are).
     static func smooth(_ slice: Slice, toward voxel: Double, into out: UnsafeMutablePointer<Float>) -> Bool {
         let g = slice.geometry
-        let radiusR = Int(voxel / g.rowSpacing + 1e-6) / 2, radiusC = Int(voxel / g.columnSpacing + 1e-6) / 2
+        // Bounded by the slice's own size (a wider box averages the same pixels); a ratio that is not a finite number
+        // leaves the slice unsmoothed instead of trapping (issue 32).
+        let radiusR = min((voxel / g.rowSpacing + 1e-6).checkedInt ?? 0, 2 * g.rows) / 2
+        let radiusC = min((voxel / g.columnSpacing + 1e-6).checkedInt ?? 0, 2 * g.columns) / 2
         guard radiusR + radiusC > 0 else { return false }
         let rows = g.rows, cols = g.columns
         // With AVX2, CFusion's box.c: eight rows at a time, both passes through a ring of rows kept in the cache (the
