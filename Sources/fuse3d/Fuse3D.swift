@@ -18,7 +18,7 @@ struct Fuse3D: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Synth.self, Scan.self, IngestCommand.self, MergeCommand.self, CacheCommand.self, Inspect.self, Verify.self, TrainCommand.self,
-                      EvaluateCommand.self, PredictCommand.self, Bench.self, Version.self]
+                      EvaluateCommand.self, PredictCommand.self, Bench.self, Version.self, DecodeWorker.self]
     )
 }
 
@@ -40,5 +40,25 @@ struct Version: ParsableCommand {
         } catch let error as TorchError {
             print("libtorch: not available (only training needs it): \(error.message)")
         }
+    }
+}
+
+/// `fuse3d decode-worker`: the supervised child that `ingest`, `scan --decode` and `predict` run their decoders in
+/// (issue 32). Not for people: it speaks a binary protocol on its standard input and output.
+struct DecodeWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode-worker",
+        abstract: "Internal: decode and fuse studies for a supervising fuse3d process (not run by hand).",
+        discussion: """
+        ingest, scan --decode and predict start one of these per worker and talk to it over pipes; a decoder that \
+        crashes or hangs in it costs the file it was reading, never the run.
+
+        Example (what ingest runs): fuse3d decode-worker < requests > events
+        """,
+        shouldDisplay: false)
+
+    func run() throws {
+        let status = DecodeWorkerServer.serve()
+        if status != 0 { throw ExitCode(status) }
     }
 }

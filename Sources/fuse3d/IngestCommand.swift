@@ -32,6 +32,13 @@ struct IngestCommand: ParsableCommand {
         (JOB_COMPLETION_INDEX, with --partitions or FUSE3D_PARTITION_COUNT) chooses the part. Join the parts with \
         fuse3d merge.
 
+        Files are untrusted: every header value is checked against physical ranges (spacing 1 µm to 50 mm, positions \
+        within ±10 m, unit orientation vectors, thickness up to 500 mm, finite rescale) and every compressed frame's own \
+        header (JPEG, JPEG-LS, JPEG 2000, RLE) against Rows, Columns, samples and bits before a decoder reads it. The \
+        decoders run in supervised worker processes: a file whose decoder crashes or runs past --decoder-time-limit \
+        is skipped with that reason ("decoder crashed (SIGSEGV) while reading this file"), its study is fused without \
+        it, and later runs leave it out from the start (OUT/.decoder-crashes.json; delete it to try again).
+
         Examples:
           fuse3d ingest /data/rsna --out shards --pipeline pipelines/rsna-lumbar.yaml
           fuse3d ingest demo-out/cohort --out demo-out/shards --size 64
@@ -74,6 +81,9 @@ struct IngestCommand: ParsableCommand {
     @Flag(help: "Exit with status 1 after the run when any file was skipped (the report is written first).")
     var strict = false
 
+    @Option(help: "Seconds a decoder may spend on one file before it is taken for hung, killed, and the file skipped.")
+    var decoderTimeLimit: Double = DecoderLimits().fileSeconds
+
     func validate() throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: archive, isDirectory: &isDir), isDir.boolValue else {
@@ -85,6 +95,7 @@ struct IngestCommand: ParsableCommand {
         if let zstdLevel, !(1...22).contains(zstdLevel) { throw ValidationError("--zstd-level must be 1…22.") }
         if let samplesPerShard, samplesPerShard < 1 { throw ValidationError("--samples-per-shard must be at least 1.") }
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1.") }
+        if !(decoderTimeLimit > 0) { throw ValidationError("--decoder-time-limit must be a number of seconds > 0.") }
         if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1.") }
         if partitions != nil, partition == nil, ProcessInfo.processInfo.environment["JOB_COMPLETION_INDEX"] == nil {
             throw ValidationError("--partitions counts the parts of a Kubernetes Indexed Job, but JOB_COMPLETION_INDEX is not set; outside one, give --partition I/N.")
@@ -102,9 +113,10 @@ struct IngestCommand: ParsableCommand {
             let origin = part.source == "--partition" ? "from --partition" : "from the \(part.source == "slurm" ? "Slurm job array" : "Kubernetes Indexed Job")'s environment"
             print("partition \(part) (\(origin))")
         }
-        let options = IngestOptions(archive: archive, output: URL(fileURLWithPath: out), pipeline: config,
+        var options = IngestOptions(archive: archive, output: URL(fileURLWithPath: out), pipeline: config,
                                     workers: workers ?? ProcessInfo.processInfo.activeProcessorCount,
                                     cacheDirectory: cache.map { URL(fileURLWithPath: $0) }, recompute: overwrite, partition: part)
+        options.isolation = .processes(executable: "/proc/self/exe", limits: DecoderLimits(fileSeconds: decoderTimeLimit))
         let scanning = Progress(label: "scan", unit: "files")
         let line = IngestProgressLine()
         var scanned = false

@@ -77,8 +77,10 @@ struct PredictCommand: ParsableCommand {
         }
         print("ingesting \(archive.path) at \(config.fusion.size)³ into a temporary folder")
         let progress = Progress(label: "ingest", unit: "studies")
-        let report = try IngestRunner.run(IngestOptions(archive: archive.path, output: output, pipeline: config,
-                                                        workers: ProcessInfo.processInfo.activeProcessorCount),
+        var options = IngestOptions(archive: archive.path, output: output, pipeline: config,
+                                    workers: ProcessInfo.processInfo.activeProcessorCount)
+        options.isolation = .thisExecutable
+        let report = try IngestRunner.run(options,
                                           scanProgress: { _, _ in }) { state in progress.update(state.done, state.total) }.report
         progress.finish()
         for s in report.studies where s.status != .fused { print("study \(s.studyID): \(s.error ?? "failed") (no predictions)") }

@@ -25,7 +25,7 @@ struct Scan: ParsableCommand {
     @Argument(help: "The archive folder: the RSNA layout, or any tree of DICOM files.")
     var archive: String
 
-    @Flag(help: "Also decode every image's pixel data, so that broken pixel data is listed as a problem too.")
+    @Flag(help: "Also decode every image's pixel data, so that broken pixel data is listed as a problem too (in supervised worker processes: a decoder that crashes or hangs is listed as that file's problem).")
     var decode = false
 
     @Flag(help: "Print the catalog as JSON instead of text.")
@@ -40,7 +40,7 @@ struct Scan: ParsableCommand {
 
     func run() throws {
         let progress = Progress(label: "scan", unit: "files")
-        let catalog = CatalogScanner.scan(root: archive, decode: decode) { done, total in progress.update(done, total) }
+        let catalog = CatalogScanner.scan(root: archive, decode: decode, isolation: .thisExecutable) { done, total in progress.update(done, total) }
         progress.finish()
         if json {
             let enc = JSONEncoder()

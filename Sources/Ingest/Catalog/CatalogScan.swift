@@ -81,7 +81,33 @@ struct CatalogScan {
 
     /// Step 2: every candidate's header (with `decode`, its pixels too, thrown away), in candidate order, on all
     /// cores. A candidate whose stat `earlier` recorded (and trusts) is not read: its recorded header is used.
-    func readHeaders(decode: Bool, earlier: HeaderIndex? = nil, progress: (@Sendable (Int, Int) -> Void)?) -> HeaderReading {
+    /// With `pool`, the decode runs in its supervised workers after the header scan (a crashing decoder costs its file).
+    func readHeaders(decode: Bool, earlier: HeaderIndex? = nil, pool: DecoderPool? = nil,
+                     progress: (@Sendable (Int, Int) -> Void)?) -> HeaderReading {
+        var reading = readEachHeader(decode: decode && pool == nil, earlier: earlier, progress: progress)
+        guard decode, let pool else { return reading }
+        let files = candidates
+        let readable = files.indices.filter { if case .success = reading.results[$0] { return true } else { return false } }
+        let chunk = 32
+        let chunks = (readable.count + chunk - 1) / chunk
+        var reasons = [String?](repeating: nil, count: readable.count)
+        let done = Mutex(0)
+        reasons.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let part = Array(readable[(c * chunk)..<min(readable.count, (c + 1) * chunk)])
+                for (k, reason) in pool.check(files: part.map { files[$0] }).enumerated() { out[c * chunk + k] = reason }
+                let d = done.withLock { $0 += part.count; return $0 }
+                progress?(d, readable.count)
+            }
+        }
+        for (k, i) in readable.enumerated() {
+            if let reason = reasons[k] { reading.results[i] = .failure(GDCMError(path: files[i], message: reason)) }
+        }
+        return reading
+    }
+
+    private func readEachHeader(decode: Bool, earlier: HeaderIndex?, progress: (@Sendable (Int, Int) -> Void)?) -> HeaderReading {
         let files = candidates
         let scannedAt = HeaderIndex.now()
         var results = [Result<DicomHeader, GDCMError>?](repeating: nil, count: files.count)

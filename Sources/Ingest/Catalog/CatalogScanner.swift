@@ -29,10 +29,11 @@ public enum CatalogScanner {
     /// Every regular file under `root` gets a fate (`Catalog.accounting`): a table read, a file skipped
     /// for a problem its header shows (or its decode, with `decode`), a file of an ignored series or
     /// a duplicate, or an image of a series to fuse.
-    public static func scan(root: String, decode: Bool = false, progress: (@Sendable (Int, Int) -> Void)? = nil) -> Catalog {
+    public static func scan(root: String, decode: Bool = false, isolation: DecoderIsolation = .none,
+                            progress: (@Sendable (Int, Int) -> Void)? = nil) -> Catalog {
         var scan = CatalogScan(root: root)
         scan.sortFiles()
-        let headers = scan.readHeaders(decode: decode, progress: progress)
+        let headers = scan.readHeaders(decode: decode, pool: decode ? DecoderPool(isolation) : nil, progress: progress)
         let grouping = scan.group(headers.results)
         return scan.catalog(scan.makeStudies(grouping))
     }

@@ -6,8 +6,9 @@ import Shards
 public enum SeriesLoader {
     /// Loads every series of `study` that is fused (`CatalogStudy.seriesToFuse`: all Axial T2 series,
     /// one of each sagittal kind). Returns the volumes, per channel name the series ids fused into it
-    /// (comma-separated) or "missing", and the files that could not be decoded.
-    public static func loadStudy(_ study: CatalogStudy, root: String)
+    /// (comma-separated) or "missing", and the files that could not be decoded. `willDecode` hears each file's path
+    /// (relative to the archive) before its decode starts (a decode worker tells its supervisor).
+    public static func loadStudy(_ study: CatalogStudy, root: String, willDecode: ((String) -> Void)? = nil)
         -> (volumes: [SeriesVolume], channels: [String: String], problems: [CatalogProblem]) {
         var volumes: [SeriesVolume] = []
         var problems: [CatalogProblem] = []
@@ -15,7 +16,7 @@ public enum SeriesLoader {
         for kind in [SeriesKind.sagittalT1, .sagittalT2, .axialT2] {
             var ids: [String] = []
             for series in study.seriesToFuse(kind) {
-                let (volume, p) = load(series, root: root)
+                let (volume, p) = load(series, root: root, willDecode: willDecode)
                 problems += p
                 guard !volume.stacks.isEmpty else { continue }
                 ids.append(series.seriesID)
@@ -28,7 +29,7 @@ public enum SeriesLoader {
 
 
     /// Loads `series` from the archive at `root`; returns the volume and the problems met.
-    public static func load(_ series: CatalogSeries, root: String) -> (SeriesVolume, [CatalogProblem]) {
+    public static func load(_ series: CatalogSeries, root: String, willDecode: ((String) -> Void)? = nil) -> (SeriesVolume, [CatalogProblem]) {
         var problems: [CatalogProblem] = []
         var decoded: [String: DicomImage] = [:]
         var stacks: [Stack] = []
@@ -40,6 +41,7 @@ public enum SeriesLoader {
                 if let cached = decoded[image.path] {
                     file = cached
                 } else {
+                    willDecode?(image.path)
                     do {
                         file = try DicomReader.readImage(path)
                     } catch let e as GDCMError {

@@ -18,6 +18,8 @@ public struct IngestOptions: Sendable {
     public var recompute: Bool
     /// Only this part of the studies; nil: all of them.
     public var partition: Partition?
+    /// Where decoders run: in this process, or in supervised worker processes (the CLI's choice; issue 32).
+    public var isolation: DecoderIsolation = .none
 
     /// Defaults: the default pipeline, 2 workers (at least 1 is used), the cache in `output/.cache`, all studies.
     public init(archive: String, output: URL, pipeline: PipelineConfig = PipelineConfig(), workers: Int = 2,
@@ -181,7 +183,7 @@ public enum IngestRunner {
         let earlier = options.recompute ? nil : HeaderIndex.load(from: indexURL, root: root)
         let (catalog, headers) = CatalogScanner.scan(root: root, reusing: earlier, progress: scanProgress)
         let tables = RSNATables.load(root: catalog.root)
-        let studies = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
+        let inPartition = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
         let lock = try OutputLock(directory: options.output)
         defer { withExtendedLifetime(lock) {} }
@@ -195,8 +197,12 @@ public enum IngestRunner {
         var writerOptions = options.pipeline.shardWriterOptions()
         writerOptions.keepUnchangedShards = true
         writerOptions.stageUntilPublished = true
+        // Files whose decoder crashed in an earlier run of this folder are left out from the start (issue 32).
+        let crashes = DecoderCrashes(output: options.output, root: catalog.root)
+        let leftOut = inPartition.map(crashes.leavingOut)
+        let studies = leftOut.map(\.0)
         let worker = StudyWorker(root: catalog.root, tables: tables, pipeline: options.pipeline,
-                                 cache: cache, recompute: options.recompute)
+                                 cache: cache, recompute: options.recompute, pool: DecoderPool(options.isolation), crashes: crashes)
         let problemFiles = Set(catalog.problems.map(\.path)).count
         // Entries still waiting for their fsync and rename are in place before this returns, whatever happens.
         defer { cache.finishWrites() }
@@ -236,7 +242,7 @@ public enum IngestRunner {
             // (see StudyParallelism).
             StudyParallelism.configure(workers: min(options.workers, studies.count))
             try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 2 * options.workers,
-                                    work: { worker.process(studies[$0], key: given?[$0] ?? worker.key(for: studies[$0])) },
+                                    work: { worker.process(studies[$0], key: given?[$0] ?? worker.key(for: studies[$0]), leftOut: leftOut[$0].1) },
                                     stopped: { StudyParallelism.workerFinished() }) { index, outcome in
                 keys.append(outcome.key)
                 var report = outcome.report
@@ -405,6 +411,12 @@ struct StudyWorker: Sendable {
     let pipeline: PipelineConfig
     let cache: StudyCache
     let recompute: Bool
+    /// The decode workers; nil: decode and fuse in this process.
+    var pool: DecoderPool? = nil
+    /// The files whose decoder crashed, in earlier runs and this one.
+    var crashes: DecoderCrashes? = nil
+    /// Files a study may lose to crashing decoders before it is given up.
+    static let maxCrashedFiles = 3
 
     /// The cache key of `study` (stats its files).
     func key(for study: CatalogStudy) -> StudyCache.StudyKey {
@@ -412,7 +424,8 @@ struct StudyWorker: Sendable {
                        coordinates: tables.coordinates[study.studyID] ?? [], fusion: pipeline.fusion, zstdLevel: pipeline.zstdLevel)
     }
 
-    func process(_ study: CatalogStudy, key: StudyCache.StudyKey) -> Outcome {
+    /// `leftOut`: the files of the study (already removed from `study`) that crashed their decoder in an earlier run.
+    func process(_ study: CatalogStudy, key: StudyCache.StudyKey, leftOut: [CatalogProblem] = []) -> Outcome {
         let labels = tables.labels(for: study.studyID)
         let coordinates = tables.coordinates[study.studyID] ?? []
         var invalidated = false
@@ -423,29 +436,61 @@ struct StudyWorker: Sendable {
             case .corrupt, .stale: invalidated = true
             }
         }
-        let fuser = Fuser(parameters: pipeline.fusion)
-        let fused = StudyFusion.fuse(study: study, root: root, labels: labels, coordinates: coordinates, fuser: fuser)
-        var report = fused.1
-        var encoded: EncodedSample?
-        if let sample = fused.0 {
-            do { encoded = try EncodedSample(encoding: sample, zstdLevel: pipeline.zstdLevel) } catch {
-                report.status = .failed
-                report.error = "\(error)"
+        var (study, key, leftOut) = (study, key, leftOut)
+        var result: StudyCache.CachedStudy
+        if let pool {
+            // A file whose decoder dies or hangs is left out and the study tried again without it, up to a few files;
+            // the key then names the study without them, which is what the next run (leaving them out) looks up.
+            while true {
+                let request = WorkerRequest(study: study, root: root, labels: labels, coordinates: coordinates,
+                                            fusion: pipeline.fusion, zstdLevel: pipeline.zstdLevel, serial: StudyParallelism.isSerial)
+                switch pool.fuse(request) {
+                case .done(let cached):
+                    result = cached
+                case .crashed(let file?, let how) where leftOut.count < Self.maxCrashedFiles:
+                    crashes?.remember(file, how: how)
+                    leftOut.append(CatalogProblem(path: file, reason: DecoderCrashes.reason(how)))
+                    study = study.leavingOut([file])
+                    key = self.key(for: study)
+                    continue
+                case .crashed(let file, let how):
+                    let problems = file.map { [CatalogProblem(path: $0, reason: DecoderCrashes.reason(how))] } ?? []
+                    if let file { crashes?.remember(file, how: how) }
+                    result = .init(report: StudyReport(studyID: study.studyID, sampleID: StudyFusion.sampleID(study), status: .failed,
+                                                       channels: [:], error: file == nil ? how : "\(how) on \(file!)",
+                                                       notes: study.notes, problems: problems, fusion: nil), sample: nil)
+                }
+                break
+            }
+        } else {
+            let fused = StudyFusion.fuse(study: study, root: root, labels: labels, coordinates: coordinates,
+                                         fuser: Fuser(parameters: pipeline.fusion))
+            result = .init(report: fused.1, sample: nil)
+            if let sample = fused.0 {
+                do { result.sample = try EncodedSample(encoding: sample, zstdLevel: pipeline.zstdLevel) } catch {
+                    result.report.status = .failed
+                    result.report.error = "\(error)"
+                }
             }
         }
-        let stored = (try? cache.store(key, root: root, study: .init(report: report, sample: encoded))) != nil
-        return Outcome(key: key.hex, report: report, sample: encoded, source: .computed(invalidated: invalidated, stored: stored))
+        result.report.problems = leftOut + result.report.problems
+        let stored = (try? cache.store(key, root: root, study: result)) != nil
+        return Outcome(key: key.hex, report: result.report, sample: result.sample,
+                       source: .computed(invalidated: invalidated, stored: stored))
     }
 }
 
 /// One function from a study's inputs to its fused sample: decode the three series, fuse them.
 public enum StudyFusion {
     /// Decodes and fuses one study. Never throws: a failure is a report with status `.failed`.
+    /// `willDecode` hears each file before its decode, `willFuse` the start of the fusion (a decode worker's supervisor).
     public static func fuse(study: CatalogStudy, root: String, labels: [Int8], coordinates: [LabelCoordinate],
-                            fuser: Fuser) -> (FusedSample?, StudyReport) {
+                            fuser: Fuser, willDecode: ((String) -> Void)? = nil,
+                            willFuse: (() -> Void)? = nil) -> (FusedSample?, StudyReport) {
         let id = sampleID(study)
         // issue 9 (files): every Axial T2 series and one series of each sagittal kind, chosen by the catalog.
-        let (volumes, channels, problems) = SeriesLoader.loadStudy(study, root: root)
+        let (volumes, channels, problems) = SeriesLoader.loadStudy(study, root: root, willDecode: willDecode)
+        willFuse?()
         do {
             let (sample, record) = try fuser.fuse(series: volumes, labels: labels, coordinates: coordinates, studyID: id)
             return (sample, StudyReport(studyID: study.studyID, sampleID: id, status: .fused, channels: channels,
