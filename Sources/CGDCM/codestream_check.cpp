@@ -5,6 +5,7 @@
 // buffer. Each family's frame header is small and fixed, so it is parsed here from the fragment's first bytes and
 // compared with what the buffer was sized for; anything that disagrees, or does not parse, never reaches a decoder.
 #include "codestream_check.hpp"
+#include "cgdcm.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -237,3 +238,14 @@ bool check_frame_header(Codestream kind, const uint8_t *data, size_t length, con
     return true;
 }
 }  // namespace fuse3d
+
+extern "C" int gd_check_frame_header(const char *transfer_syntax, const uint8_t *data, uint64_t length, int rows, int columns,
+                                     int samples, int bits_allocated, char *error, int error_size) {
+    const fuse3d::FrameExpectation expect{rows, columns, samples, bits_allocated};
+    std::string reason;
+    if (fuse3d::check_frame_header(fuse3d::codestream_of(transfer_syntax ? transfer_syntax : ""), data, size_t(length), expect,
+                                   reason))
+        return 1;
+    if (error && error_size > 0) std::snprintf(error, size_t(error_size), "%s", reason.c_str());
+    return 0;
+}

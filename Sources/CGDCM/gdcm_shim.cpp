@@ -704,6 +704,14 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
             fuse3d::set_last_error("image has no pixels (Rows, Columns or frames is 0)");
             return -1;
         }
+        // What GDCM derived from the file (it may take a JPEG stream's size over the tags) against the file's own Rows
+        // and Columns; every codestream's header is checked against both below, before a codec reads it (issue 32).
+        const PixelLayout tags = layout_from_tags(f);
+        if (tags.rows != rows || tags.cols != cols) {
+            fuse3d::set_last_error("the pixel data is " + std::to_string(cols) + "x" + std::to_string(rows) +
+                                   " pixels but Columns and Rows say " + std::to_string(tags.cols) + "x" + std::to_string(tags.rows));
+            return -1;
+        }
         const int64_t n = rows * cols * frames;
         if (n > kMaxValues) {
             fuse3d::set_last_error("absurd image size " + std::to_string(rows) + "x" + std::to_string(cols) + "x" +
@@ -736,14 +744,6 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
         if (static_cast<int64_t>(length) < needed) {
             fuse3d::set_last_error("decoded buffer length " + std::to_string(length) + " is shorter than " +
                                    std::to_string(needed));
-            return -1;
-        }
-        // What GDCM derived from the file against the file's own Rows and Columns, then every codestream's header
-        // against both, before a codec reads a byte of it (issue 32).
-        const PixelLayout tags = layout_from_tags(f);
-        if (tags.rows != rows || tags.cols != cols) {
-            fuse3d::set_last_error("GDCM reads the image as " + std::to_string(cols) + "x" + std::to_string(rows) +
-                                   " but its Columns and Rows say " + std::to_string(tags.cols) + "x" + std::to_string(tags.rows));
             return -1;
         }
         if (!check_codestreams(pd, ts, rows, cols, frames, 1, pf.GetBitsAllocated())) return -1;

@@ -114,6 +114,15 @@ int64_t gd_jpegls_decode_frame(const uint8_t *fragment, uint64_t length, int row
  */
 int64_t gd_file_pixel_bytes(gd_file f, int decoder, uint8_t *out, int64_t capacity);
 
+/**
+ * Checks one compressed frame's own header against what the DICOM header says (issue 32): JPEG SOF, JPEG-LS SOF55,
+ * JPEG 2000 SIZ (raw or in a JP2 box) or the RLE segment table, chosen by `transfer_syntax`. Returns 1 when the frame
+ * decodes to exactly rows x columns x samples samples of at most bits_allocated bits; 0 with the reason in `error`
+ * (NUL-terminated, cut to `error_size`); 1 for a transfer syntax it does not parse. Reads at most `length` bytes.
+ */
+int gd_check_frame_header(const char *transfer_syntax, const uint8_t *data, uint64_t length, int rows, int columns,
+                          int samples, int bits_allocated, char *error, int error_size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -129,7 +129,8 @@ public struct DicomHeader: Sendable {
             return .colour("\(samplesPerPixel) samples per pixel, \(photometricInterpretation.isEmpty ? "no photometric interpretation" : photometricInterpretation)")
         }
         let pixelNote = pixelDataLength.map { "; its Pixel Data holds \($0) bytes" } ?? ""
-        if rows <= 0 || columns <= 0 || rows > DicomReader.maxMatrix || columns > DicomReader.maxMatrix || numberOfFrames > DicomReader.maxFrames || numberOfFrames < 1 {
+        if rows <= 0 || columns <= 0 || rows > DicomReader.maxMatrix || columns > DicomReader.maxMatrix || numberOfFrames > DicomReader.maxFrames
+            || numberOfFrames < 1 || rows * columns * numberOfFrames > DicomReader.maxPixels {
             return .absurdDimensions("\(rows)×\(columns) pixels × \(numberOfFrames) frame(s) (limits \(DicomReader.maxMatrix)×\(DicomReader.maxMatrix)×\(DicomReader.maxFrames))\(pixelNote)")
         }
         if !ValueLimits.bitsAllocated.contains(bitsAllocated) || bitsStored < 0 || bitsStored > bitsAllocated {

@@ -10,6 +10,9 @@ public enum DicomReader {
     public static let maxMatrix = 8192
     /// Refuse files claiming more frames than this.
     public static let maxFrames = 4096
+    /// Refuse files claiming more pixels than this in all (2^28: 512 x 512 x 1024 frames, 1 GiB of float), before the
+    /// decode buffer is allocated: within the limits above a crafted header could still claim 2^38 of them.
+    public static let maxPixels = 1 << 28
 
     /// Parses the header (stops before Pixel Data). Throws a `GDCMError` naming the file.
     public static func readHeader(_ path: String) throws -> DicomHeader {
@@ -70,6 +73,10 @@ public enum DicomReader {
         if h.rows > maxMatrix || h.columns > maxMatrix || h.numberOfFrames > maxFrames || h.numberOfFrames < 1 {
             throw GDCMError(path: h.path, message: DicomProblem.absurdDimensions(
                 "\(h.rows)×\(h.columns)×\(h.numberOfFrames) frames (limits \(maxMatrix)×\(maxMatrix)×\(maxFrames))").description)
+        }
+        if h.rows * h.columns * h.numberOfFrames > maxPixels {
+            throw GDCMError(path: h.path, message: DicomProblem.absurdDimensions(
+                "\(h.rows)×\(h.columns)×\(h.numberOfFrames) frames is more than \(maxPixels) pixels in all").description)
         }
         if h.numberOfFramesMissing && h.isMultiFrameClass {
             throw GDCMError(path: h.path, message: "multi-frame SOP class \(h.sopClassUID) without NumberOfFrames")
