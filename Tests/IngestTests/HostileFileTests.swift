@@ -199,4 +199,37 @@ final class HostileFileTests: XCTestCase {
         // Refused by the codestream check (issue 32) before OpenJPEG sees it (which said "Invalid number of tiles").
         XCTAssertTrue(r.stdout.contains("broken-j2k.dcm: JPEG 2000 codestream claims 14540801 tiles (at most 65536 are read)"), r.stdout)
     }
+
+    /// Issue 32: values outside physical ranges (PixelSpacing 1e308 trapped the smoothing with "greater than Int.max",
+    /// NaN positions trapped the resampler) are the file's problem, named, before any arithmetic uses them.
+    func testValuesOutsidePhysicalRangesAreNamedProblems() throws {
+        let dir = try Fixtures.scratch()
+        /// MR_small with the DS element's text replaced (padded with spaces to the same length, as DS allows).
+        func withDS(_ group: UInt16, _ element: UInt16, _ text: String, _ name: String) throws -> String {
+            var bytes = try mrSmall()
+            let at = try XCTUnwrap(find(bytes, group, element, "DS"))
+            let length = Int(bytes[at + 6]) | Int(bytes[at + 7]) << 8
+            XCTAssertLessThanOrEqual(text.utf8.count, length)
+            let value = Array(text.utf8) + [UInt8](repeating: 0x20, count: length - text.utf8.count)
+            bytes.replaceSubrange((at + 8)..<(at + 8 + length), with: value)
+            return try write(bytes, name, in: dir)
+        }
+        let cases: [(String, String)] = [
+            (try withDS(0x0028, 0x0030, "1e308\\1e308", "spacing-huge.dcm"), "PixelSpacing 1e+308\\1e+308 mm is outside 0.001 to 50 mm"),
+            (try withDS(0x0028, 0x0030, "1e-308\\0.3", "spacing-tiny.dcm"), "PixelSpacing 1e-308\\0.3 mm is outside 0.001 to 50 mm"),
+            (try withDS(0x0020, 0x0032, "nan\\0\\0", "position-nan.dcm"), "position or orientation is not a finite number"),
+            (try withDS(0x0020, 0x0032, "2e4\\0\\0", "position-far.dcm"), "ImagePositionPatient (20000, 0, 0) is beyond ±10 m"),
+            (try withDS(0x0018, 0x0050, "-5", "thickness-negative.dcm"), "SliceThickness -5.0 mm is outside 0 to 500.0 mm"),
+            (try withDS(0x0018, 0x0050, "inf", "thickness-inf.dcm"), "SliceThickness inf mm is outside 0 to 500.0 mm"),
+        ]
+        for (path, reason) in cases {
+            let header = try DicomReader.readHeader(path)
+            XCTAssertEqual(header.headerProblem?.description, "degenerate geometry: \(reason)", path)
+            XCTAssertThrowsError(try DicomReader.readImage(path).slices(source: path), path) { error in
+                XCTAssertEqual((error as? GDCMError)?.message, "degenerate geometry: \(reason)", path)
+            }
+        }
+        // The untouched file is fine: the check is not what fails them.
+        XCTAssertNil(try DicomReader.readHeader(Fixtures.dicom("MR_small.dcm").path).headerProblem)
+    }
 }
