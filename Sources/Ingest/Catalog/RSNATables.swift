@@ -72,15 +72,15 @@ public struct RSNATables: Sendable {
 /// What the tables are matched against: the catalog's study folders and their series' instance numbers.
 private struct TableReader {
     let catalog: Catalog?
-    /// Canonical id → study folder name.
-    var folders: [String: String] = [:]
+    /// Canonical id → study folder names (several when names differ only in leading zeros, "123" and "0123").
+    var folders: [String: [String]] = [:]
     /// Study folder → canonical series id → (series folder name, instance numbers of its images).
     var series: [String: [String: (id: String, instances: Set<Int>)]] = [:]
 
     init(catalog: Catalog?) {
         self.catalog = catalog
         for study in catalog?.studies ?? [] {
-            folders[RSNAID.folderKey(study.studyID)] = study.studyID
+            folders[RSNAID.folderKey(study.studyID), default: []].append(study.studyID)
             var byID: [String: (id: String, instances: Set<Int>)] = [:]
             for s in study.series {
                 byID[RSNAID.folderKey(s.seriesID)] = (s.seriesID, Set(s.stacks.flatMap { $0.images.compactMap(\.instanceNumber) }))
@@ -104,20 +104,20 @@ private struct TableReader {
         for study in catalog?.studies ?? [] where t.lost[study.studyID] == nil { t.lost[study.studyID] = reason }
     }
 
-    /// The study folder a row's id cell names: the folder (with a catalog) or the canonical id (without); nil, named,
-    /// when the cell is not a number or (with a catalog) no folder has that id.
-    func study(_ table: CSVTable, _ record: CSVTable.Record, column: Int, into t: inout RSNATables) -> String? {
+    /// The study folders a row's id cell names: the folders of that id (with a catalog) or the canonical id (without);
+    /// nil, named, when the cell is not a number or (with a catalog) no folder has that id.
+    func studies(_ table: CSVTable, _ record: CSVTable.Record, column: Int, into t: inout RSNATables) -> [String]? {
         let cell = record.cells[column]
         guard let id = RSNAID.canonical(cell) else {
             t.problems.append(table.problem(record, column, "'\(cell)' is not a study id (a whole number); the row is not read"))
             return nil
         }
-        guard catalog != nil else { return id }
-        guard let folder = folders[id] else {
+        guard catalog != nil else { return [id] }
+        guard let found = folders[id] else {
             t.problems.append(table.problem(record, column, "study \(id): \(folderName(id)); the row is not used"))
             return nil
         }
-        return folder
+        return found
     }
 
     func readTrain(_ path: String, into t: inout RSNATables) {
@@ -143,7 +143,7 @@ private struct TableReader {
         var firstLine: [String: Int] = [:]
         var disagreeing: Set<String> = []
         for record in table.records {
-            guard let study = study(table, record, column: sid, into: &t) else { continue }
+            guard let studies = studies(table, record, column: sid, into: &t) else { continue }
             var classes = [Int8](repeating: -1, count: 25)
             var unknown: [CatalogProblem] = []
             for (i, c) in columns.enumerated() {
@@ -155,20 +155,22 @@ private struct TableReader {
                         + "this label is left empty"))
                 }
             }
-            if let earlier = t.labels[study] {
-                if earlier != classes {
-                    let first = firstLine[study]!
-                    let column = zip(earlier, classes).enumerated().first { $0.element.0 != $0.element.1 }!.offset
-                    t.studyProblems[study, default: []].append(table.problem(
-                        record, "study \(study) has a row on line \(first) too, and they disagree (first in "
-                            + "\(RSNA.labelColumns[column])); neither row is used"))
-                    disagreeing.insert(study)
+            for (n, study) in studies.enumerated() {
+                if let earlier = t.labels[study] {
+                    if earlier != classes {
+                        let first = firstLine[study]!
+                        let column = zip(earlier, classes).enumerated().first { $0.element.0 != $0.element.1 }!.offset
+                        t.studyProblems[study, default: []].append(table.problem(
+                            record, "study \(study) has a row on line \(first) too, and they disagree (first in "
+                                + "\(RSNA.labelColumns[column])); neither row is used"))
+                        disagreeing.insert(study)
+                    }
+                    continue
                 }
-                continue
+                if n == 0 { t.studyProblems[study, default: []] += unknown }
+                t.labels[study] = classes
+                firstLine[study] = record.line
             }
-            t.studyProblems[study, default: []] += unknown
-            t.labels[study] = classes
-            firstLine[study] = record.line
         }
         for study in disagreeing {
             t.labels[study] = nil
@@ -176,7 +178,7 @@ private struct TableReader {
         }
         guard let catalog else { return }
         for study in catalog.studies where t.labels[study.studyID] == nil && !disagreeing.contains(study.studyID) {
-            let refusedRow = table.refused.first { sid < $0.cells.count && RSNAID.canonical($0.cells[sid]).flatMap { folders[$0] } == study.studyID }
+            let refusedRow = table.refused.first { sid < $0.cells.count && RSNAID.canonical($0.cells[sid]).flatMap { folders[$0] }?.contains(study.studyID) == true }
             t.studyProblems[study.studyID, default: []].append(CatalogProblem(
                 path: "train.csv", reason: refusedRow.map { "study \(study.studyID): its row (line \($0.line)) could not be read; no labels" }
                     ?? "study \(study.studyID) (\(catalog.mode == "rsna" ? "train_images/\(study.studyID)" : "a study of the archive")) has no row; no labels"))
@@ -199,7 +201,7 @@ private struct TableReader {
             return
         }
         for record in table.refused where i[0] < record.cells.count {
-            if let id = RSNAID.canonical(record.cells[i[0]]), let folder = folders[id], t.lost[folder] == nil {
+            for folder in RSNAID.canonical(record.cells[i[0]]).flatMap({ folders[$0] }) ?? [] where t.lost[folder] == nil {
                 t.lost[folder] = "a \(name) row that could not be read (line \(record.line))"
             }
         }
@@ -209,7 +211,7 @@ private struct TableReader {
         var labelOf: [String: Int?] = [:]
         for record in table.records {
             let row = record.cells
-            guard let study = study(table, record, column: i[0], into: &t) else { continue }
+            guard let studies = studies(table, record, column: i[0], into: &t) else { continue }
             var bad: [CatalogProblem] = []
             let seriesCell = row[i[1]]
             let seriesID = RSNAID.canonical(seriesCell)
@@ -242,30 +244,34 @@ private struct TableReader {
                 for (n, p) in bad.enumerated() {
                     var p = p
                     if n == last { p.reason += "; the row is not read" }
-                    t.studyProblems[study, default: []].append(p)
+                    t.studyProblems[studies[0], default: []].append(p)
                 }
-                if catalog != nil, t.lost[study] == nil { t.lost[study] = "\(name) line \(record.line) could not be read" }
+                for study in studies where catalog != nil && t.lost[study] == nil {
+                    t.lost[study] = "\(name) line \(record.line) could not be read"
+                }
                 continue
             }
-            var series = seriesID
-            if catalog != nil {
-                if let known = self.series[study]?[seriesID] {
-                    series = known.id
-                    if !known.instances.contains(instance) {
+            for study in studies {
+                var series = seriesID
+                if catalog != nil {
+                    if let known = self.series[study]?[seriesID] {
+                        series = known.id
+                        if !known.instances.contains(instance) {
+                            t.studyProblems[study, default: []].append(table.problem(
+                                record, i[2], "series \(known.id) of study \(study) has no image with instance number \(instance); "
+                                    + "this keypoint is not placed"))
+                            if t.lost[study] == nil { t.lost[study] = "\(name) line \(record.line) names an instance that does not exist" }
+                        }
+                    } else {
                         t.studyProblems[study, default: []].append(table.problem(
-                            record, i[2], "series \(known.id) of study \(study) has no image with instance number \(instance); "
+                            record, i[1], "study \(study) has no series \(seriesID)\(catalog?.mode == "rsna" ? " (no readable images in train_images/\(study)/\(seriesID))" : ""); "
                                 + "this keypoint is not placed"))
-                        if t.lost[study] == nil { t.lost[study] = "\(name) line \(record.line) names an instance that does not exist" }
+                        if t.lost[study] == nil { t.lost[study] = "\(name) line \(record.line) names a series that does not exist" }
                     }
-                } else {
-                    t.studyProblems[study, default: []].append(table.problem(
-                        record, i[1], "study \(study) has no series \(seriesID)\(catalog?.mode == "rsna" ? " (no readable images in train_images/\(study)/\(seriesID))" : ""); "
-                            + "this keypoint is not placed"))
-                    if t.lost[study] == nil { t.lost[study] = "\(name) line \(record.line) names a series that does not exist" }
                 }
+                t.coordinates[study, default: []].append(
+                    LabelCoordinate(seriesID: series, instanceNumber: instance, labelIndex: label, x: x, y: y, frameNumber: frame))
             }
-            t.coordinates[study, default: []].append(
-                LabelCoordinate(seriesID: series, instanceNumber: instance, labelIndex: label, x: x, y: y, frameNumber: frame))
         }
     }
 }
