@@ -65,3 +65,21 @@ final class CSVTableTests: XCTestCase {
         XCTAssertEqual(LabelCoordinate.labelIndex(condition: " left neural foraminal narrowing", level: "l5 / s1"), 9)
     }
 }
+
+extension CSVTableTests {
+    func testSampleSubmissionGivesItsStudiesAndNamesBadRowIDs() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fuse3d-sample-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("sample_submission.csv").path
+        let text = "\u{FEFF}\"normal_mild\",\"ROW_ID\",moderate,severe\r\n0.33,\" 44036939_spinal_canal_stenosis_l1_l2 \",0.33,0.33\r\n"
+            + "0.33,44036939_Left_Neural_Foraminal_Narrowing_L5_S1,0.33,0.33\r\n0.33,4003253_spinal_canal_stenosis_l1_l2,0.33,0.33\r\n"
+            + "0.33,4003253_spinal_l1,0.33,0.33\r\n"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        let read = SampleSubmission.read(path)
+        XCTAssertEqual(read.studies, ["44036939", "4003253"])
+        XCTAssertEqual(read.problems.map(\.line), [5])
+        XCTAssertEqual(read.problems.map(\.column), [2])
+        XCTAssertTrue(read.problems[0].reason.hasPrefix("line 5, column 2 (ROW_ID): '4003253_spinal_l1' is not a row id"), read.problems[0].reason)
+    }
+}

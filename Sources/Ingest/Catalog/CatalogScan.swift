@@ -53,7 +53,7 @@ struct CatalogScan {
                 if rel == name && CatalogScanner.tablesRead.contains(name) {
                     tablesUsed += 1
                 } else {
-                    ignoredFiles.append(CatalogProblem(path: rel, reason: rel == name ? "RSNA table fuse3d does not read"
+                    ignoredFiles.append(CatalogProblem(path: rel, reason: rel == name ? "RSNA table ingest does not read (predict checks its row ids)"
                                                                                          : "RSNA table outside the archive root; not read"))
                 }
             } else if rsna && CatalogScanner.rsnaIDs(rel) == nil {

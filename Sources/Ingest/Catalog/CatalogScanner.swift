@@ -4,7 +4,7 @@ import Foundation
 /// series (`StudyGrouping`), stack splitting by orientation and position, series classification.
 public enum CatalogScanner {
     /// Files the scanner reads as metadata, not images.
-    static let metadataNames: Set<String> = [
+    public static let metadataNames: Set<String> = [
         "train.csv", "train_series_descriptions.csv", "train_label_coordinates.csv",
         "test_series_descriptions.csv", "sample_submission.csv",
     ]
@@ -12,7 +12,7 @@ public enum CatalogScanner {
     /// Slices whose normals differ by more than this angle belong to different stacks.
     static let maxStackAngleDegrees = 1.0
 
-    /// RSNA tables fuse3d reads when they sit at the archive root (the others are ignored).
+    /// RSNA tables ingest reads when they sit at the archive root (sample_submission.csv is only for predict).
     static let tablesRead: Set<String> = [
         "train.csv", "train_series_descriptions.csv", "train_label_coordinates.csv", "test_series_descriptions.csv",
     ]

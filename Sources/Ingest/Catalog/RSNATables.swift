@@ -288,3 +288,34 @@ extension LabelCoordinate {
         return RSNA.labelColumns.firstIndex(of: "\(c)_\(l)")
     }
 }
+
+/// Kaggle's `sample_submission.csv` (row_id, normal_mild, moderate, severe): the row ids
+/// `{study_id}_{condition}_{level}` a submission must hold, read by `CSVTable` (`predict` checks its predictions
+/// against them).
+public enum SampleSubmission {
+    /// The file's name at an archive's root.
+    public static let name = "sample_submission.csv"
+
+    /// The study ids the file asks for (canonical, in order of first appearance) and its problems: a missing row_id
+    /// column, a row id that is not `{study_id}_{label column}`, each named with its line and column.
+    public static func read(_ path: String) -> (studies: [String], problems: [CatalogProblem]) {
+        let table: CSVTable
+        do { table = try CSVTable.read(path, name: name) } catch {
+            return ([], [CatalogProblem(path: name, reason: "\(error)")])
+        }
+        var problems = table.problems
+        guard let column = table.column("row_id") else { return ([], problems + [table.missing(["row_id"])]) }
+        var studies: [String] = [], seen: Set<String> = []
+        for record in table.records {
+            let cell = record.cells[column]
+            let parts = cell.split(separator: "_", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let study = RSNAID.canonical(parts[0]), RSNA.labelColumns.contains(parts[1].lowercased()) else {
+                problems.append(table.problem(record, column, "'\(cell)' is not a row id ({study_id}_{condition}_{level}, e.g. "
+                    + "4003253_spinal_canal_stenosis_l1_l2); the row is not read"))
+                continue
+            }
+            if seen.insert(study).inserted { studies.append(study) }
+        }
+        return (studies, problems)
+    }
+}
