@@ -14,6 +14,16 @@ struct IngestCommand: ParsableCommand {
         file is skipped and reported, never fatal. Labels come from train.csv and keypoints from \
         train_label_coordinates.csv when present.
 
+        The RSNA CSVs are read as spreadsheets and editors save them: a byte-order mark, CRLF, quoted cells, columns \
+        in another order or case, extra columns, spaces around cells and descriptions, lowercase severities are all \
+        fine. A value that cannot be read (an unknown severity, say) costs its own cell and is named with its file, \
+        line and column in ingest-report.json. What would silently lose labels is loud: a missing required column, a \
+        study id that is not a number, a row for a study with no folder, a study folder with no row, two rows for one \
+        study that disagree, a keypoint row naming a series or instance that does not exist. Each is named in the \
+        report and counted on the summary line; when more than 5 % of the run's studies lose labels or keypoints \
+        this way, ingest writes the shards and the report as usual, then says so in one line and exits 1, unless \
+        --allow-unlabelled. An archive without label CSVs is an ordinary unlabelled ingest.
+
         Each study's result is cached under a key of its files (path, size, content digest, checked through a stat fast \
         path), the fusion parameters, its \
         CSV rows and the fusion code's version. Running the same command again on the same --out is an incremental \
@@ -84,6 +94,9 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Seconds a decoder may spend on one file before it is taken for hung, killed, and the file skipped.")
     var decoderTimeLimit: Double = DecoderLimits().fileSeconds
 
+    @Flag(help: "Exit with status 0 even when the label CSVs' problems cost more than 5 % of the studies their labels or keypoints (the shards and report are written either way; the problems are in ingest-report.json).")
+    var allowUnlabelled = false
+
     func validate() throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: archive, isDirectory: &isDir), isDir.boolValue else {
@@ -132,10 +145,23 @@ struct IngestCommand: ParsableCommand {
         }
         print(outcome.report.summaryLine)
         print(IngestProgressLine.summary(outcome))
+        if let lost = outcome.report.labelLossLine {
+            if !allowUnlabelled { throw LabelLossFailure(line: lost) }
+            print("labels: \(lost) (accepted: --allow-unlabelled)")
+        }
         if strict && outcome.report.summary.filesSkipped > 0 {
             throw StrictFailure(skipped: outcome.report.summary.filesSkipped)
         }
     }
+}
+
+/// The label CSVs cost too many studies their labels or keypoints: the run finished, its report names the problems,
+/// the exit status says so (`--allow-unlabelled` accepts it).
+struct LabelLossFailure: Error, CustomStringConvertible {
+    /// `IngestReport.labelLossLine`.
+    var line: String
+    /// The line and the way out.
+    var description: String { "labels: \(line); fix the CSVs, or accept this with --allow-unlabelled" }
 }
 
 /// `--strict` and files were skipped: the run finished, its report lists them, the exit status says so.

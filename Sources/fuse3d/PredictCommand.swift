@@ -51,6 +51,7 @@ struct PredictCommand: ParsableCommand {
         let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: runOptions.torchDevice)
         try Submission.csv(predictions).write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
         print("wrote \(out): \(predictions.count) studies × 25 rows, \(trained.summary.folds.count) fold model(s) averaged")
+        if temporary != nil { checkSampleSubmission(predicted: Set(predictions.studyIDs.map { String($0) })) }
         if let keypoints {
             let dataset = try ShardDataset(directory: shardFolder)
             let models = try trained.models(inputSize: dataset.manifest.shape, device: runOptions.torchDevice)
@@ -62,6 +63,20 @@ struct PredictCommand: ParsableCommand {
             let table = KeypointsTable.csv(points: points, catalog: archive.map { CatalogScanner.scan(root: $0) }, root: archive)
             try table.write(to: URL(fileURLWithPath: keypoints), atomically: true, encoding: .utf8)
             print("wrote \(keypoints): \(points.count) studies × 25 points\(archive == nil ? " (no DICOM at hand: series columns empty)" : "")")
+        }
+    }
+
+    /// A DICOM SOURCE's sample_submission.csv (Kaggle's list of the row ids a submission must hold), read by the
+    /// tables' reader: its problems and the studies it asks for that got no prediction are printed, one line each.
+    private func checkSampleSubmission(predicted: Set<String>) {
+        let path = URL(fileURLWithPath: source).appendingPathComponent(SampleSubmission.name).path
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let (studies, problems) = SampleSubmission.read(path)
+        for p in problems { print("\(p.path): \(p.reason)") }
+        let missing = studies.filter { !predicted.contains($0) }
+        if !missing.isEmpty {
+            print("\(SampleSubmission.name) asks for \(missing.count) of its \(studies.count) studies that have no prediction: "
+                  + missing.prefix(10).joined(separator: ", ") + (missing.count > 10 ? ", …" : ""))
         }
     }
 
@@ -84,5 +99,7 @@ struct PredictCommand: ParsableCommand {
                                           scanProgress: { _, _ in }) { state in progress.update(state.done, state.total) }.report
         progress.finish()
         for s in report.studies where s.status != .fused { print("study \(s.studyID): \(s.error ?? "failed") (no predictions)") }
+        // The series tables' problems (test_series_descriptions.csv), named with file, line and column.
+        for p in report.files where CatalogScanner.metadataNames.contains(p.path) { print("\(p.path): \(p.reason)") }
     }
 }

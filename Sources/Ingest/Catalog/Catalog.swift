@@ -111,6 +111,11 @@ public struct CatalogProblem: Codable, Sendable, Equatable {
     public var path: String
     /// What is wrong with it, in words.
     public var reason: String
+    /// For a problem in a CSV table: the line of the file where the record starts (1-based; line breaks inside quoted
+    /// cells count); nil otherwise.
+    public var line: Int? = nil
+    /// For a problem with one cell of a CSV table: its column (1-based, as the file has it); nil otherwise.
+    public var column: Int? = nil
 }
 
 /// Everything `fuse3d scan` finds in an archive.

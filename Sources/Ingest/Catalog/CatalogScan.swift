@@ -13,7 +13,9 @@ struct CatalogScan {
     let descriptions: RSNASeriesDescriptions
     let walker: FileWalker
     /// The RSNA layout (train_series_descriptions.csv at the root) groups by folder; otherwise by UID.
-    var rsna: Bool { !descriptions.isEmpty }
+    /// A series-descriptions table that cannot be used still makes the layout RSNA's (its problems are named): the
+    /// folders keep naming the studies, so train.csv's rows still find them.
+    var rsna: Bool { descriptions.isPresent }
 
     private(set) var problems: [CatalogProblem] = []
     private(set) var skipped: [CatalogProblem] = []
@@ -32,7 +34,7 @@ struct CatalogScan {
         walker = FileWalker(root: self.root)
         problems = walker.problems.map { CatalogProblem(path: relative($0.path), reason: $0.reason) }
         skipped = walker.problems.filter(\.isFile).map { CatalogProblem(path: relative($0.path), reason: $0.reason) }
-        if let err = descriptions.error { problems.append(CatalogProblem(path: "train_series_descriptions.csv", reason: err)) }
+        problems += descriptions.problems
         ignoredFiles = walker.hidden.map {
             CatalogProblem(path: relative($0), reason: "hidden (its name or a folder's above starts with a dot); not read")
         }
@@ -51,7 +53,7 @@ struct CatalogScan {
                 if rel == name && CatalogScanner.tablesRead.contains(name) {
                     tablesUsed += 1
                 } else {
-                    ignoredFiles.append(CatalogProblem(path: rel, reason: rel == name ? "RSNA table fuse3d does not read"
+                    ignoredFiles.append(CatalogProblem(path: rel, reason: rel == name ? "RSNA table ingest does not read (predict checks its row ids)"
                                                                                          : "RSNA table outside the archive root; not read"))
                 }
             } else if rsna && CatalogScanner.rsnaIDs(rel) == nil {
@@ -221,6 +223,23 @@ struct CatalogScan {
                 }
             }
         }
+        var problems = self.problems
+        if rsna {
+            // Rows naming a study or series with no folder: named, as every label table's are.
+            let series = Dictionary(studies.map { ($0.studyID, Set($0.series.map { RSNAID.folderKey($0.seriesID) })) },
+                                    uniquingKeysWith: { a, b in a.union(b) })
+            let studyOf = Dictionary(studies.map { (RSNAID.folderKey($0.studyID), $0.studyID) }, uniquingKeysWith: { a, _ in a })
+            for row in descriptions.rows {
+                let folder = studyOf[row.study] ?? row.study
+                if let known = series[folder], known.contains(row.series) { continue }
+                let study = series[folder] == nil ? "study \(row.study)" : "study \(row.study) series \(row.series)"
+                let path = series[folder] == nil ? "train_images/\(folder)" : "train_images/\(folder)/\(row.series)"
+                // A folder whose files are all unreadable is named by those files' own problems.
+                guard !FileManager.default.fileExists(atPath: root + "/" + path) else { continue }
+                problems.append(CatalogProblem(path: row.file, reason: "line \(row.line): \(study): no folder \(path); the row is not used",
+                                               line: row.line))
+            }
+        }
         let accounting = FileAccounting(
             filesFound: walker.files.count + walker.hidden.count + walker.problems.filter(\.isFile).count,
             filesUsed: tablesUsed + toFuse, filesSkipped: skipped.count,
@@ -228,7 +247,8 @@ struct CatalogScan {
             skipped: skipped.sorted { $0.path < $1.path }, ignoredSeries: ignoredSeries,
             ignoredFiles: ignored.sorted { $0.path < $1.path })
         return Catalog(mode: rsna ? "rsna" : "tags", root: root, fileCount: candidates.count, imageCount: imageFiles,
-                       frameCount: imageFrames, studies: studies, problems: problems.sorted { $0.path < $1.path },
+                       frameCount: imageFrames, studies: studies,
+                       problems: problems.sorted { ($0.path, $0.line ?? 0) < ($1.path, $1.line ?? 0) },
                        warnings: warnings, accounting: accounting)
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 /// series (`StudyGrouping`), stack splitting by orientation and position, series classification.
 public enum CatalogScanner {
     /// Files the scanner reads as metadata, not images.
-    static let metadataNames: Set<String> = [
+    public static let metadataNames: Set<String> = [
         "train.csv", "train_series_descriptions.csv", "train_label_coordinates.csv",
         "test_series_descriptions.csv", "sample_submission.csv",
     ]
@@ -12,7 +12,7 @@ public enum CatalogScanner {
     /// Slices whose normals differ by more than this angle belong to different stacks.
     static let maxStackAngleDegrees = 1.0
 
-    /// RSNA tables fuse3d reads when they sit at the archive root (the others are ignored).
+    /// RSNA tables ingest reads when they sit at the archive root (sample_submission.csv is only for predict).
     static let tablesRead: Set<String> = [
         "train.csv", "train_series_descriptions.csv", "train_label_coordinates.csv", "test_series_descriptions.csv",
     ]
@@ -221,34 +221,87 @@ public enum CatalogScanner {
     }
 }
 
-/// The RSNA `train_series_descriptions.csv` (study_id, series_id, series_description).
+/// The RSNA `train_series_descriptions.csv` and `test_series_descriptions.csv` (study_id, series_id,
+/// series_description), read by `CSVTable`. Descriptions are matched trimmed and in any case ("sagittal t1 ");
+/// a description that is none of the three kinds, an id that is not a number, or two rows for one series that
+/// disagree is a named problem (file, line, column), and that series is classified from its tags instead.
 struct RSNASeriesDescriptions {
+    /// One row read: the series it describes and where.
+    struct Row {
+        var study: String, series: String, file: String, line: Int
+    }
     private var kinds: [String: SeriesKind] = [:]
-    var error: String?
+    /// The rows read (for the catalog's check that their studies and series exist).
+    private(set) var rows: [Row] = []
+    /// Problems of the tables, each with its file, line and column.
+    var problems: [CatalogProblem] = []
+    /// True when one of the two tables is at the root (the archive is in the RSNA layout), even if it is unusable.
+    var isPresent = false
     var isEmpty: Bool { kinds.isEmpty }
 
-    func kind(study: String, series: String) -> SeriesKind? { kinds["\(study)/\(series)"] }
+    func kind(study: String, series: String) -> SeriesKind? {
+        kinds["\(RSNAID.folderKey(study))/\(RSNAID.folderKey(series))"]
+    }
 
-    /// Loads the CSV from `root` (or an absent, empty table when there is none).
+    /// The kind a description names: "Sagittal T1", "Sagittal T2/STIR", "Axial T2" in any case, spaces around
+    /// them or doubled inside harmless; nil for anything else.
+    static func kind(description: String) -> SeriesKind? {
+        let key = description.lowercased().split(separator: " ").joined(separator: " ")
+        return [SeriesKind.sagittalT1, .sagittalT2, .axialT2].first { $0.rawValue.lowercased() == key }
+    }
+
+    /// Loads the tables from `root` (or an absent, empty table when there is none).
     static func load(root: String) -> RSNASeriesDescriptions {
         var table = RSNASeriesDescriptions()
+        var lineOf: [String: (file: String, line: Int, kind: SeriesKind)] = [:]
+        var disagreeing: Set<String> = []
         for name in ["train_series_descriptions.csv", "test_series_descriptions.csv"] {
             let path = root + "/" + name
             guard FileManager.default.fileExists(atPath: path) else { continue }
-            do {
-                let rows = try CSVTable.read(path)
-                guard let s = rows.column("study_id"), let r = rows.column("series_id"), let d = rows.column("series_description") else {
-                    table.error = "\(name): needs the columns study_id, series_id, series_description"
+            table.isPresent = true
+            let csv: CSVTable
+            do { csv = try CSVTable.read(path, name: name) } catch {
+                table.problems.append(CatalogProblem(path: name, reason: "\(error); every series is classified from its tags"))
+                continue
+            }
+            table.problems += csv.problems
+            let needed = ["study_id", "series_id", "series_description"]
+            guard let c = csv.columns(needed) else {
+                var p = csv.missing(needed)
+                p.reason += "; every series is classified from its tags"
+                table.problems.append(p)
+                continue
+            }
+            for record in csv.records {
+                let cells = record.cells
+                guard let study = RSNAID.canonical(cells[c[0]]) else {
+                    table.problems.append(csv.problem(record, c[0], "'\(cells[c[0]])' is not a study id (a whole number); the row is not read"))
                     continue
                 }
-                for row in rows.rows where row.count > max(s, r, d) {
-                    let kind = SeriesKind(rawValue: row[d]) ?? .other
-                    table.kinds["\(row[s])/\(row[r])"] = kind
+                guard let series = RSNAID.canonical(cells[c[1]]) else {
+                    table.problems.append(csv.problem(record, c[1], "'\(cells[c[1]])' is not a series id (a whole number); the row is not read"))
+                    continue
                 }
-            } catch {
-                table.error = "\(name): \(error)"
+                table.rows.append(Row(study: study, series: series, file: name, line: record.line))
+                guard let kind = kind(description: cells[c[2]]) else {
+                    table.problems.append(csv.problem(record, c[2], "unknown series description '\(cells[c[2]])' (not "
+                        + "\([SeriesKind.sagittalT1, .sagittalT2, .axialT2].map(\.rawValue).joined(separator: ", "))); the series is classified from its tags"))
+                    continue
+                }
+                let key = "\(study)/\(series)"
+                if let earlier = lineOf[key] {
+                    if earlier.kind != kind && !disagreeing.contains(key) {
+                        table.problems.append(csv.problem(record, c[2], "series \(series) of study \(study) is '\(earlier.kind.rawValue)' on "
+                            + "\(earlier.file) line \(earlier.line); neither row is used, the series is classified from its tags"))
+                        disagreeing.insert(key)
+                    }
+                    continue
+                }
+                lineOf[key] = (name, record.line, kind)
+                table.kinds[key] = kind
             }
         }
+        for key in disagreeing { table.kinds[key] = nil }
         return table
     }
 }

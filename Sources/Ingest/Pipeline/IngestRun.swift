@@ -85,7 +85,24 @@ public struct IngestReport: Codable, Sendable {
         /// Label coordinates of fused studies that placed no keypoint (each named with its reason in its
         /// study's `fusion.unresolvedCoordinates`).
         public var unresolvedCoordinates: Int
+        /// Problems of the RSNA tables (the label CSVs and the series descriptions), each in `files` with its file,
+        /// line and column.
+        public var labelProblems: Int
+        /// Studies of this run that those problems cost their labels or some keypoints (listed in `labelsLost`).
+        public var studiesLosingLabels: Int
     }
+
+    /// A study that the label CSVs' problems cost its labels or some of its keypoints, and the first reason.
+    public struct LabelLoss: Codable, Sendable, Equatable {
+        /// The archive's study id.
+        public var studyID: String
+        /// Why, in words (the problems themselves are in `files`).
+        public var reason: String
+    }
+
+    /// Above this share of the run's studies losing labels or keypoints to the label CSVs' problems, `ingest` says so
+    /// in one line and exits non-zero (unless `--allow-unlabelled`): a 20-study run tolerates one such study, not two.
+    public static let labelLossShare = 0.05
     /// The archive root that was scanned (standardized path).
     public var archive: String
     /// "rsna" when train_series_descriptions.csv named the series, else "tags".
@@ -104,13 +121,29 @@ public struct IngestReport: Codable, Sendable {
     public var ignoredSeries: [IgnoredSeries]
     /// Files ignored one by one (duplicates, tables not read, studies of another partition).
     public var ignoredFiles: [CatalogProblem]
+    /// The label CSVs found at the archive root (train.csv, train_label_coordinates.csv); empty: an unlabelled ingest.
+    public var labelTables: [String]
+    /// Studies of this run that the label CSVs' problems cost their labels or some keypoints, in study order.
+    public var labelsLost: [LabelLoss]
+
+    /// The one line `ingest` prints (and exits non-zero with, unless `--allow-unlabelled`) when more than
+    /// `labelLossShare` of the run's studies lost labels or keypoints to the label CSVs; nil otherwise.
+    public var labelLossLine: String? {
+        guard summary.studies > 0, Double(labelsLost.count) > Self.labelLossShare * Double(summary.studies) else { return nil }
+        let first = labelsLost[0]
+        return "\(labelsLost.count) of \(summary.studies) studies (\(Int((100 * Double(labelsLost.count) / Double(summary.studies)).rounded())) %) "
+            + "lost labels or keypoints to problems in the label CSVs (first: study \(first.studyID): \(first.reason)); "
+            + "each problem is named with its file, line and column in ingest-report.json (files)"
+    }
 
     /// The closing summary line of an ingest run.
     public var summaryLine: String {
         "\(summary.fused) of \(summary.studies) studies fused into \(summary.samples) samples in \(summary.shards) shard(s); "
             + "\(summary.failed) failed; \(summary.filesFound) files found: \(summary.filesUsed) used, "
             + "\(summary.filesSkipped) skipped, \(summary.filesIgnored) ignored; "
-            + "\(summary.unresolvedCoordinates) label coordinate(s) unresolved (see ingest-report.json)"
+            + "\(summary.unresolvedCoordinates) label coordinate(s) unresolved; \(summary.labelProblems) label CSV problem(s)"
+            + (summary.studiesLosingLabels > 0 ? " costing \(summary.studiesLosingLabels) stud\(summary.studiesLosingLabels == 1 ? "y" : "ies") labels or keypoints" : "")
+            + " (see ingest-report.json)"
     }
 }
 
@@ -182,7 +215,7 @@ public enum IngestRunner {
         let root = (options.archive as NSString).standardizingPath
         let earlier = options.recompute ? nil : HeaderIndex.load(from: indexURL, root: root)
         let (catalog, headers) = CatalogScanner.scan(root: root, reusing: earlier, progress: scanProgress)
-        let tables = RSNATables.load(root: catalog.root)
+        let tables = RSNATables.load(root: catalog.root, catalog: catalog)
         let inPartition = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
         let lock = try OutputLock(directory: options.output)
@@ -300,15 +333,21 @@ public enum IngestRunner {
         })
         let skippedPaths = Set(accounting.skipped.map(\.path))
         let nonFileProblems = catalog.problems.filter { !skippedPaths.contains($0.path) }
+        let tableProblems = tables.problems(for: Set(reports.map(\.studyID)))
+        let tableNames = CatalogScanner.metadataNames
+        let lost = reports.compactMap { r in tables.lost[r.studyID].map { IngestReport.LabelLoss(studyID: r.studyID, reason: $0) } }
         return IngestReport(
             archive: catalog.root, mode: catalog.mode, pipeline: options.pipeline,
             summary: .init(studies: reports.count, fused: reports.filter { $0.status == .fused }.count,
                            failed: reports.filter { $0.status != .fused }.count, filesFound: accounting.filesFound,
                            filesUsed: accounting.filesUsed, filesSkipped: accounting.filesSkipped,
                            filesIgnored: accounting.filesIgnored, samples: manifest.samples, shards: manifest.shards.count,
-                           unresolvedCoordinates: reports.reduce(0) { $0 + ($1.fusion?.unresolvedCoordinates.count ?? 0) }),
-            studies: reports, files: accounting.skipped + nonFileProblems + tables.problems, partition: options.partition,
-            ignoredSeries: accounting.ignoredSeries, ignoredFiles: accounting.ignoredFiles)
+                           unresolvedCoordinates: reports.reduce(0) { $0 + ($1.fusion?.unresolvedCoordinates.count ?? 0) },
+                           labelProblems: (nonFileProblems + tableProblems).filter { tableNames.contains($0.path) }.count,
+                           studiesLosingLabels: lost.count),
+            studies: reports, files: accounting.skipped + nonFileProblems + tableProblems, partition: options.partition,
+            ignoredSeries: accounting.ignoredSeries, ignoredFiles: accounting.ignoredFiles,
+            labelTables: tables.tablesFound, labelsLost: lost)
     }
 
     /// Writes ingest-report.json atomically; paths stay greppable (no escaped slashes). `unlessSame`: a file
