@@ -94,6 +94,9 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Seconds a decoder may spend on one file before it is taken for hung, killed, and the file skipped.")
     var decoderTimeLimit: Double = DecoderLimits().fileSeconds
 
+    @Option(help: "Where decoders run: 'workers' (supervised worker processes: a crash costs one file) or 'in-process' (no containment: for debugging and for measuring its cost).")
+    var decoders: String = "workers"
+
     @Flag(help: "Exit with status 0 even when the label CSVs' problems cost more than 5 % of the studies their labels or keypoints (the shards and report are written either way; the problems are in ingest-report.json).")
     var allowUnlabelled = false
 
@@ -109,6 +112,7 @@ struct IngestCommand: ParsableCommand {
         if let samplesPerShard, samplesPerShard < 1 { throw ValidationError("--samples-per-shard must be at least 1.") }
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1.") }
         if !(decoderTimeLimit > 0) { throw ValidationError("--decoder-time-limit must be a number of seconds > 0.") }
+        if !["workers", "in-process"].contains(decoders) { throw ValidationError("--decoders must be 'workers' or 'in-process'.") }
         if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1.") }
         if partitions != nil, partition == nil, ProcessInfo.processInfo.environment["JOB_COMPLETION_INDEX"] == nil {
             throw ValidationError("--partitions counts the parts of a Kubernetes Indexed Job, but JOB_COMPLETION_INDEX is not set; outside one, give --partition I/N.")
@@ -129,7 +133,8 @@ struct IngestCommand: ParsableCommand {
         var options = IngestOptions(archive: archive, output: URL(fileURLWithPath: out), pipeline: config,
                                     workers: workers ?? ProcessInfo.processInfo.activeProcessorCount,
                                     cacheDirectory: cache.map { URL(fileURLWithPath: $0) }, recompute: overwrite, partition: part)
-        options.isolation = .processes(executable: "/proc/self/exe", limits: DecoderLimits(fileSeconds: decoderTimeLimit))
+        options.isolation = decoders == "in-process" ? .none
+            : .processes(executable: "/proc/self/exe", limits: DecoderLimits(fileSeconds: decoderTimeLimit))
         let scanning = Progress(label: "scan", unit: "files")
         let line = IngestProgressLine()
         var scanned = false
