@@ -7,7 +7,8 @@ struct Scan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the studies, series (type, stacks, slices, spacing, field of view) and problems of a DICOM archive.",
         discussion: """
-        Reads headers only, unless --decode is given. In the RSNA layout (train_series_descriptions.csv at the \
+        Reads headers only, unless --decode is given; headers and pixels are read in supervised worker processes, so a \
+        file that crashes or hangs GDCM is listed as that file's problem and the scan goes on. In the RSNA layout (train_series_descriptions.csv at the \
         root) the CSV names the series and only files under train_images/{study_id}/{series_id}/ are read; \
         otherwise every file is read and series are classified from their tags. Every file gets a fate: used \
         (a table read, or an image of a series to fuse), skipped (with the problem its header shows, such as \

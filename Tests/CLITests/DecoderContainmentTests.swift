@@ -102,4 +102,22 @@ final class DecoderContainmentTests: XCTestCase {
         // The other files decoded: the study count is that of the cohort.
         XCTAssertEqual((catalog["studies"] as? [Any])?.count, 3)
     }
+
+    /// The header scan runs GDCM's parser on every file of the archive, damaged or not: it runs in the workers too.
+    func testAHeaderParserCrashCostsItsFileInScanAndIngest() throws {
+        let file = try victim()
+        let fault = ["FUSE3D_DECODER_FAULT": "crash-header:\(file)"]
+        let scan = try Fixtures.run(Fixtures.fuse3d, ["scan", Self.cohort.path, "--json"], environment: fault)
+        XCTAssertEqual(scan.status, 0, scan.stderr)
+        let catalog = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(scan.stdout.utf8)) as? [String: Any])
+        let listed = ((catalog["problems"] as? [[String: Any]]) ?? []).filter { $0["path"] as? String == file }
+        XCTAssertTrue((listed.first?["reason"] as? String)?.hasPrefix("header reader crashed (SIGSEGV)") ?? false, "\(listed)")
+
+        let out = Self.root.appendingPathComponent("header-crash-out")
+        let r = try Fixtures.run(Fixtures.fuse3d, ["ingest", Self.cohort.path, "--out", out.path] + Self.common, environment: fault)
+        XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
+        XCTAssertTrue(r.stdout.contains("3 of 3 studies fused"), r.stdout)
+        let skipped = ((try report(out)["files"] as? [[String: Any]]) ?? []).filter { $0["path"] as? String == file }
+        XCTAssertTrue((skipped.first?["reason"] as? String)?.hasPrefix("header reader crashed (SIGSEGV)") ?? false, "\(skipped)")
+    }
 }

@@ -12,7 +12,10 @@ BIN="${FUSE3D:-$ROOT/.build/release/fuse3d}"
 ROUNDS="${ROUNDS:-5}"
 STUDIES="${STUDIES:-48}"
 [ -x "$BIN" ] || (cd "$ROOT" && swift build -c release --product fuse3d >/dev/null)
+# A copy: a rebuild during the rounds must not change the binary under test.
 mkdir -p "$OUT"
+cp "$BIN" "$OUT/fuse3d.bin"
+BIN="$OUT/fuse3d.bin"
 [ -d "$OUT/cohort-$STUDIES" ] || "$BIN" synth --studies "$STUDIES" --out "$OUT/cohort-$STUDIES" --seed 20 \
     --sagittal-matrix 464 --axial-matrix 320 >/dev/null 2>&1
 echo "load: $(uptime)"

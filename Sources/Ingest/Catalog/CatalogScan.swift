@@ -86,7 +86,7 @@ struct CatalogScan {
     /// With `pool`, the decode runs in its supervised workers after the header scan (a crashing decoder costs its file).
     func readHeaders(decode: Bool, earlier: HeaderIndex? = nil, pool: DecoderPool? = nil,
                      progress: (@Sendable (Int, Int) -> Void)?) -> HeaderReading {
-        var reading = readEachHeader(decode: decode && pool == nil, earlier: earlier, progress: progress)
+        var reading = readEachHeader(decode: decode && pool == nil, earlier: earlier, pool: pool, progress: progress)
         guard decode, let pool else { return reading }
         let files = candidates
         let readable = files.indices.filter { if case .success = reading.results[$0] { return true } else { return false } }
@@ -109,7 +109,8 @@ struct CatalogScan {
         return reading
     }
 
-    private func readEachHeader(decode: Bool, earlier: HeaderIndex?, progress: (@Sendable (Int, Int) -> Void)?) -> HeaderReading {
+    private func readEachHeader(decode: Bool, earlier: HeaderIndex?, pool: DecoderPool?,
+                                progress: (@Sendable (Int, Int) -> Void)?) -> HeaderReading {
         let files = candidates
         let scannedAt = HeaderIndex.now()
         var results = [Result<DicomHeader, GDCMError>?](repeating: nil, count: files.count)
@@ -124,6 +125,7 @@ struct CatalogScan {
                     // Each chunk's thread writes only its own files' slots.
                     nonisolated(unsafe) let out = out, recorded = recorded, fromIndex = fromIndex
                     DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                        var toRead: [(index: Int, stat: HeaderIndex.Stat?)] = []
                         for i in (c * chunk)..<min(files.count, (c + 1) * chunk) {
                             // The stat comes before the read: a file changed after it shows another stat next time.
                             let stat = HeaderIndex.Stat(path: files[i])
@@ -134,10 +136,15 @@ struct CatalogScan {
                                 fromIndex[i] = true
                                 continue
                             }
-                            out[i] = Self.read(files[i], decode: decode)
+                            toRead.append((i, stat))
+                        }
+                        // In the decode workers when there are some (GDCM's parser meets every file, damaged or not).
+                        let read = pool?.readHeaders(files: toRead.map { files[$0.index] }) ?? toRead.map { Self.read(files[$0.index], decode: decode) }
+                        for (k, (i, stat)) in toRead.enumerated() {
+                            out[i] = read[k]
                             // A file that could not be read is not recorded: its error may be passing (I/O, too many
                             // open files), and a recorded one would stay until the file changed.
-                            if let stat, case .success(let h) = out[i]! {
+                            if let stat, case .success(let h) = read[k] {
                                 recorded[i] = HeaderIndex.Entry(stat: stat, header: HeaderSummary(h))
                             }
                         }

@@ -33,7 +33,7 @@ public enum CatalogScanner {
                             progress: (@Sendable (Int, Int) -> Void)? = nil) -> Catalog {
         var scan = CatalogScan(root: root)
         scan.sortFiles()
-        let headers = scan.readHeaders(decode: decode, pool: decode ? DecoderPool(isolation) : nil, progress: progress)
+        let headers = scan.readHeaders(decode: decode, pool: DecoderPool(isolation), progress: progress)
         let grouping = scan.group(headers.results)
         return scan.catalog(scan.makeStudies(grouping))
     }
@@ -41,11 +41,11 @@ public enum CatalogScanner {
     /// A header-only scan of `root` that reuses the headers `earlier` recorded for files whose stat is unchanged
     /// (see `HeaderIndex`); the catalog is the one `scan(root:)` makes. Also returns the index of this scan and
     /// how many headers were read and reused.
-    static func scan(root: String, reusing earlier: HeaderIndex?,
+    static func scan(root: String, reusing earlier: HeaderIndex?, pool: DecoderPool? = nil,
                      progress: (@Sendable (Int, Int) -> Void)? = nil) -> (catalog: Catalog, headers: CatalogScan.HeaderReading) {
         var scan = CatalogScan(root: root)
         scan.sortFiles()
-        let headers = scan.readHeaders(decode: false, earlier: earlier, progress: progress)
+        let headers = scan.readHeaders(decode: false, earlier: earlier, pool: pool, progress: progress)
         let grouping = scan.group(headers.results)
         return (scan.catalog(scan.makeStudies(grouping)), headers)
     }

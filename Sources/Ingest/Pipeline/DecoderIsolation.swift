@@ -44,6 +44,8 @@ enum WorkerMessage {
     static let fusing: UInt8 = 0x55  // "U"
     /// Child → parent: a decode check's outcome for the file last named: empty when it decoded, else the reason.
     static let checked: UInt8 = 0x43  // "C"
+    /// Child → parent: the header of the file last named: 1 and its `HeaderSummary` bytes, or 0 and why it is unreadable.
+    static let header: UInt8 = 0x48  // "H"
     /// Child → parent: the study's report and sample (a cache entry's bytes), or the end of a decode check.
     static let result: UInt8 = 0x52  // "R"
 }
@@ -59,8 +61,10 @@ struct WorkerRequest: Codable {
     var zstdLevel: Int = 0
     /// Whether the study's loops stay on the worker's thread (`StudyParallelism.isSerial` in the ingest).
     var serial = false
-    /// Files (absolute paths) to decode and throw away (`scan --decode`).
+    /// Files (absolute paths) to decode and throw away (`scan --decode`), or whose headers to read (`headers`).
     var files: [String] = []
+    /// Read the headers of `files` (the scan) instead of decoding them.
+    var headers = false
 }
 
 /// The supervised decode workers of one run: at most as many as the run's workers, each reused study after study.
@@ -134,42 +138,74 @@ public final class DecoderPool: @unchecked Sendable {
     /// Decodes each of `files` in workers and throws the pixels away (`scan --decode`): nil where a file decoded,
     /// else why not. A file whose decoder crashes or hangs is named so; the rest go on in a new worker.
     public func check(files: [String]) -> [String?] {
-        var outcome = [String?](repeating: nil, count: files.count)
+        eachFile(files, headers: false).map {
+            switch $0 {
+            case .done(let reason): return reason.isEmpty ? nil : String(decoding: reason, as: UTF8.self)
+            case .failed(let reason): return reason
+            }
+        }
+    }
+
+    /// Each file's header, read in workers (the scan): GDCM's parser meets every file of an archive, damaged or not.
+    func readHeaders(files: [String]) -> [Result<DicomHeader, GDCMError>] {
+        zip(files, eachFile(files, headers: true)).map { path, outcome in
+            switch outcome {
+            case .failed(let reason): return .failure(GDCMError(path: path, message: reason))
+            case .done(let bytes):
+                var r = IndexReader(Array(bytes.dropFirst()))
+                guard bytes.first == 1 else { return .failure(GDCMError(path: path, message: String(decoding: bytes.dropFirst(), as: UTF8.self))) }
+                guard let summary = try? HeaderSummary(reading: &r), let header = summary.header(path: path) else {
+                    return .failure(GDCMError(path: path, message: "a header worker sent a damaged header"))
+                }
+                return .success(header)
+            }
+        }
+    }
+
+    /// What a worker said of one file: its answer's bytes, or why there is none (it crashed or hung on it).
+    private enum FileOutcome {
+        case done([UInt8])
+        case failed(String)
+    }
+
+    /// Sends `files` to workers in order; a worker that dies or hangs costs the file it was on, and the rest go to a new one.
+    private func eachFile(_ files: [String], headers: Bool) -> [FileOutcome] {
+        var outcome = [FileOutcome](repeating: .failed("not read"), count: files.count)
+        let stage = headers ? "header reader" : "decoder"
         var next = 0
         while next < files.count {
             let worker: WorkerProcess
             do { worker = try acquire() } catch {
-                for i in next..<files.count { outcome[i] = "\(error)" }
+                for i in next..<files.count { outcome[i] = .failed("\(error)") }
                 return outcome
             }
-            let request = WorkerRequest(root: "", files: Array(files[next...]))
+            let request = WorkerRequest(root: "", files: Array(files[next...]), headers: headers)
             guard let payload = try? JSONEncoder().encode(request), worker.send(tag: WorkerMessage.request, Array(payload)) else {
-                outcome[next] = crashReason(worker, stage: "decoder")
+                outcome[next] = .failed(crashReason(worker, stage: stage))
                 next += 1
                 continue
             }
-            var current: Int?
             var finished = false
             while !finished {
                 switch worker.next(within: limits.fileSeconds) {
                 case .event(WorkerMessage.file, _):
-                    current = next
-                case .event(WorkerMessage.checked, let reason):
-                    if let i = current { outcome[i] = reason.isEmpty ? nil : String(decoding: reason, as: UTF8.self) }
+                    continue
+                case .event(WorkerMessage.checked, let bytes), .event(WorkerMessage.header, let bytes):
+                    if next < files.count { outcome[next] = .done(bytes) }
                     next += 1
-                    current = nil
                 case .event(WorkerMessage.result, _):
                     release(worker)
                     finished = true
                 case .event:
-                    finished = true
+                    outcome[next] = .failed("a \(stage) worker sent an unknown message")
                     next += 1
+                    finished = true
                 case .timedOut:
-                    outcome[current ?? next] = "decoder ran past its time limit (\(Int(limits.fileSeconds)) s)"
+                    outcome[next] = .failed("\(stage) ran past its time limit (\(Int(limits.fileSeconds)) s)")
                     next += 1
                     finished = true
                 case .died:
-                    outcome[current ?? next] = crashReason(worker, stage: "decoder")
+                    outcome[next] = .failed(crashReason(worker, stage: stage))
                     next += 1
                     finished = true
                 }
@@ -309,6 +345,20 @@ public enum DecodeWorkerServer {
                     return 4
                 }
                 said(WorkerMessage.result, Array(bytes))
+            } else if request.headers {
+                for file in request.files {
+                    said(WorkerMessage.file, Array(file.utf8))
+                    fault?.apply(file, header: true)
+                    do {
+                        var w = IndexWriter()
+                        w.bool(true)
+                        HeaderSummary(try DicomReader.readHeader(file)).write(to: &w)
+                        said(WorkerMessage.header, w.bytes)
+                    } catch {
+                        said(WorkerMessage.header, [0] + Array(((error as? GDCMError)?.message ?? "\(error)").utf8))
+                    }
+                }
+                said(WorkerMessage.result, [])
             } else {
                 for file in request.files {
                     said(WorkerMessage.file, Array(file.utf8))
@@ -323,16 +373,18 @@ public enum DecodeWorkerServer {
         return 0
     }
 
-    /// The test hook's fault.
+    /// The test hook's fault: `crash:TEXT`, `hang:TEXT` (while decoding), `crash-header:TEXT` (while reading headers).
     struct Fault {
         var crash: Bool
+        var header: Bool
         var text: String
         init(_ spec: String) {
-            crash = spec.hasPrefix("crash:")
+            crash = spec.hasPrefix("crash")
+            header = spec.hasPrefix("crash-header:")
             text = String(spec.drop { $0 != ":" }.dropFirst())
         }
-        func apply(_ path: String) {
-            guard !text.isEmpty, path.contains(text) else { return }
+        func apply(_ path: String, header reading: Bool = false) {
+            guard !text.isEmpty, path.contains(text), reading == header else { return }
             if crash { raise(SIGSEGV) }
             while true { sleep(60) }
         }

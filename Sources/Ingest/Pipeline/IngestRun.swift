@@ -214,7 +214,9 @@ public enum IngestRunner {
         let indexURL = options.output.appendingPathComponent(HeaderIndex.fileName)
         let root = (options.archive as NSString).standardizingPath
         let earlier = options.recompute ? nil : HeaderIndex.load(from: indexURL, root: root)
-        let (catalog, headers) = CatalogScanner.scan(root: root, reusing: earlier, progress: scanProgress)
+        // One pool of decode workers for the header scan and the studies (nil: everything in this process).
+        let pool = DecoderPool(options.isolation)
+        let (catalog, headers) = CatalogScanner.scan(root: root, reusing: earlier, pool: pool, progress: scanProgress)
         let tables = RSNATables.load(root: catalog.root, catalog: catalog)
         let inPartition = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
@@ -235,7 +237,7 @@ public enum IngestRunner {
         let leftOut = inPartition.map(crashes.leavingOut)
         let studies = leftOut.map(\.0)
         let worker = StudyWorker(root: catalog.root, tables: tables, pipeline: options.pipeline,
-                                 cache: cache, recompute: options.recompute, pool: DecoderPool(options.isolation), crashes: crashes)
+                                 cache: cache, recompute: options.recompute, pool: pool, crashes: crashes)
         let problemFiles = Set(catalog.problems.map(\.path)).count
         // Entries still waiting for their fsync and rename are in place before this returns, whatever happens.
         defer { cache.finishWrites() }
