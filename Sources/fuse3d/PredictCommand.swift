@@ -60,7 +60,7 @@ struct PredictCommand: ParsableCommand {
             }
             let points = try predictedPoints(models, dataset: dataset, device: runOptions.torchDevice)
             let archive = temporary == nil ? nil : source
-            let table = KeypointsTable.csv(points: points, catalog: archive.map { CatalogScanner.scan(root: $0) }, root: archive)
+            let table = KeypointsTable.csv(points: points, catalog: archive.map { CatalogScanner.scan(root: $0, isolation: .thisExecutable) }, root: archive)
             try table.write(to: URL(fileURLWithPath: keypoints), atomically: true, encoding: .utf8)
             print("wrote \(keypoints): \(points.count) studies × 25 points\(archive == nil ? " (no DICOM at hand: series columns empty)" : "")")
         }

@@ -276,6 +276,54 @@ enum CacheEntry {
         return data
     }
 
+    /// A study's result as a decode worker sends it over its pipe: the header's JSON (its UInt64 length first), then the
+    /// chunks. No checksums (a pipe neither truncates nor flips bits unseen) and no stamps (the supervisor stamps the
+    /// files when it stores the entry).
+    static func wire(_ study: StudyCache.CachedStudy) throws -> [UInt8] { try wireParts(study).joined().map { $0 } }
+
+    /// `wire`'s bytes as parts (the header, then each chunk as it is), for a write that does not copy the chunks.
+    static func wireParts(_ study: StudyCache.CachedStudy) throws -> [[UInt8]] {
+        let sample = study.sample.map {
+            SampleHeader(studyID: $0.studyID, shape: $0.shape, zstdLevel: $0.zstdLevel, chunkBytes: $0.chunks.map(\.count),
+                         present: $0.present, affine: $0.affine, keypointBits: $0.keypoints.map(\.bitPattern), norm: $0.norm,
+                         labels: $0.labels)
+        }
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let json = try encoder.encode(HeaderJSON(madeAt: 0, report: study.report, sample: sample))
+        var head: [UInt8] = []
+        head.reserveCapacity(8 + json.count)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { head.append(contentsOf: $0) }
+        head.append(contentsOf: json)
+        return [head] + (study.sample?.chunks ?? [])
+    }
+
+    /// The study `wire` wrote; throws on bytes it did not write.
+    static func fromWire(_ bytes: [UInt8]) throws -> StudyCache.CachedStudy {
+        guard bytes.count >= 8 else { throw Corrupt(description: "a worker's result is shorter than its header") }
+        var length: UInt64 = 0
+        for k in 0..<8 { length |= UInt64(bytes[k]) << (8 * UInt64(k)) }
+        guard length <= UInt64(bytes.count - 8) else { throw Corrupt(description: "a worker's result header runs past its end") }
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let header = try decoder.decode(HeaderJSON.self, from: Data(bytes[8..<(8 + Int(length))]))
+        guard let s = header.sample else { return StudyCache.CachedStudy(report: header.report, sample: nil) }
+        var offset = 8 + Int(length)
+        var chunks: [[UInt8]] = []
+        for n in s.chunkBytes {
+            guard n >= 0, offset + n <= bytes.count else { throw Corrupt(description: "chunk sizes out of range") }
+            chunks.append(Array(bytes[offset..<(offset + n)]))
+            offset += n
+        }
+        guard offset == bytes.count, s.shape.count == 3, chunks.count == 3, s.present.count == 3, s.affine.count == 16,
+              s.keypointBits.count == 75, s.norm.count == 6, s.labels.count == 25 else {
+            throw Corrupt(description: "sample arrays of the wrong size")
+        }
+        return StudyCache.CachedStudy(report: header.report, sample: EncodedSample(
+            studyID: s.studyID, shape: s.shape, zstdLevel: s.zstdLevel, chunks: chunks, present: s.present, affine: s.affine,
+            keypoints: s.keypointBits.map(Float.init(bitPattern:)), norm: s.norm, labels: s.labels))
+    }
+
     /// The header's length from the fixed prefix (magic, length), checked against `available` bytes.
     private static func headerLength(_ prefix: UnsafeRawBufferPointer, available: Int) throws -> Int {
         let fixed = magic.count + 8

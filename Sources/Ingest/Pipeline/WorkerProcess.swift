@@ -22,6 +22,10 @@ final class WorkerProcess {
     private let output: Int32
     private let errors: Int32
     private var received: [UInt8] = []
+    /// One read's buffer, kept.
+    private var scratch: [UInt8] = []
+    /// A large message being read straight into its payload: its tag, its payload, the bytes of it read so far.
+    private var large: (tag: UInt8, payload: [UInt8], filled: Int)?
     private var consumed = 0
     private var errorTail: [UInt8] = []
     private var outputClosed = false
@@ -45,6 +49,9 @@ final class WorkerProcess {
             for fd in toChild + fromChild + errChild where fd >= 0 { close(fd) }
             throw WorkerFailure("cannot make pipes for a decode worker: \(String(cString: strerror(errno)))")
         }
+        // A study's result is a few MB: a 1 MiB pipe (Linux's limit for a process without privileges) moves it in a
+        // few writes instead of ~50 of 64 KiB, each a wake-up of the reader. Refused, the default serves.
+        _ = fcntl(fromChild[1], 1031 /* F_SETPIPE_SZ */, 1 << 20)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -154,13 +161,30 @@ final class WorkerProcess {
     }
 
     private func takeEvent() -> Wait? {
+        if let big = large {
+            guard big.filled == big.payload.count else { return nil }
+            large = nil
+            return .event(tag: big.tag, payload: big.payload)
+        }
         let available = received.count - consumed
         guard available >= 9 else { return nil }
         var length: UInt64 = 0
         for k in 0..<8 { length |= UInt64(received[consumed + 1 + k]) << (8 * UInt64(k)) }
-        guard UInt64(available - 9) >= length else { return nil }
         let tag = received[consumed]
-        let start = consumed + 9, end = start + Int(length)
+        let start = consumed + 9
+        if UInt64(available - 9) < length {
+            // A message larger than what has come (a study's result, a few MB): its payload is read straight into its
+            // own array from now on, instead of through the receive buffer (two copies of every byte fewer).
+            guard length > 1 << 16, length < 1 << 34 else { return nil }
+            var payload = [UInt8](repeating: 0, count: Int(length))
+            let have = available - 9
+            payload.replaceSubrange(0..<have, with: received[start..<(start + have)])
+            large = (tag, payload, have)
+            received.removeAll(keepingCapacity: true)
+            consumed = 0
+            return nil
+        }
+        let end = start + Int(length)
         let payload = Array(received[start..<end])
         consumed = end
         if consumed > 1 << 20 || consumed == received.count {
@@ -171,10 +195,22 @@ final class WorkerProcess {
     }
 
     private func readOutput() {
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        let n = chunk.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }
+        if large != nil {
+            let filled = large!.filled
+            let n = large!.payload.withUnsafeMutableBytes { buffer in
+                read(output, buffer.baseAddress! + filled, buffer.count - filled)
+            }
+            if n > 0 {
+                large!.filled += n
+            } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                outputClosed = true
+            }
+            return
+        }
+        if scratch.isEmpty { scratch = [UInt8](repeating: 0, count: 1 << 16) }
+        let n = scratch.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }
         if n > 0 {
-            received.append(contentsOf: chunk[0..<n])
+            received.append(contentsOf: scratch[0..<n])
         } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
             outputClosed = true
         }
@@ -215,6 +251,16 @@ final class WorkerProcess {
         withUnsafeBytes(of: UInt64(payload.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: payload)
         return out
+    }
+
+    /// Writes one message made of `parts` (its payload is their concatenation) without copying them together.
+    static func writeMessage(_ fd: Int32, tag: UInt8, parts: [[UInt8]]) -> Bool {
+        var head = frame(tag: tag, [])
+        let total = parts.reduce(0) { $0 + $1.count }
+        head.replaceSubrange(1..<9, with: withUnsafeBytes(of: UInt64(total).littleEndian) { Array($0) })
+        var ok = head.withUnsafeMutableBytes { writeAll(fd, $0) }
+        for var part in parts where ok && !part.isEmpty { ok = part.withUnsafeMutableBytes { writeAll(fd, $0) } }
+        return ok
     }
 
     /// Writes every byte to `fd`; false on an error (EPIPE: the reader is gone).
