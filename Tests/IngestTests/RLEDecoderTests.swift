@@ -1,6 +1,7 @@
 import Foundation
 @testable import Ingest
 import TestSupport
+import Shards
 import XCTest
 
 /// fuse3d's RLE Lossless decoder: byte-identical to GDCM on every RLE fixture of pydicom and
@@ -121,7 +122,8 @@ final class RLEDecoderTests: XCTestCase {
         refused(overrun + [0x7F, 1, 2], rows: 8, columns: 8, bits: 8, "overruns")
 
         // Random damage: every result is an error or a frame of exactly the promised size.
-        var rng = SystemRandomNumberGenerator()
+        // Seeded (issue 31): a failure names its seed and reruns the same inputs.
+        var rng = SplitMix64(seed: 0x524C45)
         var ok = 0, errors = 0
         for _ in 0..<3000 {
             var f = frame
