@@ -91,10 +91,10 @@ struct IngestCommand: ParsableCommand {
     @Flag(help: "Exit with status 1 after the run when any file was skipped (the report is written first).")
     var strict = false
 
-    @Option(help: "Seconds a decoder may spend on one file before it is taken for hung, killed, and the file skipped.")
+    @Option(help: "Seconds a decoder may spend on one file before it is taken for hung, killed, and the file skipped")
     var decoderTimeLimit: Double = DecoderLimits().fileSeconds
 
-    @Option(help: "Where decoders run: 'workers' (supervised worker processes: a crash costs one file) or 'in-process' (no containment: for debugging and for measuring its cost).")
+    @Option(help: "Where decoders run: 'workers' (supervised worker processes: a crash costs one file) or 'in-process' (no containment: for debugging and for measuring its cost)")
     var decoders: String = "workers"
 
     @Flag(help: "Exit with status 0 even when the label CSVs' problems cost more than 5 % of the studies their labels or keypoints (the shards and report are written either way; the problems are in ingest-report.json).")
