@@ -46,6 +46,8 @@ struct Scan: ParsableCommand {
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            // A damaged header's NaN or infinite value is text in the listing, not the end of it.
+            enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             print(String(decoding: try enc.encode(catalog), as: UTF8.self))
         } else {
             print(catalog.report(), terminator: "")
