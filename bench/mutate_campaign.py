@@ -34,6 +34,13 @@ components), and the RLE header (segment count and offsets).
 Run it with the project's .venv python (pydicom and numpy), e.g.
 
   .venv/bin/python bench/mutate_campaign.py --fuse3d .build/release/fuse3d --seed 1 --duration 900 --out bench/out/mutate
+
+The campaign takes gdb stacks of the first --gdb-max crashes only (each costs 1-4 s); afterwards
+
+  .venv/bin/python bench/mutate_campaign.py --fuse3d .build/release/fuse3d --out bench/out/mutate --triage
+
+re-runs every saved single-file crash without a stack under gdb and regroups summary.json by signature
+(signal | glibc or Swift message | first GDCM, shim, Ingest or codec frame).
 """
 from __future__ import annotations
 
@@ -48,6 +55,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -540,18 +548,24 @@ def gdb_backtrace(cmd: list[str], perturb: int, timeout: float) -> str:
 
 
 def top_frame(bt: str) -> str:
-    """The first frame of the stack that is not libc's, the C++ runtime's or the Swift runtime's trap machinery."""
+    """The frame a crash is filed under: the first of GDCM's, fuse3d's own (the shim's gd_*, Swift's Ingest) or a
+    codec library's, else the first that is not libc's, the C++ runtime's or the Swift runtime's trap machinery."""
+    names = []
     for line in bt.splitlines():
         m = re.match(r"#\d+\s+(?:0x[0-9a-f]+ in )?(.+?) \(", line)
-        if not m:
-            continue
-        fn = m.group(1)
+        if m:
+            names.append(m.group(1))
+    def clean(fn: str) -> str:
+        return re.sub(r"<[^<>]*(<[^<>]*>[^<>]*)*>", "<>", fn)[:140]
+    for fn in names:
+        if re.search(r"gdcm::|^gd_|^\$s6Ingest|^\$s6fuse3d|^opj_|charls|jpeg_", fn):
+            return clean(fn)
+    for fn in names:
         if re.search(r"^(__|_IO|abort|raise|malloc|free|_int_|cfree|unlink|malloc_printerr|munmap|memcpy|memmove|"
                      r"std::|operator new|\$ss17_assertionFailure|\$ss|swift_|_swift|gsignal|pthread_kill|"
                      r"\?\?)", fn):
             continue
-        fn = re.sub(r"<[^<>]*(<[^<>]*>[^<>]*)*>", "<>", fn)
-        return fn[:140]
+        return clean(fn)
     return ""
 
 
@@ -744,6 +758,43 @@ class Campaign:
         return summary
 
 
+def triage(args):
+    """Re-runs every saved single-file scan crash that has no stack yet under gdb (the campaign stops taking stacks
+    after --gdb-max) and rewrites outcome.txt's signature and summary.json's grouping."""
+    out = Path(args.out).resolve()
+    fuse3d = str(Path(args.fuse3d).resolve())
+    summary = json.loads((out / "summary.json").read_text())
+    groups: dict[str, dict] = {}
+    rng = random.Random(args.seed)
+    for d in sorted((out / "crashes").iterdir()):
+        o_txt = (d / "outcome.txt").read_text()
+        kind = re.search(r"^kind: (.*)$", o_txt, re.M).group(1)
+        rc = re.search(r"^exit status: (.*)$", o_txt, re.M).group(1)
+        bt = o_txt.split("--- stack (gdb) ---\n", 1)[1].split("\n\n--- stderr tail ---", 1)[0] if "--- stack" in o_txt else ""
+        err = o_txt.split("--- stderr tail ---\n", 1)[1] if "--- stderr tail ---" in o_txt else ""
+        files = sorted(d.glob("*.dcm"))
+        if kind == "crash" and not bt.strip() and "-scan-" in d.name and len(files) == 1:
+            with tempfile.TemporaryDirectory() as tmp:
+                shutil.copy2(files[0], Path(tmp) / files[0].name)
+                bt = gdb_backtrace([fuse3d, "scan", "--decode", "--json", tmp], rng.randrange(1, 256), args.timeout)
+            head, tail = o_txt.split("--- stack (gdb) ---\n", 1)
+            o_txt = head + "--- stack (gdb) ---\n" + bt + "\n\n--- stderr tail ---" + tail.split("--- stderr tail ---", 1)[1]
+        o = Outcome(kind, int(rc) if rc not in ("", "None") else None, err.encode(), 0)
+        o.backtrace = bt
+        sig = crash_signature(o)
+        o_txt = re.sub(r"^signature: .*$", lambda _: f"signature: {sig}", o_txt, count=1, flags=re.M)
+        (d / "outcome.txt").write_text(o_txt)
+        g = groups.setdefault(sig, {"count": 0, "first": str(d.relative_to(out)), "mutations": []})
+        g["count"] += 1
+        if len(g["mutations"]) < 5:
+            g["mutations"].append({f.name: (d / (f.name + ".mutation.txt")).read_text().splitlines() for f in files})
+    summary["signatures"] = dict(sorted(groups.items(), key=lambda kv: -kv[1]["count"]))
+    summary["triaged"] = True
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for sig, g in summary["signatures"].items():
+        print(f"{g['count']:5d}  {sig}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -757,7 +808,13 @@ def main():
     ap.add_argument("--out", default="bench/out/mutate", help="output folder (crashes/, summary.json)")
     ap.add_argument("--keep", action="store_true", help="keep an existing output folder's crashes")
     ap.add_argument("--gdb-max", type=int, default=80, help="crashes re-run under gdb for their stack (default 80)")
-    Campaign(ap.parse_args()).run()
+    ap.add_argument("--triage", action="store_true",
+                    help="no campaign: re-run the crashes saved in --out without a stack under gdb and regroup them")
+    args = ap.parse_args()
+    if args.triage:
+        triage(args)
+    else:
+        Campaign(args).run()
 
 
 if __name__ == "__main__":
