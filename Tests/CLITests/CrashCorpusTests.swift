@@ -50,8 +50,9 @@ final class CrashCorpusTests: XCTestCase {
     /// glibc 2.34 and later honour MALLOC_CHECK_ only with this library preloaded.
     static let mallocDebug = "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
     /// Address space per run (KiB): a file that makes fuse3d allocate without bound fails fast instead of taking the
-    /// machine's memory (libfuzzer-oom.dcm asks for more than 8 GB otherwise).
-    static let addressSpaceKiB = 4 * 1024 * 1024
+    /// machine's memory (libfuzzer-oom.dcm asks for more than 8 GB otherwise); the runs here need far less (an ingest
+    /// of the synth cohort peaks near 50 MB resident).
+    static let addressSpaceKiB = 2 * 1024 * 1024
     /// Seconds before a run is killed (and reported as a hang).
     static let timeout: TimeInterval = 60
 
