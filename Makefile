@@ -12,7 +12,7 @@ CTORCH := Sources/CTorch
 SHIM_INPUTS := $(CTORCH)/torch_api.cpp $(CTORCH)/torch_distributed.cpp $(CTORCH)/shim_support.h $(CTORCH)/include/ctorch.h $(CTORCH)/ctorch_functions.h scripts/build-torch-shim.sh
 DIST_OUT ?= dist
 
-.PHONY: setup stubs torch build test demo bench dist install clean
+.PHONY: setup stubs torch build test demo bench dist install clean fuzz fuzz-build
 
 setup:
 	bash scripts/setup.sh
@@ -52,5 +52,32 @@ install: build
 	install -m 0755 $(BIN) $(PREFIX)/bin/fuse3d
 	install -m 0755 $(TORCH_SHIM) $(PREFIX)/bin/libfuse3d_torch.so
 
+# libFuzzer over one file's header walk, decode, geometry and fusion (Sources/FuzzDICOM): a debug build of its own
+# (.build-fuzz) with -sanitize=fuzzer,address on the Swift side and ASan + UBSan + libFuzzer coverage on the C and
+# C++ targets; the target exists only under FUSE3D_FUZZ=1, so `swift build` and `swift test` never build it. The
+# corpus is seeded once by scripts/fuzz_seeds.py (pydicom's files of every transfer syntax, and `fuse3d synth`
+# output when FUZZ_FUSE3D is built); crashes land in FUZZ_ARTIFACTS. Replay one: $(FUZZ_BIN) FILE. To go on past
+# crashes and collect them all: make fuzz FUZZ_FLAGS="-fork=1 -ignore_crashes=1 -rss_limit_mb=4096 -timeout=30".
+# SWIFT_BACKTRACE=enable=no: the Swift runtime's in-process backtracer would read memory that ASan reports.
+FUZZ_SECONDS ?= 60
+FUZZ_CORPUS ?= .build-fuzz/corpus
+FUZZ_ARTIFACTS ?= .build-fuzz/artifacts/
+FUZZ_FLAGS ?= -rss_limit_mb=4096 -timeout=30
+FUZZ_FUSE3D ?= $(firstword $(wildcard .build/release/fuse3d .build/debug/fuse3d))
+FUZZ_PYTHON ?= $(or $(FUSE3D_VENV),.venv)/bin/python
+FUZZ_BIN := .build-fuzz/debug/fuse3d-fuzz-dicom
+FUZZ_SAN := address,undefined,fuzzer-no-link
+
+fuzz-build:
+	FUSE3D_FUZZ=1 $(SWIFT) build -c debug --build-path .build-fuzz --product fuse3d-fuzz-dicom \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUSE3D_LIBFUZZER \
+		-Xcc -fsanitize=$(FUZZ_SAN) -Xcc -fno-sanitize=vptr -Xcxx -fsanitize=$(FUZZ_SAN) -Xcxx -fno-sanitize=vptr
+
+fuzz: fuzz-build
+	$(FUZZ_PYTHON) scripts/fuzz_seeds.py $(FUZZ_CORPUS) $(FUZZ_FUSE3D)
+	mkdir -p $(FUZZ_ARTIFACTS)
+	SWIFT_BACKTRACE=enable=no LSAN_OPTIONS=suppressions=Sources/FuzzDICOM/lsan.supp:print_suppressions=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(FUZZ_BIN) $(FUZZ_CORPUS) -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_ARTIFACTS) $(FUZZ_FLAGS)
+
 clean:
-	rm -rf .build $(DEMO_OUT) $(DIST_OUT)
+	rm -rf .build .build-fuzz $(DEMO_OUT) $(DIST_OUT)

@@ -80,3 +80,12 @@ let package = Package(
     ],
     cxxLanguageStandard: .cxx17
 )
+
+/// The libFuzzer target over one file's header walk, decode and geometry (Sources/FuzzDICOM): declared only when
+/// FUSE3D_FUZZ=1, as `make fuzz` sets (with its own build folder and sanitizer flags), so that an ordinary
+/// `swift build` or `swift test` neither sees nor builds it.
+if ProcessInfo.processInfo.environment["FUSE3D_FUZZ"] == "1" {
+    package.products.append(.executable(name: "fuse3d-fuzz-dicom", targets: ["FuzzDICOM"]))
+    package.targets.append(.target(name: "CFuzzDriver", path: "Sources/FuzzDICOM/Driver"))
+    package.targets.append(.executableTarget(name: "FuzzDICOM", dependencies: ["Ingest", "Shards", "CFuzzDriver"], exclude: ["Driver", "lsan.supp"]))
+}
