@@ -76,9 +76,17 @@ private struct TableReader {
     var folders: [String: [String]] = [:]
     /// Study folder → canonical series id → (series folder name, instance numbers of its images).
     var series: [String: [String: (id: String, instances: Set<Int>)]] = [:]
+    /// "study/series" (RSNA folders, the series id canonical) → files of that series folder the scan skipped as
+    /// unreadable. A keypoint on an instance missing there may be on one of them: the image is damaged, not the CSV.
+    var skippedFiles: [String: Int] = [:]
 
     init(catalog: Catalog?) {
         self.catalog = catalog
+        for problem in catalog?.problems ?? [] {
+            let parts = problem.path.split(separator: "/")
+            guard parts.count >= 4, parts[0] == "train_images" else { continue }
+            skippedFiles["\(parts[1])/\(RSNAID.folderKey(String(parts[2])))", default: 0] += 1
+        }
         for study in catalog?.studies ?? [] {
             folders[RSNAID.folderKey(study.studyID), default: []].append(study.studyID)
             var byID: [String: (id: String, instances: Set<Int>)] = [:]
@@ -254,19 +262,23 @@ private struct TableReader {
             for study in studies {
                 var series = seriesID
                 if catalog != nil {
+                    // Where files of the series were skipped as unreadable, the point may be on one of them: named
+                    // and left unplaced, but the images' loss (in `files`), not the CSV's.
+                    let damaged = skippedFiles["\(study)/\(RSNAID.folderKey(seriesID))"] ?? 0
+                    let becauseDamaged = damaged > 0 ? " (\(damaged) file(s) of train_images/\(study)/\(seriesID) were skipped as unreadable: see files)" : ""
                     if let known = self.series[study]?[seriesID] {
                         series = known.id
                         if !known.instances.contains(instance) {
                             t.studyProblems[study, default: []].append(table.problem(
-                                record, i[2], "series \(known.id) of study \(study) has no image with instance number \(instance); "
+                                record, i[2], "series \(known.id) of study \(study) has no image with instance number \(instance)\(becauseDamaged); "
                                     + "this keypoint is not placed"))
-                            if t.lost[study] == nil { t.lost[study] = "\(name) line \(record.line) names an instance that does not exist" }
+                            if t.lost[study] == nil && damaged == 0 { t.lost[study] = "\(name) line \(record.line) names an instance that does not exist" }
                         }
                     } else {
                         t.studyProblems[study, default: []].append(table.problem(
-                            record, i[1], "study \(study) has no series \(seriesID)\(catalog?.mode == "rsna" ? " (no readable images in train_images/\(study)/\(seriesID))" : ""); "
+                            record, i[1], "study \(study) has no series \(seriesID)\(catalog?.mode == "rsna" ? " (no readable images in train_images/\(study)/\(seriesID))" : "")\(becauseDamaged); "
                                 + "this keypoint is not placed"))
-                        if t.lost[study] == nil { t.lost[study] = "\(name) line \(record.line) names a series that does not exist" }
+                        if t.lost[study] == nil && damaged == 0 { t.lost[study] = "\(name) line \(record.line) names a series that does not exist" }
                     }
                 }
                 t.coordinates[study, default: []].append(
