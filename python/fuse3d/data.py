@@ -92,11 +92,81 @@ class FoldSplit:
 def _h5py():
     import h5py
 
-    try:  # registers the Zstandard filter (id 32015) the volumes are written with
+    try:  # registers the Zstandard filter (id 32015) the volumes are written with, when installed
         import hdf5plugin  # noqa: F401
-    except ImportError:  # pragma: no cover
+    except ImportError:
         pass
     return h5py
+
+
+_ZSTD_FILTER, _SHUFFLE_FILTER = 32015, 2
+_zstd = None
+
+
+def _libzstd():
+    """libzstd through ctypes: the copy grafted into this package beside the binary, else the system's."""
+    global _zstd
+    if _zstd is None:
+        import ctypes
+        import ctypes.util
+        import glob
+
+        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bin", "lib")
+        candidates = sorted(glob.glob(os.path.join(here, "libzstd*.so*"))) + [ctypes.util.find_library("zstd")]
+        for name in filter(None, candidates):
+            try:
+                lib = ctypes.CDLL(name)
+            except OSError:
+                continue
+            lib.ZSTD_decompress.restype = ctypes.c_size_t
+            lib.ZSTD_decompress.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
+            lib.ZSTD_isError.restype = ctypes.c_uint
+            lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
+            _zstd = lib
+            break
+        else:
+            raise RuntimeError("the shards' volumes are Zstandard-compressed and neither hdf5plugin nor libzstd is "
+                               "available: pip install hdf5plugin")
+    return _zstd
+
+
+def _read_chunked(ds, index):
+    """ds[index] of a volumes dataset read chunk by chunk (chunks (1, 1, D, H, W)) without HDF5's Zstandard filter:
+    the raw chunk is decompressed with libzstd and un-shuffled here, undoing the filters in reverse order."""
+    import ctypes
+
+    plist = ds.id.get_create_plist()
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    if filters not in ([_SHUFFLE_FILTER, _ZSTD_FILTER], [_ZSTD_FILTER]) or ds.chunks[:2] != (1, 1):
+        raise RuntimeError(f"{ds.file.filename}: volumes stored with filters {filters} and chunks {ds.chunks}; "
+                           "install hdf5plugin to read them")
+    channels, item = ds.shape[1], ds.dtype.itemsize
+    inner = ds.shape[2:]
+    count = int(np.prod(inner))
+    out = np.empty((channels,) + inner, dtype=ds.dtype)
+    zstd = _libzstd()
+    for c in range(channels):
+        mask, raw = ds.id.read_direct_chunk((index, c) + (0,) * len(inner))
+        data = raw
+        if not mask & (1 << (len(filters) - 1)):  # a set bit: that filter was skipped for this chunk
+            buf = ctypes.create_string_buffer(count * item)
+            n = zstd.ZSTD_decompress(buf, count * item, raw, len(raw))
+            if zstd.ZSTD_isError(n) or n != count * item:
+                raise RuntimeError(f"{ds.file.filename}: sample {index} channel {c}: Zstandard chunk does not decode")
+            data = buf.raw
+        planes = np.frombuffer(data, dtype=np.uint8)
+        if filters[0] == _SHUFFLE_FILTER and not mask & 1 and item > 1:
+            planes = planes.reshape(item, count).T
+        out[c] = np.ascontiguousarray(planes).view(ds.dtype).reshape(inner)
+    return out
+
+
+def _read_volume(ds, index):
+    import h5py
+
+    if h5py.h5z.filter_avail(_ZSTD_FILTER):
+        return ds[index]
+    return _read_chunked(ds, index)
 
 
 class ShardDataset(_Base):
@@ -199,7 +269,7 @@ class ShardDataset(_Base):
         k, i, study = self.index[n]
         f = self._file(k)
         sample = {
-            "image": f["volumes"][i].astype(np.float32),
+            "image": _read_volume(f["volumes"], i).astype(np.float32),
             "labels": f["labels"][i].astype(np.int64),
             "keypoints": f["keypoints"][i].astype(np.float32),
             "present": f["present"][i].astype(bool),
