@@ -26,7 +26,8 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/fuse3d-wheel-test.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 if [ -z "$WHEEL" ]; then
   [ -n "$BINARY" ] || { echo "test-wheel.sh: give --wheel or --binary" >&2; exit 2; }
-  bash "$ROOT/scripts/wheel.sh" "$WORK/dist" --binary "$BINARY"
+  NO_BRIDGE=(--no-bridge); ((TORCH)) && NO_BRIDGE=()   # without torch no bridge is needed: none is built
+  bash "$ROOT/scripts/wheel.sh" "$WORK/dist" --binary "$BINARY" "${NO_BRIDGE[@]}"
   WHEEL="$(ls "$WORK"/dist/fuse3d-*.whl)"
 fi
 WHEEL="$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")"

@@ -133,6 +133,10 @@ def environment(args=(), build=True):
         return env
     found = find_torch()
     if found is None:
+        if _needs_torch(args) and "--help" not in args and "-h" not in args:
+            print(f"fuse3d: this command needs PyTorch, and the Python environment of {sys.executable} has none: "
+                  f"pip install 'fuse3d[torch]' (or any torch 2.4 or newer), or set FUSE3D_TORCH to a built bridge.",
+                  file=sys.stderr, flush=True)
         return env
     folder, version = found
     shipped = os.path.join(BIN_DIR, "bridges", f"torch-{_minor(version)}", BRIDGE)
