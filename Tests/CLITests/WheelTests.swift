@@ -18,6 +18,14 @@ final class WheelTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("without torch: train refuses"), r.stdout)
     }
 
+    /// The Python API against its peers in the project's .venv, from the source tree: rsna_score equals scikit-learn's
+    /// log_loss scoring, the chunk-wise Zstandard read equals hdf5plugin's, the docstring examples hold.
+    func testPythonAPIAgainstScikitLearnAndHDF5Plugin() throws {
+        let r = try Fixtures.run(Fixtures.python, [Fixtures.repoRoot.appendingPathComponent("python/tests/test_api.py").path])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("ok test_metric_equals_scikit_learn"), r.stdout)
+    }
+
     /// The real `make wheel` (release build, the bridge for the .venv's torch) with torch installed from the local
     /// CPU wheel: a DataLoader with 2 workers, `fuse3d train` through the shipped bridge, `load_run` scoring as the
     /// trainer did. A release build and a 190 MB torch install, so only with FUSE3D_WHEEL_RELEASE=1.

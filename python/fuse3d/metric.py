@@ -19,7 +19,7 @@ def weighted_prior(labels):
     class counts (each starting at one) times the weights 1/2/4, normalised. Returns (25, 3).
 
     >>> weighted_prior([[0] * 25])[0].round(3).tolist()
-    [0.5, 0.25, 0.25]
+    [0.25, 0.25, 0.5]
     """
     labels = np.asarray(labels).reshape(-1, 25)
     counts = np.ones((25, 3))
@@ -89,7 +89,7 @@ def rsna_score(probabilities, labels, train_labels=None):
     >>> import numpy as np
     >>> labels = np.zeros((2, 25), dtype=int)
     >>> round(rsna_score(np.full((2, 25, 3), 1 / 3), labels)["score"], 6)   # (3 ln 3 + ln 1.5) / 4
-    0.925318
+    0.925325
     """
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(labels).astype(np.int64)
