@@ -12,7 +12,7 @@ CTORCH := Sources/CTorch
 SHIM_INPUTS := $(CTORCH)/torch_api.cpp $(CTORCH)/torch_distributed.cpp $(CTORCH)/shim_support.h $(CTORCH)/include/ctorch.h $(CTORCH)/ctorch_functions.h scripts/build-torch-shim.sh
 DIST_OUT ?= dist
 
-.PHONY: setup stubs torch build test demo bench dist install clean fuzz fuzz-build
+.PHONY: setup stubs torch build test demo bench dist wheel wheel-test install clean fuzz fuzz-build
 
 setup:
 	bash scripts/setup.sh
@@ -47,6 +47,15 @@ bench: build
 # A relocatable folder and tarball for Linux x86-64 (static Swift runtime, Debian libraries beside it).
 dist: setup stubs
 	bash scripts/dist.sh $(DIST_OUT)
+
+# dist/fuse3d-VERSION-py3-none-manylinux_2_N_x86_64.whl: the bundle above, its libraries grafted, the libtorch
+# bridge for the .venv's (or PYTHON's) torch, and python/fuse3d (pip install dist/fuse3d-*.whl).
+wheel: setup stubs
+	PYTHON="$(PYTHON)" bash scripts/wheel.sh $(DIST_OUT)
+
+# The wheel in dist/ installed into a fresh venv from local wheels, with torch: CLI from PATH and the Python API.
+wheel-test: wheel
+	bash scripts/test-wheel.sh --wheel $$(ls $(DIST_OUT)/fuse3d-*.whl) --torch
 
 install: build
 	install -m 0755 $(BIN) $(PREFIX)/bin/fuse3d

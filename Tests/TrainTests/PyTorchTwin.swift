@@ -3,9 +3,9 @@ import TestSupport
 import Train
 import XCTest
 
-/// Runs `bench/torch/models.py` (the PyTorch twins of our models) in the project's .venv.
+/// Runs `python/fuse3d/models.py` (the PyTorch twins of our models) in the project's .venv.
 enum PyTorchTwin {
-    static var script: String { Fixtures.repoRoot.appendingPathComponent("bench/torch/models.py").path }
+    static var script: String { Fixtures.repoRoot.appendingPathComponent("python/fuse3d/models.py").path }
 
     /// Arguments naming `spec` for models.py.
     static func arguments(_ spec: ModelSpec) -> [String] {

@@ -6,13 +6,16 @@ Example: bench_train.py --model efficientnet3d --size 64 --batch 2 --steps 10 --
 """
 import argparse
 import contextlib
+import os
 import resource
 import statistics
+import sys
 import time
 
 import torch
 
-from models import cumulative_link_loss, make
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python", "fuse3d"))
+from models import cumulative_link_loss, make  # noqa: E402
 
 
 def main():

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "torch"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python", "fuse3d"))
 sys.path.insert(0, HERE)
 from models import LogisticCumulativeLink, cumulative_link_loss  # noqa: E402
 from twin_train import prior, score  # noqa: E402

@@ -1,4 +1,4 @@
-"""The PyTorch peer of `fuse3d train`: the twin network (bench/torch/models.py) trained on the same shards,
+"""The PyTorch peer of `fuse3d train`: the twin network (python/fuse3d/models.py) trained on the same shards,
 the same split (RUN/splits.json of a fuse3d run) and the same recipe (AdamW, warm-up + cosine per step,
 clipping, EMA of the weights, left-right flips with the label columns swapped, centre crop / pool), with a
 PyTorch DataLoader over h5py + hdf5plugin (workers open the files lazily), as a user of this field writes it.
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python", "fuse3d"))
 from models import cumulative_link_loss, make  # noqa: E402
 
 W = np.array([1.0, 2.0, 4.0])

@@ -1,5 +1,5 @@
 """Does each stage of the two-stage model learn on a demo-sized cohort? The PyTorch twins of fuse3d's models
-(bench/torch/models.py: TwoStageBackbone, its LevelLocalizer and PointCrops, under the ordinal heads) trained jointly on shards: the localizer on
+(python/fuse3d/models.py: TwoStageBackbone, its LevelLocalizer and PointCrops, under the ordinal heads) trained jointly on shards: the localizer on
 the grid average-pooled by --pool, supervised by the shards' spinal-canal keypoints (L1 in voxels, masked where
 NaN); the classifier on crops resampled around the labels' points with a uniform jitter of ±--jitter voxels.
 Held out: the localizer's error in mm (median, p90, per level) against an atlas (the training studies' mean
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "torch"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python", "fuse3d"))
 sys.path.insert(0, HERE)
 from models import cumulative_link_loss, heatmap_loss, make  # noqa: E402
 from twin_train import prior, score  # noqa: E402

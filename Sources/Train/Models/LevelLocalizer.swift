@@ -1,6 +1,6 @@
 import Foundation
 
-/// Convolution (no bias), BatchNorm, SiLU: the localizer's building block (`ConvBlock` in bench/torch/models.py).
+/// Convolution (no bias), BatchNorm, SiLU: the localizer's building block (`ConvBlock` in python/fuse3d/models.py).
 public final class ConvBlock: Module, UnaryLayer {
     /// The convolution ("same" padding).
     public let conv: Conv3d

@@ -1,6 +1,7 @@
 """PyTorch twins of fuse3d's Swift models (Sources/Train/Models), module for module and name for name,
 so that weights move between the two through safetensors and outputs can be compared.
 
+Part of the fuse3d Python package (`fuse3d.models`, what `fuse3d.load_run` builds); also a script.
 Command line (used by Tests/TrainTests and bench/torch/bench_train.py):
   models.py describe --model efficientnet3d --variant b0 --width 0.25 --size 16
   models.py forward  --model ... --weights w.safetensors --input x.safetensors --out y.safetensors
