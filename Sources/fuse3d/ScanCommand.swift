@@ -29,6 +29,9 @@ struct Scan: ParsableCommand {
     @Flag(help: "Also decode every image's pixel data, so that broken pixel data is listed as a problem too (in supervised worker processes: a decoder that crashes or hangs is listed as that file's problem).")
     var decode = false
 
+    @Option(help: "Seconds a header read or decode may spend on one file before it is taken for hung, killed, and the file listed")
+    var decoderTimeLimit: Double = DecoderLimits().fileSeconds
+
     @Flag(help: "Print the catalog as JSON instead of text.")
     var json = false
 
@@ -37,11 +40,13 @@ struct Scan: ParsableCommand {
         guard FileManager.default.fileExists(atPath: archive, isDirectory: &isDir), isDir.boolValue else {
             throw ValidationError("'\(archive)' is not a folder: give the archive's root folder.")
         }
+        if !(decoderTimeLimit > 0) { throw ValidationError("--decoder-time-limit must be a number of seconds > 0.") }
     }
 
     func run() throws {
         let progress = Progress(label: "scan", unit: "files")
-        let catalog = CatalogScanner.scan(root: archive, decode: decode, isolation: .thisExecutable) { done, total in progress.update(done, total) }
+        let catalog = CatalogScanner.scan(root: archive, decode: decode,
+                                          isolation: .processes(executable: "/proc/self/exe", limits: DecoderLimits(fileSeconds: decoderTimeLimit))) { done, total in progress.update(done, total) }
         progress.finish()
         if json {
             let enc = JSONEncoder()

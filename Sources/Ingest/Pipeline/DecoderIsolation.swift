@@ -22,13 +22,14 @@ public enum DecoderIsolation: Sendable {
 
 /// How long a decode worker may work without a word before it is taken for hung and killed.
 public struct DecoderLimits: Sendable {
-    /// Seconds one file's decode may take (an enhanced file of a thousand JPEG 2000 frames takes ~20 s here).
-    public var fileSeconds: Double = 120
+    /// Seconds one file's decode may take: the largest file fuse3d reads (2^28 pixels, 1024 JPEG 2000 frames of 512²)
+    /// takes ~25 s on one core here, so twice that on a loaded machine still passes.
+    public var fileSeconds: Double = 60
     /// Seconds a study's fusion and compression may take once its files are decoded.
     public var fusionSeconds: Double = 900
 
     /// The defaults.
-    public init(fileSeconds: Double = 120, fusionSeconds: Double = 900) {
+    public init(fileSeconds: Double = 60, fusionSeconds: Double = 900) {
         self.fileSeconds = fileSeconds
         self.fusionSeconds = fusionSeconds
     }
