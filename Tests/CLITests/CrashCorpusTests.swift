@@ -66,24 +66,10 @@ final class CrashCorpusTests: XCTestCase {
         env["SWIFT_BACKTRACE"] = "enable=no"  // glibc's message, not the backtracer's report, ends stderr
         if FileManager.default.fileExists(atPath: mallocDebug) { env["LD_PRELOAD"] = mallocDebug }
         p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let deadline = DispatchTime.now() + timeout
         let watchdog = DispatchWorkItem { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        DispatchQueue.global().asyncAfter(deadline: deadline, execute: watchdog)
         defer { watchdog.cancel() }
-        final class Box: @unchecked Sendable { var data = Data() }  // written by one thread, read after `group.wait()`
-        let outBox = Box()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return Run(signaled: p.terminationReason == .uncaughtSignal, status: p.terminationStatus,
-                   stdout: String(decoding: outBox.data, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        let r = try Fixtures.runToEnd(p) { DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog) }
+        return Run(signaled: r.signaled, status: r.status, stdout: r.stdout, stderr: r.stderr)
     }
 
     func corpusFiles() throws -> [String] {

@@ -45,10 +45,19 @@ public enum Fixtures {
         p.arguments = arguments
         if let cwd { p.currentDirectoryURL = cwd }
         if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let r = try runToEnd(p)
+        return (r.status, r.stdout, r.stderr)
+    }
+
+    /// Starts `p` (executable, arguments and environment set) with both outputs captured, and waits for its end;
+    /// `started` runs once it is running (a watchdog, say). `signaled`: it died by a signal rather than exiting.
+    public static func runToEnd(_ p: Process, started: (() -> Void)? = nil) throws
+        -> (status: Int32, signaled: Bool, stdout: String, stderr: String) {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
+        started?()
         // Drain both pipes at once so a child filling one of them never blocks.
         final class Box: @unchecked Sendable { var data = Data() }  // written by one thread, read after `group.wait()`
         let outBox = Box()
@@ -58,7 +67,8 @@ public enum Fixtures {
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: outBox.data, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        return (p.terminationStatus, p.terminationReason == .uncaughtSignal, String(decoding: outBox.data, as: UTF8.self),
+                String(decoding: errData, as: UTF8.self))
     }
 
     /// Starts a program in the background, its output discarded (a run a test will interrupt).
