@@ -55,7 +55,7 @@ struct PredictCommand: ParsableCommand {
         if let keypoints {
             let dataset = try ShardDataset(directory: shardFolder)
             let models = try trained.models(inputSize: dataset.manifest.shape, device: runOptions.torchDevice)
-            guard models.allSatisfy({ $0.backbone is TwoStageBackbone }) else {
+            guard models.allSatisfy(\.locates) else {
                 throw ValidationError("--keypoints needs a two-stage run; \(runURL.path) was trained without two_stage")
             }
             let points = try predictedPoints(models, dataset: dataset, device: runOptions.torchDevice)

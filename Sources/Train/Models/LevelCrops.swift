@@ -28,6 +28,17 @@ public final class LevelCropBackbone: Module, Backbone {
 
     public var featureCount: Int { levels * inner.featureCount }
 
+    /// A `LevelHead` over the crops' features for the 25 RSNA columns; a `Linear` for other head counts.
+    public func makeHead(heads: Int) throws -> any UnaryLayer {
+        heads == 25 ? try LevelHead(features: inner.featureCount, levels: levels, conditions: heads / levels) : try Linear(featureCount, heads)
+    }
+
+    /// The crops sit at the training studies' mean spinal keypoints (`LevelAtlas`, saved with the weights as `atlas`).
+    public func prepare(trainingKeypoints: () throws -> [[Float]]) throws {
+        let atlas = try LevelAtlas.mean(keypoints: try trainingKeypoints())
+        try Torch.noGrad { try self.atlas.copy_(try Tensor(atlas, shape: [5, 3])) }
+    }
+
     /// The first voxel of level `level`'s crop along each axis of a grid of `grid` voxels: the centre rounded half
     /// up, less half the crop, kept inside the grid.
     public func cropStarts(grid: [Int]) throws -> [[Int]] {

@@ -38,7 +38,8 @@ public struct TwoStageConfig: Equatable, Sendable {
     /// The model layout these settings describe.
     public func layout() throws -> TwoStageLayout {
         try TwoStageLayout(crops: PointCrops(size: crop, scale: cropScale), localizerWidth: localizerWidth, pool: localizerPool,
-                           sideShift: sideCrops ? sideShift : nil, conditionCrops: conditionCrops)
+                           sideShift: sideCrops ? sideShift : nil, conditionCrops: conditionCrops, jitter: jitter,
+                           localizationWeight: localizationWeight)
     }
 
     /// The `two_stage:` block of the resolved YAML.
