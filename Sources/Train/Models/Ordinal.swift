@@ -10,7 +10,7 @@ public final class LogisticCumulativeLink: Module {
 
     /// `heads` links over `classes` ordered classes; cutpoints start at spacecutter's k − (K−1)/2.
     public init(heads: Int = 25, classes: Int = 3) throws {
-        guard classes >= 2 else { throw TorchError("LogisticCumulativeLink needs at least 2 classes, got \(classes)") }
+        guard classes >= 2 else { throw TrainError(.configuration, "LogisticCumulativeLink needs at least 2 classes, got \(classes)") }
         let k = classes - 1
         let row = (0..<k).map { Float($0) - Float(k) / 2 }
         _cutpoints = Param(wrappedValue: try Tensor(Array((0..<heads).map { _ in row }.joined()), shape: [heads, k]))
@@ -57,10 +57,10 @@ public struct CumulativeLinkLoss {
     public func callAsFunction(_ probs: Tensor, _ labels: Tensor) throws -> Tensor {
         let p32 = try probs.to(.float32)
         guard probs.rank == 3, labels.shape == Array(probs.shape.prefix(2)) else {
-            throw TorchError("CumulativeLinkLoss: probabilities \(probs.shape) and labels \(labels.shape) do not match (B, H, K) / (B, H)")
+            throw TrainError(.shape, "CumulativeLinkLoss: probabilities \(probs.shape) and labels \(labels.shape) do not match (B, H, K) / (B, H)")
         }
         guard classWeights.count == probs.shape[2] else {
-            throw TorchError("CumulativeLinkLoss: \(classWeights.count) class weights for \(probs.shape[2]) classes")
+            throw TrainError(.configuration, "CumulativeLinkLoss: \(classWeights.count) class weights for \(probs.shape[2]) classes")
         }
         let labels = try labels.to(.int64, device: probs.device)
         let present = try labels.ge(0).to(.float32)

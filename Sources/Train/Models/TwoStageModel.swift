@@ -27,7 +27,7 @@ public struct TwoStageLayout: Sendable, Equatable {
     public init(crops: PointCrops, localizerWidth: Int = 8, pool: [Int] = [4, 2, 2], sideShift: Double? = nil,
                 conditionCrops: Bool = false, jitter: Double = 0, localizationWeight: Double = 0.05, heatmapSigma: Double = 1) throws {
         guard pool.count == 3, pool.allSatisfy({ $0 >= 1 }), localizerWidth >= 1 else {
-            throw TorchError("the localizer needs a width of 1 or more and three pooling factors of 1 or more, not \(localizerWidth) and \(pool)")
+            throw TrainError(.configuration, "the localizer needs a width of 1 or more and three pooling factors of 1 or more, not \(localizerWidth) and \(pool)")
         }
         self.crops = crops
         self.localizerWidth = localizerWidth
@@ -37,7 +37,7 @@ public struct TwoStageLayout: Sendable, Equatable {
         self.jitter = jitter
         self.localizationWeight = localizationWeight
         self.heatmapSigma = heatmapSigma
-        guard !(conditionCrops && sideShift != nil) else { throw TorchError("side crops and condition crops exclude each other") }
+        guard !(conditionCrops && sideShift != nil) else { throw TrainError(.configuration, "side crops and condition crops exclude each other") }
     }
 
     /// Crops per level: five with condition crops, two with side crops, else one.
