@@ -126,8 +126,8 @@ public final class CropKindHead: Module, UnaryLayer {
         case .conditions:
             let columns = 5 * levels
             let z = try kind(try x.reshape([b, columns, x.shape[1] / columns]))  // (B, column, 3)
-            // Column c reads logit [0, 1, 1, 2, 2][c / levels]: canal, foramina, recesses.
-            let which: [Float] = (0..<columns).flatMap { c in (0..<3).map { k in Float(k == [0, 1, 1, 2, 2][c / levels] ? 1 : 0) } }
+            // Column c reads the logit of its condition's group: canal, foramina, recesses.
+            let which: [Float] = (0..<columns).flatMap { c in (0..<3).map { k in Float(k == RSNA.conditionGroups[c / levels] ? 1 : 0) } }
             return try (z * (try Tensor(which, shape: [1, columns, 3], device: z.device))).sum([2]) + bias
         }
     }

@@ -83,13 +83,13 @@ public func locateLevels(_ models: [any TrainableModel], loader: ShardLoader) th
 }
 
 /// Files a batch's located points (`sum` over `models` models, levels × 3 per sample) by study, their mean beside the
-/// samples' 75 keypoint values: what `locateLevels` and `predictLocating` return.
+/// samples' keypoint values (`RSNA.keypointValuesPerStudy`): what `locateLevels` and `predictLocating` return.
 func recordLocated(_ sum: [Float], models: Int, batch: Batch, into out: inout [Int64: (points: [Float], keypoints: [Float])]) throws {
     let mean = sum.map { $0 / Float(models) }
     let keypoints = try batch.keypoints.to(.float32, device: .cpu).toArray(Float.self)
-    let per = mean.count / batch.count
+    let per = mean.count / batch.count, values = RSNA.keypointValuesPerStudy
     for (i, id) in batch.studyIDs.enumerated() {
-        out[id] = (Array(mean[(per * i)..<(per * i + per)]), Array(keypoints[(75 * i)..<(75 * i + 75)]))
+        out[id] = (Array(mean[(per * i)..<(per * i + per)]), Array(keypoints[(values * i)..<(values * i + values)]))
     }
 }
 
@@ -113,17 +113,18 @@ public func localizationError(_ located: [Int64: (points: [Float], keypoints: [F
 /// Each label column's mean offset (voxels) from its level's spinal-canal keypoint over `keypoints` (25 × 3 per study,
 /// NaN where absent): what a two-stage model's `offsets` hold, so the localizer's points give every condition's point.
 public func conditionOffsets(keypoints: [[Float]]) -> [Float] {
-    var sum = [Double](repeating: 0, count: 75), count = [Int](repeating: 0, count: 25)
+    let columns = RSNA.labelColumns.count, levels = RSNA.levels.count
+    var sum = [Double](repeating: 0, count: 3 * columns), count = [Int](repeating: 0, count: columns)
     for k in keypoints {
-        for column in 0..<25 {
-            let level = column % 5
+        for column in 0..<columns {
+            let level = column % levels
             let d = (0..<3).map { Double(k[3 * column + $0]) - Double(k[3 * level + $0]) }
             guard d.allSatisfy(\.isFinite) else { continue }
             for a in 0..<3 { sum[3 * column + a] += d[a] }
             count[column] += 1
         }
     }
-    return (0..<75).map { count[$0 / 3] > 0 ? Float(sum[$0] / Double(count[$0 / 3])) : 0 }
+    return (0..<(3 * columns)).map { count[$0 / 3] > 0 ? Float(sum[$0] / Double(count[$0 / 3])) : 0 }
 }
 
 /// Every label column's predicted point for each study of `dataset`: the models' level points (averaged over the
@@ -135,14 +136,15 @@ public func predictedPoints(_ models: [any TrainableModel], dataset: ShardDatase
     }
     let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: batchSize, shuffle: false, dropLast: false), device: device)
     let (located, offsets) = try locateLevels(models, loader: loader)
-    let offset = (0..<75).map { i in offsets.map { Double($0[i]) }.reduce(0, +) / Double(max(1, offsets.count)) }
+    let columns = RSNA.labelColumns.count, levels = RSNA.levels.count
+    let offset = (0..<(3 * columns)).map { i in offsets.map { Double($0[i]) }.reduce(0, +) / Double(max(1, offsets.count)) }
     let affines = try studyAffines(dataset)
     var out: [Int64: [Double]] = [:]
     for (id, v) in located {
         guard let a = affines[id] else { continue }
         var mm: [Double] = []
-        for column in 0..<25 {
-            let level = column % 5
+        for column in 0..<columns {
+            let level = column % levels
             let voxel: [Double] = (0..<3).map { Double(v.points[3 * level + $0]) + offset[3 * column + $0] }
             for r in 0..<3 { mm.append(a[4 * r] * voxel[0] + a[4 * r + 1] * voxel[1] + a[4 * r + 2] * voxel[2] + a[4 * r + 3]) }
         }
