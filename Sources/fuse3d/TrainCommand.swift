@@ -51,7 +51,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Samples per batch.") var batch: Int?
     @Option(help: "Peak learning rate.") var lr: Double?
     @Option(help: "Seed of the split, the initialisation and the sample order.") var seed: UInt64?
-    @Option(help: "cpu, cuda or cuda:N.") var device: String?
+    @Option(help: "cpu, cuda or cuda:N.", transform: SharedChecks.device) var device: DeviceSetting?
     @Option(help: "libtorch threads (default: all cores).") var threads: Int?
     @Flag(help: "Continue an interrupted run from its last checkpoints (finished folds are kept).") var resume = false
     @Flag(help: "Delete the earlier run's files in --out (fold results, checkpoints, split, summary) and train afresh.") var overwrite = false
@@ -69,7 +69,6 @@ struct TrainCommand: ParsableCommand {
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1.") }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive.") }
         if let width, !(width > 0) { throw ValidationError("--width must be positive.") }
-        if let device { try SharedChecks.device(device) }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if let nproc, nproc < 1 { throw ValidationError("--nproc must be at least 1.") }
         if distTimeout < 1 { throw ValidationError("--dist-timeout must be at least 1 second.") }
@@ -112,7 +111,7 @@ struct TrainCommand: ParsableCommand {
         }
         var config = try resolvedConfig()
         let ranks = try DistributedLaunch.join(config: &config, timeout: distTimeout)
-        try Torch.validate(try Device.parse(config.device))
+        try Torch.validate(config.device.device)
         let runURL = URL(fileURLWithPath: out)
         let dataset = try ShardDataset(directory: URL(fileURLWithPath: shards))
         let trainer = try Trainer(config: config, dataset: dataset, run: runURL)

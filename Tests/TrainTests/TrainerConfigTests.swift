@@ -34,6 +34,21 @@ final class TrainerConfigTests: XCTestCase {
         XCTAssertEqual(try TrainingConfig.parse(c.yaml, path: "b.yaml"), c)
     }
 
+    func testTheDeviceIsParsedOnceAndPlainCUDAStaysEachRanksOwnGPU() throws {
+        let plain = try TrainingConfig.parse("device: cuda\n", path: "t.yaml")
+        XCTAssertEqual(plain.device.device, .cuda(0))
+        XCTAssertEqual(plain.device.onLocalRank(3).device, .cuda(3))
+        XCTAssertTrue(plain.yaml.contains("device: cuda\n"), plain.yaml)
+        XCTAssertEqual(try TrainingConfig.parse(plain.yaml, path: "resolved.yaml").device, plain.device)
+        let pinned = try TrainingConfig.parse("device: cuda:1\n", path: "t.yaml")
+        XCTAssertEqual(pinned.device.onLocalRank(3), pinned.device)
+        XCTAssertTrue(pinned.yaml.contains("device: cuda:1\n"), pinned.yaml)
+        XCTAssertEqual(TrainingConfig().device, DeviceSetting(.cpu))
+        XCTAssertThrowsError(try DeviceSetting.parse("tpu")) { error in
+            XCTAssertEqual(error as? TrainError, TrainError(.configuration, "--device must be cpu, cuda or cuda:N, not tpu"))
+        }
+    }
+
     func testUnknownKeysAndBadValuesNameTheFileAndKey() {
         let cases = [
             ("epochs: 3\nepoch: 4\n", "a.yaml:2: epoch: unknown key"),

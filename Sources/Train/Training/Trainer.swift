@@ -50,8 +50,8 @@ public final class Trainer {
         folder = RunFolder(run)
     }
 
-    /// The device from the configuration (checked when the configuration is read).
-    public var device: Device { Device(config.device) ?? .cpu }
+    /// The device from the configuration.
+    public var device: Device { config.device.device }
 
     /// What `train(folds:resume:overwrite:)` will train, checked before anything is written: the folds exist
     /// (0..<K), a saved split fits the shards and K, and the folder holds no results unless `resume` or

@@ -25,7 +25,7 @@ public struct TrainingConfig: Equatable, Sendable {
     /// Epochs per fold, samples per batch, number of folds, the run's seed.
     public var epochs = 16, batchSize = 8, folds = 4, seed: UInt64 = 0
     /// "cpu", "cuda" or "cuda:N"; libtorch intra-op threads (0: all cores).
-    public var device = "cpu", threads = 0
+    public var device = DeviceSetting(.cpu), threads = 0
     /// AdamW: peak learning rate, decoupled weight decay, β₁, β₂, ε.
     public var learningRate = 3e-3, weightDecay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8
     /// Linear warm-up length in epochs (fractions allowed), then cosine decay to `minLearningRate`.
@@ -84,8 +84,10 @@ public struct TrainingConfig: Equatable, Sendable {
         c.batchSize = try root.int("batch_size", min: 1) ?? c.batchSize
         c.folds = try root.int("folds", min: 2) ?? c.folds
         c.seed = try root.int("seed", min: 0).map(UInt64.init) ?? c.seed
-        c.device = try root.string("device") ?? c.device
-        if Device(c.device) == nil { throw root.error("device", "expected cpu, cuda or cuda:N, got \"\(c.device)\"") }
+        if let text = try root.string("device") {
+            guard let device = DeviceSetting(text) else { throw root.error("device", "expected cpu, cuda or cuda:N, got \"\(text)\"") }
+            c.device = device
+        }
         c.threads = try root.int("threads", min: 0) ?? c.threads
         c.clipNorm = try root.double("clip_norm", min: 0) ?? c.clipNorm
         c.emaDecay = try root.double("ema_decay", min: 0, below: 1) ?? c.emaDecay
