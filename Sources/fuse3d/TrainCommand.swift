@@ -26,6 +26,7 @@ struct TrainCommand: ParsableCommand {
         the CPU, NCCL on CUDA): --batch is the global batch, split across the ranks; rank 0 alone writes the run folder;
         --resume continues at any rank count (bit for bit at the same one). Multi-node examples: docs/slurm-train.sbatch, docs/k8s-train-indexed-job.yaml.
 
+        """ + "\n" + configurationKeys + "\n\n" + """
         Example:
           fuse3d train demo-out/shards --out demo-out/run --fold 0
           fuse3d train /data/shards --out /data/run --config train.yaml --fold 0 --device cuda --resume
@@ -33,6 +34,12 @@ struct TrainCommand: ParsableCommand {
           fuse3d train demo-out/shards --out demo-out/run --batch 8 --nproc 2       # two ranks on this machine
           torchrun --nproc-per-node 4 --no-python fuse3d train /data/shards --out /data/run --device cuda --batch 64
         """)
+
+    /// The keys a --config file may hold, from the configuration's own key table.
+    static var configurationKeys: String {
+        (["Configuration keys (--config FILE, YAML; RUN/config.yaml lists them resolved):"] + TrainingConfig.keyHelp.map { "  " + $0 })
+            .joined(separator: "\n")
+    }
 
     @Argument(help: "The shard folder (with manifest.json) to train on.")
     var shards: String

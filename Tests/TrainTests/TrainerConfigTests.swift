@@ -34,6 +34,21 @@ final class TrainerConfigTests: XCTestCase {
         XCTAssertEqual(try TrainingConfig.parse(c.yaml, path: "b.yaml"), c)
     }
 
+    func testTheHelpNamesEveryKeyTheResolvedYAMLWrites() throws {
+        // Both come from one key table: every key written back (two_stage's mapping included) is described.
+        var section = "", written: [String] = []
+        for line in TrainingConfig().yaml.split(separator: "\n") where !line.hasPrefix("#") {
+            let key = String(line.split(separator: ":")[0])
+            if key.hasPrefix("  ") { written.append(section + "." + key.trimmingCharacters(in: .whitespaces)) } else { section = key; written.append(key) }
+        }
+        let described = TrainingConfig.keyHelp.map { String($0.trimmingCharacters(in: .whitespaces).split(separator: ":")[0]) }
+        // The defaults leave out only the keys without a value (variant, width, the other model inputs).
+        XCTAssertEqual(described.filter { !written.contains($0) }, ["variant", "width", "input_crop", "level_crops"])
+        XCTAssertEqual(written.filter { !described.contains($0) }, [])
+        XCTAssertEqual(described.count, 49)
+        XCTAssertTrue(TrainingConfig.keyHelp.contains("  optimizer.lr: peak learning rate [number > 0]"), "\(TrainingConfig.keyHelp)")
+    }
+
     func testTheDeviceIsParsedOnceAndPlainCUDAStaysEachRanksOwnGPU() throws {
         let plain = try TrainingConfig.parse("device: cuda\n", path: "t.yaml")
         XCTAssertEqual(plain.device.device, .cuda(0))
