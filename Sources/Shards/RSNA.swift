@@ -16,6 +16,13 @@ public enum RSNA {
     public static let labelColumns: [String] = conditions.flatMap { c in levels.map { "\(c)_\($0)" } }
     /// Severity names as train.csv spells them; index = class (0, 1, 2).
     public static let severities = ["Normal/Mild", "Moderate", "Severe"]
+    /// Class probabilities per study: every label column's three severities, column-major (75).
+    public static let probabilitiesPerStudy = labelColumns.count * severities.count
+    /// Keypoint values per study: every label column's point (d, h, w) (75).
+    public static let keypointValuesPerStudy = labelColumns.count * 3
+    /// Each condition's scoring group, in `conditions` order: 0 spinal canal, 1 neural foramina, 2 subarticular
+    /// recesses (a side's left and right conditions share one group, and a model may share one output for them).
+    public static let conditionGroups = [0, 1, 1, 2, 2]
     /// Kaggle's spellings in train_label_coordinates.csv ("Spinal Canal Stenosis", "L1/L2").
     public static let conditionTitles = [
         "Spinal Canal Stenosis",

@@ -29,7 +29,8 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Timed steps.") var steps = 10
     @Option(help: "Untimed warm-up steps.") var warmup = 2
     @Option(help: "libtorch intra-op threads (default: all cores).") var threads: Int?
-    @Option(help: "cpu, cuda or cuda:N (cuda needs the bridge built against a CUDA PyTorch: make torch PYTHON=...).") var device = "cpu"
+    @Option(help: "cpu, cuda or cuda:N (cuda needs the bridge built against a CUDA PyTorch: make torch PYTHON=...). (default: cpu)",
+            transform: { try SharedChecks.device($0).device }) var device = Device.cpu
     @Flag(help: "bfloat16 autocast for the forward pass.") var bf16 = false
     @Flag(help: "Channels-last-3d memory order for input and convolution weights.") var channelsLast = false
 
@@ -43,14 +44,14 @@ struct BenchTrain: ParsableCommand {
         if model.lowercased() == "vit3d" && size % 16 != 0 {
             throw ValidationError("--size must be a multiple of 16 (the patch) for vit3d, not \(size)")
         }
-        try Torch.validate(try SharedChecks.device(device))
+        try Torch.validate(device)
     }
 
     func run() throws {
         let spec = ModelSpec(name: model, variant: variant, inputSize: [size, size, size], width: width)
         let bench = TrainBenchmark(spec: spec, batch: batch, steps: steps, warmup: warmup,
                                    threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                                   device: Device(device) ?? .cpu, mixedPrecision: bf16, channelsLast: channelsLast)
+                                   device: device, mixedPrecision: bf16, channelsLast: channelsLast)
         let r = try bench.run()
         print("model \(spec.name)-\(spec.variant) size \(size) batch \(batch) threads \(bench.threads) device \(bench.device)")
         print(String(format: "sec/step %.4f", r.secondsPerStep))

@@ -9,8 +9,8 @@ enum DistributedLaunch {
     /// local rank's GPU.
     static func join(config: inout TrainingConfig, timeout seconds: Int) throws -> TrainingRanks {
         guard let environment = try LaunchEnvironment.detect() else { return .single }
-        let device = try Device.parse(config.device)
-        if config.device == "cuda" { config.device = "cuda:\(environment.localRank)" }
+        let device = config.device.device
+        config.device = config.device.onLocalRank(environment.localRank)
         let available = try ProcessGroup.availableBackends()
         let backend: ProcessGroup.Backend = device.isCUDA && available.contains(.nccl) ? .nccl : .gloo
         guard available.contains(backend) else {
@@ -18,7 +18,7 @@ enum DistributedLaunch {
             throw DistributedError("rank \(environment.rank) of \(environment.worldSize): the libtorch bridge has \(has), not "
                                    + "\(backend.rawValue): rebuild it with `make torch` (docs/own-pytorch.md, distributed training)")
         }
-        let group = try ProcessGroup(environment, backend: backend, device: try Device.parse(config.device), timeout: .seconds(seconds))
+        let group = try ProcessGroup(environment, backend: backend, device: config.device.device, timeout: .seconds(seconds))
         print(group.summary + ", device \(config.device)")
         return TrainingRanks(group: group)
     }

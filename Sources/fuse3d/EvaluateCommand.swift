@@ -25,7 +25,7 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let trained = try runOptions.load()
-        let predictions = try trained.predict(try ShardDataset(directory: URL(fileURLWithPath: shards)), device: runOptions.torchDevice)
+        let predictions = try trained.predict(try ShardDataset(directory: URL(fileURLWithPath: shards)), device: runOptions.device)
         let score = RSNAScore(predictions)
         let prior = RSNAScore(predictions.replacing(with: trained.summary.priorProbabilities))
         print("\(trained.summary.folds.count) fold model(s) averaged over \(predictions.count) studies")

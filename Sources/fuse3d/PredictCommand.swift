@@ -48,17 +48,17 @@ struct PredictCommand: ParsableCommand {
             shardFolder = tmp
         }
         let trained = try runOptions.load()
-        let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: runOptions.torchDevice)
+        let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: runOptions.device)
         try Submission.csv(predictions).write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
         print("wrote \(out): \(predictions.count) studies × 25 rows, \(trained.summary.folds.count) fold model(s) averaged")
         if temporary != nil { checkSampleSubmission(predicted: Set(predictions.studyIDs.map { String($0) })) }
         if let keypoints {
             let dataset = try ShardDataset(directory: shardFolder)
-            let models = try trained.models(inputSize: dataset.manifest.shape, device: runOptions.torchDevice)
-            guard models.allSatisfy({ $0.backbone is TwoStageBackbone }) else {
+            let models = try trained.models(inputSize: dataset.manifest.shape, device: runOptions.device)
+            guard models.allSatisfy(\.locates) else {
                 throw ValidationError("--keypoints needs a two-stage run; \(runURL.path) was trained without two_stage")
             }
-            let points = try predictedPoints(models, dataset: dataset, device: runOptions.torchDevice)
+            let points = try predictedPoints(models, dataset: dataset, device: runOptions.device)
             let archive = temporary == nil ? nil : source
             let table = KeypointsTable.csv(points: points, catalog: archive.map { CatalogScanner.scan(root: $0, isolation: .thisExecutable) }, root: archive)
             try table.write(to: URL(fileURLWithPath: keypoints), atomically: true, encoding: .utf8)

@@ -11,9 +11,9 @@ enum SharedChecks {
         do { try Manifest.checkFolder(URL(fileURLWithPath: path)) } catch { throw ValidationError("\(error)") }
     }
 
-    /// A `--device` argument (Train's `Device.parse`); whether libtorch can use it is checked by `Torch.validate` when the command runs.
-    @discardableResult
-    static func device(_ text: String) throws -> Device {
-        do { return try Device.parse(text) } catch { throw ValidationError("\(error)") }
+    /// A `--device` argument, parsed once as the option is read (Train's `DeviceSetting.parse`); whether libtorch can
+    /// use it is checked by `Torch.validate`.
+    static func device(_ text: String) throws -> DeviceSetting {
+        do { return try DeviceSetting.parse(text) } catch { throw ValidationError("\(error)") }
     }
 }

@@ -26,6 +26,7 @@ struct TrainCommand: ParsableCommand {
         the CPU, NCCL on CUDA): --batch is the global batch, split across the ranks; rank 0 alone writes the run folder;
         --resume continues at any rank count (bit for bit at the same one). Multi-node examples: docs/slurm-train.sbatch, docs/k8s-train-indexed-job.yaml.
 
+        """ + "\n" + configurationKeys + "\n\n" + """
         Example:
           fuse3d train demo-out/shards --out demo-out/run --fold 0
           fuse3d train /data/shards --out /data/run --config train.yaml --fold 0 --device cuda --resume
@@ -33,6 +34,12 @@ struct TrainCommand: ParsableCommand {
           fuse3d train demo-out/shards --out demo-out/run --batch 8 --nproc 2       # two ranks on this machine
           torchrun --nproc-per-node 4 --no-python fuse3d train /data/shards --out /data/run --device cuda --batch 64
         """)
+
+    /// The keys a --config file may hold, from the configuration's own key table.
+    static var configurationKeys: String {
+        (["Configuration keys (--config FILE, YAML; RUN/config.yaml lists them resolved):"] + TrainingConfig.keyHelp.map { "  " + $0 })
+            .joined(separator: "\n")
+    }
 
     @Argument(help: "The shard folder (with manifest.json) to train on.")
     var shards: String
@@ -51,7 +58,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Samples per batch.") var batch: Int?
     @Option(help: "Peak learning rate.") var lr: Double?
     @Option(help: "Seed of the split, the initialisation and the sample order.") var seed: UInt64?
-    @Option(help: "cpu, cuda or cuda:N.") var device: String?
+    @Option(help: "cpu, cuda or cuda:N.", transform: SharedChecks.device) var device: DeviceSetting?
     @Option(help: "libtorch threads (default: all cores).") var threads: Int?
     @Flag(help: "Continue an interrupted run from its last checkpoints (finished folds are kept).") var resume = false
     @Flag(help: "Delete the earlier run's files in --out (fold results, checkpoints, split, summary) and train afresh.") var overwrite = false
@@ -69,7 +76,6 @@ struct TrainCommand: ParsableCommand {
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1.") }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive.") }
         if let width, !(width > 0) { throw ValidationError("--width must be positive.") }
-        if let device { try SharedChecks.device(device) }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if let nproc, nproc < 1 { throw ValidationError("--nproc must be at least 1.") }
         if distTimeout < 1 { throw ValidationError("--dist-timeout must be at least 1 second.") }
@@ -112,7 +118,7 @@ struct TrainCommand: ParsableCommand {
         }
         var config = try resolvedConfig()
         let ranks = try DistributedLaunch.join(config: &config, timeout: distTimeout)
-        try Torch.validate(try Device.parse(config.device))
+        try Torch.validate(config.device.device)
         let runURL = URL(fileURLWithPath: out)
         let dataset = try ShardDataset(directory: URL(fileURLWithPath: shards))
         let trainer = try Trainer(config: config, dataset: dataset, run: runURL)

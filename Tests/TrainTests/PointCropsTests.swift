@@ -129,11 +129,14 @@ final class PointCropsTests: XCTestCase {
             points += [7.5 + delta, h, 8]
             mirroredPoints += [7.5 - delta, h, 8]
         }
-        backbone.guide = try Tensor(points, shape: [1, 5, 3])
-        let logits = try Torch.noGrad { try model.logits(x) }.toArray(Float.self)
-        backbone.guide = try Tensor(mirroredPoints, shape: [1, 5, 3])
-        let swapped = try Torch.noGrad { try model.logits(try x.flip([2])) }.toArray(Float.self)
-        backbone.guide = nil
+        // The crops sit at the input's keypoints (the levels' points, then the other 20 columns, which only the
+        // localizer's loss reads).
+        func guidedLogits(_ x: Tensor, _ levels: [Float]) throws -> [Float] {
+            let keypoints = try Tensor(levels + [Float](repeating: .nan, count: 60), shape: [1, 25, 3])
+            return try Torch.noGrad { try model.forward(ModelInput(x, keypoints: keypoints)).logits }.toArray(Float.self)
+        }
+        let logits = try guidedLogits(x, points)
+        let swapped = try guidedLogits(try x.flip([2]), mirroredPoints)
         // Columns: spinal 0–4, left foramen 5–9, right foramen 10–14, left recess 15–19, right recess 20–24.
         let swap = Array(0..<5) + Array(10..<15) + Array(5..<10) + Array(20..<25) + Array(15..<20)
         let bias = try head.bias.toArray(Float.self)

@@ -31,6 +31,20 @@ final class TensorTests: XCTestCase {
         XCTAssertEqual(try (1.0 - a).toArray(Float.self), [0, -1, -2])
     }
 
+    func testOurOwnChecksAreTrainErrorsNotLibtorchs() throws {
+        // Checks made in Swift before libtorch sees anything say so: a TrainError, shown without "libtorch:".
+        XCTAssertThrowsError(try Tensor([Float(1), 2, 3], shape: [2])) { error in
+            XCTAssertEqual(error as? TrainError, TrainError(.shape, "3 values cannot fill shape [2]"))
+        }
+        XCTAssertThrowsError(try TwoStageLayout(crops: PointCrops(size: [4, 4, 4]), sideShift: 1, conditionCrops: true)) { error in
+            XCTAssertEqual(error as? TrainError, TrainError(.configuration, "side crops and condition crops exclude each other"))
+        }
+        XCTAssertThrowsError(try Conv3d(3, 4, kernel: 3, groups: 2)) { error in
+            XCTAssertEqual((error as? TrainError)?.kind, .shape, "\(error)")
+            XCTAssertFalse("\(error)".hasPrefix("libtorch:"), "\(error)")
+        }
+    }
+
     func testShapeMismatchThrowsLibtorchMessage() throws {
         let a = try Tensor([Float(1), 2, 3]), b = try Tensor([Float(1), 2])
         XCTAssertThrowsError(try a + b) { error in

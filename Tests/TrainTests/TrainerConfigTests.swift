@@ -34,6 +34,36 @@ final class TrainerConfigTests: XCTestCase {
         XCTAssertEqual(try TrainingConfig.parse(c.yaml, path: "b.yaml"), c)
     }
 
+    func testTheHelpNamesEveryKeyTheResolvedYAMLWrites() throws {
+        // Both come from one key table: every key written back (two_stage's mapping included) is described.
+        var section = "", written: [String] = []
+        for line in TrainingConfig().yaml.split(separator: "\n") where !line.hasPrefix("#") {
+            let key = String(line.split(separator: ":")[0])
+            if key.hasPrefix("  ") { written.append(section + "." + key.trimmingCharacters(in: .whitespaces)) } else { section = key; written.append(key) }
+        }
+        let described = TrainingConfig.keyHelp.map { String($0.trimmingCharacters(in: .whitespaces).split(separator: ":")[0]) }
+        // The defaults leave out only the keys without a value (variant, width, the other model inputs).
+        XCTAssertEqual(described.filter { !written.contains($0) }, ["variant", "width", "input_crop", "level_crops"])
+        XCTAssertEqual(written.filter { !described.contains($0) }, [])
+        XCTAssertEqual(described.count, 49)
+        XCTAssertTrue(TrainingConfig.keyHelp.contains("  optimizer.lr: peak learning rate [number > 0]"), "\(TrainingConfig.keyHelp)")
+    }
+
+    func testTheDeviceIsParsedOnceAndPlainCUDAStaysEachRanksOwnGPU() throws {
+        let plain = try TrainingConfig.parse("device: cuda\n", path: "t.yaml")
+        XCTAssertEqual(plain.device.device, .cuda(0))
+        XCTAssertEqual(plain.device.onLocalRank(3).device, .cuda(3))
+        XCTAssertTrue(plain.yaml.contains("device: cuda\n"), plain.yaml)
+        XCTAssertEqual(try TrainingConfig.parse(plain.yaml, path: "resolved.yaml").device, plain.device)
+        let pinned = try TrainingConfig.parse("device: cuda:1\n", path: "t.yaml")
+        XCTAssertEqual(pinned.device.onLocalRank(3), pinned.device)
+        XCTAssertTrue(pinned.yaml.contains("device: cuda:1\n"), pinned.yaml)
+        XCTAssertEqual(TrainingConfig().device, DeviceSetting(.cpu))
+        XCTAssertThrowsError(try DeviceSetting.parse("tpu")) { error in
+            XCTAssertEqual(error as? TrainError, TrainError(.configuration, "--device must be cpu, cuda or cuda:N, not tpu"))
+        }
+    }
+
     func testUnknownKeysAndBadValuesNameTheFileAndKey() {
         let cases = [
             ("epochs: 3\nepoch: 4\n", "a.yaml:2: epoch: unknown key"),

@@ -25,8 +25,10 @@ final class TwoStageParityTests: XCTestCase {
         _ = try PyTorchTwin.run(command, spec, arguments + extra)
     }
 
-    func located(_ model: OrdinalClassifier) throws -> Tensor {
-        try XCTUnwrap((model.backbone as? TwoStageBackbone)?.located)
+    /// Probabilities and level points of one forward pass (no gradients).
+    func forward(_ model: OrdinalClassifier, _ x: Tensor) throws -> (probs: Tensor, points: Tensor) {
+        let output = try Torch.noGrad { try model.forward(ModelInput(x)) }
+        return (output.probabilities, try XCTUnwrap(output.located).levels)
     }
 
     func testOursInPyTorch() throws { try oursInPyTorch(Self.spec) }
@@ -46,8 +48,7 @@ final class TwoStageParityTests: XCTestCase {
         for (name, t) in model.namedBuffers() where name.hasSuffix("offsets") { try t.uniform_(-3, 3) }
         model.eval()
         let x = try Tensor.randn([2, 3, 24, 24, 24])
-        let probs = try Torch.noGrad { try model(x) }
-        let points = try located(model)
+        let (probs, points) = try forward(model, x)
         XCTAssertEqual(probs.shape, [2, 25, 3])
         XCTAssertEqual(points.shape, [2, 5, 3])
         let w = dir.appendingPathComponent("w.safetensors"), i = dir.appendingPathComponent("x.safetensors")
@@ -71,8 +72,7 @@ final class TwoStageParityTests: XCTestCase {
         model.eval()
         let x = try XCTUnwrap(SafeTensors.read(i).tensors["x"])
         let theirs = try SafeTensors.read(o).tensors
-        let probs = try Torch.noGrad { try model(x) }
-        let points = try located(model)
+        let (probs, points) = try forward(model, x)
         XCTAssertLessThan(try (probs - XCTUnwrap(theirs["probs"])).abs().max().item(), 1e-4)
         XCTAssertLessThan(try (points - XCTUnwrap(theirs["points"])).abs().max().item(), 1e-3)
         // The points spread inside the grid (the twin's heatmaps are peaked): the loaded localizer is really used.

@@ -47,6 +47,9 @@ public struct Checkpoint {
             try model.update(parameters: tensors.filter { !$0.key.contains("/") })
         } catch let e as TorchError {
             throw fail(e.message)
+        } catch let e as TrainError where e.kind == .shape {
+            // A state that does not fit the model: the file is named, as for what libtorch refuses.
+            throw fail(e.message)
         }
         if let optimizer {
             let kind = String(describing: type(of: optimizer))
@@ -81,6 +84,8 @@ public struct Checkpoint {
     public static func loadWeights(_ url: URL, into model: Module, device: Device = .cpu) throws {
         let (tensors, _) = try SafeTensors.read(url, device: device)
         do { try model.update(parameters: tensors) } catch let e as TorchError {
+            throw SafeTensors.FormatError(path: url.path, message: e.message)
+        } catch let e as TrainError where e.kind == .shape {
             throw SafeTensors.FormatError(path: url.path, message: e.message)
         }
     }

@@ -40,15 +40,19 @@ public final class GradientAllReduce {
     public let group: ProcessGroup
     private let parameters: [(String, Tensor)]
     private let buffers: [(String, Tensor)]
+    /// For each parameter, the extra loss whose terms weigh its gradients (nil: the loss's own weight).
+    private let reducedBy: [String?]
     /// The buckets of `parameters`.
     public let buckets: GradientBuckets
 
-    /// A reducer of `parameters`' gradients; `buffers` (BatchNorm's running statistics) are copied from
-    /// rank 0 at every step, as DDP's broadcast_buffers, so every rank evaluates and saves the same model.
-    public init(group: ProcessGroup, parameters: [(String, Tensor)], buffers: [(String, Tensor)] = []) {
+    /// A reducer of `parameters`' gradients, weighed as `groups` say (`ParameterPolicy.reducedBy`); `buffers`
+    /// (BatchNorm's running statistics) are copied from rank 0 at every step, as DDP's broadcast_buffers, so every
+    /// rank evaluates and saves the same model.
+    public init(group: ProcessGroup, parameters: [(String, Tensor)], groups: [ParameterGroup] = [], buffers: [(String, Tensor)] = []) {
         self.group = group
         self.parameters = parameters
         self.buffers = buffers
+        reducedBy = parameters.map { groups.group(of: $0.0)?.policy.reducedBy }
         buckets = GradientBuckets(byteCounts: parameters.map { $0.1.count * $0.1.dtype.byteSize })
     }
 
@@ -63,16 +67,20 @@ public final class GradientAllReduce {
     /// `localWeight` / Σ weights, and returns the global batch's loss from this rank's `localLoss`
     /// (its weighted mean, normalised by `localWeight`). Every parameter must have a gradient.
     ///
-    /// A two-stage model's localizer has a loss of its own, a mean over the rank's `localizerPoints` labelled points
-    /// (nil: no localizer): its gradients (parameters named `localizerPrefix`…) are weighted by the rank's share of the
-    /// global batch's points instead, n_r / N, so both stages step as in one process.
-    public func reduce(localLoss: Double, localWeight: Double, localizerPoints: Double? = nil,
-                       localizerPrefix: String = TwoStageBackbone.localizerParameterPrefix, epsilon: Double = 1e-7) throws -> Double {
+    /// A group whose policy names an extra loss (a localizer's, a mean over the rank's `extraTerms[name]` labelled
+    /// points) is weighted by the rank's share of the global batch's terms instead, n_r / N, so every group steps as in
+    /// one process.
+    public func reduce(localLoss: Double, localWeight: Double, extraTerms: [String: Double] = [:], epsilon: Double = 1e-7) throws -> Double {
         let weight = max(localWeight, epsilon)
-        let totals = try group.allReduce([weight * localLoss, localWeight, localizerPoints ?? 0])
+        let names = extraTerms.keys.sorted()
+        let totals = try group.allReduce([weight * localLoss, localWeight] + names.map { extraTerms[$0]! })
         let globalWeight = max(totals[1], epsilon)
-        // The common scale is W_r / W; the localizer's gradients are first multiplied by (n_r / N) / (W_r / W).
-        let localizerFactor = localizerPoints.map { n in totals[2] > 0 ? (n / totals[2]) / (weight / globalWeight) : 0 }
+        // The common scale is W_r / W; a group weighed by an extra loss is first multiplied by (n_r / N) / (W_r / W).
+        var factors: [String: Double] = [:]
+        for (k, name) in names.enumerated() {
+            let n = extraTerms[name]!, total = totals[2 + k]
+            factors[name] = total > 0 ? (n / total) / (weight / globalWeight) : 0
+        }
         var grads: [Tensor] = []
         grads.reserveCapacity(parameters.count)
         for index in buckets.order {
@@ -81,8 +89,8 @@ public final class GradientAllReduce {
                 throw DistributedError("rank \(group.rank): parameter \(name) has no gradient; data-parallel training needs every "
                                        + "parameter used in every step")
             }
-            if let localizerFactor, name.hasPrefix(localizerPrefix), localizerFactor != 1 {
-                try Torch.noGrad { try grad.mul_(localizerFactor) }
+            if let loss = reducedBy[index], let factor = factors[loss], factor != 1 {
+                try Torch.noGrad { try grad.mul_(factor) }
             }
             grads.append(grad)
         }

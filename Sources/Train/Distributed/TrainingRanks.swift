@@ -1,4 +1,5 @@
 import Foundation
+import Shards
 
 /// The ranks of a training run as the trainer sees them: one process (no group), or one rank of a c10d group.
 /// It says who writes (rank 0 alone), splits the global batch and the validation studies, and gathers what the
@@ -41,12 +42,13 @@ public struct TrainingRanks {
     public func gather(_ mine: StudyPredictions, ordered: [Int64]) throws -> StudyPredictions {
         guard let group else { return mine }
         let row = Dictionary(uniqueKeysWithValues: ordered.enumerated().map { ($0.element, $0.offset) })
-        var probabilities = [Double](repeating: 0, count: ordered.count * 75)
-        var labels = [Double](repeating: 0, count: ordered.count * 25)
+        let perStudy = RSNA.probabilitiesPerStudy, columns = RSNA.labelColumns.count
+        var probabilities = [Double](repeating: 0, count: ordered.count * perStudy)
+        var labels = [Double](repeating: 0, count: ordered.count * columns)
         for (i, id) in mine.studyIDs.enumerated() {
             guard let r = row[id] else { throw DistributedError("rank \(rank) validated study \(id), which is not in the validation set") }
-            for k in 0..<75 { probabilities[r * 75 + k] = mine.probabilities[i * 75 + k] }
-            for k in 0..<25 { labels[r * 25 + k] = Double(mine.labels[i * 25 + k]) }
+            for k in 0..<perStudy { probabilities[r * perStudy + k] = mine.probabilities[i * perStudy + k] }
+            for k in 0..<columns { labels[r * columns + k] = Double(mine.labels[i * columns + k]) }
         }
         let sums = try group.allReduce(probabilities + labels)
         return StudyPredictions(studyIDs: ordered, probabilities: Array(sums[..<probabilities.count]),
@@ -59,7 +61,7 @@ public struct TrainingRanks {
     public func gather(located mine: [Int64: (points: [Float], keypoints: [Float])], ordered: [Int64], levels: Int = 5)
         throws -> [Int64: (points: [Float], keypoints: [Float])] {
         guard let group else { return mine }
-        let width = 3 * levels + 75
+        let width = 3 * levels + RSNA.keypointValuesPerStudy
         var rows = [Double](repeating: 0, count: ordered.count * width)
         let row = Dictionary(uniqueKeysWithValues: ordered.enumerated().map { ($0.element, $0.offset) })
         for (id, v) in mine {

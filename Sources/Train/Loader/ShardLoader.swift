@@ -131,7 +131,7 @@ public final class ShardLoader {
                              + "\(options.threads), \(options.prefetch), \(options.shuffleWindow)")
         }
         guard options.rankShare.ranks == 1 || options.dropLast else {
-            throw TorchError("loader: a rank's share of the batches needs dropLast (every rank must take as many steps)")
+            throw TrainError(.loader, "loader: a rank's share of the batches needs dropLast (every rank must take as many steps)")
         }
         self.dataset = dataset
         samples = dataset.studyIDs.indices.filter { studies?.contains(dataset.studyIDs[$0]) ?? true }

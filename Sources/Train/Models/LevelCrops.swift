@@ -28,6 +28,17 @@ public final class LevelCropBackbone: Module, Backbone {
 
     public var featureCount: Int { levels * inner.featureCount }
 
+    /// A `LevelHead` over the crops' features for the 25 RSNA columns; a `Linear` for other head counts.
+    public func makeHead(heads: Int) throws -> any UnaryLayer {
+        heads == 25 ? try LevelHead(features: inner.featureCount, levels: levels, conditions: heads / levels) : try Linear(featureCount, heads)
+    }
+
+    /// The crops sit at the training studies' mean spinal keypoints (`LevelAtlas`, saved with the weights as `atlas`).
+    public func prepare(trainingKeypoints: () throws -> [[Float]]) throws {
+        let atlas = try LevelAtlas.mean(keypoints: try trainingKeypoints())
+        try Torch.noGrad { try self.atlas.copy_(try Tensor(atlas, shape: [5, 3])) }
+    }
+
     /// The first voxel of level `level`'s crop along each axis of a grid of `grid` voxels: the centre rounded half
     /// up, less half the crop, kept inside the grid.
     public func cropStarts(grid: [Int]) throws -> [[Int]] {
@@ -115,8 +126,8 @@ public final class CropKindHead: Module, UnaryLayer {
         case .conditions:
             let columns = 5 * levels
             let z = try kind(try x.reshape([b, columns, x.shape[1] / columns]))  // (B, column, 3)
-            // Column c reads logit [0, 1, 1, 2, 2][c / levels]: canal, foramina, recesses.
-            let which: [Float] = (0..<columns).flatMap { c in (0..<3).map { k in Float(k == [0, 1, 1, 2, 2][c / levels] ? 1 : 0) } }
+            // Column c reads the logit of its condition's group: canal, foramina, recesses.
+            let which: [Float] = (0..<columns).flatMap { c in (0..<3).map { k in Float(k == RSNA.conditionGroups[c / levels] ? 1 : 0) } }
             return try (z * (try Tensor(which, shape: [1, columns, 3], device: z.device))).sum([2]) + bias
         }
     }

@@ -10,7 +10,7 @@ public final class LogisticCumulativeLink: Module {
 
     /// `heads` links over `classes` ordered classes; cutpoints start at spacecutter's k − (K−1)/2.
     public init(heads: Int = 25, classes: Int = 3) throws {
-        guard classes >= 2 else { throw TorchError("LogisticCumulativeLink needs at least 2 classes, got \(classes)") }
+        guard classes >= 2 else { throw TrainError(.configuration, "LogisticCumulativeLink needs at least 2 classes, got \(classes)") }
         let k = classes - 1
         let row = (0..<k).map { Float($0) - Float(k) / 2 }
         _cutpoints = Param(wrappedValue: try Tensor(Array((0..<heads).map { _ in row }.joined()), shape: [heads, k]))
@@ -57,10 +57,10 @@ public struct CumulativeLinkLoss {
     public func callAsFunction(_ probs: Tensor, _ labels: Tensor) throws -> Tensor {
         let p32 = try probs.to(.float32)
         guard probs.rank == 3, labels.shape == Array(probs.shape.prefix(2)) else {
-            throw TorchError("CumulativeLinkLoss: probabilities \(probs.shape) and labels \(labels.shape) do not match (B, H, K) / (B, H)")
+            throw TrainError(.shape, "CumulativeLinkLoss: probabilities \(probs.shape) and labels \(labels.shape) do not match (B, H, K) / (B, H)")
         }
         guard classWeights.count == probs.shape[2] else {
-            throw TorchError("CumulativeLinkLoss: \(classWeights.count) class weights for \(probs.shape[2]) classes")
+            throw TrainError(.configuration, "CumulativeLinkLoss: \(classWeights.count) class weights for \(probs.shape[2]) classes")
         }
         let labels = try labels.to(.int64, device: probs.device)
         let present = try labels.ge(0).to(.float32)
@@ -72,16 +72,53 @@ public struct CumulativeLinkLoss {
     }
 }
 
-/// A 3-D feature extractor: (B, C, D, H, W) → (B, featureCount).
+/// A 3-D feature extractor: (B, C, D, H, W) → (B, featureCount). A backbone that does more than pool features (a
+/// localizer, crops at its points) says so through the defaults it overrides: its forward's extra losses and points,
+/// its head, its parameter groups, what it takes from the training studies.
 public protocol Backbone: Module {
     /// Width of the pooled feature vector.
     var featureCount: Int { get }
     /// Pooled features of a batch.
     func features(_ x: Tensor) throws -> Tensor
+    /// One forward pass: the features, and the extra losses and points of a backbone that locates.
+    func forward(_ input: ModelInput) throws -> BackboneOutput
+    /// The head over these features for `heads` outputs.
+    func makeHead(heads: Int) throws -> any UnaryLayer
+    /// Groups of the backbone's parameters with policies of their own (prefixes relative to the backbone).
+    var parameterGroups: [ParameterGroup] { get }
+    /// Whether it locates points (`TrainableModel.locates`).
+    var locates: Bool { get }
+    /// Sets what the backbone takes from the training studies' keypoints (`TrainableModel.prepare`).
+    func prepare(trainingKeypoints: () throws -> [[Float]]) throws
+}
+
+/// A backbone's forward: features, plus what a locating backbone adds.
+public struct BackboneOutput {
+    /// (B, featureCount) features.
+    public var features: Tensor
+    /// The backbone's losses (`ModelOutput.extraLosses`).
+    public var extraLosses: [ExtraLoss]
+    /// The points it located (`ModelOutput.located`).
+    public var located: Located?
+
+    /// Features, with the extra losses and points of a backbone that locates.
+    public init(features: Tensor, extraLosses: [ExtraLoss] = [], located: Located? = nil) {
+        self.features = features
+        self.extraLosses = extraLosses
+        self.located = located
+    }
+}
+
+extension Backbone {
+    public func forward(_ input: ModelInput) throws -> BackboneOutput { BackboneOutput(features: try features(input.volumes)) }
+    public func makeHead(heads: Int) throws -> any UnaryLayer { try Linear(featureCount, heads) }
+    public var parameterGroups: [ParameterGroup] { [] }
+    public var locates: Bool { false }
+    public func prepare(trainingKeypoints: () throws -> [[Float]]) throws {}
 }
 
 /// Backbone → one logit per condition-level (`head`) → ordinal probabilities (`link`).
-public final class OrdinalClassifier: Module {
+public final class OrdinalClassifier: Module, TrainableModel {
     /// Feature extractor.
     public let backbone: any Backbone
     /// Pooled features → one logit per head (a `Linear`, or a `LevelHead` over level crops' features).
@@ -92,17 +129,7 @@ public final class OrdinalClassifier: Module {
     /// A classifier with `heads` heads (25 RSNA condition-levels by default) of `classes` ordered classes.
     public init(backbone: any Backbone, heads: Int = 25, classes: Int = 3) throws {
         self.backbone = backbone
-        if let levels = backbone as? LevelCropBackbone, heads == 25 {
-            head = try LevelHead(features: levels.inner.featureCount, levels: levels.levels, conditions: heads / levels.levels)
-        } else if let levels = backbone as? TwoStageBackbone, heads == 25, levels.layout.conditionCrops {
-            head = try CropKindHead(features: levels.inner.featureCount, levels: levels.levels, crops: .conditions)
-        } else if let levels = backbone as? TwoStageBackbone, heads == 25, levels.layout.sideShift != nil {
-            head = try CropKindHead(features: levels.inner.featureCount, levels: levels.levels, crops: .sides)
-        } else if let levels = backbone as? TwoStageBackbone, heads == 25 {
-            head = try LevelHead(features: levels.inner.featureCount, levels: levels.levels, conditions: heads / levels.levels)
-        } else {
-            head = try Linear(backbone.featureCount, heads)
-        }
+        head = try backbone.makeHead(heads: heads)
         link = try LogisticCumulativeLink(heads: heads, classes: classes)
     }
 
@@ -111,4 +138,22 @@ public final class OrdinalClassifier: Module {
 
     /// (B, heads, classes) probabilities.
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try link(logits(x)) }
+
+    public func forward(_ input: ModelInput) throws -> ModelOutput {
+        let b = try backbone.forward(input)
+        let logits = try head(b.features)
+        return ModelOutput(logits: logits, probabilities: try link(logits), extraLosses: b.extraLosses, located: b.located)
+    }
+
+    /// The backbone's groups (under `backbone.`), then everything else: `model`, clipped and averaged.
+    public var parameterGroups: [ParameterGroup] {
+        backbone.parameterGroups.map { ParameterGroup(name: $0.name, prefix: "backbone." + $0.prefix, policy: $0.policy) }
+            + [ParameterGroup(name: "model", prefix: "")]
+    }
+
+    public var locates: Bool { backbone.locates }
+
+    public func prepare(trainingKeypoints: () throws -> [[Float]]) throws { try backbone.prepare(trainingKeypoints: trainingKeypoints) }
+
+    public func afterStep(cutpointMargin: Double) throws { try link.ascend(margin: cutpointMargin) }
 }

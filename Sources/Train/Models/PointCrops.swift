@@ -12,7 +12,7 @@ public struct PointCrops: Sendable, Equatable {
     /// Crops of `size` (three positive sizes) at `scale` grid voxels per crop voxel.
     public init(size: [Int], scale: Double = 1) throws {
         guard size.count == 3, size.allSatisfy({ $0 > 0 }), scale > 0 else {
-            throw TorchError("level crops need three positive sizes (D, H, W) and a positive scale, not \(size) at \(scale)")
+            throw TrainError(.configuration, "level crops need three positive sizes (D, H, W) and a positive scale, not \(size) at \(scale)")
         }
         self.size = size
         self.scale = scale
@@ -23,7 +23,7 @@ public struct PointCrops: Sendable, Equatable {
     /// crop voxel i samples c − (i − (D − 1)/2) · scale along d).
     public func callAsFunction(_ x: Tensor, points: Tensor, mirrored: Bool = false) throws -> Tensor {
         let b = x.shape[0], grid = Array(x.shape[2...]), l = points.shape[1]
-        guard points.shape == [b, l, 3] else { throw TorchError("crop points \(points.shape) do not match (\(b), levels, 3)") }
+        guard points.shape == [b, l, 3] else { throw TrainError(.shape, "crop points \(points.shape) do not match (\(b), levels, 3)") }
         // Offsets (D, H, W, 3) of the crop voxels from the centre, in grid voxels (d, h, w).
         var offsets: [Float] = []
         offsets.reserveCapacity(3 * size.reduce(1, *))

@@ -17,19 +17,27 @@ public struct TwoStageLayout: Sendable, Equatable {
     /// offset, `TwoStageBackbone.offsets`), the right side's crops mirrored, all read by one network and a
     /// `CropKindHead`.
     public var conditionCrops: Bool
+    /// Training: the crops' centres are the labels' spinal-canal points moved by up to ± `jitter` grid voxels along each
+    /// axis (uniform, from libtorch's generator, so a resumed run draws the same); the localizer's loss (mean absolute
+    /// error in voxels plus the heatmap cross-entropy against a Gaussian of `heatmapSigma` heatmap cells) weighs
+    /// `localizationWeight` beside the classifier's.
+    public var jitter: Double, localizationWeight: Double, heatmapSigma: Double
 
     /// A layout; three `pool` factors ≥ 1, `localizerWidth` ≥ 1.
     public init(crops: PointCrops, localizerWidth: Int = 8, pool: [Int] = [4, 2, 2], sideShift: Double? = nil,
-                conditionCrops: Bool = false) throws {
+                conditionCrops: Bool = false, jitter: Double = 0, localizationWeight: Double = 0.05, heatmapSigma: Double = 1) throws {
         guard pool.count == 3, pool.allSatisfy({ $0 >= 1 }), localizerWidth >= 1 else {
-            throw TorchError("the localizer needs a width of 1 or more and three pooling factors of 1 or more, not \(localizerWidth) and \(pool)")
+            throw TrainError(.configuration, "the localizer needs a width of 1 or more and three pooling factors of 1 or more, not \(localizerWidth) and \(pool)")
         }
         self.crops = crops
         self.localizerWidth = localizerWidth
         self.pool = pool
         self.sideShift = sideShift
         self.conditionCrops = conditionCrops
-        guard !(conditionCrops && sideShift != nil) else { throw TorchError("side crops and condition crops exclude each other") }
+        self.jitter = jitter
+        self.localizationWeight = localizationWeight
+        self.heatmapSigma = heatmapSigma
+        guard !(conditionCrops && sideShift != nil) else { throw TrainError(.configuration, "side crops and condition crops exclude each other") }
     }
 
     /// Crops per level: five with condition crops, two with side crops, else one.
@@ -41,13 +49,13 @@ public struct TwoStageLayout: Sendable, Equatable {
 /// a point from the stored grid itself (its finer voxels) and goes through one network shared by the levels; the
 /// features of the five crops side by side (B, levels · C), for a `LevelHead`.
 ///
-/// The crops sit at the localizer's predictions, except where the trainer sets `guide` for a training step (the
-/// labels' points with a jitter): so validation, evaluate and predict never see labels. Weights are named as the
-/// PyTorch twin's `TwoStageBackbone` (`localizer.…`, `inner.…`).
+/// The crops sit at the localizer's predictions, except in a training step, whose input carries the labels' keypoints:
+/// there they sit at the labels' points moved by the jitter, and the localizer learns those points (its loss is the
+/// output's extra loss). So validation, evaluate and predict never see labels. Weights are named as the PyTorch twin's
+/// `TwoStageBackbone` (`localizer.…`, `inner.…`).
 public final class TwoStageBackbone: Module, Backbone {
-    /// Names of the localizer's parameters in an `OrdinalClassifier` start so: the trainer clips, averages (EMA) and
-    /// all-reduces them apart from the classifier's.
-    public static let localizerParameterPrefix = "backbone.localizer."
+    /// The name of the localizer's loss among a forward's extra losses.
+    public static let localizationLoss = "localization"
     /// Stage one.
     public let localizer: LevelLocalizer
     /// The network every crop goes through.
@@ -56,11 +64,6 @@ public final class TwoStageBackbone: Module, Backbone {
     public let layout: TwoStageLayout
     /// Number of levels.
     public let levels: Int
-    /// Points (B, levels, 3) in the stored grid's voxels that the next forward crops at instead of its predictions,
-    /// NaN where the prediction should be used (training only: the trainer sets and clears it around a step).
-    public var guide: Tensor?
-    /// The points (B, levels, 3) the last forward predicted, with their graph when gradients are on.
-    public private(set) var located: Tensor?
     /// (levels · 5 conditions, 3): each label column's mean offset (voxels) from its level's spinal-canal point in the
     /// training studies, so the points of every condition follow from the localizer's (set by the trainer, saved).
     @Buffer public var offsets: Tensor
@@ -76,11 +79,29 @@ public final class TwoStageBackbone: Module, Backbone {
 
     public var featureCount: Int { levels * layout.cropsPerLevel * inner.featureCount }
 
-    /// The heatmap logits (B, levels, d, h, w) the last forward predicted, with their graph when gradients are on.
-    public private(set) var heat: Tensor?
+    /// The localizer's own group: clipped on its own, copied by the EMA (`FoldTraining`'s EMA explains why), and in
+    /// data-parallel training weighed by the ranks' shares of the labelled points its loss averages.
+    public var parameterGroups: [ParameterGroup] {
+        [ParameterGroup(name: "localizer", prefix: "localizer.",
+                        policy: ParameterPolicy(clipped: true, averaging: .copied, reducedBy: Self.localizationLoss))]
+    }
 
-    /// `x` (B, C, D, H, W), float32 → (B, levels, 3) predicted points (d, h, w) in voxels of `x`.
-    public func locate(_ x: Tensor) throws -> Tensor { try locateWithHeatmaps(x).points }
+    public var locates: Bool { true }
+
+    /// Every condition's point is its level's canal point plus the training studies' mean offset (saved as `offsets`).
+    public func prepare(trainingKeypoints: () throws -> [[Float]]) throws {
+        let mean = conditionOffsets(keypoints: try trainingKeypoints())
+        try Torch.noGrad { try offsets.copy_(try Tensor(mean, shape: [25, 3])) }
+    }
+
+    /// The head for the crops: a `CropKindHead` over condition or side crops, a `LevelHead` over one crop per level
+    /// (the 25 RSNA columns); a `Linear` for other head counts.
+    public func makeHead(heads: Int) throws -> any UnaryLayer {
+        guard heads == 25 else { return try Linear(featureCount, heads) }
+        if layout.conditionCrops { return try CropKindHead(features: inner.featureCount, levels: levels, crops: .conditions) }
+        if layout.sideShift != nil { return try CropKindHead(features: inner.featureCount, levels: levels, crops: .sides) }
+        return try LevelHead(features: inner.featureCount, levels: levels, conditions: heads / levels)
+    }
 
     /// `x` (B, C, D, H, W), float32 → the heatmap logits and the points (d, h, w) in voxels of `x` they give.
     public func locateWithHeatmaps(_ x: Tensor) throws -> (heat: Tensor, points: Tensor) {
@@ -90,17 +111,38 @@ public final class TwoStageBackbone: Module, Backbone {
         return (heat, try LevelLocalizer.softArgmax(heat, gridSize: Array(x.shape[2...])))
     }
 
-    public func features(_ x: Tensor) throws -> Tensor {
-        let b = x.shape[0]
-        let (heatmaps, predicted) = try locateWithHeatmaps(x)
-        located = predicted
-        heat = heatmaps
+    public func features(_ x: Tensor) throws -> Tensor { try forward(ModelInput(x)).features }
+
+    /// Locates the levels, cuts the crops (at the input's keypoints, jittered, where it has them) and reads them; with
+    /// keypoints, also the localizer's loss against them.
+    public func forward(_ input: ModelInput) throws -> BackboneOutput {
+        let x = input.volumes
+        // The labels' spinal-canal points (B, levels, 3) and the crops' centres: them moved by the jitter, drawn before
+        // any other random number of the step.
+        let spinal = try input.keypoints.map { try $0.to(.float32, device: .cpu).narrow(1, start: 0, length: levels).contiguous() }
+        let guide = try spinal.map { try $0 + ((try Tensor.rand($0.shape) * 2 - 1) * layout.jitter) }
+        let (heat, predicted) = try locateWithHeatmaps(x)
         var points = try predicted.detach()
         if let guide {
-            let values = try guide.to(.float32, device: .cpu).toArray(Float.self)
-            let known = try Tensor(values.map(\.isFinite), shape: guide.shape, device: x.device)
-            points = try Tensor.where(known, try Tensor(values.map { $0.isFinite ? $0 : 0 }, shape: guide.shape, device: x.device), points)
+            // x − x is 0 exactly where x is finite: the labelled points replace the predictions, the rest stay.
+            let g = try guide.to(.float32, device: x.device)
+            points = try Tensor.where(try (g - g).eq(0), g, points)
         }
+        let located = Located(levels: predicted, columnOffsets: offsets)
+        let features = try cropFeatures(x, points: points)
+        guard let spinal else { return BackboneOutput(features: features, located: located) }
+        let localization = try LocalizationLoss()(predicted, spinal)
+            + HeatmapLoss(sigma: layout.heatmapSigma)(heat, spinal, gridSize: Array(x.shape[2...]))
+        // Labelled points: the loss is a mean over them (a point's three coordinates are labelled together).
+        let terms = try (spinal - spinal).eq(0).to(.float64).sum() / 3.0
+        return BackboneOutput(features: features, extraLosses: [ExtraLoss(name: Self.localizationLoss, value: localization,
+                                                                          weight: layout.localizationWeight, terms: terms)],
+                              located: located)
+    }
+
+    /// `x` (B, C, D, H, W) and the crops' level points (B, levels, 3) → features (B, featureCount).
+    func cropFeatures(_ x: Tensor, points: Tensor) throws -> Tensor {
+        let b = x.shape[0]
         if layout.conditionCrops { return try conditionFeatures(x, levelPoints: points) }
         guard let shift = layout.sideShift else {
             let f = try inner.features(try layout.crops(x, points: points))  // (levels · B, F), level-major

@@ -74,7 +74,7 @@ public final class ViT3D: Module, Backbone {
     /// A ViT sized by `config`.
     public init(_ config: ViTConfig) throws {
         guard config.inputSize.count == 3, config.inputSize.allSatisfy({ $0 % config.patch == 0 }) else {
-            throw TorchError("ViT3D: input size \(config.inputSize) is not a multiple of patch \(config.patch)")
+            throw TrainError(.configuration, "ViT3D: input size \(config.inputSize) is not a multiple of patch \(config.patch)")
         }
         grid = config.inputSize.map { $0 / config.patch }
         patchEmbed = try Conv3d(config.inputChannels, config.dim, kernel: config.patch, stride: config.patch)

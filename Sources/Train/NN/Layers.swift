@@ -39,7 +39,7 @@ public final class Conv3d: Module, UnaryLayer {
     public init(_ inputs: Int, _ outputs: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1,
                 bias: Bool = true) throws {
         guard inputs % groups == 0, outputs % groups == 0 else {
-            throw TorchError("Conv3d: \(inputs) → \(outputs) channels do not split into \(groups) groups")
+            throw TrainError(.shape, "Conv3d: \(inputs) → \(outputs) channels do not split into \(groups) groups")
         }
         let fanIn = inputs / groups * kernel * kernel * kernel
         _weight = Param(wrappedValue: try uniformParameter([outputs, inputs / groups, kernel, kernel, kernel], fanIn: fanIn))
@@ -205,7 +205,7 @@ public final class SelfAttention: Module, UnaryLayer {
 
     /// Attention with `heads` heads over `dim` features (`dim` must divide by `heads`).
     public init(dim: Int, heads: Int) throws {
-        guard dim % heads == 0 else { throw TorchError("SelfAttention: dim \(dim) does not split into \(heads) heads") }
+        guard dim % heads == 0 else { throw TrainError(.shape, "SelfAttention: dim \(dim) does not split into \(heads) heads") }
         qkv = try Linear(dim, 3 * dim)
         proj = try Linear(dim, dim)
         self.heads = heads

@@ -30,7 +30,7 @@ public final class Param<Value>: TensorSlot {
     var isBuffer: Bool { false }
     func replace(_ t: Tensor) throws {
         t.requiresGrad = true
-        guard let v = t as? Value else { throw TorchError("cannot store a tensor in \(Value.self)") }
+        guard let v = t as? Value else { throw TrainError(.shape, "cannot store a tensor in \(Value.self)") }
         wrappedValue = v
     }
 }
@@ -51,7 +51,7 @@ public final class Buffer<Value>: TensorSlot {
     var tensor: Tensor? { wrappedValue as? Tensor }
     var isBuffer: Bool { true }
     func replace(_ t: Tensor) throws {
-        guard let v = t as? Value else { throw TorchError("cannot store a tensor in \(Value.self)") }
+        guard let v = t as? Value else { throw TrainError(.shape, "cannot store a tensor in \(Value.self)") }
         wrappedValue = v
     }
 }
@@ -161,14 +161,14 @@ open class Module {
             let mine = Set(slots.map(\.0)), theirs = Set(values.keys)
             let missing = mine.subtracting(theirs).sorted(), unexpected = theirs.subtracting(mine).sorted()
             if !missing.isEmpty || !unexpected.isEmpty {
-                throw TorchError("state does not match the model: missing \(missing.prefix(8)), unexpected \(unexpected.prefix(8))")
+                throw TrainError(.shape, "state does not match the model: missing \(missing.prefix(8)), unexpected \(unexpected.prefix(8))")
             }
         }
         try Torch.noGrad {
             for (name, slot) in slots {
                 guard let source = values[name], let target = slot.tensor else { continue }
                 guard source.shape == target.shape else {
-                    throw TorchError("\(name): shape \(source.shape) in the state, \(target.shape) in the model")
+                    throw TrainError(.shape, "\(name): shape \(source.shape) in the state, \(target.shape) in the model")
                 }
                 try target.copy_(source)
             }

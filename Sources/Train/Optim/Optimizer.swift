@@ -23,9 +23,9 @@ extension Optimizer {
     func restore(_ slots: [String: Tensor], from saved: [String: Tensor]) throws {
         try Torch.noGrad {
             for (key, target) in slots {
-                guard let source = saved[key] else { throw TorchError("optimizer state lacks \(key)") }
+                guard let source = saved[key] else { throw TrainError(.shape, "optimizer state lacks \(key)") }
                 guard source.shape == target.shape else {
-                    throw TorchError("optimizer state \(key): shape \(source.shape), parameter \(target.shape)")
+                    throw TrainError(.shape, "optimizer state \(key): shape \(source.shape), parameter \(target.shape)")
                 }
                 try target.copy_(source)
             }
@@ -123,7 +123,7 @@ public final class SGD: Optimizer {
     /// An optimiser over `parameters`; Nesterov needs momentum > 0.
     public init(_ parameters: [(String, Tensor)], learningRate: Double, momentum: Double = 0, weightDecay: Double = 0,
                 nesterov: Bool = false) throws {
-        guard !nesterov || momentum > 0 else { throw TorchError("SGD: Nesterov momentum needs momentum > 0") }
+        guard !nesterov || momentum > 0 else { throw TrainError(.configuration, "SGD: Nesterov momentum needs momentum > 0") }
         self.parameters = parameters
         self.learningRate = learningRate
         self.momentum = momentum

@@ -46,13 +46,6 @@ public enum Device: Equatable, Sendable, CustomStringConvertible {
         return nil
     }
 
-    /// Parses a `--device` value, with the one message every command shows for a bad one (whether this libtorch
-    /// can use it is `Torch.validate`'s check).
-    public static func parse(_ text: String) throws -> Device {
-        guard let device = Device(text) else { throw TrainError(.configuration, "--device must be cpu, cuda or cuda:N, not \(text)") }
-        return device
-    }
-
     /// A short readable form for logs and test failures.
     public var description: String {
         switch self {
@@ -60,6 +53,41 @@ public enum Device: Equatable, Sendable, CustomStringConvertible {
         case .cuda(let i): return "cuda:\(i)"
         }
     }
+}
+
+/// A device as a training configuration or `--device` names it, parsed once where it enters: a device, where plain
+/// "cuda" is kept apart from "cuda:0" because ranks started by a launcher each take their own local GPU for it.
+public struct DeviceSetting: Equatable, Sendable, CustomStringConvertible {
+    /// The device (plain "cuda": GPU 0).
+    public let device: Device
+    /// Written as plain "cuda": each rank's local GPU under a launcher.
+    public let localCUDA: Bool
+
+    /// The setting `device` (never plain "cuda").
+    public init(_ device: Device) {
+        self.device = device
+        localCUDA = false
+    }
+
+    /// Parses "cpu", "cuda" or "cuda:N"; nil for anything else.
+    public init?(_ text: String) {
+        guard let device = Device(text) else { return nil }
+        self.device = device
+        localCUDA = text.lowercased() == "cuda"
+    }
+
+    /// Parses a `--device` value, with the one message every command shows for a bad one (whether this libtorch
+    /// can use it is `Torch.validate`'s check).
+    public static func parse(_ text: String) throws -> DeviceSetting {
+        guard let setting = DeviceSetting(text) else { throw TrainError(.configuration, "--device must be cpu, cuda or cuda:N, not \(text)") }
+        return setting
+    }
+
+    /// The setting of the rank whose local rank is `localRank`: plain "cuda" becomes its GPU, the rest stays.
+    public func onLocalRank(_ localRank: Int) -> DeviceSetting { localCUDA ? DeviceSetting(.cuda(localRank)) : self }
+
+    /// As written in the resolved configuration: "cpu", "cuda" or "cuda:N".
+    public var description: String { localCUDA ? "cuda" : device.description }
 }
 
 /// Swift element types that map onto a libtorch dtype (bfloat16 has no Swift type: see `Tensor(bfloat16Bits:)`).

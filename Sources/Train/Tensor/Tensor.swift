@@ -85,7 +85,7 @@ public final class Tensor {
     public convenience init(bytes: UnsafeRawBufferPointer, shape: [Int], dtype: DType, device: Device = .cpu) throws {
         let count = shape.reduce(1, *)
         guard bytes.count == count * dtype.byteSize else {
-            throw TorchError("\(bytes.count) bytes cannot fill shape \(shape) of \(dtype) (\(count * dtype.byteSize) bytes)")
+            throw TrainError(.shape, "\(bytes.count) bytes cannot fill shape \(shape) of \(dtype) (\(count * dtype.byteSize) bytes)")
         }
         let s = shape.map(Int64.init)
         let handle = try Tensor.adoptHandle { at_from_data(bytes.baseAddress, s, Int32(s.count), dtype.rawValue, device.code, $0) }
@@ -94,7 +94,7 @@ public final class Tensor {
 
     private convenience init<T>(copying values: [T], shape: [Int], dtype: DType, device: Device) throws {
         guard shape.reduce(1, *) == values.count else {
-            throw TorchError("\(values.count) values cannot fill shape \(shape)")
+            throw TrainError(.shape, "\(values.count) values cannot fill shape \(shape)")
         }
         let handle: at_tensor = try values.withUnsafeBytes { raw in
             try Tensor.adoptHandle { at_from_data(raw.baseAddress, shape.map(Int64.init), Int32(shape.count), dtype.rawValue, device.code, $0) }

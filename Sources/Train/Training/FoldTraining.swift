@@ -59,19 +59,13 @@ public final class FoldTraining {
         self.spec = spec
         let model = try spec.make()
         self.model = model
-        if let levels = model.backbone as? LevelCropBackbone {
-            // The crops sit at the training studies' mean spinal keypoints (saved with the weights as `backbone.atlas`).
-            let atlas = try LevelAtlas.mean(keypoints: try studyKeypoints(dataset, studies: Set(split.training(fold))))
-            try Torch.noGrad { try levels.atlas.copy_(try Tensor(atlas, shape: [5, 3])) }
-        }
-        if let twoStage = model.backbone as? TwoStageBackbone {
-            // Every condition's point is its level's canal point plus the training studies' mean offset (saved as `backbone.offsets`).
-            let offsets = conditionOffsets(keypoints: try studyKeypoints(dataset, studies: Set(split.training(fold))))
-            try Torch.noGrad { try twoStage.offsets.copy_(try Tensor(offsets, shape: [25, 3])) }
-        }
+        // What the model takes from the training studies (a level atlas, the conditions' offsets) is saved with its weights.
+        try model.prepare(trainingKeypoints: { try studyKeypoints(dataset, studies: Set(split.training(fold))) })
         try model.move(to: device)
         // Every rank starts from rank 0's model and sums its gradients into the global batch's after backward.
-        let allReduce = trainer.ranks.group.map { GradientAllReduce(group: $0, parameters: model.namedParameters(), buffers: model.namedBuffers()) }
+        let allReduce = trainer.ranks.group.map {
+            GradientAllReduce(group: $0, parameters: model.namedParameters(), groups: model.parameterGroups, buffers: model.namedBuffers())
+        }
         try allReduce?.synchronizeModel()
         let ema = config.emaDecay > 0 ? try spec.make() : nil
         self.ema = ema
@@ -111,14 +105,10 @@ public final class FoldTraining {
                             schedule: schedule, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil,
                             mixedPrecision: config.bf16, device: device)
         step.allReduce = allReduce
-        if let twoStage = config.twoStage {
-            step.jitter = twoStage.jitter
-            step.localizationWeight = twoStage.localizationWeight
-        }
         let augmenter = Augmenter(options: config.augmentation, seed: config.seed &+ UInt64(fold))
         augmenter.rankShare = trainer.ranks.share
         self.augmenter = augmenter
-        affines = model.backbone is TwoStageBackbone ? try studyAffines(dataset) : [:]
+        affines = model.locates ? try studyAffines(dataset) : [:]
 
         let labels = try studyLabels(dataset)
         prior = RSNAScore.prior(labels: Array(trainStudies.sorted().compactMap { labels[$0] }.joined()))
@@ -250,20 +240,20 @@ public final class FoldTraining {
         return try folder.result()
     }
 
-    /// The EMA's tensors paired with the model's: parameters (averaged) and the rest (copied): buffers (BatchNorm
-    /// statistics) and a two-stage model's localizer. The localizer is not averaged: its heatmaps sharpen fast in the
-    /// first epochs, and the average of its weights under the current BatchNorm statistics lags far behind (measured on
+    /// The EMA's tensors paired with the model's: parameters of groups the model averages, and the rest (copied): buffers
+    /// (BatchNorm statistics) and groups whose policy is `copied`, as a two-stage model's localizer. The localizer is not
+    /// averaged: its heatmaps sharpen fast in the first epochs, and the average of its weights under the current BatchNorm statistics lags far behind (measured on
     /// the moving cohort after two epochs: the model's own localizer 7.0 mm held-out median, the EMA's 34 mm, a
     /// near-uniform heatmap), so validation would crop at the wrong levels while the classifier was already learning.
     private struct EMAPairs {
         var parameters: [(ema: Tensor, model: Tensor)] = [], copied: [(ema: Tensor, model: Tensor)] = []
 
-        init(ema: Module, model: Module) {
-            let current = model.stateDict()
+        init(ema: Module, model: any TrainableModel) {
+            let current = model.stateDict(), groups = model.parameterGroups
             let trainable = Set(model.namedParameters().map(\.0))
             for (name, target) in ema.stateDict().sorted(by: { $0.key < $1.key }) {
                 guard let source = current[name] else { continue }
-                if trainable.contains(name) && !name.hasPrefix(TwoStageBackbone.localizerParameterPrefix) {
+                if trainable.contains(name) && groups.group(of: name)?.policy.averaging == .averaged {
                     parameters.append((target, source))
                 } else {
                     copied.append((target, source))

@@ -49,36 +49,47 @@ public struct LocalizationError: Codable, Sendable, Equatable {
     }
 }
 
-/// The localizer's points for every study a loader yields (evaluation mode, no gradients), averaged over `models`:
-/// study id → levels × 3 voxels (d, h, w) of the stored grid, with the labels' keypoints (75 values) beside them.
-public func locateLevels(_ models: [OrdinalClassifier], loader: ShardLoader) throws -> [Int64: (points: [Float], keypoints: [Float])] {
-    let backbones = models.compactMap { $0.backbone as? TwoStageBackbone }
-    guard backbones.count == models.count, !models.isEmpty else { throw TorchError("only two-stage models locate levels") }
+/// The level points for every study a loader yields (evaluation mode, no gradients), averaged over `models` (which
+/// must all locate): study id → levels × 3 voxels (d, h, w) of the stored grid, with the labels' keypoints (75 values)
+/// beside them; and each model's label-column offsets from its level points (`Located.columnOffsets`, 25 × 3).
+public func locateLevels(_ models: [any TrainableModel], loader: ShardLoader) throws
+    -> (points: [Int64: (points: [Float], keypoints: [Float])], columnOffsets: [[Float]]) {
+    guard !models.isEmpty, models.allSatisfy(\.locates) else {
+        throw TrainError(.configuration, "only models that locate points (two_stage) locate levels")
+    }
     for m in models { m.eval() }
     var out: [Int64: (points: [Float], keypoints: [Float])] = [:]
+    var offsets: [[Float]]?
     let batches = loader.batches(from: LoaderPosition(epoch: 0))
     try Torch.noGrad {
         while let batch = try batches.next() {
             let x = try batch.volumes.to(.float32, device: loader.device)
+            let located = try models.map { m in
+                guard let located = try m.forward(ModelInput(x)).located else {
+                    throw TrainError(.configuration, "a model that locates returned no points")
+                }
+                return located
+            }
             var sum: [Float]? = nil
-            for b in backbones {
-                let p = try b.locate(x).to(.float32, device: .cpu).toArray(Float.self)
+            for l in located {
+                let p = try l.levels.to(.float32, device: .cpu).toArray(Float.self)
                 sum = sum.map { zip($0, p).map(+) } ?? p
             }
-            try recordLocated(sum!, models: backbones.count, batch: batch, into: &out)
+            if offsets == nil { offsets = try located.map { try $0.columnOffsets.to(.float32, device: .cpu).toArray(Float.self) } }
+            try recordLocated(sum!, models: models.count, batch: batch, into: &out)
         }
     }
-    return out
+    return (out, offsets ?? [])
 }
 
 /// Files a batch's located points (`sum` over `models` models, levels × 3 per sample) by study, their mean beside the
-/// samples' 75 keypoint values: what `locateLevels` and `predictLocating` return.
+/// samples' keypoint values (`RSNA.keypointValuesPerStudy`): what `locateLevels` and `predictLocating` return.
 func recordLocated(_ sum: [Float], models: Int, batch: Batch, into out: inout [Int64: (points: [Float], keypoints: [Float])]) throws {
     let mean = sum.map { $0 / Float(models) }
     let keypoints = try batch.keypoints.to(.float32, device: .cpu).toArray(Float.self)
-    let per = mean.count / batch.count
+    let per = mean.count / batch.count, values = RSNA.keypointValuesPerStudy
     for (i, id) in batch.studyIDs.enumerated() {
-        out[id] = (Array(mean[(per * i)..<(per * i + per)]), Array(keypoints[(75 * i)..<(75 * i + 75)]))
+        out[id] = (Array(mean[(per * i)..<(per * i + per)]), Array(keypoints[(values * i)..<(values * i + values)]))
     }
 }
 
@@ -100,38 +111,40 @@ public func localizationError(_ located: [Int64: (points: [Float], keypoints: [F
 }
 
 /// Each label column's mean offset (voxels) from its level's spinal-canal keypoint over `keypoints` (25 × 3 per study,
-/// NaN where absent): what `TwoStageBackbone.offsets` holds, so the localizer's points give every condition's point.
+/// NaN where absent): what a two-stage model's `offsets` hold, so the localizer's points give every condition's point.
 public func conditionOffsets(keypoints: [[Float]]) -> [Float] {
-    var sum = [Double](repeating: 0, count: 75), count = [Int](repeating: 0, count: 25)
+    let columns = RSNA.labelColumns.count, levels = RSNA.levels.count
+    var sum = [Double](repeating: 0, count: 3 * columns), count = [Int](repeating: 0, count: columns)
     for k in keypoints {
-        for column in 0..<25 {
-            let level = column % 5
+        for column in 0..<columns {
+            let level = column % levels
             let d = (0..<3).map { Double(k[3 * column + $0]) - Double(k[3 * level + $0]) }
             guard d.allSatisfy(\.isFinite) else { continue }
             for a in 0..<3 { sum[3 * column + a] += d[a] }
             count[column] += 1
         }
     }
-    return (0..<75).map { count[$0 / 3] > 0 ? Float(sum[$0] / Double(count[$0 / 3])) : 0 }
+    return (0..<(3 * columns)).map { count[$0 / 3] > 0 ? Float(sum[$0] / Double(count[$0 / 3])) : 0 }
 }
 
-/// Every label column's predicted point for each study of `dataset`: the two-stage models' spinal-canal points
-/// (averaged over the models) plus their training studies' mean offset of each condition from its level's canal
-/// point (`TwoStageBackbone.offsets`), mapped through the study's affine to patient LPS mm: study id → 25 × (x, y, z).
-public func predictedPoints(_ models: [OrdinalClassifier], dataset: ShardDataset, device: Device, batchSize: Int = 4) throws -> [Int64: [Double]] {
-    let backbones = models.compactMap { $0.backbone as? TwoStageBackbone }
-    guard backbones.count == models.count, !models.isEmpty else { throw TorchError("only two-stage models predict points") }
-    let offsets = try backbones.map { try $0.offsets.to(.float32, device: .cpu).toArray(Float.self) }
-    let offset = (0..<75).map { i in offsets.map { Double($0[i]) }.reduce(0, +) / Double(offsets.count) }
+/// Every label column's predicted point for each study of `dataset`: the models' level points (averaged over the
+/// models) plus each column's offset from its level's point (`Located.columnOffsets`, averaged), mapped through the
+/// study's affine to patient LPS mm: study id → 25 × (x, y, z).
+public func predictedPoints(_ models: [any TrainableModel], dataset: ShardDataset, device: Device, batchSize: Int = 4) throws -> [Int64: [Double]] {
+    guard !models.isEmpty, models.allSatisfy(\.locates) else {
+        throw TrainError(.configuration, "only models that locate points (two_stage) predict points")
+    }
     let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: batchSize, shuffle: false, dropLast: false), device: device)
-    let located = try locateLevels(models, loader: loader)
+    let (located, offsets) = try locateLevels(models, loader: loader)
+    let columns = RSNA.labelColumns.count, levels = RSNA.levels.count
+    let offset = (0..<(3 * columns)).map { i in offsets.map { Double($0[i]) }.reduce(0, +) / Double(max(1, offsets.count)) }
     let affines = try studyAffines(dataset)
     var out: [Int64: [Double]] = [:]
     for (id, v) in located {
         guard let a = affines[id] else { continue }
         var mm: [Double] = []
-        for column in 0..<25 {
-            let level = column % 5
+        for column in 0..<columns {
+            let level = column % levels
             let voxel: [Double] = (0..<3).map { Double(v.points[3 * level + $0]) + offset[3 * column + $0] }
             for r in 0..<3 { mm.append(a[4 * r] * voxel[0] + a[4 * r + 1] * voxel[1] + a[4 * r + 2] * voxel[2] + a[4 * r + 3]) }
         }

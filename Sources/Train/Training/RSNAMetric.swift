@@ -61,7 +61,7 @@ public struct RSNAScore: Codable, Sendable, Equatable {
     public var groups: [Double] { [spinal, foraminal, subarticular, anySevereSpinal] }
 
     /// Condition group (0 spinal, 1 foraminal, 2 subarticular) of label column `column`.
-    public static func group(ofColumn column: Int) -> Int { [0, 1, 1, 2, 2][column / 5] }
+    public static func group(ofColumn column: Int) -> Int { RSNA.conditionGroups[column / RSNA.levels.count] }
 
     /// Scores `predictions` against their own labels. Probabilities are clipped to [ε, 1 − ε] with ε the
     /// float64 machine epsilon, as scikit-learn does; unlabelled rows are left out.

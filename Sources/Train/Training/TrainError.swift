@@ -1,5 +1,5 @@
 /// An error of training that is not libtorch's: a configuration that cannot be used, a run folder that
-/// cannot be read or written (or would be overwritten), loader options, a diverging loss. Its message is
+/// cannot be read or written (or would be overwritten), loader options, sizes that do not fit, a diverging loss. Its message is
 /// shown as it is; `TorchError` stays for what libtorch itself reports and is marked "libtorch:".
 public struct TrainError: Error, CustomStringConvertible, Equatable, Sendable {
     /// What the error is about.
@@ -10,6 +10,10 @@ public struct TrainError: Error, CustomStringConvertible, Equatable, Sendable {
         case runFolder
         /// Loader options out of range.
         case loader
+        /// Sizes that do not fit together, found by our own checks before libtorch sees them: values for a tensor's
+        /// shape, a layer's channels, a loss's inputs, crop points, a saved state (weights, optimiser) for what it is
+        /// loaded into.
+        case shape
         /// A training loss that became NaN or infinite.
         case diverged
     }

@@ -50,8 +50,8 @@ public final class Trainer {
         folder = RunFolder(run)
     }
 
-    /// The device from the configuration (checked when the configuration is read).
-    public var device: Device { Device(config.device) ?? .cpu }
+    /// The device from the configuration.
+    public var device: Device { config.device.device }
 
     /// What `train(folds:resume:overwrite:)` will train, checked before anything is written: the folds exist
     /// (0..<K), a saved split fits the shards and K, and the folder holds no results unless `resume` or
@@ -126,18 +126,17 @@ public final class Trainer {
 
 /// Probabilities of every sample `loader` yields, averaged over `models` (evaluation mode, no gradients); the
 /// volumes are prepared as `config` says (`TrainingConfig.modelInput`).
-public func predict(_ models: [OrdinalClassifier], loader: ShardLoader, config: TrainingConfig) throws -> StudyPredictions {
+public func predict(_ models: [any TrainableModel], loader: ShardLoader, config: TrainingConfig) throws -> StudyPredictions {
     try predictLocating(models, loader: loader, config: config).predictions
 }
 
-/// `predict`, and for two-stage models also the points their localizers found in the same forward passes (averaged
-/// over the models, as `locateLevels` gives them; nil for other models): validation reads the held-out shards once.
-public func predictLocating(_ models: [OrdinalClassifier], loader: ShardLoader, config: TrainingConfig) throws
+/// `predict`, and for models that locate also the level points they found in the same forward passes (averaged over the
+/// models, as `locateLevels` gives them; nil for other models): validation reads the held-out shards once.
+public func predictLocating(_ models: [any TrainableModel], loader: ShardLoader, config: TrainingConfig) throws
     -> (predictions: StudyPredictions, located: [Int64: (points: [Float], keypoints: [Float])]?) {
     precondition(!models.isEmpty, "predict needs at least one model")
     for m in models { m.eval() }
-    let twoStage = models.compactMap { $0.backbone as? TwoStageBackbone }
-    let locating = twoStage.count == models.count
+    let locating = models.allSatisfy(\.locates)
     var ids: [Int64] = [], probs: [Double] = [], labels: [Int8] = []
     var located: [Int64: (points: [Float], keypoints: [Float])] = [:]
     let batches = loader.batches(from: LoaderPosition(epoch: 0))
@@ -146,9 +145,10 @@ public func predictLocating(_ models: [OrdinalClassifier], loader: ShardLoader, 
             let x = try config.modelInput(batch.volumes, device: loader.device)
             var sum: [Double]? = nil, pointSum: [Float]? = nil
             for m in models {
-                let p = try m(x).to(.float32, device: .cpu).toArray(Float.self).map(Double.init)
+                let output = try m.forward(ModelInput(x))
+                let p = try output.probabilities.to(.float32, device: .cpu).toArray(Float.self).map(Double.init)
                 sum = sum.map { zip($0, p).map(+) } ?? p
-                if locating, let points = (m.backbone as? TwoStageBackbone)?.located {
+                if locating, let points = output.located?.levels {
                     let q = try points.to(.float32, device: .cpu).toArray(Float.self)
                     pointSum = pointSum.map { zip($0, q).map(+) } ?? q
                 }

@@ -25,7 +25,7 @@ public struct TrainingConfig: Equatable, Sendable {
     /// Epochs per fold, samples per batch, number of folds, the run's seed.
     public var epochs = 16, batchSize = 8, folds = 4, seed: UInt64 = 0
     /// "cpu", "cuda" or "cuda:N"; libtorch intra-op threads (0: all cores).
-    public var device = "cpu", threads = 0
+    public var device = DeviceSetting(.cpu), threads = 0
     /// AdamW: peak learning rate, decoupled weight decay, β₁, β₂, ε.
     public var learningRate = 3e-3, weightDecay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8
     /// Linear warm-up length in epochs (fractions allowed), then cosine decay to `minLearningRate`.
@@ -73,98 +73,120 @@ public struct TrainingConfig: Equatable, Sendable {
     public static func parse(_ text: String, path: String) throws -> TrainingConfig {
         var c = TrainingConfig()
         guard let root = try ConfigSection.root(text, path: path) else { return c }
-        c.model = try root.string("model", oneOf: ["efficientnet3d", "vit3d"]) ?? c.model
-        c.variant = try root.string("variant") ?? c.variant
-        c.width = try root.double("width", above: 0) ?? c.width
-        c.inputPool = try root.int("input_pool", min: 1) ?? c.inputPool
-        c.inputCrop = try root.voxelSize("input_crop") ?? c.inputCrop
-        c.levelCrops = try root.voxelSize("level_crops") ?? c.levelCrops
-        c.twoStage = try root.twoStage(otherInput: c.levelCrops != nil || c.inputCrop != nil || c.inputPool > 1 || c.model == "vit3d")
-        c.epochs = try root.int("epochs", min: 1) ?? c.epochs
-        c.batchSize = try root.int("batch_size", min: 1) ?? c.batchSize
-        c.folds = try root.int("folds", min: 2) ?? c.folds
-        c.seed = try root.int("seed", min: 0).map(UInt64.init) ?? c.seed
-        c.device = try root.string("device") ?? c.device
-        if Device(c.device) == nil { throw root.error("device", "expected cpu, cuda or cuda:N, got \"\(c.device)\"") }
-        c.threads = try root.int("threads", min: 0) ?? c.threads
-        c.clipNorm = try root.double("clip_norm", min: 0) ?? c.clipNorm
-        c.emaDecay = try root.double("ema_decay", min: 0, below: 1) ?? c.emaDecay
-        c.bf16 = try root.bool("bf16") ?? c.bf16
-        c.checkpointEvery = try root.int("checkpoint_every", min: 0) ?? c.checkpointEvery
-        if let w = try root.doubles("class_weights") {
-            guard w.count == 3, w.allSatisfy({ $0 > 0 }) else { throw root.error("class_weights", "expected three positive numbers, got \(w)") }
-            c.classWeights = w
-        }
-        if let o = try root.section("optimizer") {
-            c.learningRate = try o.double("lr", above: 0) ?? c.learningRate
-            c.weightDecay = try o.double("weight_decay", min: 0) ?? c.weightDecay
-            c.beta1 = try o.double("beta1", min: 0, below: 1) ?? c.beta1
-            c.beta2 = try o.double("beta2", min: 0, below: 1) ?? c.beta2
-            c.eps = try o.double("eps", above: 0) ?? c.eps
-            try o.finish()
-        }
-        if let s = try root.section("schedule") {
-            c.warmupEpochs = try s.double("warmup_epochs", min: 0) ?? c.warmupEpochs
-            c.minLearningRate = try s.double("min_lr", min: 0) ?? c.minLearningRate
-            try s.finish()
-        }
-        if let l = try root.section("loader") {
-            c.loaderThreads = try l.int("threads", min: 0) ?? c.loaderThreads
-            c.prefetch = try l.int("prefetch", min: 1) ?? c.prefetch
-            try l.finish()
-        }
-        if let a = try root.section("augmentation") {
-            var g = c.augmentation
-            g.flip = try a.double("flip", min: 0, max: 1) ?? g.flip
-            g.affine = try a.double("affine", min: 0, max: 1) ?? g.affine
-            g.rotateDegrees = try a.double("rotate_degrees", min: 0) ?? g.rotateDegrees
-            g.scale = try a.double("scale", min: 0, below: 1) ?? g.scale
-            g.translate = try a.double("translate", min: 0, below: 1) ?? g.translate
-            g.intensity = try a.double("intensity", min: 0, max: 1) ?? g.intensity
-            g.intensityScale = try a.double("intensity_scale", min: 0, below: 1) ?? g.intensityScale
-            g.intensityShift = try a.double("intensity_shift", min: 0) ?? g.intensityShift
-            g.gamma = try a.double("gamma", min: 0) ?? g.gamma
-            g.channelDrop = try a.double("channel_drop", min: 0, max: 1) ?? g.channelDrop
-            try a.finish()
-            c.augmentation = g
-        }
-        try root.finish()
+        try keys.read(root, into: &c)
         return c
     }
 
     /// The resolved configuration as YAML that `parse` reads back to an equal value.
     public var yaml: String {
-        func n(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(format: "%.1f", x) : "\(x)" }
-        let a = augmentation
-        var lines = ["# fuse3d training configuration (resolved)", "model: \(model)"]
-        if let variant { lines.append("variant: \(variant)") }
-        if let width {
-            lines.append("width: \(n(width))")
-        } else if let width = resolvedWidth {
-            lines.append("# width: \(n(width)) (the default of efficientnet3d without a variant)")
-        }
-        lines += [
-            "input_pool: \(inputPool)",
-        ]
-        if let inputCrop { lines.append("input_crop: [\(inputCrop.map(String.init).joined(separator: ", "))]") }
-        if let levelCrops { lines.append("level_crops: [\(levelCrops.map(String.init).joined(separator: ", "))]") }
-        lines += twoStage?.yaml ?? ["two_stage: false"]
-        lines += [
-            "epochs: \(epochs)", "batch_size: \(batchSize)", "folds: \(folds)", "seed: \(seed)",
-            "device: \(device)", "threads: \(threads)", "clip_norm: \(n(clipNorm))", "ema_decay: \(n(emaDecay))",
-            "bf16: \(bf16)", "class_weights: [\(classWeights.map(n).joined(separator: ", "))]",
-            "checkpoint_every: \(checkpointEvery)",
-            "optimizer:", "  lr: \(n(learningRate))", "  weight_decay: \(n(weightDecay))", "  beta1: \(n(beta1))",
-            "  beta2: \(n(beta2))", "  eps: \(n(eps))",
-            "schedule:", "  warmup_epochs: \(n(warmupEpochs))", "  min_lr: \(n(minLearningRate))",
-            "loader:", "  threads: \(loaderThreads)", "  prefetch: \(prefetch)",
-            "augmentation:", "  flip: \(n(a.flip))", "  affine: \(n(a.affine))", "  rotate_degrees: \(n(a.rotateDegrees))",
-            "  scale: \(n(a.scale))", "  translate: \(n(a.translate))", "  intensity: \(n(a.intensity))",
-            "  intensity_scale: \(n(a.intensityScale))", "  intensity_shift: \(n(a.intensityShift))",
-            "  gamma: \(n(a.gamma))", "  channel_drop: \(n(a.channelDrop))",
-        ]
-        return lines.joined(separator: "\n") + "\n"
+        (["# fuse3d training configuration (resolved)"] + Self.keys.yaml(self)).joined(separator: "\n") + "\n"
     }
+
+    /// Every key a configuration file may hold, one line each ("optimizer.lr: …"), for --help.
+    public static var keyHelp: [String] {
+        keys.help().flatMap { line in
+            line.hasPrefix("two_stage:") ? [line] + TwoStageConfig.keys.map { "  two_stage.\($0.name): \($0.help)" } : [line]
+        }
+    }
+
+    /// The configuration's keys, in the resolved YAML's order: the one place that says how each is read, checked,
+    /// written back and described. Reading follows the same order (`two_stage` reads the model inputs before it).
+    static let keys: [ConfigEntry<TrainingConfig>] = modelKeys + trainingKeys + sections
+
+    /// What is trained: the backbone, its input and the two-stage model.
+    private static let modelKeys: [ConfigEntry<TrainingConfig>] = [
+        .key(ConfigKey(name: "model", help: "the backbone [efficientnet3d or vit3d]",
+                       read: { (s: ConfigSection, c: inout TrainingConfig) in c.model = try s.string("model", oneOf: ModelSpec.names) ?? c.model },
+                       write: { (c: TrainingConfig) in ["model: \(c.model)"] })),
+        .key(ConfigKey(name: "variant", help: "the backbone's size [b0–b3 for efficientnet3d; tiny, small or base for vit3d]",
+                       read: { (s: ConfigSection, c: inout TrainingConfig) in c.variant = try s.string("variant") ?? c.variant },
+                       write: { (c: TrainingConfig) in c.variant.map { ["variant: \($0)"] } ?? [] })),
+        .key(ConfigKey(name: "width", help: "EfficientNet width multiplier, 0.25 without a variant [number > 0]",
+                       read: { (s: ConfigSection, c: inout TrainingConfig) in c.width = try s.double("width", above: 0) ?? c.width },
+                       write: widthLines)),
+        .key(.int("input_pool", \.inputPool, min: 1, "average-pool the stored grid by this factor before the model")),
+        .key(.voxelSize("input_crop", \.inputCrop, "a centred crop of the stored grid before input_pool")),
+        .key(.voxelSize("level_crops", \.levelCrops, "one crop of this size per level at the training studies' mean keypoints")),
+        .key(ConfigKey(name: "two_stage", help: "the two-stage model, on by default [false, or a mapping of the keys below]",
+                       read: { (s: ConfigSection, c: inout TrainingConfig) in
+                           c.twoStage = try s.twoStage(otherInput: c.levelCrops != nil || c.inputCrop != nil || c.inputPool > 1 || c.model == "vit3d")
+                       },
+                       write: twoStageLines)),
+    ]
+
+    /// `width:` as given, or the default a bare efficientnet3d gets, as a comment.
+    private static func widthLines(_ c: TrainingConfig) -> [String] {
+        if let width = c.width { return ["width: \(yamlNumber(width))"] }
+        guard let width = c.resolvedWidth else { return [] }
+        return ["# width: \(yamlNumber(width)) (the default of efficientnet3d without a variant)"]
+    }
+
+    /// `two_stage: false`, or its mapping.
+    private static func twoStageLines(_ c: TrainingConfig) -> [String] {
+        guard let twoStage = c.twoStage else { return ["two_stage: false"] }
+        let keys: [ConfigKey<TwoStageConfig>] = TwoStageConfig.keys
+        return ["two_stage:"] + keys.flatMap { key in key.write(twoStage) }.map { "  " + $0 }
+    }
+
+    /// How it is trained: the run's shape, device and step.
+    private static let trainingKeys: [ConfigEntry<TrainingConfig>] = [
+        .key(.int("epochs", \.epochs, min: 1, "epochs per fold")),
+        .key(.int("batch_size", \.batchSize, min: 1, "samples per (global) batch")),
+        .key(.int("folds", \.folds, min: 2, "number of folds K")),
+        .key(ConfigKey(name: "seed", help: "seed of the split, the initialisation and the sample order [whole number ≥ 0]",
+                       read: { (s: ConfigSection, c: inout TrainingConfig) in c.seed = try s.int("seed", min: 0).map(UInt64.init) ?? c.seed },
+                       write: { (c: TrainingConfig) in ["seed: \(c.seed)"] })),
+        .key(ConfigKey(name: "device", help: "where to train; plain cuda: each rank's own GPU [cpu, cuda or cuda:N]",
+                       read: { (s: ConfigSection, c: inout TrainingConfig) in
+                           guard let text = try s.string("device") else { return }
+                           guard let device = DeviceSetting(text) else { throw s.error("device", "expected cpu, cuda or cuda:N, got \"\(text)\"") }
+                           c.device = device
+                       },
+                       write: { (c: TrainingConfig) in ["device: \(c.device)"] })),
+        .key(.int("threads", \.threads, min: 0, "libtorch threads (0: all cores)")),
+        .key(.double("clip_norm", \.clipNorm, min: 0, "gradient-norm limit of each parameter group (0: no clipping)")),
+        .key(.double("ema_decay", \.emaDecay, min: 0, below: 1, "decay of the EMA of the weights (0: no EMA)")),
+        .key(.bool("bf16", \.bf16, "bfloat16 autocast for the forward pass")),
+        .key(ConfigKey(name: "class_weights", help: "loss weight of normal/mild, moderate, severe [three numbers > 0]",
+                       read: { (s: ConfigSection, c: inout TrainingConfig) in
+                           guard let w = try s.doubles("class_weights") else { return }
+                           guard w.count == 3, w.allSatisfy({ $0 > 0 }) else { throw s.error("class_weights", "expected three positive numbers, got \(w)") }
+                           c.classWeights = w
+                       },
+                       write: { (c: TrainingConfig) in ["class_weights: [\(c.classWeights.map(yamlNumber).joined(separator: ", "))]"] })),
+        .key(.int("checkpoint_every", \.checkpointEvery, min: 0, "save a resumable checkpoint every this many steps (0: each epoch)")),
+    ]
+
+    /// The optimiser, the schedule, the loader and the augmentation, each a section.
+    private static let sections: [ConfigEntry<TrainingConfig>] = [
+        .section("optimizer", help: "AdamW", [
+            .double("lr", \.learningRate, above: 0, "peak learning rate"),
+            .double("weight_decay", \.weightDecay, min: 0, "decoupled weight decay"),
+            .double("beta1", \.beta1, min: 0, below: 1, "β₁"),
+            .double("beta2", \.beta2, min: 0, below: 1, "β₂"),
+            .double("eps", \.eps, above: 0, "ε"),
+        ]),
+        .section("schedule", help: "linear warm-up, then cosine decay", [
+            .double("warmup_epochs", \.warmupEpochs, min: 0, "warm-up length in epochs"),
+            .double("min_lr", \.minLearningRate, min: 0, "the rate the cosine ends at"),
+        ]),
+        .section("loader", help: "the shard loader", [
+            .int("threads", \.loaderThreads, min: 0, "reader threads (0: all cores)"),
+            .int("prefetch", \.prefetch, min: 1, "batches kept ahead"),
+        ]),
+        .section("augmentation", help: "training-time augmentation", [
+            .double("flip", \.augmentation.flip, min: 0, max: 1, "probability of a left-right flip (label columns swapped)"),
+            .double("affine", \.augmentation.affine, min: 0, max: 1, "probability of an affine transform"),
+            .double("rotate_degrees", \.augmentation.rotateDegrees, min: 0, "largest rotation"),
+            .double("scale", \.augmentation.scale, min: 0, below: 1, "largest relative scaling"),
+            .double("translate", \.augmentation.translate, min: 0, below: 1, "largest shift, a fraction of the grid"),
+            .double("intensity", \.augmentation.intensity, min: 0, max: 1, "probability of an intensity change"),
+            .double("intensity_scale", \.augmentation.intensityScale, min: 0, below: 1, "largest relative intensity scaling"),
+            .double("intensity_shift", \.augmentation.intensityShift, min: 0, "largest intensity shift"),
+            .double("gamma", \.augmentation.gamma, min: 0, "largest gamma change"),
+            .double("channel_drop", \.augmentation.channelDrop, min: 0, max: 1, "probability of zeroing one channel"),
+        ]),
+    ]
 
     /// The model's input size (D, H, W) for stored grids of `gridSize`: cropped by `inputCrop`, then pooled by
     /// `inputPool`. Throws when the crop is larger than the grid or the pool leaves nothing.
@@ -221,15 +243,6 @@ public struct TrainingConfig: Equatable, Sendable {
 
 /// The training configuration's own kinds of value, read by the shared strict reader.
 private extension ConfigSection {
-    /// A box size in voxels: three whole numbers [D, H, W], each at least 1.
-    func voxelSize(_ name: String) throws -> [Int]? {
-        guard let size = try doubles(name) else { return nil }
-        guard size.count == 3, size.allSatisfy({ $0 >= 1 && $0 == $0.rounded() && $0 < 1e6 }) else {
-            throw error(name, "expected three whole numbers of voxels [D, H, W], got \(size.map { "\($0)" })")
-        }
-        return size.map { Int($0) }
-    }
-
     /// `two_stage`: false (off), a mapping of settings, or absent (on with the defaults unless `otherInput`: another
     /// model input was chosen). Settings beside another model input are an error.
     func twoStage(otherInput: Bool) throws -> TwoStageConfig? {
@@ -242,20 +255,6 @@ private extension ConfigSection {
         }
         guard !otherInput else { throw error("two_stage", "takes the stored grid as it is: remove level_crops, input_crop and input_pool (it is built for efficientnet3d)") }
         guard let s = try section("two_stage") else { return TwoStageConfig() }
-        var t = TwoStageConfig()
-        let crop = try s.voxelSize("crop")
-        t.cropScale = try s.double("crop_scale", above: 0) ?? t.cropScale
-        t.localizerWidth = try s.int("localizer_width", min: 1) ?? t.localizerWidth
-        t.localizerPool = try s.voxelSize("localizer_pool") ?? t.localizerPool
-        t.jitter = try s.double("jitter", min: 0) ?? t.jitter
-        t.localizationWeight = try s.double("localization_weight", min: 0) ?? t.localizationWeight
-        t.sideCrops = try s.bool("side_crops") ?? t.sideCrops
-        let conditionCrops = try s.bool("condition_crops")
-        // Side crops replace the default condition crops; asking for both is an error.
-        if t.sideCrops, conditionCrops == true { throw s.error("condition_crops", "side_crops and condition_crops exclude each other: set one") }
-        t.conditionCrops = conditionCrops ?? !t.sideCrops
-        t.crop = crop ?? t.measuredCrop
-        try s.finish()
-        return t
+        return try TwoStageConfig.read(s)
     }
 }

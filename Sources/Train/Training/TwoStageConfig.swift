@@ -1,3 +1,4 @@
+import Config
 import Foundation
 
 /// The two-stage recipe's settings (`two_stage:` in the training configuration): the crops around each level, the
@@ -38,14 +39,39 @@ public struct TwoStageConfig: Equatable, Sendable {
     /// The model layout these settings describe.
     public func layout() throws -> TwoStageLayout {
         try TwoStageLayout(crops: PointCrops(size: crop, scale: cropScale), localizerWidth: localizerWidth, pool: localizerPool,
-                           sideShift: sideCrops ? sideShift : nil, conditionCrops: conditionCrops)
+                           sideShift: sideCrops ? sideShift : nil, conditionCrops: conditionCrops, jitter: jitter,
+                           localizationWeight: localizationWeight)
     }
 
-    /// The `two_stage:` block of the resolved YAML.
-    var yaml: [String] {
-        func list(_ v: [Int]) -> String { "[\(v.map(String.init).joined(separator: ", "))]" }
-        return ["two_stage:", "  crop: \(list(crop))", "  crop_scale: \(cropScale)", "  localizer_width: \(localizerWidth)",
-                "  localizer_pool: \(list(localizerPool))", "  jitter: \(jitter)", "  localization_weight: \(localizationWeight)",
-                "  side_crops: \(sideCrops)", "  condition_crops: \(conditionCrops)"]
+    /// The `two_stage:` keys, in the resolved YAML's order (read in it too: `condition_crops` after `side_crops`).
+    static let keys: [ConfigKey<TwoStageConfig>] = [
+        ConfigKey(name: "crop", help: "each crop's size in crop voxels, by default the layout's measured one [three whole numbers D, H, W]",
+                  read: { (s: ConfigSection, t: inout TwoStageConfig) in if let x = try s.voxelSize("crop") { t.crop = x } },
+                  write: { (t: TwoStageConfig) in ["crop: \(yamlList(t.crop))"] }),
+        .double("crop_scale", \.cropScale, above: 0, "stored-grid voxels per crop voxel"),
+        .int("localizer_width", \.localizerWidth, min: 1, "the localizer's first-stage channels"),
+        ConfigKey(name: "localizer_pool", help: "average pooling of the grid the localizer reads [three whole numbers d, h, w]",
+                  read: { (s: ConfigSection, t: inout TwoStageConfig) in if let x = try s.voxelSize("localizer_pool") { t.localizerPool = x } },
+                  write: { (t: TwoStageConfig) in ["localizer_pool: \(yamlList(t.localizerPool))"] }),
+        .double("jitter", \.jitter, min: 0, "training crops sit at the labels' points moved by up to ± this many grid voxels"),
+        .double("localization_weight", \.localizationWeight, min: 0, "weight of the localizer's loss"),
+        .bool("side_crops", \.sideCrops, "two crops per level, one per side"),
+        ConfigKey(name: "condition_crops", help: "one crop per label column at its condition's point, by default unless side_crops [true or false]",
+                  read: { (s: ConfigSection, t: inout TwoStageConfig) in
+                      let conditionCrops = try s.bool("condition_crops")
+                      // Side crops replace the default condition crops; asking for both is an error.
+                      if t.sideCrops, conditionCrops == true { throw s.error("condition_crops", "side_crops and condition_crops exclude each other: set one") }
+                      t.conditionCrops = conditionCrops ?? !t.sideCrops
+                  },
+                  write: { (t: TwoStageConfig) in ["condition_crops: \(t.conditionCrops)"] }),
+    ]
+
+    /// Reads a `two_stage:` mapping; a layout without `crop` gets its measured crop.
+    static func read(_ section: ConfigSection) throws -> TwoStageConfig {
+        var t = TwoStageConfig()
+        for key in keys { try key.read(section, &t) }
+        if section.value("crop") == nil { t.crop = t.measuredCrop }
+        try section.finish()
+        return t
     }
 }
