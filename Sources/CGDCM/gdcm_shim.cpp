@@ -687,15 +687,17 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
         const gdcm::Image &image = ir->GetImage();
         const gdcm::PixelFormat &pf = image.GetPixelFormat();
         if (pf.GetSamplesPerPixel() != 1) {
+            const char *name = image.GetPhotometricInterpretation().GetString();
             fuse3d::set_last_error("colour image (" + std::to_string(pf.GetSamplesPerPixel()) +
-                                   " samples per pixel, " + image.GetPhotometricInterpretation().GetString() +
+                                   " samples per pixel, " + (name ? name : "unknown photometric interpretation") +
                                    ") where a greyscale image is needed");
             return -1;
         }
         const gdcm::PhotometricInterpretation::PIType pi = image.GetPhotometricInterpretation();
         if (pi != gdcm::PhotometricInterpretation::MONOCHROME1 && pi != gdcm::PhotometricInterpretation::MONOCHROME2) {
-            fuse3d::set_last_error(std::string("photometric interpretation ") +
-                                   gdcm::PhotometricInterpretation::GetPIString(pi) + " is not greyscale");
+            // GetPIString is NULL for an interpretation GDCM does not know (a std::string of NULL was a SIGSEGV here).
+            const char *name = gdcm::PhotometricInterpretation::GetPIString(pi);
+            fuse3d::set_last_error(std::string("photometric interpretation ") + (name ? name : "(unknown)") + " is not greyscale");
             return -1;
         }
         const int64_t cols = image.GetDimension(0), rows = image.GetDimension(1);
@@ -756,7 +758,7 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
         if (rle == 0 && !image.GetBuffer(raw.get())) {
             raw.check(f->path);
             std::string trace = trimmed_trace();
-            fuse3d::set_last_error(std::string("cannot decode pixel data (") + ts.GetString() + ")" +
+            fuse3d::set_last_error(std::string("cannot decode pixel data (") + (ts.GetString() ? ts.GetString() : "unknown transfer syntax") + ")" +
                                    (trace.empty() ? "" : ": " + trace.substr(0, 400)));
             return -1;
         }
