@@ -11,7 +11,7 @@ extension Catalog {
             out += "\nstudy \(study.studyID)\n"
             for note in study.notes { out += "  note: \(note)\n" }
             for s in study.series {
-                let stackSlices = s.stacks.map { String($0.images.count) }.joined(separator: "+")
+                let stackSlices = s.stacks.map { String($0.slices.count) }.joined(separator: "+")
                 let spacing = s.stacks.map(\.spacing).sorted().dropFirst(s.stacks.count / 2).first ?? 0
                 out += String(format: "  %-18@ %-22@ %@, %d stack%@ (%@ slices), %.2f×%.2f mm, slices %.1f mm apart, FOV %.0f×%.0f mm\n",
                               s.kind.rawValue as NSString, "series \(s.seriesID)" as NSString, s.plane.rawValue as NSString,

@@ -11,6 +11,9 @@ import Synchronization
 struct CatalogScan {
     let root: String
     let descriptions: RSNASeriesDescriptions
+    /// "study/series" (canonical ids) of every series train_label_coordinates.csv names (its problems are reported by
+    /// `RSNATables`, which reads it for the labels): the series carrying a study's label coordinates win a choice.
+    let labelled: Set<String>
     let walker: FileWalker
     /// The RSNA layout (train_series_descriptions.csv at the root) groups by folder; otherwise by UID.
     /// A series-descriptions table that cannot be used still makes the layout RSNA's (its problems are named): the
@@ -31,6 +34,7 @@ struct CatalogScan {
     init(root: String) {
         self.root = (root as NSString).standardizingPath
         descriptions = RSNASeriesDescriptions.load(root: self.root)
+        labelled = descriptions.isPresent ? RSNATables.seriesWithCoordinates(root: self.root) : []
         walker = FileWalker(root: self.root)
         problems = walker.problems.map { CatalogProblem(path: relative($0.path), reason: $0.reason) }
         skipped = walker.problems.filter(\.isFile).map { CatalogProblem(path: relative($0.path), reason: $0.reason) }
@@ -191,18 +195,26 @@ struct CatalogScan {
         return grouping
     }
 
-    /// Step 4: each group's series (visited in sorted key order), their selection and order; studies by id.
-    func makeStudies(_ grouping: StudyGrouping) -> [CatalogStudy] {
+    /// Step 4: each group's series (visited in sorted key order), their selection and order; studies by id. A series
+    /// of another study's UID is a problem of the scan.
+    mutating func makeStudies(_ grouping: StudyGrouping) -> [CatalogStudy] {
         var studies: [CatalogStudy] = []
+        let (root, rsna, descriptions, labelledSeries) = (root, rsna, descriptions, labelled)
         for group in grouping.studies {
             var series = group.series.map { s in
-                CatalogScanner.makeSeries(seriesID: s.id, seriesUID: s.seriesInstanceUID, headers: s.headers, root: root,
-                                          descriptions: descriptions, rsnaStudy: rsna ? group.id : nil, notes: s.notes)
+                CatalogScanner.makeSeries(seriesID: s.id, seriesUID: s.seriesInstanceUID, studyUID: s.studyInstanceUID, headers: s.headers,
+                                          root: root, descriptions: descriptions, rsnaStudy: rsna ? group.id : nil, notes: s.notes)
             }
-            CatalogScanner.selectSeries(&series)
+            let study = RSNAID.folderKey(group.id)
+            let listed = { (id: String) in rsna && descriptions.kind(study: group.id, series: id) != nil }
+            let labelled = { (id: String) in labelledSeries.contains("\(study)/\(RSNAID.folderKey(id))") }
+            let own = CatalogScanner.ownStudyUID(studyID: group.id, series: series, listed: listed)
+            let folder = { (s: CatalogSeries) in
+                rsna ? "train_images/\(group.id)/\(s.seriesID)" : ((s.imageFiles.first ?? s.seriesID) as NSString).deletingLastPathComponent
+            }
+            problems += CatalogScanner.selectSeries(&series, studyUID: own, folder: folder, listed: listed, labelled: labelled)
             series.sort { ($0.kind.channel ?? 9, $0.seriesID) < ($1.kind.channel ?? 9, $1.seriesID) }
-            studies.append(CatalogStudy(studyID: group.id, studyInstanceUID: group.studyInstanceUID, series: series,
-                                        notes: group.notes))
+            studies.append(CatalogStudy(studyID: group.id, studyInstanceUID: own, series: series, notes: group.notes))
         }
         return studies.sorted { CatalogScanner.numericOrder($0.studyID, $1.studyID) }
     }

@@ -5,15 +5,18 @@ import Foundation
 /// - RSNA layout: the folder is the study (`train_images/{study_id}/`) and the series (`{series_id}/`),
 ///   whatever UIDs the files carry. A folder holding several Study Instance UIDs (a merged or re-sent
 ///   export) is one study, and one UID under several folders is several studies; both are noted on
-///   each study concerned. A study's (series') UID is the one most of its files carry, ties to the smallest.
+///   each study concerned. A series' UIDs are the ones most of its files carry, ties to the smallest; which UID
+///   is the study's own, and so which series may be fused, is `CatalogScanner.ownStudyUID`'s rule.
 /// - Any other tree: the Study Instance UID is the study and the Series Instance UID the series,
 ///   wherever the files lie; a study whose files lie under several top folders is noted.
 /// Groups come out in sorted key order, and the files of a series in path order.
 struct StudyGrouping {
-    /// One series: its id (folder or UID), its UID, its files' headers (path order) and notes.
+    /// One series: its id (folder or UID), its UID, the Study Instance UID most of its files carry, its files' headers
+    /// (path order) and notes.
     struct Series {
         var id: String
         var seriesInstanceUID: String
+        var studyInstanceUID: String
         var headers: [DicomHeader]
         var notes: [String]
     }
@@ -62,7 +65,9 @@ struct StudyGrouping {
                 if uids.count > 1 {
                     seriesNotes.append("folder holds \(uids.count) Series Instance UIDs (\(uids.map { "\($0.value) (\($0.count) files)" }.joined(separator: ", "))); the folder is the series (RSNA layout)")
                 }
-                return Series(id: seriesKey, seriesInstanceUID: uids[0].value, headers: members.map(\.header), notes: seriesNotes)
+                return Series(id: seriesKey, seriesInstanceUID: uids[0].value,
+                              studyInstanceUID: Self.counts(members.map(\.header.studyInstanceUID))[0].value,
+                              headers: members.map(\.header), notes: seriesNotes)
             }
             let all = seriesGroups.values.flatMap { $0 }
             let studyUIDs = Self.counts(all.map(\.header.studyInstanceUID))
@@ -71,7 +76,7 @@ struct StudyGrouping {
                     let ids = series.filter { s in s.headers.contains { $0.studyInstanceUID == uid.value } }.map(\.id)
                     return "\(uid.value): series \(ids.joined(separator: ", "))"
                 }
-                notes.append("study folder holds \(studyUIDs.count) Study Instance UIDs (\(described.joined(separator: "; "))); the folder is the study (RSNA layout), so they are fused together")
+                notes.append("study folder holds \(studyUIDs.count) Study Instance UIDs (\(described.joined(separator: "; "))); the folder is the study (RSNA layout); only the series of its own UID are fused")
             }
             for uid in studyUIDs.map(\.value) {
                 let places = placesOfUID[uid, default: []].subtracting(rsna ? [studyKey] : []).sorted()
@@ -86,7 +91,7 @@ struct StudyGrouping {
     }
 
     /// Distinct values with their counts, most frequent first, ties by value.
-    private static func counts(_ values: [String]) -> [(value: String, count: Int)] {
+    static func counts(_ values: [String]) -> [(value: String, count: Int)] {
         Dictionary(grouping: values, by: { $0 }).map { ($0.key, $0.value.count) }
             .sorted { ($1.1, $0.0) < ($0.1, $1.0) }
     }
