@@ -36,23 +36,19 @@ public enum CatalogScanner {
                             progress: (@Sendable (Int, Int) -> Void)? = nil) -> Catalog {
         var scan = CatalogScan(root: root)
         scan.sortFiles()
-        let headers = scan.readHeaders(decode: decode, pool: decode ? DecoderPool(isolation) : nil, progress: progress)
-        let grouping = scan.group(headers.results)
-        let studies = scan.makeStudies(grouping)
+        let (studies, _) = scan.readStudies(decode: decode, pool: decode ? DecoderPool(isolation) : nil, progress: progress)
         return scan.catalog(studies)
     }
 
     /// A header-only scan of `root` that reuses the headers `earlier` recorded for files whose stat is unchanged
-    /// (see `HeaderIndex`); the catalog is the one `scan(root:)` makes. Also returns the index of this scan and
-    /// how many headers were read and reused.
-    static func scan(root: String, reusing earlier: HeaderIndex?,
+    /// (see `HeaderIndex`) and records each header in `index` as it is read; the catalog is the one `scan(root:)` makes.
+    /// Also returns how many headers were read and reused, and whether `index` was written to the end.
+    static func scan(root: String, reusing earlier: HeaderIndex?, index: HeaderIndex.FileWriter? = nil,
                      progress: (@Sendable (Int, Int) -> Void)? = nil) -> (catalog: Catalog, headers: CatalogScan.HeaderReading) {
         var scan = CatalogScan(root: root)
         scan.sortFiles()
-        let headers = scan.readHeaders(decode: false, earlier: earlier, progress: progress)
-        let grouping = scan.group(headers.results)
-        let studies = scan.makeStudies(grouping)
-        return (scan.catalog(studies), headers)
+        let (studies, reading) = scan.readStudies(decode: false, earlier: earlier, index: index, progress: progress)
+        return (scan.catalog(studies), reading)
     }
 
     /// The study's own Study Instance UID, by one rule, first that decides:

@@ -21,10 +21,11 @@ struct StudyGrouping {
         var notes: [String]
     }
 
-    /// One study: its id (folder or UID), its UID, its series (by id) and notes.
+    /// One study: its id (folder or UID), its UID, its files' UIDs (most frequent first), its series (by id) and notes.
     struct Study {
         var id: String
         var studyInstanceUID: String
+        var fileUIDs: [String]
         var series: [Series]
         var notes: [String]
     }
@@ -44,18 +45,24 @@ struct StudyGrouping {
             .append((relativePath, h))
     }
 
-    /// The studies in sorted key order, each with its series in sorted key order.
-    var studies: [Study] {
-        // Where each Study Instance UID lies: RSNA study folders, or the top folders of a tags archive.
-        var placesOfUID: [String: Set<String>] = [:]
+    /// Where each Study Instance UID of the grouped files lies: RSNA study folders, or the top folders of a tags archive.
+    /// A scan that groups its files batch by batch (`CatalogScan`) merges these to write `placementNotes`.
+    var placesOfUID: [String: Set<String>] {
+        var places: [String: Set<String>] = [:]
         for (studyKey, series) in files {
             for (_, members) in series {
                 for m in members {
-                    placesOfUID[m.header.studyInstanceUID, default: []].insert(rsna ? studyKey : Self.topFolder(m.path))
+                    places[m.header.studyInstanceUID, default: []].insert(rsna ? studyKey : Self.topFolder(m.path))
                 }
             }
         }
-        return files.keys.sorted().map { studyKey in
+        return places
+    }
+
+    /// The studies in sorted key order, each with its series in sorted key order and the Study Instance UIDs of its
+    /// files (most frequent first).
+    var studies: [Study] {
+        files.keys.sorted().map { studyKey in
             let seriesGroups = files[studyKey]!
             var notes: [String] = []
             let series = seriesGroups.keys.sorted().map { seriesKey -> Series in
@@ -78,15 +85,20 @@ struct StudyGrouping {
                 }
                 notes.append("study folder holds \(studyUIDs.count) Study Instance UIDs (\(described.joined(separator: "; "))); the folder is the study (RSNA layout); only the series of its own UID are fused")
             }
-            for uid in studyUIDs.map(\.value) {
-                let places = placesOfUID[uid, default: []].subtracting(rsna ? [studyKey] : []).sorted()
-                if rsna && !places.isEmpty {
-                    notes.append("Study Instance UID \(uid) is also under study folder(s) \(places.joined(separator: ", ")); each folder is its own study (RSNA layout)")
-                } else if !rsna && places.count > 1 {
-                    notes.append("its files lie under \(places.count) folders (\(places.joined(separator: ", "))); one Study Instance UID is one study")
-                }
+            return Study(id: studyKey, studyInstanceUID: studyUIDs[0].value, fileUIDs: studyUIDs.map(\.value), series: series, notes: notes)
+        }
+    }
+
+    /// The notes of a study whose files' UIDs (`uids`) also lie elsewhere (`places`: every scanned file's, merged).
+    static func placementNotes(studyKey: String, uids: [String], places: [String: Set<String>], rsna: Bool) -> [String] {
+        uids.compactMap { uid in
+            let elsewhere = places[uid, default: []].subtracting(rsna ? [studyKey] : []).sorted()
+            if rsna && !elsewhere.isEmpty {
+                return "Study Instance UID \(uid) is also under study folder(s) \(elsewhere.joined(separator: ", ")); each folder is its own study (RSNA layout)"
+            } else if !rsna && elsewhere.count > 1 {
+                return "its files lie under \(elsewhere.count) folders (\(elsewhere.joined(separator: ", "))); one Study Instance UID is one study"
             }
-            return Study(id: studyKey, studyInstanceUID: studyUIDs[0].value, series: series, notes: notes)
+            return nil
         }
     }
 

@@ -213,17 +213,24 @@ public enum IngestRunner {
         var statistics = IngestStatistics()
         let indexURL = options.output.appendingPathComponent(HeaderIndex.fileName)
         let root = (options.archive as NSString).standardizingPath
-        let earlier = options.recompute ? nil : HeaderIndex.load(from: indexURL, root: root)
-        let (catalog, headers) = CatalogScanner.scan(root: root, reusing: earlier, progress: scanProgress)
-        let tables = RSNATables.load(root: catalog.root, catalog: catalog)
-        let inPartition = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
         let lock = try OutputLock(directory: options.output)
         defer { withExtendedLifetime(lock) {} }
-        // Written now, not with the dataset: the headers hold whatever becomes of this run (a killed run's next
-        // scan reuses them). Not written, the next run reads the headers again: slower, never wrong.
-        // An index that would hold the same entries as the file already there is not written again.
-        statistics.headerIndexWritten = headers.sameAsEarlier || (try? headers.index.write(to: indexURL)) != nil
+        // The index is written as the scan reads, not with the dataset: the headers hold whatever becomes of this run (a
+        // killed run's next scan reuses them). Not written, the next run reads the headers again: slower, never wrong.
+        // An index that would hold the same entries as the file already there is not written again. The earlier index
+        // is held for the scan only.
+        let index = try? HeaderIndex.FileWriter(url: indexURL, root: root, scannedAt: HeaderIndex.now())
+        let (catalog, headers) = CatalogScanner.scan(root: root, reusing: options.recompute ? nil : HeaderIndex.load(from: indexURL, root: root),
+                                                     index: index, progress: scanProgress)
+        if headers.sameAsEarlier {
+            index?.discard()
+            statistics.headerIndexWritten = true
+        } else {
+            statistics.headerIndexWritten = headers.indexWritten && index != nil && (try? index!.commit()) != nil
+        }
+        let tables = RSNATables.load(root: catalog.root, catalog: catalog)
+        let inPartition = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         // One cache value for the whole run: its stores' pending fsyncs and renames are the ones `finishWrites` waits for.
         let cache = options.cache
         cache.sweepAbandonedWrites()
@@ -300,6 +307,7 @@ public enum IngestRunner {
                 state.cached = statistics.cached
                 if report.status != .fused { state.failed += 1 }
                 state.problems += report.problems.count
+                if state.done % 16 == 0 { HeapTrim.returnFreePages() }
                 progress?(state)
             }
             let manifest = try writer.finish()
