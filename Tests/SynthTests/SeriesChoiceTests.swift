@@ -72,7 +72,23 @@ final class SeriesChoiceTests: XCTestCase {
         XCTAssertEqual(problems.map(\.path), ["train_images/\(a)/1"])
         XCTAssertEqual(problems.map(\.reason), [reason])
 
+        // `fuse3d scan`'s summary counts the series by kind and names the problem.
+        let summary = catalog.summary()
+        XCTAssertTrue(summary.contains("1 studies, 4 series, "), summary)
+        XCTAssertTrue(summary.contains("  Sagittal T1: 2 (1 to fuse, 1 left out)\n"), summary)
+        XCTAssertTrue(summary.contains("  explicit VR little endian: 4 series ("), summary)
+        XCTAssertTrue(summary.contains("1 problem(s), 0 warning(s); the first:\n  train_images/\(a)/1: \(reason)\n"), summary)
+
         let report = try Self.ingest(root, into: scratch.appendingPathComponent("shards"))
+        XCTAssertEqual(report.headline, ["1 of 1 studies fused into 1 samples in 1 shard(s); 0 failed",
+                                         "\(report.summary.filesFound) files found: \(report.summary.filesUsed) used, 0 skipped, 7 ignored "
+                                            + "(1 series left out: ignoredSeries)",
+                                         "1 problem(s) in files, series and tables; first: train_images/\(a)/1: \(reason)"])
+        let written = try String(contentsOf: scratch.appendingPathComponent("shards/ingest-report.json"), encoding: .utf8)
+        XCTAssertTrue(written.hasPrefix("{\n  \"headline\" : [\n    \"1 of 1 studies fused"), String(written.prefix(200)))
+        XCTAssertTrue(written.contains("\"path\" : \"train_images/\(a)/1\""), "paths relative to the archive, slashes unescaped")
+        let decoded = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(written.utf8)) as? [String: Any])
+        XCTAssertEqual((decoded["summary"] as? [String: Any])?["filesIgnored"] as? Int, 7)
         let fused = try XCTUnwrap(report.studies.first)
         XCTAssertEqual(fused.channels["sagittal_t1"], own)
         XCTAssertEqual(fused.fusion?.unresolvedCoordinates, [])

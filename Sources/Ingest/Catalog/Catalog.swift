@@ -56,6 +56,8 @@ public struct CatalogSeries: Codable, Sendable {
     public var description: String
     /// The SOP classes of its files in words ("MR Image", "Enhanced MR Image", ...), sorted.
     public var sopClasses: [String]
+    /// The transfer syntaxes of its files in words ("explicit VR little endian", "JPEG 2000 lossless", ...), sorted.
+    public var transferSyntaxes: [String]
     /// Frames of its files that have a usable geometry (one per single-frame file).
     public var frameCount: Int
     /// What the series is (sagittal T1, sagittal T2/STIR, axial T2 or other).

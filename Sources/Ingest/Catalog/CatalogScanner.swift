@@ -204,7 +204,8 @@ public enum CatalogScanner {
         let rows = g0?.rows ?? first.rows, columns = g0?.columns ?? first.columns
         return CatalogSeries(
             seriesID: seriesID, seriesInstanceUID: seriesUID, studyInstanceUID: studyUID, description: first.seriesDescription,
-            sopClasses: Array(Set(headers.map(\.sopClassName))).sorted(), frameCount: frames.count,
+            sopClasses: Array(Set(headers.map(\.sopClassName))).sorted(),
+            transferSyntaxes: Array(Set(headers.map { TransferSyntax.name(of: $0.transferSyntaxUID) })).sorted(), frameCount: frames.count,
             kind: kind, kindReason: reason,
             plane: plane, stacks: stacks, rows: rows, columns: columns, pixelSpacing: [sp.0, sp.1],
             sliceThickness: g0.map(\.thickness) ?? first.sliceThickness,
