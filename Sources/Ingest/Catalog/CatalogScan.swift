@@ -79,6 +79,8 @@ struct CatalogScan {
         var fromIndex = 0
         /// Candidates this scan recorded in its index (every one that could be stat'ed and read).
         var recorded = 0
+        /// Of `recorded`, entries read in this scan rather than taken from the earlier index.
+        var recordedAnew = 0
         /// True when this scan's index holds exactly the earlier index's entries (every one reused, none new, none
         /// dropped): the file on disk needs no rewrite (its older scan time only makes fewer entries trusted, never a
         /// wrong one).
@@ -120,7 +122,7 @@ struct CatalogScan {
                                                              places: places, rsna: rsna)
         }
         if index == nil { reading.indexWritten = false }
-        reading.sameAsEarlier = earlier != nil && reading.read == 0 && reading.recorded == earlier!.entries.count
+        reading.sameAsEarlier = earlier != nil && reading.recordedAnew == 0 && reading.recorded == earlier!.entries.count
         return (studies.sorted { CatalogScanner.numericOrder($0.studyID, $1.studyID) }, reading)
     }
 
@@ -207,6 +209,7 @@ struct CatalogScan {
         reading.read += files.count - fromIndex
         let kept = entries.indices.compactMap { i in entries[i].map { (path: relative(files[i]), entry: $0) } }
         reading.recorded += kept.count
+        reading.recordedAnew += entries.indices.filter { entries[$0] != nil && !reused[$0] }.count
         do { try index?.append(kept) } catch {
             index?.discard()
             index = nil
