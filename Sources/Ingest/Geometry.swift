@@ -125,6 +125,9 @@ public struct Slice: Sendable {
     /// The frame's number (1-based, as DICOM counts frames) when the slice is one frame of a multi-frame
     /// file; nil for a single-frame file.
     public var frameNumber: Int?
+    /// InstanceNumbers of other files at this slice's position with the same pixels: they are this slice, and label
+    /// rows naming them resolve to it.
+    public var sameImageInstanceNumbers: [Int] = []
 
     /// A slice from its parts; `pixels` must hold rows × columns values.
     public init(geometry: SliceGeometry, pixels: [Float], instanceNumber: Int, sopInstanceUID: String, source: String,
@@ -182,6 +185,9 @@ public struct SeriesVolume: Sendable {
     public var kind: SeriesKind
     /// The series' decoded stacks (empty when none could be read).
     public var stacks: [Stack]
+    /// Files at a slice's position whose pixels differ from the fused file's (re-acquisitions, not fused): their
+    /// geometry only (no pixels), which places the label rows naming them.
+    public var reacquisitions: [Slice] = []
 
     /// A decoded series from its id, kind and stacks.
     public init(seriesID: String, kind: SeriesKind, stacks: [Stack]) {

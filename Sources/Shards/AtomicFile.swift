@@ -7,12 +7,12 @@ import Glibc
 /// and the directory is fsynced so that the rename itself survives a crash.
 public enum AtomicFile {
     /// Where `final` is written before it is committed.
-    static func partial(for final: URL) -> URL {
+    public static func partial(for final: URL) -> URL {
         final.deletingLastPathComponent().appendingPathComponent(final.lastPathComponent + ShardSchema.partialSuffix)
     }
 
     /// Fsyncs `partial`, renames it to `final` (replacing it) and fsyncs the directory.
-    static func commit(_ partial: URL, to final: URL) throws {
+    public static func commit(_ partial: URL, to final: URL) throws {
         try fsync(path: partial.path, directory: false)
         try renameIntoPlace(partial, final)
     }

@@ -17,7 +17,10 @@ struct Scan: ParsableCommand {
         same kind, a duplicate). Each series shows its SOP classes and its frames apart from its files: Enhanced MR \
         files (one file, many frames) are read frame by frame through their functional groups. In the RSNA layout the \
         folder is the study: a folder holding a second Study Instance UID, or a UID under two folders, is noted on the \
-        study. The exit status is 0 when the scan finishes; problems are listed, not fatal.
+        study, and a series of another study's UID is never fused (a problem naming both UIDs). It prints a summary \
+        (studies, series by kind, transfer syntaxes, the fate of the files, the first problems); --verbose lists every \
+        study, series and problem, --json prints the whole catalog. The exit status is 0 when the scan finishes; \
+        problems are listed, not fatal.
 
         Example:
           fuse3d scan /data/rsna-2024-lumbar-spine --json > catalog.json
@@ -34,6 +37,9 @@ struct Scan: ParsableCommand {
 
     @Flag(help: "Print the catalog as JSON instead of text.")
     var json = false
+
+    @Flag(name: .shortAndLong, help: "List every study and series and every problem, not only the summary.")
+    var verbose = false
 
     func validate() throws {
         var isDir: ObjCBool = false
@@ -55,7 +61,7 @@ struct Scan: ParsableCommand {
             enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             print(String(decoding: try enc.encode(catalog), as: UTF8.self))
         } else {
-            print(catalog.report(), terminator: "")
+            print(verbose ? catalog.report() : catalog.summary(), terminator: "")
         }
     }
 }

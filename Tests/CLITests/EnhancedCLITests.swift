@@ -13,7 +13,8 @@ final class EnhancedCLITests: XCTestCase {
         XCTAssertEqual(synth.status, 0, synth.stderr)
         XCTAssertTrue(synth.stdout.hasPrefix("wrote 1 studies, 3 files"), synth.stdout)
 
-        let scan = try Fixtures.run(Fixtures.fuse3d, ["scan", cohort.path, "--decode"])
+        // --verbose: the per-series listing (scan prints a summary by default).
+        let scan = try Fixtures.run(Fixtures.fuse3d, ["scan", cohort.path, "--decode", "--verbose"])
         XCTAssertEqual(scan.status, 0, scan.stderr)
         XCTAssertTrue(scan.stdout.contains("1 studies, 3 image files holding "), scan.stdout)
         XCTAssertTrue(scan.stdout.contains("0 problems, 0 warnings"), scan.stdout)

@@ -50,10 +50,12 @@ final class HeaderSummaryTests: XCTestCase {
                 try fm.setAttributes([.modificationDate: old], ofItemAtPath: archive.appendingPathComponent(rel).path)
             }
             let full = CatalogScanner.scan(root: archive.path)
-            let first = CatalogScanner.scan(root: archive.path, reusing: nil)
-            XCTAssertEqual(first.headers.fromIndex, 0)
             let url = scratch.appendingPathComponent("\(name).index")
-            try first.headers.index.write(to: url)
+            let writer = try HeaderIndex.FileWriter(url: url, root: (archive.path as NSString).standardizingPath, scannedAt: HeaderIndex.now())
+            let first = CatalogScanner.scan(root: archive.path, reusing: nil, index: writer)
+            XCTAssertEqual(first.headers.fromIndex, 0)
+            XCTAssertTrue(first.headers.indexWritten)
+            try writer.commit()
             let index = try XCTUnwrap(HeaderIndex.load(from: url, root: archive.path))
             XCTAssertNil(HeaderIndex.load(from: url, root: archive.path + "-moved"))
             let warm = CatalogScanner.scan(root: archive.path, reusing: index)
@@ -76,7 +78,7 @@ final class HeaderSummaryTests: XCTestCase {
                 XCTAssertEqual(keyA.hex, keyB.hex, name)
             }
 
-            let touched = try XCTUnwrap(first.headers.index.entries.keys.sorted().first)
+            let touched = try XCTUnwrap(index.entries.keys.sorted().first)
             try fm.setAttributes([.modificationDate: old.addingTimeInterval(60)], ofItemAtPath: archive.appendingPathComponent(touched).path)
             let again = CatalogScanner.scan(root: archive.path, reusing: index)
             XCTAssertEqual(again.headers.read, warm.headers.read + 1, name)

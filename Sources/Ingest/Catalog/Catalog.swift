@@ -24,8 +24,23 @@ public struct CatalogStack: Codable, Sendable {
     public var plane: Plane
     /// Median distance between neighbouring slices (mm).
     public var spacing: Double
-    /// The slices, ordered by position along `normal`; duplicate positions already dropped.
+    /// The images, ordered by position along `normal` then by path: files at one position (within
+    /// `CatalogScanner.samePositionMillimetres`) follow each other, and together are one slice (see `slices`).
     public var images: [CatalogImage]
+
+    /// The images grouped by position, in stack order: each group is one slice. A group of several files is resolved
+    /// when they are decoded (`SeriesLoader`): the same pixels are one slice, different pixels a re-acquisition.
+    public var slices: [ArraySlice<CatalogImage>] {
+        var groups: [ArraySlice<CatalogImage>] = []
+        var start = images.startIndex
+        for i in images.indices.dropFirst()
+        where (images[i].position - images[start].position).length >= CatalogScanner.samePositionMillimetres {
+            groups.append(images[start..<i])
+            start = i
+        }
+        if start < images.endIndex { groups.append(images[start...]) }
+        return groups
+    }
 }
 
 /// One series of a study: what it is, why we think so, and its stacks.
@@ -34,10 +49,15 @@ public struct CatalogSeries: Codable, Sendable {
     public var seriesID: String
     /// SeriesInstanceUID (0020,000E) shared by the series' files.
     public var seriesInstanceUID: String
+    /// StudyInstanceUID (0020,000D) most of the series' files carry (ties to the smallest): a series whose UID is not
+    /// its study's is another study's, filed here by mistake (`CatalogScanner.selectSeries`).
+    public var studyInstanceUID: String
     /// SeriesDescription (0008,103E) of the series' first file; empty when absent.
     public var description: String
     /// The SOP classes of its files in words ("MR Image", "Enhanced MR Image", ...), sorted.
     public var sopClasses: [String]
+    /// The transfer syntaxes of its files in words ("explicit VR little endian", "JPEG 2000 lossless", ...), sorted.
+    public var transferSyntaxes: [String]
     /// Frames of its files that have a usable geometry (one per single-frame file).
     public var frameCount: Int
     /// What the series is (sagittal T1, sagittal T2/STIR, axial T2 or other).
@@ -66,17 +86,18 @@ public struct CatalogSeries: Codable, Sendable {
     public var inversionTime: Double?
     /// Notes such as dropped duplicates.
     public var notes: [String]
-    /// Files of the series none of whose frames made it into a stack (duplicates), relative to the archive.
+    /// Files of the series none of whose frames made it into a stack (a second file of one SOP Instance UID),
+    /// relative to the archive.
     public var droppedFiles: [String]
     /// Extent of the series' slices along the patient's superior–inferior axis (mm): how much of the
     /// spine it covers, the rule that picks one sagittal series of a kind.
     public var superiorInferiorExtent: Double
-    /// Why the series is not fused (localizer, derived, other kind, too few slices, another series of
-    /// the same sagittal kind chosen); nil for a series that is fused.
+    /// Why the series is not fused (localizer, derived, other kind, too few slices, another study's Study Instance
+    /// UID, another series of the same sagittal kind chosen); nil for a series that is fused.
     public var ignoredBecause: String?
 
-    /// Number of slices over all stacks.
-    public var sliceCount: Int { stacks.reduce(0) { $0 + $1.images.count } }
+    /// Number of slices (positions) over all stacks; files at one position count once.
+    public var sliceCount: Int { stacks.reduce(0) { $0 + $1.slices.count } }
     /// The distinct files whose frames are in the stacks, in path order.
     public var imageFiles: [String] { Array(Set(stacks.flatMap { $0.images.map(\.path) })).sorted() }
     /// Every file of the series: those in its stacks and the dropped duplicates.
@@ -87,7 +108,8 @@ public struct CatalogSeries: Codable, Sendable {
 public struct CatalogStudy: Codable, Sendable {
     /// The RSNA study_id (folder name) in RSNA mode, else the Study Instance UID.
     public var studyID: String
-    /// StudyInstanceUID (0020,000D) shared by the study's files.
+    /// The study's own StudyInstanceUID (0020,000D): in an RSNA folder holding several, the one the rule of
+    /// `CatalogScanner.ownStudyUID` names; its series of another UID are never fused.
     public var studyInstanceUID: String
     /// The study's series, fused kinds first in channel order, then by series id.
     public var series: [CatalogSeries]

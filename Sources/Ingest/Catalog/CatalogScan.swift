@@ -3,14 +3,18 @@ import Synchronization
 
 /// One scan of an archive, step by step (`CatalogScanner.scan` runs them in order):
 /// 1. `sortFiles`: tables read, files outside the RSNA layout, hidden files, and the candidate images;
-/// 2. `readHeaders`: every candidate's header (or whole decode) on all cores;
-/// 3. `group`: usable images into studies and series by the one grouping rule (`StudyGrouping`),
-///    every other file skipped with its reason;
-/// 4. `makeStudies`: stacks, classification and the choice of series to fuse, study by study;
+/// 2.–4. `readStudies`, in batches of whole studies (only one batch's headers are held at a time):
+///    2. every candidate's header (or whole decode) on all cores, recorded in the header index as it is read;
+///    3. `group`: usable images into studies and series by the one grouping rule (`StudyGrouping`),
+///       every other file skipped with its reason;
+///    4. `makeStudies`: stacks, classification and the choice of series to fuse, study by study;
 /// 5. `catalog`: the fate of every file, and the catalog itself.
 struct CatalogScan {
     let root: String
     let descriptions: RSNASeriesDescriptions
+    /// "study/series" (canonical ids) of every series train_label_coordinates.csv names (its problems are reported by
+    /// `RSNATables`, which reads it for the labels): the series carrying a study's label coordinates win a choice.
+    let labelled: Set<String>
     let walker: FileWalker
     /// The RSNA layout (train_series_descriptions.csv at the root) groups by folder; otherwise by UID.
     /// A series-descriptions table that cannot be used still makes the layout RSNA's (its problems are named): the
@@ -31,6 +35,7 @@ struct CatalogScan {
     init(root: String) {
         self.root = (root as NSString).standardizingPath
         descriptions = RSNASeriesDescriptions.load(root: self.root)
+        labelled = descriptions.isPresent ? RSNATables.seriesWithCoordinates(root: self.root) : []
         walker = FileWalker(root: self.root)
         problems = walker.problems.map { CatalogProblem(path: relative($0.path), reason: $0.reason) }
         skipped = walker.problems.filter(\.isFile).map { CatalogProblem(path: relative($0.path), reason: $0.reason) }
@@ -66,59 +71,110 @@ struct CatalogScan {
         }
     }
 
-    /// What step 2 found: each candidate's header (or why it could not be read), in candidate order, and the
-    /// header index of this scan.
+    /// What steps 2–4 read, in counts: the headers themselves are held one batch at a time.
     struct HeaderReading {
-        var results: [Result<DicomHeader, GDCMError>]
-        /// Every candidate that could be stat'ed and read, with its header.
-        var index: HeaderIndex
         /// Candidates whose header was read (parsed) in this scan.
         var read = 0
         /// Candidates whose header came from the earlier index (stat unchanged).
         var fromIndex = 0
-        /// True when `index` holds exactly the earlier index's entries (every one reused, none new, none dropped): the
-        /// file on disk needs no rewrite (its older scan time only makes fewer entries trusted, never a wrong one).
+        /// Candidates this scan recorded in its index (every one that could be stat'ed and read).
+        var recorded = 0
+        /// Of `recorded`, entries read in this scan rather than taken from the earlier index.
+        var recordedAnew = 0
+        /// True when this scan's index holds exactly the earlier index's entries (every one reused, none new, none
+        /// dropped): the file on disk needs no rewrite (its older scan time only makes fewer entries trusted, never a
+        /// wrong one).
         var sameAsEarlier = false
+        /// False when the index could not be written as the scan went (the next run reads every header again).
+        var indexWritten = true
     }
 
-    /// Step 2: every candidate's header (with `decode`, its pixels too, thrown away), in candidate order, on all
-    /// cores. A candidate whose stat `earlier` recorded (and trusts) is not read: its recorded header is used.
-    /// With `pool`, the decode runs in its supervised workers after the header scan (a crashing decoder costs its file).
-    func readHeaders(decode: Bool, earlier: HeaderIndex? = nil, pool: DecoderPool? = nil,
-                     progress: (@Sendable (Int, Int) -> Void)?) -> HeaderReading {
-        var reading = readEachHeader(decode: decode && pool == nil, earlier: earlier, pool: pool, progress: progress)
-        guard decode, let pool else { return reading }
-        let files = candidates
-        let readable = files.indices.filter { if case .success = reading.results[$0] { return true } else { return false } }
+    /// Candidates per batch of steps 2–4. A batch holds whole studies (RSNA layout: a study is a folder); outside that
+    /// layout a study may span the tree, so the archive is one batch.
+    static let batchFiles = 1024
+
+    /// Steps 2–4, batch by batch, so that a batch's headers are all the scan holds of them (memory flat in the number of
+    /// files): each candidate's header (with `decode`, its pixels too, thrown away), read on all cores; the
+    /// usable images grouped (step 3) into studies (step 4); each header recorded in `index` as it is read. A candidate
+    /// whose stat `earlier` recorded (and trusts) is not read: its recorded header is used. With `pool`, the decode runs
+    /// in its supervised workers after the header scan (a crashing decoder costs its file). Studies come out by id.
+    mutating func readStudies(decode: Bool, earlier: HeaderIndex? = nil, pool: DecoderPool? = nil,
+                              index: HeaderIndex.FileWriter? = nil, progress: (@Sendable (Int, Int) -> Void)?) -> ([CatalogStudy], HeaderReading) {
+        var reading = HeaderReading()
+        var studies: [CatalogStudy] = []
+        var fileUIDs: [String: [String]] = [:]
+        var places: [String: Set<String>] = [:]
+        var index = index
+        let done = Mutex(0), decoded = Mutex(0)
+        for batch in batches() {
+            var results = readEachHeader(batch, decode: decode && pool == nil, earlier: earlier, pool: pool, reading: &reading, index: &index,
+                                         done: done, progress: progress)
+            if decode, let pool { decodeInWorkers(batch, &results, pool: pool, done: decoded, progress: progress) }
+            let grouping = group(batch, results)
+            places.merge(grouping.placesOfUID) { $0.union($1) }
+            for (study, uids) in makeStudies(grouping) {
+                studies.append(study)
+                fileUIDs[study.studyID] = uids
+            }
+        }
+        for i in studies.indices {
+            studies[i].notes += StudyGrouping.placementNotes(studyKey: studies[i].studyID, uids: fileUIDs[studies[i].studyID] ?? [],
+                                                             places: places, rsna: rsna)
+        }
+        if index == nil { reading.indexWritten = false }
+        reading.sameAsEarlier = earlier != nil && reading.recordedAnew == 0 && reading.recorded == earlier!.entries.count
+        return (studies.sorted { CatalogScanner.numericOrder($0.studyID, $1.studyID) }, reading)
+    }
+
+    /// The candidates (indices, walk order within a study) in batches of whole studies of about `batchFiles`.
+    private func batches() -> [[Int]] {
+        guard rsna else { return [Array(candidates.indices)] }
+        var byStudy: [String: [Int]] = [:]
+        for i in candidates.indices { byStudy[CatalogScanner.rsnaIDs(relative(candidates[i]))?.study ?? "", default: []].append(i) }
+        var batches: [[Int]] = [[]]
+        for key in byStudy.keys.sorted() {
+            if batches[batches.count - 1].count >= Self.batchFiles { batches.append([]) }
+            batches[batches.count - 1] += byStudy[key]!
+        }
+        return batches
+    }
+
+    /// The decode of `batch`'s readable files in `pool`'s workers; a file whose decode fails becomes that failure.
+    private func decodeInWorkers(_ batch: [Int], _ results: inout [Result<DicomHeader, GDCMError>], pool: DecoderPool,
+                                 done: borrowing Mutex<Int>, progress: (@Sendable (Int, Int) -> Void)?) {
+        let files = batch.map { candidates[$0] }
+        let readable = files.indices.filter { if case .success = results[$0] { return true } else { return false } }
         let chunk = 32
         let chunks = (readable.count + chunk - 1) / chunk
         var reasons = [String?](repeating: nil, count: readable.count)
-        let done = Mutex(0)
+        let total = candidates.count
         reasons.withUnsafeMutableBufferPointer { out in
             nonisolated(unsafe) let out = out
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 let part = Array(readable[(c * chunk)..<min(readable.count, (c + 1) * chunk)])
                 for (k, reason) in pool.check(files: part.map { files[$0] }).enumerated() { out[c * chunk + k] = reason }
                 let d = done.withLock { $0 += part.count; return $0 }
-                progress?(d, readable.count)
+                progress?(d, total)
             }
         }
         for (k, i) in readable.enumerated() {
-            if let reason = reasons[k] { reading.results[i] = .failure(GDCMError(path: files[i], message: reason)) }
+            if let reason = reasons[k] { results[i] = .failure(GDCMError(path: files[i], message: reason)) }
         }
-        return reading
     }
 
-    private func readEachHeader(decode: Bool, earlier: HeaderIndex?, pool: DecoderPool?,
-                                progress: (@Sendable (Int, Int) -> Void)?) -> HeaderReading {
-        let files = candidates
-        let scannedAt = HeaderIndex.now()
+    /// Step 2 for one batch: its headers in batch order; each one read (not reused) or reused is counted in `reading`
+    /// and recorded in `index` (which is dropped, and the scan goes on, when it cannot be written).
+    private func readEachHeader(_ batch: [Int], decode: Bool, earlier: HeaderIndex?, pool: DecoderPool?, reading: inout HeaderReading,
+                                index: inout HeaderIndex.FileWriter?, done: borrowing Mutex<Int>,
+                                progress: (@Sendable (Int, Int) -> Void)?) -> [Result<DicomHeader, GDCMError>] {
+        let files = batch.map { candidates[$0] }
+        let total = candidates.count
         var results = [Result<DicomHeader, GDCMError>?](repeating: nil, count: files.count)
         var entries = [HeaderIndex.Entry?](repeating: nil, count: files.count)
         var reused = [Bool](repeating: false, count: files.count)
         let chunk = 64
         let chunks = (files.count + chunk - 1) / chunk
-        let done = Mutex(0)
+        let root = root
         results.withUnsafeMutableBufferPointer { out in
             entries.withUnsafeMutableBufferPointer { recorded in
                 reused.withUnsafeMutableBufferPointer { fromIndex in
@@ -129,7 +185,7 @@ struct CatalogScan {
                         for i in (c * chunk)..<min(files.count, (c + 1) * chunk) {
                             // The stat comes before the read: a file changed after it shows another stat next time.
                             let stat = HeaderIndex.Stat(path: files[i])
-                            let rel = relative(files[i])
+                            let rel = CatalogScanner.relative(files[i], to: root)
                             if let stat, let entry = earlier?.trusted(rel, stat: stat), let known = entry.result(path: files[i]) {
                                 out[i] = known
                                 recorded[i] = entry
@@ -149,19 +205,22 @@ struct CatalogScan {
                             }
                         }
                         let d = done.withLock { $0 += min(chunk, files.count - c * chunk); return $0 }
-                        progress?(d, files.count)
+                        progress?(d, total)
                     }
                 }
             }
         }
-        var index = HeaderIndex(root: root, scannedAt: scannedAt)
-        for (i, entry) in entries.enumerated() {
-            if let entry { index.entries[relative(files[i])] = entry }
-        }
         let fromIndex = reused.filter { $0 }.count
-        let recordedNow = entries.indices.filter { entries[$0] != nil && !reused[$0] }.count
-        return HeaderReading(results: results.map { $0! }, index: index, read: files.count - fromIndex, fromIndex: fromIndex,
-                             sameAsEarlier: earlier != nil && recordedNow == 0 && index.entries.count == earlier!.entries.count)
+        reading.fromIndex += fromIndex
+        reading.read += files.count - fromIndex
+        let kept = entries.indices.compactMap { i in entries[i].map { (path: relative(files[i]), entry: $0) } }
+        reading.recorded += kept.count
+        reading.recordedAnew += entries.indices.filter { entries[$0] != nil && !reused[$0] }.count
+        do { try index?.append(kept) } catch {
+            index?.discard()
+            index = nil
+        }
+        return results.map { $0! }
     }
 
     private static func read(_ file: String, decode: Bool) -> Result<DicomHeader, GDCMError> {
@@ -174,11 +233,11 @@ struct CatalogScan {
         }
     }
 
-    /// Step 3: usable images into the grouping; unreadable and unusable files skipped with their reason.
-    mutating func group(_ results: [Result<DicomHeader, GDCMError>]) -> StudyGrouping {
+    /// Step 3 for one batch: usable images into the grouping; unreadable and unusable files skipped with their reason.
+    mutating func group(_ batch: [Int], _ results: [Result<DicomHeader, GDCMError>]) -> StudyGrouping {
         var grouping = StudyGrouping(rsna: rsna)
-        for (i, r) in results.enumerated() {
-            let rel = relative(candidates[i])
+        for (k, r) in results.enumerated() {
+            let rel = relative(candidates[batch[k]])
             switch r {
             case .failure(let e):
                 problems.append(CatalogProblem(path: rel, reason: e.message))
@@ -198,20 +257,29 @@ struct CatalogScan {
         return grouping
     }
 
-    /// Step 4: each group's series (visited in sorted key order), their selection and order; studies by id.
-    func makeStudies(_ grouping: StudyGrouping) -> [CatalogStudy] {
-        var studies: [CatalogStudy] = []
+    /// Step 4 for one batch: each group's series (visited in sorted key order), their selection and order, with the
+    /// Study Instance UIDs of the study's files (most frequent first). A series of another study's UID is a problem of
+    /// the scan.
+    mutating func makeStudies(_ grouping: StudyGrouping) -> [(CatalogStudy, [String])] {
+        var studies: [(CatalogStudy, [String])] = []
+        let (root, rsna, descriptions, labelledSeries) = (root, rsna, descriptions, labelled)
         for group in grouping.studies {
             var series = group.series.map { s in
-                CatalogScanner.makeSeries(seriesID: s.id, seriesUID: s.seriesInstanceUID, headers: s.headers, root: root,
-                                          descriptions: descriptions, rsnaStudy: rsna ? group.id : nil, notes: s.notes)
+                CatalogScanner.makeSeries(seriesID: s.id, seriesUID: s.seriesInstanceUID, studyUID: s.studyInstanceUID, headers: s.headers,
+                                          root: root, descriptions: descriptions, rsnaStudy: rsna ? group.id : nil, notes: s.notes)
             }
-            CatalogScanner.selectSeries(&series)
+            let study = RSNAID.folderKey(group.id)
+            let listed = { (id: String) in rsna && descriptions.kind(study: group.id, series: id) != nil }
+            let labelled = { (id: String) in labelledSeries.contains("\(study)/\(RSNAID.folderKey(id))") }
+            let own = CatalogScanner.ownStudyUID(studyID: group.id, series: series, listed: listed)
+            let folder = { (s: CatalogSeries) in
+                rsna ? "train_images/\(group.id)/\(s.seriesID)" : ((s.imageFiles.first ?? s.seriesID) as NSString).deletingLastPathComponent
+            }
+            problems += CatalogScanner.selectSeries(&series, studyUID: own, folder: folder, listed: listed, labelled: labelled)
             series.sort { ($0.kind.channel ?? 9, $0.seriesID) < ($1.kind.channel ?? 9, $1.seriesID) }
-            studies.append(CatalogStudy(studyID: group.id, studyInstanceUID: group.studyInstanceUID, series: series,
-                                        notes: group.notes))
+            studies.append((CatalogStudy(studyID: group.id, studyInstanceUID: own, series: series, notes: group.notes), group.fileUIDs))
         }
-        return studies.sorted { CatalogScanner.numericOrder($0.studyID, $1.studyID) }
+        return studies
     }
 
     /// Step 5: the fate of every file (tables, skipped, ignored series and files, images to fuse) and the catalog.

@@ -23,6 +23,9 @@ public enum CatalogScanner {
     /// Fewer slices than this cannot make a stack worth fusing; such a series is ignored.
     static let minimumSlices = 3
 
+    /// Images of one stack closer than this (mm) lie at one position: one slice, or a re-acquisition of it.
+    public static let samePositionMillimetres = 0.01
+
     /// Scans `root`. With `decode`, every image's pixel data is decoded too (and thrown away), so that
     /// files whose pixels are broken show up as problems. `progress(done, total)` reports files read.
     ///
@@ -33,32 +36,60 @@ public enum CatalogScanner {
                             progress: (@Sendable (Int, Int) -> Void)? = nil) -> Catalog {
         var scan = CatalogScan(root: root)
         scan.sortFiles()
-        let headers = scan.readHeaders(decode: decode, pool: DecoderPool(isolation), progress: progress)
-        let grouping = scan.group(headers.results)
-        return scan.catalog(scan.makeStudies(grouping))
+        let (studies, _) = scan.readStudies(decode: decode, pool: DecoderPool(isolation), progress: progress)
+        return scan.catalog(studies)
     }
 
     /// A header-only scan of `root` that reuses the headers `earlier` recorded for files whose stat is unchanged
-    /// (see `HeaderIndex`); the catalog is the one `scan(root:)` makes. Also returns the index of this scan and
-    /// how many headers were read and reused.
-    static func scan(root: String, reusing earlier: HeaderIndex?, pool: DecoderPool? = nil,
+    /// (see `HeaderIndex`) and records each header in `index` as it is read; the catalog is the one `scan(root:)` makes.
+    /// Also returns how many headers were read and reused, and whether `index` was written to the end.
+    static func scan(root: String, reusing earlier: HeaderIndex?, index: HeaderIndex.FileWriter? = nil, pool: DecoderPool? = nil,
                      progress: (@Sendable (Int, Int) -> Void)? = nil) -> (catalog: Catalog, headers: CatalogScan.HeaderReading) {
         var scan = CatalogScan(root: root)
         scan.sortFiles()
-        let headers = scan.readHeaders(decode: false, earlier: earlier, pool: pool, progress: progress)
-        let grouping = scan.group(headers.results)
-        return (scan.catalog(scan.makeStudies(grouping)), headers)
+        let (studies, reading) = scan.readStudies(decode: false, earlier: earlier, pool: pool, index: index, progress: progress)
+        return (scan.catalog(studies), reading)
     }
 
-    /// Decides which series of a study are fused, writing the reason on each one that is not:
+    /// The study's own Study Instance UID, by one rule, first that decides:
+    /// 1. the UID of the series train_series_descriptions.csv lists for the study (most of them, if they disagree);
+    /// 2. the UID written as the study's id (Kaggle's files carry the study_id as their Study Instance UID);
+    /// 3. the UID most of its series carry, then most of its files, then the smallest.
+    static func ownStudyUID(studyID: String, series: [CatalogSeries], listed: (String) -> Bool) -> String {
+        let listedUIDs = series.filter { listed($0.seriesID) }.map(\.studyInstanceUID)
+        if !listedUIDs.isEmpty { return StudyGrouping.counts(listedUIDs)[0].value }
+        let uids = Set(series.map(\.studyInstanceUID))
+        if let named = uids.first(where: { RSNAID.canonical($0) != nil && RSNAID.canonical($0) == RSNAID.canonical(studyID) }) { return named }
+        let bySeries = Dictionary(grouping: series, by: \.studyInstanceUID)
+        return bySeries.max { a, b in
+            (a.value.count, a.value.reduce(0) { $0 + $1.fileCount }, b.key) < (b.value.count, b.value.reduce(0) { $0 + $1.fileCount }, a.key)
+        }?.key ?? ""
+    }
+
+    /// Decides which series of a study are fused, writing the reason on each one that is not (data-schema.md,
+    /// "Choosing a study's series"):
+    /// - a series whose Study Instance UID is not the study's own (`ownStudyUID`) is never fused: it is another
+    ///   study's series filed in this folder, and a problem naming both UIDs (returned, one per such series);
     /// - series of no fused kind are ignored with their classification reason;
     /// - a series of a fused kind with fewer than `minimumSlices` slices is ignored;
     /// - every Axial T2 series is fused (a study often has one per block of levels);
-    /// - of several Sagittal T1 (or Sagittal T2/STIR) series, the one covering most of the spine is
-    ///   fused: the largest superior–inferior extent, then the most slices, then the smallest series id.
-    static func selectSeries(_ series: inout [CatalogSeries]) {
+    /// - of several Sagittal T1 (or Sagittal T2/STIR) series, one is fused: a series train_series_descriptions.csv
+    ///   lists for the study wins over one classified from its tags; then one carrying the study's label coordinates
+    ///   wins; then the one covering most of the spine (the largest superior–inferior extent, then the most slices,
+    ///   then the smallest series id).
+    /// `listed` and `labelled` say whether a series id is listed for the study, and carries its label coordinates.
+    static func selectSeries(_ series: inout [CatalogSeries], studyUID: String, folder: (CatalogSeries) -> String,
+                             listed: (String) -> Bool = { _ in false }, labelled: (String) -> Bool = { _ in false }) -> [CatalogProblem] {
+        var problems: [CatalogProblem] = []
         for i in series.indices {
-            if series[i].kind.channel == nil {
+            if series[i].studyInstanceUID != studyUID {
+                let s = series[i]
+                series[i].ignoredBecause = "another study's series: its Study Instance UID \(s.studyInstanceUID) is not the study's own "
+                    + "(\(studyUID)); never fused"
+                problems.append(CatalogProblem(path: folder(s), reason: "series \(s.seriesID) (\(s.kind.rawValue), \(s.fileCount) files) carries "
+                    + "Study Instance UID \(s.studyInstanceUID), not the study's own \(studyUID): another study's series filed here; not fused"
+                    + (labelled(s.seriesID) ? ", although label coordinates name it" : "")))
+            } else if series[i].kind.channel == nil {
                 series[i].ignoredBecause = "\(series[i].kind.rawValue): \(series[i].kindReason)"
             } else if series[i].sliceCount < minimumSlices {
                 series[i].ignoredBecause = "too few slices (\(series[i].sliceCount); at least \(minimumSlices) are needed)"
@@ -67,18 +98,31 @@ public enum CatalogScanner {
         for kind in [SeriesKind.sagittalT1, .sagittalT2] {
             let candidates = series.indices.filter { series[$0].kind == kind && series[$0].ignoredBecause == nil }
             guard candidates.count > 1 else { continue }
+            func rank(_ s: CatalogSeries) -> (Bool, Bool, Double, Int) {
+                (listed(s.seriesID), labelled(s.seriesID), (s.superiorInferiorExtent * 10).rounded(), s.sliceCount)
+            }
             let chosen = candidates.max { a, b in
                 let x = series[a], y = series[b]
-                let ex = (x.superiorInferiorExtent * 10).rounded(), ey = (y.superiorInferiorExtent * 10).rounded()
-                return (ex, x.sliceCount, y.seriesID) < (ey, y.sliceCount, x.seriesID)
+                let rx = rank(x), ry = rank(y)
+                return (rx.0 ? 1 : 0, rx.1 ? 1 : 0, rx.2, rx.3, y.seriesID) < (ry.0 ? 1 : 0, ry.1 ? 1 : 0, ry.2, ry.3, x.seriesID)
             }!
+            let w = series[chosen]
             for i in candidates where i != chosen {
-                series[i].ignoredBecause = String(
-                    format: "a second %@ series: %@ covers more of the spine (%.0f mm superior–inferior, %d slices, against %.0f mm, %d slices)",
-                    kind.rawValue, series[chosen].seriesID, series[chosen].superiorInferiorExtent, series[chosen].sliceCount,
-                    series[i].superiorInferiorExtent, series[i].sliceCount)
+                let s = series[i]
+                if listed(w.seriesID) && !listed(s.seriesID) {
+                    series[i].ignoredBecause = "a second \(kind.rawValue) series: train_series_descriptions.csv lists \(w.seriesID) for this "
+                        + "study and not this one (a listed series wins over one classified from its tags)"
+                } else if labelled(w.seriesID) && !labelled(s.seriesID) {
+                    series[i].ignoredBecause = "a second \(kind.rawValue) series: \(w.seriesID) carries the study's label coordinates and this one "
+                        + "does not"
+                } else {
+                    series[i].ignoredBecause = String(
+                        format: "a second %@ series: %@ covers more of the spine (%.0f mm superior–inferior, %d slices, against %.0f mm, %d slices)",
+                        kind.rawValue, w.seriesID, w.superiorInferiorExtent, w.sliceCount, s.superiorInferiorExtent, s.sliceCount)
+                }
             }
         }
+        return problems
     }
 
     /// Orders ids numerically when both are integers (RSNA ids), else lexically.
@@ -111,12 +155,12 @@ public enum CatalogScanner {
 
     /// One series from its files' headers (path order): stacks from every frame, the plane, the kind (the
     /// RSNA table's for `rsnaStudy`'s folder, else the tags'), the matrix and spacing of its first frame.
-    static func makeSeries(seriesID: String, seriesUID: String, headers: [DicomHeader], root: String,
+    static func makeSeries(seriesID: String, seriesUID: String, studyUID: String, headers: [DicomHeader], root: String,
                            descriptions: RSNASeriesDescriptions, rsnaStudy: String?, notes groupingNotes: [String]) -> CatalogSeries {
         let first = headers[0]
         var notes = groupingNotes
 
-        // Every frame becomes a slice candidate; drop duplicate SOP instances and duplicate positions.
+        // Every frame becomes a slice candidate; drop duplicate SOP instances (files at one position stay: see `splitStacks`).
         var seenUIDs = Set<String>()
         var frames: [(image: CatalogImage, geometry: SliceGeometry)] = []
         for h in headers {
@@ -159,8 +203,9 @@ public enum CatalogScanner {
         let sp = g0.map { ($0.rowSpacing, $0.columnSpacing) } ?? first.pixelSpacing ?? (0, 0)
         let rows = g0?.rows ?? first.rows, columns = g0?.columns ?? first.columns
         return CatalogSeries(
-            seriesID: seriesID, seriesInstanceUID: seriesUID, description: first.seriesDescription,
-            sopClasses: Array(Set(headers.map(\.sopClassName))).sorted(), frameCount: frames.count,
+            seriesID: seriesID, seriesInstanceUID: seriesUID, studyInstanceUID: studyUID, description: first.seriesDescription,
+            sopClasses: Array(Set(headers.map(\.sopClassName))).sorted(),
+            transferSyntaxes: Array(Set(headers.map { TransferSyntax.name(of: $0.transferSyntaxUID) })).sorted(), frameCount: frames.count,
             kind: kind, kindReason: reason,
             plane: plane, stacks: stacks, rows: rows, columns: columns, pixelSpacing: [sp.0, sp.1],
             sliceThickness: g0.map(\.thickness) ?? first.sliceThickness,
@@ -171,7 +216,9 @@ public enum CatalogScanner {
 
     /// Groups slices into stacks: same orientation (within `maxStackAngleDegrees`) and the same StackID
     /// (enhanced files' Frame Content; none for classic files), ordered along the normal, split where a gap
-    /// exceeds twice the stack's median spacing; duplicate positions dropped.
+    /// exceeds twice the stack's median spacing. Files at one position (within `samePositionMillimetres`) stay
+    /// together, in path order, as one slice of the stack (`CatalogStack.slices`): whether they are one image or a
+    /// re-acquisition is known only from their pixels, when they are decoded (`SeriesLoader`).
     static func splitStacks(_ frames: [(image: CatalogImage, geometry: SliceGeometry)], notes: inout [String]) -> [CatalogStack] {
         let cosLimit = cos(maxStackAngleDegrees * .pi / 180)
         var clusters: [[(image: CatalogImage, geometry: SliceGeometry)]] = []
@@ -189,31 +236,37 @@ public enum CatalogScanner {
         var stacks: [CatalogStack] = []
         for cluster in clusters {
             let normal = cluster[0].geometry.normal
-            var sorted = cluster.sorted { ($0.image.position.dot(normal), $0.image.path) < ($1.image.position.dot(normal), $1.image.path) }
-            var unique: [(image: CatalogImage, geometry: SliceGeometry)] = []
+            let sorted = cluster.sorted { ($0.image.position.dot(normal), $0.image.path) < ($1.image.position.dot(normal), $1.image.path) }
+            // One group per position: its first image (in path order) stands for it in the gap rule.
+            var positions: [[(image: CatalogImage, geometry: SliceGeometry)]] = []
             for s in sorted {
-                if let last = unique.last, (s.image.position - last.image.position).length < 0.01 {
-                    notes.append("duplicate position \(s.image.position): \(s.image.path) dropped (kept \(last.image.path))")
-                    continue
+                if let lead = positions.last?.first, (s.image.position - lead.image.position).length < samePositionMillimetres {
+                    positions[positions.count - 1].append(s)
+                } else {
+                    positions.append([s])
                 }
-                unique.append(s)
             }
-            sorted = unique
-            let offsets = sorted.map { $0.image.position.dot(normal) }
+            for group in positions where group.count > 1 {
+                notes.append("\(group.count) files at position \(group[0].image.position): \(group.map(\.image.path).joined(separator: ", ")) "
+                    + "(one slice if their pixels are the same, else a re-acquisition: see the study's problems)")
+            }
+            let offsets = positions.map { $0[0].image.position.dot(normal) }
             let gaps = zip(offsets.dropFirst(), offsets).map { $0 - $1 }
             let median = gaps.isEmpty ? 0 : gaps.sorted()[gaps.count / 2]
             var current: [CatalogImage] = []
+            var currentOffsets: [Double] = []
             func close() {
                 guard !current.isEmpty else { return }
-                let o = current.map { $0.position.dot(normal) }
-                let g = zip(o.dropFirst(), o).map { $0 - $1 }.sorted()
+                let g = zip(currentOffsets.dropFirst(), currentOffsets).map { $0 - $1 }.sorted()
                 let spacing = g.isEmpty ? (sorted.first?.geometry.thickness ?? 0) : g[g.count / 2]
                 stacks.append(CatalogStack(normal: normal, plane: Plane.of(normal: normal), spacing: spacing, images: current))
                 current = []
+                currentOffsets = []
             }
-            for (i, s) in sorted.enumerated() {
+            for (i, group) in positions.enumerated() {
                 if i > 0, median > 0, gaps[i - 1] > 2 * median { close() }
-                current.append(s.image)
+                current += group.map(\.image)
+                currentOffsets.append(offsets[i])
             }
             close()
         }

@@ -105,23 +105,68 @@ struct HeaderIndex {
         return entry
     }
 
-    /// Writes the index to `url` atomically (entries in path order, so the same scan writes the same bytes).
-    func write(to url: URL) throws {
-        var w = IndexWriter()
-        w.string(root)
-        w.int(Int(scannedAt))
-        w.int(entries.count)
-        for (path, entry) in entries.sorted(by: { $0.key < $1.key }) {
-            w.string(path)
-            w.int(Int(entry.stat.size))
-            w.int(Int(entry.stat.mtimeNanoseconds))
-            w.u64(entry.stat.inode)
-            entry.header.write(to: &w)
+    /// Writes an index as the scan records its entries, batch by batch (`CatalogScan`), so that no entry stays in memory
+    /// once its batch is scanned: to `NAME.partial`, then the entry count (known at the end) in its place, the XXH64 of
+    /// the whole read back in blocks, fsync and rename (`commit`). The entries are in the order the scan reads the files
+    /// (the walk's: names sorted in each folder), so the same scan writes the same bytes.
+    final class FileWriter {
+        private let url: URL, partial: URL
+        private let handle: FileHandle
+        private let countOffset: UInt64
+        /// Entries written so far.
+        private(set) var count = 0
+
+        /// Starts the index of `root`, of a scan that began at `scannedAt`, at `url`.
+        init(url: URL, root: String, scannedAt: Int64) throws {
+            self.url = url
+            partial = AtomicFile.partial(for: url)
+            guard FileManager.default.createFile(atPath: partial.path, contents: nil) else {
+                throw ShardError.io(path: partial.path, "cannot create the header index")
+            }
+            handle = try FileHandle(forUpdating: partial)
+            var w = IndexWriter()
+            w.string(root)
+            w.int(Int(scannedAt))
+            countOffset = UInt64(magic.count + w.bytes.count)
+            w.int(0)
+            try handle.write(contentsOf: magic + Data(w.bytes))
         }
-        var data = Self.magic
-        data.append(contentsOf: w.bytes)
-        data.append(Data(data.withUnsafeBytes { XXH64.hex($0) }.utf8))
-        try AtomicFile.write(data, to: url)
+
+        /// Appends `entries` (path relative to the archive, entry) in their order.
+        func append(_ entries: [(path: String, entry: Entry)]) throws {
+            var w = IndexWriter()
+            for (path, entry) in entries {
+                w.string(path)
+                w.int(Int(entry.stat.size))
+                w.int(Int(entry.stat.mtimeNanoseconds))
+                w.u64(entry.stat.inode)
+                entry.header.write(to: &w)
+            }
+            try handle.write(contentsOf: w.bytes)
+            count += entries.count
+        }
+
+        /// Writes the count and the checksum, and puts the index in place.
+        func commit() throws {
+            var w = IndexWriter()
+            w.int(count)
+            try handle.seek(toOffset: countOffset)
+            try handle.write(contentsOf: w.bytes)
+            try handle.seek(toOffset: 0)
+            var hash = XXH64.Stream()
+            while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty {
+                block.withUnsafeBytes { hash.update($0) }
+            }
+            try handle.write(contentsOf: Data(hash.hex().utf8))
+            try handle.close()
+            try AtomicFile.commit(partial, to: url)
+        }
+
+        /// Leaves the index at `url` as it is (the partial file is removed).
+        func discard() {
+            try? handle.close()
+            try? FileManager.default.removeItem(at: partial)
+        }
     }
 
     /// The time now, ns since 1970.

@@ -50,6 +50,21 @@ public struct RSNATables: Sendable {
         }
     }
 
+    /// "study/series" (canonical ids) of every series `root`'s train_label_coordinates.csv names; empty without the
+    /// table. Its problems are not reported here: `load` reads the table again, with the catalog, and names them.
+    static func seriesWithCoordinates(root: String) -> Set<String> {
+        let path = root + "/train_label_coordinates.csv"
+        guard FileManager.default.fileExists(atPath: path), let table = try? CSVTable.read(path, name: "train_label_coordinates.csv"),
+              let c = table.columns(["study_id", "series_id"]) else { return [] }
+        var named: Set<String> = []
+        for record in table.records {
+            if let study = RSNAID.canonical(record.cells[c[0]]), let series = RSNAID.canonical(record.cells[c[1]]) {
+                named.insert("\(study)/\(series)")
+            }
+        }
+        return named
+    }
+
     /// Reads whichever of the two tables exist under `root`. With `catalog` (the archive's scan), ids are matched to
     /// the study folders (and series) it found and every study the tables fail is named (see the type's notes).
     public static func load(root: String, catalog: Catalog? = nil) -> RSNATables {

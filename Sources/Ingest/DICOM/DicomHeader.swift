@@ -237,6 +237,21 @@ public enum SOPClass {
     public static func name(of uid: String) -> String { uid.isEmpty ? "no SOP Class UID" : names[uid] ?? uid }
 }
 
+/// Transfer syntaxes by name, for listings (`fuse3d scan`'s summary).
+public enum TransferSyntax {
+    static let names: [String: String] = [
+        "1.2.840.10008.1.2": "implicit VR little endian", "1.2.840.10008.1.2.1": "explicit VR little endian",
+        "1.2.840.10008.1.2.1.99": "deflated explicit VR little endian", "1.2.840.10008.1.2.2": "explicit VR big endian",
+        "1.2.840.10008.1.2.4.50": "JPEG baseline", "1.2.840.10008.1.2.4.51": "JPEG extended",
+        "1.2.840.10008.1.2.4.57": "JPEG lossless", "1.2.840.10008.1.2.4.70": "JPEG lossless SV1",
+        "1.2.840.10008.1.2.4.80": "JPEG-LS lossless", "1.2.840.10008.1.2.4.81": "JPEG-LS near-lossless",
+        "1.2.840.10008.1.2.4.90": "JPEG 2000 lossless", "1.2.840.10008.1.2.4.91": "JPEG 2000", "1.2.840.10008.1.2.5": "RLE lossless",
+    ]
+
+    /// The syntax's name, or its UID when fuse3d has no name for it ("no transfer syntax" when empty).
+    public static func name(of uid: String) -> String { uid.isEmpty ? "no transfer syntax" : names[uid] ?? uid }
+}
+
 /// Why a file cannot be used; each case carries a human-readable detail.
 public enum DicomProblem: Error, Equatable, Sendable, CustomStringConvertible {
     case unreadable(String)

@@ -101,14 +101,18 @@ public struct Fuser: Sendable {
     /// Label coordinates in patient space: each placed point, the per-label mean, and the rows left unplaced.
     ///
     /// A row is placed only on an image known without doubt: the one file of its series with its
-    /// InstanceNumber, and in a multi-frame file the frame the row names. A row naming an instance that
+    /// InstanceNumber (or the one slice whose same-pixel files carry it), and in a multi-frame file the frame the row names. A row naming an instance that
     /// is not there, a number several files share, or a multi-frame file without (or with a missing)
     /// frame stays unplaced with its reason: a point on a guessed slice could lie centimetres away.
     private func placeCoordinates(_ coordinates: [LabelCoordinate], in series: [SeriesVolume])
         -> (placed: [(label: Int, position: Vec3)], averaged: [Int: Vec3], unresolved: [UnresolvedCoordinate]) {
         var slices: [String: [Int: [Slice]]] = [:]
         for s in series {
-            for stack in s.stacks { for slice in stack.slices { slices[s.seriesID, default: [:]][slice.instanceNumber, default: []].append(slice) } }
+            for slice in s.stacks.flatMap(\.slices) + s.reacquisitions {
+                for number in [slice.instanceNumber] + slice.sameImageInstanceNumbers {
+                    slices[s.seriesID, default: [:]][number, default: []].append(slice)
+                }
+            }
         }
         var placed: [(label: Int, position: Vec3)] = [], unresolved: [UnresolvedCoordinate] = []
         for c in coordinates {

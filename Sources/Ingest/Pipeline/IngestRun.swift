@@ -136,6 +136,27 @@ public struct IngestReport: Codable, Sendable {
             + "each problem is named with its file, line and column in ingest-report.json (files)"
     }
 
+    /// What a person reads first (the top of ingest-report.json): the run in a few lines, the first of each kind of
+    /// problem named (the lists below hold all of them).
+    public var headline: [String] {
+        var lines = ["\(summary.fused) of \(summary.studies) studies fused into \(summary.samples) samples in \(summary.shards) shard(s); "
+            + "\(summary.failed) failed",
+                     "\(summary.filesFound) files found: \(summary.filesUsed) used, \(summary.filesSkipped) skipped, \(summary.filesIgnored) ignored "
+            + "(\(ignoredSeries.count) series left out: ignoredSeries)"]
+        if let first = studies.first(where: { $0.status != .fused }) {
+            lines.append("\(summary.failed) stud\(summary.failed == 1 ? "y" : "ies") failed; first: \(first.studyID): \(first.error ?? "")")
+        }
+        if let first = files.first {
+            lines.append("\(files.count) problem(s) in files, series and tables; first: \(first.path): \(first.reason)")
+        }
+        if summary.unresolvedCoordinates > 0, let study = studies.first(where: { !($0.fusion?.unresolvedCoordinates.isEmpty ?? true) }),
+           let first = study.fusion?.unresolvedCoordinates.first {
+            lines.append("\(summary.unresolvedCoordinates) label coordinate(s) unresolved; first: study \(study.studyID): \(first.reason)")
+        }
+        if let loss = labelLossLine { lines.append(loss) }
+        return lines
+    }
+
     /// The closing summary line of an ingest run.
     public var summaryLine: String {
         "\(summary.fused) of \(summary.studies) studies fused into \(summary.samples) samples in \(summary.shards) shard(s); "
@@ -213,19 +234,26 @@ public enum IngestRunner {
         var statistics = IngestStatistics()
         let indexURL = options.output.appendingPathComponent(HeaderIndex.fileName)
         let root = (options.archive as NSString).standardizingPath
-        let earlier = options.recompute ? nil : HeaderIndex.load(from: indexURL, root: root)
-        // One pool of decode workers for the header scan and the studies (nil: everything in this process).
-        let pool = DecoderPool(options.isolation)
-        let (catalog, headers) = CatalogScanner.scan(root: root, reusing: earlier, pool: pool, progress: scanProgress)
-        let tables = RSNATables.load(root: catalog.root, catalog: catalog)
-        let inPartition = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         try FileManager.default.createDirectory(at: options.output, withIntermediateDirectories: true)
         let lock = try OutputLock(directory: options.output)
         defer { withExtendedLifetime(lock) {} }
-        // Written now, not with the dataset: the headers hold whatever becomes of this run (a killed run's next
-        // scan reuses them). Not written, the next run reads the headers again: slower, never wrong.
-        // An index that would hold the same entries as the file already there is not written again.
-        statistics.headerIndexWritten = headers.sameAsEarlier || (try? headers.index.write(to: indexURL)) != nil
+        // The index is written as the scan reads, not with the dataset: the headers hold whatever becomes of this run (a
+        // killed run's next scan reuses them). Not written, the next run reads the headers again: slower, never wrong.
+        // An index that would hold the same entries as the file already there is not written again. The earlier index
+        // is held for the scan only.
+        let index = try? HeaderIndex.FileWriter(url: indexURL, root: root, scannedAt: HeaderIndex.now())
+        // One pool of decode workers for the header scan and the studies (nil: everything in this process).
+        let pool = DecoderPool(options.isolation)
+        let (catalog, headers) = CatalogScanner.scan(root: root, reusing: options.recompute ? nil : HeaderIndex.load(from: indexURL, root: root),
+                                                     index: index, pool: pool, progress: scanProgress)
+        if headers.sameAsEarlier {
+            index?.discard()
+            statistics.headerIndexWritten = true
+        } else {
+            statistics.headerIndexWritten = headers.indexWritten && index != nil && (try? index!.commit()) != nil
+        }
+        let tables = RSNATables.load(root: catalog.root, catalog: catalog)
+        let inPartition = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         // One cache value for the whole run: its stores' pending fsyncs and renames are the ones `finishWrites` waits for.
         let cache = options.cache
         cache.sweepAbandonedWrites()
@@ -302,6 +330,7 @@ public enum IngestRunner {
                 state.cached = statistics.cached
                 if report.status != .fused { state.failed += 1 }
                 state.problems += report.problems.count
+                if state.done % 16 == 0 { HeapTrim.returnFreePages() }
                 progress?(state)
             }
             let manifest = try writer.finish()
@@ -352,16 +381,79 @@ public enum IngestRunner {
             labelTables: tables.tablesFound, labelsLost: lost)
     }
 
-    /// Writes ingest-report.json atomically; paths stay greppable (no escaped slashes). `unlessSame`: a file
-    /// already holding these bytes is left as it is.
+    /// Writes ingest-report.json atomically, piece by piece (`encodeReport`), so that a large run's report is never
+    /// whole in memory. `unlessSame`: a file already holding these bytes is left as it is.
     static func writeReport(_ report: IngestReport, to directory: URL, unlessSame: Bool = false) throws {
+        let url = directory.appendingPathComponent(reportName)
+        let partial = AtomicFile.partial(for: url)
+        guard FileManager.default.createFile(atPath: partial.path, contents: nil), let handle = FileHandle(forWritingAtPath: partial.path) else {
+            throw ShardError.io(path: partial.path, "cannot write the ingest report")
+        }
+        do {
+            try encodeReport(report) { try handle.write(contentsOf: Data($0.utf8)) }
+            try handle.close()
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(at: partial)
+            throw error
+        }
+        if unlessSame, sameBytes(partial, url) {
+            try? FileManager.default.removeItem(at: partial)
+            return
+        }
+        try AtomicFile.commit(partial, to: url)
+    }
+
+    /// True when the files at `a` and `b` both exist and hold the same bytes (read in blocks).
+    private static func sameBytes(_ a: URL, _ b: URL) -> Bool {
+        guard let x = FileHandle(forReadingAtPath: a.path), let y = FileHandle(forReadingAtPath: b.path) else { return false }
+        defer { try? x.close(); try? y.close() }
+        while true {
+            let p = (try? x.read(upToCount: 1 << 20)) ?? nil, q = (try? y.read(upToCount: 1 << 20)) ?? nil
+            guard p == q else { return false }
+            if p?.isEmpty ?? true { return true }
+        }
+    }
+
+    /// ingest-report.json's text, handed to `emit` in pieces: `headline` and `summary` first (what a person reads
+    /// first), then the other keys in sorted order; pretty-printed, keys sorted inside each value, paths greppable (no
+    /// escaped slashes). The long lists (studies, files) are encoded one element at a time, so that the encoder holds
+    /// one study's tree, not the run's.
+    static func encodeReport(_ report: IngestReport, emit: (String) throws -> Void) throws {
+        try withoutActuallyEscaping(emit) { emit in try encodeReport(report, escapingEmit: emit) }
+    }
+
+    private static func encodeReport(_ report: IngestReport, escapingEmit emit: @escaping (String) throws -> Void) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        let data = try enc.encode(report) + Data("\n".utf8)
-        let url = directory.appendingPathComponent(reportName)
-        if unlessSame, FileManager.default.contents(atPath: url.path) == data { return }
-        try AtomicFile.write(data, to: url)
+        func json<T: Encodable>(_ value: T, indent: Int) throws -> String {
+            String(decoding: try enc.encode(value), as: UTF8.self).replacingOccurrences(of: "\n", with: "\n" + String(repeating: " ", count: indent))
+        }
+        /// A key's value, written when its turn comes.
+        struct Field {
+            var key: String
+            var write: () throws -> Void
+        }
+        func value<T: Encodable>(_ key: String, _ v: T) -> Field { Field(key: key) { try emit(try json(v, indent: 2)) } }
+        func list<T: Encodable>(_ key: String, _ items: [T]) -> Field {
+            Field(key: key) {
+                guard !items.isEmpty else { return try emit("[]") }
+                for (i, item) in items.enumerated() { try emit((i == 0 ? "[\n    " : ",\n    ") + (try json(item, indent: 4))) }
+                try emit("\n  ]")
+            }
+        }
+        var rest = [value("archive", report.archive), list("files", report.files), list("ignoredFiles", report.ignoredFiles),
+                    list("ignoredSeries", report.ignoredSeries), value("labelTables", report.labelTables),
+                    list("labelsLost", report.labelsLost), value("mode", report.mode), value("pipeline", report.pipeline),
+                    list("studies", report.studies)]
+        if let partition = report.partition { rest.append(value("partition", partition)) }
+        let fields = [value("headline", report.headline), value("summary", report.summary)] + rest.sorted { $0.key < $1.key }
+        for (i, field) in fields.enumerated() {
+            try emit((i == 0 ? "{\n" : ",\n") + "  \"\(field.key)\" : ")
+            try field.write()
+        }
+        try emit("\n}\n")
     }
 
     /// The reports of a dataset left as it is (`UnchangedDataset`): every study a cache hit read from its entry's
