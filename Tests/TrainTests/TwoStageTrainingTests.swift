@@ -59,7 +59,8 @@ final class TwoStageTrainingTests: XCTestCase {
         let saved = try XCTUnwrap(try SafeTensors.read(run.appendingPathComponent("fold-0/best.safetensors")).tensors["backbone.offsets"])
         XCTAssertEqual(saved.shape, [25, 3])
         let offsets = try saved.toArray(Float.self)
-        for i in 0..<75 { XCTAssertEqual(Double(offsets[i]), expected[i], accuracy: 1e-5, "offset \(i / 3), axis \(i % 3)") }
+        let worst = (0..<75).max { Swift.abs(Double(offsets[$0]) - expected[$0]) < Swift.abs(Double(offsets[$1]) - expected[$1]) }!
+        XCTAssertEqual(Double(offsets[worst]), expected[worst], accuracy: 1e-5, "column \(worst / 3), axis \(worst % 3), of \(offsets)")
         // Not the trivial answer: the foraminal columns sit ~3 voxels to each side of the canal.
         XCTAssertEqual(Double(offsets[3 * 5]), 3, accuracy: 0.5)
         XCTAssertEqual(Double(offsets[3 * 10]), -3, accuracy: 0.5)
