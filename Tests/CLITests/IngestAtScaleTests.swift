@@ -200,9 +200,13 @@ final class IngestAtScaleTests: XCTestCase {
         func entries() -> Int {
             (FileManager.default.enumerator(atPath: cache.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".entry") }.count) ?? 0
         }
-        Fixtures.kill(p, when: { entries() >= 2 }, timeout: 120)
+        // The timeout only stops a hang (it is no measure of speed): generous on a loaded machine.
+        let landed = Fixtures.kill(p, when: { entries() >= 2 }, timeout: 600)
+        XCTAssertTrue(landed, "the ingest never cached two studies")
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the ingest ended before the kill")
         let done = entries()
         XCTAssertGreaterThanOrEqual(done, 2)
+        XCTAssertLessThan(done, 4, "the kill landed after every study was fused")
 
         for name in try FileManager.default.contentsOfDirectory(atPath: out.path) {
             if name.hasSuffix(".h5") {
@@ -211,7 +215,7 @@ final class IngestAtScaleTests: XCTestCase {
             }
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: out.path)
-        if done < 4 { XCTAssertFalse(names.contains("manifest.json"), "a killed run left a manifest: \(names)") }
+        XCTAssertFalse(names.contains("manifest.json"), "a killed run left a manifest: \(names)")
         let partialEntries = FileManager.default.enumerator(atPath: cache.path)?.compactMap { $0 as? String }
             .filter { !$0.hasSuffix(".entry") && $0.count > 2 } ?? []
         for name in partialEntries { XCTAssertTrue(name.hasSuffix(".tmp"), "\(name) is neither an entry nor a temporary file") }
