@@ -59,6 +59,8 @@ fi
 # also exports ProcessGroupGloo and Gloo's headers are found (the wheel lacks them: Debian's libgloo-dev,
 # or GLOO_INCLUDE); NCCL when libtorch_cuda exports ProcessGroupNCCL and nccl.h and the CUDA runtime
 # headers are found (NCCL_INCLUDE, CUDA_INCLUDE). Without them the bridge still trains in one process.
+# A libtorch with ProcessGroupGloo but no Gloo headers is an error (scripts/setup.sh installs libgloo-dev, and the
+# Gloo tests must run, not skip): FUSE3D_WITHOUT_GLOO=1 builds without Gloo on purpose, saying so.
 exports() { nm -DC --defined-only "$1" 2>/dev/null | grep -F "$2" >/dev/null; }
 DIST_FLAGS=()
 DIST_LIBS=()
@@ -72,8 +74,12 @@ if exports "$TORCH_DIR/lib/libtorch_cpu.so" 'c10d::TCPStore::TCPStore('; then
     DIST_FLAGS+=(-DFUSE3D_C10D_GLOO=1)
     [ "$GLOO_INCLUDE" = /usr/include ] || DIST_FLAGS+=(-isystem "$GLOO_INCLUDE")
     DIST_DESC+=" + Gloo (headers from $GLOO_INCLUDE)"
+  elif ! exports "$TORCH_DIR/lib/libtorch_cpu.so" 'c10d::ProcessGroupGloo::ProcessGroupGloo('; then
+    DIST_DESC+=" without Gloo (libtorch exports no ProcessGroupGloo)"
+  elif [ "${FUSE3D_WITHOUT_GLOO:-0}" = 1 ]; then
+    DIST_DESC+=" without Gloo (FUSE3D_WITHOUT_GLOO=1)"
   else
-    DIST_DESC+=" without Gloo (no libgloo-dev headers: apt-get install libgloo-dev, or GLOO_INCLUDE=...)"
+    die "no Gloo headers at $GLOO_INCLUDE/gloo/rendezvous/store.h, so the bridge would train on one process only: apt-get install libgloo-dev (scripts/setup.sh does), or GLOO_INCLUDE=/path/to/include; FUSE3D_WITHOUT_GLOO=1 builds without Gloo on purpose"
   fi
   NCCL_INCLUDE="${NCCL_INCLUDE:-$TORCH_DIR/../nvidia/nccl/include}"
   CUDA_INCLUDE="${CUDA_INCLUDE:-$TORCH_DIR/../nvidia/cuda_runtime/include}"

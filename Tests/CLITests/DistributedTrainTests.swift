@@ -111,7 +111,8 @@ final class DistributedTrainTests: XCTestCase {
             return (p, err)
         }
         let checkpoint = killed.appendingPathComponent("fold-0/last.safetensors").path
-        Fixtures.kill(ranks[1].0, when: { FileManager.default.fileExists(atPath: checkpoint) })
+        XCTAssertTrue(Fixtures.kill(ranks[1].0, when: { FileManager.default.fileExists(atPath: checkpoint) }),
+                      "rank 1 ended before rank 0 saved its first checkpoint")
         XCTAssertEqual(ranks[1].0.terminationReason, .uncaughtSignal, "rank 1 finished before it could be killed")
         let message = String(decoding: ranks[0].1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         ranks[0].0.waitUntilExit()

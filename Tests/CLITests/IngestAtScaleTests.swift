@@ -56,6 +56,19 @@ final class IngestAtScaleTests: XCTestCase {
         for (name, data) in x { XCTAssertTrue(y[name] == data, "\(name) differs between \(a.path) and \(b.path)", file: file, line: line) }
     }
 
+    /// `out` holds what a cold run (a new folder: no cache, no index) makes of `archive` as it is now.
+    func assertEqualsColdRun(_ archive: URL, _ out: URL, _ extra: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws {
+        let cold = out.deletingLastPathComponent().appendingPathComponent(out.lastPathComponent + "-cold-\(UUID().uuidString.prefix(8))")
+        let r = try Self.ingest(archive, cold, extra)
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stdout.contains("(0 from the cache, "), r.stdout, file: file, line: line)
+        let warm = try outputs(out), fresh = try outputs(cold)
+        XCTAssertEqual(warm.keys.sorted(), fresh.keys.sorted(), file: file, line: line)
+        XCTAssertTrue(warm.keys.contains("manifest.json") && warm.keys.contains("shard-00000.h5"), "\(warm.keys.sorted())", file: file, line: line)
+        for (name, data) in warm { XCTAssertTrue(fresh[name] == data, "\(name) is not the cold run's", file: file, line: line) }
+        try FileManager.default.removeItem(at: cold)
+    }
+
     func copyCohort(_ name: String) throws -> URL {
         let copy = Self.root.appendingPathComponent(name)
         try FileManager.default.copyItem(at: Self.cohort, to: copy)
@@ -86,8 +99,9 @@ final class IngestAtScaleTests: XCTestCase {
         XCTAssertEqual(try [inode("shard-00000.h5"), inode("shard-00001.h5")], before)
     }
 
-    /// Added studies are fused, removed ones leave, a changed CSV row or fusion parameter redoes what it
-    /// touches; each time the folder equals a cold run of the archive as it is then.
+    /// Added studies are fused, removed ones leave, a changed label row, a moved keypoint, a rewritten DICOM file or
+    /// a fusion parameter redoes what it touches; each time the folder equals a cold run of the archive as it is then
+    /// (not only the counters say so).
     func testIncrementalUpdatesEqualColdRuns() throws {
         let archive = try copyCohort("incremental")
         let images = archive.appendingPathComponent("train_images")
@@ -119,6 +133,22 @@ final class IngestAtScaleTests: XCTestCase {
         try rows.joined(separator: "\n").write(to: csv, atomically: true, encoding: .utf8)
         let relabelled = try Self.ingest(archive, out)
         XCTAssertTrue(relabelled.stdout.contains("(2 from the cache, 1 computed)"), relabelled.stdout + relabelled.stderr)
+        try assertEqualsColdRun(archive, out)
+
+        // A moved point in train_label_coordinates.csv redoes that study only, and its keypoints move.
+        let beforeMove = try outputs(out)
+        let coordinates = archive.appendingPathComponent("train_label_coordinates.csv")
+        var lines = try String(contentsOf: coordinates, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let x = try XCTUnwrap(lines[0].split(separator: ",").firstIndex(of: "x"))
+        let point = try XCTUnwrap(lines.firstIndex { $0.hasPrefix(studies[0] + ",") })
+        var cells = lines[point].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        cells[x] = String(format: "%.3f", try XCTUnwrap(Double(cells[x])) + 6)
+        lines[point] = cells.joined(separator: ",")
+        try lines.joined(separator: "\n").write(to: coordinates, atomically: true, encoding: .utf8)
+        let moved = try Self.ingest(archive, out)
+        XCTAssertTrue(moved.stdout.contains("(2 from the cache, 1 computed)"), moved.stdout + moved.stderr)
+        XCTAssertNotEqual(try outputs(out), beforeMove, "a moved keypoint changed nothing")
+        try assertEqualsColdRun(archive, out)
 
         // A DICOM file rewritten in place with the same size: the stat differs, the digest decides.
         let series = images.appendingPathComponent(studies[2])
@@ -129,16 +159,19 @@ final class IngestAtScaleTests: XCTestCase {
         try bytes.write(to: dicomURL)
         let touched = try Self.ingest(archive, out)
         XCTAssertTrue(touched.stdout.contains("(3 from the cache, 0 computed)"), touched.stdout + touched.stderr)
+        try assertEqualsColdRun(archive, out)
         bytes[bytes.count - 2] ^= 0x40
         try bytes.write(to: dicomURL)
         let changed = try Self.ingest(archive, out)
         XCTAssertTrue(changed.stdout.contains("(2 from the cache, 1 computed)"), changed.stdout + changed.stderr)
         XCTAssertTrue(changed.stdout.contains("1 cache entr(ies) corrupt or stale"), changed.stdout)
+        try assertEqualsColdRun(archive, out)
 
         // Another fusion parameter (the grid size; later flags win) redoes every study.
         let resized = try Self.ingest(archive, out, ["--size", "24"])
         XCTAssertTrue(resized.stdout.contains("(0 from the cache, 3 computed)"), resized.stdout + resized.stderr)
         XCTAssertEqual(try Fixtures.run(Fixtures.fuse3d, ["verify", out.path]).status, 0)
+        try assertEqualsColdRun(archive, out, ["--size", "24"])
     }
 
     /// A truncated and a bit-flipped cache entry are recomputed, never packed.
@@ -200,9 +233,13 @@ final class IngestAtScaleTests: XCTestCase {
         func entries() -> Int {
             (FileManager.default.enumerator(atPath: cache.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".entry") }.count) ?? 0
         }
-        Fixtures.kill(p, when: { entries() >= 2 }, timeout: 120)
+        // The timeout only stops a hang (it is no measure of speed): generous on a loaded machine.
+        let landed = Fixtures.kill(p, when: { entries() >= 2 }, timeout: 600)
+        XCTAssertTrue(landed, "the ingest never cached two studies")
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the ingest ended before the kill")
         let done = entries()
         XCTAssertGreaterThanOrEqual(done, 2)
+        XCTAssertLessThan(done, 4, "the kill landed after every study was fused")
 
         for name in try FileManager.default.contentsOfDirectory(atPath: out.path) {
             if name.hasSuffix(".h5") {
@@ -211,7 +248,7 @@ final class IngestAtScaleTests: XCTestCase {
             }
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: out.path)
-        if done < 4 { XCTAssertFalse(names.contains("manifest.json"), "a killed run left a manifest: \(names)") }
+        XCTAssertFalse(names.contains("manifest.json"), "a killed run left a manifest: \(names)")
         let partialEntries = FileManager.default.enumerator(atPath: cache.path)?.compactMap { $0 as? String }
             .filter { !$0.hasSuffix(".entry") && $0.count > 2 } ?? []
         for name in partialEntries { XCTAssertTrue(name.hasSuffix(".tmp"), "\(name) is neither an entry nor a temporary file") }

@@ -90,7 +90,8 @@ final class IngestFailureTests: XCTestCase {
                                                      "--workers", "1"])
         // The state needed: the new run has staged its first shard (so it is past its start and mid-dataset).
         let staged = out.appendingPathComponent(".staging/shard-00000.h5")
-        let landedMidway = Fixtures.kill(p, when: { FileManager.default.fileExists(atPath: staged.path) }, timeout: 120)
+        // The timeout only stops a hang (it is no measure of speed): generous on a loaded machine.
+        let landedMidway = Fixtures.kill(p, when: { FileManager.default.fileExists(atPath: staged.path) }, timeout: 600)
         XCTAssertTrue(landedMidway, "the re-run never staged a shard")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent(".staging/manifest.json").path),
                        "the kill landed after the new dataset was complete")

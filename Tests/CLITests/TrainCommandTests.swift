@@ -84,7 +84,8 @@ final class TrainCommandTests: XCTestCase {
         let foldOneCheckpoint = resumed.appendingPathComponent("fold-1/last.safetensors").path
         XCTAssertFalse(FileManager.default.fileExists(atPath: foldOneCheckpoint))
         let p = try Fixtures.start(Fixtures.fuse3d, ["train", Self.shards.path, "--out", resumed.path, "--resume"])
-        Fixtures.kill(p, when: { FileManager.default.fileExists(atPath: foldOneCheckpoint) })
+        XCTAssertTrue(Fixtures.kill(p, when: { FileManager.default.fileExists(atPath: foldOneCheckpoint) }),
+                      "the resumed run never saved fold 1's first checkpoint")
         XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the resumed run finished before it could be killed")
         XCTAssertFalse(FileManager.default.fileExists(atPath: resumed.appendingPathComponent("summary.json").path))
         let finish = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", resumed.path, "--resume"])

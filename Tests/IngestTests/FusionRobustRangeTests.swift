@@ -1,3 +1,4 @@
+import CFusion
 @testable import Ingest
 import Shards
 import XCTest
@@ -94,5 +95,28 @@ final class FusionRobustRangeTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// The comparisons above are of the vector passes (AVX2 and BMI2: compact.c) with the loops only where those passes
+    /// run; on a CPU with AVX2 but no BMI2 they would compare the loops with themselves and pass by not testing. So
+    /// where the CPU has both, the passes must run (they return what they kept, not −1); a CPU without is absent
+    /// hardware, and this test says which instruction set is missing.
+    func testTheVectorPassesRunWhereTheCPUHasAVX2AndBMI2() throws {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+        try XCTSkipUnless(flags.contains("avx2") && flags.contains("bmi2"),
+                          "this CPU lacks \(["avx2", "bmi2"].filter { !flags.contains($0) }): only the loops run, so the vector-versus-loop comparisons are not made")
+        XCTAssertTrue(ChannelResampler.vectorsAvailable)
+        var sums: [Float] = [2, 4, 0, 9, 1, 1, 1, 1, 5], out = [Float](repeating: -1, count: 9)
+        let counts: [Float] = [1, 2, 0, 3, 1, 0, 1, 1, 5]
+        XCTAssertEqual(cf_means(&sums, counts, 9, &out), 7, "the vector pass of the means did not run")
+        XCTAssertEqual(Array(out.prefix(7)), [2, 2, 3, 1, 1, 1, 1])
+        let values: [Float] = (0..<20).map(Float.init), bounds: [Float] = [2, 5, 10, 30]
+        var band0 = [Float](repeating: 0, count: 20), band1 = [Float](repeating: 0, count: 20), sizes: [Int64] = [0, 0], below: [Int64] = [0, 0]
+        XCTAssertEqual(cf_bands(values, 20, bounds, &band0, &band1, 20, &sizes, &below), 1, "the vector pass of the bands did not run")
+        XCTAssertEqual(sizes, [4, 10])
+        XCTAssertEqual(below, [2, 10])
+        // Turned off, they do nothing: the loops' reference path above is the other one.
+        ChannelResampler.withoutVectors { XCTAssertEqual(cf_means(&sums, counts, 9, &out), -1) }
     }
 }

@@ -11,7 +11,7 @@ final class ResumeTests: XCTestCase {
     }
 
     func testAStoppedAndResumedFoldEndsBitIdenticalToAnUninterruptedOne() throws {
-        let shards = try TrainerCohort.make(studies: 10)
+        let shards = try TrainerCohort.make(studies: 10, keypoints: true)
         var config = tinyConfig(epochs: 2)
         config.emaDecay = 0.9
         config.checkpointEvery = 2

@@ -25,7 +25,7 @@ final class RunFolderTests: XCTestCase {
     }
 
     func testAFolderWithResultsIsRefusedUntouchedThenOverwrittenWithoutStaleResults() throws {
-        let dataset = try ShardDataset(directory: try TrainerCohort.make(studies: 8))
+        let dataset = try ShardDataset(directory: try TrainerCohort.make(studies: 8, keypoints: true))
         let config = tinyConfig(epochs: 1)
         let run = try Fixtures.scratch("run-folder")
         try Trainer(config: config, dataset: dataset, run: run).train(folds: [0])
@@ -53,7 +53,7 @@ final class RunFolderTests: XCTestCase {
     }
 
     func testAResultOfAnotherSplitNeverReachesTheSummary() throws {
-        let dataset = try ShardDataset(directory: try TrainerCohort.make(studies: 8))
+        let dataset = try ShardDataset(directory: try TrainerCohort.make(studies: 8, keypoints: true))
         let run = try Fixtures.scratch("run-folder")
         let trainer = try Trainer(config: tinyConfig(epochs: 1), dataset: dataset, run: run)
         try trainer.train(folds: [0])
@@ -67,7 +67,7 @@ final class RunFolderTests: XCTestCase {
     }
 
     func testAFoldOutOfRangeIsRefusedBeforeAnythingIsWritten() throws {
-        let dataset = try ShardDataset(directory: try TrainerCohort.make(studies: 8))
+        let dataset = try ShardDataset(directory: try TrainerCohort.make(studies: 8, keypoints: true))
         let run = try Fixtures.scratch("run-folder").appendingPathComponent("new")
         XCTAssertThrowsError(try Trainer(config: tinyConfig(epochs: 1, folds: 4), dataset: dataset, run: run).train(folds: [7])) { error in
             XCTAssertEqual(error as? TrainError, TrainError(.configuration, "fold 7 does not exist: the run has folds 0..<4"))

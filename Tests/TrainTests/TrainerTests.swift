@@ -20,7 +20,7 @@ func tinyConfig(epochs: Int, folds: Int = 2) -> TrainingConfig {
 
 final class TrainerTests: XCTestCase {
     func testAFoldTrainsValidatesAndWritesItsFiles() throws {
-        let shards = try TrainerCohort.make(studies: 12)
+        let shards = try TrainerCohort.make(studies: 12, keypoints: true)
         let run = try Fixtures.scratch()
         let trainer = try Trainer(config: tinyConfig(epochs: 3), dataset: try ShardDataset(directory: shards), run: run)
         var lines = 0
@@ -77,7 +77,7 @@ final class TrainerTests: XCTestCase {
     }
 
     func testValidationImprovesAsTheModelLearns() throws {
-        let shards = try TrainerCohort.make(studies: 24)
+        let shards = try TrainerCohort.make(studies: 24, keypoints: true)
         var config = tinyConfig(epochs: 10)
         config.batchSize = 4
         config.learningRate = 1e-2

@@ -1,0 +1,155 @@
+import Foundation
+import Shards
+import TestSupport
+import XCTest
+@testable import Train
+
+/// The default two-stage model trained in-process on a cohort with real keypoints (`TrainerCohort.labelled`): what
+/// its training path must do, asserted on values. The localizer learns the levels, the crops of a training step sit at
+/// the labels' points moved by the jitter, each parameter group is clipped on its own norm, and the conditions' offsets
+/// are the training studies' mean.
+final class TwoStageTrainingTests: XCTestCase {
+    /// The first batch of `studies` studies of a labelled cohort, in study order.
+    private func firstBatch(_ folder: URL, size: Int) throws -> Batch {
+        let loader = try ShardLoader(dataset: try ShardDataset(directory: folder),
+                                     options: LoaderOptions(batchSize: size, shuffle: false, dropLast: false, threads: 1))
+        return try XCTUnwrap(try loader.batches(from: LoaderPosition(epoch: 0)).next())
+    }
+
+    private func maxAbsDifference(_ a: Tensor, _ b: Tensor) throws -> Double {
+        try (a - b).abs().max().item()
+    }
+
+    /// A fold of the default model: the localizer's held-out error falls well below the first epoch's (it learns the
+    /// levels from the labels, which only a cohort with keypoints can show), and the saved `backbone.offsets` are each
+    /// label column's mean offset from its level's canal point over the fold's training studies, computed here.
+    func testAFoldLearnsTheLevelsAndKeepsTheTrainingStudiesMeanOffsets() throws {
+        let (folder, keypoints) = try TrainerCohort.labelled(studies: 24)
+        var config = tinyConfig(epochs: 8)
+        config.batchSize = 4
+        config.learningRate = 1e-2
+        let run = try Fixtures.scratch()
+        let trainer = try Trainer(config: config, dataset: try ShardDataset(directory: folder), run: run)
+        var errors: [Double] = []
+        trainer.onEpoch = { _, record in errors.append(record.localization?.medianMm ?? .nan) }
+        try trainer.train(folds: [0])
+        XCTAssertEqual(errors.count, 8)
+        XCTAssertTrue(errors.allSatisfy(\.isFinite), "\(errors)")
+        let late = errors.suffix(2).reduce(0, +) / 2
+        XCTAssertLessThan(late, 0.7 * errors[0], "held-out median error by epoch (voxels = mm here): \(errors)")
+
+        // The offsets: the mean over the training studies of each column's point minus its level's canal point,
+        // counting only studies where both are known.
+        let training = try trainer.split().training(0)
+        XCTAssertEqual(training.count, 12)
+        var expected = [Double](repeating: 0, count: 75)
+        for column in 0..<25 {
+            let level = column % 5
+            var sum = [0.0, 0.0, 0.0], n = 0
+            for id in training.sorted() {
+                let k = try XCTUnwrap(keypoints[id])
+                let d = (0..<3).map { Double(k[3 * column + $0]) - Double(k[3 * level + $0]) }
+                guard d.allSatisfy(\.isFinite) else { continue }
+                for a in 0..<3 { sum[a] += d[a] }
+                n += 1
+            }
+            XCTAssertGreaterThan(n, 6, "column \(column)")
+            for a in 0..<3 { expected[3 * column + a] = sum[a] / Double(n) }
+        }
+        let saved = try XCTUnwrap(try SafeTensors.read(run.appendingPathComponent("fold-0/best.safetensors")).tensors["backbone.offsets"])
+        XCTAssertEqual(saved.shape, [25, 3])
+        let offsets = try saved.toArray(Float.self)
+        let worst = (0..<75).max { Swift.abs(Double(offsets[$0]) - expected[$0]) < Swift.abs(Double(offsets[$1]) - expected[$1]) }!
+        XCTAssertEqual(Double(offsets[worst]), expected[worst], accuracy: 1e-5, "column \(worst / 3), axis \(worst % 3), of \(offsets)")
+        // Not the trivial answer: the foraminal columns sit ~3 voxels to each side of the canal.
+        XCTAssertEqual(Double(offsets[3 * 5]), 3, accuracy: 0.5)
+        XCTAssertEqual(Double(offsets[3 * 10]), -3, accuracy: 0.5)
+    }
+
+    /// A training step's crops sit at the labels' canal points moved by the jitter (drawn first from libtorch's
+    /// generator), the localizer's prediction only where a label has no point; without keypoints (validation,
+    /// predict) they sit at the prediction. The localizer's loss averages the labelled canal points.
+    func testATrainingStepCutsTheCropsAtTheJitteredLabels() throws {
+        let (folder, _) = try TrainerCohort.labelled(studies: 6)
+        let batch = try firstBatch(folder, size: 6)
+        let x = try batch.volumes.to(.float32, device: .cpu)
+        Torch.manualSeed(11)
+        let model = try tinyConfig(epochs: 1).modelSpec(gridSize: [16, 16, 16]).make()
+        let backbone = try XCTUnwrap(model.backbone as? TwoStageBackbone)
+        XCTAssertEqual(backbone.layout.jitter, 2)
+        // Training mode (an untrained network under its initial running statistics reads every crop alike): BatchNorm
+        // normalises each batch, and dropout and stochastic depth draw from the generator, so every forward here starts
+        // from one seed and draws what the step draws before its crops (the jitter) first.
+        model.train()
+        let seed: UInt64 = 3
+        try Torch.noGrad {
+            let spinal = try batch.keypoints.narrow(1, start: 0, length: 5).contiguous()
+            let spinalValues = try spinal.toArray(Float.self)
+            XCTAssertEqual(spinalValues.filter(\.isNaN).count, 3, "study 5 has no L3/L4 canal point")
+            let predicted = try backbone.locateWithHeatmaps(x).points
+            let predictedValues = try predicted.toArray(Float.self)
+            Torch.manualSeed(seed)
+            let trained = try backbone.forward(ModelInput(x, keypoints: batch.keypoints))
+            Torch.manualSeed(seed)
+            let shift = try Tensor.rand([6, 5, 3]).toArray(Float.self)
+            func featuresAfterTheJitterDraw(at points: [Float]) throws -> Tensor {
+                Torch.manualSeed(seed)
+                _ = try Tensor.rand([6, 5, 3])
+                return try backbone.cropFeatures(x, points: try Tensor(points, shape: [6, 5, 3]))
+            }
+            let guide = (0..<90).map { i in spinalValues[i].isNaN ? predictedValues[i] : spinalValues[i] + (shift[i] * 2 - 1) * 2 }
+            XCTAssertGreaterThan(zip(guide, spinalValues).map { $1.isNaN ? 0 : Swift.abs($0 - $1) }.max()!, 1, "the jitter moves the crops")
+            XCTAssertLessThan(try maxAbsDifference(trained.features, try featuresAfterTheJitterDraw(at: guide)), 1e-5)
+            XCTAssertGreaterThan(try maxAbsDifference(trained.features, try featuresAfterTheJitterDraw(at: predictedValues)), 1e-3,
+                                 "the crops sit at the localizer's points")
+            let unjittered = zip(spinalValues, predictedValues).map { $0.isNaN ? $1 : $0 }
+            XCTAssertGreaterThan(try maxAbsDifference(trained.features, try featuresAfterTheJitterDraw(at: unjittered)), 1e-3,
+                                 "the crops sit at the labels unmoved")
+            let terms = try XCTUnwrap(trained.extraLosses.first { $0.name == TwoStageBackbone.localizationLoss }).terms
+            XCTAssertEqual(try terms.item(), 29, "30 canal points, one missing")
+
+            Torch.manualSeed(seed)
+            let evaluated = try backbone.forward(ModelInput(x))
+            XCTAssertTrue(evaluated.extraLosses.isEmpty)
+            Torch.manualSeed(seed)
+            let atPrediction = try backbone.cropFeatures(x, points: predicted)
+            XCTAssertLessThan(try maxAbsDifference(evaluated.features, atPrediction), 1e-5)
+        }
+    }
+
+    /// Gradient norms of `model`'s parameter groups (the localizer, then the rest), from the gradients left by a step.
+    private func groupNorms(_ model: OrdinalClassifier) throws -> [String: Double] {
+        var norms: [String: Double] = [:]
+        for (group, members) in model.parameterGroups.partition(model.namedParameters()) {
+            norms[group.name] = try members.compactMap(\.1.grad).map { try $0.square().sum().item() }.reduce(0, +).squareRoot()
+        }
+        return norms
+    }
+
+    /// Clipping is per stage: each parameter group's gradient is clipped to the limit on its own norm (so the
+    /// localizer's large early gradients do not shrink the classifier's step, nor the reverse).
+    func testEachStageIsClippedOnItsOwnNorm() throws {
+        let (folder, _) = try TrainerCohort.labelled(studies: 4)
+        let batch = try firstBatch(folder, size: 4)
+        Torch.manualSeed(5)
+        let model = try tinyConfig(epochs: 1).modelSpec(gridSize: [16, 16, 16]).make()
+        XCTAssertEqual(model.parameterGroups.map(\.name), ["localizer", "model"])
+        model.train()
+        func step(clip: Double?) throws -> [String: Double] {
+            // Rate 0: the weights stay, so both steps see the same model; the same seed: the same jitter.
+            let optimizer = try AdamW(model.namedParameters(), learningRate: 0, weightDecay: 0)
+            let step = TrainingStep(model: model, optimizer: optimizer, clipNorm: clip)
+            Torch.manualSeed(8)
+            try step(batch.volumes, labels: batch.labels, keypoints: batch.keypoints)
+            return try groupNorms(model)
+        }
+        let raw = try step(clip: nil)
+        let limit = 1e-3
+        XCTAssertEqual(raw.count, 2)
+        for (name, norm) in raw { XCTAssertGreaterThan(norm, 20 * limit, name) }
+        // Not equal to each other: one norm over both would leave them in their raw ratio, below the limit.
+        XCTAssertGreaterThan(max(raw["localizer"]!, raw["model"]!) / min(raw["localizer"]!, raw["model"]!), 1.5, "\(raw)")
+        let clipped = try step(clip: limit)
+        for (name, norm) in clipped { XCTAssertEqual(norm, limit, accuracy: 1e-3 * limit, "\(name): raw \(raw[name]!)") }
+    }
+}
