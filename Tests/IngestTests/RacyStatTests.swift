@@ -30,7 +30,9 @@ final class RacyStatTests: XCTestCase {
         // The rule survives the index's round trip through its file (scannedAt is saved).
         index.scannedAt = m + 300_000_000
         let url = try Fixtures.scratch("racy-index").appendingPathComponent(HeaderIndex.fileName)
-        try index.write(to: url)
+        let writer = try HeaderIndex.FileWriter(url: url, root: "/archive", scannedAt: index.scannedAt)
+        try writer.append(index.entries.map { (path: $0.key, entry: $0.value) })
+        try writer.commit()
         let loaded = try XCTUnwrap(HeaderIndex.load(from: url, root: "/archive"))
         XCTAssertEqual(loaded.scannedAt, index.scannedAt)
         XCTAssertNil(loaded.trusted("a.dcm", stat: stat))
