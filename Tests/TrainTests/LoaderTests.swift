@@ -123,11 +123,14 @@ final class LoaderTests: XCTestCase {
         let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: 2, threads: 3, prefetch: 2))
         let batches = loader.batches(from: LoaderPosition(epoch: 0))
         _ = try batches.next()
-        // One batch taken: the readers may fill batches 1 and 2 (6 samples in all), then must wait. Once all three
-        // wait, none can decode more: the count is final.
+        // One batch taken: the readers may fill batches 1 and 2 (6 samples in all), then must wait. Three readers
+        // counted as waiting is not yet that state: the consumer's wake-up after batch 0 leaves readers counted as
+        // waiting until each takes the lock again (seen on a loaded machine: 3 waiting, 4 decoded). So wait for 6
+        // decoded and all three waiting, then check that a while later none has decoded more.
         // Only a guard against a hang (the readers wait within milliseconds): generous on a loaded machine.
         let deadline = Date().addingTimeInterval(600)
-        while batches.readersWaiting < 3 && Date() < deadline { usleep(1_000) }
+        while (batches.readersWaiting < 3 || batches.samplesDecoded < 6) && Date() < deadline { usleep(1_000) }
+        usleep(50_000)
         XCTAssertEqual(batches.readersWaiting, 3)
         XCTAssertEqual(batches.samplesDecoded, 6)
         var count = 1
