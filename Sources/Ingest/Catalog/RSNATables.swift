@@ -32,6 +32,10 @@ public struct RSNATables: Sendable {
     public var studyProblems: [String: [CatalogProblem]] = [:]
     /// Studies (with a catalog) that the label tables' problems cost their labels or some keypoints, with the first reason.
     public var lost: [String: String] = [:]
+    /// Of `lost`, the studies whose only loss is keypoints on an instance or series the scan did not find: a damaged
+    /// image whose header read with other values can be why. Such a study is not counted as the CSVs' loss when its
+    /// decode skipped a file (`IngestRunner.makeReport`).
+    public var lostToMissingImages: Set<String> = []
     /// The label tables found at the archive root (`labelTableNames` order).
     public var tablesFound: [String] = []
 
@@ -124,7 +128,10 @@ private struct TableReader {
 
     /// Every study of the catalog loses what `table` gives, for `reason`.
     func loseAll(_ reason: String, into t: inout RSNATables) {
-        for study in catalog?.studies ?? [] where t.lost[study.studyID] == nil { t.lost[study.studyID] = reason }
+        for study in catalog?.studies ?? [] {
+            t.lostToMissingImages.remove(study.studyID)
+            if t.lost[study.studyID] == nil { t.lost[study.studyID] = reason }
+        }
     }
 
     /// The study folders a row's id cell names: the folders of that id (with a catalog) or the canonical id (without);
@@ -198,6 +205,7 @@ private struct TableReader {
         for study in disagreeing {
             t.labels[study] = nil
             t.lost[study] = t.lost[study] ?? "train.csv has rows for it that disagree"
+            t.lostToMissingImages.remove(study)
         }
         guard let catalog else { return }
         for study in catalog.studies where t.labels[study.studyID] == nil && !disagreeing.contains(study.studyID) {
@@ -206,6 +214,7 @@ private struct TableReader {
                 path: "train.csv", reason: refusedRow.map { "study \(study.studyID): its row (line \($0.line)) could not be read; no labels" }
                     ?? "study \(study.studyID) (\(catalog.mode == "rsna" ? "train_images/\(study.studyID)" : "a study of the archive")) has no row; no labels"))
             t.lost[study.studyID] = t.lost[study.studyID] ?? "no usable train.csv row"
+            t.lostToMissingImages.remove(study.studyID)
         }
     }
 
@@ -224,7 +233,9 @@ private struct TableReader {
             return
         }
         for record in table.refused where i[0] < record.cells.count {
-            for folder in RSNAID.canonical(record.cells[i[0]]).flatMap({ folders[$0] }) ?? [] where t.lost[folder] == nil {
+            for folder in RSNAID.canonical(record.cells[i[0]]).flatMap({ folders[$0] }) ?? [] {
+                t.lostToMissingImages.remove(folder)
+                guard t.lost[folder] == nil else { continue }
                 t.lost[folder] = "a \(name) row that could not be read (line \(record.line))"
             }
         }
@@ -269,7 +280,9 @@ private struct TableReader {
                     if n == last { p.reason += "; the row is not read" }
                     t.studyProblems[studies[0], default: []].append(p)
                 }
-                for study in studies where catalog != nil && t.lost[study] == nil {
+                for study in studies where catalog != nil {
+                    t.lostToMissingImages.remove(study)
+                    guard t.lost[study] == nil else { continue }
                     t.lost[study] = "\(name) line \(record.line) could not be read"
                 }
                 continue
@@ -287,13 +300,19 @@ private struct TableReader {
                             t.studyProblems[study, default: []].append(table.problem(
                                 record, i[2], "series \(known.id) of study \(study) has no image with instance number \(instance)\(becauseDamaged); "
                                     + "this keypoint is not placed"))
-                            if t.lost[study] == nil && damaged == 0 { t.lost[study] = "\(name) line \(record.line) names an instance that does not exist" }
+                            if t.lost[study] == nil && damaged == 0 {
+                                t.lost[study] = "\(name) line \(record.line) names an instance that does not exist"
+                                t.lostToMissingImages.insert(study)
+                            }
                         }
                     } else {
                         t.studyProblems[study, default: []].append(table.problem(
                             record, i[1], "study \(study) has no series \(seriesID)\(catalog?.mode == "rsna" ? " (no readable images in train_images/\(study)/\(seriesID))" : "")\(becauseDamaged); "
                                 + "this keypoint is not placed"))
-                        if t.lost[study] == nil && damaged == 0 { t.lost[study] = "\(name) line \(record.line) names a series that does not exist" }
+                        if t.lost[study] == nil && damaged == 0 {
+                            t.lost[study] = "\(name) line \(record.line) names a series that does not exist"
+                            t.lostToMissingImages.insert(study)
+                        }
                     }
                 }
                 t.coordinates[study, default: []].append(

@@ -366,7 +366,12 @@ public enum IngestRunner {
         let nonFileProblems = catalog.problems.filter { !skippedPaths.contains($0.path) }
         let tableProblems = tables.problems(for: Set(reports.map(\.studyID)))
         let tableNames = CatalogScanner.metadataNames
-        let lost = reports.compactMap { r in tables.lost[r.studyID].map { IngestReport.LabelLoss(studyID: r.studyID, reason: $0) } }
+        // A keypoint on an instance the scan did not find, in a study whose decode skipped a file, is the damaged file's
+        // loss (named in `files`), not the CSVs': a header that reads with other values hides its instance number.
+        let lost = reports.compactMap { r -> IngestReport.LabelLoss? in
+            guard let reason = tables.lost[r.studyID], !(tables.lostToMissingImages.contains(r.studyID) && !r.problems.isEmpty) else { return nil }
+            return IngestReport.LabelLoss(studyID: r.studyID, reason: reason)
+        }
         return IngestReport(
             archive: catalog.root, mode: catalog.mode, pipeline: options.pipeline,
             summary: .init(studies: reports.count, fused: reports.filter { $0.status == .fused }.count,
