@@ -192,8 +192,14 @@ extern "C" gd_file gd_file_open(const char *path, int with_pixels) {
         const bool own_decoder = meta_syntax == "1.2.840.10008.1.2" || meta_syntax == "1.2.840.10008.1.2.1" ||
                                  meta_syntax == "1.2.840.10008.1.2.5" || meta_syntax == "1.2.840.10008.1.2.4.80" ||
                                  meta_syntax == "1.2.840.10008.1.2.4.81";
-        if (with_pixels == 2) f->with_pixels = own_decoder;
-        f->native = f->with_pixels && own_decoder;
+        // JPEG and JPEG 2000 frames are decoded by GDCM's codecs, but GDCM's image reader already runs them over the
+        // codestream's header while it reads (GetHeaderInfo), and some of them assert on a hostile one (issue 32: a
+        // JPEG SOF precision of 0, a JPEG-LS size against Rows): such files are read with a plain reader first, their
+        // codestreams checked against the tags (decode), and only then given to an image reader.
+        const bool checked_first = fuse3d::codestream_of(meta_syntax) == fuse3d::Codestream::jpeg ||
+                                   fuse3d::codestream_of(meta_syntax) == fuse3d::Codestream::jpeg2000;
+        if (with_pixels == 2) f->with_pixels = own_decoder || checked_first;
+        f->native = f->with_pixels && (own_decoder || (with_pixels == 2 && checked_first));
         bool ok;
         if (f->native) {
             f->reader = std::make_unique<gdcm::Reader>();
@@ -676,8 +682,26 @@ int64_t decode(gd_file f, Rescale rescale, float *out, int64_t capacity) {
         if (f->native) {
             const PixelLayout p = layout_from_tags(f);
             rescale.frame_values = std::max<int64_t>(1, p.rows * p.cols);
-            const int64_t n = decode_native_file(f, p, rescale, out, capacity);
-            if (n != -2) return n;
+            const gdcm::TransferSyntax &ts = f->reader->GetFile().GetHeader().GetDataSetTransferSyntax();
+            const fuse3d::Codestream kind = fuse3d::codestream_of(ts.GetString() ? ts.GetString() : "");
+            if (kind == fuse3d::Codestream::jpeg || kind == fuse3d::Codestream::jpeg2000) {
+                // Read by a plain reader so that the codestreams meet the tags before GDCM's image reader sees them.
+                const gdcm::DataSet &ds = f->reader->GetFile().GetDataSet();
+                if (!ds.FindDataElement(gdcm::Tag(0x7fe0, 0x0010))) {
+                    fuse3d::set_last_error("no pixel data");
+                    return -1;
+                }
+                if (p.rows <= 0 || p.cols <= 0 || p.frames <= 0 || p.rows * p.cols * p.frames > kMaxValues) {
+                    fuse3d::set_last_error("image has no pixels or an absurd size (Rows, Columns, frames)");
+                    return -1;
+                }
+                if (!check_codestreams(ds.GetDataElement(gdcm::Tag(0x7fe0, 0x0010)), ts, p.rows, p.cols, p.frames, p.samples,
+                                       p.bits_allocated))
+                    return -1;
+            } else {
+                const int64_t n = decode_native_file(f, p, rescale, out, capacity);
+                if (n != -2) return n;
+            }
         }
         std::unique_ptr<gdcm::ImageReader> own;
         gdcm::ImageReader *ir = image_reader(f, own);
