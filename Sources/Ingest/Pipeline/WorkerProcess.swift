@@ -32,6 +32,7 @@ final class WorkerProcess {
     private var errorsClosed = false
     private(set) var exited = false
     private var exitStatus: Int32 = 0
+    private var inputClosed = false
 
     /// Starts `executable arguments…` with pipes for its three standard streams.
     init(executable: String, arguments: [String]) throws {
@@ -93,7 +94,7 @@ final class WorkerProcess {
     }
 
     deinit {
-        close(input)
+        if !inputClosed { close(input) }
         close(output)
         close(errors)
         if !exited {
@@ -156,7 +157,9 @@ final class WorkerProcess {
 
     /// Asks the child to end (its standard input closes) and waits for it.
     func finish() {
-        close(input)
+        // Closed once: a second close could close a descriptor the number was given to since.
+        if !inputClosed { close(input) }
+        inputClosed = true
         _ = reap()
     }
 
