@@ -49,9 +49,29 @@ struct PredictCommand: ParsableCommand {
         }
         let trained = try runOptions.load()
         let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: runOptions.device)
-        try Submission.csv(predictions).write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
-        print("wrote \(out): \(predictions.count) studies × 25 rows, \(trained.summary.folds.count) fold model(s) averaged")
-        if temporary != nil { checkSampleSubmission(predicted: Set(predictions.studyIDs.map { String($0) })) }
+        // A DICOM SOURCE with Kaggle's sample_submission.csv: its rows, in its order (what the scorer expects); else every
+        // predicted study in sample order.
+        let sample = temporary == nil ? nil : sampleSubmission()
+        if let sample, !sample.isEmpty {
+            let (text, filled) = Submission.csv(predictions, order: sample.map { ($0.study, $0.label) },
+                                                fallback: trained.summary.priorProbabilities)
+            try text.write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
+            let asked = Set(sample.map(\.study))
+            let extra = predictions.studyIDs.map { String($0) }.filter { !asked.contains($0) }
+            print("wrote \(out): the \(sample.count) rows of \(SampleSubmission.name) in its order (\(asked.count) studies), "
+                  + "\(trained.summary.folds.count) fold model(s) averaged")
+            if !filled.isEmpty {
+                print("\(filled.count) of them have no prediction and get the run's best constant prediction: "
+                      + filled.prefix(10).joined(separator: ", ") + (filled.count > 10 ? ", …" : ""))
+            }
+            if !extra.isEmpty {
+                print("\(extra.count) predicted studies are not in \(SampleSubmission.name) and are left out: "
+                      + extra.prefix(10).joined(separator: ", ") + (extra.count > 10 ? ", …" : ""))
+            }
+        } else {
+            try Submission.csv(predictions).write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
+            print("wrote \(out): \(predictions.count) studies × 25 rows, \(trained.summary.folds.count) fold model(s) averaged")
+        }
         if let keypoints {
             let dataset = try ShardDataset(directory: shardFolder)
             let models = try trained.models(inputSize: dataset.manifest.shape, device: runOptions.device)
@@ -66,18 +86,14 @@ struct PredictCommand: ParsableCommand {
         }
     }
 
-    /// A DICOM SOURCE's sample_submission.csv (Kaggle's list of the row ids a submission must hold), read by the
-    /// tables' reader: its problems and the studies it asks for that got no prediction are printed, one line each.
-    private func checkSampleSubmission(predicted: Set<String>) {
+    /// A DICOM SOURCE's sample_submission.csv (Kaggle's list of the row ids a submission must hold, in the order it
+    /// holds them), read by the tables' reader; its problems are printed, one line each. nil when there is none.
+    private func sampleSubmission() -> [SampleSubmission.Row]? {
         let path = URL(fileURLWithPath: source).appendingPathComponent(SampleSubmission.name).path
-        guard FileManager.default.fileExists(atPath: path) else { return }
-        let (studies, problems) = SampleSubmission.read(path)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let (rows, problems) = SampleSubmission.rows(path)
         for p in problems { print("\(p.path): \(p.reason)") }
-        let missing = studies.filter { !predicted.contains($0) }
-        if !missing.isEmpty {
-            print("\(SampleSubmission.name) asks for \(missing.count) of its \(studies.count) studies that have no prediction: "
-                  + missing.prefix(10).joined(separator: ", ") + (missing.count > 10 ? ", …" : ""))
-        }
+        return rows
     }
 
     /// Ingests a DICOM archive with the training shards' pipeline parameters (refusing to guess when they differ).

@@ -18,6 +18,7 @@ struct Synth: ParsableCommand {
         Examples:
           fuse3d synth --studies 8 --out /tmp/cohort --seed 7 --quirks --spine-shift 1.5 --spine-tilt 10 --lordosis 10 --spine-size 8
           fuse3d synth --studies 2 --out /tmp/enhanced --enhanced
+          fuse3d synth --studies 2000 --out /data/rsna-size --sagittal-matrix 384 --axial-matrix 320 --axial-slices 7-9
         """)
 
     @Option(help: "The number of studies to write.")
@@ -40,6 +41,9 @@ struct Synth: ParsableCommand {
 
     @Option(help: "Rows (and columns) of the axial images.")
     var axialMatrix = 192
+
+    @Option(help: "Slices in each axial disc stack, as a range drawn from per stack (the RSNA 2024 archive's ~75 files a study need 7-9).")
+    var axialSlices = "3-5"
 
     @Option(help: "The transfer syntax of every file: explicit-le, jpeg2000, jpeg-ls, rle or jpeg-lossless (with --quirks, some series keep their own).")
     var transferSyntax = "explicit-le"
@@ -69,9 +73,17 @@ struct Synth: ParsableCommand {
         guard SynthTransferSyntax(name: transferSyntax) != nil else {
             throw ValidationError("--transfer-syntax takes one of \(SynthTransferSyntax.allCases.map(\.name).joined(separator: ", ")).")
         }
+        guard parseRange(axialSlices) != nil else { throw ValidationError("--axial-slices takes a range of slice counts from 2 to 64, e.g. 3-5.") }
         guard studies > 0 else { throw ValidationError("--studies must be at least 1.") }
         guard sagittalMatrix >= 32, axialMatrix >= 32 else { throw ValidationError("Matrix sizes must be at least 32.") }
         if let labelWeights { _ = try parseWeights(labelWeights) }
+    }
+
+    /// "A-B" (or "A") as a range of slice counts within 2...64.
+    private func parseRange(_ text: String) -> ClosedRange<Int>? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...2).contains(parts.count), let low = parts.first!, let high = parts.last!, 2 <= low, low <= high, high <= 64 else { return nil }
+        return low...high
     }
 
     private func parseWeights(_ text: String) throws -> [Double] {
@@ -89,6 +101,7 @@ struct Synth: ParsableCommand {
                                    variety: SpineVariety(shiftCentimetres: spineShift, tiltDegrees: spineTilt,
                                                          lordosisDegrees: lordosis, sizePercent: spineSize))
         options.enhanced = enhanced
+        options.axialSlicesPerStack = parseRange(axialSlices)!
         if let labelWeights { options.labels = LabelDistribution(all: try parseWeights(labelWeights)) }
         // In a log, one line per study.
         let line = ProgressLine(plainInterval: 0)

@@ -123,6 +123,39 @@ final class TrainCommandTests: XCTestCase {
         let pd = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.cohort.path, "--out", csv2.path, "--keypoints", points.path])
         XCTAssertEqual(pd.status, 0, pd.stderr)
         XCTAssertEqual(try Data(contentsOf: csv2), try Data(contentsOf: csv))
+
+        // With Kaggle's sample_submission.csv at the archive's root: its rows in its order, a study it asks for that has no
+        // images gets the run's best constant prediction, a study it does not ask for is left out.
+        let asked = Self.root.appendingPathComponent("archive-with-sample")
+        try? FileManager.default.removeItem(at: asked)
+        try FileManager.default.copyItem(at: Self.cohort, to: asked)
+        let byID = Dictionary(lines.dropFirst().map { (String($0.split(separator: ",")[0]), $0) }, uniquingKeysWith: { a, _ in a })
+        var sampleIDs = byID.keys.filter { !$0.hasPrefix(studies.sorted()[0] + "_") }.sorted().reversed().map { $0 }
+        // train.csv's 25 label columns, condition-major (RSNA.labelColumns; this target links no library of ours).
+        let labelColumns = ["spinal_canal_stenosis", "left_neural_foraminal_narrowing", "right_neural_foraminal_narrowing",
+                            "left_subarticular_stenosis", "right_subarticular_stenosis"]
+            .flatMap { c in ["l1_l2", "l2_l3", "l3_l4", "l4_l5", "l5_s1"].map { "\(c)_\($0)" } }
+        sampleIDs.insert(contentsOf: labelColumns.map { "999_\($0)" }, at: 7)
+        try ("row_id,normal_mild,moderate,severe\n" + sampleIDs.map { "\($0),0.333,0.333,0.333\n" }.joined())
+            .write(to: asked.appendingPathComponent("sample_submission.csv"), atomically: true, encoding: .utf8)
+        let csv3 = Self.root.appendingPathComponent("submission-sample.csv")
+        let ps3 = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, asked.path, "--out", csv3.path])
+        XCTAssertEqual(ps3.status, 0, ps3.stderr)
+        XCTAssertTrue(ps3.stdout.contains("1 of them have no prediction") && ps3.stdout.contains("1 predicted studies are not in"), ps3.stdout)
+        let ordered = try String(contentsOf: csv3, encoding: .utf8).split(separator: "\n").map(String.init)
+        XCTAssertEqual(ordered.dropFirst().map { String($0.split(separator: ",")[0]) }, sampleIDs)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: straight.appendingPathComponent("summary.json"))) as! [String: Any]
+        let prior = try XCTUnwrap(summary["prior_probabilities"] as? [Double], "\(summary.keys.sorted())")
+        for (row, id) in zip(ordered.dropFirst(), sampleIDs) {
+            if id.hasPrefix("999_") {
+                let c = labelColumns.firstIndex(of: String(id.dropFirst(4)))!
+                let p = row.split(separator: ",").dropFirst().map { Double($0)! }
+                let q = Array(prior[(c * 3)..<(c * 3 + 3)]), total = q.reduce(0, +)
+                for k in 0..<3 { XCTAssertEqual(p[k], q[k] / total, accuracy: 1e-8, row) }
+            } else {
+                XCTAssertEqual(row, byID[id], id)
+            }
+        }
         // The two-stage default's points: the same patient points from either source; the DICOM source names slices.
         let ps = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.shards.path, "--out", csv.path, "--keypoints", shardPoints.path])
         XCTAssertEqual(ps.status, 0, ps.stderr)

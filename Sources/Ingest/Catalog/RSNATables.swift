@@ -345,23 +345,41 @@ public enum SampleSubmission {
     /// The study ids the file asks for (canonical, in order of first appearance) and its problems: a missing row_id
     /// column, a row id that is not `{study_id}_{label column}`, each named with its line and column.
     public static func read(_ path: String) -> (studies: [String], problems: [CatalogProblem]) {
+        let (rows, problems) = rows(path)
+        var studies: [String] = [], seen: Set<String> = []
+        for row in rows where seen.insert(row.study).inserted { studies.append(row.study) }
+        return (studies, problems)
+    }
+
+    /// One row id of the file: the study (canonical id) and the label column (index into `RSNA.labelColumns`).
+    public struct Row: Sendable, Equatable {
+        public var study: String
+        public var label: Int
+    }
+
+    /// The file's usable row ids in file order (a submission keeps this order), and its problems.
+    public static func rows(_ path: String) -> (rows: [Row], problems: [CatalogProblem]) {
         let table: CSVTable
         do { table = try CSVTable.read(path, name: name) } catch {
             return ([], [CatalogProblem(path: name, reason: "\(error)")])
         }
         var problems = table.problems
         guard let column = table.column("row_id") else { return ([], problems + [table.missing(["row_id"])]) }
-        var studies: [String] = [], seen: Set<String> = []
+        var rows: [Row] = [], seen: Set<String> = []
         for record in table.records {
             let cell = record.cells[column]
             let parts = cell.split(separator: "_", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let study = RSNAID.canonical(parts[0]), RSNA.labelColumns.contains(parts[1].lowercased()) else {
+            guard parts.count == 2, let study = RSNAID.canonical(parts[0]), let label = RSNA.labelColumns.firstIndex(of: parts[1].lowercased()) else {
                 problems.append(table.problem(record, column, "'\(cell)' is not a row id ({study_id}_{condition}_{level}, e.g. "
                     + "4003253_spinal_canal_stenosis_l1_l2); the row is not read"))
                 continue
             }
-            if seen.insert(study).inserted { studies.append(study) }
+            guard seen.insert("\(study)_\(label)").inserted else {
+                problems.append(table.problem(record, column, "row id '\(cell)' is repeated; the later row is not read"))
+                continue
+            }
+            rows.append(Row(study: study, label: label))
         }
-        return (studies, problems)
+        return (rows, problems)
     }
 }

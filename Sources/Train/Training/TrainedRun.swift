@@ -51,13 +51,39 @@ public enum Submission {
         lines.reserveCapacity(1 + predictions.count * 25)
         for s in 0..<predictions.count {
             for (c, column) in RSNA.labelColumns.enumerated() {
-                let p = (0..<3).map { predictions.probability(s, c, $0) }
-                let total = p.reduce(0, +)
-                let q = total > 0 ? p.map { $0 / total } : [1.0 / 3, 1.0 / 3, 1.0 / 3]
-                lines.append("\(predictions.studyIDs[s])_\(column)," + q.map { String(format: "%.9f", $0) }.joined(separator: ","))
+                lines.append(line(study: String(predictions.studyIDs[s]), column: c, (0..<3).map { predictions.probability(s, c, $0) }))
             }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The rows `order` asks for (study id, label column index), in its order (Kaggle's sample_submission.csv):
+    /// a study `predictions` holds gets its probabilities, any other study `fallback`'s (25 × 3, the run's best
+    /// constant prediction), so that the file always holds every row asked for. Also returns the studies filled so.
+    public static func csv(_ predictions: StudyPredictions, order: [(study: String, column: Int)],
+                           fallback: [Double]) -> (text: String, filled: [String]) {
+        precondition(fallback.count == 75, "a fallback has 25 × 3 probabilities")
+        let rowOf = Dictionary(predictions.studyIDs.enumerated().map { (String($1), $0) }, uniquingKeysWith: { first, _ in first })
+        var lines = [header], filled: [String] = [], seen: Set<String> = []
+        lines.reserveCapacity(1 + order.count)
+        for (study, c) in order {
+            let p: [Double]
+            if let s = rowOf[study] {
+                p = (0..<3).map { predictions.probability(s, c, $0) }
+            } else {
+                p = Array(fallback[(c * 3)..<(c * 3 + 3)])
+                if seen.insert(study).inserted { filled.append(study) }
+            }
+            lines.append(line(study: study, column: c, p))
+        }
+        return (lines.joined(separator: "\n") + "\n", filled)
+    }
+
+    /// One row: the id and the three probabilities normalised to sum to 1 (a third each when they sum to nothing).
+    private static func line(study: String, column: Int, _ p: [Double]) -> String {
+        let total = p.reduce(0, +)
+        let q = total > 0 && total.isFinite ? p.map { $0 / total } : [1.0 / 3, 1.0 / 3, 1.0 / 3]
+        return "\(study)_\(RSNA.labelColumns[column])," + q.map { String(format: "%.9f", $0) }.joined(separator: ",")
     }
 }
 
