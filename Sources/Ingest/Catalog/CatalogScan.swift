@@ -30,6 +30,8 @@ struct CatalogScan {
     private(set) var candidates: [String] = []
     private(set) var imageFiles = 0
     private(set) var imageFrames = 0
+    /// What step 5 needs of the studies made so far.
+    private(set) var tally = StudyTally()
 
     /// Walks `root` and reads the RSNA series descriptions if there are any.
     init(root: String) {
@@ -100,8 +102,18 @@ struct CatalogScan {
     /// in its supervised workers after the header scan (a crashing decoder costs its file). Studies come out by id.
     mutating func readStudies(decode: Bool, earlier: HeaderIndex? = nil, pool: DecoderPool? = nil,
                               index: HeaderIndex.FileWriter? = nil, progress: (@Sendable (Int, Int) -> Void)?) -> ([CatalogStudy], HeaderReading) {
+        let (studies, _, reading) = try! readStudies(decode: decode, earlier: earlier, pool: pool, index: index, spill: nil, progress: progress)
+        return (studies, reading)
+    }
+
+    /// `readStudies`, each study written to `spill` as soon as it is made (nil: kept in memory): the studies come back
+    /// as the spill's entries, and what step 5 needs of them is tallied on the way (`tally`). Throws only for the spill.
+    mutating func readStudies(decode: Bool, earlier: HeaderIndex?, pool: DecoderPool?, index: HeaderIndex.FileWriter?,
+                              spill: StudySpill?, progress: (@Sendable (Int, Int) -> Void)?)
+        throws -> (studies: [CatalogStudy], spilled: [StudySpill.Entry], reading: HeaderReading) {
         var reading = HeaderReading()
         var studies: [CatalogStudy] = []
+        var spilled: [StudySpill.Entry] = []
         var fileUIDs: [String: [String]] = [:]
         var places: [String: Set<String>] = [:]
         var index = index
@@ -113,17 +125,44 @@ struct CatalogScan {
             let grouping = group(batch, results)
             places.merge(grouping.placesOfUID) { $0.union($1) }
             for (study, uids) in makeStudies(grouping) {
-                studies.append(study)
+                tally.add(study)
+                if let spill { spilled.append(try spill.append(study)) } else { studies.append(study) }
                 fileUIDs[study.studyID] = uids
             }
         }
-        for i in studies.indices {
-            studies[i].notes += StudyGrouping.placementNotes(studyKey: studies[i].studyID, uids: fileUIDs[studies[i].studyID] ?? [],
-                                                             places: places, rsna: rsna)
+        func notes(_ id: String) -> [String] {
+            StudyGrouping.placementNotes(studyKey: id, uids: fileUIDs[id] ?? [], places: places, rsna: rsna)
         }
+        for i in studies.indices { studies[i].notes += notes(studies[i].studyID) }
+        for i in spilled.indices { spilled[i].laterNotes = notes(spilled[i].studyID) }
         if index == nil { reading.indexWritten = false }
         reading.sameAsEarlier = earlier != nil && reading.recordedAnew == 0 && reading.recorded == earlier!.entries.count
-        return (studies.sorted { CatalogScanner.numericOrder($0.studyID, $1.studyID) }, reading)
+        return (studies.sorted { CatalogScanner.numericOrder($0.studyID, $1.studyID) },
+                spilled.sorted { CatalogScanner.numericOrder($0.studyID, $1.studyID) }, reading)
+    }
+
+    /// What step 5 needs of the studies, tallied as each is made (so that spilled studies need not be read again).
+    struct StudyTally {
+        var ignoredSeries: [IgnoredSeries] = []
+        /// Files left out one by one (duplicates of another file of their series).
+        var ignoredFiles: [CatalogProblem] = []
+        /// Image files of the series to fuse.
+        var toFuse = 0
+        /// Study id → its series' folder keys (RSNA layout), to find the description rows that name no folder.
+        var seriesOfStudy: [String: Set<String>] = [:]
+
+        mutating func add(_ study: CatalogStudy) {
+            for s in study.series {
+                if let reason = s.ignoredBecause {
+                    ignoredSeries.append(IgnoredSeries(studyID: study.studyID, seriesID: s.seriesID, kind: s.kind,
+                                                       files: s.fileCount, reason: reason))
+                } else {
+                    toFuse += s.imageFiles.count
+                    ignoredFiles += s.droppedFiles.map { CatalogProblem(path: $0, reason: "duplicate of another file of series \(s.seriesID)") }
+                }
+            }
+            seriesOfStudy[study.studyID, default: []].formUnion(study.series.map { RSNAID.folderKey($0.seriesID) })
+        }
     }
 
     /// The candidates (indices, walk order within a study) in batches of whole studies of about `batchFiles`.
@@ -282,28 +321,17 @@ struct CatalogScan {
         return studies
     }
 
-    /// Step 5: the fate of every file (tables, skipped, ignored series and files, images to fuse) and the catalog.
+    /// Step 5: the fate of every file (tables, skipped, ignored series and files, images to fuse) and the catalog, from
+    /// the studies' tally (`studies`: the studies kept in memory, none when they were spilled).
     func catalog(_ studies: [CatalogStudy]) -> Catalog {
-        var ignoredSeries: [IgnoredSeries] = []
-        var ignored = ignoredFiles
-        var toFuse = 0
-        for study in studies {
-            for s in study.series {
-                if let reason = s.ignoredBecause {
-                    ignoredSeries.append(IgnoredSeries(studyID: study.studyID, seriesID: s.seriesID, kind: s.kind,
-                                                       files: s.fileCount, reason: reason))
-                } else {
-                    toFuse += s.imageFiles.count
-                    ignored += s.droppedFiles.map { CatalogProblem(path: $0, reason: "duplicate of another file of series \(s.seriesID)") }
-                }
-            }
-        }
+        let ignoredSeries = tally.ignoredSeries
+        let ignored = ignoredFiles + tally.ignoredFiles
+        let toFuse = tally.toFuse
         var problems = self.problems
         if rsna {
             // Rows naming a study or series with no folder: named, as every label table's are.
-            let series = Dictionary(studies.map { ($0.studyID, Set($0.series.map { RSNAID.folderKey($0.seriesID) })) },
-                                    uniquingKeysWith: { a, b in a.union(b) })
-            let studyOf = Dictionary(studies.map { (RSNAID.folderKey($0.studyID), $0.studyID) }, uniquingKeysWith: { a, _ in a })
+            let series = tally.seriesOfStudy
+            let studyOf = Dictionary(series.keys.map { (RSNAID.folderKey($0), $0) }, uniquingKeysWith: { a, b in CatalogScanner.numericOrder(a, b) ? a : b })
             for row in descriptions.rows {
                 let folder = studyOf[row.study] ?? row.study
                 if let known = series[folder], known.contains(row.series) { continue }

@@ -51,6 +51,17 @@ public enum CatalogScanner {
         return (scan.catalog(studies), reading)
     }
 
+    /// The ingest's scan: `scan(root:reusing:index:pool:progress:)` with each study written to `spill` as it is made
+    /// (memory flat in the number of files); the catalog holds no studies, `spilled` says where each lies, by id.
+    static func scan(root: String, reusing earlier: HeaderIndex?, index: HeaderIndex.FileWriter?, pool: DecoderPool?, spill: StudySpill,
+                     progress: (@Sendable (Int, Int) -> Void)? = nil)
+        throws -> (catalog: Catalog, spilled: [StudySpill.Entry], headers: CatalogScan.HeaderReading) {
+        var scan = CatalogScan(root: root)
+        scan.sortFiles()
+        let (_, spilled, reading) = try scan.readStudies(decode: false, earlier: earlier, pool: pool, index: index, spill: spill, progress: progress)
+        return (scan.catalog([]), spilled, reading)
+    }
+
     /// The study's own Study Instance UID, by one rule, first that decides:
     /// 1. the UID of the series train_series_descriptions.csv lists for the study (most of them, if they disagree);
     /// 2. the UID written as the study's id (Kaggle's files carry the study_id as their Study Instance UID);

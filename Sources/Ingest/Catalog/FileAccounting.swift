@@ -65,33 +65,58 @@ public struct FileAccounting: Codable, Sendable, Equatable {
     /// decoded and skipped (with the reason) when they did not; the files of a failed study are skipped
     /// with its error, and a study this run did not process (another partition) is ignored.
     public static func afterIngest(_ catalog: Catalog, outcomes: [StudyOutcome]) -> FileAccounting {
-        var a = catalog.accounting
         let byStudy = Dictionary(outcomes.map { ($0.studyID, $0) }, uniquingKeysWith: { first, _ in first })
-        var skipped = a.skipped, ignored = a.ignoredFiles
-        var used = a.filesUsed
+        var tally = Tally(scan: catalog.accounting)
         for study in catalog.studies {
-            let files = study.series.filter { $0.ignoredBecause == nil }.flatMap(\.imageFiles)
-            used -= files.count
-            guard let outcome = byStudy[study.studyID] else {
-                ignored += files.map { CatalogProblem(path: $0, reason: "study \(study.studyID) is not part of this run") }
-                continue
+            tally.add(studyID: study.studyID, fusedFiles: study.series.filter { $0.ignoredBecause == nil }.flatMap(\.imageFiles),
+                      outcome: byStudy[study.studyID])
+        }
+        return tally.finish()
+    }
+
+    /// `afterIngest` study by study, as the outcomes arrive (an ingest holds no catalog of every file to the end).
+    public struct Tally: Sendable {
+        private var scan: FileAccounting
+        private var skipped: [CatalogProblem]
+        private var ignored: [CatalogProblem]
+        private var used: Int
+
+        /// Starts from the scan's fates (a study's fused files counted used until its outcome says otherwise).
+        public init(scan: FileAccounting) {
+            self.scan = scan
+            skipped = scan.skipped
+            ignored = scan.ignoredFiles
+            used = scan.filesUsed
+        }
+
+        /// One study of the scan: the files of its fused series and its outcome (nil: not part of this run).
+        public mutating func add(studyID: String, fusedFiles: [String], outcome: StudyOutcome?) {
+            used -= fusedFiles.count
+            guard let outcome else {
+                ignored += fusedFiles.map { CatalogProblem(path: $0, reason: "study \(studyID) is not part of this run") }
+                return
             }
             let failed = Dictionary(outcome.problems.map { ($0.path, $0.reason) }, uniquingKeysWith: { first, _ in first })
-            for path in files {
+            for path in fusedFiles {
                 if let reason = failed[path] {
                     skipped.append(CatalogProblem(path: path, reason: reason))
                 } else if outcome.fused {
                     used += 1
                 } else {
-                    skipped.append(CatalogProblem(path: path, reason: "study \(study.studyID) failed: \(outcome.error ?? "unknown error")"))
+                    skipped.append(CatalogProblem(path: path, reason: "study \(studyID) failed: \(outcome.error ?? "unknown error")"))
                 }
             }
         }
-        a.skipped = skipped.sorted { $0.path < $1.path }
-        a.ignoredFiles = ignored.sorted { $0.path < $1.path }
-        a.filesUsed = used
-        a.filesSkipped = a.skipped.count
-        a.filesIgnored = a.ignoredFiles.count + a.ignoredSeries.reduce(0) { $0 + $1.files }
-        return a
+
+        /// The accounting of every study added: lists sorted by path, counts from them.
+        public func finish() -> FileAccounting {
+            var a = scan
+            a.skipped = skipped.sorted { $0.path < $1.path }
+            a.ignoredFiles = ignored.sorted { $0.path < $1.path }
+            a.filesUsed = used
+            a.filesSkipped = a.skipped.count
+            a.filesIgnored = a.ignoredFiles.count + a.ignoredSeries.reduce(0) { $0 + $1.files }
+            return a
+        }
     }
 }

@@ -72,8 +72,14 @@ public struct RSNATables: Sendable {
     /// Reads whichever of the two tables exist under `root`. With `catalog` (the archive's scan), ids are matched to
     /// the study folders (and series) it found and every study the tables fail is named (see the type's notes).
     public static func load(root: String, catalog: Catalog? = nil) -> RSNATables {
+        load(root: root, catalog: catalog, studies: { visit in catalog?.studies.forEach(visit) })
+    }
+
+    /// `load(root:catalog:)` for a catalog whose studies are not held in it (the ingest's, spilled to disk):
+    /// `studies` hands each of them to its argument in catalog order, one at a time.
+    static func load(root: String, catalog: Catalog?, studies: ((CatalogStudy) -> Void) throws -> Void) rethrows -> RSNATables {
         var t = RSNATables()
-        let reader = TableReader(catalog: catalog)
+        let reader = try TableReader(catalog: catalog, studies: studies)
         let train = root + "/train.csv"
         if FileManager.default.fileExists(atPath: train) {
             t.tablesFound.append("train.csv")
@@ -98,15 +104,21 @@ private struct TableReader {
     /// "study/series" (RSNA folders, the series id canonical) → files of that series folder the scan skipped as
     /// unreadable. A keypoint on an instance missing there may be on one of them: the image is damaged, not the CSV.
     var skippedFiles: [String: Int] = [:]
+    /// The catalog's study ids, in catalog order.
+    let studyIDs: [String]
 
-    init(catalog: Catalog?) {
+    init(catalog: Catalog?, studies: ((CatalogStudy) -> Void) throws -> Void) rethrows {
         self.catalog = catalog
         for problem in catalog?.problems ?? [] {
             let parts = problem.path.split(separator: "/")
             guard parts.count >= 4, parts[0] == "train_images" else { continue }
             skippedFiles["\(parts[1])/\(RSNAID.folderKey(String(parts[2])))", default: 0] += 1
         }
-        for study in catalog?.studies ?? [] {
+        var ids: [String] = []
+        var folders: [String: [String]] = [:]
+        var series: [String: [String: (id: String, instances: Set<Int>)]] = [:]
+        try studies { study in
+            ids.append(study.studyID)
             folders[RSNAID.folderKey(study.studyID), default: []].append(study.studyID)
             var byID: [String: (id: String, instances: Set<Int>)] = [:]
             for s in study.series {
@@ -114,6 +126,7 @@ private struct TableReader {
             }
             series[study.studyID] = byID
         }
+        (studyIDs, self.folders, self.series) = (ids, folders, series)
     }
 
     /// Where a study's folder would be, for messages.
@@ -128,9 +141,9 @@ private struct TableReader {
 
     /// Every study of the catalog loses what `table` gives, for `reason`.
     func loseAll(_ reason: String, into t: inout RSNATables) {
-        for study in catalog?.studies ?? [] {
-            t.lostToMissingImages.remove(study.studyID)
-            if t.lost[study.studyID] == nil { t.lost[study.studyID] = reason }
+        for id in studyIDs {
+            t.lostToMissingImages.remove(id)
+            if t.lost[id] == nil { t.lost[id] = reason }
         }
     }
 
@@ -208,13 +221,13 @@ private struct TableReader {
             t.lostToMissingImages.remove(study)
         }
         guard let catalog else { return }
-        for study in catalog.studies where t.labels[study.studyID] == nil && !disagreeing.contains(study.studyID) {
-            let refusedRow = table.refused.first { sid < $0.cells.count && RSNAID.canonical($0.cells[sid]).flatMap { folders[$0] }?.contains(study.studyID) == true }
-            t.studyProblems[study.studyID, default: []].append(CatalogProblem(
-                path: "train.csv", reason: refusedRow.map { "study \(study.studyID): its row (line \($0.line)) could not be read; no labels" }
-                    ?? "study \(study.studyID) (\(catalog.mode == "rsna" ? "train_images/\(study.studyID)" : "a study of the archive")) has no row; no labels"))
-            t.lost[study.studyID] = t.lost[study.studyID] ?? "no usable train.csv row"
-            t.lostToMissingImages.remove(study.studyID)
+        for study in studyIDs where t.labels[study] == nil && !disagreeing.contains(study) {
+            let refusedRow = table.refused.first { sid < $0.cells.count && RSNAID.canonical($0.cells[sid]).flatMap { folders[$0] }?.contains(study) == true }
+            t.studyProblems[study, default: []].append(CatalogProblem(
+                path: "train.csv", reason: refusedRow.map { "study \(study): its row (line \($0.line)) could not be read; no labels" }
+                    ?? "study \(study) (\(catalog.mode == "rsna" ? "train_images/\(study)" : "a study of the archive")) has no row; no labels"))
+            t.lost[study] = t.lost[study] ?? "no usable train.csv row"
+            t.lostToMissingImages.remove(study)
         }
     }
 

@@ -244,16 +244,22 @@ public enum IngestRunner {
         let index = try? HeaderIndex.FileWriter(url: indexURL, root: root, scannedAt: HeaderIndex.now())
         // One pool of decode workers for the header scan and the studies (nil: everything in this process).
         let pool = DecoderPool(options.isolation)
-        let (catalog, headers) = CatalogScanner.scan(root: root, reusing: options.recompute ? nil : HeaderIndex.load(from: indexURL, root: root),
-                                                     index: index, pool: pool, progress: scanProgress)
+        // The catalog's studies wait on disk (an unnamed file in the output folder) until a worker takes them: the
+        // per-file state of an RSNA-size archive is not held for the run (issue 27).
+        let spill = try StudySpill(directory: options.output)
+        let (catalog, spilled, headers) = try CatalogScanner.scan(root: root, reusing: options.recompute ? nil : HeaderIndex.load(from: indexURL, root: root),
+                                                                  index: index, pool: pool, spill: spill, progress: scanProgress)
         if headers.sameAsEarlier {
             index?.discard()
             statistics.headerIndexWritten = true
         } else {
             statistics.headerIndexWritten = headers.indexWritten && index != nil && (try? index!.commit()) != nil
         }
-        let tables = RSNATables.load(root: catalog.root, catalog: catalog)
-        let inPartition = catalog.studies.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
+        HeapTrim.returnFreePages()
+        let tables = try RSNATables.load(root: catalog.root, catalog: catalog, studies: { visit in
+            for entry in spilled { visit(try spill.load(entry)) }
+        })
+        let studies = spilled.filter { options.partition?.contains(studyID: $0.studyID) ?? true }
         // One cache value for the whole run: its stores' pending fsyncs and renames are the ones `finishWrites` waits for.
         let cache = options.cache
         cache.sweepAbandonedWrites()
@@ -262,11 +268,14 @@ public enum IngestRunner {
         writerOptions.stageUntilPublished = true
         // Files whose decoder crashed in an earlier run of this folder are left out from the start (issue 32).
         let crashes = DecoderCrashes(output: options.output, root: catalog.root)
-        let leftOut = inPartition.map(crashes.leavingOut)
-        let studies = leftOut.map(\.0)
         let worker = StudyWorker(root: catalog.root, tables: tables, pipeline: options.pipeline,
                                  cache: cache, recompute: options.recompute, pool: pool, crashes: crashes)
+        /// Study `i` read back from the spill, without the files known to crash its decoder.
+        @Sendable func prepared(_ i: Int) throws -> PreparedStudy { try PreparedStudy(spill.load(studies[i]), crashes: crashes) }
         let problemFiles = Set(catalog.problems.map(\.path)).count
+        // The fate of every file: the scan's, with each study's files as its outcome says (issue 27: tallied as the
+        // outcomes arrive, not from a catalog held to the end).
+        var accounting = FileAccounting.Tally(scan: catalog.accounting)
         // Entries still waiting for their fsync and rename are in place before this returns, whatever happens.
         defer { cache.finishWrites() }
         // The studies' keys come first only when the folder holds a dataset that may be kept (its state file is there):
@@ -276,20 +285,30 @@ public enum IngestRunner {
         var kept: (reports: [StudyReport], manifest: Manifest)?
         if !options.recompute && UnchangedDataset.hasState(in: options.output) {
             var studyKeys: [StudyCache.StudyKey] = []
+            var fusedFiles: [[String]] = []
             studyKeys.reserveCapacity(studies.count)
             try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 4 * options.workers,
-                                    work: { worker.key(for: studies[$0]) }) { _, key in studyKeys.append(key) }
+                                    work: { i in Result { let p = try prepared(i); return (worker.key(for: p.study), p.fusedFiles) } }) { _, result in
+                let (key, files) = try result.get()
+                studyKeys.append(key)
+                fusedFiles.append(files)
+            }
             upfrontKeys = studyKeys
             let signature = UnchangedDataset.signature(keys: studyKeys.map(\.hex), options: writerOptions, partition: options.partition)
-            kept = try keptDataset(options: options, writerOptions: writerOptions, signature: signature, studies: studies,
+            kept = try keptDataset(options: options, writerOptions: writerOptions, signature: signature, count: studies.count,
                                    keys: studyKeys, root: catalog.root, problems: problemFiles, progress: progress)
+            if let kept {
+                for (report, files) in zip(kept.reports, fusedFiles) { accounting.add(report, fusedFiles: files) }
+            }
         }
 
         let report: IngestReport
         var keys: [String] = []
         if let kept {
             keys = upfrontKeys!.map(\.hex)
-            report = makeReport(catalog: catalog, tables: tables, options: options, studies: kept.reports, manifest: kept.manifest)
+            try accounting.addStudiesNotInThisRun(spilled, spill: spill, inRun: Set(studies.map(\.studyID)))
+            report = makeReport(catalog: catalog, tables: tables, options: options, studies: kept.reports, manifest: kept.manifest,
+                                accounting: accounting.finish())
             try writeReport(report, to: options.output, unlessSame: true)
             if (try? StudyCache.keys(usedBy: options.output)) != Set(keys) { try StudyCache.writeKeys(keys, to: options.output) }
             statistics.cached = studies.count
@@ -297,7 +316,7 @@ public enum IngestRunner {
         } else {
             let writer = try ShardWriter(directory: options.output, options: writerOptions)
             var reports: [StudyReport] = []
-            var writtenBy: [Int64: CatalogStudy] = [:]
+            var writtenBy: [Int64: StudySpill.Entry] = [:]
             var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: problemFiles)
             keys.reserveCapacity(studies.count)
             let given = upfrontKeys
@@ -305,8 +324,14 @@ public enum IngestRunner {
             // (see StudyParallelism).
             StudyParallelism.configure(workers: min(options.workers, studies.count))
             try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 2 * options.workers,
-                                    work: { worker.process(studies[$0], key: given?[$0] ?? worker.key(for: studies[$0]), leftOut: leftOut[$0].1) },
-                                    stopped: { StudyParallelism.workerFinished() }) { index, outcome in
+                                    work: { i in
+                                        Result { () throws -> (StudyWorker.Outcome, [String]) in
+                                            let p = try prepared(i)
+                                            return (worker.process(p.study, key: given?[i] ?? worker.key(for: p.study), leftOut: p.leftOut), p.fusedFiles)
+                                        }
+                                    },
+                                    stopped: { StudyParallelism.workerFinished() }) { index, result in
+                let (outcome, fusedFiles) = try result.get()
                 keys.append(outcome.key)
                 var report = outcome.report
                 if let sample = outcome.sample {
@@ -318,6 +343,7 @@ public enum IngestRunner {
                         report.error = refusal(reason, study: studies[index], sampleID: sample.studyID, earlier: writtenBy[sample.studyID])
                     }
                 }
+                accounting.add(report, fusedFiles: fusedFiles)
                 reports.append(report)
                 switch outcome.source {
                 case .cache: statistics.cached += 1
@@ -336,7 +362,9 @@ public enum IngestRunner {
             let manifest = try writer.finish()
             // After the shard's close and hash, which overlap the last entries' fsyncs.
             statistics.cacheWriteFailures += cache.finishWrites()
-            report = makeReport(catalog: catalog, tables: tables, options: options, studies: reports, manifest: manifest)
+            try accounting.addStudiesNotInThisRun(spilled, spill: spill, inRun: Set(studies.map(\.studyID)))
+            report = makeReport(catalog: catalog, tables: tables, options: options, studies: reports, manifest: manifest,
+                                accounting: accounting.finish())
             try writeReport(report, to: writer.stagingDirectory)
             try StudyCache.writeKeys(keys, to: writer.stagingDirectory)
             UnchangedDataset.forget(in: options.output)
@@ -358,10 +386,7 @@ public enum IngestRunner {
     /// The report of a finished run: every study's outcome, the fate of every file (the catalog's accounting
     /// and each study's outcome) and the counts.
     static func makeReport(catalog: Catalog, tables: RSNATables, options: IngestOptions, studies reports: [StudyReport],
-                           manifest: Manifest) -> IngestReport {
-        let accounting = FileAccounting.afterIngest(catalog, outcomes: reports.map {
-            FileAccounting.StudyOutcome(studyID: $0.studyID, fused: $0.status == .fused, error: $0.error, problems: $0.problems)
-        })
+                           manifest: Manifest, accounting: FileAccounting) -> IngestReport {
         let skippedPaths = Set(accounting.skipped.map(\.path))
         let nonFileProblems = catalog.problems.filter { !skippedPaths.contains($0.path) }
         let tableProblems = tables.problems(for: Set(reports.map(\.studyID)))
@@ -463,20 +488,20 @@ public enum IngestRunner {
 
     /// The reports of a dataset left as it is (`UnchangedDataset`): every study a cache hit read from its entry's
     /// header, the published manifest. nil: an ordinary run is needed (nothing was written).
-    static func keptDataset(options: IngestOptions, writerOptions: ShardWriterOptions, signature: String, studies: [CatalogStudy],
+    static func keptDataset(options: IngestOptions, writerOptions: ShardWriterOptions, signature: String, count: Int,
                             keys: [StudyCache.StudyKey], root: String, problems: Int,
                             progress: ((IngestProgress) -> Void)?) throws -> (reports: [StudyReport], manifest: Manifest)? {
         guard let manifest = UnchangedDataset.manifest(in: options.output, signature: signature, options: writerOptions) else { return nil }
         let cache = options.cache
         var found: [StudyCache.CachedReport?] = []
-        found.reserveCapacity(studies.count)
-        try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 4 * options.workers,
+        found.reserveCapacity(count)
+        try OrderedPipeline.run(count: count, workers: options.workers, window: 4 * options.workers,
                                 work: { cache.loadReport(keys[$0], root: root) }) { _, entry in found.append(entry) }
         let entries = found.compactMap { $0 }
-        guard entries.count == studies.count,
+        guard entries.count == count,
               entries.compactMap(\.sampleID) == manifest.shards.flatMap(\.studies),
               entries.allSatisfy({ ($0.report.status == .fused) == ($0.sampleID != nil) }) else { return nil }
-        var state = IngestProgress(done: 0, total: studies.count, cached: 0, failed: 0, problems: problems)
+        var state = IngestProgress(done: 0, total: count, cached: 0, failed: 0, problems: problems)
         for entry in entries {
             state.done += 1
             state.cached += 1
@@ -499,10 +524,40 @@ extension IngestRunner {
     /// Why the writer refused `study`'s sample, for its report: the writer's reason, and for a repeated
     /// sample id which catalog study was written under it first (both Study Instance UIDs, as two studies
     /// of one RSNA folder share its id).
-    static func refusal(_ reason: String, study: CatalogStudy, sampleID: Int64, earlier: CatalogStudy?) -> String {
+    static func refusal(_ reason: String, study: StudySpill.Entry, sampleID: Int64, earlier: StudySpill.Entry?) -> String {
         guard let earlier else { return "not written to the shards: \(reason)" }
         return "not written to the shards: its sample id \(sampleID) (Study Instance UID \(study.studyInstanceUID)) is "
             + "already taken by study \(earlier.studyID) (Study Instance UID \(earlier.studyInstanceUID)), written earlier in this run"
+    }
+}
+
+extension FileAccounting.Tally {
+    /// A study this run processed, as its report says.
+    mutating func add(_ report: StudyReport, fusedFiles: [String]) {
+        add(studyID: report.studyID, fusedFiles: fusedFiles, outcome: FileAccounting.StudyOutcome(
+            studyID: report.studyID, fused: report.status == .fused, error: report.error, problems: report.problems))
+    }
+
+    /// The spilled studies not in `inRun` (another partition's): their files are ignored, by name.
+    mutating func addStudiesNotInThisRun(_ spilled: [StudySpill.Entry], spill: StudySpill, inRun: Set<String>) throws {
+        for entry in spilled where !inRun.contains(entry.studyID) {
+            let study = try spill.load(entry)
+            add(studyID: study.studyID, fusedFiles: study.series.filter { $0.ignoredBecause == nil }.flatMap(\.imageFiles), outcome: nil)
+        }
+    }
+}
+
+/// A study read back from the spill for a worker: without the files known to crash their decoder (and the problems
+/// that name them), and the files of its fused series as the scan listed them (the file accounting's, crashed ones
+/// included: they are skipped by name).
+struct PreparedStudy: Sendable {
+    var study: CatalogStudy
+    var leftOut: [CatalogProblem]
+    var fusedFiles: [String]
+
+    init(_ study: CatalogStudy, crashes: DecoderCrashes) {
+        fusedFiles = study.series.filter { $0.ignoredBecause == nil }.flatMap(\.imageFiles)
+        (self.study, leftOut) = crashes.leavingOut(study)
     }
 }
 
