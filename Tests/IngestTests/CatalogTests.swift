@@ -116,6 +116,33 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(study.series.first { $0.seriesID == "404" }?.kind, .other)
     }
 
+    /// The ingest's scan writes each study to the spill as it is made (issue 27): the same catalog as the in-memory
+    /// scan, study for study, once read back; the placement notes added after the study was written come with it; the
+    /// spill has no name in its folder.
+    func testSpilledStudiesReadBackAsTheInMemoryScansStudies() throws {
+        let root = try Self.makeArchive(rsna: true)
+        let out = try Fixtures.scratch("spill")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let memory = CatalogScanner.scan(root: root.path)
+        let spill = try StudySpill(directory: out)
+        let (catalog, spilled, _) = try CatalogScanner.scan(root: root.path, reusing: nil, index: nil, pool: nil, spill: spill)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [])
+        XCTAssertTrue(catalog.studies.isEmpty)
+        XCTAssertEqual(spilled.map(\.studyID), memory.studies.map(\.studyID))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        for (entry, study) in zip(spilled, memory.studies) {
+            XCTAssertEqual(entry.studyInstanceUID, study.studyInstanceUID)
+            XCTAssertEqual(try encoder.encode(spill.load(entry)), try encoder.encode(study))
+        }
+        var noted = spilled[0]
+        noted.laterNotes = ["a note added after the scan wrote the study"]
+        XCTAssertEqual(try spill.load(noted).notes, memory.studies[0].notes + noted.laterNotes)
+        // The catalog's accounting, tallied on the way, is the in-memory scan's.
+        XCTAssertEqual(catalog.accounting, memory.accounting)
+        XCTAssertEqual(catalog.problems, memory.problems)
+    }
+
     func testSeriesLoaderDecodesStacksInOrder() throws {
         let root = try Self.makeArchive(rsna: false)
         let catalog = CatalogScanner.scan(root: root.path)
