@@ -40,6 +40,13 @@ if ! "$PY" -m pip download -q --no-index --find-links "$WHEELHOUSE" -d "$WORK/pr
   "$PY" -m pip download -q --only-binary=:all: -d "$WHEELHOUSE" "${NEED[@]}"
 fi
 
+# The torch CPU wheel: from TORCH_WHEELS where it is there, else downloaded once into the wheelhouse as setup.sh's pip
+# finds it (the version of the project's .venv).
+if ((TORCH)) && ! ls "$TORCH_WHEELS"/torch-*.whl "$WHEELHOUSE"/torch-*.whl >/dev/null 2>&1; then
+  TV="$("$ROOT/.venv/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')"
+  echo "[test-wheel] downloading torch==$TV into $WHEELHOUSE"
+  "$ROOT/.venv/bin/python" -m pip download -q --no-deps -d "$WHEELHOUSE" "torch==$TV"
+fi
 "$PY" -m venv "$WORK/venv"
 SPEC="$WHEEL"; ((TORCH)) && SPEC="$WHEEL[torch]"
 echo "[test-wheel] pip install --no-index $(basename "$WHEEL")$( ((TORCH)) && echo '[torch]')"

@@ -7,6 +7,10 @@
 
 Each PART is a `fuse3d synth` folder (e.g. one per transfer syntax). Files are hard-linked, never copied, except the
 few this script rewrites with pydicom:
+- with --copies K, every study of the parts appears K times: itself, and K-1 clones under a new study id with new
+  Study, Series and SOP Instance UIDs and series ids (pixel data, encapsulated or not, byte for byte its source's; a
+  file pydicom cannot read, such as a truncated one or a stray non-DICOM file, copied as it is), with the source's
+  CSV rows under the new ids. Rendering scanner-size phantoms costs ~0.5 s of CPU a study; a clone costs its I/O;
 - 17 % of the explicit-little-endian studies have their Axial T2 series split at disc-stack boundaries into two (13 %)
   to four series (the real set: 17 % of studies have 2-4 Axial T2 series, their subarticular labels split between
   them): new Series Instance UID and number, a row in train_series_descriptions.csv each, and the label rows of the
@@ -19,8 +23,9 @@ import argparse
 import csv
 import os
 import random
+import shutil
 import sys
-from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -57,6 +62,32 @@ def rewrite(path, ds):
     ds.save_as(path, enforce_file_format=True)
 
 
+def clone_study(job):
+    """Writes study `src` (a train_images/{study} folder) as `dst` with the series folders renamed per `series_map` and
+    fresh UIDs (derived from `seed`, so a re-run writes the same bytes). Returns the number of files."""
+    src, dst, series_map, seed = job
+    study_uid = generate_uid(entropy_srcs=[dst, seed, "study"])
+    files = 0
+    for series in sorted(os.listdir(src)):
+        new_series = series_map.get(series, series)
+        series_uid = generate_uid(entropy_srcs=[dst, new_series, seed, "series"])
+        os.makedirs(os.path.join(dst, new_series), exist_ok=True)
+        for name in sorted(os.listdir(os.path.join(src, series))):
+            a, b = os.path.join(src, series, name), os.path.join(dst, new_series, name)
+            files += 1
+            try:
+                ds = pydicom.dcmread(a)
+                ds.StudyInstanceUID = study_uid
+                ds.SeriesInstanceUID = series_uid
+                sop = generate_uid(entropy_srcs=[dst, new_series, name, seed, "sop"])
+                ds.SOPInstanceUID = sop
+                ds.file_meta.MediaStorageSOPInstanceUID = sop
+                ds.save_as(b, enforce_file_format=True)
+            except Exception:
+                shutil.copyfile(a, b)
+    return files
+
+
 def stacks_in_order(folder):
     """The series' files in instance order, cut where the slice orientation changes (a new disc stack)."""
     items = []
@@ -77,6 +108,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--test", action="store_true", help="write the test layout (no labels, sample_submission.csv)")
+    ap.add_argument("--copies", type=int, default=1, help="each study K times: itself and K-1 clones with new ids and UIDs")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("parts", nargs="+")
     a = ap.parse_args()
     rng = random.Random(a.seed)
@@ -106,6 +139,42 @@ def main():
             src = os.path.join(part, "train_images", s)
             files += link_tree(src, os.path.join(a.out, images, s))
     print(f"linked {files} files of {len(seen)} studies", flush=True)
+
+    if a.copies > 1:
+        sources = sorted(seen, key=int)
+        series_of = {}
+        for r in series_rows:
+            series_of.setdefault(r[0], []).append(r)
+        coords_of = {}
+        for r in coord_rows:
+            coords_of.setdefault(r[0], []).append(r)
+        train_of = {r[0]: r for r in train_rows}
+        jobs = []
+        for k in range(1, a.copies):
+            for src in sources:
+                while True:
+                    new = str(rng.randint(10_000_000, 4_294_967_295))
+                    if new not in seen:
+                        break
+                seen.add(new)
+                folder = os.path.join(a.out, images, src)
+                series_map = {}
+                for series in sorted(os.listdir(folder)):
+                    while True:
+                        sid = str(rng.randint(1_000_000, 4_280_999_999))
+                        if sid not in series_map.values():
+                            break
+                    series_map[series] = sid
+                jobs.append((folder, os.path.join(a.out, images, new), series_map, str(a.seed)))
+                train_rows.append([new] + train_of[src][1:])
+                series_rows += [[new, series_map[r[1]], r[2]] for r in series_of.get(src, [])]
+                coord_rows += [[new, series_map[r[1]]] + r[2:] for r in coords_of.get(src, [])]
+        with ProcessPoolExecutor(a.jobs) as pool:
+            for i, n in enumerate(pool.map(clone_study, jobs, chunksize=4)):
+                files += n
+                if (i + 1) % 100 == 0:
+                    print(f"cloned {i + 1}/{len(jobs)} studies", flush=True)
+        print(f"{len(seen)} studies, {files} files after cloning", flush=True)
 
     # Which studies are plain explicit little endian (only those are rewritten).
     axial_of = {}

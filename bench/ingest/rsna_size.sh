@@ -6,7 +6,7 @@
 # Builds (once) an archive of N=2000 phantom studies shaped like the RSNA train set (bench/archive/rsna_shape.py:
 # scanner-size matrices, ~77 files a study, five transfer syntaxes, 17 % of studies with 2-4 Axial T2 series, rescale
 # tags on 18 % of the files, a few studies with missing series, localizers, damaged and stray files), the same shape at
-# SMALL=200 studies, and a TEST=700-study test_images archive with sample_submission.csv (at synth's default matrices). Then times, one command at a
+# SMALL=200 studies (all rendered; the N-study archive is N/COPIES rendered studies and their clones), and a TEST=700-study test_images archive with sample_submission.csv (at synth's default matrices). Then times, one command at a
 # time with GNU time (wall, user+system CPU of the whole process tree, peak RSS of the largest process): scan; a cold
 # ingest of SMALL and of N studies; a warm re-run of N; verify; inspect (gallery); the loader over every sample; and
 # predict on the test archive with a one-epoch run trained on the SMALL shards. Results: WORK/results.tsv and the
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$(realpath "${1:-.build/release/fuse3d}")
 WORK=${2:-/tmp/fuse3d-rsna-size}
-N=${N:-2000}; SMALL=${SMALL:-200}; TEST=${TEST:-700}
+N=${N:-2000}; SMALL=${SMALL:-200}; TEST=${TEST:-700}; COPIES=${COPIES:-5}
 PY=${PY:-.venv/bin/python}
 SHAPE=(--sagittal-matrix 384 --axial-matrix 320 --axial-slices 8-10)
 # The test archive is only predict's input (its cost is mostly the model's): the default matrices keep its synth short.
@@ -27,7 +27,7 @@ RESULTS="$WORK/results.tsv"
 # One archive of `total` studies: 82 % explicit little endian, 5 % JPEG 2000, 5 % JPEG-LS, 3 % RLE, 2 % JPEG lossless,
 # 3 % --quirks (each seed offset by `base`, so the archives share no study).
 make_archive() {
-    local name=$1 total=$2 base=$3 layout=${4:-}
+    local name=$1 total=$2 base=$3 layout=${4:-} copies=${5:-1}
     local -a shape=("${SHAPE[@]}"); [ "$layout" = --test ] && shape=("${TEST_SHAPE[@]}")
     [ -d "$WORK/$name" ] && return
     local parts=()
@@ -48,7 +48,7 @@ make_archive() {
         fi
         parts+=("$dir"); used=$((used + n)); i=$((i + 1))
     done
-    "$PY" bench/archive/rsna_shape.py $layout --seed "$base" --out "$WORK/$name" "${parts[@]}" | tee "$WORK/logs/shape-$name.txt"
+    "$PY" bench/archive/rsna_shape.py $layout --copies "$copies" --seed "$base" --out "$WORK/$name" "${parts[@]}" | tee "$WORK/logs/shape-$name.txt"
     # The parts are hard-linked into the archive: removing them frees nothing but their names.
     rm -rf "${parts[@]}"
 }
@@ -63,7 +63,9 @@ measure() {
 }
 
 make_archive small "$SMALL" 300
-make_archive train "$N" 100
+# N studies: N/COPIES rendered, each cloned COPIES-1 times with new ids and UIDs (rsna_shape.py --copies): every file
+# is its own (read, decoded and fused on its own; nothing shared in the page cache), only the pixels repeat.
+make_archive train $((N / COPIES)) 100 "" "$COPIES"
 make_archive test "$TEST" 500 --test
 du -sh "$WORK/train" "$WORK/small" "$WORK/test" | tee "$WORK/logs/sizes.txt"
 find "$WORK/train" -type f | wc -l | sed 's/^/train files: /' | tee -a "$WORK/logs/sizes.txt"
