@@ -88,6 +88,11 @@ final class TrainerTests: XCTestCase {
         let train = rows.map { $0[2] }, val = rows.map { $0[4] }
         // Batch losses are noisy on 12 studies; the means of the first and last three epochs are not.
         XCTAssertLessThan(train.suffix(3).reduce(0, +), train.prefix(3).reduce(0, +) * 0.9, "\(train)")
-        XCTAssertLessThan(val.last!, val.first! - 0.01, "\(val)")
+        // The held-out RSNA score falls below the first epoch's; at this learning rate on 12 studies it may rise again in the
+        // last epochs (overfitting, which the best-epoch checkpoint is for), so the best epoch is what must improve.
+        XCTAssertLessThan(val.min()!, val.first! - 0.01, "\(val)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as! [String: Any]
+        let best = try XCTUnwrap((summary["folds"] as? [[String: Any]])?.first?["best_epoch"] as? Int)
+        XCTAssertEqual(val[best - 1], val.min()!, accuracy: 1e-6, "the best epoch is the one with the lowest held-out loss: \(val)")
     }
 }
