@@ -1,4 +1,5 @@
 import CPNG
+import Core
 import Foundation
 
 /// Why a picture or volume could not be written, with the file it concerns.

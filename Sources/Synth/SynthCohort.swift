@@ -1,6 +1,6 @@
+import Core
 import Foundation
 import Ingest
-import Shards
 import Synchronization
 
 /// How far a cohort has come, for a progress line.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Foundation
 import Ingest
 
@@ -135,7 +136,7 @@ struct IngestCommand: ParsableCommand {
                                     cacheDirectory: cache.map { URL(fileURLWithPath: $0) }, recompute: overwrite, partition: part)
         options.isolation = decoders == "in-process" ? .none
             : .processes(executable: "/proc/self/exe", limits: DecoderLimits(fileSeconds: decoderTimeLimit))
-        let scanning = Progress(label: "scan", unit: "files")
+        let scanning = CountProgress(label: "scan", unit: "files")
         let line = IngestProgressLine()
         var scanned = false
         let outcome = try IngestRunner.run(options, scanProgress: { scanning.update($0, $1) }) { state in

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// A training run's folder, the one owner of its file names and typed records:
 ///
@@ -127,7 +127,7 @@ public struct RunFolder: Sendable, Equatable {
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try AtomicFile.write(data, to: url)
-        } catch let error as ShardError {
+        } catch let error as FileError {
             throw TrainError(.runFolder, "\(error)")
         } catch {
             throw TrainError(.runFolder, "\(url.path): cannot write (\(error.localizedDescription))")
