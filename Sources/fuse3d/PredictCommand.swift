@@ -50,7 +50,7 @@ struct PredictCommand: ParsableCommand {
         }
         let trained = try runOptions.load()
         let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: runOptions.device)
-        try Submission.csv(predictions).write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
+        try AtomicFile.write(Data(Submission.csv(predictions).utf8), to: URL(fileURLWithPath: out))
         print("wrote \(out): \(predictions.count) studies × 25 rows, \(trained.summary.folds.count) fold model(s) averaged")
         if temporary != nil { checkSampleSubmission(predicted: Set(predictions.studyIDs.map { String($0) })) }
         if let keypoints {
@@ -62,7 +62,7 @@ struct PredictCommand: ParsableCommand {
             let points = try predictedPoints(models, dataset: dataset, device: runOptions.device)
             let archive = temporary == nil ? nil : source
             let table = KeypointsTable.csv(points: points, catalog: archive.map { CatalogScanner.scan(root: $0, isolation: .thisExecutable) }, root: archive)
-            try table.write(to: URL(fileURLWithPath: keypoints), atomically: true, encoding: .utf8)
+            try AtomicFile.write(Data(table.utf8), to: URL(fileURLWithPath: keypoints))
             print("wrote \(keypoints): \(points.count) studies × 25 points\(archive == nil ? " (no DICOM at hand: series columns empty)" : "")")
         }
     }
@@ -92,7 +92,7 @@ struct PredictCommand: ParsableCommand {
             throw ValidationError("the run's shards were made with other pipeline parameters (\(differing.joined(separator: ", "))); give that pipeline with --pipeline FILE")
         }
         print("ingesting \(archive.path) at \(config.fusion.size)³ into a temporary folder")
-        let progress = Progress(label: "ingest", unit: "studies")
+        let progress = CountProgress(label: "ingest", unit: "studies")
         var options = IngestOptions(archive: archive.path, output: output, pipeline: config,
                                     workers: ProcessInfo.processInfo.activeProcessorCount)
         options.isolation = .thisExecutable
