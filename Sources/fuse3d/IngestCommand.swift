@@ -50,11 +50,17 @@ struct IngestCommand: ParsableCommand {
         is skipped with that reason ("decoder crashed (SIGSEGV) while reading this file"), its study is fused without \
         it, and later runs leave it out from the start (OUT/.decoder-crashes.json; delete it to try again).
 
+        """ + "\n" + pipelineKeys + "\n\n" + """
         Examples:
           fuse3d ingest /data/rsna --out shards --pipeline pipelines/rsna-lumbar.yaml
           fuse3d ingest demo-out/cohort --out demo-out/shards --size 64
           fuse3d ingest /data/rsna --out parts/part-1 --partition 1/4 --cache cache
         """)
+
+    /// The keys a --pipeline file may hold, from the pipeline's own key table.
+    static var pipelineKeys: String {
+        (["Pipeline keys (--pipeline FILE, YAML; every key optional):"] + PipelineConfig.keyHelp.map { "  " + $0 }).joined(separator: "\n")
+    }
 
     @Argument(help: "The archive folder (RSNA layout or any tree of DICOM files).")
     var archive: String
