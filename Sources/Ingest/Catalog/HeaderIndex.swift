@@ -1,9 +1,5 @@
 import Core
 import Foundation
-import Shards
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What a scan learnt of each file's header, keyed by the file's stat, so that a re-run reads no header of an
 /// unchanged file (`OUT/.headers.index`, written by `fuse3d ingest` after its scan).
@@ -98,7 +94,7 @@ struct HeaderIndex {
             self.url = url
             partial = AtomicFile.partial(for: url)
             guard FileManager.default.createFile(atPath: partial.path, contents: nil) else {
-                throw ShardError.io(path: partial.path, "cannot create the header index")
+                throw FileError(path: partial.path, "cannot create the header index")
             }
             handle = try FileHandle(forUpdating: partial)
             var w = ByteWriter()
