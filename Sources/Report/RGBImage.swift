@@ -52,7 +52,9 @@ public struct RGBImage: Sendable, Equatable {
             fp_encode_png(px.baseAddress, Int32(width), Int32(height), 3, &bytes, &count, &message, Int32(message.count))
         }
         defer { fp_free(bytes) }
-        guard status == 0, let bytes else { throw ExportError(path: "PNG", message: String(cString: message)) }
+        guard status == 0, let bytes else {
+            throw ExportError(path: "PNG", message: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
         return Data(bytes: bytes, count: count)
     }
 
