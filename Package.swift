@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "fuse3d", targets: ["fuse3d"]),
         .library(name: "Ingest", targets: ["Ingest"]),
+        .library(name: "Core", targets: ["Core"]),
         .library(name: "Shards", targets: ["Shards"]),
         .library(name: "Train", targets: ["Train"]),
         .library(name: "Report", targets: ["Report"]),
@@ -37,16 +38,19 @@ let package = Package(
                 .linkedLibrary("gdcmIOD"), .linkedLibrary("gdcmCommon"), .linkedLibrary("charls"), .linkedLibrary("stdc++"),
             ]
         ),
+        // What the CPU offers (one copy of the CPUID checks) and SHA-256 with the x86 SHA extensions; links nothing.
+        .target(name: "CCore"),
         // HDF5 C API re-exports + the Zstandard filter (id 32015).
         .target(
             name: "CHDF5",
+            dependencies: ["CCore"],
             cSettings: [.unsafeFlags(["-I\(hdf5Include)"])],
             linkerSettings: [
                 .linkedLibrary("hdf5_serial"), .linkedLibrary("zstd"),
             ]
         ),
         // The resampler's voxel loop in C (no checked conversions; bit-exact with the Swift it replaced).
-        .target(name: "CFusion"),
+        .target(name: "CFusion", dependencies: ["CCore"]),
         // PNG encoding through Debian's libpng.
         .target(name: "CPNG", linkerSettings: [.linkedLibrary("png")]),
         // The C API of tch-rs' torch_api.h style over libtorch: trampolines that open the shim
@@ -57,25 +61,29 @@ let package = Package(
             cSettings: [.unsafeFlags(["-DCTORCH_BUILD_DIR=\"\(torchBuildDir)\""])],
             linkerSettings: [.linkedLibrary("dl")]
         ),
-        .target(name: "Shards", dependencies: ["CHDF5"]),
+        // What is not about shards: atomic files, hashes, file identity, the binary codec, SplitMix64, the RSNA label
+        // space, progress lines. Shards, Ingest, Train and Report stand on it; it stands on no other Swift target.
+        .target(name: "Core", dependencies: ["CCore"]),
+        .target(name: "Shards", dependencies: ["Core", "CHDF5"]),
         // The strict YAML reader of pipeline and training configurations (errors with file, line and key).
         .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
-        .target(name: "Ingest", dependencies: ["CGDCM", "CFusion", "Shards", "Config"]),
+        .target(name: "Ingest", dependencies: ["CGDCM", "CFusion", "Core", "Shards", "Config"]),
         // The phantom cohort (a DICOM writer) for tests and the demo; Ingest never imports it.
-        .target(name: "Synth", dependencies: ["CGDCM", "Ingest", "Shards"]),
+        .target(name: "Synth", dependencies: ["CGDCM", "Core", "Ingest", "Shards"]),
         // Pictures and pages (PNG, NIfTI, HTML, SVG plots) for `inspect` and the training report; imports neither Ingest nor Train.
-        .target(name: "Report", dependencies: ["CPNG", "Shards"]),
-        .target(name: "Train", dependencies: ["CTorch", "Shards", "Config"]),
+        .target(name: "Report", dependencies: ["CPNG", "Core", "Shards"]),
+        .target(name: "Train", dependencies: ["CTorch", "Core", "Shards", "Config"]),
         .executableTarget(
             name: "fuse3d",
-            dependencies: ["Ingest", "Synth", "Report", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Ingest", "Synth", "Report", "Core", "Shards", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Shards", "TestSupport"]),
-        .testTarget(name: "SynthTests", dependencies: ["Synth", "Ingest", "Shards", "TestSupport"]),
-        .testTarget(name: "ShardsTests", dependencies: ["Shards", "TestSupport"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Config", "Shards", "TestSupport"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "Ingest", "Shards", "TestSupport"]),
+        .testTarget(name: "CoreTests", dependencies: ["Core", "TestSupport"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Core", "Shards", "TestSupport"]),
+        .testTarget(name: "SynthTests", dependencies: ["Synth", "Ingest", "Core", "Shards", "TestSupport"]),
+        .testTarget(name: "ShardsTests", dependencies: ["Shards", "Core", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Config", "Core", "Shards", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "Ingest", "Core", "Shards", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],
     cxxLanguageStandard: .cxx17
@@ -87,5 +95,5 @@ let package = Package(
 if ProcessInfo.processInfo.environment["FUSE3D_FUZZ"] == "1" {
     package.products.append(.executable(name: "fuse3d-fuzz-dicom", targets: ["FuzzDICOM"]))
     package.targets.append(.target(name: "CFuzzDriver", path: "Sources/FuzzDICOM/Driver"))
-    package.targets.append(.executableTarget(name: "FuzzDICOM", dependencies: ["Ingest", "Shards", "CFuzzDriver"], exclude: ["Driver", "lsan.supp"]))
+    package.targets.append(.executableTarget(name: "FuzzDICOM", dependencies: ["Ingest", "Core", "Shards", "CFuzzDriver"], exclude: ["Driver", "lsan.supp"]))
 }

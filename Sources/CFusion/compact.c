@@ -4,21 +4,12 @@
 // pext turns it into the permutation that packs the kept lanes to the front, and a masked store writes just those.
 // The values are computed with the same operations and kept in the same order: the same bits.
 #include "cfusion.h"
+#include "ccore.h"
 
 #pragma STDC FP_CONTRACT OFF
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
-
-static int bmi2_supported(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        unsigned a, b, c, d;
-        cached = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 8));
-    }
-    return cached;
-}
 
 // The lanes of `v` whose bit is set in `mask` (8 bits), packed to the front in lane order.
 __attribute__((target("avx2,bmi2")))
@@ -106,7 +97,7 @@ static int bands_avx2(const float *buf, int64_t m, const float *bounds, float *b
 
 int64_t cf_means(float *sums, const float *counts, int64_t n, float *out) {
 #if defined(__x86_64__)
-    if (cf_avx2_enabled() && bmi2_supported()) return means_avx2(sums, counts, n, out);
+    if (cf_avx2_enabled() && cc_cpu_bmi2()) return means_avx2(sums, counts, n, out);
 #endif
     (void)sums; (void)counts; (void)n; (void)out;
     return -1;
@@ -115,7 +106,7 @@ int64_t cf_means(float *sums, const float *counts, int64_t n, float *out) {
 int cf_bands(const float *values, int64_t count, const float *bounds, float *band0, float *band1, int64_t capacity,
              int64_t *sizes, int64_t *below) {
 #if defined(__x86_64__)
-    if (cf_avx2_enabled() && bmi2_supported()) return bands_avx2(values, count, bounds, band0, band1, capacity, sizes, below) ? 1 : 0;
+    if (cf_avx2_enabled() && cc_cpu_bmi2()) return bands_avx2(values, count, bounds, band0, band1, capacity, sizes, below) ? 1 : 0;
 #endif
     (void)values; (void)count; (void)bounds; (void)band0; (void)band1; (void)capacity; (void)sizes; (void)below;
     return -1;

@@ -3,6 +3,7 @@
 // same order, without those checks. Each voxel of the plane takes the bilinear in-plane samples of the slices around
 // it and interpolates between them by its distance to each; see ChannelResampler for the rules at gaps and edges.
 #include "cfusion.h"
+#include "ccore.h"
 
 #include <math.h>
 
@@ -82,24 +83,7 @@ static int64_t row_scalar(const cf_stack *s, const double *terms, double t_row, 
 }
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
-
-static int avx2_supported(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        unsigned a, b, c, d;
-        // AVX2 (leaf 7, EBX bit 5), AVX and OSXSAVE (leaf 1, ECX bits 28, 27), YMM state saved by the OS (XCR0 bits 1-2).
-        int ok = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 28)) && (c & (1u << 27));
-        if (ok) {
-            unsigned lo, hi;
-            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-            ok = (lo & 6u) == 6u && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 5));
-        }
-        cached = ok;
-    }
-    return cached;
-}
 
 // Bilinear samples of slice k at four columns; 0 when any lies outside the slice's pixel-centre hull (the caller then
 // takes those voxels one at a time). The operations of `sample`, lane by lane.
@@ -247,7 +231,7 @@ void cf_use_vectors(int enabled) { use_vectors = enabled; }
 // Whether the vector paths run (box.c's too): AVX2 present and not turned off.
 int cf_avx2_enabled(void) {
 #if defined(__x86_64__)
-    return use_vectors && avx2_supported();
+    return use_vectors && cc_cpu_avx2();
 #else
     return 0;
 #endif
@@ -255,7 +239,7 @@ int cf_avx2_enabled(void) {
 
 int cf_vectors_available(void) {
 #if defined(__x86_64__)
-    return avx2_supported();
+    return cc_cpu_avx2();
 #else
     return 0;
 #endif
@@ -295,7 +279,7 @@ int64_t cf_resample_plane(const cf_stack *s, int64_t di, float *sum, float *coun
     const double *t = s->offset_projection;
     int64_t covered = 0;
 #if defined(__x86_64__)
-    const int vectors = use_vectors && avx2_supported();
+    const int vectors = use_vectors && cc_cpu_avx2();
 #endif
     for (int64_t hi = s->h_begin; hi < s->h_end; hi++) {
         const double h = (double)hi;

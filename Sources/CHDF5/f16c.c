@@ -4,27 +4,11 @@
  * call per voxel). Detected at run time; without F16C the caller converts in Swift.
  */
 #include "chdf5.h"
+#include "ccore.h"
 #include <stdint.h>
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
 #include <immintrin.h>
-
-static int f16c_supported(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        unsigned a, b, c, d;
-        /* F16C (bit 29) and AVX (bit 28) with the OS saving YMM state (OSXSAVE, bit 27, and XCR0 bits 1-2). */
-        int ok = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) && (c & (1u << 28)) && (c & (1u << 27));
-        if (ok) {
-            unsigned lo, hi;
-            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-            ok = (lo & 6u) == 6u;
-        }
-        cached = ok;
-    }
-    return cached;
-}
 
 __attribute__((target("avx,f16c")))
 static void to_half_f16c(const float *in, uint16_t *out, size_t n) {
@@ -40,7 +24,7 @@ static void to_half_f16c(const float *in, uint16_t *out, size_t n) {
 }
 
 int ch5_float_to_half(const float *in, uint16_t *out, size_t n) {
-    if (!f16c_supported()) return 0;
+    if (!cc_cpu_f16c()) return 0;
     to_half_f16c(in, out, n);
     return 1;
 }

@@ -9,9 +9,9 @@
 // The library reads paths, so each input is written to a temporary file first. Every thrown error is an
 // accepted outcome; what the fuzzer looks for is a sanitizer report, a Swift trap (overflow, bounds, NaN
 // conversion), a glibc abort, a hang or an allocation beyond -rss_limit_mb.
+import Core
 import Foundation
 import Ingest
-import Shards
 
 /// One temporary file per process, rewritten for each input (libFuzzer runs inputs one at a time).
 private let scratchPath: String = {

@@ -70,8 +70,8 @@ public enum LocalizerPicture {
         return image
     }
 
-    /// Renders `studies` and writes them as a PNG.
-    public static func write(_ studies: [Study], to url: URL, scale: Int? = nil) throws {
-        try render(studies, scale: scale).writePNG(to: url)
+    /// Renders `studies` as a PNG file's bytes (a run folder writes them: `RunFolder.save(localizerPicture:fold:)`).
+    public static func png(_ studies: [Study], scale: Int? = nil) throws -> Data {
+        try render(studies, scale: scale).pngData()
     }
 }

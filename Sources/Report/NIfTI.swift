@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Shards
 
@@ -18,7 +19,7 @@ public enum NIfTI {
             throw ExportError(path: url.path, message: "channel \(channel) does not exist (0 = T1, 1 = T2/STIR, 2 = axial T2)")
         }
         do {
-            try encode(sample, channel: channel).write(to: url)
+            try AtomicFile.write(encode(sample, channel: channel), to: url)
         } catch {
             throw ExportError(path: url.path, message: "cannot write the NIfTI file: \(error.localizedDescription)")
         }

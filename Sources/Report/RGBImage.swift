@@ -1,4 +1,5 @@
 import CPNG
+import Core
 import Foundation
 
 /// Why a picture or volume could not be written, with the file it concerns.
@@ -42,12 +43,25 @@ public struct RGBImage: Sendable, Equatable {
         self[x, y] = colour
     }
 
-    /// Writes the picture as an 8-bit RGB PNG.
-    public func writePNG(to url: URL) throws {
+    /// The picture as an 8-bit RGB PNG file's bytes.
+    public func pngData() throws -> Data {
         var message = [CChar](repeating: 0, count: 512)
+        var bytes: UnsafeMutablePointer<UInt8>?
+        var count = 0
         let status = pixels.withUnsafeBufferPointer { px in
-            fp_write_png(url.path, px.baseAddress, Int32(width), Int32(height), 3, &message, Int32(message.count))
+            fp_encode_png(px.baseAddress, Int32(width), Int32(height), 3, &bytes, &count, &message, Int32(message.count))
         }
-        guard status == 0 else { throw ExportError(path: url.path, message: String(cString: message)) }
+        defer { fp_free(bytes) }
+        guard status == 0, let bytes else {
+            throw ExportError(path: "PNG", message: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return Data(bytes: bytes, count: count)
+    }
+
+    /// Writes the picture as an 8-bit RGB PNG, complete or absent (`AtomicFile`).
+    public func writePNG(to url: URL) throws {
+        let data: Data
+        do { data = try pngData() } catch let error as ExportError { throw ExportError(path: url.path, message: error.message) }
+        try AtomicFile.write(data, to: url)
     }
 }

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Shards
 
@@ -34,12 +35,9 @@ public enum ShardGallery {
         html += "</table>\n<h2>Labels</h2>\n" + labelBars(summary.labels)
         let shown = min(limit, dataset.count)
         html += "<h2>Samples (\(shown) of \(dataset.count))</h2>\n<p>Rows: sagittal T1, sagittal T2/STIR, axial T2; columns: sagittal, coronal, axial planes through the spine; crosses: keypoints (canal red, left/right foramen green/blue, left/right subarticular yellow/magenta).</p>\n<div class=\"gallery\">\n"
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("fuse3d-gallery-\(getpid()).png")
-        defer { try? FileManager.default.removeItem(at: scratch) }
         for i in 0..<shown {
             let s = try dataset.read(i)
-            try SamplePicture.render(s, scale: max(1, 96 / max(s.shape.max() ?? 1, 1))).writePNG(to: scratch)
-            let png = try Data(contentsOf: scratch).base64EncodedString()
+            let png = try SamplePicture.render(s, scale: max(1, 96 / max(s.shape.max() ?? 1, 1))).pngData().base64EncodedString()
             let missing = Channels.names.enumerated().filter { s.present[$0.offset] == 0 }.map(\.element)
             let severe = s.labels.filter { $0 == 2 }.count, moderate = s.labels.filter { $0 == 1 }.count
             html += "<figure><img alt=\"study \(s.studyID)\" src=\"data:image/png;base64,\(png)\"><figcaption>study \(s.studyID): \(moderate) moderate, \(severe) severe"

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// `RUN/report.html`: one self-contained page (inline SVG and CSS, nothing fetched) drawn from a run's
 /// records, which the caller reads through Train's `RunFolder` and hands over as plain values (Report imports

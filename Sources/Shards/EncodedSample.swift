@@ -1,4 +1,5 @@
 import CHDF5
+import Core
 import Foundation
 
 /// A `FusedSample` whose three volume chunks are already encoded for the shards' [shuffle, zstd]

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// `manifest.json` beside the shards: what a dataset holds and each shard's checksum

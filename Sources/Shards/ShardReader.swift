@@ -1,4 +1,5 @@
 import CHDF5
+import Core
 import Foundation
 
 /// Reads one shard file sample by sample, without loading its volumes: the per-sample arrays

@@ -1,4 +1,5 @@
 import CHDF5
+import Core
 
 /// The shard format's constants (data-schema.md is the normative description).
 public enum ShardSchema {
@@ -29,7 +30,7 @@ public enum ShardSchema {
     }
 
     /// Suffix of a file still being written (never ends in `.h5`, so a reader never picks it up).
-    public static let partialSuffix = ".partial"
+    public static let partialSuffix = AtomicFile.partialSuffix
 
     /// Dataset names.
     enum Dataset {

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// What a shard folder holds: sizes, compression, label distribution, per-channel voxel

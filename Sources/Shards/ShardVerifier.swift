@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// One thing wrong with a shard folder, naming the file at fault.

@@ -1,4 +1,5 @@
 import CHDF5
+import Core
 import Foundation
 
 /// How a `ShardWriter` sizes and compresses shards, and the pipeline parameters it records.
@@ -229,7 +230,7 @@ public final class ShardWriter {
         guard shardFiles == Set(manifest.shards.map(\.file)), shardFiles.count == manifest.shards.count else { return nil }
         for shard in manifest.shards {
             guard let fingerprint = recorded[shard.file], fingerprint.shard == shard, let stat = fingerprint.stat,
-                  FileStat(directory.appendingPathComponent(shard.file)) == stat else { return nil }
+                  FileIdentity(directory.appendingPathComponent(shard.file)) == stat else { return nil }
         }
         return manifest
     }
@@ -279,7 +280,7 @@ public final class ShardWriter {
         do {
             let fingerprint = shard.fingerprint()
             let published = directory.appendingPathComponent(shard.final.lastPathComponent)
-            if let old = previous[shard.final.lastPathComponent], old.fingerprint == fingerprint, let now = FileStat(published), old.stat == now {
+            if let old = previous[shard.final.lastPathComponent], old.fingerprint == fingerprint, let now = FileIdentity(published), old.stat == now {
                 shard.discard()
                 closing.append(.kept(old))
             } else {
@@ -327,7 +328,7 @@ private enum Closing {
 /// commit that fails removes the partial file: the shard is complete or absent.
 private final class CommitJob: Sendable {
     let fingerprint: String
-    private let task: Background<(Manifest.Shard, FileStat?)>
+    private let task: Background<(Manifest.Shard, FileIdentity?)>
 
     init(_ shard: ShardFile.Closed, fingerprint: String) {
         self.fingerprint = fingerprint
@@ -343,7 +344,7 @@ private final class CommitJob: Sendable {
     var finished: Bool { task.finished }
 
     /// Waits for the commit: the shard's manifest entry and the committed file's stat, or the commit's error.
-    func result() throws -> (Manifest.Shard, FileStat?) { try task.wait() }
+    func result() throws -> (Manifest.Shard, FileIdentity?) { try task.wait() }
 }
 
 /// One shard being written: the volumes go to disk sample by sample, the small per-sample
@@ -430,9 +431,9 @@ private final class ShardFile {
 
         /// Fsyncs the file while hashing it, renames it into place and fsyncs the folder; its manifest entry and the
         /// committed file's stat (whose size the entry records).
-        func commit() throws -> (Manifest.Shard, FileStat?) {
+        func commit() throws -> (Manifest.Shard, FileIdentity?) {
             let sha256 = try AtomicFile.commitHashing(partial, to: final)
-            let stat = FileStat(final)
+            let stat = FileIdentity(final)
             return (Manifest.Shard(file: final.lastPathComponent, bytes: Int(stat?.size ?? 0), sha256: sha256, samples: samples,
                                    studies: studies), stat)
         }
@@ -474,22 +475,7 @@ private final class ShardFile {
 /// A shard as its writer left it: the fingerprint of its content, the file's stat, its manifest entry.
 struct Fingerprint: Codable, Equatable {
     var fingerprint: String
-    var stat: FileStat?
+    var stat: FileIdentity?
     var shard: Manifest.Shard
 }
 
-/// Size, modification time (ns) and inode of a file: unchanged means nobody replaced or rewrote it.
-struct FileStat: Codable, Equatable {
-    var size: Int64
-    var mtimeNanoseconds: Int64
-    var inode: UInt64
-
-    /// The stat of `url`, nil when it does not exist.
-    init?(_ url: URL) {
-        guard let a = try? FileManager.default.attributesOfItem(atPath: url.path), let size = a[.size] as? Int,
-              let modified = a[.modificationDate] as? Date, let inode = a[.systemFileNumber] as? Int else { return nil }
-        self.size = Int64(size)
-        mtimeNanoseconds = Int64((modified.timeIntervalSince1970 * 1e9).rounded())
-        self.inode = UInt64(inode)
-    }
-}

@@ -1,6 +1,6 @@
+import Core
 import Foundation
 import Ingest
-import Shards
 
 /// One row of train_label_coordinates.csv: where a labelled structure is, as Kaggle gives it.
 public struct SynthLabelPoint: Sendable, Equatable {

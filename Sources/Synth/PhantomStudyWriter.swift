@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Ingest
 
@@ -150,11 +151,11 @@ extension PhantomStudy {
             // The first acquired slice is an edge slice (lateral sagittal or the top of the L1/L2 stack): no label names it.
             let path = seriesDir.appendingPathComponent("\(instanceNumbers(plan)[0]).dcm")
             let data = try Data(contentsOf: path)
-            try data.prefix(data.count / 2).write(to: path)
+            try AtomicFile.write(data.prefix(data.count / 2), to: path)
         }
         if quirks.strayFile {
             let note = "Phantom scanner export log for study \(studyID). Not a DICOM file.\n"
-            try Data(note.utf8).write(to: seriesDir.appendingPathComponent("export_log.txt"))
+            try AtomicFile.write(Data(note.utf8), to: seriesDir.appendingPathComponent("export_log.txt"))
         }
     }
 }

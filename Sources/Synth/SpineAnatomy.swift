@@ -1,6 +1,5 @@
 import Foundation
 import Ingest
-import Shards
 
 /// A lumbar spine in patient space (LPS, mm) made of implicit shapes, with its labels rendered in.
 ///

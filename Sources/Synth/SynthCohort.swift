@@ -1,6 +1,6 @@
+import Core
 import Foundation
 import Ingest
-import Shards
 import Synchronization
 
 /// How far a cohort has come, for a progress line.
@@ -111,9 +111,9 @@ public enum SynthCohort {
             coords += "\(c.studyID),\(c.seriesID),\(c.instanceNumber),\(c.condition),\(c.level),"
                 + String(format: "%.3f,%.3f", c.x, c.y) + (frames ? ",\(c.frameNumber.map(String.init) ?? "")" : "") + "\n"
         }
-        try Data(train.utf8).write(to: out.appendingPathComponent("train.csv"))
-        try Data(series.utf8).write(to: out.appendingPathComponent("train_series_descriptions.csv"))
-        try Data(coords.utf8).write(to: out.appendingPathComponent("train_label_coordinates.csv"))
+        try AtomicFile.write(Data(train.utf8), to: out.appendingPathComponent("train.csv"))
+        try AtomicFile.write(Data(series.utf8), to: out.appendingPathComponent("train_series_descriptions.csv"))
+        try AtomicFile.write(Data(coords.utf8), to: out.appendingPathComponent("train_label_coordinates.csv"))
     }
 }
 

@@ -1,6 +1,6 @@
+import Core
 import Foundation
 import Ingest
-import Shards
 
 /// How often each severity is drawn, per condition: weights for (Normal/Mild, Moderate, Severe).
 public struct LabelDistribution: Sendable, Equatable {

@@ -1,6 +1,6 @@
+import Core
 import Foundation
 import Ingest
-import Shards
 
 /// The cohort's draws on Shards' SplitMix64, so a cohort is the same on every machine and every run, with
 /// the phantom's own helpers (uniform ranges, weighted picks, DICOM UIDs) and per-part seeding.

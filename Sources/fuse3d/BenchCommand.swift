@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Foundation
 import Train
 
@@ -90,7 +91,7 @@ struct BenchLoader: ParsableCommand {
         let bench = LoaderBenchmark(directory: URL(fileURLWithPath: shards),
                                     threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                     epochs: epochs, batch: batch, prefetch: prefetch, augment: augment)
-        let progress = Progress(label: "loader", unit: "batches")
+        let progress = CountProgress(label: "loader", unit: "batches")
         let r = try bench.run { progress.update($0, $1) }
         progress.finish()
         print("threads \(bench.threads) batch \(batch) epochs \(epochs) samples \(r.samples)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Foundation
 import Ingest
 
@@ -41,7 +42,7 @@ struct BenchFuse: ParsableCommand {
             let sample = try Fuser(parameters: parameters).fuse(series: studies[0], labels: [Int8](repeating: -1, count: 25),
                                                                coordinates: [], studyID: 0).sample
             let grid = sample.volume.map { Float($0) }
-            try grid.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: dump))
+            try AtomicFile.write(grid.withUnsafeBufferPointer { Data(buffer: $0) }, to: URL(fileURLWithPath: dump))
         }
         print("{\"fuse3d_s\": \(result.secondsPerStudy), \"read_s\": \(readSeconds), \"threads\": \(ProcessInfo.processInfo.activeProcessorCount)}")
     }

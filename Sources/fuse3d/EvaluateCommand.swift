@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Foundation
 import Shards
 import Train
@@ -36,8 +37,8 @@ struct EvaluateCommand: ParsableCommand {
             e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             e.keyEncodingStrategy = .convertToSnakeCase
             e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            try e.encode(Evaluation(score: score, prior: prior, studies: predictions.count, folds: trained.summary.folds.count))
-                .write(to: URL(fileURLWithPath: out), options: .atomic)
+            try AtomicFile.write(try e.encode(Evaluation(score: score, prior: prior, studies: predictions.count, folds: trained.summary.folds.count)),
+                                 to: URL(fileURLWithPath: out))
             print("wrote \(out)")
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Foundation
 import Ingest
 
@@ -49,11 +50,17 @@ struct IngestCommand: ParsableCommand {
         is skipped with that reason ("decoder crashed (SIGSEGV) while reading this file"), its study is fused without \
         it, and later runs leave it out from the start (OUT/.decoder-crashes.json; delete it to try again).
 
+        """ + "\n" + pipelineKeys + "\n\n" + """
         Examples:
           fuse3d ingest /data/rsna --out shards --pipeline pipelines/rsna-lumbar.yaml
           fuse3d ingest demo-out/cohort --out demo-out/shards --size 64
           fuse3d ingest /data/rsna --out parts/part-1 --partition 1/4 --cache cache
         """)
+
+    /// The keys a --pipeline file may hold, from the pipeline's own key table.
+    static var pipelineKeys: String {
+        (["Pipeline keys (--pipeline FILE, YAML; every key optional):"] + PipelineConfig.keyHelp.map { "  " + $0 }).joined(separator: "\n")
+    }
 
     @Argument(help: "The archive folder (RSNA layout or any tree of DICOM files).")
     var archive: String
@@ -135,7 +142,7 @@ struct IngestCommand: ParsableCommand {
                                     cacheDirectory: cache.map { URL(fileURLWithPath: $0) }, recompute: overwrite, partition: part)
         options.isolation = decoders == "in-process" ? .none
             : .processes(executable: "/proc/self/exe", limits: DecoderLimits(fileSeconds: decoderTimeLimit))
-        let scanning = Progress(label: "scan", unit: "files")
+        let scanning = CountProgress(label: "scan", unit: "files")
         let line = IngestProgressLine()
         var scanned = false
         let outcome = try IngestRunner.run(options, scanProgress: { scanning.update($0, $1) }) { state in

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Foundation
 import Ingest
 import Shards
@@ -55,7 +56,7 @@ struct PredictCommand: ParsableCommand {
         if let sample, !sample.isEmpty {
             let (text, filled) = Submission.csv(predictions, order: sample.map { ($0.study, $0.label) },
                                                 fallback: trained.summary.priorProbabilities)
-            try text.write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
+            try AtomicFile.write(Data(text.utf8), to: URL(fileURLWithPath: out))
             let asked = Set(sample.map(\.study))
             let extra = predictions.studyIDs.map { String($0) }.filter { !asked.contains($0) }
             print("wrote \(out): the \(sample.count) rows of \(SampleSubmission.name) in its order (\(asked.count) studies), "
@@ -69,7 +70,7 @@ struct PredictCommand: ParsableCommand {
                       + extra.prefix(10).joined(separator: ", ") + (extra.count > 10 ? ", …" : ""))
             }
         } else {
-            try Submission.csv(predictions).write(to: URL(fileURLWithPath: out), atomically: true, encoding: .utf8)
+            try AtomicFile.write(Data(Submission.csv(predictions).utf8), to: URL(fileURLWithPath: out))
             print("wrote \(out): \(predictions.count) studies × 25 rows, \(trained.summary.folds.count) fold model(s) averaged")
         }
         if let keypoints {
@@ -81,7 +82,7 @@ struct PredictCommand: ParsableCommand {
             let points = try predictedPoints(models, dataset: dataset, device: runOptions.device)
             let archive = temporary == nil ? nil : source
             let table = KeypointsTable.csv(points: points, catalog: archive.map { CatalogScanner.scan(root: $0, isolation: .thisExecutable) }, root: archive)
-            try table.write(to: URL(fileURLWithPath: keypoints), atomically: true, encoding: .utf8)
+            try AtomicFile.write(Data(table.utf8), to: URL(fileURLWithPath: keypoints))
             print("wrote \(keypoints): \(points.count) studies × 25 points\(archive == nil ? " (no DICOM at hand: series columns empty)" : "")")
         }
     }
@@ -107,7 +108,7 @@ struct PredictCommand: ParsableCommand {
             throw ValidationError("the run's shards were made with other pipeline parameters (\(differing.joined(separator: ", "))); give that pipeline with --pipeline FILE")
         }
         print("ingesting \(archive.path) at \(config.fusion.size)³ into a temporary folder")
-        let progress = Progress(label: "ingest", unit: "studies")
+        let progress = CountProgress(label: "ingest", unit: "studies")
         var options = IngestOptions(archive: archive.path, output: output, pipeline: config,
                                     workers: ProcessInfo.processInfo.activeProcessorCount)
         options.isolation = .thisExecutable

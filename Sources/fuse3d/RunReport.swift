@@ -30,11 +30,10 @@ enum RunReport {
     static let pictureStudies = 4
 
     /// Draws the first held-out studies of a two-stage fold with the localizer's points and the labels' into
-    /// `RUN/localizer-fold-I.png` and returns its name; nil for a fold without `points.json`. A shard folder that cannot
+    /// `RUN/localizer-fold-I.png` (written by the run folder, which `--overwrite` clears) and returns its name; nil for a fold without `points.json`. A shard folder that cannot
     /// be read any more (moved since training) leaves the picture out with a warning: the report is still written.
     static func localizerPicture(_ folder: RunFolder, fold: Int) throws -> String? {
         guard let points = try folder.fold(fold).points(), !points.studies.isEmpty else { return nil }
-        let name = "localizer-fold-\(fold).png"
         do {
             let dataset = try ShardDataset(directory: URL(fileURLWithPath: try folder.source().shards))
             let index = Dictionary(uniqueKeysWithValues: dataset.studyIDs.enumerated().map { ($1, $0) })
@@ -42,8 +41,8 @@ enum RunReport {
                 try index[s.studyId].map { LocalizerPicture.Study(sample: try dataset.read($0), predicted: s.predicted, truth: s.truth) }
             }
             guard !studies.isEmpty else { return nil }
-            try LocalizerPicture.write(studies, to: folder.url.appendingPathComponent(name))
-            return name
+            try folder.save(localizerPicture: try LocalizerPicture.png(studies), fold: fold)
+            return folder.localizerPictureURL(fold: fold).lastPathComponent
         } catch {
             FileHandle.standardError.write(Data("warning: fold \(fold)'s localizer picture left out: \(error)\n".utf8))
             return nil

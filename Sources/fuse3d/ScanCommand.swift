@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Foundation
 import Ingest
 
@@ -50,7 +51,7 @@ struct Scan: ParsableCommand {
     }
 
     func run() throws {
-        let progress = Progress(label: "scan", unit: "files")
+        let progress = CountProgress(label: "scan", unit: "files")
         let catalog = CatalogScanner.scan(root: archive, decode: decode,
                                           isolation: .processes(executable: "/proc/self/exe", limits: DecoderLimits(fileSeconds: decoderTimeLimit))) { done, total in progress.update(done, total) }
         progress.finish()

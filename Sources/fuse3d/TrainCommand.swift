@@ -2,6 +2,7 @@ import ArgumentParser
 #if canImport(Glibc)
 @preconcurrency import Glibc  // for `stdout`, a C global (set once at start); before Foundation, which imports it plainly
 #endif
+import Core
 import Foundation
 import Report
 import Shards

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Foundation
 import Shards
 
@@ -28,7 +29,7 @@ struct Verify: ParsableCommand {
     func run() throws {
         let folder = URL(fileURLWithPath: directory)
         let total = (try? Manifest.load(from: folder))?.shards.count ?? 0
-        let progress = Progress(label: "verify", unit: "shards")
+        let progress = CountProgress(label: "verify", unit: "shards")
         var started = 0
         let report = ShardVerifier(directory: folder, checkHashes: !noHash).run { _ in
             progress.update(started, total)

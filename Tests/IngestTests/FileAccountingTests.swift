@@ -1,6 +1,5 @@
 import Foundation
 @testable import Ingest
-import Shards
 import TestSupport
 import XCTest
 

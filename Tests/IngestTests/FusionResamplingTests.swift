@@ -1,6 +1,6 @@
+import Core
 import Foundation
 @testable import Ingest
-import Shards
 import XCTest
 
 /// The resampler on hand-checkable stacks: axial slices whose pixels are `base + x`, onto a 1 mm grid

@@ -1,6 +1,6 @@
 import CFusion
+import Core
 @testable import Ingest
-import Shards
 import XCTest
 
 final class FusionRobustRangeTests: XCTestCase {

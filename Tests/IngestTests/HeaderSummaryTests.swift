@@ -1,3 +1,4 @@
+import Core
 import Foundation
 @testable import Ingest
 import TestSupport
@@ -14,12 +15,12 @@ final class HeaderSummaryTests: XCTestCase {
         header.sliceThickness = nil
         header.echoTime = 0.1 + 0.7
         header.frameGroups = [FrameFunctionalGroups(rescale: (2.5, -1024)), FrameFunctionalGroups(stackID: "1", inStackPosition: 3)]
-        var writer = IndexWriter()
+        var writer = ByteWriter()
         HeaderSummary(header).write(to: &writer)
-        var reader = IndexReader(writer.bytes)
+        var reader = ByteReader(writer.bytes)
         let back = try XCTUnwrap(try HeaderSummary(reading: &reader).header(path: "/elsewhere/x.dcm"))
         XCTAssertTrue(reader.atEnd)
-        var truncated = IndexReader(Array(writer.bytes.dropLast(3)))
+        var truncated = ByteReader(Array(writer.bytes.dropLast(3)))
         XCTAssertThrowsError(try HeaderSummary(reading: &truncated))
         XCTAssertEqual(HeaderSummary(back), HeaderSummary(header))
         XCTAssertEqual(back.path, "/elsewhere/x.dcm")
@@ -51,7 +52,7 @@ final class HeaderSummaryTests: XCTestCase {
             }
             let full = CatalogScanner.scan(root: archive.path)
             let url = scratch.appendingPathComponent("\(name).index")
-            let writer = try HeaderIndex.FileWriter(url: url, root: (archive.path as NSString).standardizingPath, scannedAt: HeaderIndex.now())
+            let writer = try HeaderIndex.FileWriter(url: url, root: (archive.path as NSString).standardizingPath, scannedAt: FileIdentity.now())
             let first = CatalogScanner.scan(root: archive.path, reusing: nil, index: writer)
             XCTAssertEqual(first.headers.fromIndex, 0)
             XCTAssertTrue(first.headers.indexWritten)

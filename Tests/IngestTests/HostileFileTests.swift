@@ -1,7 +1,7 @@
+import Core
 import Foundation
 @testable import Ingest
 import TestSupport
-import Shards
 import XCTest
 
 /// Files built to break a reader: each must come back as an error naming the file, never a crash

@@ -1,6 +1,6 @@
+import Core
 import Foundation
 import Ingest
-import Shards
 import TestSupport
 import XCTest
 import Yams

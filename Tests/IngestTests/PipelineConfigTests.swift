@@ -91,4 +91,50 @@ final class PipelineConfigTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout, "false noaa.yaml\n")
     }
+
+    /// The key table writes YAML that reads back to the same pipeline, defaults and optional keys included.
+    func testTheResolvedYAMLReadsBackToTheSamePipeline() throws {
+        let c = PipelineConfig(name: "my pipeline: v2", fusion: FusionParameters(size: 48, box: .referenceSeries("123"), lowPercentile: 1,
+                                                                                 highPercentile: 99.5, isotropic: false, gapFactor: 2, antialias: false),
+                               samplesPerShard: 4, targetShardBytes: 5000, zstdLevel: 5)
+        XCTAssertEqual(c.yaml, """
+        # fuse3d pipeline (resolved)
+        name: "my pipeline: v2"
+        fusion:
+          size: 48
+          box: "reference:123"
+          percentiles: [1.0, 99.5]
+          isotropic: false
+          gap_factor: 2.0
+          antialias: false
+        shards:
+          samples_per_shard: 4
+          target_shard_bytes: 5000
+          zstd_level: 5
+
+        """)
+        XCTAssertEqual(try PipelineConfig.parse(c.yaml, path: "r.yaml"), c)
+        let defaults = PipelineConfig(name: "demo.yaml")
+        XCTAssertFalse(defaults.yaml.contains("samples_per_shard"), "an unset optional key is left out")
+        XCTAssertEqual(try PipelineConfig.parse(defaults.yaml, path: "other.yaml"), defaults)
+        for name in ["demo.yaml", "rsna-lumbar.yaml"] {
+            let p = try PipelineConfig.load(Fixtures.repoRoot.appendingPathComponent("pipelines/\(name)").path)
+            XCTAssertEqual(try PipelineConfig.parse(p.yaml, path: name), p, name)
+        }
+    }
+
+    /// --help, the strict reader and the JSON coding name the same keys, in the same order, from one table.
+    func testTheKeyTableIsTheOneListOfKeys() throws {
+        XCTAssertEqual(PipelineConfig.keyHelp.map { String($0.prefix { $0 != ":" }).trimmingCharacters(in: .whitespaces) }, [
+            "name", "fusion", "fusion.size", "fusion.box", "fusion.percentiles", "fusion.isotropic", "fusion.gap_factor",
+            "fusion.antialias", "shards", "shards.samples_per_shard", "shards.target_shard_bytes", "shards.zstd_level",
+        ])
+        XCTAssertEqual(PipelineConfig.keyHelp[2], "  fusion.size: voxels per axis [whole number from 8 to 512]")
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(PipelineConfig(samplesPerShard: 3))) as? [String: Any]
+        XCTAssertEqual(Set(json?.keys.map { $0 } ?? []), ["name", "fusion", "shards"])
+        XCTAssertEqual(Set((json?["fusion"] as? [String: Any])?.keys.map { $0 } ?? []),
+                       ["size", "box", "percentiles", "isotropic", "gap_factor", "antialias"])
+        XCTAssertEqual(Set((json?["shards"] as? [String: Any])?.keys.map { $0 } ?? []),
+                       ["samples_per_shard", "target_shard_bytes", "zstd_level"])
+    }
 }

@@ -1,7 +1,7 @@
+import Core
 import Foundation
 @testable import Ingest
 import TestSupport
-import Shards
 import XCTest
 
 /// fuse3d's RLE Lossless decoder: byte-identical to GDCM on every RLE fixture of pydicom and

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 @testable import Ingest
 import TestSupport
@@ -12,7 +13,7 @@ final class RacyStatTests: XCTestCase {
 
     func testTheHeaderIndexTrustsAStatOnlyWhenTheFileIsOverASecondOlderThanTheScan() throws {
         let path = Fixtures.dicom("MR_small.dcm").path
-        let stat = try XCTUnwrap(HeaderIndex.Stat(path: path))
+        let stat = try XCTUnwrap(FileIdentity(path: path))
         let m = stat.mtimeNanoseconds
         var index = HeaderIndex(root: "/archive", scannedAt: m)
         index.entries["a.dcm"] = HeaderIndex.Entry(stat: stat, header: HeaderSummary(try DicomReader.readHeader(path)))
@@ -49,8 +50,8 @@ final class RacyStatTests: XCTestCase {
         // Rewritten with the same size, then its mtime put back: the stat is the one recorded.
         let before = StudyCache.stamp(path: "a.dcm", root: root.path)
         try Data("THE BYTES DIGESTED".utf8).write(to: file)
-        var times = [timespec(tv_sec: Int(before.mtimeNanoseconds / second), tv_nsec: Int(before.mtimeNanoseconds % second)),
-                     timespec(tv_sec: Int(before.mtimeNanoseconds / second), tv_nsec: Int(before.mtimeNanoseconds % second))]
+        var times = [timespec(tv_sec: Int(before.identity.mtimeNanoseconds / second), tv_nsec: Int(before.identity.mtimeNanoseconds % second)),
+                     timespec(tv_sec: Int(before.identity.mtimeNanoseconds / second), tv_nsec: Int(before.identity.mtimeNanoseconds % second))]
         XCTAssertEqual(utimensat(AT_FDCWD, file.path, &times, 0), 0)
         let now = StudyCache.stamp(path: "a.dcm", root: root.path)
         XCTAssertEqual(now, before, "same size, mtime and inode")
@@ -58,7 +59,7 @@ final class RacyStatTests: XCTestCase {
         var stamp = before
         stamp.xxh64 = recorded
         let key = StudyCache.StudyKey(hex: String(repeating: "0", count: 64), files: [now])
-        let m = now.mtimeNanoseconds
+        let m = now.identity.mtimeNanoseconds
         for made in [m, m + 500_000_000, m + second] {
             XCTAssertEqual(StudyCache.staleFile(key, stamps: [stamp], madeAt: made, root: root.path), "a.dcm: content changed",
                            "an entry made \(Double(made - m) / 1e9) s after the file's mtime digests it again")

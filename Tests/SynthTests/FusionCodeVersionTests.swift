@@ -1,6 +1,6 @@
+import Core
 import Foundation
 import Ingest
-import Shards
 @testable import Synth
 import TestSupport
 import XCTest

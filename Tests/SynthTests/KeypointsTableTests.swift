@@ -1,6 +1,6 @@
+import Core
 import Foundation
 import Ingest
-import Shards
 import Synth
 import TestSupport
 import XCTest

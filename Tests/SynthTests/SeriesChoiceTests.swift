@@ -1,6 +1,5 @@
 import Foundation
 import Ingest
-import Shards
 import Synth
 import TestSupport
 import XCTest

@@ -1,6 +1,6 @@
+import Core
 @testable import Synth
 import Ingest
-import Shards
 import XCTest
 
 /// The phantom's anatomy: labels narrow the structure they name, and nothing else.

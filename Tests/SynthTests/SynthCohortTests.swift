@@ -1,6 +1,6 @@
+import Core
 @testable import Synth
 import Ingest
-import Shards
 import TestSupport
 import XCTest
 

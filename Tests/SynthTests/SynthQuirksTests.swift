@@ -1,6 +1,5 @@
 @testable import Synth
 import Ingest
-import Shards
 import TestSupport
 import XCTest
 

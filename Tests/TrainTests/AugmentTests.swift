@@ -1,5 +1,4 @@
 import Foundation
-import Shards
 import Train
 import XCTest
 

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 import TestSupport
 import XCTest
 @testable import Train

@@ -19,7 +19,7 @@ _MASK64 = (1 << 64) - 1
 
 
 class _SplitMix64:
-    """fuse3d's SplitMix64 (Sources/Shards/SplitMix64.swift): the generator behind every seeded shuffle."""
+    """fuse3d's SplitMix64 (Sources/Core/SplitMix64.swift): the generator behind every seeded shuffle."""
 
     def __init__(self, seed):
         self.state = seed & _MASK64

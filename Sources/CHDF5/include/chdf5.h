@@ -113,11 +113,6 @@ const char *fz_decode_shuffled_zstd(const void *src, size_t src_size, void *dst,
 
 /** The linked libzstd's version, e.g. "1.5.4" (static storage). */
 const char *fz_zstd_version(void);
-/* ---- SHA-256 with the x86 SHA extensions (sha256_ni.c) ------------------------------------- */
-/** Runs SHA-256's compression over `blocks` 64-byte blocks into `state` (8 words, host order) with SHA-NI;
- *  returns 0 (and does nothing) when the CPU has no SHA extensions, 1 when done. */
-int ch5_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks);
-
 /* ---- float → half with F16C (f16c.c) ---------------------------------------------------------- */
 /** Converts `n` floats to IEEE half bit patterns (round to nearest even, as Swift's Float16(_:)) with F16C;
  *  returns 0 (and does nothing) when the CPU has no F16C, 1 when done. */

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Synchronization
 
@@ -220,10 +221,10 @@ struct CatalogScan {
                     // Each chunk's thread writes only its own files' slots.
                     nonisolated(unsafe) let out = out, recorded = recorded, fromIndex = fromIndex
                     DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                        var toRead: [(index: Int, stat: HeaderIndex.Stat?)] = []
+                        var toRead: [(index: Int, stat: FileIdentity?)] = []
                         for i in (c * chunk)..<min(files.count, (c + 1) * chunk) {
                             // The stat comes before the read: a file changed after it shows another stat next time.
-                            let stat = HeaderIndex.Stat(path: files[i])
+                            let stat = FileIdentity(path: files[i])
                             let rel = CatalogScanner.relative(files[i], to: root)
                             if let stat, let entry = earlier?.trusted(rel, stat: stat), let known = entry.result(path: files[i]) {
                                 out[i] = known

@@ -1,8 +1,5 @@
+import Core
 import Foundation
-import Shards
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What a scan learnt of each file's header, keyed by the file's stat, so that a re-run reads no header of an
 /// unchanged file (`OUT/.headers.index`, written by `fuse3d ingest` after its scan).
@@ -17,7 +14,7 @@ import Glibc
 ///
 /// The index holds no fused data and no digest: the study cache's key is made from the catalog (which the headers
 /// make, bit for bit the same from the index) and the files' sizes, and its entries verify the files' contents
-/// themselves. Layout: magic and version line, the entries (`IndexWriter`'s encoding), then the XXH64 (16 hex
+/// themselves. Layout: magic and version line, the entries (`ByteWriter`'s encoding), then the XXH64 (16 hex
 /// digits) of everything before it; an index that is missing, damaged, of another version or of another archive
 /// root is ignored (and rewritten).
 struct HeaderIndex {
@@ -26,33 +23,10 @@ struct HeaderIndex {
     /// The layout's first line; a new layout gets a new version, and an index of any other is ignored.
     static let magic = Data("F3DHEADERS3\n".utf8)
 
-    /// A file's stat: what tells an unchanged file.
-    struct Stat: Equatable {
-        var size: Int64
-        var mtimeNanoseconds: Int64
-        var inode: UInt64
-
-        /// The stat of `path`; nil when it cannot be stat'ed.
-        init?(path: String) {
-            var st = stat()
-            guard stat(path, &st) == 0 else { return nil }
-            size = Int64(st.st_size)
-            mtimeNanoseconds = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-            inode = UInt64(st.st_ino)
-        }
-
-        /// A stat as an index recorded it.
-        init(size: Int64, mtimeNanoseconds: Int64, inode: UInt64) {
-            self.size = size
-            self.mtimeNanoseconds = mtimeNanoseconds
-            self.inode = inode
-        }
-    }
-
     /// One file that was read: its stat when it was read, and its header. Files that could not be read have no
     /// entry (their error may be passing), so every run reads them again.
     struct Entry {
-        var stat: Stat
+        var stat: FileIdentity
         var header: HeaderSummary
 
         /// What reading the file at `path` gave; nil for a damaged entry (the file is read again).
@@ -81,7 +55,7 @@ struct HeaderIndex {
               data.count >= magic.count + 16, data.prefix(magic.count) == magic else { return nil }
         let body = data.prefix(data.count - 16)
         guard body.withUnsafeBytes({ XXH64.hex($0) }) == String(decoding: data.suffix(16), as: UTF8.self) else { return nil }
-        var r = IndexReader([UInt8](body.dropFirst(magic.count)))
+        var r = ByteReader([UInt8](body.dropFirst(magic.count)))
         do {
             guard try r.string() == root else { return nil }
             var index = HeaderIndex(root: root, scannedAt: Int64(try r.int()))
@@ -89,7 +63,7 @@ struct HeaderIndex {
             index.entries.reserveCapacity(n)
             for _ in 0..<n {
                 let path = try r.string()
-                let stat = Stat(size: Int64(try r.int()), mtimeNanoseconds: Int64(try r.int()), inode: try r.u64())
+                let stat = FileIdentity(size: Int64(try r.int()), mtimeNanoseconds: Int64(try r.int()), inode: try r.u64())
                 index.entries[path] = Entry(stat: stat, header: try HeaderSummary(reading: &r))
             }
             return r.atEnd ? index : nil
@@ -99,9 +73,8 @@ struct HeaderIndex {
     }
 
     /// The entry of a file of stat `now` when it can be trusted; nil when the file must be read.
-    func trusted(_ relativePath: String, stat now: Stat) -> Entry? {
-        guard let entry = entries[relativePath], entry.stat == now,
-              now.mtimeNanoseconds < scannedAt - 1_000_000_000 else { return nil }
+    func trusted(_ relativePath: String, stat now: FileIdentity) -> Entry? {
+        guard let entry = entries[relativePath], entry.stat == now, !now.isRacy(recordedAt: scannedAt) else { return nil }
         return entry
     }
 
@@ -121,10 +94,10 @@ struct HeaderIndex {
             self.url = url
             partial = AtomicFile.partial(for: url)
             guard FileManager.default.createFile(atPath: partial.path, contents: nil) else {
-                throw ShardError.io(path: partial.path, "cannot create the header index")
+                throw FileError(path: partial.path, "cannot create the header index")
             }
             handle = try FileHandle(forUpdating: partial)
-            var w = IndexWriter()
+            var w = ByteWriter()
             w.string(root)
             w.int(Int(scannedAt))
             countOffset = UInt64(magic.count + w.bytes.count)
@@ -134,7 +107,7 @@ struct HeaderIndex {
 
         /// Appends `entries` (path relative to the archive, entry) in their order.
         func append(_ entries: [(path: String, entry: Entry)]) throws {
-            var w = IndexWriter()
+            var w = ByteWriter()
             for (path, entry) in entries {
                 w.string(path)
                 w.int(Int(entry.stat.size))
@@ -148,7 +121,7 @@ struct HeaderIndex {
 
         /// Writes the count and the checksum, and puts the index in place.
         func commit() throws {
-            var w = IndexWriter()
+            var w = ByteWriter()
             w.int(count)
             try handle.seek(toOffset: countOffset)
             try handle.write(contentsOf: w.bytes)
@@ -167,12 +140,5 @@ struct HeaderIndex {
             try? handle.close()
             try? FileManager.default.removeItem(at: partial)
         }
-    }
-
-    /// The time now, ns since 1970.
-    static func now() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 }

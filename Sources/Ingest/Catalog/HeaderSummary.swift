@@ -1,8 +1,9 @@
+import Core
 import Foundation
 
 /// A `DicomHeader` as the header index stores it: every field the catalog and the fusion read, except the path
 /// (the index keys it). Numbers are stored as their bit patterns, so that a header read back from the index is
-/// the header GDCM gave, bit for bit (-0.0 and NaN included; encoded by `IndexWriter`): the catalog, and so the cache key, cannot tell
+/// the header GDCM gave, bit for bit (-0.0 and NaN included; encoded by `ByteWriter`): the catalog, and so the cache key, cannot tell
 /// the two apart.
 struct HeaderSummary: Equatable {
     var transferSyntaxUID, sopClassUID, sopInstanceUID, studyInstanceUID, seriesInstanceUID: String
@@ -86,7 +87,7 @@ struct HeaderSummary: Equatable {
     }
 
     /// Appends the summary to `w` (every field, in declaration order).
-    func write(to w: inout IndexWriter) {
+    func write(to w: inout ByteWriter) {
         for s in [transferSyntaxUID, sopClassUID, sopInstanceUID, studyInstanceUID, seriesInstanceUID, modality,
                   seriesDescription, imageType, photometricInterpretation] { w.string(s) }
         w.optional(seriesNumber) { $0.int($1) }
@@ -116,7 +117,7 @@ struct HeaderSummary: Equatable {
     }
 
     /// Reads what `write(to:)` wrote.
-    init(reading r: inout IndexReader) throws {
+    init(reading r: inout ByteReader) throws {
         transferSyntaxUID = try r.string(); sopClassUID = try r.string(); sopInstanceUID = try r.string()
         studyInstanceUID = try r.string(); seriesInstanceUID = try r.string(); modality = try r.string()
         seriesDescription = try r.string(); imageType = try r.string(); photometricInterpretation = try r.string()

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// Predicted points as a person draws them: one CSV row per study, condition and level with the point in patient space
 /// (LPS mm) and, when the DICOM archive is at hand, the series that condition is read on (RSNA's convention: the spinal

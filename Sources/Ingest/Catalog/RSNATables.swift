@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// The label tables of an RSNA-layout archive: `train.csv` and `train_label_coordinates.csv`, read by `CSVTable`.
 ///

@@ -1,6 +1,6 @@
 import CFusion
+import Core
 import Foundation
-import Shards
 
 /// Resamples the stacks of one channel onto a grid and combines them by coverage.
 ///

@@ -1,6 +1,6 @@
 import CFusion
+import Core
 import Foundation
-import Shards
 
 /// A stack prepared for resampling onto one grid: its slices ordered along the stack normal, their
 /// pixels in one buffer, and each slice's (row, column, distance) as affine functions of the voxel index.

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Shards
 #if canImport(Glibc)
@@ -155,7 +156,7 @@ public final class DecoderPool: @unchecked Sendable {
             switch outcome {
             case .failed(let reason): return .failure(GDCMError(path: path, message: reason))
             case .done(let bytes):
-                var r = IndexReader(Array(bytes.dropFirst()))
+                var r = ByteReader(Array(bytes.dropFirst()))
                 guard bytes.first == 1 else { return .failure(GDCMError(path: path, message: String(decoding: bytes.dropFirst(), as: UTF8.self))) }
                 guard let summary = try? HeaderSummary(reading: &r), let header = summary.header(path: path) else {
                     return .failure(GDCMError(path: path, message: "a header worker sent a damaged header"))
@@ -264,7 +265,7 @@ public final class DecoderCrashes: @unchecked Sendable {
         url = output.appendingPathComponent(Self.fileName)
         self.root = root
         if let data = try? Data(contentsOf: url), let list = try? JSONDecoder().decode([Entry].self, from: data) {
-            for entry in list where Self.stamp(root + "/" + entry.path).map({ $0 == (entry.size, entry.mtimeNanoseconds) }) ?? false {
+            for entry in list where FileIdentity(path: root + "/" + entry.path).map({ $0.size == entry.size && $0.mtimeNanoseconds == entry.mtimeNanoseconds }) ?? false {
                 entries[entry.path] = entry
             }
         }
@@ -287,9 +288,9 @@ public final class DecoderCrashes: @unchecked Sendable {
     /// Records `path` (relative to the archive) as crashing its decoder; written at once, so a run killed later still
     /// remembers it. A failed write only means the next run meets the crash again (in a worker).
     func remember(_ path: String, how: String) {
-        guard let stamp = Self.stamp(root + "/" + path) else { return }
+        guard let stamp = FileIdentity(path: root + "/" + path) else { return }
         let list: [Entry] = lock.withLock {
-            entries[path] = Entry(path: path, size: stamp.size, mtimeNanoseconds: stamp.mtime, reason: how)
+            entries[path] = Entry(path: path, size: stamp.size, mtimeNanoseconds: stamp.mtimeNanoseconds, reason: how)
             return entries.values.sorted { $0.path < $1.path }
         }
         let encoder = JSONEncoder()
@@ -297,11 +298,6 @@ public final class DecoderCrashes: @unchecked Sendable {
         if let data = try? encoder.encode(list) { try? AtomicFile.write(data, to: url) }
     }
 
-    private static func stamp(_ path: String) -> (size: Int64, mtime: Int64)? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        return (Int64(st.st_size), Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
-    }
 }
 
 extension CatalogStudy {
@@ -359,7 +355,7 @@ public enum DecodeWorkerServer {
                 var pending: [UInt8] = []
                 for (k, file) in request.files.enumerated() {
                     fault?.apply(file, header: true)
-                    var w = IndexWriter()
+                    var w = ByteWriter()
                     do {
                         let header = try DicomReader.readHeader(file)
                         w.bool(true)

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Shards
 
@@ -241,7 +242,7 @@ public enum IngestRunner {
         // killed run's next scan reuses them). Not written, the next run reads the headers again: slower, never wrong.
         // An index that would hold the same entries as the file already there is not written again. The earlier index
         // is held for the scan only.
-        let index = try? HeaderIndex.FileWriter(url: indexURL, root: root, scannedAt: HeaderIndex.now())
+        let index = try? HeaderIndex.FileWriter(url: indexURL, root: root, scannedAt: FileIdentity.now())
         // One pool of decode workers for the header scan and the studies (nil: everything in this process).
         let pool = DecoderPool(options.isolation)
         // The catalog's studies wait on disk (an unnamed file in the output folder) until a worker takes them: the

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// One part of a deterministic hash partition of an archive's studies: part `index` of `count`
 /// holds the studies whose id hashes (FNV-1a 64 of the id's UTF-8) to `index` modulo `count`, so

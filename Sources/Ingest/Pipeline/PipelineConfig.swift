@@ -98,35 +98,53 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
     /// defaults to the file's name.
     public static func parse(_ text: String, path: String) throws -> PipelineConfig {
         var c = PipelineConfig(name: (path as NSString).lastPathComponent)
-        guard let r = try ConfigSection.root(text, path: path) else { return c }
-        c.name = try r.string("name") ?? c.name
-        if let f = try r.section("fusion") {
-            c.fusion.size = try f.int("size", in: FusionParameters.sizeRange) ?? c.fusion.size
-            if let text = try f.string("box") {
-                guard let box = GridBoxPolicy(yamlValue: text) else { throw f.error("box", "expected \(GridBoxPolicy.yamlForms), got \"\(text)\"") }
-                c.fusion.box = box
-            }
-            if let p = try f.doubles("percentiles", count: 2) {
-                guard p[0] >= 0, p[1] <= 100, p[0] < p[1] else {
-                    throw f.error("percentiles", "expected [low, high] with 0 ≤ low < high ≤ 100, got [\(p[0]), \(p[1])]")
-                }
-                c.fusion.lowPercentile = p[0]; c.fusion.highPercentile = p[1]
-            }
-            c.fusion.isotropic = try f.bool("isotropic") ?? c.fusion.isotropic
-            c.fusion.gapFactor = try f.double("gap_factor", min: 1) ?? c.fusion.gapFactor
-            c.fusion.antialias = try f.bool("antialias") ?? c.fusion.antialias
-            try f.finish()
-        }
-        if let s = try r.section("shards") {
-            c.samplesPerShard = try s.int("samples_per_shard", in: 1...1_000_000) ?? c.samplesPerShard
-            c.targetShardBytes = try s.int("target_shard_bytes", min: 1) ?? c.targetShardBytes
-            c.zstdLevel = try s.int("zstd_level", in: 1...22) ?? c.zstdLevel
-            try s.finish()
-        }
-        try r.finish()
+        guard let root = try ConfigSection.root(text, path: path) else { return c }
+        try keys.read(root, into: &c)
         do { try c.fusion.validate() } catch { throw PipelineError(path: path, message: "\(error)") }
         return c
     }
+
+    /// The pipeline as YAML that `parse` reads back to an equal value (every key, defaults included).
+    public var yaml: String {
+        (["# fuse3d pipeline (resolved)"] + Self.keys.yaml(self)).joined(separator: "\n") + "\n"
+    }
+
+    /// Every key a pipeline file may hold, one line each ("fusion.size: …"), for --help.
+    public static var keyHelp: [String] { keys.help() }
+
+    /// The pipeline file's keys in its documented order: the one place that says how each is read, checked, written
+    /// back and described (the JSON coding above uses the same names; a test holds them together).
+    static let keys: [ConfigEntry<PipelineConfig>] = [
+        .key(.string("name", \.name, "the pipeline's name, stored in the shards (default: the file's name)")),
+        .section("fusion", help: "how each study becomes one grid", [
+            .int("size", \.fusion.size, in: FusionParameters.sizeRange, "voxels per axis"),
+            ConfigKey(name: "box", help: "the grid's box in patient space [\(GridBoxPolicy.yamlForms)]",
+                      read: { (f: ConfigSection, c: inout PipelineConfig) in
+                          guard let text = try f.string("box") else { return }
+                          guard let box = GridBoxPolicy(yamlValue: text) else { throw f.error("box", "expected \(GridBoxPolicy.yamlForms), got \"\(text)\"") }
+                          c.fusion.box = box
+                      },
+                      write: { (c: PipelineConfig) in ["box: \(yamlString(c.fusion.box.yamlValue))"] }),
+            ConfigKey(name: "percentiles", help: "the robust normalization range over covered voxels [low, high with 0 ≤ low < high ≤ 100]",
+                      read: { (f: ConfigSection, c: inout PipelineConfig) in
+                          guard let p = try f.doubles("percentiles", count: 2) else { return }
+                          guard p[0] >= 0, p[1] <= 100, p[0] < p[1] else {
+                              throw f.error("percentiles", "expected [low, high] with 0 ≤ low < high ≤ 100, got [\(p[0]), \(p[1])]")
+                          }
+                          c.fusion.lowPercentile = p[0]
+                          c.fusion.highPercentile = p[1]
+                      },
+                      write: { (c: PipelineConfig) in ["percentiles: [\(yamlNumber(c.fusion.lowPercentile)), \(yamlNumber(c.fusion.highPercentile))]"] }),
+            .bool("isotropic", \.fusion.isotropic, "cubic voxels (the box's longest edge sets the spacing)"),
+            .double("gap_factor", \.fusion.gapFactor, min: 1, "neighbouring slices further apart than this × spacing are not bridged"),
+            .bool("antialias", \.fusion.antialias, "box-filter slices to the voxel size before sampling"),
+        ]),
+        .section("shards", help: "how the samples are stored", [
+            .int("samples_per_shard", \.samplesPerShard, in: 1...1_000_000, "samples per shard (default: fill shards to target_shard_bytes)"),
+            .int("target_shard_bytes", \.targetShardBytes, min: 1, "a shard is closed once its compressed volumes reach this many bytes"),
+            .int("zstd_level", \.zstdLevel, in: 1...22, "Zstandard level of the volumes"),
+        ]),
+    ]
 }
 
 /// A pipeline file that cannot be used: the file, the line, the key and what is wrong (the configuration reader's error).

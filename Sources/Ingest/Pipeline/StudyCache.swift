@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Synchronization
 import Shards
@@ -20,7 +21,7 @@ import Glibc
 /// The digest is XXH64, not SHA-256: it tells whether a file changed (nobody forges a DICOM file to
 /// collide with its earlier self), and at several GB/s it adds little to a cold run that reads the files anyway.
 ///
-/// Entries are written to a unique temporary name, fsynced and renamed, so an entry is whole or
+/// Entries are written to a unique temporary name, fsynced and renamed (`AtomicFile`), so an entry is whole or
 /// absent even under kill -9 and several processes may share one cache. Each entry ends with the
 /// XXH64 of its bytes; a corrupt or truncated entry is a miss and is recomputed. The fsync and the rename run on a
 /// background queue (`finishWrites` waits for them), so a worker goes on to its next study instead of waiting for
@@ -59,12 +60,11 @@ public struct StudyCache: Sendable {
         public var sample: EncodedSample?
     }
 
-    /// An input file's identity: where, how big, and (after fusion) its content digest.
-    struct FileStamp: Codable, Equatable, Sendable {
+    /// An input file: where (relative to the archive), its identity (size -1 when it could not be stat'ed), and
+    /// (after fusion) its content digest.
+    struct FileStamp: Equatable, Sendable {
         var path: String
-        var size: Int64
-        var mtimeNanoseconds: Int64
-        var inode: UInt64
+        var identity: FileIdentity
         var xxh64: String?
     }
 
@@ -95,7 +95,7 @@ public struct StudyCache: Sendable {
             var coordinates: [LabelCoordinate]
         }
         let material = Material(version: version, sampleID: sampleID, fusion: fusion, zstdLevel: zstdLevel,
-                                study: study, paths: files.map(\.path), sizes: files.map(\.size),
+                                study: study, paths: files.map(\.path), sizes: files.map(\.identity.size),
                                 labels: labels, coordinates: coordinates)
         let data = (try? KeyMaterialEncoder.encode(material)).map { Data($0) } ?? Data("\(material)".utf8)
         return StudyKey(hex: SHA256.hex(of: data), files: files)
@@ -131,36 +131,33 @@ public struct StudyCache: Sendable {
     static func staleFile(_ key: StudyKey, stamps: [FileStamp], madeAt: Int64, root: String) -> String? {
         let recorded = Dictionary(stamps.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         for now in key.files {
-            guard let then = recorded[now.path], then.size == now.size else { return "\(now.path): not recorded" }
-            let statMatches = then.mtimeNanoseconds == now.mtimeNanoseconds && then.inode == now.inode
-            let racy = now.mtimeNanoseconds >= madeAt - 1_000_000_000
-            if statMatches && !racy { continue }
+            guard let then = recorded[now.path], then.identity.size == now.identity.size else { return "\(now.path): not recorded" }
+            if then.identity == now.identity && !now.identity.isRacy(recordedAt: madeAt) { continue }
             let digest = try? Self.digest(URL(fileURLWithPath: root).appendingPathComponent(now.path))
             guard let digest, digest == then.xxh64 else { return "\(now.path): content changed" }
         }
         return nil
     }
 
-    /// Stores `study` under `key`, digesting its input files; atomic (temporary name, fsync, rename). Returns once the
-    /// temporary file is written; its fsync and rename follow on a background queue (`finishWrites`).
+    /// Stores `study` under `key`, digesting its input files; atomic (`AtomicFile`, through a temporary name unique to
+    /// this process and call, since several processes may share the cache). Returns once the temporary file is
+    /// written; its fsync, rename and the folder's fsync follow on a background queue (`finishWrites`).
     public func store(_ key: StudyKey, root: String, study: CachedStudy) throws {
         var stamps = key.files
         for i in stamps.indices {
             stamps[i].xxh64 = try Self.digest(URL(fileURLWithPath: root).appendingPathComponent(stamps[i].path))
         }
-        let data = try CacheEntry.encode(stamps: stamps, madeAt: Self.nowNanoseconds(), study: study)
+        let data = try CacheEntry.encode(stamps: stamps, madeAt: FileIdentity.now(), study: study)
         let final = url(key)
         try FileManager.default.createDirectory(at: final.deletingLastPathComponent(), withIntermediateDirectories: true)
         let temporary = final.deletingLastPathComponent()
             .appendingPathComponent(".\(key.hex).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: data) else {
-            throw ShardError.io(path: temporary.path, "cannot write a cache entry")
-        }
-        commits.add(temporary: temporary.path, final: final.path)
+        try AtomicFile.writeUnsynced(data, to: temporary)
+        commits.add(temporary: temporary, final: final)
     }
 
     /// Waits until every entry stored so far is fsynced and renamed into place; returns how many could not be
-    /// renamed since the last call (their temporary files are removed: those studies are recomputed next time).
+    /// committed since the last call (their temporary files are removed: those studies are recomputed next time).
     @discardableResult
     public func finishWrites() -> Int { commits.wait() }
 
@@ -187,28 +184,18 @@ public struct StudyCache: Sendable {
     }
 
     static func stamp(path: String, root: String) -> FileStamp {
-        var st = stat()
         let full = root.hasSuffix("/") ? root + path : root + "/" + path
-        guard stat(full, &st) == 0 else { return FileStamp(path: path, size: -1, mtimeNanoseconds: 0, inode: 0) }
-        return FileStamp(path: path, size: Int64(st.st_size),
-                         mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
-                         inode: UInt64(st.st_ino))
+        return FileStamp(path: path, identity: FileIdentity(path: full) ?? FileIdentity(size: -1, mtimeNanoseconds: 0, inode: 0))
     }
 
     /// XXH64 of a file's content, read in 256 KiB blocks (`FileBlocks`).
     static func digest(_ url: URL) throws -> String {
         let fd = open(url.path, O_RDONLY)
-        guard fd >= 0 else { throw ShardError.io(path: url.path, "cannot read to digest: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw FileError(path: url.path, "cannot read to digest: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var hash = XXH64.Stream()
         try FileBlocks.forEach(of: fd, blockSize: 256 << 10, path: url.path, failure: "cannot read to digest") { hash.update($0) }
         return hash.hex()
-    }
-
-    static func nowNanoseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 }
 
@@ -340,12 +327,13 @@ enum CacheEntry {
         guard XXH64.hex(UnsafeRawBufferPointer(rebasing: bytes[0..<end])) == String(decoding: bytes[end..<end + 16], as: UTF8.self) else {
             throw Corrupt(description: "header checksum mismatch (damaged)")
         }
-        var reader = StampReader(bytes: UnsafeRawBufferPointer(rebasing: bytes[fixed..<end]))
-        let jsonLength = Int(try reader.integer(UInt64.self))
-        guard jsonLength <= length - 8 else { throw Corrupt(description: "header parts out of range") }
+        var reader = ByteReader(Array(bytes[fixed..<end]))
+        guard let jsonLength = try? Int(exactly: reader.integer(UInt64.self)), jsonLength <= length - 8 else {
+            throw Corrupt(description: length < 8 ? "stamps truncated" : "header parts out of range")
+        }
         let jsonStart = fixed + 8, jsonEnd = jsonStart + jsonLength
         reader.offset = 8 + jsonLength
-        let stamps = try reader.stamps()
+        let stamps = try decodeStamps(&reader)
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let json = try decoder.decode(HeaderJSON.self, from: Data(bytes[jsonStart..<jsonEnd]))
@@ -354,52 +342,40 @@ enum CacheEntry {
 
     /// The stamps' bytes, after the JSON part.
     static func encodeStamps(_ stamps: [StudyCache.FileStamp]) -> [UInt8] {
-        var out: [UInt8] = []
-        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        put(UInt32(stamps.count))
+        var w = ByteWriter()
+        w.integer(UInt32(stamps.count))
         for s in stamps {
-            put(UInt32(s.path.utf8.count))
-            out.append(contentsOf: s.path.utf8)
-            put(s.size)
-            put(s.mtimeNanoseconds)
-            put(s.inode)
+            w.integer(UInt32(s.path.utf8.count))
+            w.raw(s.path.utf8)
+            w.integer(s.identity.size)
+            w.integer(s.identity.mtimeNanoseconds)
+            w.integer(s.identity.inode)
             let digest = s.xxh64.flatMap { UInt64($0, radix: 16) }
-            out.append(digest == nil ? 0 : 1)
-            put(digest ?? 0)
+            w.bool(digest != nil)
+            w.integer(digest ?? 0)
         }
-        return out
+        return w.bytes
     }
 
-    /// Reads the stamps after the header's JSON part.
-    struct StampReader {
-        let bytes: UnsafeRawBufferPointer
-        var offset = 0
-
-        mutating func integer<T: FixedWidthInteger>(_: T.Type) throws -> T {
-            guard offset + MemoryLayout<T>.size <= bytes.count else { throw CacheEntry.Corrupt(description: "stamps truncated") }
-            let v = T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
-            offset += MemoryLayout<T>.size
-            return v
-        }
-
-        mutating func stamps() throws -> [StudyCache.FileStamp] {
-            let n = Int(try integer(UInt32.self))
+    /// The stamps `encodeStamps` wrote, which must fill `reader` to its end.
+    static func decodeStamps(_ reader: inout ByteReader) throws -> [StudyCache.FileStamp] {
+        do {
+            let n = Int(try reader.integer(UInt32.self))
             var out: [StudyCache.FileStamp] = []
             out.reserveCapacity(min(n, 1 << 16))
             for _ in 0..<n {
-                let length = Int(try integer(UInt32.self))
-                guard offset + length <= bytes.count else { throw CacheEntry.Corrupt(description: "stamps truncated") }
-                let path = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length]), as: UTF8.self)
-                offset += length
-                let size = try integer(Int64.self), mtime = try integer(Int64.self), inode = try integer(UInt64.self)
-                let flag = try integer(UInt8.self)
-                let digest = try integer(UInt64.self)
-                let hex = String(digest, radix: 16)
-                out.append(StudyCache.FileStamp(path: path, size: size, mtimeNanoseconds: mtime, inode: inode,
+                let path = String(decoding: try reader.raw(Int(try reader.integer(UInt32.self))), as: UTF8.self)
+                let identity = FileIdentity(size: try reader.integer(Int64.self), mtimeNanoseconds: try reader.integer(Int64.self),
+                                            inode: try reader.integer(UInt64.self))
+                let flag = try reader.integer(UInt8.self)
+                let hex = String(try reader.integer(UInt64.self), radix: 16)
+                out.append(StudyCache.FileStamp(path: path, identity: identity,
                                                 xxh64: flag == 0 ? nil : String(repeating: "0", count: 16 - hex.count) + hex))
             }
-            guard offset == bytes.count else { throw CacheEntry.Corrupt(description: "bytes after the stamps") }
+            guard reader.atEnd else { throw Corrupt(description: "bytes after the stamps") }
             return out
+        } catch is ByteReader.Truncated {
+            throw Corrupt(description: "stamps truncated")
         }
     }
 
@@ -455,21 +431,20 @@ enum CacheEntry {
     }
 }
 
-/// The cache entries waiting for their fsync and rename, done one after another on a background queue. At most 64
-/// wait (a store waits for a slot), so that a slow disk holds the workers back instead of piling up unsynced entries.
+/// The cache entries waiting for their commit (`AtomicFile.commit`: fsync, rename, the folder's fsync), done one after
+/// another on a background queue. At most 64 wait (a store waits for a slot), so that a slow disk holds the workers
+/// back instead of piling up unsynced entries.
 private final class EntryCommits: Sendable {
     private let queue = DispatchQueue(label: "fuse3d.cache-commits")
     private let group = DispatchGroup()
     private let slots = DispatchSemaphore(value: 64)
     private let failures = Mutex(0)
 
-    func add(temporary: String, final: String) {
+    func add(temporary: URL, final: URL) {
         slots.wait()
         queue.async(group: group) { [self] in
-            let fd = open(temporary, O_RDONLY)
-            if fd >= 0 { fsync(fd); close(fd) }
-            if rename(temporary, final) != 0 {
-                unlink(temporary)
+            do { try AtomicFile.commit(temporary, to: final) } catch {
+                unlink(temporary.path)
                 failures.withLock { $0 += 1 }
             }
             slots.signal()

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Shards
 
@@ -17,22 +18,7 @@ enum UnchangedDataset {
 
     struct State: Codable, Equatable {
         var signature: String
-        var manifest: Stat
-    }
-
-    /// Size, mtime (ns) and inode of a file.
-    struct Stat: Codable, Equatable {
-        var size: Int64
-        var mtimeNanoseconds: Int64
-        var inode: UInt64
-
-        init?(_ path: String) {
-            var st = stat()
-            guard stat(path, &st) == 0 else { return nil }
-            size = Int64(st.st_size)
-            mtimeNanoseconds = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-            inode = UInt64(st.st_ino)
-        }
+        var manifest: FileIdentity
     }
 
     /// The signature of a dataset written from the entries `keys` (in order) with `options` for `partition`.
@@ -61,7 +47,7 @@ enum UnchangedDataset {
 
     /// Records the state of the dataset just published in `directory`.
     static func record(signature: String, in directory: URL) throws {
-        guard let manifest = Stat(directory.appendingPathComponent(Manifest.fileName).path) else { return }
+        guard let manifest = FileIdentity(directory.appendingPathComponent(Manifest.fileName)) else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try AtomicFile.write(try encoder.encode(State(signature: signature, manifest: manifest)),
@@ -78,7 +64,7 @@ enum UnchangedDataset {
     static func manifest(in directory: URL, signature: String, options: ShardWriterOptions) -> Manifest? {
         guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(fileName).path),
               let state = try? JSONDecoder().decode(State.self, from: data), state.signature == signature,
-              Stat(directory.appendingPathComponent(Manifest.fileName).path) == state.manifest else { return nil }
+              FileIdentity(directory.appendingPathComponent(Manifest.fileName)) == state.manifest else { return nil }
         return ShardWriter.untouchedDataset(in: directory, options: options)
     }
 }

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// The safetensors file format (Hugging Face): an 8-byte little-endian header length, a JSON header
 /// mapping each name to dtype, shape and byte range, then the raw little-endian tensor bytes.

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// The ranks of a training run as the trainer sees them: one process (no group), or one rank of a c10d group.
 /// It says who writes (rank 0 alone), splits the global batch and the validation studies, and gathers what the

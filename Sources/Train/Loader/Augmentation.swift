@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// Batched augmentation settings (training only; evaluation never augments). Probabilities are per sample.
 public struct AugmentationOptions: Codable, Sendable, Equatable {

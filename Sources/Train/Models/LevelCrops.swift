@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// One crop of the grid per lumbar level, each centred on the level's position in `atlas`, all through one shared
 /// backbone; the features of the five crops side by side (B, 5 · C). The atlas (voxel centres (d, h, w) in the stored

@@ -1,5 +1,4 @@
 import Foundation
-import Shards
 
 /// One fold's training, in the steps a trainer is made of (as nnU-Net's and timm's trainers are): `init`
 /// sets up (seed, model, EMA, loaders, optimiser, schedule), `restore` continues from `last.safetensors`,

@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// Per-study ordinal predictions and their labels, in `RSNA.labelColumns` order: what the metric,
 /// the report and `predict` share.

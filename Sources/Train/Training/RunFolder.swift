@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Shards
 
 /// A training run's folder, the one owner of its file names and typed records:
 ///
@@ -11,6 +11,7 @@ import Shards
 ///     RUN/fold-I/best.safetensors, last.safetensors   best weights; everything an exact resume needs
 ///     RUN/summary.json           RunSummary    every finished fold
 ///     RUN/report.html            drawn from the above
+///     RUN/localizer-fold-I.png   the report's picture of fold I's located points (drawn by Report)
 ///
 /// The trainer, the report, `evaluate` and `predict` read and write the run only through it. Every file is
 /// written complete-or-absent and fsynced (`AtomicFile`), so a killed run never leaves a half file to resume from.
@@ -36,6 +37,19 @@ public struct RunFolder: Sendable, Equatable {
     /// `report.html`.
     public var reportURL: URL { url.appendingPathComponent(Self.reportName) }
 
+    /// `localizer-fold-I.png`.
+    public func localizerPictureURL(fold: Int) -> URL { url.appendingPathComponent("localizer-fold-\(fold).png") }
+
+    /// The localizer pictures in the folder (`localizer-fold-I.png`, I a whole number), whichever folds they are of.
+    func localizerPictures() -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        return names.sorted().compactMap { name in
+            guard name.hasPrefix("localizer-fold-"), name.hasSuffix(".png"),
+                  let i = Int(name.dropFirst("localizer-fold-".count).dropLast(".png".count)), i >= 0 else { return nil }
+            return localizerPictureURL(fold: i)
+        }
+    }
+
     /// The folder of fold `index`.
     public func fold(_ index: Int) -> FoldFolder { FoldFolder(fold: index, url: url.appendingPathComponent("fold-\(index)")) }
 
@@ -53,11 +67,14 @@ public struct RunFolder: Sendable, Equatable {
         !foldsWithResults().isEmpty || FileManager.default.fileExists(atPath: summaryURL.path)
     }
 
-    /// Deletes everything a training run writes (every fold's files, the split, summary and report; source and
-    /// config too), and nothing else: a folder given by mistake loses no file of its own. A failed delete is an error.
+    /// Deletes everything a training run writes (every fold's files, the split, summary, report and its localizer
+    /// pictures; source and config too), and nothing else: a folder given by mistake loses no file of its own. A
+    /// failed delete is an error.
     public func clear(fileManager: FileManager = .default) throws {
         for i in foldsWithResults() { try fold(i).clear(fileManager: fileManager) }
-        for file in [sourceURL, splitsURL, configURL, summaryURL, reportURL] { try Self.remove(file, fileManager: fileManager) }
+        for file in [sourceURL, splitsURL, configURL, summaryURL, reportURL] + localizerPictures() {
+            try Self.remove(file, fileManager: fileManager)
+        }
     }
 
     /// Creates the folder (and its parents) if needed.
@@ -102,6 +119,9 @@ public struct RunFolder: Sendable, Equatable {
     /// Writes `summary.json`.
     public func save(_ summary: RunSummary) throws { try Self.write(try JSONEncoder.pretty.encode(summary), to: summaryURL) }
 
+    /// Writes `localizer-fold-I.png` (a PNG file's bytes, which Report draws).
+    public func save(localizerPicture png: Data, fold: Int) throws { try Self.write(png, to: localizerPictureURL(fold: fold)) }
+
     /// The summary of the folds of `split` that have a `result.json`; `prior` is the baseline of every labelled study.
     /// A result that does not belong to the split (other study counts) is refused, never summarised.
     public func gatherSummary(split: FoldSplit, prior: [Double]) throws -> RunSummary {
@@ -127,7 +147,7 @@ public struct RunFolder: Sendable, Equatable {
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try AtomicFile.write(data, to: url)
-        } catch let error as ShardError {
+        } catch let error as FileError {
             throw TrainError(.runFolder, "\(error)")
         } catch {
             throw TrainError(.runFolder, "\(url.path): cannot write (\(error.localizedDescription))")

@@ -4,12 +4,12 @@ import Synchronization
 /// The one progress line every command draws on standard error. On a terminal it is redrawn in place at most
 /// four times a second; in a log (a scheduler's output, a file) it prints whole lines at milestones and at
 /// most once per `plainInterval`. `FUSE3D_PROGRESS` overrides the choice: `live` (or `1`), `plain`, `off` (or `0`).
-final class ProgressLine: Sendable {
+public final class ProgressLine: Sendable {
     /// How the line is drawn.
-    enum Mode: Equatable { case live, plain, off }
+    public enum Mode: Equatable, Sendable { case live, plain, off }
 
     /// The mode from `FUSE3D_PROGRESS`, else live on a terminal and plain otherwise.
-    static func mode(environment: [String: String] = ProcessInfo.processInfo.environment, terminal: Bool = isatty(STDERR_FILENO) != 0) -> Mode {
+    public static func mode(environment: [String: String] = ProcessInfo.processInfo.environment, terminal: Bool = isatty(STDERR_FILENO) != 0) -> Mode {
         switch environment["FUSE3D_PROGRESS"]?.lowercased() {
         case "live", "1": return .live
         case "plain": return .plain
@@ -24,13 +24,13 @@ final class ProgressLine: Sendable {
     private let state = Mutex((last: Date.distantPast, shown: false))
 
     /// A line that, in plain mode, prints at milestones and otherwise at most once per `plainInterval` seconds.
-    init(plainInterval: TimeInterval, mode: Mode = ProgressLine.mode()) {
+    public init(plainInterval: TimeInterval, mode: Mode = ProgressLine.mode()) {
         self.mode = mode
         self.plainInterval = plainInterval
     }
 
     /// Shows `text`; a `milestone` (the last item, a 5 % step) is always shown in plain mode.
-    func show(_ text: String, milestone: Bool = false) {
+    public func show(_ text: String, milestone: Bool = false) {
         state.withLock { state in
             let now = Date()
             switch mode {
@@ -48,7 +48,7 @@ final class ProgressLine: Sendable {
     }
 
     /// Ends a live line (the next output starts on a fresh line).
-    func finish() {
+    public func finish() {
         state.withLock { state in
             if state.shown { FileHandle.standardError.write(Data("\n".utf8)) }
             state.shown = false
@@ -56,7 +56,7 @@ final class ProgressLine: Sendable {
     }
 
     /// Clears a live line in place (for output that replaces it).
-    func clear() {
+    public func clear() {
         state.withLock { state in
             if state.shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             state.shown = false
@@ -64,26 +64,27 @@ final class ProgressLine: Sendable {
     }
 
     /// Seconds as m:ss or h:mm:ss.
-    static func clock(_ seconds: Double) -> String {
+    public static func clock(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }
 
 /// Progress over a count of items (files, shards, batches): done/total, rate and ETA on the progress line.
-final class Progress: Sendable {
+public final class CountProgress: Sendable {
     private let label: String
     private let unit: String
     private let start = Date()
     private let line = ProgressLine(plainInterval: 30)
 
-    init(label: String, unit: String) {
+    /// Progress over items of `unit` ("files"), shown as `label: done/total unit (rate/s, ETA)`.
+    public init(label: String, unit: String) {
         self.label = label
         self.unit = unit
     }
 
     /// Reports `done` of `total` items.
-    func update(_ done: Int, _ total: Int) {
+    public func update(_ done: Int, _ total: Int) {
         let elapsed = Date().timeIntervalSince(start)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let eta = rate > 0 ? Double(total - done) / rate : 0
@@ -92,5 +93,5 @@ final class Progress: Sendable {
     }
 
     /// Ends the progress line.
-    func finish() { line.finish() }
+    public func finish() { line.finish() }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Shards
+import Core
 import TestSupport
 import XCTest
 

@@ -1,9 +1,9 @@
-import CHDF5
+import CCore
 import Foundation
 
 /// SHA-256 (FIPS 180-4), streaming; Foundation on Linux has no CryptoKit and the package takes no
 /// crypto dependency. Used for the manifest's per-shard checksums and the cache keys. The compression runs on
-/// the x86 SHA extensions when the CPU has them (`ch5_sha256_blocks`), else in portable Swift.
+/// the x86 SHA extensions when the CPU has them (`cc_sha256_blocks`), else in portable Swift.
 public struct SHA256: Sendable {
     private var state: [UInt32] = [
         0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
@@ -58,7 +58,7 @@ public struct SHA256: Sendable {
     /// The hex digest of a file, read in 1 MiB blocks (memory stays bounded for GB-sized shards).
     public static func hex(ofFile url: URL) throws -> String {
         let fd = open(url.path, O_RDONLY)
-        guard fd >= 0 else { throw ShardError.io(path: url.path, "cannot open to compute sha256: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw FileError(path: url.path, "cannot open to compute sha256: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         return try hex(ofDescriptor: fd, path: url.path)
     }
@@ -100,7 +100,7 @@ public struct SHA256: Sendable {
     private mutating func compress(blocks: UnsafeRawPointer, count: Int) {
         // SHA-NI where the CPU has it (about 10× the portable loop below, issue 20's profile), same digest.
         let done = !portable && state.withUnsafeMutableBufferPointer {
-            ch5_sha256_blocks($0.baseAddress!, blocks.assumingMemoryBound(to: UInt8.self), count) != 0
+            cc_sha256_blocks($0.baseAddress!, blocks.assumingMemoryBound(to: UInt8.self), count) != 0
         }
         if done { return }
         var h0 = state[0], h1 = state[1], h2 = state[2], h3 = state[3]

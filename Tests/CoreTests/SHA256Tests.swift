@@ -1,5 +1,5 @@
 import Foundation
-@testable import Shards
+@testable import Core
 import TestSupport
 import XCTest
 

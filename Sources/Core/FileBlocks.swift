@@ -10,7 +10,7 @@ import Glibc
 /// (issue 20).
 public enum FileBlocks {
     /// Hands the open file `fd`, from its first byte to its end, to `body` in blocks of at most `blockSize` bytes. A
-    /// read error throws `ShardError.io(path:, "<failure>: <reason>")`.
+    /// read error throws `FileError(path:, "<failure>: <reason>")`.
     public static func forEach(of fd: Int32, blockSize: Int, path: String, failure: String,
                                _ body: (UnsafeRawBufferPointer) -> Void) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 64)
@@ -19,7 +19,7 @@ public enum FileBlocks {
         while true {
             let n = pread(fd, buffer.baseAddress, blockSize, offset)
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw ShardError.io(path: path, "\(failure): \(String(cString: strerror(errno)))") }
+            guard n >= 0 else { throw FileError(path: path, "\(failure): \(String(cString: strerror(errno)))") }
             if n == 0 { return }
             body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             offset += off_t(n)

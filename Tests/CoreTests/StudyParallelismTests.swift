@@ -1,5 +1,5 @@
 import Foundation
-import Shards
+import Core
 import Synchronization
 import XCTest
 

@@ -1,14 +1,13 @@
 /*
  * SHA-256's compression function with the x86 SHA extensions (SHA-NI: sha256rnds2, sha256msg1/2), for the
- * manifest's shard checksums and the cache keys (Sources/Shards/SHA256.swift keeps the portable Swift version for
+ * manifest's shard checksums and the cache keys (Sources/Core/SHA256.swift keeps the portable Swift version for
  * other CPUs). The round structure is Intel's (and Jeffrey Walton's public-domain sha256-x86.c): state as ABEF and
  * CDGH, four rounds per message quadword, the schedule computed in place in four rotating registers.
  */
-#include "chdf5.h"
+#include "ccore.h"
 #include <stdint.h>
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
 #include <immintrin.h>
 
 static const uint32_t K256[64] __attribute__((aligned(16))) = {
@@ -21,19 +20,6 @@ static const uint32_t K256[64] __attribute__((aligned(16))) = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
-
-static int sha_ni_supported(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        unsigned a, b, c, d;
-        int ok = 0;
-        if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 19)) && (c & (1u << 9))) { /* SSE4.1, SSSE3 */
-            if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29))) ok = 1; /* SHA */
-        }
-        cached = ok;
-    }
-    return cached;
-}
 
 __attribute__((target("sha,sse4.1,ssse3")))
 static void sha256_blocks_ni(uint32_t state[8], const uint8_t *data, size_t blocks) {
@@ -78,13 +64,13 @@ static void sha256_blocks_ni(uint32_t state[8], const uint8_t *data, size_t bloc
     _mm_storeu_si128((__m128i *)&state[4], state1);
 }
 
-int ch5_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
-    if (!sha_ni_supported()) return 0;
+int cc_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
+    if (!cc_cpu_sha()) return 0;
     sha256_blocks_ni(state, data, blocks);
     return 1;
 }
 #else
-int ch5_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
+int cc_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
     (void)state; (void)data; (void)blocks;
     return 0;
 }

@@ -1,4 +1,4 @@
-import Shards
+import Core
 import XCTest
 
 final class SplitMix64Tests: XCTestCase {
