@@ -62,9 +62,11 @@ public final class FoldTraining {
         // What the model takes from the training studies (a level atlas, the conditions' offsets) is saved with its weights.
         try model.prepare(trainingKeypoints: { try studyKeypoints(dataset, studies: Set(split.training(fold))) })
         try model.move(to: device)
-        // Every rank starts from rank 0's model and sums its gradients into the global batch's after backward.
-        let allReduce = trainer.ranks.group.map {
-            GradientAllReduce(group: $0, parameters: model.namedParameters(), groups: model.parameterGroups, buffers: model.namedBuffers())
+        // Every rank starts from rank 0's model and sums its gradients into the global batch's during backward.
+        let bucketBytes = Int(config.bucketMegabytes * Double(1 << 20))
+        let allReduce = try trainer.ranks.group.map {
+            try GradientAllReduce(group: $0, parameters: model.namedParameters(), groups: model.parameterGroups, buffers: model.namedBuffers(),
+                                  firstBucketBytes: min(GradientBuckets.firstBucketBytes, bucketBytes), bucketBytes: bucketBytes)
         }
         try allReduce?.synchronizeModel()
         let ema = config.emaDecay > 0 ? try spec.make() : nil
