@@ -116,7 +116,7 @@ void at_clip_grad_norm(const at_tensor *params, int n, double max_norm, double *
 
 /* ---- element-wise ---- */
 /** Unary ops by code: 0 neg, 1 exp, 2 log, 3 sqrt, 4 sigmoid, 5 relu, 6 silu, 7 gelu, 8 tanh,
-    9 abs, 10 logsigmoid, 11 square, 12 reciprocal. */
+    9 abs, 10 logsigmoid, 11 square, 12 reciprocal, 13 isfinite (bool). */
 void at_unary(int op, at_tensor t, at_tensor *out);
 /** Binary ops by code: 0 add, 1 sub, 2 mul, 3 div, 4 maximum, 5 minimum, 6 matmul, 7 pow. */
 void at_binary(int op, at_tensor a, at_tensor b, at_tensor *out);
@@ -128,7 +128,7 @@ void at_softmax(at_tensor t, int64_t dim, at_tensor *out);
 void at_log_softmax(at_tensor t, int64_t dim, at_tensor *out);
 
 /* ---- reductions ---- */
-/** op: 0 sum, 1 mean, 2 max, 3 min, 4 L2 norm; ndims == 0 reduces everything. */
+/** op: 0 sum, 1 mean, 2 max, 3 min, 4 L2 norm, 5 all (bool); ndims == 0 reduces everything. */
 void at_reduce(int op, at_tensor t, const int64_t *dims, int ndims, int keepdim, at_tensor *out);
 void at_argmax(at_tensor t, int64_t dim, int keepdim, at_tensor *out);
 
