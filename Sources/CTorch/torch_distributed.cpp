@@ -212,7 +212,7 @@ struct Reducer {
         next = 0;
         started_during_backward = 0;
         // The buffers (BatchNorm's statistics) are final once the forward pass is: their broadcast overlaps backward.
-        if (!buffers->tensors.empty()) {
+        if (buffers->bytes.numel() > 0) {
             buffers->pack();
             buffer_work = buffers->broadcast(*group, 0);
         }
@@ -234,7 +234,8 @@ struct Reducer {
             // Which parameters some rank gave a gradient: read only where this rank lacked one (a host read).
             at::Tensor used;
             if (!bucket.complete_locally) {
-                used = bucket.flat.narrow(0, bucket.numel, static_cast<int64_t>(bucket.end - bucket.begin)).to(at::kCPU);
+                used = bucket.flat.narrow(0, bucket.numel, static_cast<int64_t>(bucket.end - bucket.begin))
+                           .to(at::kCPU, at::kFloat);
             }
             for (size_t i = bucket.begin; i < bucket.end; ++i) {
                 auto &p = parameters[i];
