@@ -5,8 +5,8 @@
 #ifndef CTORCH_FUNCTIONS_H
 #define CTORCH_FUNCTIONS_H
 
-#define CTORCH_ABI_HASH "57f1a8b7e09d6170"
-#define CTORCH_FUNCTION_COUNT 107
+#define CTORCH_ABI_HASH "4d97fbc683f59dd1"
+#define CTORCH_FUNCTION_COUNT 111
 
 #define CTORCH_FUNCTIONS(VOID_FN, VALUE_FN) \
     VALUE_FN(const char *, at_version, (void), ()) \
@@ -113,8 +113,12 @@
     VOID_FN(atd_free, (atd_group group), (group)) \
     VALUE_FN(char *, atd_backend_name, (atd_group group), (group)) \
     VOID_FN(atd_all_reduce, (atd_group group, at_tensor t, int op), (group, t, op)) \
-    VOID_FN(atd_all_reduce_buckets, (atd_group group, const at_tensor *ts, int n, const int64_t *bucket_ends, int buckets, double scale), (group, ts, n, bucket_ends, buckets, scale)) \
-    VOID_FN(atd_broadcast, (atd_group group, at_tensor t, int root), (group, t, root)) \
+    VOID_FN(atd_broadcast, (atd_group group, const at_tensor *ts, int n, int root), (group, ts, n, root)) \
+    VOID_FN(atd_reducer_new, (atd_group group, const at_tensor *parameters, int n, const int64_t *bucket_ends, int buckets, const at_tensor *buffers, int nbuffers, atd_reducer *out), (group, parameters, n, bucket_ends, buckets, buffers, nbuffers, out)) \
+    VOID_FN(atd_reducer_free, (atd_reducer reducer), (reducer)) \
+    VOID_FN(atd_reducer_begin, (atd_reducer reducer, const double *factors, double scale), (reducer, factors, scale)) \
+    VOID_FN(atd_reducer_finish, (atd_reducer reducer), (reducer)) \
+    VALUE_FN(int, atd_reducer_started_during_backward, (atd_reducer reducer), (reducer)) \
     VOID_FN(atd_barrier, (atd_group group), (group)) \
 
 #endif

@@ -296,6 +296,7 @@ void at_unary(int op, at_tensor t, at_tensor *out) {
             case 10: r = at::log_sigmoid(x); break;
             case 11: r = x.square(); break;
             case 12: r = x.reciprocal(); break;
+            case 13: r = x.isfinite(); break;
             default: TORCH_CHECK(false, "unknown unary op ", op);
         }
         *out = wrap(r);
@@ -365,6 +366,7 @@ void at_reduce(int op, at_tensor t, const int64_t *ds, int ndims, int keepdim, a
             case 2: r = all ? x.max() : x.amax(d, keepdim != 0); break;
             case 3: r = all ? x.min() : x.amin(d, keepdim != 0); break;
             case 4: r = all ? x.norm() : at::norm(x, 2, d, keepdim != 0); break;
+            case 5: r = all ? x.all() : x.all(d, keepdim != 0); break;
             default: TORCH_CHECK(false, "unknown reduction ", op);
         }
         *out = wrap(r);

@@ -101,29 +101,39 @@ final class DistributedTests: XCTestCase {
             t = torch.tensor([0.25, 4.0, -1.0], dtype=torch.float64)
             pg.allreduce([t]).wait()
             print(" ".join(repr(v) for v in t.tolist()))
-            flat = torch.arange(10, dtype=torch.float32) * 0.25
+            flat = torch.arange(12, dtype=torch.float32) * 0.25
             pg.allreduce([flat]).wait()
-            b = torch.tensor([7.0, -3.0])
+            print(" ".join(repr(v) for v in flat[10:].tolist()))
+            b = torch.zeros(16, dtype=torch.uint8)
             pg.broadcast(b, 0).wait()
-            print(" ".join(repr(v) for v in b.tolist()))
+            print(" ".join(repr(v) for v in b[:8].view(torch.float32).tolist() + b[8:].view(torch.int64).tolist()))
             """)
         let group = try ProcessGroup(environment(port: port), backend: .gloo, timeout: .seconds(60))
         XCTAssertEqual(group.backendName, "gloo")
         XCTAssertTrue(group.summary.hasPrefix("rank 0 of 2"), group.summary)
         XCTAssertEqual(try group.allReduce([1.5, -2.0, 3.0]), [1.75, 2.0, 2.0])
 
-        // Two tensors in one bucket, scaled by 0.5 here; the peer adds 0.25 × (0 ..< 10) to the flattened bucket.
-        let a = try Tensor((0..<6).map { Float($0) + 1 }, shape: [2, 3]), b = try Tensor([Float(-8), 2, 4, 10])
-        try group.allReduceBuckets([a, b], bucketEnds: [2], scale: 0.5)
-        let flat = (0..<6).map { Float($0) + 1 } + [-8, 2, 4, 10]
-        let expected = flat.enumerated().map { 0.5 * $0.element + 0.25 * Float($0.offset) }
-        XCTAssertEqual(try a.toArray(Float.self) + b.toArray(Float.self), expected)
-        XCTAssertEqual(a.shape, [2, 3])
-        let sent = try Tensor([Float(7), -3])
-        try group.broadcast(sent, root: 0)
+        // Two parameters in one bucket; backward's hooks fill it (b's gradient doubled by its factor, then the bucket
+        // scaled by 0.5) and start its all-reduce; the peer adds 0.25 × (0 ..< 12) to the flattened bucket, whose last
+        // two entries are the parameters' "had a gradient" flags (1 each here).
+        let a = try Tensor(Array(repeating: Float(0), count: 6), shape: [2, 3]), b = try Tensor(Array(repeating: Float(0), count: 4))
+        a.requiresGrad = true
+        b.requiresGrad = true
+        let ca = (0..<6).map { Float($0) + 1 }, cb: [Float] = [-8, 2, 4, 10]
+        let reducer = try BucketReducer(group: group, parameters: [a, b], bucketEnds: [2], buffers: [])
+        try reducer.begin(factors: [1, 2], scale: 0.5)
+        try ((a * (try Tensor(ca, shape: [2, 3]))).sum() + (b * (try Tensor(cb))).sum()).backward()
+        XCTAssertEqual(reducer.startedDuringBackward, 1, "the bucket's all-reduce starts inside backward")
+        try reducer.finish()
+        let expected = ca.enumerated().map { 0.5 * $0.element + 0.25 * Float($0.offset) }
+            + cb.enumerated().map { $0.element + 0.25 * Float(6 + $0.offset) }
+        XCTAssertEqual(try XCTUnwrap(a.grad).toArray(Float.self) + XCTUnwrap(b.grad).toArray(Float.self), expected)
+        XCTAssertEqual(a.grad?.shape, [2, 3])
+        // Tensors of two dtypes in one broadcast, each at a multiple of 8 bytes.
+        try group.broadcast([try Tensor([Float(7), -3]), try Tensor([Int64(5)])], root: 0)
         let output = try peer.finish()
         XCTAssertEqual(output.status, 0, output.stderr)
-        XCTAssertEqual(output.stdout.split(separator: "\n"), ["1.75 2.0 2.0", "7.0 -3.0"])
+        XCTAssertEqual(output.stdout.split(separator: "\n"), ["1.75 2.0 2.0", "3.5 3.75", "7.0 -3.0 5"])
     }
 
     func testADeadRankMakesTheOtherFailInsteadOfHanging() throws {
@@ -210,7 +220,7 @@ final class DistributedTests: XCTestCase {
         // the step leaves are the reduced ones).
         final class Rank: @unchecked Sendable {
             var model: OrdinalClassifier?, error: Error?, grads: [String: [Float]] = [:], buffers: [String: [Float]] = [:]
-            var run: (() throws -> Void)?
+            var run: (() throws -> Void)?, buckets = 0, startedDuringBackward = 0
         }
         let port = try LaunchEnvironment.freeLoopbackPort()
         let ranks = [Rank(), Rank()]
@@ -224,10 +234,13 @@ final class DistributedTests: XCTestCase {
             ranks[r].run = { [env] in
                 let group = try ProcessGroup(env, backend: .gloo, timeout: .seconds(600))
                 let step = TrainingStep(model: m, optimizer: try AdamW(m.namedParameters(), learningRate: 0, weightDecay: 0), clipNorm: nil)
-                step.allReduce = GradientAllReduce(group: group, parameters: m.namedParameters(), groups: m.parameterGroups,
-                                                   buffers: m.namedBuffers())
+                // Buckets of 64 KiB (the first 16 KiB): many buckets, so one reduced twice or skipped shows.
+                step.allReduce = try GradientAllReduce(group: group, parameters: m.namedParameters(), groups: m.parameterGroups,
+                                                       buffers: m.namedBuffers(), firstBucketBytes: 16 << 10, bucketBytes: 64 << 10)
                 try step.allReduce?.synchronizeModel()
                 try step(xr, labels: lr, keypoints: kr)
+                ranks[r].buckets = step.allReduce?.buckets.ends.count ?? 0
+                ranks[r].startedDuringBackward = step.allReduce?.bucketsStartedDuringBackward ?? 0
                 for (name, p) in m.namedParameters() { ranks[r].grads[name] = try p.grad?.toArray(Float.self) }
                 for (name, b) in m.namedBuffers() where b.dtype == .float32 { ranks[r].buffers[name] = try b.toArray(Float.self) }
             }
@@ -244,6 +257,10 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(done.wait(timeout: .now() + 600), .success, "the ranks hung")
         for (r, rank) in ranks.enumerated() { XCTAssertNil(rank.error, "rank \(r): \(String(describing: rank.error))") }
 
+        for rank in ranks {
+            XCTAssertGreaterThan(rank.buckets, 5)
+            XCTAssertGreaterThan(rank.startedDuringBackward, rank.buckets / 2, "most buckets start while backward runs")
+        }
         // Every group's gradients as one process's, up to the order of float sums.
         let localizer = named.map(\.0).filter { $0.hasPrefix("backbone.localizer.") }
         XCTAssertFalse(localizer.isEmpty)
@@ -269,6 +286,68 @@ final class DistributedTests: XCTestCase {
         let statistic = try XCTUnwrap(buffersAfterRankZero.keys.sorted().first { $0.hasPrefix("backbone.localizer.") && $0.hasSuffix("running_mean") })
         XCTAssertNotEqual(try reference.namedBuffers().first { $0.0 == statistic }.map { try $0.1.toArray(Float.self) },
                           buffersAfterRankZero[statistic], "rank 1's half moves one process's statistics further")
+    }
+
+    /// Two ranks, 12 parameters in 6 buckets of at most 32 bytes: every bucket is summed exactly once, whatever order
+    /// backward fills them in (one reduced twice or skipped would double or drop the other rank's share). A parameter
+    /// only rank 0 uses (p1) gets rank 0's gradient on both ranks; one no rank uses (p0) gets none (not zeros, which
+    /// AdamW's weight decay and moments would treat as a step); and neither hangs the reducer.
+    func testEveryBucketIsSummedOnceAndUnusedParametersDoNotHang() throws {
+        try requireGloo()
+        let sizes = [3, 1, 4, 2, 5, 2, 6, 1, 3, 2, 4, 2]
+        // Rank r's loss: Σ_i c_ri · Σ_j (j + 1) p_ij², so ∂/∂p_ij = 2 c_ri (j + 1) p_ij, with p_ij = i + j/4 at the start
+        // (every product exact in float32, so the sums are asserted exactly).
+        @Sendable func coefficient(_ r: Int, _ i: Int) -> Double { i == 0 || (i == 1 && r == 1) ? 0 : Double(r + 1) * (i % 3 == 0 ? -1 : 1) }
+        @Sendable func start(_ i: Int, _ j: Int) -> Float { Float(i) + Float(j) / 4 }
+        final class Rank: @unchecked Sendable { var grads: [[Float]?] = [], error: Error?, buckets = 0, started = 0 }
+        let port = try freePort()
+        let ranks = [Rank(), Rank()]
+        let done = DispatchGroup()
+        for r in 0..<2 {
+            var env = environment(port: port)
+            env.rank = r
+            done.enter()
+            Thread { [env] in
+                defer { done.leave() }
+                do {
+                    let group = try ProcessGroup(env, backend: .gloo, timeout: .seconds(600))
+                    let parameters = try sizes.enumerated().map { i, n in
+                        let p = try Tensor((0..<n).map { start(i, $0) })
+                        p.requiresGrad = true
+                        return ("p\(i)", p)
+                    }
+                    let reduce = try GradientAllReduce(group: group, parameters: parameters, firstBucketBytes: 16, bucketBytes: 32)
+                    // Both ranks weigh 1: each rank's gradients are halved and summed.
+                    XCTAssertEqual(try reduce.beginStep(localLoss: Double(r), localWeight: 1), 0.5)
+                    var loss: Tensor?
+                    for (i, (_, p)) in parameters.enumerated() where coefficient(r, i) != 0 {
+                        let ramp = try Tensor((0..<sizes[i]).map { Float($0 + 1) })
+                        let term = try (p * p * ramp).sum() * coefficient(r, i)
+                        loss = try loss.map { try $0 + term } ?? term
+                    }
+                    try XCTUnwrap(loss).backward()
+                    try reduce.finishStep()
+                    ranks[r].grads = try parameters.map { try $0.1.grad?.toArray(Float.self) }
+                    ranks[r].buckets = reduce.buckets.ends.count
+                    ranks[r].started = reduce.bucketsStartedDuringBackward
+                } catch { ranks[r].error = error }
+            }.start()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 600), .success, "the ranks hung")
+        for (r, rank) in ranks.enumerated() { XCTAssertNil(rank.error, "rank \(r): \(String(describing: rank.error))") }
+        for rank in ranks {
+            // Reverse order, 16 bytes then 32: [p11] [p10 p9] [p8 p7] [p6 p5] [p4 p3] [p2 p1 p0]. Every bucket but the last
+            // (p0 and p1 never fill in backward on rank 1) starts during backward.
+            XCTAssertEqual(rank.buckets, 6)
+            XCTAssertEqual(rank.started, 5)
+            for i in sizes.indices {
+                if i == 0 { XCTAssertNil(rank.grads[i], "p0: no rank used it"); continue }
+                let want = (0..<sizes[i]).map { j in
+                    Float((0..<2).map { 0.5 * 2 * coefficient($0, i) * Double(j + 1) * Double(start(i, j)) }.reduce(0, +))
+                }
+                XCTAssertEqual(try XCTUnwrap(rank.grads[i], "p\(i)"), want, "p\(i)")
+            }
+        }
     }
 
     // MARK: helpers

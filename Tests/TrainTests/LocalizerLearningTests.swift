@@ -113,4 +113,21 @@ final class LocalizerLearningTests: XCTestCase {
         XCTAssertEqual(best, entropy, accuracy: 1e-3)
         XCTAssertLessThan(best, loss)
     }
+
+    /// Both losses mask absent keypoints with tensor ops: a NaN coordinate drops that coordinate from the absolute error
+    /// and its whole point from the heatmap loss; a point far outside the grid puts all its target on the nearest cell.
+    func testTheLossesMaskAbsentPointsAndTargetTheNearestCellOutsideTheGrid() throws {
+        let points = try Tensor([Float(1), 2, 3, 4, 5, 6], shape: [1, 2, 3])
+        // Known coordinates: |1 − 0| + |2 − 4| + |4 − 4| + |6 − 9| = 6 over 4.
+        XCTAssertEqual(try LocalizationLoss()(points, try Tensor([Float(0), 4, .nan, 4, .nan, 9], shape: [1, 2, 3])).item(), 1.5)
+        XCTAssertEqual(try LocalizationLoss()(points, try Tensor([Float](repeating: .nan, count: 6), shape: [1, 2, 3])).item(), 0)
+
+        // Three points on a 1 × 1 × 4 grid of cells (one voxel each): w = 40 (beyond the last cell), w = −30 (before the
+        // first), and one with a NaN coordinate. Each heatmap's logits are 0, 1, 2, 3 along w.
+        let heat = try Tensor((0..<3).flatMap { _ in [Float(0), 1, 2, 3] }, shape: [3, 1, 1, 1, 4])
+        let truth = try Tensor([Float(0), 0, 40, 0, 0, -30, 0, .nan, 1], shape: [3, 1, 3])
+        let lse = Foundation.log([0.0, 1, 2, 3].map(Foundation.exp).reduce(0, +))
+        let loss = try HeatmapLoss(sigma: 1)(heat, truth, gridSize: [1, 1, 4]).item()
+        XCTAssertEqual(loss, ((lse - 3) + (lse - 0)) / 2, accuracy: 1e-6)
+    }
 }

@@ -45,7 +45,9 @@ final class TrainerConfigTests: XCTestCase {
         // The defaults leave out only the keys without a value (variant, width, the other model inputs).
         XCTAssertEqual(described.filter { !written.contains($0) }, ["variant", "width", "input_crop", "level_crops"])
         XCTAssertEqual(written.filter { !described.contains($0) }, [])
-        XCTAssertEqual(described.count, 49)
+        XCTAssertEqual(described.count, 50)
+        XCTAssertEqual(try TrainingConfig.parse("bucket_mb: 0.5\n", path: "t.yaml").bucketMegabytes, 0.5)
+        XCTAssertThrowsError(try TrainingConfig.parse("bucket_mb: 0\n", path: "t.yaml"))
         XCTAssertTrue(TrainingConfig.keyHelp.contains("  optimizer.lr: peak learning rate [number > 0]"), "\(TrainingConfig.keyHelp)")
     }
 

@@ -116,7 +116,7 @@ void at_clip_grad_norm(const at_tensor *params, int n, double max_norm, double *
 
 /* ---- element-wise ---- */
 /** Unary ops by code: 0 neg, 1 exp, 2 log, 3 sqrt, 4 sigmoid, 5 relu, 6 silu, 7 gelu, 8 tanh,
-    9 abs, 10 logsigmoid, 11 square, 12 reciprocal. */
+    9 abs, 10 logsigmoid, 11 square, 12 reciprocal, 13 isfinite (bool). */
 void at_unary(int op, at_tensor t, at_tensor *out);
 /** Binary ops by code: 0 add, 1 sub, 2 mul, 3 div, 4 maximum, 5 minimum, 6 matmul, 7 pow. */
 void at_binary(int op, at_tensor a, at_tensor b, at_tensor *out);
@@ -128,7 +128,7 @@ void at_softmax(at_tensor t, int64_t dim, at_tensor *out);
 void at_log_softmax(at_tensor t, int64_t dim, at_tensor *out);
 
 /* ---- reductions ---- */
-/** op: 0 sum, 1 mean, 2 max, 3 min, 4 L2 norm; ndims == 0 reduces everything. */
+/** op: 0 sum, 1 mean, 2 max, 3 min, 4 L2 norm, 5 all (bool); ndims == 0 reduces everything. */
 void at_reduce(int op, at_tensor t, const int64_t *dims, int ndims, int keepdim, at_tensor *out);
 void at_argmax(at_tensor t, int64_t dim, int keepdim, at_tensor *out);
 
@@ -213,13 +213,26 @@ void atd_free(atd_group group);
 char *atd_backend_name(atd_group group);
 /** Reduces `t` in place across the ranks: op 0 sum, 1 max, 2 min. */
 void atd_all_reduce(atd_group group, at_tensor t, int op);
-/** Sums the tensors `ts` across the ranks in buckets, each scaled by `scale` first: bucket b holds
-    ts[bucket_ends[b - 1] ..< bucket_ends[b]] flattened into one buffer, and every bucket's all-reduce
-    is started before the first is awaited, so they overlap. */
-void atd_all_reduce_buckets(atd_group group, const at_tensor *ts, int n, const int64_t *bucket_ends,
-                            int buckets, double scale);
-/** Copies rank `root`'s `t` into every rank's `t`. */
-void atd_broadcast(atd_group group, at_tensor t, int root);
+/** Copies rank `root`'s tensors `ts` into every rank's, all in one message (their bytes packed together). */
+void atd_broadcast(atd_group group, const at_tensor *ts, int n, int root);
+
+/** A data-parallel gradient reducer (PyTorch DDP's reducer in small); free with atd_reducer_free. */
+typedef void *atd_reducer;
+/** A reducer of the `n` parameters (in the order their gradients are reduced) in buckets: bucket b holds
+    parameters[bucket_ends[b - 1] ..< bucket_ends[b]] (one dtype and device), flattened into one buffer. Installs
+    a post-accumulate-grad hook on each parameter; `buffers` are broadcast from rank 0 once per step. */
+void atd_reducer_new(atd_group group, const at_tensor *parameters, int n, const int64_t *bucket_ends, int buckets,
+                     const at_tensor *buffers, int nbuffers, atd_reducer *out);
+/** Takes the hooks off the parameters and frees the reducer (after waiting for anything still in flight). */
+void atd_reducer_free(atd_reducer reducer);
+/** Arms the hooks for one backward pass: parameter i's gradient is multiplied by factors[i] (n of them), each
+    bucket by `scale`; a bucket's all-reduce starts once its gradients are all in. Starts the buffers' broadcast. */
+void atd_reducer_begin(atd_reducer reducer, const double *factors, double scale);
+/** After backward: starts the buckets still waiting (a parameter without a gradient adds zeros), waits for all,
+    and writes the sums back as the gradients (a parameter no rank gave a gradient keeps none), and the buffers. */
+void atd_reducer_finish(atd_reducer reducer);
+/** How many buckets of the last step started during backward (the rest started in atd_reducer_finish). */
+int atd_reducer_started_during_backward(atd_reducer reducer);
 /** Returns when every rank has called it (or fails after the group's timeout). */
 void atd_barrier(atd_group group);
 

@@ -34,43 +34,49 @@ public struct GradientBuckets: Equatable, Sendable {
 /// step one process would take. A rank's loss is a weighted mean over its share, Σ wℓ / W_r (the ordinal loss
 /// divides by its class weights; a plain mean by the sample count); the global loss divides by W = Σ_r W_r. So
 /// each rank scales its gradients by W_r / W and the ranks sum them: no average of means, which would weigh a
-/// rank with few labelled samples as much as one with many. Gradients are reduced in DDP's buckets.
+/// rank with few labelled samples as much as one with many. The weights are summed before backward, so that the
+/// gradients can be reduced in DDP's buckets while backward still runs (`BucketReducer`).
 public final class GradientAllReduce {
     /// The group the ranks share.
     public let group: ProcessGroup
     private let parameters: [(String, Tensor)]
     private let buffers: [(String, Tensor)]
-    /// For each parameter, the extra loss whose terms weigh its gradients (nil: the loss's own weight).
+    /// For each parameter, in `buckets.order`, the extra loss whose terms weigh its gradients (nil: the loss's own weight).
     private let reducedBy: [String?]
     /// The buckets of `parameters`.
     public let buckets: GradientBuckets
+    private let reducer: BucketReducer
 
-    /// A reducer of `parameters`' gradients, weighed as `groups` say (`ParameterPolicy.reducedBy`); `buffers`
-    /// (BatchNorm's running statistics) are copied from rank 0 at every step, as DDP's broadcast_buffers, so every
-    /// rank evaluates and saves the same model.
-    public init(group: ProcessGroup, parameters: [(String, Tensor)], groups: [ParameterGroup] = [], buffers: [(String, Tensor)] = []) {
+    /// A reducer of `parameters`' gradients, weighed as `groups` say (`ParameterPolicy.reducedBy`), in buckets of at
+    /// most `bucketBytes` (the first of `firstBucketBytes`); `buffers` (BatchNorm's running statistics) are copied from
+    /// rank 0 at every step, as DDP's broadcast_buffers, so every rank evaluates and saves the same model. Installs a
+    /// gradient hook on every parameter.
+    public init(group: ProcessGroup, parameters: [(String, Tensor)], groups: [ParameterGroup] = [], buffers: [(String, Tensor)] = [],
+                firstBucketBytes: Int = GradientBuckets.firstBucketBytes, bucketBytes: Int = GradientBuckets.bucketBytes) throws {
         self.group = group
         self.parameters = parameters
         self.buffers = buffers
-        reducedBy = parameters.map { groups.group(of: $0.0)?.policy.reducedBy }
-        buckets = GradientBuckets(byteCounts: parameters.map { $0.1.count * $0.1.dtype.byteSize })
+        let buckets = GradientBuckets(byteCounts: parameters.map { $0.1.count * $0.1.dtype.byteSize },
+                                      firstBucketBytes: firstBucketBytes, bucketBytes: bucketBytes)
+        self.buckets = buckets
+        reducedBy = buckets.order.map { groups.group(of: parameters[$0].0)?.policy.reducedBy }
+        reducer = try BucketReducer(group: group, parameters: buckets.order.map { parameters[$0].1 }, bucketEnds: buckets.ends,
+                                    buffers: buffers.map(\.1))
     }
 
     /// Copies rank 0's parameters and buffers to every rank (at start, so the ranks begin from one model).
     public func synchronizeModel() throws {
-        try Torch.noGrad {
-            for (_, tensor) in parameters + buffers { try group.broadcast(tensor, root: 0) }
-        }
+        try Torch.noGrad { try group.broadcast((parameters + buffers).map(\.1), root: 0) }
     }
 
-    /// Called after backward, before the optimiser step: sums the ranks' gradients, each scaled by
-    /// `localWeight` / Σ weights, and returns the global batch's loss from this rank's `localLoss`
-    /// (its weighted mean, normalised by `localWeight`). Every parameter must have a gradient.
+    /// Called after the forward pass, before backward: sums the ranks' loss weights and arms the gradient hooks, each
+    /// gradient to be scaled by `localWeight` / Σ weights; returns the global batch's loss from this rank's `localLoss`
+    /// (its weighted mean, normalised by `localWeight`). `finishStep` after backward completes the sums.
     ///
     /// A group whose policy names an extra loss (a localizer's, a mean over the rank's `extraTerms[name]` labelled
     /// points) is weighted by the rank's share of the global batch's terms instead, n_r / N, so every group steps as in
     /// one process.
-    public func reduce(localLoss: Double, localWeight: Double, extraTerms: [String: Double] = [:], epsilon: Double = 1e-7) throws -> Double {
+    public func beginStep(localLoss: Double, localWeight: Double, extraTerms: [String: Double] = [:], epsilon: Double = 1e-7) throws -> Double {
         let weight = max(localWeight, epsilon)
         let names = extraTerms.keys.sorted()
         let totals = try group.allReduce([weight * localLoss, localWeight] + names.map { extraTerms[$0]! })
@@ -81,23 +87,16 @@ public final class GradientAllReduce {
             let n = extraTerms[name]!, total = totals[2 + k]
             factors[name] = total > 0 ? (n / total) / (weight / globalWeight) : 0
         }
-        var grads: [Tensor] = []
-        grads.reserveCapacity(parameters.count)
-        for index in buckets.order {
-            let (name, parameter) = parameters[index]
-            guard let grad = parameter.grad else {
-                throw DistributedError("rank \(group.rank): parameter \(name) has no gradient; data-parallel training needs every "
-                                       + "parameter used in every step")
-            }
-            if let loss = reducedBy[index], let factor = factors[loss], factor != 1 {
-                try Torch.noGrad { try grad.mul_(factor) }
-            }
-            grads.append(grad)
-        }
-        try group.allReduceBuckets(grads, bucketEnds: buckets.ends, scale: weight / globalWeight)
-        for (_, buffer) in buffers { try group.broadcast(buffer, root: 0) }
+        try reducer.begin(factors: reducedBy.map { $0.flatMap { factors[$0] } ?? 1 }, scale: weight / globalWeight)
         return totals[0] / globalWeight
     }
+
+    /// Called after backward, before the optimiser step: waits for the buckets (starting those backward left waiting:
+    /// a parameter this rank gave no gradient adds zeros) and leaves the sums as the gradients, and rank 0's buffers.
+    public func finishStep() throws { try reducer.finish() }
+
+    /// How many buckets of the last step started while backward was still running.
+    public var bucketsStartedDuringBackward: Int { reducer.startedDuringBackward }
 }
 
 extension CumulativeLinkLoss {

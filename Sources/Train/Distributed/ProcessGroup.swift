@@ -25,7 +25,7 @@ public final class ProcessGroup {
         case min = 2
     }
 
-    private let handle: atd_group
+    let handle: atd_group
     /// This process's rank and the number of ranks.
     public let rank: Int, worldSize: Int
     /// The launcher's description of this rank.
@@ -89,20 +89,10 @@ public final class ProcessGroup {
         return try t.toArray(Double.self)
     }
 
-    /// Scales each tensor by `scale` and sums it across the ranks in place, one all-reduce per bucket
-    /// (`bucketEnds`: exclusive end index of each bucket in `tensors`); the buckets are all in flight at once.
-    public func allReduceBuckets(_ tensors: [Tensor], bucketEnds: [Int], scale: Double) throws {
+    /// Copies rank `root`'s `tensors` into every rank's, in one message (their bytes packed together, whatever their dtypes).
+    public func broadcast(_ tensors: [Tensor], root: Int = 0) throws {
         let handles: [at_tensor?] = tensors.map(\.handle)
-        let ends = bucketEnds.map(Int64.init)
-        withExtendedLifetime(tensors) {
-            atd_all_reduce_buckets(handle, handles, Int32(handles.count), ends, Int32(ends.count), scale)
-        }
-        try ProcessGroup.check()
-    }
-
-    /// Copies rank `root`'s `tensor` into every rank's.
-    public func broadcast(_ tensor: Tensor, root: Int = 0) throws {
-        withExtendedLifetime(tensor) { atd_broadcast(handle, tensor.handle, Int32(root)) }
+        withExtendedLifetime(tensors) { atd_broadcast(handle, handles, Int32(handles.count), Int32(root)) }
         try ProcessGroup.check()
     }
 
@@ -113,7 +103,7 @@ public final class ProcessGroup {
     }
 
     /// The shim's last error as a `DistributedError` (c10d's message, prefixed with this rank by the shim).
-    private static func check() throws {
+    static func check() throws {
         guard let p = at_take_error() else { return }
         defer { at_string_free(p) }
         throw DistributedError(String(cString: p))

@@ -91,34 +91,38 @@ public struct HeatmapLoss {
     public init(sigma: Double = 1) { self.sigma = sigma }
 
     /// `heat` (B, L, d, h, w) logits over a grid of `size` voxels; `truth` (B, L, 3) float32 points in those voxels, NaN
-    /// where absent. Zero when no point of the batch is known.
+    /// where absent. Zero when no point of the batch is known. Built with tensor ops on `heat`'s device (no host copy); the
+    /// target is computed in float64 and rounded to float32, as the arrays it replaced were.
     public func callAsFunction(_ heat: Tensor, _ truth: Tensor, gridSize size: [Int]) throws -> Tensor {
         let shape = heat.shape, b = shape[0], l = shape[1], cells = Array(shape[2...])
-        let values = try truth.to(.float32, device: .cpu).toArray(Float.self)
-        let pointKnown = (0..<(b * l)).map { i in (0..<3).allSatisfy { values[3 * i + $0].isFinite } }
-        let count = pointKnown.filter { $0 }.count
         let device = heat.device
+        let points = try truth.to(.float64, device: device)
+        let known = try points.isFinite().all([2])  // (B, L): a point's three coordinates are labelled together
+        let count = try known.to(.float64).sum().clamp(min: 1)
         // The target, separable: one normalised Gaussian per axis over the cell centres (cell i holds voxel (i + ½)·size/n − ½).
         var target: Tensor?
         for axis in 0..<3 {
             let n = cells[axis], ratio = Double(size[axis]) / Double(n)
-            var g = [Float](repeating: 0, count: b * l * n)
-            for i in 0..<(b * l) where pointKnown[i] {
-                let c = (Double(values[3 * i + axis]) + 0.5) / ratio - 0.5
-                var row = (0..<n).map { exp(-pow(Double($0) - c, 2) / (2 * sigma * sigma)) }
-                let sum = row.reduce(0, +)
-                // A point outside the grid: all mass on the nearest edge cell.
-                if sum < 1e-12 { row = (0..<n).map { $0 == min(max(Int(c.rounded()), 0), n - 1) ? 1 : 0 } }
-                let total = row.reduce(0, +)
-                for k in 0..<n { g[i * n + k] = Float(row[k] / total) }
-            }
+            let centre = try ((points.select(2, axis) + 0.5) / ratio - 0.5).unsqueeze(2)  // (B, L, 1)
+            let cell = try Tensor.arange(0, Double(n), dtype: .float64, device: device).reshape([1, 1, n])
+            let distance = try cell - centre
+            let gaussian = try ((distance * distance).neg() / (2 * sigma * sigma)).exp()
+            let sum = try gaussian.sum([2], keepDim: true)
+            // A point outside the grid: all mass on the nearest cell, min(max(⌊c + ½⌋, 0), n − 1) (the cells 1 ..< n at or
+            // below c + ½, counted).
+            let nearest = try (cell.narrow(2, start: 1, length: n - 1) - (centre + 0.5)).le(0).to(.float64).sum([2], keepDim: true)
+            let edge = try (cell - nearest).eq(0).to(.float64)
+            let outside = try sum.lt(1e-12)
+            let row = try Tensor.where(outside, edge, gaussian) / Tensor.where(outside, try Tensor.ones([1], dtype: .float64, device: device), sum)
+            let g = try Tensor.where(try known.unsqueeze(2), row, try Tensor.zeros([1], dtype: .float64, device: device))
             var axisShape = [b, l, 1, 1, 1]
             axisShape[2 + axis] = n
-            let t = try Tensor(g, shape: axisShape, device: device)
+            let t = try g.to(.float32).reshape(axisShape)
             target = try target.map { try $0 * t } ?? t
         }
         let logp = try heat.to(.float32).reshape([b, l, cells.reduce(1, *)]).logSoftmax(dim: 2).reshape([b, l] + cells)
-        return try (target! * logp).sum() * (-1.0 / Double(max(1, count)))
+        // −1 / count rounded to float32 once, as the scalar it replaced.
+        return try (target! * logp).sum() * (count.reciprocal().neg().to(.float32))
     }
 }
 
@@ -128,13 +132,13 @@ public struct LocalizationLoss {
     /// A loss.
     public init() {}
 
-    /// `points` (B, L, 3) predictions; `truth` (B, L, 3) float32 keypoints with NaN where absent (CPU or device).
+    /// `points` (B, L, 3) predictions; `truth` (B, L, 3) float32 keypoints with NaN where absent (CPU or device). The mask
+    /// is built on `points`' device (no host copy).
     public func callAsFunction(_ points: Tensor, _ truth: Tensor) throws -> Tensor {
-        let values = try truth.to(.float32, device: .cpu).toArray(Float.self)
-        let known = values.map { $0.isFinite ? Float(1) : 0 }
-        let mask = try Tensor(known, shape: truth.shape, device: points.device)
-        let target = try Tensor(values.map { $0.isFinite ? $0 : 0 }, shape: truth.shape, device: points.device)
-        let count = max(1, known.reduce(0, +))
-        return try ((points - target).abs() * mask).sum() / Double(count)
+        let target = try truth.to(.float32, device: points.device)
+        let known = try target.isFinite()
+        let mask = try known.to(.float32)
+        let zeros = try Tensor.zeros([1], device: points.device)
+        return try ((points - Tensor.where(known, target, zeros)).abs() * mask).sum() / mask.sum().clamp(min: 1)
     }
 }

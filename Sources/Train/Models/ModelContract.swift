@@ -24,8 +24,8 @@ public struct ExtraLoss {
     public var value: Tensor
     /// Its weight beside the ordinal loss.
     public var weight: Double
-    /// How many terms `value` averages (a float64 scalar, on the CPU): in data-parallel training each rank weighs its
-    /// gradients of the groups this loss trains by its share of the ranks' terms.
+    /// How many terms `value` averages (a float64 scalar on the model's device, read only in data-parallel training):
+    /// there each rank weighs its gradients of the groups this loss trains by its share of the ranks' terms.
     public var terms: Tensor
 
     /// A loss `value` of weight `weight`, a mean over `terms` terms.

@@ -117,16 +117,16 @@ public final class TwoStageBackbone: Module, Backbone {
     /// keypoints, also the localizer's loss against them.
     public func forward(_ input: ModelInput) throws -> BackboneOutput {
         let x = input.volumes
-        // The labels' spinal-canal points (B, levels, 3) and the crops' centres: them moved by the jitter, drawn before
-        // any other random number of the step.
-        let spinal = try input.keypoints.map { try $0.to(.float32, device: .cpu).narrow(1, start: 0, length: levels).contiguous() }
-        let guide = try spinal.map { try $0 + ((try Tensor.rand($0.shape) * 2 - 1) * layout.jitter) }
+        // The labels' spinal-canal points (B, levels, 3) on the input's device, and the crops' centres: them moved by the
+        // jitter, drawn before any other random number of the step, from the CPU generator whatever the device (the
+        // draws of a seed stay the same), then sent to the device; nothing comes back to the host.
+        let spinal = try input.keypoints.map { try $0.to(.float32, device: x.device).narrow(1, start: 0, length: levels).contiguous() }
+        let guide = try spinal.map { try $0 + ((try Tensor.rand($0.shape).to(device: x.device) * 2 - 1) * layout.jitter) }
         let (heat, predicted) = try locateWithHeatmaps(x)
         var points = try predicted.detach()
         if let guide {
-            // x − x is 0 exactly where x is finite: the labelled points replace the predictions, the rest stay.
-            let g = try guide.to(.float32, device: x.device)
-            points = try Tensor.where(try (g - g).eq(0), g, points)
+            // The labelled points replace the predictions, the rest stay.
+            points = try Tensor.where(try guide.isFinite(), guide, points)
         }
         let located = Located(levels: predicted, columnOffsets: offsets)
         let features = try cropFeatures(x, points: points)
@@ -134,7 +134,7 @@ public final class TwoStageBackbone: Module, Backbone {
         let localization = try LocalizationLoss()(predicted, spinal)
             + HeatmapLoss(sigma: layout.heatmapSigma)(heat, spinal, gridSize: Array(x.shape[2...]))
         // Labelled points: the loss is a mean over them (a point's three coordinates are labelled together).
-        let terms = try (spinal - spinal).eq(0).to(.float64).sum() / 3.0
+        let terms = try spinal.isFinite().to(.float64).sum() / 3.0
         return BackboneOutput(features: features, extraLosses: [ExtraLoss(name: Self.localizationLoss, value: localization,
                                                                           weight: layout.localizationWeight, terms: terms)],
                               located: located)

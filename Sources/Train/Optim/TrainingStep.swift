@@ -20,7 +20,7 @@ public final class TrainingStep {
     public let device: Device
     /// Steps taken so far (the schedule's position; checkpoints store it).
     public var step: Int
-    /// In data-parallel training, sums the ranks' gradients after backward (nil: one process).
+    /// In data-parallel training, sums the ranks' gradients, bucket by bucket while backward runs (nil: one process).
     public var allReduce: GradientAllReduce?
     /// The model's parameter groups, as the optimiser holds them (clipped group by group).
     private let groups: [ParameterGroup]
@@ -57,12 +57,15 @@ public final class TrainingStep {
         let output = mixedPrecision ? try Torch.autocast(device) { try model.forward(input) } : try model.forward(input)
         var value = try loss(output.probabilities, labels)
         for extra in output.extraLosses { value = try value + extra.value * extra.weight }
-        try value.backward()
         let batchLoss: Double
         if let allReduce {
+            // The ranks' weights are summed before backward, so each bucket's all-reduce can start while backward runs.
             let terms = try Dictionary(uniqueKeysWithValues: output.extraLosses.map { ($0.name, try $0.terms.item()) })
-            batchLoss = try allReduce.reduce(localLoss: value.item(), localWeight: loss.weightSum(labels), extraTerms: terms)
+            batchLoss = try allReduce.beginStep(localLoss: value.item(), localWeight: loss.weightSum(labels), extraTerms: terms)
+            try value.backward()
+            try allReduce.finishStep()
         } else {
+            try value.backward()
             batchLoss = try value.item()
         }
         if let clipNorm {

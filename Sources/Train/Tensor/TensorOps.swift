@@ -38,6 +38,8 @@ extension Tensor {
     public func square() throws -> Tensor { try unary(11) }
     /// 1/x.
     public func reciprocal() throws -> Tensor { try unary(12) }
+    /// A bool tensor: true where the element is neither NaN nor infinite.
+    public func isFinite() throws -> Tensor { try unary(13) }
 
     /// Element-wise maximum (broadcasting).
     public func maximum(_ other: Tensor) throws -> Tensor { try Tensor.binary(4, self, other) }
@@ -114,6 +116,8 @@ extension Tensor {
     public func min(_ dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(3, dims, keepDim) }
     /// Euclidean norm over `dims` (all when empty).
     public func norm(_ dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(4, dims, keepDim) }
+    /// Whether every element along `dims` (all when empty) is true (a bool tensor).
+    public func all(_ dims: [Int] = [], keepDim: Bool = false) throws -> Tensor { try reduce(5, dims, keepDim) }
     /// Index of the maximum along `dim`.
     public func argmax(dim: Int, keepDim: Bool = false) throws -> Tensor {
         try Tensor.make { at_argmax(handle, Int64(dim), keepDim ? 1 : 0, $0) }

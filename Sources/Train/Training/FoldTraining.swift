@@ -1,5 +1,36 @@
 import Foundation
 
+/// What a fold's training takes from its run: the configuration, the shards, the fold's folder, the ranks, and whom
+/// to tell about progress. Values only: the fold changes nothing of the run's (what it did, it returns).
+public struct FoldContext {
+    /// The configuration (resolved) and the shards trained on.
+    public var config: TrainingConfig, dataset: ShardDataset
+    /// The fold's folder in the run.
+    public var folder: FoldFolder
+    /// The ranks training together; rank 0 alone writes.
+    public var ranks: TrainingRanks
+    /// Called after every step with the progress, and after every epoch with the fold and its record.
+    public var onProgress: ((TrainingProgress) -> Void)?, onEpoch: ((Int, EpochRecord) -> Void)?
+    /// The optimiser steps this process may still take before it stops as if killed (`Trainer.Stopped`, after saving
+    /// `last.safetensors`); nil: no limit.
+    public var stepLimit: Int?
+
+    /// The context of one fold's training.
+    public init(config: TrainingConfig, dataset: ShardDataset, folder: FoldFolder, ranks: TrainingRanks = .single,
+                onProgress: ((TrainingProgress) -> Void)? = nil, onEpoch: ((Int, EpochRecord) -> Void)? = nil, stepLimit: Int? = nil) {
+        self.config = config
+        self.dataset = dataset
+        self.folder = folder
+        self.ranks = ranks
+        self.onProgress = onProgress
+        self.onEpoch = onEpoch
+        self.stepLimit = stepLimit
+    }
+
+    /// The device from the configuration.
+    public var device: Device { config.device.device }
+}
+
 /// One fold's training, in the steps a trainer is made of (as nnU-Net's and timm's trainers are): `init`
 /// sets up (seed, model, EMA, loaders, optimiser, schedule), `restore` continues from `last.safetensors`,
 /// `trainEpoch` runs the steps of one epoch, `validate` scores it and keeps the best, `checkpoint` saves
@@ -9,7 +40,7 @@ import Foundation
 public final class FoldTraining {
     /// The fold, its folder, the split it is a fold of.
     public let fold: Int, folder: FoldFolder, split: FoldSplit
-    /// The configuration and device (the trainer's).
+    /// The configuration and device.
     public let config: TrainingConfig, device: Device
     /// The model trained and, with `ema_decay` > 0, the exponential moving average of its weights (what is validated then).
     public let model: OrdinalClassifier, ema: OrdinalClassifier?
@@ -25,8 +56,10 @@ public final class FoldTraining {
     public var epochsDone: Int { state.position.epoch }
     /// Every finished epoch's record.
     public var history: [EpochRecord] { state.history }
+    /// Optimiser steps this process has taken in this fold (a resumed fold counts from the resume).
+    public private(set) var stepsTaken = 0
 
-    private unowned let trainer: Trainer
+    private let context: FoldContext
     private let optimizer: AdamW
     private let schedule: WarmupCosine
     private let step: TrainingStep
@@ -39,81 +72,114 @@ public final class FoldTraining {
     private var state: TrainerState
     /// The EMA's tensors beside the model's, paired once (both are updated in place from here on).
     private let emaPairs: EMAPairs?
+    private var ranks: TrainingRanks { context.ranks }
 
-    /// Sets fold `fold` of `split` up for `trainer`: seeds libtorch with seed + fold, builds the model (its level
-    /// atlas from the training studies), the EMA, the loaders, the optimiser and the schedule.
-    public init(trainer: Trainer, fold: Int, split: FoldSplit) throws {
-        let config = trainer.config, dataset = trainer.dataset, device = trainer.device
-        self.trainer = trainer
+    /// Sets fold `fold` of `split` up: seeds libtorch with seed + fold, builds the model (what it takes from the training
+    /// studies), the ranks' gradient reducer, the EMA, the loaders, the optimiser and the schedule, in that order.
+    public init(_ context: FoldContext, fold: Int, split: FoldSplit) throws {
+        let config = context.config, dataset = context.dataset, device = context.device
+        self.context = context
         self.fold = fold
         self.split = split
         self.config = config
         self.device = device
-        folder = trainer.folder.fold(fold)
-        if trainer.ranks.writes { try folder.create() }
+        folder = context.folder
+        if context.ranks.writes { try folder.create() }
         Torch.threads = config.threads > 0 ? config.threads : ProcessInfo.processInfo.activeProcessorCount
         Torch.manualSeed(config.seed &+ UInt64(fold))
 
-        let spec = try config.modelSpec(gridSize: dataset.manifest.shape)
+        trainStudies = split.training(fold)
+        valStudies = split.validation(fold)
+        let (spec, model) = try Self.makeModel(config, dataset: dataset, trainStudies: trainStudies, device: device)
         self.spec = spec
-        let model = try spec.make()
         self.model = model
-        // What the model takes from the training studies (a level atlas, the conditions' offsets) is saved with its weights.
-        try model.prepare(trainingKeypoints: { try studyKeypoints(dataset, studies: Set(split.training(fold))) })
-        try model.move(to: device)
-        // Every rank starts from rank 0's model and sums its gradients into the global batch's after backward.
-        let allReduce = trainer.ranks.group.map {
-            GradientAllReduce(group: $0, parameters: model.namedParameters(), groups: model.parameterGroups, buffers: model.namedBuffers())
-        }
-        try allReduce?.synchronizeModel()
-        let ema = config.emaDecay > 0 ? try spec.make() : nil
+        let allReduce = try Self.makeAllReduce(model, config: config, ranks: context.ranks)
+        let ema = try Self.makeEMA(of: model, spec: spec, config: config, device: device)
         self.ema = ema
-        if let ema {
-            try ema.move(to: device)
-            try ema.update(parameters: model.stateDict())
-            ema.eval()
-        }
-        let trainStudies = split.training(fold), valStudies = split.validation(fold)
-        self.trainStudies = trainStudies
-        self.valStudies = valStudies
-        let threads = config.loaderThreads > 0 ? config.loaderThreads : ProcessInfo.processInfo.activeProcessorCount
-        // batch_size is the global batch: each rank reads its share of every batch one process would read.
-        var trainOptions = LoaderOptions(batchSize: try trainer.ranks.localBatch(config.batchSize), shuffle: true,
-                                         seed: config.seed &+ UInt64(fold) &* 7919, dropLast: true, threads: threads, prefetch: config.prefetch)
-        trainOptions.rankShare = trainer.ranks.share
-        trainLoader = try ShardLoader(dataset: dataset, studies: trainStudies, options: trainOptions, device: device)
-        valOrder = dataset.studyIDs.filter { valStudies.contains($0) }
-        valLoader = try ShardLoader(dataset: dataset, studies: trainer.ranks.validationShare(valOrder),
-                                    options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
-                                                           threads: threads, prefetch: config.prefetch),
-                                    device: device)
-        let batchesPerEpoch = trainLoader.batchesPerEpoch
-        self.batchesPerEpoch = batchesPerEpoch
+        (trainLoader, valLoader, valOrder) = try Self.makeLoaders(config, dataset: dataset, ranks: context.ranks,
+                                                                  trainStudies: trainStudies, valStudies: valStudies, fold: fold, device: device)
+        batchesPerEpoch = trainLoader.batchesPerEpoch
         guard batchesPerEpoch > 0 else {
             throw TrainError(.configuration, "fold \(fold): \(trainLoader.samples.count) training samples make no full batch of \(config.batchSize); lower batch_size")
         }
-        let totalSteps = batchesPerEpoch * config.epochs
-        self.totalSteps = totalSteps
-        let optimizer = try AdamW(model.namedParameters(), learningRate: config.learningRate, betas: (config.beta1, config.beta2),
-                              eps: config.eps, weightDecay: config.weightDecay)
-        self.optimizer = optimizer
-        let schedule = WarmupCosine(peak: config.learningRate, warmup: Int((config.warmupEpochs * Double(batchesPerEpoch)).rounded()),
-                                total: totalSteps, floor: config.minLearningRate)
-        self.schedule = schedule
-        step = TrainingStep(model: model, optimizer: optimizer, loss: CumulativeLinkLoss(classWeights: config.classWeights.map(Float.init)),
-                            schedule: schedule, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil,
-                            mixedPrecision: config.bf16, device: device)
+        totalSteps = batchesPerEpoch * config.epochs
+        (optimizer, schedule, step) = try Self.makeOptimization(model, config: config, batchesPerEpoch: batchesPerEpoch,
+                                                                totalSteps: totalSteps, device: device)
         step.allReduce = allReduce
-        let augmenter = Augmenter(options: config.augmentation, seed: config.seed &+ UInt64(fold))
-        augmenter.rankShare = trainer.ranks.share
-        self.augmenter = augmenter
+        augmenter = Augmenter(options: config.augmentation, seed: config.seed &+ UInt64(fold))
+        augmenter.rankShare = context.ranks.share
         affines = model.locates ? try studyAffines(dataset) : [:]
-
         let labels = try studyLabels(dataset)
-        prior = RSNAScore.prior(labels: Array(trainStudies.sorted().compactMap { labels[$0] }.joined()))
+        prior = RSNAScore.prior(labels: Array(split.training(fold).sorted().compactMap { labels[$0] }.joined()))
         state = TrainerState(position: LoaderPosition(epoch: 0), step: 0, lossSum: 0, lossCount: 0, seconds: 0, samples: 0,
                              loaderSeconds: 0, history: [], bestScore: nil, bestEpoch: nil)
         emaPairs = ema.map { EMAPairs(ema: $0, model: model) }
+    }
+
+    /// The model of the configuration on `device`, with what it takes from the training studies (a level atlas, the
+    /// conditions' offsets; saved with its weights). Its initial weights are the first draws from the seeded generator.
+    private static func makeModel(_ config: TrainingConfig, dataset: ShardDataset, trainStudies: Set<Int64>,
+                                  device: Device) throws -> (ModelSpec, OrdinalClassifier) {
+        let spec = try config.modelSpec(gridSize: dataset.manifest.shape)
+        let model = try spec.make()
+        try model.prepare(trainingKeypoints: { try studyKeypoints(dataset, studies: trainStudies) })
+        try model.move(to: device)
+        return (spec, model)
+    }
+
+    /// In data-parallel training, the reducer of the ranks' gradients, after every rank has taken rank 0's model; nil for
+    /// one process.
+    private static func makeAllReduce(_ model: OrdinalClassifier, config: TrainingConfig, ranks: TrainingRanks) throws -> GradientAllReduce? {
+        guard let group = ranks.group else { return nil }
+        let bucketBytes = Int(config.bucketMegabytes * Double(1 << 20))
+        let allReduce = try GradientAllReduce(group: group, parameters: model.namedParameters(), groups: model.parameterGroups,
+                                              buffers: model.namedBuffers(),
+                                              firstBucketBytes: min(GradientBuckets.firstBucketBytes, bucketBytes), bucketBytes: bucketBytes)
+        try allReduce.synchronizeModel()
+        return allReduce
+    }
+
+    /// With `ema_decay` > 0, the exponential moving average of `model`'s weights, starting as a copy of them (evaluation
+    /// mode); nil otherwise. Made after the model, so its own initial draws do not change the model's.
+    private static func makeEMA(of model: OrdinalClassifier, spec: ModelSpec, config: TrainingConfig, device: Device) throws -> OrdinalClassifier? {
+        guard config.emaDecay > 0 else { return nil }
+        let ema = try spec.make()
+        try ema.move(to: device)
+        try ema.update(parameters: model.stateDict())
+        ema.eval()
+        return ema
+    }
+
+    /// The training loader (shuffled by the fold's seed, full batches, this rank's share of every global batch) and the
+    /// validation loader (this rank's share of the validation studies, in `valOrder`, one process's order).
+    private static func makeLoaders(_ config: TrainingConfig, dataset: ShardDataset, ranks: TrainingRanks, trainStudies: Set<Int64>,
+                                    valStudies: Set<Int64>, fold: Int, device: Device) throws
+        -> (train: ShardLoader, validation: ShardLoader, valOrder: [Int64]) {
+        let threads = config.loaderThreads > 0 ? config.loaderThreads : ProcessInfo.processInfo.activeProcessorCount
+        // batch_size is the global batch: each rank reads its share of every batch one process would read.
+        var trainOptions = LoaderOptions(batchSize: try ranks.localBatch(config.batchSize), shuffle: true,
+                                         seed: config.seed &+ UInt64(fold) &* 7919, dropLast: true, threads: threads, prefetch: config.prefetch)
+        trainOptions.rankShare = ranks.share
+        let train = try ShardLoader(dataset: dataset, studies: trainStudies, options: trainOptions, device: device)
+        let valOrder = dataset.studyIDs.filter { valStudies.contains($0) }
+        let validation = try ShardLoader(dataset: dataset, studies: ranks.validationShare(valOrder),
+                                         options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
+                                                                threads: threads, prefetch: config.prefetch),
+                                         device: device)
+        return (train, validation, valOrder)
+    }
+
+    /// AdamW over `model`'s parameters, warm-up then cosine over the fold's `totalSteps`, and the step that uses them.
+    private static func makeOptimization(_ model: OrdinalClassifier, config: TrainingConfig, batchesPerEpoch: Int, totalSteps: Int,
+                                         device: Device) throws -> (AdamW, WarmupCosine, TrainingStep) {
+        let optimizer = try AdamW(model.namedParameters(), learningRate: config.learningRate, betas: (config.beta1, config.beta2),
+                                  eps: config.eps, weightDecay: config.weightDecay)
+        let schedule = WarmupCosine(peak: config.learningRate, warmup: Int((config.warmupEpochs * Double(batchesPerEpoch)).rounded()),
+                                    total: totalSteps, floor: config.minLearningRate)
+        let step = TrainingStep(model: model, optimizer: optimizer, loss: CumulativeLinkLoss(classWeights: config.classWeights.map(Float.init)),
+                                schedule: schedule, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil,
+                                mixedPrecision: config.bf16, device: device)
+        return (optimizer, schedule, step)
     }
 
     /// Continues from `last.safetensors` when there is one (weights, optimiser, generators, EMA, loader position,
@@ -153,18 +219,18 @@ public final class FoldTraining {
             clock = now
             state.lossSum += loss
             state.lossCount += 1
-            state.samples += batch.count * trainer.ranks.count
+            state.samples += batch.count * ranks.count
             state.position = batches.position
             state.step = step.step
-            trainer.stepsThisProcess += 1
-            if let onProgress = trainer.onProgress {
+            stepsTaken += 1
+            if let onProgress = context.onProgress {
                 let rate = state.seconds > 0 ? Double(state.samples) / state.seconds : 0
                 let stepsLeft = totalSteps - state.step
                 onProgress(TrainingProgress(fold: fold, epoch: epoch + 1, epochs: config.epochs, batch: state.position.batch,
                                             batches: batchesPerEpoch, runningLoss: state.lossSum / Double(state.lossCount), samplesPerSecond: rate,
                                             etaSeconds: rate > 0 ? Double(stepsLeft * config.batchSize) / rate : 0))
             }
-            if let stop = trainer.stopAfterSteps, trainer.stepsThisProcess >= stop {
+            if let limit = context.stepLimit, stepsTaken >= limit {
                 try checkpoint()
                 throw Trainer.Stopped(fold: fold, step: state.step)
             }
@@ -180,8 +246,8 @@ public final class FoldTraining {
         let evaluated = ema ?? model
         evaluated.eval()
         let (local, localPoints) = try predictLocating([evaluated], loader: valLoader, config: config)
-        let predictions = try trainer.ranks.gather(local, ordered: valOrder)
-        let points = try localPoints.map { try trainer.ranks.gather(located: $0, ordered: valOrder) }
+        let predictions = try ranks.gather(local, ordered: valOrder)
+        let points = try localPoints.map { try ranks.gather(located: $0, ordered: valOrder) }
         let score = RSNAScore(predictions)
         // No labelled point among the held-out studies: no error to record (rather than NaN millimetres).
         let located = points.map { localizationError($0, affines: affines) }
@@ -197,12 +263,12 @@ public final class FoldTraining {
             state.bestScore = score.score
             state.bestEpoch = epoch + 1
             let priorScore = RSNAScore(predictions.replacing(with: prior))
-            if trainer.ranks.writes { try Checkpoint.saveWeights(evaluated, to: folder.bestURL) }
-            if trainer.ranks.writes { try folder.save(FoldResult(fold: fold, valRsnaScore: score.score, priorRsnaScore: priorScore.score,
+            if ranks.writes { try Checkpoint.saveWeights(evaluated, to: folder.bestURL) }
+            if ranks.writes { try folder.save(FoldResult(fold: fold, valRsnaScore: score.score, priorRsnaScore: priorScore.score,
                                        bestEpoch: epoch + 1, spinal: score.spinal, foraminal: score.foraminal, subarticular: score.subarticular,
                                        anySevereSpinal: score.anySevereSpinal, best: score, prior: priorScore,
                                        trainStudies: trainStudies.count, valStudies: valStudies.count, localization: localization)) }
-            if trainer.ranks.writes, let points { try folder.save(LocatedPoints(epoch: epoch + 1, located: points)) }
+            if ranks.writes, let points { try folder.save(LocatedPoints(epoch: epoch + 1, located: points)) }
         }
         state.position = LoaderPosition(epoch: epoch + 1)
         state.lossSum = 0
@@ -210,13 +276,13 @@ public final class FoldTraining {
         state.seconds = 0
         state.loaderSeconds = 0
         state.samples = 0
-        if trainer.ranks.writes { try folder.save(metrics: state.history) }
+        if ranks.writes { try folder.save(metrics: state.history) }
         return record
     }
 
     /// Saves `last.safetensors`: weights, optimiser, generators, EMA and the trainer state (loader position, running loss, history).
     public func checkpoint() throws {
-        guard trainer.ranks.writes else { return }
+        guard ranks.writes else { return }
         var extra: [String: Tensor] = [:]
         if let ema { for (k, v) in ema.stateDict() { extra["ema/" + k] = v } }
         let json = String(decoding: try JSONEncoder.pretty.encode(state), as: UTF8.self)
@@ -233,8 +299,8 @@ public final class FoldTraining {
             let record = try validate()
             try checkpoint()
             // The others wait until rank 0's files of this epoch are complete (they read them at the end or on resume).
-            try trainer.ranks.barrier()
-            trainer.onEpoch?(fold, record)
+            try ranks.barrier()
+            context.onEpoch?(fold, record)
         }
         return try folder.result()
     }

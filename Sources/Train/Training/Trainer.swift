@@ -120,7 +120,12 @@ public final class Trainer {
     public func train(fold: Int, split: FoldSplit, resume: Bool) throws -> FoldResult {
         if !resume && ranks.writes { try folder.fold(fold).clear() }
         try ranks.barrier()
-        return try FoldTraining(trainer: self, fold: fold, split: split).run(resume: resume)
+        let context = FoldContext(config: config, dataset: dataset, folder: folder.fold(fold), ranks: ranks, onProgress: onProgress,
+                                  onEpoch: onEpoch, stepLimit: stopAfterSteps.map { $0 - stepsThisProcess })
+        let training = try FoldTraining(context, fold: fold, split: split)
+        // Counted also when the fold stops early (`Stopped`), as the steps were taken.
+        defer { stepsThisProcess += training.stepsTaken }
+        return try training.run(resume: resume)
     }
 }
 

@@ -40,6 +40,8 @@ public struct TrainingConfig: Equatable, Sendable {
     public var classWeights: [Double] = [1, 2, 4]
     /// Save a resumable checkpoint every this many steps (0: only at the end of each epoch).
     public var checkpointEvery = 0
+    /// Data-parallel training: the cap of a gradient bucket in MiB (DDP's 25; the first bucket holds about 1 MiB).
+    public var bucketMegabytes = 25.0
     /// Loader: reader threads (0: all cores) and batches kept ahead.
     public var loaderThreads = 0, prefetch = 2
     /// Training-time augmentation (`AugmentationOptions` field by field).
@@ -155,6 +157,8 @@ public struct TrainingConfig: Equatable, Sendable {
                        },
                        write: { (c: TrainingConfig) in ["class_weights: [\(c.classWeights.map(yamlNumber).joined(separator: ", "))]"] })),
         .key(.int("checkpoint_every", \.checkpointEvery, min: 0, "save a resumable checkpoint every this many steps (0: each epoch)")),
+        .key(.double("bucket_mb", \.bucketMegabytes, above: 0,
+                     "data-parallel training: cap of a gradient bucket in MiB, all-reduced while backward runs (the first holds 1 MiB)")),
     ]
 
     /// The optimiser, the schedule, the loader and the augmentation, each a section.
