@@ -1,4 +1,5 @@
 import Foundation
+import Shards
 
 /// What a fold's training takes from its run: the configuration, the shards, the fold's folder, the ranks, and whom
 /// to tell about progress. Values only: the fold changes nothing of the run's (what it did, it returns).
