@@ -79,7 +79,7 @@ final class HeaderSummaryTests: XCTestCase {
                 XCTAssertEqual(keyA.hex, keyB.hex, name)
             }
 
-            let touched = try XCTUnwrap(index.entries.keys.sorted().first)
+            let touched = try XCTUnwrap(index.paths.sorted().first)
             try fm.setAttributes([.modificationDate: old.addingTimeInterval(60)], ofItemAtPath: archive.appendingPathComponent(touched).path)
             let again = CatalogScanner.scan(root: archive.path, reusing: index)
             XCTAssertEqual(again.headers.read, warm.headers.read + 1, name)

@@ -137,7 +137,7 @@ struct CatalogScan {
         for i in studies.indices { studies[i].notes += notes(studies[i].studyID) }
         for i in spilled.indices { spilled[i].laterNotes = notes(spilled[i].studyID) }
         if index == nil { reading.indexWritten = false }
-        reading.sameAsEarlier = earlier != nil && reading.recordedAnew == 0 && reading.recorded == earlier!.entries.count
+        reading.sameAsEarlier = earlier != nil && reading.recordedAnew == 0 && reading.recorded == earlier!.count
         return (studies.sorted { CatalogScanner.numericOrder($0.studyID, $1.studyID) },
                 spilled.sorted { CatalogScanner.numericOrder($0.studyID, $1.studyID) }, reading)
     }
