@@ -123,6 +123,10 @@ public struct CatalogStudy: Codable, Sendable {
         series.filter { $0.kind == kind && $0.ignoredBecause == nil }
     }
 
+    /// The image files of the series to fuse (each series' files in path order): the files whose fate the study's
+    /// outcome decides.
+    public var fusedFiles: [String] { series.filter { $0.ignoredBecause == nil }.flatMap(\.imageFiles) }
+
     /// The first series fused into `kind`'s channel, nil when none is.
     public func primarySeries(_ kind: SeriesKind) -> CatalogSeries? { seriesToFuse(kind).first }
 }

@@ -68,7 +68,7 @@ public struct FileAccounting: Codable, Sendable, Equatable {
         let byStudy = Dictionary(outcomes.map { ($0.studyID, $0) }, uniquingKeysWith: { first, _ in first })
         var tally = Tally(scan: catalog.accounting)
         for study in catalog.studies {
-            tally.add(studyID: study.studyID, fusedFiles: study.series.filter { $0.ignoredBecause == nil }.flatMap(\.imageFiles),
+            tally.add(studyID: study.studyID, fusedFiles: study.fusedFiles,
                       outcome: byStudy[study.studyID])
         }
         return tally.finish()

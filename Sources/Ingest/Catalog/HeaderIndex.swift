@@ -135,12 +135,7 @@ struct HeaderIndex {
                 n = try parse { try $0.count() }
                 for _ in 0..<n {
                     let start = position
-                    let path = try parse { r -> String in
-                        let path = try r.string()
-                        _ = try r.int(); _ = try r.int(); _ = try r.u64()
-                        _ = try HeaderSummary(reading: &r)
-                        return path
-                    }
+                    let path = try parse { try Self.entry(&$0).path }
                     let place = (offset: start, length: position - start)
                     let key = Self.key(path)
                     if places[key] == nil && collided[path] == nil {
@@ -189,9 +184,14 @@ struct HeaderIndex {
             var bytes = [UInt8](repeating: 0, count: place.length)
             guard bytes.withUnsafeMutableBytes({ pread(fd, $0.baseAddress!, place.length, off_t(place.offset)) }) == place.length else { return nil }
             var r = ByteReader(bytes)
-            guard let path = try? r.string(), let size = try? r.int(), let mtime = try? r.int(), let inode = try? r.u64(),
-                  let header = try? HeaderSummary(reading: &r) else { return nil }
-            return (path, Entry(stat: FileIdentity(size: Int64(size), mtimeNanoseconds: Int64(mtime), inode: inode), header: header))
+            return try? Self.entry(&r)
+        }
+
+        /// One entry as `FileWriter.append` writes it: the path, the stat, the header.
+        private static func entry(_ r: inout ByteReader) throws -> (path: String, entry: Entry) {
+            let path = try r.string()
+            let stat = FileIdentity(size: Int64(try r.int()), mtimeNanoseconds: Int64(try r.int()), inode: try r.u64())
+            return (path, Entry(stat: stat, header: try HeaderSummary(reading: &r)))
         }
     }
 

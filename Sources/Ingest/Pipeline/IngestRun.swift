@@ -543,7 +543,7 @@ extension FileAccounting.Tally {
     mutating func addStudiesNotInThisRun(_ spilled: [StudySpill.Entry], spill: StudySpill, inRun: Set<String>) throws {
         for entry in spilled where !inRun.contains(entry.studyID) {
             let study = try spill.load(entry)
-            add(studyID: study.studyID, fusedFiles: study.series.filter { $0.ignoredBecause == nil }.flatMap(\.imageFiles), outcome: nil)
+            add(studyID: study.studyID, fusedFiles: study.fusedFiles, outcome: nil)
         }
     }
 }
@@ -557,7 +557,7 @@ struct PreparedStudy: Sendable {
     var fusedFiles: [String]
 
     init(_ study: CatalogStudy, crashes: DecoderCrashes) {
-        fusedFiles = study.series.filter { $0.ignoredBecause == nil }.flatMap(\.imageFiles)
+        fusedFiles = study.fusedFiles
         (self.study, leftOut) = crashes.leavingOut(study)
     }
 }
