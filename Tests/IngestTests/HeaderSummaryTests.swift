@@ -59,6 +59,17 @@ final class HeaderSummaryTests: XCTestCase {
             try writer.commit()
             let index = try XCTUnwrap(HeaderIndex.load(from: url, root: archive.path))
             XCTAssertNil(HeaderIndex.load(from: url, root: archive.path + "-moved"))
+            // One byte changed anywhere in the body, or the file cut short: the checksum refuses the index.
+            let bytes = try Data(contentsOf: url)
+            for at in [HeaderIndex.magic.count + 3, bytes.count / 2, bytes.count - 17] {
+                var damaged = bytes
+                damaged[at] ^= 0x5A
+                let bad = scratch.appendingPathComponent("\(name)-damaged.index")
+                try damaged.write(to: bad)
+                XCTAssertNil(HeaderIndex.load(from: bad, root: archive.path), "byte \(at) of \(bytes.count) changed")
+                try bytes.prefix(at).write(to: bad)
+                XCTAssertNil(HeaderIndex.load(from: bad, root: archive.path), "cut at \(at)")
+            }
             let warm = CatalogScanner.scan(root: archive.path, reusing: index)
             // The quirks cohort's 2 unreadable files have no entry: they are read (and fail) again every run.
             XCTAssertEqual(warm.headers.read, name == "quirks" ? 2 : 0, name)

@@ -58,8 +58,8 @@ struct HeaderIndex {
     /// The paths of every entry (for tests; reads every stored entry's path).
     var paths: [String] { Array(entries.keys) + (stored?.paths() ?? []) }
 
-    /// The index at `url` if it is whole, of this layout and of `root`; nil otherwise (never an error). The file is read
-    /// once, in blocks, to check it and to find each entry (its checksum, every entry parsed); the entries stay on disk.
+    /// The index at `url` if it is whole, of this layout and of `root`; nil otherwise (never an error). The file is read in
+    /// blocks, to check its checksum and then to find each entry (every entry parsed); the entries stay on disk.
     static func load(from url: URL, root: String) -> HeaderIndex? {
         guard let stored = StoredEntries(url: url, root: root) else { return nil }
         var index = HeaderIndex(root: root, scannedAt: stored.scannedAt)
@@ -94,18 +94,27 @@ struct HeaderIndex {
             let size = Int(st.st_size)
             let magic = HeaderIndex.magic
             guard size >= magic.count + 16 else { close(fd); return nil }
-            // The body (all but the 16 hex digits of its checksum) read in blocks: hashed, and its entries parsed.
+            // The body (all but the 16 hex digits of its checksum) is read in blocks twice: hashed first, so that no
+            // byte of a damaged index reaches the entries' parser (as when the index was read whole), then parsed.
             let bodyEnd = size - 16
+            /// Block `offset..<offset + n` of the file; nil when it cannot be read whole.
+            func block(at offset: Int, _ n: Int) -> [UInt8]? {
+                var block = [UInt8](repeating: 0, count: n)
+                return block.withUnsafeMutableBytes({ pread(fd, $0.baseAddress!, n, off_t(offset)) }) == n ? block : nil
+            }
             var hash = XXH64.Stream()
+            var hashed = 0
+            while hashed < bodyEnd {
+                guard let b = block(at: hashed, min(1 << 22, bodyEnd - hashed)) else { close(fd); return nil }
+                b.withUnsafeBytes { hash.update($0) }
+                hashed += b.count
+            }
+            guard let digits = block(at: bodyEnd, 16), hash.hex() == String(decoding: digits, as: UTF8.self) else { close(fd); return nil }
             var buffer: [UInt8] = [], bufferStart = 0, fileOffset = 0
             /// Reads the next block of the body onto the buffer, dropping the bytes before `keep`; false at the end.
             func more(keeping keep: Int) -> Bool {
-                guard fileOffset < bodyEnd else { return false }
-                let n = min(1 << 22, bodyEnd - fileOffset)
-                var block = [UInt8](repeating: 0, count: n)
-                let got = block.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, n, off_t(fileOffset)) }
-                guard got == n else { return false }
-                block.withUnsafeBytes { hash.update($0) }
+                guard fileOffset < bodyEnd, let block = block(at: fileOffset, min(1 << 22, bodyEnd - fileOffset)) else { return false }
+                let n = block.count
                 buffer.removeFirst(keep)
                 bufferStart += keep
                 buffer += block
@@ -145,11 +154,8 @@ struct HeaderIndex {
                     }
                     parsed += 1
                 }
-                // Every byte of the body is an entry's, and the checksum is the body's.
+                // Every byte of the body is an entry's.
                 guard position == bodyEnd else { throw Damaged() }
-                var digits = [UInt8](repeating: 0, count: 16)
-                guard digits.withUnsafeMutableBytes({ pread(fd, $0.baseAddress!, 16, off_t(bodyEnd)) }) == 16,
-                      hash.hex() == String(decoding: digits, as: UTF8.self) else { throw Damaged() }
             } catch {
                 close(fd)
                 return nil
