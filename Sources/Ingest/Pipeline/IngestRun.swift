@@ -286,20 +286,19 @@ public enum IngestRunner {
         var kept: (reports: [StudyReport], manifest: Manifest)?
         if !options.recompute && UnchangedDataset.hasState(in: options.output) {
             var studyKeys: [StudyCache.StudyKey] = []
-            var fusedFiles: [[String]] = []
             studyKeys.reserveCapacity(studies.count)
             try OrderedPipeline.run(count: studies.count, workers: options.workers, window: 4 * options.workers,
-                                    work: { i in Result { let p = try prepared(i); return (worker.key(for: p.study), p.fusedFiles) } }) { _, result in
-                let (key, files) = try result.get()
-                studyKeys.append(key)
-                fusedFiles.append(files)
-            }
+                                    work: { i in Result { worker.key(for: try prepared(i).study) } }) { _, key in studyKeys.append(try key.get()) }
             upfrontKeys = studyKeys
             let signature = UnchangedDataset.signature(keys: studyKeys.map(\.hex), options: writerOptions, partition: options.partition)
             kept = try keptDataset(options: options, writerOptions: writerOptions, signature: signature, count: studies.count,
                                    keys: studyKeys, root: catalog.root, problems: problemFiles, progress: progress)
             if let kept {
-                for (report, files) in zip(kept.reports, fusedFiles) { accounting.add(report, fusedFiles: files) }
+                // A study fused with every file leaves the scan's count as it is; only the others' files are named, so
+                // only they are read back from the spill (no file list is held for the whole dataset).
+                for (i, report) in kept.reports.enumerated() where report.status != .fused || !report.problems.isEmpty {
+                    accounting.add(report, fusedFiles: try prepared(i).fusedFiles)
+                }
             }
         }
 
