@@ -117,6 +117,8 @@ struct Walker {
             if (g == 0xFFFE) {  // item and delimiter tags are always tag + 4-byte length
                 const uint32_t len = u32(pos + 4, be);
                 pos += 8;
+                // A delimiter has no value (PS3.5 7.5): GDCM reads a claimed length as a fragment and allocates it.
+                if ((e == 0xE00D || e == 0xE0DD) && len != 0) return fail(g, e, "is a delimiter claiming", len, end - pos);
                 if (e == 0xE00D && until_delimiter) return true;
                 if (e == 0xE00D || e == 0xE0DD) continue;
                 return fail(g, e, "is an item outside a sequence claiming", len, end - pos);
@@ -179,6 +181,7 @@ struct Walker {
             const uint32_t len = u32(pos + 4, be);
             pos += 8;
             if (g != 0xFFFE) return fail(sg, se, "holds a non-item tag instead of an item; the item claims", len, end - pos);
+            if ((e == 0xE0DD || e == 0xE00D) && len != 0) return fail(g, e, "is a delimiter claiming", len, end - pos);
             if (e == 0xE0DD) return true;  // sequence delimiter
             if (e != 0xE000) return fail(sg, se, "has an unexpected delimiter; it claims", len, end - pos);
             if (len == kUndefined) {
