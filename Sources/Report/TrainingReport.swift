@@ -36,6 +36,9 @@ public enum TrainingReport {
         public var epochs: [Epoch]
         /// Two-stage models: the picture of the localizer's held-out points (a path relative to the report), or nil.
         public var localizerPicture: String?
+        /// The last epoch's score (no choice of epoch flatters it) and, with an EMA, that of the trained weights
+        /// themselves at the last epoch; nil where the run did not record them.
+        public var lastScore: Double? = nil, lastWithoutEmaScore: Double? = nil
 
         /// A fold's values, as named.
         public init(fold: Int, score: Double, priorScore: Double, bestEpoch: Int, spinal: Double, foraminal: Double, subarticular: Double,
@@ -63,6 +66,8 @@ public enum TrainingReport {
         public var epoch: Int, trainLoss: Double, valLoss: Double, valScore: Double, lr: Double
         /// Two-stage models: the localizer's held-out error (mm), median and 90th percentile, and the median per level.
         public var localizerMedianMm: Double?, localizerP90Mm: Double?, localizerPerLevelMm: [Double]?
+        /// Two-stage models: the median and 90th percentile per condition group (canal, foramina, recesses), mm.
+        public var localizerGroupMedianMm: [Double]? = nil, localizerGroupP90Mm: [Double]? = nil
 
         /// An epoch's values, as named.
         public init(epoch: Int, trainLoss: Double, valLoss: Double, valScore: Double, lr: Double, localizerMedianMm: Double? = nil,
@@ -95,10 +100,15 @@ public enum TrainingReport {
         let ratio = mean / prior
         html += String(format: "<p>Mean validation RSNA score <b>%.4f</b> against the best constant prediction's %.4f: ratio <span class=\"%@\">%.3f</span> (lower is better; ≤ 0.9 beats the baseline visibly).</p>",
                        mean, prior, (ratio <= 0.9 ? "good" : "bad") as NSString, ratio)
-        html += "<table><tr><th>fold</th><th>best score</th><th>baseline</th><th>ratio</th><th>best epoch</th><th>spinal</th><th>foraminal</th><th>subarticular</th><th>any_severe_spinal</th></tr>"
+        html += "<p>The best epoch is chosen on the studies it is scored on, which flatters it: the last epoch's score (and, with an EMA, that of the trained weights without it) shows by how much. <code>fuse3d evaluate</code> on studies no fold saw is the figure to quote.</p>"
+        html += "<table><tr><th>fold</th><th>best score</th><th>baseline</th><th>ratio</th><th>best epoch</th><th>spinal</th><th>foraminal</th><th>subarticular</th><th>any_severe_spinal</th><th>last epoch (ratio)</th><th>last, no EMA (ratio)</th></tr>"
+        func withRatio(_ score: Double?, _ prior: Double) -> String {
+            score.map { String(format: "%.4f (%.3f)", $0, $0 / prior) } ?? "–"
+        }
         for f in folds {
-            html += String(format: "<tr><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.3f</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.4f</td></tr>",
+            html += String(format: "<tr><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.3f</td><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.4f</td>",
                            f.fold, f.score, f.priorScore, f.score / f.priorScore, f.bestEpoch, f.spinal, f.foraminal, f.subarticular, f.anySevereSpinal)
+                + "<td>\(withRatio(f.lastScore, f.priorScore))</td><td>\(withRatio(f.lastWithoutEmaScore, f.priorScore))</td></tr>"
         }
         html += "</table>"
 
@@ -122,12 +132,16 @@ public enum TrainingReport {
         }
         html += "</div>"
         if !located.isEmpty {
-            html += "<h2>Localizer (stage one): held-out error in mm at each fold's best epoch</h2><table><tr><th>fold</th><th>median</th><th>p90</th>"
-                + RSNA.levels.map { "<th>\($0)</th>" }.joined() + "</tr>"
+            html += "<h2>Localizer (stage one): held-out error in mm at each fold's best epoch, over every labelled point</h2><table><tr><th>fold</th><th>median</th><th>p90</th>"
+                + RSNA.levels.map { "<th>\($0)</th>" }.joined()
+                + ["canal", "foramina", "recesses"].map { "<th>\($0) median / p90</th>" }.joined() + "</tr>"
             for f in located {
                 guard let e = f.epochs.first(where: { $0.epoch == f.bestEpoch }) ?? f.epochs.last else { continue }
+                let groups = (0..<3).map { g in
+                    String(format: "<td>%.2f / %.2f</td>", e.localizerGroupMedianMm?[g] ?? .nan, e.localizerGroupP90Mm?[g] ?? .nan)
+                }
                 html += String(format: "<tr><td>%d</td><td>%.2f</td><td>%.2f</td>", f.fold, e.localizerMedianMm ?? .nan, e.localizerP90Mm ?? .nan)
-                    + (e.localizerPerLevelMm ?? []).map { String(format: "<td>%.2f</td>", $0) }.joined() + "</tr>"
+                    + (e.localizerPerLevelMm ?? []).map { String(format: "<td>%.2f</td>", $0) }.joined() + groups.joined() + "</tr>"
             }
             html += "</table>"
             for f in located {

@@ -26,18 +26,19 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let trained = try runOptions.load()
-        let predictions = try trained.predict(try ShardDataset(directory: URL(fileURLWithPath: shards)), device: runOptions.device)
+        let predictions = try trained.predict(try ShardDataset(directory: URL(fileURLWithPath: shards)), device: runOptions.device, flip: runOptions.flipTta)
         let score = RSNAScore(predictions)
         let prior = RSNAScore(predictions.replacing(with: trained.summary.priorProbabilities))
-        print("\(trained.summary.folds.count) fold model(s) averaged over \(predictions.count) studies")
+        print("\(trained.summary.folds.count) fold model(s) averaged over \(predictions.count) studies\(runOptions.flipTta ? ", each also read mirrored left-right" : "")")
         print(ScoreTable.text(score, prior: prior))
         if let out {
-            struct Evaluation: Encodable { var score: RSNAScore, prior: RSNAScore, studies: Int, folds: Int }
+            struct Evaluation: Encodable { var score: RSNAScore, prior: RSNAScore, studies: Int, folds: Int, flipTta: Bool }
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             e.keyEncodingStrategy = .convertToSnakeCase
             e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            try AtomicFile.write(try e.encode(Evaluation(score: score, prior: prior, studies: predictions.count, folds: trained.summary.folds.count)),
+            try AtomicFile.write(try e.encode(Evaluation(score: score, prior: prior, studies: predictions.count, folds: trained.summary.folds.count,
+                                                                 flipTta: runOptions.flipTta)),
                                  to: URL(fileURLWithPath: out))
             print("wrote \(out)")
         }

@@ -49,7 +49,7 @@ struct PredictCommand: ParsableCommand {
             shardFolder = tmp
         }
         let trained = try runOptions.load()
-        let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: runOptions.device)
+        let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: runOptions.device, flip: runOptions.flipTta)
         // A DICOM SOURCE with Kaggle's sample_submission.csv: its rows, in its order (what the scorer expects); else every
         // predicted study in sample order.
         let sample = temporary == nil ? nil : sampleSubmission()

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Report
 import Shards
@@ -15,14 +16,22 @@ enum RunReport {
                                 spinal: f.spinal, foraminal: f.foraminal, subarticular: f.subarticular, anySevereSpinal: f.anySevereSpinal,
                                 columnLosses: f.best.columnLosses, priorColumnLosses: f.prior.columnLosses, confusion: f.best.confusion,
                                 epochs: try folder.fold(f.fold).metrics().map {
-                                    TrainingReport.Epoch(epoch: $0.epoch, trainLoss: $0.trainLoss, valLoss: $0.valLoss, valScore: $0.valScore, lr: $0.lr,
-                                                         localizerMedianMm: $0.localization?.medianMm, localizerP90Mm: $0.localization?.p90Mm,
-                                                         localizerPerLevelMm: $0.localization?.perLevelMm)
+                                    var e = TrainingReport.Epoch(epoch: $0.epoch, trainLoss: $0.trainLoss, valLoss: $0.valLoss, valScore: $0.valScore, lr: $0.lr,
+                                                                 localizerMedianMm: $0.localization?.medianMm, localizerP90Mm: $0.localization?.p90Mm,
+                                                                 localizerPerLevelMm: $0.localization?.perLevelMm)
+                                    e.localizerGroupMedianMm = $0.localization?.perGroupMedianMm
+                                    e.localizerGroupP90Mm = $0.localization?.perGroupP90Mm
+                                    return e
                                 },
                                 localizerPicture: localizerPicture(folder, fold: f.fold))
         }
+        var withLast = folds
+        for (i, f) in summary.folds.enumerated() {
+            withLast[i].lastScore = f.last?.valRsnaScore
+            withLast[i].lastWithoutEmaScore = f.lastWithoutEma?.valRsnaScore
+        }
         let run = TrainingReport.Run(name: folder.url.lastPathComponent, meanScore: summary.meanValRsnaScore,
-                                     priorScore: summary.priorRsnaScore, folds: folds)
+                                     priorScore: summary.priorRsnaScore, folds: withLast)
         return try TrainingReport.write(run, to: folder.reportURL)
     }
 
@@ -33,12 +42,14 @@ enum RunReport {
     /// `RUN/localizer-fold-I.png` (written by the run folder, which `--overwrite` clears) and returns its name; nil for a fold without `points.json`. A shard folder that cannot
     /// be read any more (moved since training) leaves the picture out with a warning: the report is still written.
     static func localizerPicture(_ folder: RunFolder, fold: Int) throws -> String? {
+        // The canal's points (the first five columns): the picture is one mid-sagittal image per study.
         guard let points = try folder.fold(fold).points(), !points.studies.isEmpty else { return nil }
         do {
             let dataset = try ShardDataset(directory: URL(fileURLWithPath: try folder.source().shards))
             let index = Dictionary(uniqueKeysWithValues: dataset.studyIDs.enumerated().map { ($1, $0) })
             let studies = try points.studies.prefix(pictureStudies).compactMap { s in
-                try index[s.studyId].map { LocalizerPicture.Study(sample: try dataset.read($0), predicted: s.predicted, truth: s.truth) }
+                try index[s.studyId].map { LocalizerPicture.Study(sample: try dataset.read($0), predicted: Array(s.predicted.prefix(RSNA.levels.count)),
+                                                              truth: Array(s.truth.prefix(RSNA.levels.count))) }
             }
             guard !studies.isEmpty else { return nil }
             try folder.save(localizerPicture: try LocalizerPicture.png(studies), fold: fold)

@@ -151,10 +151,16 @@ struct TrainCommand: ParsableCommand {
         }
         line.clear()
         for f in summary.folds {
-            print(String(format: "fold %d: best score %.4f at epoch %d (baseline %.4f)", f.fold, f.valRsnaScore, f.bestEpoch, f.priorRsnaScore))
+            // The best epoch is chosen on the studies it is scored on; the last epoch's scores show how much that flatters it.
+            var line = String(format: "fold %d: best score %.4f at epoch %d (baseline %.4f)", f.fold, f.valRsnaScore, f.bestEpoch, f.priorRsnaScore)
+            if let last = f.last { line += String(format: "; last epoch %.4f", last.valRsnaScore) }
+            if let raw = f.lastWithoutEma { line += String(format: ", without the EMA %.4f", raw.valRsnaScore) }
+            print(line)
         }
-        print(String(format: "mean validation score %.4f, baseline %.4f (ratio %.3f)", summary.meanValRsnaScore, summary.priorRsnaScore,
-                     summary.meanValRsnaScore / summary.priorRsnaScore))
+        var mean = String(format: "mean validation score %.4f, baseline %.4f (ratio %.3f)", summary.meanValRsnaScore, summary.priorRsnaScore,
+                          summary.meanValRsnaScore / summary.priorRsnaScore)
+        if let last = summary.meanLastValRsnaScore { mean += String(format: "; last epoch %.4f (ratio %.3f)", last, last / summary.priorRsnaScore) }
+        print(mean)
         let report = try RunReport.write(trainer.folder)
         print("wrote \(trainer.folder.summaryURL.path) and \(report.path)")
     }

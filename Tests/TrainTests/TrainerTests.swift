@@ -48,6 +48,18 @@ final class TrainerTests: XCTestCase {
         let scores = csv.dropFirst().map { Double($0.split(separator: ",")[4])! }
         XCTAssertEqual(scores.min()!, fold.valRsnaScore, accuracy: 1e-5)
         XCTAssertEqual(scores.firstIndex(of: scores.min()!)! + 1, fold.bestEpoch)
+        // Beside the best epoch's score, the last epoch's (the EMA's weights, as validated) and the trained weights' own at
+        // that epoch (a pass of its own: the EMA of 0.95 over 9 steps is far from the weights, so the scores differ).
+        let last = try XCTUnwrap(fold.last), raw = try XCTUnwrap(fold.lastWithoutEma)
+        XCTAssertEqual(last.epoch, 3)
+        XCTAssertEqual(last.valRsnaScore, scores[2], accuracy: 1e-5)
+        XCTAssertEqual(raw.epoch, 3)
+        XCTAssertEqual(raw.valRsnaScore, (raw.spinal + raw.foraminal + raw.subarticular + raw.anySevereSpinal) / 4, accuracy: 1e-12)
+        XCTAssertGreaterThan(Swift.abs(raw.valRsnaScore - last.valRsnaScore), 1e-4)
+        XCTAssertEqual(try XCTUnwrap(summary.meanLastValRsnaScore), last.valRsnaScore, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(summary.meanLastWithoutEmaValRsnaScore), raw.valRsnaScore, accuracy: 1e-12)
+        // A finished fold resumed keeps them as they are.
+        XCTAssertEqual(try trainer.train(folds: [1], resume: true).folds[0], fold)
         // Each epoch's seconds include the time spent waiting for the loader, which is recorded beside them.
         for row in csv.dropFirst() {
             let cells = row.split(separator: ",").map { Double($0)! }

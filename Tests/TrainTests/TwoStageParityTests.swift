@@ -8,10 +8,11 @@ import XCTest
 final class TwoStageParityTests: XCTestCase {
     /// A tiny two-stage model on a 24³ grid: crops 6 × 8 × 6 at 1.5 grid voxels, the localizer (width 4) at 12 × 24 × 12.
     /// Side crops (two per level, the right one mirrored) with `sides`.
-    static func spec(sides: Bool = false, conditions: Bool = false) -> ModelSpec {
+    /// With `points`, the localizer predicts every label column's point.
+    static func spec(sides: Bool = false, conditions: Bool = false, points: Bool = false) -> ModelSpec {
         var spec = ModelSpec(name: "efficientnet3d", inputSize: [24, 24, 24], width: 0.25)
         spec.twoStage = try! TwoStageLayout(crops: PointCrops(size: [6, 8, 6], scale: 1.5), localizerWidth: 4, pool: [2, 1, 2],
-                                            sideShift: sides ? 2.25 : nil, conditionCrops: conditions)
+                                            sideShift: sides ? 2.25 : nil, conditionCrops: conditions, conditionPoints: points)
         return spec
     }
     static var spec: ModelSpec { spec() }
@@ -22,13 +23,14 @@ final class TwoStageParityTests: XCTestCase {
             + ["--crop-scale", String(layout.crops.scale), "--pool"] + layout.pool.map(String.init) + ["--localizer-width", String(layout.localizerWidth)]
         if let shift = layout.sideShift { arguments += ["--side-shift", String(shift)] }
         if layout.conditionCrops { arguments += ["--condition-crops"] }
+        if layout.conditionPoints { arguments += ["--condition-points"] }
         _ = try PyTorchTwin.run(command, spec, arguments + extra)
     }
 
-    /// Probabilities and level points of one forward pass (no gradients).
+    /// Probabilities and every label column's points of one forward pass (no gradients).
     func forward(_ model: OrdinalClassifier, _ x: Tensor) throws -> (probs: Tensor, points: Tensor) {
         let output = try Torch.noGrad { try model.forward(ModelInput(x)) }
-        return (output.probabilities, try XCTUnwrap(output.located).levels)
+        return (output.probabilities, try XCTUnwrap(output.located).columns)
     }
 
     func testOursInPyTorch() throws { try oursInPyTorch(Self.spec) }
@@ -36,6 +38,11 @@ final class TwoStageParityTests: XCTestCase {
     func testOursInPyTorchWithSideCrops() throws { try oursInPyTorch(Self.spec(sides: true)) }
 
     func testOursInPyTorchWithConditionCrops() throws { try oursInPyTorch(Self.spec(conditions: true)) }
+
+    /// The default: the localizer's 25 points, a crop at each.
+    func testOursInPyTorchWithConditionPoints() throws { try oursInPyTorch(Self.spec(conditions: true, points: true)) }
+
+    func testPyTorchsInOursWithConditionPoints() throws { try pytorchsInOurs(Self.spec(conditions: true, points: true)) }
 
     func oursInPyTorch(_ spec: ModelSpec) throws {
         let dir = try Fixtures.scratch()
@@ -50,7 +57,7 @@ final class TwoStageParityTests: XCTestCase {
         let x = try Tensor.randn([2, 3, 24, 24, 24])
         let (probs, points) = try forward(model, x)
         XCTAssertEqual(probs.shape, [2, 25, 3])
-        XCTAssertEqual(points.shape, [2, 5, 3])
+        XCTAssertEqual(points.shape, [2, 25, 3])
         let w = dir.appendingPathComponent("w.safetensors"), i = dir.appendingPathComponent("x.safetensors")
         let o = dir.appendingPathComponent("y.safetensors")
         try Checkpoint.saveWeights(model, to: w)
@@ -61,13 +68,15 @@ final class TwoStageParityTests: XCTestCase {
         XCTAssertLessThan(try (points - XCTUnwrap(theirs["points"])).abs().max().item(), 1e-3)
     }
 
-    func testPyTorchsInOurs() throws {
+    func testPyTorchsInOurs() throws { try pytorchsInOurs(Self.spec) }
+
+    func pytorchsInOurs(_ spec: ModelSpec) throws {
         let dir = try Fixtures.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let w = dir.appendingPathComponent("w.safetensors"), i = dir.appendingPathComponent("x.safetensors")
         let o = dir.appendingPathComponent("y.safetensors")
-        try runTwin("export", ["--seed", "5", "--weights", w.path, "--input", i.path, "--out", o.path])
-        let model = try Self.spec.make()
+        try runTwin("export", ["--seed", "5", "--weights", w.path, "--input", i.path, "--out", o.path], spec: spec)
+        let model = try spec.make()
         try Checkpoint.loadWeights(w, into: model)
         model.eval()
         let x = try XCTUnwrap(SafeTensors.read(i).tensors["x"])

@@ -66,47 +66,66 @@ final class TwoStageTrainingTests: XCTestCase {
         XCTAssertEqual(Double(offsets[3 * 10]), -3, accuracy: 0.5)
     }
 
-    /// A training step's crops sit at the labels' canal points moved by the jitter (drawn first from libtorch's
-    /// generator), the localizer's prediction only where a label has no point; without keypoints (validation,
-    /// predict) they sit at the prediction. The localizer's loss averages the labelled canal points.
+    /// A training step's crops sit at the labels' points moved by the jitter (drawn first from libtorch's generator), the
+    /// localizer's prediction only where a label has no point; without keypoints (validation, predict) they sit at the
+    /// prediction. The localizer's loss averages the labelled points: every label column's with condition points (the
+    /// default), the canal's alone without.
     func testATrainingStepCutsTheCropsAtTheJitteredLabels() throws {
+        try checkTrainingCrops(conditionPoints: true, terms: 148)
+    }
+
+    func testATrainingStepCutsTheCropsAtTheJitteredLevelLabelsWithoutConditionPoints() throws {
+        try checkTrainingCrops(conditionPoints: false, terms: 29)
+    }
+
+    private func checkTrainingCrops(conditionPoints: Bool, terms expectedTerms: Double) throws {
         let (folder, _) = try TrainerCohort.labelled(studies: 6)
         let batch = try firstBatch(folder, size: 6)
         let x = try batch.volumes.to(.float32, device: .cpu)
         Torch.manualSeed(11)
-        let model = try tinyConfig(epochs: 1).modelSpec(gridSize: [16, 16, 16]).make()
+        var config = tinyConfig(epochs: 1)
+        config.twoStage?.conditionPoints = conditionPoints
+        let model = try config.modelSpec(gridSize: [16, 16, 16]).make()
         let backbone = try XCTUnwrap(model.backbone as? TwoStageBackbone)
         XCTAssertEqual(backbone.layout.jitter, 2)
+        XCTAssertEqual(backbone.layout.conditionPoints, conditionPoints)
+        let count = conditionPoints ? 25 : 5
         // Training mode (an untrained network under its initial running statistics reads every crop alike): BatchNorm
         // normalises each batch, and dropout and stochastic depth draw from the generator, so every forward here starts
         // from one seed and draws what the step draws before its crops (the jitter) first.
         model.train()
         let seed: UInt64 = 3
         try Torch.noGrad {
-            let spinal = try batch.keypoints.narrow(1, start: 0, length: 5).contiguous()
-            let spinalValues = try spinal.toArray(Float.self)
-            XCTAssertEqual(spinalValues.filter(\.isNaN).count, 3, "study 5 has no L3/L4 canal point")
+            let labelled = try batch.keypoints.narrow(1, start: 0, length: count).contiguous()
+            let labelledValues = try labelled.toArray(Float.self)
+            XCTAssertEqual(labelledValues.filter(\.isNaN).count, conditionPoints ? 6 : 3,
+                           "study 5 has no L3/L4 canal point (and study 3 no left L3/L4 foraminal one)")
             let predicted = try backbone.locateWithHeatmaps(x).points
+            XCTAssertEqual(predicted.shape, [6, count, 3])
             let predictedValues = try predicted.toArray(Float.self)
             Torch.manualSeed(seed)
             let trained = try backbone.forward(ModelInput(x, keypoints: batch.keypoints))
             Torch.manualSeed(seed)
-            let shift = try Tensor.rand([6, 5, 3]).toArray(Float.self)
+            let shift = try Tensor.rand([6, count, 3]).toArray(Float.self)
             func featuresAfterTheJitterDraw(at points: [Float]) throws -> Tensor {
                 Torch.manualSeed(seed)
-                _ = try Tensor.rand([6, 5, 3])
-                return try backbone.cropFeatures(x, points: try Tensor(points, shape: [6, 5, 3]))
+                _ = try Tensor.rand([6, count, 3])
+                return try backbone.cropFeatures(x, points: try Tensor(points, shape: [6, count, 3]))
             }
-            let guide = (0..<90).map { i in spinalValues[i].isNaN ? predictedValues[i] : spinalValues[i] + (shift[i] * 2 - 1) * 2 }
-            XCTAssertGreaterThan(zip(guide, spinalValues).map { $1.isNaN ? 0 : Swift.abs($0 - $1) }.max()!, 1, "the jitter moves the crops")
+            let guide = (0..<(18 * count)).map { i in labelledValues[i].isNaN ? predictedValues[i] : labelledValues[i] + (shift[i] * 2 - 1) * 2 }
+            XCTAssertGreaterThan(zip(guide, labelledValues).map { $1.isNaN ? 0 : Swift.abs($0 - $1) }.max()!, 1, "the jitter moves the crops")
             XCTAssertLessThan(try maxAbsDifference(trained.features, try featuresAfterTheJitterDraw(at: guide)), 1e-5)
             XCTAssertGreaterThan(try maxAbsDifference(trained.features, try featuresAfterTheJitterDraw(at: predictedValues)), 1e-3,
                                  "the crops sit at the localizer's points")
-            let unjittered = zip(spinalValues, predictedValues).map { $0.isNaN ? $1 : $0 }
+            let unjittered = zip(labelledValues, predictedValues).map { $0.isNaN ? $1 : $0 }
             XCTAssertGreaterThan(try maxAbsDifference(trained.features, try featuresAfterTheJitterDraw(at: unjittered)), 1e-3,
                                  "the crops sit at the labels unmoved")
             let terms = try XCTUnwrap(trained.extraLosses.first { $0.name == TwoStageBackbone.localizationLoss }).terms
-            XCTAssertEqual(try terms.item(), 29, "30 canal points, one missing")
+            XCTAssertEqual(try terms.item(), expectedTerms, "the labelled points")
+            // Every label column's located point: the localizer's own with condition points, else its level's plus the offset.
+            let columns = try XCTUnwrap(trained.located).columns
+            XCTAssertEqual(columns.shape, [6, 25, 3])
+            if conditionPoints { XCTAssertLessThan(try maxAbsDifference(columns, predicted), 1e-6) }
 
             Torch.manualSeed(seed)
             let evaluated = try backbone.forward(ModelInput(x))

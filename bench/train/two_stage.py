@@ -95,7 +95,7 @@ def main():
                 backbone.guide = truth + (torch.rand_like(truth) * 2 - 1) * a.jitter
                 cls = cumulative_link_loss(net(x), Y[b])
                 backbone.guide = None
-                points, heat = backbone.located, backbone.heat
+                points, heat = backbone.located[:, :5], backbone.heat
             else:
                 heat, points = backbone.locate_with_heatmaps(x)
             loc = (points - torch.nan_to_num(truth)).abs()[known].mean()
@@ -112,7 +112,7 @@ def main():
             for k in range(0, int(val.sum()), a.batch):
                 b = np.where(val)[0][k:k + a.batch]
                 x = X[b].float()
-                p, pts = (net(x), backbone.located) if a.stage == "both" else (None, backbone.locate(x))
+                p, pts = (net(x), backbone.located[:, :5]) if a.stage == "both" else (None, backbone.locate(x))
                 preds.append(pts.numpy())
                 if p is not None:
                     probs.append(p.numpy())

@@ -358,13 +358,15 @@ def heatmap_loss(heat, truth, input_size, sigma=1.0):
 
 class TwoStageBackbone(nn.Module):
     """Twin of Swift's TwoStageBackbone: the localizer on the grid average-pooled by `pool`; one crop per level at its
-    points (or at `guide` when set: training on the labels) through one shared backbone; features (B, levels * C)."""
+    points (or at `guide` when set: training on the labels) through one shared backbone; features (B, levels * C).
+    With `condition_points` the localizer predicts every label column's point (25 heatmaps) rather than the levels'
+    canal points plus the `offsets` buffer; `located` is always (B, 25, 3), every label column's point."""
 
     def __init__(self, inner, crop, scale=1.0, localizer_width=8, pool=(4, 2, 2), levels=5, side_shift=None,
-                 condition_crops=False):
+                 condition_crops=False, condition_points=False):
         super().__init__()
-        self.side_shift, self.condition_crops = side_shift, condition_crops
-        self.localizer = LevelLocalizer(levels, localizer_width)
+        self.side_shift, self.condition_crops, self.condition_points = side_shift, condition_crops, condition_points
+        self.localizer = LevelLocalizer(levels * (5 if condition_points else 1), localizer_width)
         self.inner = inner
         self.crops, self.pool, self.levels = PointCrops(crop, scale), tuple(pool), levels
         self.feature_count = levels * (5 if condition_crops else 1 if side_shift is None else 2) * inner.feature_count
@@ -379,19 +381,28 @@ class TwoStageBackbone(nn.Module):
         heat = self.localizer(coarse)
         return heat, LevelLocalizer.soft_argmax(heat, list(x.shape[2:]))
 
+    def columns(self, points):
+        """The localizer's points (B, levels or 25, 3) → every label column's (B, 25, 3)."""
+        if self.condition_points:
+            return points
+        b = points.shape[0]
+        return points.unsqueeze(1).expand(b, 5, self.levels, 3).reshape(b, 5 * self.levels, 3) + self.offsets
+
     def forward(self, x):
         b = x.shape[0]
-        self.heat, self.located = self.locate_with_heatmaps(x)
-        points = self.located.detach()
+        self.heat, predicted = self.locate_with_heatmaps(x)
+        self.located = self.columns(predicted)
+        points = predicted.detach()
         if self.guide is not None:  # NaN where the prediction is used
             points = torch.where(torch.isfinite(self.guide), self.guide.nan_to_num(), points)
         if self.condition_crops:
-            columns = points.unsqueeze(1).expand(b, 5, self.levels, 3).reshape(b, 5 * self.levels, 3) + self.offsets
+            columns = self.columns(points)
             plain, mirrored = list(range(10)) + list(range(15, 20)), list(range(10, 15)) + list(range(20, 25))
             crops = torch.cat([self.crops(x, columns[:, plain]), self.crops(x, columns[:, mirrored], mirrored=True)])
             f = self.inner(crops).view(5 * self.levels, b, -1).transpose(0, 1)  # (B, crop order, F)
             order = plain + mirrored
             return f[:, [order.index(c) for c in range(5 * self.levels)]].reshape(b, -1)
+        points = points[:, :self.levels]
         if self.side_shift is None:
             return self.inner(self.crops(x, points)).view(self.levels, b, -1).transpose(0, 1).reshape(b, -1)
         along = torch.tensor([self.side_shift, 0.0, 0.0])
@@ -418,8 +429,9 @@ def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_cr
             crop, scale, localizer_width, pool = two_stage[:4]
             side_shift = two_stage[4] if len(two_stage) > 4 else None
             condition_crops = two_stage[5] if len(two_stage) > 5 else False
+            condition_points = two_stage[6] if len(two_stage) > 6 else False
             backbone = TwoStageBackbone(backbone, crop, scale, localizer_width, pool, side_shift=side_shift,
-                                        condition_crops=condition_crops)
+                                        condition_crops=condition_crops, condition_points=condition_points)
     elif model == "vit3d":
         dim, depth, h = VIT[variant or "tiny"]
         backbone = ViT3D([size] * 3, dim=dim, depth=depth, heads=h)
@@ -447,12 +459,14 @@ def main():
     ap.add_argument("--localizer-width", type=int, default=8)
     ap.add_argument("--side-shift", type=float, help="side crops (two per level, the right one mirrored) this far from the point")
     ap.add_argument("--condition-crops", action="store_true", help="one crop per label column at its condition's point")
+    ap.add_argument("--condition-points", action="store_true", help="the localizer predicts every label column's point")
     ap.add_argument("--weights")
     ap.add_argument("--input")
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    two_stage = (a.two_stage, a.crop_scale, a.localizer_width, a.pool, a.side_shift, a.condition_crops) if a.two_stage else None
+    two_stage = ((a.two_stage, a.crop_scale, a.localizer_width, a.pool, a.side_shift, a.condition_crops, a.condition_points)
+                 if a.two_stage else None)
     net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop, two_stage=two_stage)
     if a.command == "describe":
         params = sum(p.numel() for p in net.parameters())

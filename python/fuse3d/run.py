@@ -89,7 +89,7 @@ def model_arguments(config, grid):
     if isinstance(two, dict):
         two_stage = (two["crop"], float(two.get("crop_scale", 1.0)), int(two.get("localizer_width", 8)),
                      two.get("localizer_pool", [4, 2, 2]), float(two["side_shift"]) if two.get("side_crops") else None,
-                     bool(two.get("condition_crops", False)))
+                     bool(two.get("condition_crops", False)), bool(two.get("condition_points", False)))
         if two.get("side_crops") and "side_shift" not in two:
             raise ValueError("side_crops without side_shift in config.yaml")
     return dict(model=model, variant=variant, size=size[0], width=width, level_crop=config.get("level_crops"),

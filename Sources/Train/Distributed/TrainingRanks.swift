@@ -58,10 +58,11 @@ public struct TrainingRanks {
     /// Every rank's located points (two-stage validation) put together for the studies of `ordered`, so the
     /// localizer's error is measured on every held-out study, as in one process. NaN keypoints (absent labels) stay NaN:
     /// only their own rank's row holds them, the others add zeros.
-    public func gather(located mine: [Int64: (points: [Float], keypoints: [Float])], ordered: [Int64], levels: Int = 5)
+    /// Each study has `count` points (every label column's, `Located.columns`).
+    public func gather(located mine: [Int64: (points: [Float], keypoints: [Float])], ordered: [Int64], count: Int = RSNA.labelColumns.count)
         throws -> [Int64: (points: [Float], keypoints: [Float])] {
         guard let group else { return mine }
-        let width = 3 * levels + RSNA.keypointValuesPerStudy
+        let width = 3 * count + RSNA.keypointValuesPerStudy
         var rows = [Double](repeating: 0, count: ordered.count * width)
         let row = Dictionary(uniqueKeysWithValues: ordered.enumerated().map { ($0.element, $0.offset) })
         for (id, v) in mine {
@@ -72,7 +73,7 @@ public struct TrainingRanks {
         var out: [Int64: (points: [Float], keypoints: [Float])] = [:]
         for (r, id) in ordered.enumerated() {
             let values = sums[(r * width)..<(r * width + width)].map(Float.init)
-            out[id] = (Array(values[..<(3 * levels)]), Array(values[(3 * levels)...]))
+            out[id] = (Array(values[..<(3 * count)]), Array(values[(3 * count)...]))
         }
         return out
     }

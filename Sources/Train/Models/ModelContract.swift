@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// What a model's forward pass reads: the volumes and, in a training step, the labels' keypoints. Everything a forward
@@ -37,18 +38,17 @@ public struct ExtraLoss {
     }
 }
 
-/// The points a model located, in the input's voxels (d, h, w).
+/// The points a model located, in the input's voxels (d, h, w): every label column's (the canal, each foramen and each
+/// recess at each level, `RSNA.labelColumns` order), as train_label_coordinates.csv gives them.
 public struct Located {
-    /// (B, levels, 3) each level's point (with its graph when gradients are on).
-    public var levels: Tensor
-    /// (25, 3) each label column's offset from its level's point: the column's point is its level's plus this.
-    public var columnOffsets: Tensor
+    /// (B, 25, 3) each label column's point; the first five (the spinal canal's) are the levels' points.
+    public var columns: Tensor
 
-    /// Level points and the label columns' offsets from them.
-    public init(levels: Tensor, columnOffsets: Tensor) {
-        self.levels = levels
-        self.columnOffsets = columnOffsets
-    }
+    /// The label columns' points.
+    public init(columns: Tensor) { self.columns = columns }
+
+    /// (B, levels, 3) the levels' (spinal-canal) points.
+    public var levels: Tensor { get throws { try columns.narrow(1, start: 0, length: RSNA.levels.count) } }
 }
 
 /// What a model's forward pass returns: all a trainer, an evaluation or a prediction reads of it.

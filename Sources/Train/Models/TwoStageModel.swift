@@ -17,6 +17,10 @@ public struct TwoStageLayout: Sendable, Equatable {
     /// offset, `TwoStageBackbone.offsets`), the right side's crops mirrored, all read by one network and a
     /// `CropKindHead`.
     public var conditionCrops: Bool
+    /// The localizer predicts every label column's point (25 heatmaps: the canal, each foramen and each recess at each
+    /// level, as train_label_coordinates.csv gives them) instead of the levels' canal points alone, whose conditions then
+    /// sit at the training studies' mean offset from them (which misses when a spine is larger, smaller or tilted).
+    public var conditionPoints: Bool
     /// Training: the crops' centres are the labels' spinal-canal points moved by up to ± `jitter` grid voxels along each
     /// axis (uniform, from libtorch's generator, so a resumed run draws the same); the localizer's loss (mean absolute
     /// error in voxels plus the heatmap cross-entropy against a Gaussian of `heatmapSigma` heatmap cells) weighs
@@ -25,7 +29,7 @@ public struct TwoStageLayout: Sendable, Equatable {
 
     /// A layout; three `pool` factors ≥ 1, `localizerWidth` ≥ 1.
     public init(crops: PointCrops, localizerWidth: Int = 8, pool: [Int] = [4, 2, 2], sideShift: Double? = nil,
-                conditionCrops: Bool = false, jitter: Double = 0, localizationWeight: Double = 0.05, heatmapSigma: Double = 1) throws {
+                conditionCrops: Bool = false, conditionPoints: Bool = false, jitter: Double = 0, localizationWeight: Double = 0.05, heatmapSigma: Double = 1) throws {
         guard pool.count == 3, pool.allSatisfy({ $0 >= 1 }), localizerWidth >= 1 else {
             throw TrainError(.configuration, "the localizer needs a width of 1 or more and three pooling factors of 1 or more, not \(localizerWidth) and \(pool)")
         }
@@ -34,6 +38,7 @@ public struct TwoStageLayout: Sendable, Equatable {
         self.pool = pool
         self.sideShift = sideShift
         self.conditionCrops = conditionCrops
+        self.conditionPoints = conditionPoints
         self.jitter = jitter
         self.localizationWeight = localizationWeight
         self.heatmapSigma = heatmapSigma
@@ -42,6 +47,9 @@ public struct TwoStageLayout: Sendable, Equatable {
 
     /// Crops per level: five with condition crops, two with side crops, else one.
     public var cropsPerLevel: Int { conditionCrops ? 5 : sideShift == nil ? 1 : 2 }
+
+    /// The localizer's points per level: five with condition points, else one (the canal's).
+    public var pointsPerLevel: Int { conditionPoints ? 5 : 1 }
 }
 
 /// The recommended backbone: find the levels, then look closely. The localizer reads the stored grid average-pooled
@@ -65,12 +73,13 @@ public final class TwoStageBackbone: Module, Backbone {
     /// Number of levels.
     public let levels: Int
     /// (levels · 5 conditions, 3): each label column's mean offset (voxels) from its level's spinal-canal point in the
-    /// training studies, so the points of every condition follow from the localizer's (set by the trainer, saved).
+    /// training studies, so the points of every condition follow from the localizer's (set by the trainer, saved); not
+    /// read with condition points (the localizer gives every column's), but saved all the same.
     @Buffer public var offsets: Tensor
 
     /// A two-stage backbone over `inner`, as `layout` says.
     public init(inner: any Backbone, layout: TwoStageLayout, levels: Int = 5) throws {
-        localizer = try LevelLocalizer(levels: levels, width: layout.localizerWidth)
+        localizer = try LevelLocalizer(levels: levels * layout.pointsPerLevel, width: layout.localizerWidth)
         self.inner = inner
         self.layout = layout
         self.levels = levels
@@ -88,7 +97,8 @@ public final class TwoStageBackbone: Module, Backbone {
 
     public var locates: Bool { true }
 
-    /// Every condition's point is its level's canal point plus the training studies' mean offset (saved as `offsets`).
+    /// Without condition points, every condition's point is its level's canal point plus the training studies' mean offset
+    /// (saved as `offsets`).
     public func prepare(trainingKeypoints: () throws -> [[Float]]) throws {
         let mean = conditionOffsets(keypoints: try trainingKeypoints())
         try Torch.noGrad { try offsets.copy_(try Tensor(mean, shape: [25, 3])) }
@@ -113,37 +123,50 @@ public final class TwoStageBackbone: Module, Backbone {
 
     public func features(_ x: Tensor) throws -> Tensor { try forward(ModelInput(x)).features }
 
-    /// Locates the levels, cuts the crops (at the input's keypoints, jittered, where it has them) and reads them; with
-    /// keypoints, also the localizer's loss against them.
+    /// Locates the levels (or every label column's point), cuts the crops (at the input's keypoints, jittered, where it
+    /// has them) and reads them; with keypoints, also the localizer's loss against them.
     public func forward(_ input: ModelInput) throws -> BackboneOutput {
         let x = input.volumes
-        // The labels' spinal-canal points (B, levels, 3) on the input's device, and the crops' centres: them moved by the
-        // jitter, drawn before any other random number of the step, from the CPU generator whatever the device (the
-        // draws of a seed stay the same), then sent to the device; nothing comes back to the host.
-        let spinal = try input.keypoints.map { try $0.to(.float32, device: x.device).narrow(1, start: 0, length: levels).contiguous() }
-        let guide = try spinal.map { try $0 + ((try Tensor.rand($0.shape).to(device: x.device) * 2 - 1) * layout.jitter) }
+        let count = levels * layout.pointsPerLevel
+        // The labels' points the localizer learns (B, count, 3) on the input's device (the canal's, or every column's), and
+        // the crops' centres: them moved by the jitter, drawn before any other random number of the step, from the CPU
+        // generator whatever the device (the draws of a seed stay the same), then sent to the device; nothing comes back
+        // to the host.
+        let truth = try input.keypoints.map { try $0.to(.float32, device: x.device).narrow(1, start: 0, length: count).contiguous() }
+        let guide = try truth.map { try $0 + ((try Tensor.rand($0.shape).to(device: x.device) * 2 - 1) * layout.jitter) }
         let (heat, predicted) = try locateWithHeatmaps(x)
         var points = try predicted.detach()
         if let guide {
             // The labelled points replace the predictions, the rest stay.
             points = try Tensor.where(try guide.isFinite(), guide, points)
         }
-        let located = Located(levels: predicted, columnOffsets: offsets)
+        let located = Located(columns: try columnPoints(predicted))
         let features = try cropFeatures(x, points: points)
-        guard let spinal else { return BackboneOutput(features: features, located: located) }
-        let localization = try LocalizationLoss()(predicted, spinal)
-            + HeatmapLoss(sigma: layout.heatmapSigma)(heat, spinal, gridSize: Array(x.shape[2...]))
+        guard let truth else { return BackboneOutput(features: features, located: located) }
+        let localization = try LocalizationLoss()(predicted, truth)
+            + HeatmapLoss(sigma: layout.heatmapSigma)(heat, truth, gridSize: Array(x.shape[2...]))
         // Labelled points: the loss is a mean over them (a point's three coordinates are labelled together).
-        let terms = try spinal.isFinite().to(.float64).sum() / 3.0
+        let terms = try truth.isFinite().to(.float64).sum() / 3.0
         return BackboneOutput(features: features, extraLosses: [ExtraLoss(name: Self.localizationLoss, value: localization,
                                                                           weight: layout.localizationWeight, terms: terms)],
                               located: located)
     }
 
-    /// `x` (B, C, D, H, W) and the crops' level points (B, levels, 3) → features (B, featureCount).
+    /// The localizer's points (B, levels or 25, 3) → every label column's (B, 25, 3): as they are with condition points,
+    /// else each level's point plus the column's mean offset (`offsets`).
+    func columnPoints(_ points: Tensor) throws -> Tensor {
+        if layout.conditionPoints { return points }
+        let b = points.shape[0]
+        // (B, 5 conditions, levels, 3) + offsets (25, 3) → (B, 25, 3), column = condition · levels + level.
+        let expanded = try points.reshape([b, 1, levels, 3]).expand([b, 5, levels, 3]).reshape([b, 5 * levels, 3])
+        return try expanded + (try offsets.to(.float32, device: points.device)).reshape([1, 5 * levels, 3])
+    }
+
+    /// `x` (B, C, D, H, W) and the crops' points (B, levels or 25, 3: the localizer's) → features (B, featureCount).
     func cropFeatures(_ x: Tensor, points: Tensor) throws -> Tensor {
         let b = x.shape[0]
-        if layout.conditionCrops { return try conditionFeatures(x, levelPoints: points) }
+        if layout.conditionCrops { return try conditionFeatures(x, columns: try columnPoints(points)) }
+        let points = try points.narrow(1, start: 0, length: levels)
         guard let shift = layout.sideShift else {
             let f = try inner.features(try layout.crops(x, points: points))  // (levels · B, F), level-major
             return try f.reshape([levels, b, inner.featureCount]).transpose(0, 1).contiguous().reshape([b, levels * inner.featureCount])
@@ -162,12 +185,9 @@ public final class TwoStageBackbone: Module, Backbone {
     /// For each label column, its crop's position in the crops' order (plain columns, then mirrored ones).
     static let columnOrder: [Int64] = (0..<25).map { c in Int64((plainColumns + mirroredColumns).firstIndex(of: c)!) }
 
-    /// Condition crops: (B, levels, 3) level points → features (B, 25 · F) in label-column order.
-    func conditionFeatures(_ x: Tensor, levelPoints: Tensor) throws -> Tensor {
-        let b = x.shape[0], device = levelPoints.device
-        // (B, 5 conditions, levels, 3) + offsets (25, 3) → (B, 25, 3), column = condition · levels + level.
-        let expanded = try levelPoints.reshape([b, 1, levels, 3]).expand([b, 5, levels, 3]).reshape([b, 5 * levels, 3])
-        let columns = try expanded + (try offsets.to(.float32, device: device)).reshape([1, 5 * levels, 3])
+    /// Condition crops: (B, 25, 3) label columns' points → features (B, 25 · F) in label-column order.
+    func conditionFeatures(_ x: Tensor, columns: Tensor) throws -> Tensor {
+        let b = x.shape[0], device = columns.device
         let plain = try Tensor(Self.plainColumns.map(Int64.init), device: device)
         let mirrored = try Tensor(Self.mirroredColumns.map(Int64.init), device: device)
         let crops = try Tensor.cat([try layout.crops(x, points: try columns.indexSelect(dim: 1, index: plain).contiguous()),

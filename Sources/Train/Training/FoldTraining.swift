@@ -291,7 +291,8 @@ public final class FoldTraining {
             .save(model: model, optimizer: optimizer, to: folder.lastURL)
     }
 
-    /// Trains the fold to its last epoch (continuing from `last.safetensors` with `resume`) and returns its result.
+    /// Trains the fold to its last epoch (continuing from `last.safetensors` with `resume`) and returns its result, with
+    /// the last epoch's scores beside the best's (`finish`).
     @discardableResult
     public func run(resume: Bool) throws -> FoldResult {
         if resume { try restore() }
@@ -303,7 +304,25 @@ public final class FoldTraining {
             try ranks.barrier()
             context.onEpoch?(fold, record)
         }
-        return try folder.result()
+        return try finish()
+    }
+
+    /// Adds the last epoch's held-out scores to the fold's result (`FoldResult.last`) and, with an EMA, those of the
+    /// trained weights themselves (`lastWithoutEma`: one more pass over the held-out studies), so the best epoch's score,
+    /// chosen on those studies, is read beside numbers no choice flattered. A result that has them already is returned as
+    /// it is (a finished fold resumed).
+    public func finish() throws -> FoldResult {
+        var result = try folder.result()
+        guard result.last == nil, let record = state.history.last else { return result }
+        result.last = EpochScores(record)
+        if ema != nil {
+            model.eval()
+            let predictions = try ranks.gather(try predict([model], loader: valLoader, config: config), ordered: valOrder)
+            result.lastWithoutEma = EpochScores(epoch: record.epoch, score: RSNAScore(predictions))
+        }
+        if ranks.writes { try folder.save(result) }
+        try ranks.barrier()
+        return result
     }
 
     /// The EMA's tensors paired with the model's: parameters of groups the model averages, and the rest (copied): buffers

@@ -2,31 +2,45 @@ import Core
 import Foundation
 import Shards
 
-/// How far a localizer's points are from the labels' (patient millimetres): the median and 90th percentile over every
-/// known point, and the median per level. What `metrics.csv`, `summary.json` and the report show for stage one.
+/// How far a localizer's points are from the labels' (patient millimetres), over every labelled point of every label
+/// column (the canal, the foramina and the recesses at each level): the median and 90th percentile, the median per level,
+/// and the median and 90th percentile per condition group. What `metrics.csv`, `summary.json` and the report show for
+/// stage one.
 public struct LocalizationError: Codable, Sendable, Equatable {
     /// Median and 90th percentile of the distances (mm) over all known points.
     public var medianMm: Double, p90Mm: Double
     /// Median distance per level (L1/L2 … L5/S1; NaN where no point is known), mm.
     public var perLevelMm: [Double]
+    /// Median and 90th percentile per condition group (spinal canal, neural foramina, subarticular recesses; NaN where no
+    /// point is known), mm; nil in runs made before they were recorded.
+    public var perGroupMedianMm: [Double]?, perGroupP90Mm: [Double]?
     /// Points measured.
     public var points: Int
 
-    /// From per-study, per-level distances (mm; NaN where the label has no point).
+    /// From per-study distances (mm; NaN where the label has no point), one per label column (`RSNA.labelColumns` order,
+    /// 25) or one per level (5: the canal's only).
     public init(distances: [[Double]]) {
-        let levels = distances.first?.count ?? 5
+        let levels = RSNA.levels.count
         let all = distances.flatMap { $0 }.filter(\.isFinite)
         medianMm = Self.quantile(all, 0.5)
         p90Mm = Self.quantile(all, 0.9)
-        perLevelMm = (0..<levels).map { l in Self.quantile(distances.map { $0[l] }.filter(\.isFinite), 0.5) }
+        perLevelMm = (0..<levels).map { l in Self.quantile(distances.flatMap { d in stride(from: l, to: d.count, by: levels).map { d[$0] } }.filter(\.isFinite), 0.5) }
+        let group: [[Double]] = (0..<3).map { g in
+            distances.flatMap { d in d.indices.filter { RSNA.conditionGroups[$0 / levels] == g }.map { d[$0] } }.filter(\.isFinite)
+        }
+        perGroupMedianMm = group.map { Self.quantile($0, 0.5) }
+        perGroupP90Mm = group.map { Self.quantile($0, 0.9) }
         points = all.count
     }
 
-    /// From metrics.csv's columns: median, p90, then the median per level (the count is not kept there).
-    init(columns: [Double]) {
+    /// From metrics.csv's columns (`EpochRecord.localizationColumns`): median, p90, the median per level, then the median
+    /// and p90 per group where the file has them (the count is not kept there).
+    init(columns: [Double], groups: [Double]?) {
         medianMm = columns[0]
         p90Mm = columns[1]
         perLevelMm = Array(columns[2...])
+        perGroupMedianMm = groups.map { g in (0..<3).map { g[2 * $0] } }
+        perGroupP90Mm = groups.map { g in (0..<3).map { g[2 * $0 + 1] } }
         points = 0
     }
 
@@ -38,10 +52,10 @@ public struct LocalizationError: Codable, Sendable, Equatable {
         return i + 1 < s.count ? s[i] + f * (s[i + 1] - s[i]) : s[i]
     }
 
-    /// Distances (mm) of `points` from `truth` (both voxels (d, h, w) of the grid of `affine`, `levels` × 3 each; the truth
+    /// Distances (mm) of `points` from `truth` (both voxels (d, h, w) of the grid of `affine`, `count` × 3 each; the truth
     /// NaN where absent), measured in patient space through the affine.
-    public static func distances(points: [Float], truth: [Float], affine: [Double], levels: Int = 5) -> [Double] {
-        (0..<levels).map { l in
+    public static func distances(points: [Float], truth: [Float], affine: [Double], count: Int = RSNA.labelColumns.count) -> [Double] {
+        (0..<count).map { l in
             let d = (0..<3).map { Double(points[3 * l + $0]) - Double(truth[3 * l + $0]) }
             guard d.allSatisfy(\.isFinite) else { return .nan }
             let mm = (0..<3).map { r in (0..<3).map { c in affine[4 * r + c] * d[c] }.reduce(0, +) }
@@ -50,41 +64,35 @@ public struct LocalizationError: Codable, Sendable, Equatable {
     }
 }
 
-/// The level points for every study a loader yields (evaluation mode, no gradients), averaged over `models` (which
-/// must all locate): study id → levels × 3 voxels (d, h, w) of the stored grid, with the labels' keypoints (75 values)
-/// beside them; and each model's label-column offsets from its level points (`Located.columnOffsets`, 25 × 3).
-public func locateLevels(_ models: [any TrainableModel], loader: ShardLoader) throws
-    -> (points: [Int64: (points: [Float], keypoints: [Float])], columnOffsets: [[Float]]) {
+/// Every label column's located point for each study a loader yields (evaluation mode, no gradients), averaged over
+/// `models` (which must all locate): study id → 25 × 3 voxels (d, h, w) of the stored grid, with the labels' keypoints
+/// (75 values) beside them.
+public func locatePoints(_ models: [any TrainableModel], loader: ShardLoader) throws -> [Int64: (points: [Float], keypoints: [Float])] {
     guard !models.isEmpty, models.allSatisfy(\.locates) else {
         throw TrainError(.configuration, "only models that locate points (two_stage) locate levels")
     }
     for m in models { m.eval() }
     var out: [Int64: (points: [Float], keypoints: [Float])] = [:]
-    var offsets: [[Float]]?
     let batches = loader.batches(from: LoaderPosition(epoch: 0))
     try Torch.noGrad {
         while let batch = try batches.next() {
             let x = try batch.volumes.to(.float32, device: loader.device)
-            let located = try models.map { m in
+            var sum: [Float]? = nil
+            for m in models {
                 guard let located = try m.forward(ModelInput(x)).located else {
                     throw TrainError(.configuration, "a model that locates returned no points")
                 }
-                return located
-            }
-            var sum: [Float]? = nil
-            for l in located {
-                let p = try l.levels.to(.float32, device: .cpu).toArray(Float.self)
+                let p = try located.columns.to(.float32, device: .cpu).toArray(Float.self)
                 sum = sum.map { zip($0, p).map(+) } ?? p
             }
-            if offsets == nil { offsets = try located.map { try $0.columnOffsets.to(.float32, device: .cpu).toArray(Float.self) } }
             try recordLocated(sum!, models: models.count, batch: batch, into: &out)
         }
     }
-    return (out, offsets ?? [])
+    return out
 }
 
-/// Files a batch's located points (`sum` over `models` models, levels × 3 per sample) by study, their mean beside the
-/// samples' keypoint values (`RSNA.keypointValuesPerStudy`): what `locateLevels` and `predictLocating` return.
+/// Files a batch's located points (`sum` over `models` models, 25 × 3 per sample) by study, their mean beside the
+/// samples' keypoint values (`RSNA.keypointValuesPerStudy`): what `locatePoints` and `predictLocating` return.
 func recordLocated(_ sum: [Float], models: Int, batch: Batch, into out: inout [Int64: (points: [Float], keypoints: [Float])]) throws {
     let mean = sum.map { $0 / Float(models) }
     let keypoints = try batch.keypoints.to(.float32, device: .cpu).toArray(Float.self)
@@ -104,15 +112,16 @@ public func studyAffines(_ dataset: ShardDataset) throws -> [Int64: [Double]] {
     return out
 }
 
-/// The error of located points against the studies' spinal-canal keypoints (label columns 0–4).
+/// The error of located points (every label column's) against the studies' keypoints.
 public func localizationError(_ located: [Int64: (points: [Float], keypoints: [Float])], affines: [Int64: [Double]]) -> LocalizationError {
     LocalizationError(distances: located.sorted { $0.key < $1.key }.compactMap { id, v in
-        affines[id].map { LocalizationError.distances(points: v.points, truth: Array(v.keypoints.prefix(15)), affine: $0) }
+        affines[id].map { LocalizationError.distances(points: v.points, truth: v.keypoints, affine: $0, count: v.points.count / 3) }
     })
 }
 
 /// Each label column's mean offset (voxels) from its level's spinal-canal keypoint over `keypoints` (25 × 3 per study,
-/// NaN where absent): what a two-stage model's `offsets` hold, so the localizer's points give every condition's point.
+/// NaN where absent): what a two-stage model without condition points holds as `offsets`, so the localizer's level points
+/// give every condition's point.
 public func conditionOffsets(keypoints: [[Float]]) -> [Float] {
     let columns = RSNA.labelColumns.count, levels = RSNA.levels.count
     var sum = [Double](repeating: 0, count: 3 * columns), count = [Int](repeating: 0, count: columns)
@@ -128,25 +137,21 @@ public func conditionOffsets(keypoints: [[Float]]) -> [Float] {
     return (0..<(3 * columns)).map { count[$0 / 3] > 0 ? Float(sum[$0] / Double(count[$0 / 3])) : 0 }
 }
 
-/// Every label column's predicted point for each study of `dataset`: the models' level points (averaged over the
-/// models) plus each column's offset from its level's point (`Located.columnOffsets`, averaged), mapped through the
-/// study's affine to patient LPS mm: study id → 25 × (x, y, z).
+/// Every label column's predicted point for each study of `dataset` (the models' `Located.columns`, averaged over the
+/// models), mapped through the study's affine to patient LPS mm: study id → 25 × (x, y, z).
 public func predictedPoints(_ models: [any TrainableModel], dataset: ShardDataset, device: Device, batchSize: Int = 4) throws -> [Int64: [Double]] {
     guard !models.isEmpty, models.allSatisfy(\.locates) else {
         throw TrainError(.configuration, "only models that locate points (two_stage) predict points")
     }
     let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: batchSize, shuffle: false, dropLast: false), device: device)
-    let (located, offsets) = try locateLevels(models, loader: loader)
-    let columns = RSNA.labelColumns.count, levels = RSNA.levels.count
-    let offset = (0..<(3 * columns)).map { i in offsets.map { Double($0[i]) }.reduce(0, +) / Double(max(1, offsets.count)) }
+    let located = try locatePoints(models, loader: loader)
     let affines = try studyAffines(dataset)
     var out: [Int64: [Double]] = [:]
     for (id, v) in located {
         guard let a = affines[id] else { continue }
         var mm: [Double] = []
-        for column in 0..<columns {
-            let level = column % levels
-            let voxel: [Double] = (0..<3).map { Double(v.points[3 * level + $0]) + offset[3 * column + $0] }
+        for column in 0..<RSNA.labelColumns.count {
+            let voxel: [Double] = (0..<3).map { Double(v.points[3 * column + $0]) }
             for r in 0..<3 { mm.append(a[4 * r] * voxel[0] + a[4 * r + 1] * voxel[1] + a[4 * r + 2] * voxel[2] + a[4 * r + 3]) }
         }
         out[id] = mm

@@ -136,8 +136,14 @@ public struct RunFolder: Sendable, Equatable {
             folds.append(result)
         }
         let n = Double(max(1, folds.count))
+        func mean(_ scores: [EpochScores?]) -> Double? {
+            let known = scores.compactMap { $0?.valRsnaScore }
+            return known.count == folds.count && !known.isEmpty ? known.reduce(0, +) / n : nil
+        }
         return RunSummary(folds: folds, meanValRsnaScore: folds.map(\.valRsnaScore).reduce(0, +) / n,
-                          priorRsnaScore: folds.map(\.priorRsnaScore).reduce(0, +) / n, priorProbabilities: prior)
+                          priorRsnaScore: folds.map(\.priorRsnaScore).reduce(0, +) / n,
+                          meanLastValRsnaScore: mean(folds.map(\.last)), meanLastWithoutEmaValRsnaScore: mean(folds.map(\.lastWithoutEma)),
+                          priorProbabilities: prior)
     }
 
     // MARK: Helpers shared with FoldFolder

@@ -33,11 +33,12 @@ public struct TrainedRun {
         }
     }
 
-    /// Every sample of `dataset`, its probabilities averaged over the folds' best models.
-    public func predict(_ dataset: ShardDataset, device: Device = .cpu) throws -> StudyPredictions {
+    /// Every sample of `dataset`, its probabilities averaged over the folds' best models (and, with `flip`, over each
+    /// study read as it is and mirrored left-right: `predictLocating`).
+    public func predict(_ dataset: ShardDataset, device: Device = .cpu, flip: Bool = false) throws -> StudyPredictions {
         let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
                                                                               prefetch: config.prefetch), device: device)
-        return try Train.predict(models(inputSize: dataset.manifest.shape, device: device), loader: loader, config: config)
+        return try Train.predict(models(inputSize: dataset.manifest.shape, device: device), loader: loader, config: config, flip: flip)
     }
 }
 

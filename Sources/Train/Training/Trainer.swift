@@ -130,14 +130,17 @@ public final class Trainer {
 }
 
 /// Probabilities of every sample `loader` yields, averaged over `models` (evaluation mode, no gradients); the
-/// volumes are prepared as `config` says (`TrainingConfig.modelInput`).
-public func predict(_ models: [any TrainableModel], loader: ShardLoader, config: TrainingConfig) throws -> StudyPredictions {
-    try predictLocating(models, loader: loader, config: config).predictions
+/// volumes are prepared as `config` says (`TrainingConfig.modelInput`). With `flip`, each model also reads every
+/// volume mirrored left-right (the d axis reversed, as the training flips do), its left and right label columns are
+/// swapped back (`Augmenter.flipPermutation`) and the two readings averaged: test-time augmentation.
+public func predict(_ models: [any TrainableModel], loader: ShardLoader, config: TrainingConfig, flip: Bool = false) throws -> StudyPredictions {
+    try predictLocating(models, loader: loader, config: config, flip: flip).predictions
 }
 
-/// `predict`, and for models that locate also the level points they found in the same forward passes (averaged over the
-/// models, as `locateLevels` gives them; nil for other models): validation reads the held-out shards once.
-public func predictLocating(_ models: [any TrainableModel], loader: ShardLoader, config: TrainingConfig) throws
+/// `predict`, and for models that locate also the label columns' points they found in the same forward passes (averaged
+/// over the models, as `locatePoints` gives them, from the unmirrored readings; nil for other models): validation reads
+/// the held-out shards once.
+public func predictLocating(_ models: [any TrainableModel], loader: ShardLoader, config: TrainingConfig, flip: Bool = false) throws
     -> (predictions: StudyPredictions, located: [Int64: (points: [Float], keypoints: [Float])]?) {
     precondition(!models.isEmpty, "predict needs at least one model")
     for m in models { m.eval() }
@@ -145,20 +148,30 @@ public func predictLocating(_ models: [any TrainableModel], loader: ShardLoader,
     var ids: [Int64] = [], probs: [Double] = [], labels: [Int8] = []
     var located: [Int64: (points: [Float], keypoints: [Float])] = [:]
     let batches = loader.batches(from: LoaderPosition(epoch: 0))
+    let swap = try flip ? Tensor(Augmenter.flipPermutation.map(Int64.init), device: loader.device) : nil
+    let readings = Double(models.count * (flip ? 2 : 1))
     try Torch.noGrad {
         while let batch = try batches.next() {
             let x = try config.modelInput(batch.volumes, device: loader.device)
+            let mirrored = try swap.map { _ in try x.flip([2]) }
             var sum: [Double]? = nil, pointSum: [Float]? = nil
+            func add(_ p: Tensor) throws {
+                let values = try p.to(.float32, device: .cpu).toArray(Float.self).map(Double.init)
+                sum = sum.map { zip($0, values).map(+) } ?? values
+            }
             for m in models {
                 let output = try m.forward(ModelInput(x))
-                let p = try output.probabilities.to(.float32, device: .cpu).toArray(Float.self).map(Double.init)
-                sum = sum.map { zip($0, p).map(+) } ?? p
-                if locating, let points = output.located?.levels {
+                try add(output.probabilities)
+                if let mirrored, let swap {
+                    // Column k of the original is column flipPermutation[k] of the mirror image.
+                    try add(try m.forward(ModelInput(mirrored)).probabilities.indexSelect(dim: 1, index: swap))
+                }
+                if locating, let points = output.located?.columns {
                     let q = try points.to(.float32, device: .cpu).toArray(Float.self)
                     pointSum = pointSum.map { zip($0, q).map(+) } ?? q
                 }
             }
-            probs += sum!.map { $0 / Double(models.count) }
+            probs += sum!.map { $0 / readings }
             ids += batch.studyIDs
             labels += try batch.labels.to(device: .cpu).toArray(Int64.self).map { Int8(clamping: $0) }
             if let pointSum { try recordLocated(pointSum, models: models.count, batch: batch, into: &located) }

@@ -24,6 +24,9 @@ public struct TwoStageConfig: Equatable, Sendable {
     /// foraminal and subarticular stayed at their baseline after 30 epochs (1.00× and 0.95×, side crops no better
     /// after 7); with condition crops both learned within 8 epochs (docs/learning-on-the-phantom.md).
     public var conditionCrops = true
+    /// The localizer predicts every label column's point (`TwoStageLayout.conditionPoints`): the default. false: the
+    /// levels' canal points, each condition at the training studies' mean offset from its level's.
+    public var conditionPoints = true
 
     /// The crop each layout was measured with (README, docs/learning-on-the-phantom.md): condition crops 8 × 10 × 10,
     /// side crops 14 × 16 × 14, one crop per level 20 × 16 × 14; what a configuration without `crop` gets.
@@ -39,7 +42,7 @@ public struct TwoStageConfig: Equatable, Sendable {
     /// The model layout these settings describe.
     public func layout() throws -> TwoStageLayout {
         try TwoStageLayout(crops: PointCrops(size: crop, scale: cropScale), localizerWidth: localizerWidth, pool: localizerPool,
-                           sideShift: sideCrops ? sideShift : nil, conditionCrops: conditionCrops, jitter: jitter,
+                           sideShift: sideCrops ? sideShift : nil, conditionCrops: conditionCrops, conditionPoints: conditionPoints, jitter: jitter,
                            localizationWeight: localizationWeight)
     }
 
@@ -64,6 +67,7 @@ public struct TwoStageConfig: Equatable, Sendable {
                       t.conditionCrops = conditionCrops ?? !t.sideCrops
                   },
                   write: { (t: TwoStageConfig) in ["condition_crops: \(t.conditionCrops)"] }),
+        .bool("condition_points", \.conditionPoints, "the localizer predicts every label column's point, not each level's canal point plus the training studies' mean offset"),
     ]
 
     /// Reads a `two_stage:` mapping; a layout without `crop` gets its measured crop.
