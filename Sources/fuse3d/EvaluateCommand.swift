@@ -26,19 +26,27 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let trained = try runOptions.load()
-        let predictions = try trained.predict(try ShardDataset(directory: URL(fileURLWithPath: shards)), device: runOptions.device, flip: runOptions.flipTta)
+        let (predictions, localization) = try trained.predictLocating(try ShardDataset(directory: URL(fileURLWithPath: shards)),
+                                                                      device: runOptions.device, flip: runOptions.flipTta)
         let score = RSNAScore(predictions)
         let prior = RSNAScore(predictions.replacing(with: trained.summary.priorProbabilities))
         print("\(trained.summary.folds.count) fold model(s) averaged over \(predictions.count) studies\(runOptions.flipTta ? ", each also read mirrored left-right" : "")")
         print(ScoreTable.text(score, prior: prior))
+        if let l = localization {
+            // Two-stage runs: how far the localizers' points are from the labels' (every labelled point of the shards).
+            print(String(format: "localizer: %d labelled points, median %.2f mm, p90 %.2f mm", l.points, l.medianMm, l.p90Mm))
+            for (g, name) in ["spinal canal", "neural foramina", "subarticular recesses"].enumerated() {
+                if let m = l.perGroupMedianMm?[g], let p = l.perGroupP90Mm?[g] { print("  \(name): " + String(format: "median %.2f mm, p90 %.2f mm", m, p)) }
+            }
+        }
         if let out {
-            struct Evaluation: Encodable { var score: RSNAScore, prior: RSNAScore, studies: Int, folds: Int, flipTta: Bool }
+            struct Evaluation: Encodable { var score: RSNAScore, prior: RSNAScore, studies: Int, folds: Int, flipTta: Bool, localization: LocalizationError? }
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             e.keyEncodingStrategy = .convertToSnakeCase
             e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             try AtomicFile.write(try e.encode(Evaluation(score: score, prior: prior, studies: predictions.count, folds: trained.summary.folds.count,
-                                                                 flipTta: runOptions.flipTta)),
+                                                                 flipTta: runOptions.flipTta, localization: localization)),
                                  to: URL(fileURLWithPath: out))
             print("wrote \(out)")
         }

@@ -54,6 +54,8 @@ final class TrainCommandTests: XCTestCase {
         let r = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", straight.path, "--config", cfg.path])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("mean validation score"), r.stdout)
+        // Beside the best epoch's score, the last epoch's and the trained weights' own without the EMA.
+        XCTAssertTrue(r.stdout.contains("; last epoch ") && r.stdout.contains(", without the EMA "), r.stdout)
         for name in ["config.yaml", "splits.json", "summary.json", "report.html", "source.json", "fold-0/metrics.csv", "fold-1/best.safetensors"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: straight.appendingPathComponent(name).path), name)
         }
@@ -71,7 +73,11 @@ final class TrainCommandTests: XCTestCase {
         let pointStudies = try XCTUnwrap(heldPoints["studies"] as? [[String: Any]])
         let splits = try JSONSerialization.jsonObject(with: Data(contentsOf: straight.appendingPathComponent("splits.json"))) as! [String: Any]
         XCTAssertEqual(pointStudies.count, ((splits["folds"] as! [[Any]])[0]).count)
-        XCTAssertEqual((pointStudies[0]["predicted"] as? [[Double]])?.count, 5)
+        // Every label column's point (the canal, each foramen and each recess at each level).
+        XCTAssertEqual((pointStudies[0]["predicted"] as? [[Double]])?.count, 25)
+        XCTAssertEqual((pointStudies[0]["truth"] as? [Any])?.count, 25)
+        XCTAssertEqual((localization["per_group_median_mm"] as? [Double])?.count, 3)
+        XCTAssertNotNil(((summaryJSON["folds"] as! [[String: Any]])[0])["last_without_ema"] as? [String: Any])
         XCTAssertTrue(report.contains("<img src=\"localizer-fold-0.png\""), "no localizer picture in the report")
         let png = try Data(contentsOf: straight.appendingPathComponent("localizer-fold-0.png"))
         XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
@@ -100,6 +106,14 @@ final class TrainCommandTests: XCTestCase {
         let e = try Fixtures.run(Fixtures.fuse3d, ["evaluate", straight.path, Self.shards.path])
         XCTAssertEqual(e.status, 0, e.stderr)
         XCTAssertTrue(e.stdout.contains("RSNA score") && e.stdout.contains("any_severe_spinal") && e.stdout.contains("confusion"), e.stdout)
+        // A two-stage run: the localizers' error against the shards' keypoints, per condition group.
+        XCTAssertTrue(e.stdout.contains("localizer: ") && e.stdout.contains("subarticular recesses: median"), e.stdout)
+        let mirroredJSON = Self.root.appendingPathComponent("evaluation-flip.json")
+        let ef = try Fixtures.run(Fixtures.fuse3d, ["evaluate", straight.path, Self.shards.path, "--flip-tta", "--out", mirroredJSON.path])
+        XCTAssertEqual(ef.status, 0, ef.stderr)
+        XCTAssertTrue(ef.stdout.contains("each also read mirrored left-right"), ef.stdout)
+        let flipEvaluation = try JSONSerialization.jsonObject(with: Data(contentsOf: mirroredJSON)) as! [String: Any]
+        XCTAssertEqual(flipEvaluation["flip_tta"] as? Bool, true)
 
         let csv = Self.root.appendingPathComponent("submission.csv")
         let pr = try Fixtures.run(Fixtures.fuse3d, ["predict", straight.path, Self.shards.path, "--out", csv.path])

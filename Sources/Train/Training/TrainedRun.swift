@@ -36,9 +36,19 @@ public struct TrainedRun {
     /// Every sample of `dataset`, its probabilities averaged over the folds' best models (and, with `flip`, over each
     /// study read as it is and mirrored left-right: `predictLocating`).
     public func predict(_ dataset: ShardDataset, device: Device = .cpu, flip: Bool = false) throws -> StudyPredictions {
+        try predictLocating(dataset, device: device, flip: flip).predictions
+    }
+
+    /// `predict`, and for a two-stage run also the localizers' error against the keypoints of `dataset` (nil for other
+    /// runs, or when the shards hold no keypoints).
+    public func predictLocating(_ dataset: ShardDataset, device: Device = .cpu, flip: Bool = false) throws
+        -> (predictions: StudyPredictions, localization: LocalizationError?) {
         let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
                                                                               prefetch: config.prefetch), device: device)
-        return try Train.predict(models(inputSize: dataset.manifest.shape, device: device), loader: loader, config: config, flip: flip)
+        let (predictions, located) = try Train.predictLocating(models(inputSize: dataset.manifest.shape, device: device), loader: loader,
+                                                               config: config, flip: flip)
+        let error = try located.map { localizationError($0, affines: try studyAffines(dataset)) }
+        return (predictions, error.flatMap { $0.points > 0 ? $0 : nil })
     }
 }
 
