@@ -32,7 +32,8 @@ step "verify: every shard, chunk and checksum"
 step "train: folds $TRAIN_FOLDS of a $FOLDS-fold split, $EPOCHS epochs each, scored on held-out studies with the RSNA 2024 metric against the best constant prediction"
 cat > "$OUT/train.yaml" <<YAML
 # The demo's training configuration (fuse3d train --help; every key is optional). The model is the default two-stage
-# one: a localizer finds each lumbar level on the coarse grid, one crop per level at its points goes through one network.
+# one: a localizer finds every label column's point (canal, foramina, recesses at each level) on the coarse grid, one crop per
+# label column at its point goes through one network.
 model: efficientnet3d
 width: 0.25
 folds: $FOLDS
