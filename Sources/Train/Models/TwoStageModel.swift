@@ -53,9 +53,10 @@ public struct TwoStageLayout: Sendable, Equatable {
 }
 
 /// The recommended backbone: find the levels, then look closely. The localizer reads the stored grid average-pooled
-/// by `pool` (the coarse grid) and predicts each level's spinal-canal point; one crop per level is resampled around
-/// a point from the stored grid itself (its finer voxels) and goes through one network shared by the levels; the
-/// features of the five crops side by side (B, levels · C), for a `LevelHead`.
+/// by `pool` (the coarse grid) and predicts every label column's point (`TwoStageLayout.conditionPoints`, the default)
+/// or each level's spinal-canal point; crops are resampled around the points from the stored grid itself (its finer
+/// voxels) and go through one shared network: one per label column (the default, for a `CropKindHead`), two per level
+/// (side crops) or one per level (for a `LevelHead`).
 ///
 /// The crops sit at the localizer's predictions, except in a training step, whose input carries the labels' keypoints:
 /// there they sit at the labels' points moved by the jitter, and the localizer learns those points (its loss is the
