@@ -99,4 +99,47 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(try EpochRecord.parse(csv: old).map(\.epoch), [2])
         XCTAssertNil(try EpochRecord.parse(csv: old).first?.loaderSeconds)
     }
+
+    /// A two-stage epoch's localizer error, its per-group columns included, reads back as written (to the CSV's two
+    /// decimals); a run made before the group columns existed reads with none.
+    func testTheLocalizerErrorPerGroupRoundTripsThroughMetrics() throws {
+        let run = RunFolder(try Fixtures.scratch("run-folder"))
+        // 2 studies × 25 columns: canal 1 mm, foramina 2 mm, recesses 4 mm, one foraminal point missing.
+        var distances = [[Double]](repeating: (0..<25).map { $0 < 5 ? 1 : $0 < 15 ? 2 : 4 }, count: 2)
+        distances[1][7] = .nan
+        let error = LocalizationError(distances: distances)
+        XCTAssertEqual(error.points, 49)
+        XCTAssertEqual(error.perGroupMedianMm, [1, 2, 4])
+        XCTAssertEqual(error.perLevelMm, [2, 2, 2, 2, 2])
+        XCTAssertEqual(error.medianMm, 2)
+        var record = EpochRecord(epoch: 1, lr: 0.001, trainLoss: 1, valLoss: 1, valScore: 1, spinal: 1, foraminal: 1, subarticular: 1,
+                                 anySevereSpinal: 1, samplesPerSecond: 1, seconds: 1, loaderSeconds: 0)
+        record.localization = error
+        try run.fold(0).save(metrics: [record])
+        let back = try XCTUnwrap(try run.fold(0).metrics().first?.localization)
+        XCTAssertEqual(back.perGroupMedianMm, [1, 2, 4])
+        XCTAssertEqual(back.perGroupP90Mm, [1, 2, 4])
+        XCTAssertEqual(back.p90Mm, 4)
+        let old = "epoch,lr,train_loss,val_loss,val_score,spinal,foraminal,subarticular,any_severe_spinal,samples_per_s,seconds,loader_wait_s,"
+            + "loc_median_mm,loc_p90_mm,loc_l1_l2_mm,loc_l2_l3_mm,loc_l3_l4_mm,loc_l4_l5_mm,loc_l5_s1_mm\n"
+            + "2,0.5,1,1,1,1,1,1,1,2,3,0.1,2.5,5,2,2,3,3,2\n"
+        let parsed = try XCTUnwrap(try EpochRecord.parse(csv: old).first?.localization)
+        XCTAssertEqual(parsed.medianMm, 2.5)
+        XCTAssertNil(parsed.perGroupMedianMm)
+    }
+
+    /// A run's config.yaml written before condition points existed (no `condition_points` key) is read as it was trained,
+    /// with the canal points alone, so its checkpoints still load; one that has the key keeps it.
+    func testARunFromBeforeConditionPointsIsReadWithoutThem() throws {
+        let run = RunFolder(try Fixtures.scratch("run-folder"))
+        try run.save(TrainingConfig())
+        XCTAssertEqual(try run.config().twoStage?.conditionPoints, true)
+        let text = try String(contentsOf: run.configURL, encoding: .utf8)
+        XCTAssertTrue(text.contains("condition_points: true"), text)
+        try text.split(separator: "\n").filter { !$0.contains("condition_points") }.joined(separator: "\n")
+            .write(to: run.configURL, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try run.config().twoStage?.conditionPoints, false)
+        // A configuration a user writes without the key gets the default.
+        XCTAssertEqual(try TrainingConfig.load(run.configURL).twoStage?.conditionPoints, true)
+    }
 }

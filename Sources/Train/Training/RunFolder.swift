@@ -106,7 +106,16 @@ public struct RunFolder: Sendable, Equatable {
     public func save(_ split: FoldSplit) throws { try Self.write(try JSONEncoder.pretty.encode(split), to: splitsURL) }
 
     /// Reads `config.yaml`.
-    public func config() throws -> TrainingConfig { try TrainingConfig.load(configURL) }
+    /// A run written before `two_stage.condition_points` existed has no such key in its `config.yaml` and located the levels'
+    /// canal points only (5 heatmaps): it is read with `condition_points: false`, so its checkpoints load and resume as
+    /// they were trained (a configuration a user writes gets the default, on).
+    public func config() throws -> TrainingConfig {
+        var config = try TrainingConfig.load(configURL)
+        if config.twoStage != nil, let text = try? String(contentsOf: configURL, encoding: .utf8), !text.contains("condition_points:") {
+            config.twoStage?.conditionPoints = false
+        }
+        return config
+    }
 
     /// Writes `config.yaml` (resolved).
     public func save(_ config: TrainingConfig) throws { try Self.write(Data(config.yaml.utf8), to: configURL) }
