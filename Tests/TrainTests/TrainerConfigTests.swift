@@ -45,7 +45,13 @@ final class TrainerConfigTests: XCTestCase {
         // The defaults leave out only the keys without a value (variant, width, the other model inputs).
         XCTAssertEqual(described.filter { !written.contains($0) }, ["variant", "width", "input_crop", "level_crops"])
         XCTAssertEqual(written.filter { !described.contains($0) }, [])
-        XCTAssertEqual(described.count, 50)
+        XCTAssertEqual(described.count, 51)
+        XCTAssertTrue(written.contains("two_stage.condition_points"), "\(written)")
+        XCTAssertEqual(try TrainingConfig.parse("two_stage:\n  condition_points: false\n", path: "t.yaml").twoStage?.conditionPoints, false)
+        XCTAssertEqual(try TrainingConfig.parse("epochs: 3\n", path: "t.yaml").twoStage?.conditionPoints, true)
+        XCTAssertThrowsError(try TrainingConfig.parse("two_stage:\n  condition_points: 3\n", path: "t.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("t.yaml") && "\(error)".contains("condition_points"), "\(error)")
+        }
         XCTAssertEqual(try TrainingConfig.parse("bucket_mb: 0.5\n", path: "t.yaml").bucketMegabytes, 0.5)
         XCTAssertThrowsError(try TrainingConfig.parse("bucket_mb: 0\n", path: "t.yaml"))
         XCTAssertTrue(TrainingConfig.keyHelp.contains("  optimizer.lr: peak learning rate [number > 0]"), "\(TrainingConfig.keyHelp)")
