@@ -313,6 +313,9 @@ public final class FoldTraining {
     /// it is (a finished fold resumed).
     public func finish() throws -> FoldResult {
         var result = try folder.result()
+        // Every rank decides from the file as it is before rank 0 rewrites it (else a slower rank could read the rewritten
+        // result, skip the gather below and leave the others waiting in it).
+        try ranks.barrier()
         guard result.last == nil, let record = state.history.last else { return result }
         result.last = EpochScores(record)
         if ema != nil {
