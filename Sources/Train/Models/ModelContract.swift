@@ -1,4 +1,3 @@
-import Core
 import Foundation
 
 /// What a model's forward pass reads: the volumes and, in a training step, the labels' keypoints. Everything a forward
@@ -46,9 +45,6 @@ public struct Located {
 
     /// The label columns' points.
     public init(columns: Tensor) { self.columns = columns }
-
-    /// (B, levels, 3) the levels' (spinal-canal) points.
-    public var levels: Tensor { get throws { try columns.narrow(1, start: 0, length: RSNA.levels.count) } }
 }
 
 /// What a model's forward pass returns: all a trainer, an evaluation or a prediction reads of it.
