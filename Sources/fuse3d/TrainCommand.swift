@@ -88,7 +88,7 @@ struct TrainCommand: ParsableCommand {
         let runConfig = URL(fileURLWithPath: out).appendingPathComponent("config.yaml")
         var c: TrainingConfig
         if let config { c = try TrainingConfig.load(URL(fileURLWithPath: config)) }
-        else if resume, FileManager.default.fileExists(atPath: runConfig.path) { c = try TrainingConfig.load(runConfig) }
+        else if resume, FileManager.default.fileExists(atPath: runConfig.path) { c = try RunFolder(URL(fileURLWithPath: out)).config() }
         else { c = TrainingConfig() }
         if let model {
             c.model = model

@@ -48,6 +48,27 @@ final class TrainCommandTests: XCTestCase {
         return out
     }
 
+    /// A run trained before condition points existed (the localizer's five canal points; its config.yaml without the
+    /// `condition_points` key) resumes and evaluates as it was trained: its checkpoints load. Made here by training with
+    /// `condition_points: false` and removing the key, as the older build wrote it; stopped after one step, so the
+    /// resume has epochs left to train from the checkpoint.
+    func testARunFromBeforeConditionPointsResumesAndEvaluates() throws {
+        let cfg = try config("two_stage:\n  condition_points: false")
+        let run = Self.root.appendingPathComponent("before-points")
+        let stop = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", run.path, "--config", cfg.path, "--fold", "0",
+                                                      "--stop-after-steps", "1"])
+        XCTAssertEqual(stop.status, 3, stop.stderr + stop.stdout)
+        let yaml = run.appendingPathComponent("config.yaml")
+        let text = try String(contentsOf: yaml, encoding: .utf8)
+        XCTAssertTrue(text.contains("condition_points: false"), text)
+        try text.split(separator: "\n").filter { !$0.contains("condition_points") }.joined(separator: "\n").write(to: yaml, atomically: true, encoding: .utf8)
+        let resumed = try Fixtures.run(Fixtures.fuse3d, ["train", Self.shards.path, "--out", run.path, "--fold", "0", "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr + resumed.stdout)
+        let e = try Fixtures.run(Fixtures.fuse3d, ["evaluate", run.path, Self.shards.path])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(e.stdout.contains("RSNA score"), e.stdout)
+    }
+
     func testTrainEvaluatePredictAndAnExactResumeAfterAKilledProcess() throws {
         let cfg = try config("checkpoint_every: 1")
         let straight = Self.root.appendingPathComponent("straight")
