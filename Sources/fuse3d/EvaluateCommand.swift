@@ -26,8 +26,10 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let trained = try runOptions.load()
-        let (predictions, localization) = try trained.predictLocating(try ShardDataset(directory: URL(fileURLWithPath: shards)),
-                                                                      device: runOptions.device, flip: runOptions.flipTta)
+        let dataset = try ShardDataset(directory: URL(fileURLWithPath: shards))
+        let (predictions, located) = try trained.predictLocating(dataset, device: runOptions.device, flip: runOptions.flipTta)
+        // Two-stage runs: the localizers' error against the shards' keypoints (none when the shards hold no keypoints).
+        let localization = try located.map { localizationError($0, affines: try studyAffines(dataset)) }.flatMap { $0.points > 0 ? $0 : nil }
         let score = RSNAScore(predictions)
         let prior = RSNAScore(predictions.replacing(with: trained.summary.priorProbabilities))
         print("\(trained.summary.folds.count) fold model(s) averaged over \(predictions.count) studies\(runOptions.flipTta ? ", each also read mirrored left-right" : "")")

@@ -49,7 +49,9 @@ struct PredictCommand: ParsableCommand {
             shardFolder = tmp
         }
         let trained = try runOptions.load()
-        let predictions = try trained.predict(try ShardDataset(directory: shardFolder), device: runOptions.device, flip: runOptions.flipTta)
+        let dataset = try ShardDataset(directory: shardFolder)
+        // One pass gives the probabilities and, for a two-stage run, the points --keypoints writes.
+        let (predictions, located) = try trained.predictLocating(dataset, device: runOptions.device, flip: runOptions.flipTta)
         // A DICOM SOURCE with Kaggle's sample_submission.csv: its rows, in its order (what the scorer expects); else every
         // predicted study in sample order.
         let sample = temporary == nil ? nil : sampleSubmission()
@@ -74,12 +76,10 @@ struct PredictCommand: ParsableCommand {
             print("wrote \(out): \(predictions.count) studies × 25 rows, \(trained.summary.folds.count) fold model(s) averaged")
         }
         if let keypoints {
-            let dataset = try ShardDataset(directory: shardFolder)
-            let models = try trained.models(inputSize: dataset.manifest.shape, device: runOptions.device)
-            guard models.allSatisfy(\.locates) else {
+            guard let located else {
                 throw ValidationError("--keypoints needs a two-stage run; \(runURL.path) was trained without two_stage")
             }
-            let points = try predictedPoints(models, dataset: dataset, device: runOptions.device)
+            let points = try patientPoints(located, dataset: dataset)
             let archive = temporary == nil ? nil : source
             let table = KeypointsTable.csv(points: points, catalog: archive.map { CatalogScanner.scan(root: $0, isolation: .thisExecutable) }, root: archive)
             try AtomicFile.write(Data(table.utf8), to: URL(fileURLWithPath: keypoints))

@@ -64,35 +64,8 @@ public struct LocalizationError: Codable, Sendable, Equatable {
     }
 }
 
-/// Every label column's located point for each study a loader yields (evaluation mode, no gradients), averaged over
-/// `models` (which must all locate): study id → 25 × 3 voxels (d, h, w) of the stored grid, with the labels' keypoints
-/// (75 values) beside them.
-public func locatePoints(_ models: [any TrainableModel], loader: ShardLoader) throws -> [Int64: (points: [Float], keypoints: [Float])] {
-    guard !models.isEmpty, models.allSatisfy(\.locates) else {
-        throw TrainError(.configuration, "only models that locate points (two_stage) locate levels")
-    }
-    for m in models { m.eval() }
-    var out: [Int64: (points: [Float], keypoints: [Float])] = [:]
-    let batches = loader.batches(from: LoaderPosition(epoch: 0))
-    try Torch.noGrad {
-        while let batch = try batches.next() {
-            let x = try batch.volumes.to(.float32, device: loader.device)
-            var sum: [Float]? = nil
-            for m in models {
-                guard let located = try m.forward(ModelInput(x)).located else {
-                    throw TrainError(.configuration, "a model that locates returned no points")
-                }
-                let p = try located.columns.to(.float32, device: .cpu).toArray(Float.self)
-                sum = sum.map { zip($0, p).map(+) } ?? p
-            }
-            try recordLocated(sum!, models: models.count, batch: batch, into: &out)
-        }
-    }
-    return out
-}
-
 /// Files a batch's located points (`sum` over `models` models, 25 × 3 per sample) by study, their mean beside the
-/// samples' keypoint values (`RSNA.keypointValuesPerStudy`): what `locatePoints` and `predictLocating` return.
+/// samples' keypoint values (`RSNA.keypointValuesPerStudy`): what `predictLocating` returns.
 func recordLocated(_ sum: [Float], models: Int, batch: Batch, into out: inout [Int64: (points: [Float], keypoints: [Float])]) throws {
     let mean = sum.map { $0 / Float(models) }
     let keypoints = try batch.keypoints.to(.float32, device: .cpu).toArray(Float.self)
@@ -137,14 +110,9 @@ public func conditionOffsets(keypoints: [[Float]]) -> [Float] {
     return (0..<(3 * columns)).map { count[$0 / 3] > 0 ? Float(sum[$0] / Double(count[$0 / 3])) : 0 }
 }
 
-/// Every label column's predicted point for each study of `dataset` (the models' `Located.columns`, averaged over the
-/// models), mapped through the study's affine to patient LPS mm: study id → 25 × (x, y, z).
-public func predictedPoints(_ models: [any TrainableModel], dataset: ShardDataset, device: Device, batchSize: Int = 4) throws -> [Int64: [Double]] {
-    guard !models.isEmpty, models.allSatisfy(\.locates) else {
-        throw TrainError(.configuration, "only models that locate points (two_stage) predict points")
-    }
-    let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: batchSize, shuffle: false, dropLast: false), device: device)
-    let located = try locatePoints(models, loader: loader)
+/// Located points (`predictLocating`'s: 25 × 3 voxels (d, h, w) per study) mapped through each study's affine in
+/// `dataset` to patient LPS mm: study id → 25 × (x, y, z).
+public func patientPoints(_ located: [Int64: (points: [Float], keypoints: [Float])], dataset: ShardDataset) throws -> [Int64: [Double]] {
     let affines = try studyAffines(dataset)
     var out: [Int64: [Double]] = [:]
     for (id, v) in located {

@@ -144,7 +144,7 @@ public struct LocatedPoints: Codable, Equatable, Sendable {
     /// Every held-out study, by study id.
     public var studies: [Study]
 
-    /// From `locatePoints`' output (75 point and 75 keypoint values per study).
+    /// From `predictLocating`'s located points (75 point and 75 keypoint values per study).
     public init(epoch: Int, located: [Int64: (points: [Float], keypoints: [Float])]) {
         self.epoch = epoch
         studies = located.keys.sorted().map { id in

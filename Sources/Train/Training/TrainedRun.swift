@@ -39,16 +39,13 @@ public struct TrainedRun {
         try predictLocating(dataset, device: device, flip: flip).predictions
     }
 
-    /// `predict`, and for a two-stage run also the localizers' error against the keypoints of `dataset` (nil for other
-    /// runs, or when the shards hold no keypoints).
+    /// `predict`, and for a two-stage run also the points its localizers found in the same passes (`Train.predictLocating`;
+    /// nil for other runs).
     public func predictLocating(_ dataset: ShardDataset, device: Device = .cpu, flip: Bool = false) throws
-        -> (predictions: StudyPredictions, localization: LocalizationError?) {
+        -> (predictions: StudyPredictions, located: [Int64: (points: [Float], keypoints: [Float])]?) {
         let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
                                                                               prefetch: config.prefetch), device: device)
-        let (predictions, located) = try Train.predictLocating(models(inputSize: dataset.manifest.shape, device: device), loader: loader,
-                                                               config: config, flip: flip)
-        let error = try located.map { localizationError($0, affines: try studyAffines(dataset)) }
-        return (predictions, error.flatMap { $0.points > 0 ? $0 : nil })
+        return try Train.predictLocating(models(inputSize: dataset.manifest.shape, device: device), loader: loader, config: config, flip: flip)
     }
 }
 

@@ -137,9 +137,9 @@ public func predict(_ models: [any TrainableModel], loader: ShardLoader, config:
     try predictLocating(models, loader: loader, config: config, flip: flip).predictions
 }
 
-/// `predict`, and for models that locate also the label columns' points they found in the same forward passes (averaged
-/// over the models, as `locatePoints` gives them, from the unmirrored readings; nil for other models): validation reads
-/// the held-out shards once.
+/// `predict`, and for models that locate also the label columns' points they found in the same forward passes (study id →
+/// 25 × 3 voxels (d, h, w) averaged over the models, from the unmirrored readings, beside the samples' 75 keypoint values;
+/// nil for other models): validation, evaluate and predict --keypoints read the shards once.
 public func predictLocating(_ models: [any TrainableModel], loader: ShardLoader, config: TrainingConfig, flip: Bool = false) throws
     -> (predictions: StudyPredictions, located: [Int64: (points: [Float], keypoints: [Float])]?) {
     precondition(!models.isEmpty, "predict needs at least one model")
