@@ -20,11 +20,14 @@ public struct FusedSample: Sendable {
     public var norm: [Float]
     /// 25 severity classes (0, 1, 2; −1 missing) in RSNA.labelColumns order.
     public var labels: [Int8]
+    /// The study's source slices (schema 2), as the fuser made them; `.empty` without them. `ShardReader.read` leaves
+    /// this empty: `ShardReader.readSourcePixels` reads them apart, so that reading a grid decodes only the grid.
+    public var sources: SourcePixels
 
     /// A sample from its arrays; traps unless their sizes match `shape` and the schema (3 channels,
-    /// 4 × 4 affine, 25 keypoints, 3 × 2 norm, 25 labels).
+    /// 4 × 4 affine, 25 keypoints, 3 × 2 norm, 25 labels); `sources` are the study's source slices, if any.
     public init(studyID: Int64, shape: [Int], volume: [Float16], present: [UInt8], affine: [Double],
-                keypoints: [Float], norm: [Float], labels: [Int8]) {
+                keypoints: [Float], norm: [Float], labels: [Int8], sources: SourcePixels = .empty) {
         precondition(shape.count == 3 && volume.count == 3 * shape.reduce(1, *), "volume does not match shape")
         precondition(present.count == 3 && affine.count == 16 && keypoints.count == 75 && norm.count == 6 && labels.count == 25)
         self.studyID = studyID
@@ -35,5 +38,6 @@ public struct FusedSample: Sendable {
         self.keypoints = keypoints
         self.norm = norm
         self.labels = labels
+        self.sources = sources
     }
 }

@@ -41,6 +41,18 @@ public final class ShardReader: @unchecked Sendable {
     private let norm: [Float]
     /// Whether the volumes' filters are exactly [shuffle, zstd], so chunks can be decoded outside HDF5.
     private let decodesChunksItself: Bool
+    /// `source_pixels` (schema 2), nil in a schema-1 file.
+    private let sourcePixels: H5Dataset?
+    /// Its length in elements.
+    private let sourceLength: Int
+    /// Whether its filters are exactly [shuffle, zstd], so its chunks can be decoded outside HDF5.
+    private let decodesSourceChunksItself: Bool
+    /// Every row of `source_slices` / `source_geometry`, validated on open, in file order.
+    private let sourceTable: [SourceSlice]
+    /// Each row's element offset into `source_pixels`.
+    private let sourceOffsets: [Int]
+    /// Sample i's rows are `sourceTable[sourceStarts[i] ..< sourceStarts[i + 1]]` (N + 1 entries).
+    private let sourceStarts: [Int]
 
     /// Opens `url` and checks its schema version and datasets.
     public init(url: URL) throws {
@@ -86,6 +98,196 @@ public final class ShardReader: @unchecked Sendable {
         norm = try Self.small(file, D.norm, [n, 3, 2], ch5_T_NATIVE_FLOAT(), .float(size: 4))
         decodesChunksItself = try volumes.chunkDims() == [1, 1] + shape
             && volumes.filters().map(\.id) == [ShardSchema.shuffleFilterID, ShardSchema.zstdFilterID]
+        if version >= 2 {
+            let source = try Self.openSourcePixels(file, float16: float16.id)
+            let table = try Self.sourceTable(file, sampleCount: n, sourceLength: source.length)
+            sourcePixels = source.dataset
+            sourceLength = source.length
+            decodesSourceChunksItself = source.shuffleZstd
+            (sourceTable, sourceOffsets, sourceStarts) = table
+        } else {
+            sourcePixels = nil
+            sourceLength = 0
+            decodesSourceChunksItself = false
+            (sourceTable, sourceOffsets, sourceStarts) = ([], [], [Int](repeating: 0, count: n + 1))
+        }
+    }
+
+    /// Whether the file holds source pixels: schema_version 2 or later and at least one `source_slices` row.
+    public var hasSourcePixels: Bool { schemaVersion >= 2 && !sourceTable.isEmpty }
+
+    /// Sample `index`'s source slices (its `source_slices` and `source_geometry` rows, nothing decoded); [] when it has none.
+    public func sourceSlices(_ index: Int) -> [SourceSlice] {
+        precondition((0..<sampleCount).contains(index), "sample \(index) out of 0..<\(sampleCount)")
+        return Array(sourceTable[sourceStarts[index]..<sourceStarts[index + 1]])
+    }
+
+    /// Sample `index`'s source slices and their pixels: the `source_pixels` chunks that cover its slices are decoded on
+    /// the calling thread (thread-safe, as `decode`), or read through HDF5's pipeline when stored otherwise than
+    /// [shuffle, zstd]. `.empty` when the sample has none. A chunk that does not decode is an error naming the shard,
+    /// the sample and its study.
+    public func readSourcePixels(_ index: Int) throws -> SourcePixels {
+        let slices = sourceSlices(index)
+        guard let sourcePixels, !slices.isEmpty else { return .empty }
+        try H5.begin(url.path)
+        let offsets = sourceOffsets[sourceStarts[index]..<sourceStarts[index + 1]]
+        let first = offsets.first!, end = offsets.last! + slices.last!.pixelCount
+        let chunkElements = ShardSchema.sourceChunkElements
+        // The block covering the sample's slices, from its first chunk's start to its last chunk's end, clipped to
+        // the dataset (whose last chunk may be partial in a file of another writer).
+        let blockStart = first / chunkElements * chunkElements
+        let blockEnd = min(sourceLength, (end + chunkElements - 1) / chunkElements * chunkElements)
+        let decodedChunks = (blockEnd - blockStart + chunkElements - 1) / chunkElements
+        var block = [Float16](repeating: 0, count: decodedChunks * chunkElements)
+        try block.withUnsafeMutableBytes { buffer in
+            var decoded = decodesSourceChunksItself
+            if decoded {
+                for k in 0..<decodedChunks {
+                    let target = buffer.baseAddress! + k * chunkElements * 2
+                    guard try decodeSourceChunk(at: blockStart + k * chunkElements, sample: index, into: target) else {
+                        decoded = false
+                        break
+                    }
+                }
+            }
+            if !decoded { try sourcePixels.read(start: blockStart, count: blockEnd - blockStart, buffer.baseAddress!, memType: float16.id) }
+        }
+        var pixels: [Float16] = []
+        pixels.reserveCapacity(slices.reduce(0) { $0 + $1.pixelCount })
+        for (slice, offset) in zip(slices, offsets) {
+            pixels += block[(offset - blockStart)..<(offset - blockStart + slice.pixelCount)]
+        }
+        return SourcePixels(slices: slices, pixels: pixels)
+    }
+
+    /// Reads the `source_pixels` chunk starting at element `start` raw and decodes it on this thread into
+    /// `ShardSchema.sourceChunkElements` values at `destination`; false, writing nothing, when HDF5's pipeline must
+    /// handle it (never written, or a filter skipped).
+    private func decodeSourceChunk(at start: Int, sample: Int, into destination: UnsafeMutableRawPointer) throws -> Bool {
+        guard let sourcePixels else { return false }
+        let bytes = ShardSchema.sourceChunkElements * 2
+        let stored = try sourcePixels.storedChunkSize(at: [start])
+        guard stored > 0 else { return false }
+        guard stored <= 2 * fz_encode_bound(bytes) else {
+            throw ShardError.schema(path: url.path, "source_pixels chunk at element \(start) (sample \(sample), study "
+                                    + "\(studyIDs[sample])) claims \(stored) stored bytes, more than any encoding of \(bytes) bytes")
+        }
+        var mask: UInt32 = 0
+        let raw = try [UInt8](unsafeUninitializedCapacity: stored) { buffer, initialized in
+            mask = try sourcePixels.readRawChunk(at: [start], into: UnsafeMutableRawPointer(buffer.baseAddress!))
+            initialized = stored
+        }
+        guard mask == 0 else { return false }
+        if let failure = raw.withUnsafeBytes({ fz_decode_shuffled_zstd($0.baseAddress!, stored, destination, bytes, 2) }) {
+            throw ShardError.schema(path: url.path, "source_pixels chunk at element \(start) (sample \(sample), study "
+                                    + "\(studyIDs[sample])) does not decode: \(String(cString: failure))")
+        }
+        return true
+    }
+
+    /// The chunks of `source_pixels` that hold a slice's pixels but were never written (a torn or foreign file), as
+    /// (sample, first element of the chunk).
+    func unwrittenSourceChunks() throws -> [(sample: Int, start: Int)] {
+        guard let sourcePixels else { return [] }
+        try H5.begin(url.path)
+        let chunkElements = ShardSchema.sourceChunkElements
+        var missing: [(sample: Int, start: Int)] = []
+        var checked = Set<Int>()
+        for sample in 0..<sampleCount {
+            for row in sourceStarts[sample]..<sourceStarts[sample + 1] {
+                let first = sourceOffsets[row] / chunkElements, last = (sourceOffsets[row] + sourceTable[row].pixelCount - 1) / chunkElements
+                for chunk in first...last where checked.insert(chunk).inserted {
+                    if try sourcePixels.storedChunkSize(at: [chunk * chunkElements]) == 0 { missing.append((sample, chunk * chunkElements)) }
+                }
+            }
+        }
+        return missing
+    }
+
+    /// `source_pixels`' storage layout, for verification: chunk dims, filter pipeline (id, cd_values), stored bytes;
+    /// nil in a schema-1 file.
+    public func sourceLayout() throws -> (chunk: [Int]?, filters: [(id: Int32, values: [UInt32])], storedBytes: Int)? {
+        guard let sourcePixels else { return nil }
+        try H5.begin(url.path)
+        return (try sourcePixels.chunkDims(), try sourcePixels.filters(), sourcePixels.storageSize())
+    }
+
+    /// Opens `source_pixels` and checks it: 1-D IEEE float16, chunked in `ShardSchema.sourceChunkElements` elements.
+    private static func openSourcePixels(_ file: H5File, float16: hid_t) throws
+        -> (dataset: H5Dataset, length: Int, shuffleZstd: Bool) {
+        let name = ShardSchema.Dataset.sourcePixels
+        guard file.hasDataset(name) else {
+            throw ShardError.schema(path: file.path, "dataset \(name) is missing (schema_version 2 has it, empty or not)")
+        }
+        let dataset = try file.openDataset(name)
+        let dims = try dataset.dims()
+        guard dims.count == 1, try dataset.typeEquals(float16) else {
+            throw ShardError.schema(path: file.path, "dataset \(name) must be 1-D IEEE float16, found dims \(dims)")
+        }
+        let chunk = try dataset.chunkDims()
+        guard chunk == [ShardSchema.sourceChunkElements] else {
+            throw ShardError.schema(path: file.path, "dataset \(name) must be chunked [\(ShardSchema.sourceChunkElements)], found "
+                                    + (chunk.map { "\($0)" } ?? "contiguous"))
+        }
+        let shuffleZstd = try dataset.filters().map(\.id) == [ShardSchema.shuffleFilterID, ShardSchema.zstdFilterID]
+        return (dataset, dims[0], shuffleZstd)
+    }
+
+    /// Reads `source_slices` and `source_geometry` and validates every row before anything uses it (files are
+    /// untrusted): samples ascending in 0..<`sampleCount`, channel 0...2, rows and columns in 1...4096, offsets
+    /// ascending without overlap and inside `source_pixels`, geometry finite with non-zero steps and a unit normal.
+    private static func sourceTable(_ file: H5File, sampleCount: Int, sourceLength: Int) throws
+        -> (slices: [SourceSlice], offsets: [Int], starts: [Int]) {
+        typealias D = ShardSchema.Dataset
+        for name in [D.sourceSlices, D.sourceGeometry] where !file.hasDataset(name) {
+            throw ShardError.schema(path: file.path, "dataset \(name) is missing (schema_version 2 has it, empty or not)")
+        }
+        let dims = try file.openDataset(D.sourceSlices).dims()
+        guard dims.count == 2, dims[1] == 5 else {
+            throw ShardError.schema(path: file.path, "dataset \(D.sourceSlices) must be int64 with dims [M, 5], found dims \(dims)")
+        }
+        let m = dims[0]
+        guard m <= ShardSchema.maxSourceSlices, m <= sourceLength else {
+            throw ShardError.schema(path: file.path, "dataset \(D.sourceSlices) has \(m) rows, more than \(D.sourcePixels)'s "
+                                    + "\(sourceLength) elements or this reader's limit of \(ShardSchema.maxSourceSlices)")
+        }
+        let rows: [Int64] = try small(file, D.sourceSlices, [m, 5], ch5_T_NATIVE_INT64(), .integer(signed: true, size: 8))
+        let geometry: [Double] = try small(file, D.sourceGeometry, [m, 12], ch5_T_NATIVE_DOUBLE(), .float(size: 8))
+        var slices: [SourceSlice] = [], offsets: [Int] = [], starts = [0]
+        slices.reserveCapacity(m)
+        offsets.reserveCapacity(m)
+        var previousEnd = 0
+        for row in 0..<m {
+            func refuse(_ dataset: String, _ why: String) -> ShardError {
+                ShardError.schema(path: file.path, "dataset \(dataset) row \(row): \(why)")
+            }
+            let r = rows[(5 * row)..<(5 * row + 5)].map { $0 }
+            let (sample, channel, height, width, offset) = (r[0], r[1], r[2], r[3], r[4])
+            guard (0..<Int64(sampleCount)).contains(sample), sample >= Int64(starts.count - 1) else {
+                throw refuse(D.sourceSlices, "sample \(sample) is not in 0..<\(sampleCount) at or after the previous row's")
+            }
+            guard (0...2).contains(channel) else { throw refuse(D.sourceSlices, "channel \(channel) is not 0, 1 or 2") }
+            let matrix = 1...Int64(ShardSchema.maxSourceMatrix)
+            guard matrix.contains(height), matrix.contains(width) else {
+                throw refuse(D.sourceSlices, "matrix \(height) × \(width) is not in 1...\(ShardSchema.maxSourceMatrix) each way")
+            }
+            // rows × columns ≤ 4096², and offset < sourceLength below: no overflow in the sums.
+            guard offset >= Int64(previousEnd), offset < Int64(sourceLength), Int(offset) + Int(height * width) <= sourceLength else {
+                throw refuse(D.sourceSlices, "pixels [\(offset), \(offset) + \(height * width)) overlap the previous row's "
+                             + "(ending at \(previousEnd)) or leave \(D.sourcePixels)'s \(sourceLength) elements")
+            }
+            let g = Array(geometry[(12 * row)..<(12 * row + 12)])
+            guard g.allSatisfy(\.isFinite) else { throw refuse(D.sourceGeometry, "a value is not finite: \(g)") }
+            func length(_ k: Int) -> Double { (g[k] * g[k] + g[k + 1] * g[k + 1] + g[k + 2] * g[k + 2]).squareRoot() }
+            guard length(3) > 0, length(6) > 0 else { throw refuse(D.sourceGeometry, "a pixel step has zero length") }
+            guard abs(length(9) - 1) < 1e-3 else { throw refuse(D.sourceGeometry, "the normal's length \(length(9)) is not 1") }
+            while starts.count - 1 < Int(sample) { starts.append(row) }
+            slices.append(SourceSlice(channel: Int(channel), rows: Int(height), columns: Int(width), geometry: g))
+            offsets.append(Int(offset))
+            previousEnd = Int(offset) + Int(height * width)
+        }
+        while starts.count < sampleCount + 1 { starts.append(m) }
+        return (slices, offsets, starts)
     }
 
     /// Reads sample `index` (its three volume chunks are decompressed now).

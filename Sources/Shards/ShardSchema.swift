@@ -3,10 +3,17 @@ import Core
 
 /// The shard format's constants (data-schema.md is the normative description).
 public enum ShardSchema {
-    /// The version this build writes.
-    public static let version: Int64 = 1
-    /// The versions this build reads; any other is refused.
-    public static let readableVersions: [Int64] = [1]
+    /// The version this build writes (2: the source pixels, data-schema.md "Source pixels").
+    public static let version: Int64 = 2
+    /// The versions this build reads; any other is refused. A schema-1 shard reads as one without source pixels.
+    public static let readableVersions: [Int64] = [1, 2]
+    /// Elements (float16) per chunk of `source_pixels`; each sample's block starts at a multiple of it.
+    public static let sourceChunkElements = 65536
+    /// The most rows a shard's `source_slices` may have (a 1 GB shard holds a few tens of thousands); a file claiming
+    /// more is refused before its table is allocated.
+    public static let maxSourceSlices = 1 << 20
+    /// The largest rows or columns of a source slice.
+    public static let maxSourceMatrix = 4096
     /// The HDF5 filter id of Zstandard (HDF Group registry), as hdf5plugin uses it.
     public static let zstdFilterID: Int32 = 32015
     /// HDF5's built-in byte-shuffle filter id.
@@ -41,6 +48,9 @@ public enum ShardSchema {
         static let affine = "affine"
         static let keypoints = "keypoints"
         static let norm = "norm"
+        static let sourcePixels = "source_pixels"
+        static let sourceSlices = "source_slices"
+        static let sourceGeometry = "source_geometry"
     }
 
     /// Root attribute names.

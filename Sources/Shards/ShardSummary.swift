@@ -63,6 +63,10 @@ public struct ShardSummary: Codable, Equatable, Sendable {
     public var compressedVolumeBytes: Int
     /// volumeBytes / compressedVolumeBytes.
     public var compressionRatio: Double
+    /// Source slices over all samples (schema 2; 0 in a schema-1 folder or one ingested without them).
+    public var sourceSlices: Int
+    /// Bytes the compressed `source_pixels` chunks take.
+    public var compressedSourceBytes: Int
     /// Per label column, the class counts.
     public var labels: [LabelCounts]
     /// Per channel, presence and voxel statistics.
@@ -78,11 +82,12 @@ public struct ShardSummary: Codable, Equatable, Sendable {
         var moments = [(n: Int, sum: Double, squares: Double, min: Double, max: Double)](
             repeating: (0, 0, 0, .infinity, -.infinity), count: 3)
         var present = [0, 0, 0], missing = [[Int64]](repeating: [], count: 3)
-        var fileBytes = 0, compressed = 0
+        var fileBytes = 0, compressed = 0, sourceSlices = 0, compressedSource = 0
         for shard in manifest.shards {
             let reader = try ShardReader(url: directory.appendingPathComponent(shard.file))
             fileBytes += shard.bytes
             compressed += try reader.volumeLayout().storedBytes
+            compressedSource += try reader.sourceLayout()?.storedBytes ?? 0
             for (column, label) in reader.labels.enumerated() { labelCounts[column % 25][label < 0 ? 3 : Int(label)] += 1 }
             for index in 0..<reader.sampleCount {
                 for channel in 0..<3 {
@@ -92,6 +97,7 @@ public struct ShardSummary: Codable, Equatable, Sendable {
                         missing[channel].append(reader.studyIDs[index])
                     }
                 }
+                sourceSlices += reader.sourceSlices(index).count
                 guard voxelStatistics else { continue }
                 let sample = try reader.read(index)
                 let voxels = sample.volume.count / 3
@@ -123,6 +129,7 @@ public struct ShardSummary: Codable, Equatable, Sendable {
             samples: manifest.samples, shape: manifest.shape, zstdLevel: manifest.zstdLevel, fileBytes: fileBytes,
             volumeBytes: volumeBytes, compressedVolumeBytes: compressed,
             compressionRatio: compressed > 0 ? Double(volumeBytes) / Double(compressed) : 0,
+            sourceSlices: sourceSlices, compressedSourceBytes: compressedSource,
             labels: zip(manifest.labelColumns, labelCounts).map { LabelCounts(column: $0, counts: Array($1.prefix(3)), missing: $1[3]) },
             channels: channels, parameters: manifest.parameters)
     }
@@ -140,8 +147,12 @@ public struct ShardSummary: Codable, Equatable, Sendable {
         var lines = [
             "\(directory): \(samples) samples in \(shards) shard(s), grid \(shape.map(String.init).joined(separator: "×")), schema_version \(schemaVersion)",
             "size: \(mb(fileBytes)) on disk; volumes \(mb(volumeBytes)) → \(mb(compressedVolumeBytes)) (ratio \(String(format: "%.2f", compressionRatio)), zstd level \(zstdLevel))",
-            "channels:",
         ]
+        if sourceSlices > 0 {
+            let perSample = samples > 0 ? compressedSourceBytes / samples : 0
+            lines.append("source pixels: \(sourceSlices) slices, \(mb(compressedSourceBytes)) compressed (\(perSample) bytes a sample)")
+        }
+        lines.append("channels:")
         for c in channels {
             let stats = c.voxels.map { String(format: "; min %.3f max %.3f mean %.3f std %.3f", $0.min, $0.max, $0.mean, $0.std) } ?? ""
             let some = c.missingStudies.prefix(5).map(String.init).joined(separator: ", ")

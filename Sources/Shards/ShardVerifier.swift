@@ -27,7 +27,8 @@ public struct VerificationReport: Codable, Equatable, Sendable {
 
 /// Checks a shard folder against its manifest and data-schema.md: every shard listed exists with
 /// its size and sha256, opens, matches the schema (dtypes, dims, chunking, shuffle + zstd), holds
-/// the manifest's studies, and every chunk decompresses. Problems are collected, never thrown.
+/// the manifest's studies, and every chunk decompresses — the volumes' and, in a schema-2 shard, the source pixels'
+/// (whose tables the reader validates on open). Problems are collected, never thrown.
 public struct ShardVerifier: Sendable {
     /// The shard folder.
     public var directory: URL
@@ -91,6 +92,7 @@ public struct ShardVerifier: Sendable {
         for index in 0..<reader.sampleCount {
             do {
                 _ = try reader.read(index)
+                _ = try reader.readSourcePixels(index)
                 decoded += 1
             } catch {
                 problems.append("sample \(index) (study \(reader.studyIDs[index])) does not decode: \(error)")
@@ -118,6 +120,15 @@ public struct ShardVerifier: Sendable {
             let ids = layout.filters.map(\.id)
             if ids != [ShardSchema.shuffleFilterID, ShardSchema.zstdFilterID] {
                 problems.append("volumes filters \(ids), schema says [2 (shuffle), 32015 (zstd)]")
+            }
+            if let source = try reader.sourceLayout() {
+                let ids = source.filters.map(\.id)
+                if ids != [ShardSchema.shuffleFilterID, ShardSchema.zstdFilterID] {
+                    problems.append("source_pixels filters \(ids), schema says [2 (shuffle), 32015 (zstd)]")
+                }
+                if let first = try reader.unwrittenSourceChunks().first {
+                    problems.append("source_pixels chunk at element \(first.start) (sample \(first.sample)) was never written")
+                }
             }
         } catch { problems.append("\(error)") }
         return problems

@@ -6,7 +6,7 @@ import Foundation
 public struct ShardWriterOptions: Sendable {
     /// Samples per shard; nil closes a shard by size only (`targetShardBytes`).
     public var samplesPerShard: Int?
-    /// A shard is closed after the sample that brings its compressed volumes to this many bytes.
+    /// A shard is closed after the sample that brings its compressed volumes and source pixels to this many bytes.
     public var targetShardBytes: Int
     /// Zstandard level (1 fast … 19 small; data-schema.md, BENCHMARKS.md).
     public var zstdLevel: Int
@@ -356,6 +356,7 @@ private final class ShardFile {
     let zstdLevel: Int
     private var file: H5File?
     private var volumes: H5Dataset?
+    private var sourcePixels: H5Dataset?
     private let float16: H5Object
     private(set) var count = 0
     private var studyIDs: [Int64] = []
@@ -364,6 +365,11 @@ private final class ShardFile {
     private var affine: [Double] = []
     private var keypoints: [Float] = []
     private var norm: [Float] = []
+    /// `source_slices` rows (5 a slice) and `source_geometry` rows (12 a slice), written at close.
+    private var sourceRows: [Int64] = []
+    private var sourceGeometry: [Double] = []
+    /// Chunks of `source_pixels` written so far (the next sample's block starts at this × the chunk size).
+    private var sourceChunkCount = 0
     private var sampleHashes: [UInt64] = []
     private let parametersJSON: String
 
@@ -382,18 +388,35 @@ private final class ShardFile {
         try file.writeAttribute(ShardSchema.Attribute.parameters, strings: [parametersJSON], scalar: true)
         volumes = try file.createDataset(ShardSchema.Dataset.volumes, type: float16.id, dims: [0, 3] + shape,
                                          maxDims: [-1, 3] + shape, chunk: [1, 1] + shape, zstdLevel: zstdLevel)
+        sourcePixels = try file.createDataset(ShardSchema.Dataset.sourcePixels, type: float16.id, dims: [0], maxDims: [-1],
+                                              chunk: [ShardSchema.sourceChunkElements], zstdLevel: zstdLevel)
     }
 
-    /// Compressed bytes of the volumes written so far.
-    var compressedBytes: Int { volumes?.storageSize() ?? 0 }
+    /// Compressed bytes of the volumes and source pixels written so far.
+    var compressedBytes: Int { (volumes?.storageSize() ?? 0) + (sourcePixels?.storageSize() ?? 0) }
 
-    /// Stores the sample's encoded chunks with direct chunk writes; HDF5 only copies the bytes into the file.
+    /// Stores the sample's encoded chunks with direct chunk writes; HDF5 only copies the bytes into the file. The
+    /// source chunks go at the chunk-aligned end of `source_pixels`, and their table rows record those offsets.
     func append(_ sample: EncodedSample) throws {
-        guard let volumes else { preconditionFailure("append after commit") }
+        guard let volumes, let sourcePixels else { preconditionFailure("append after commit") }
         try volumes.extend(to: [count + 1, 3] + shape)
         for channel in 0..<3 {
             try sample.chunks[channel].withUnsafeBytes { try volumes.writeRawChunk(at: [count, channel, 0, 0, 0], $0) }
         }
+        let chunkElements = ShardSchema.sourceChunkElements
+        if !sample.sourceChunks.isEmpty {
+            try sourcePixels.extend(to: [(sourceChunkCount + sample.sourceChunks.count) * chunkElements])
+            for (k, chunk) in sample.sourceChunks.enumerated() {
+                try chunk.withUnsafeBytes { try sourcePixels.writeRawChunk(at: [(sourceChunkCount + k) * chunkElements], $0) }
+            }
+        }
+        var offset = sourceChunkCount * chunkElements
+        for slice in sample.sourceSlices {
+            sourceRows += [Int64(count), Int64(slice.channel), Int64(slice.rows), Int64(slice.columns), Int64(offset)]
+            sourceGeometry += slice.geometry
+            offset += slice.pixelCount
+        }
+        sourceChunkCount += sample.sourceChunks.count
         count += 1
         sampleHashes.append(Self.hash(sample))
         studyIDs.append(sample.studyID)
@@ -419,6 +442,11 @@ private final class ShardFile {
         parts.append(s.keypoints.withUnsafeBytes { XXH64.hash($0) })
         parts.append(s.norm.withUnsafeBytes { XXH64.hash($0) })
         parts.append(s.labels.withUnsafeBytes { XXH64.hash($0) })
+        let table = s.sourceSlices.flatMap { [Int64($0.channel), Int64($0.rows), Int64($0.columns)] }
+        parts.append(table.withUnsafeBytes { XXH64.hash($0) })
+        parts.append(s.sourceSlices.flatMap(\.geometry).withUnsafeBytes { XXH64.hash($0) })
+        parts.append(UInt64(s.sourceElements))
+        for chunk in s.sourceChunks { parts.append(chunk.withUnsafeBytes { XXH64.hash($0) }) }
         return parts.withUnsafeBytes { XXH64.hash($0) }
     }
 
@@ -441,9 +469,11 @@ private final class ShardFile {
 
     /// Writes the per-sample arrays and closes the file (`Closed.commit` then puts it in place).
     func close() throws -> Closed {
-        guard let file, let volumes else { preconditionFailure("close twice") }
+        guard let file, let volumes, let sourcePixels else { preconditionFailure("close twice") }
         try volumes.close()
         self.volumes = nil
+        try sourcePixels.close()
+        self.sourcePixels = nil
         let n = count
         typealias D = ShardSchema.Dataset
         try small(file, D.studyID, ch5_T_STD_I64LE(), ch5_T_NATIVE_INT64(), [n], studyIDs)
@@ -452,6 +482,9 @@ private final class ShardFile {
         try small(file, D.affine, ch5_T_IEEE_F64LE(), ch5_T_NATIVE_DOUBLE(), [n, 4, 4], affine)
         try small(file, D.keypoints, ch5_T_IEEE_F32LE(), ch5_T_NATIVE_FLOAT(), [n, 25, 3], keypoints)
         try small(file, D.norm, ch5_T_IEEE_F32LE(), ch5_T_NATIVE_FLOAT(), [n, 3, 2], norm)
+        let m = sourceRows.count / 5
+        try small(file, D.sourceSlices, ch5_T_STD_I64LE(), ch5_T_NATIVE_INT64(), [m, 5], sourceRows)
+        try small(file, D.sourceGeometry, ch5_T_IEEE_F64LE(), ch5_T_NATIVE_DOUBLE(), [m, 12], sourceGeometry)
         try file.close()
         self.file = nil
         return Closed(final: final, partial: partial, samples: n, studies: studyIDs)
@@ -460,6 +493,7 @@ private final class ShardFile {
     /// Abandons the shard: closes the file and removes the partial file.
     func discard() {
         volumes = nil
+        sourcePixels = nil
         file = nil
         try? FileManager.default.removeItem(at: partial)
     }
@@ -467,7 +501,8 @@ private final class ShardFile {
     private func small<T>(_ file: H5File, _ name: String, _ fileType: hid_t, _ memType: hid_t, _ dims: [Int],
                           _ values: [T]) throws {
         let dataset = try file.createDataset(name, type: fileType, dims: dims)
-        try values.withUnsafeBytes { try dataset.writeAll($0.baseAddress!, memType: memType) }
+        // A zero-size dataset (no source slices) has nothing to write.
+        if !values.isEmpty { try values.withUnsafeBytes { try dataset.writeAll($0.baseAddress!, memType: memType) } }
         try dataset.close()
     }
 }

@@ -8,9 +8,9 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a shard folder: every shard opens, matches the schema, decompresses, and matches manifest.json.",
         discussion: """
-        Each shard listed in manifest.json must exist with its size and sha256, open as schema_version 1, \
+        Each shard listed in manifest.json must exist with its size and sha256, open as schema_version 1 or 2, \
         have the schema's datasets, dtypes, chunking and filters (shuffle, zstd), hold the manifest's \
-        studies, and decompress chunk by chunk. Shard files the manifest does not list, and partial files \
+        studies, and decompress chunk by chunk (in schema 2 the source pixels too, their tables checked). Shard files the manifest does not list, and partial files \
         left by a killed run, are problems too. The exit status is 0 when every check passes; otherwise it is 1 \
         and each faulty shard is named.
 

@@ -20,7 +20,7 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(json["chunks"] as? [Int], [1, 1, 4, 6, 5])
         XCTAssertEqual((json["filters"] as? [[Any]])?.map { $0[0] as? Int }, [2, 32015])
         XCTAssertEqual((json["filters"] as? [[Any]])?[1][1] as? [Int], [7])
-        XCTAssertEqual(json["schema_version"] as? Int, 1)
+        XCTAssertEqual(json["schema_version"] as? Int, 2)
         XCTAssertEqual(json["channels"] as? [String], Channels.names)
         XCTAssertEqual(json["label_columns"] as? [String], RSNA.labelColumns)
         XCTAssertEqual(json["parameters"] as? [String: String], ["grid": "4x6x5"])
@@ -45,6 +45,11 @@ final class InteropTests: XCTestCase {
         XCTAssertEqual(reader.shape, [4, 6, 5])
         XCTAssertEqual(reader.studyIDs, [1_000_000_010, 1_000_000_011, 1_000_000_012])
         XCTAssertEqual(reader.parameters, ["writer": "h5py"])
+        XCTAssertEqual(reader.schemaVersion, 1)
+        XCTAssertFalse(reader.hasSourcePixels, "a schema-1 shard has no source pixels")
+        XCTAssertEqual(reader.sourceSlices(2), [])
+        XCTAssertEqual(try reader.readSourcePixels(2).pixels, [])
+        XCTAssertNil(try reader.sourceLayout())
         XCTAssertEqual(try reader.volumeLayout().filters.map(\.id), [2, 32015])
         let sample = try reader.read(2)
         XCTAssertEqual(sample.volume, SampleFactory.sample(12).volume)
@@ -90,12 +95,12 @@ final class InteropTests: XCTestCase {
 
     func testReaderRefusesAnUnknownSchemaVersion() throws {
         let url = try Fixtures.scratch().appendingPathComponent("shard-00007.h5")
-        let result = try Fixtures.python(PythonPeer.writeShard, [url.path, "2", "zstd"])
+        let result = try Fixtures.python(PythonPeer.writeShard, [url.path, "3", "zstd"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertThrowsError(try ShardReader(url: url)) { error in
             XCTAssertEqual(error as? ShardError,
-                           .unsupportedSchemaVersion(path: url.path, found: 2, supported: [1]))
-            XCTAssertEqual("\(error)", "\(url.path): schema_version 2 is not supported; this fuse3d reads schema_version 1")
+                           .unsupportedSchemaVersion(path: url.path, found: 3, supported: [1, 2]))
+            XCTAssertEqual("\(error)", "\(url.path): schema_version 3 is not supported; this fuse3d reads schema_version 1, 2")
         }
     }
 }

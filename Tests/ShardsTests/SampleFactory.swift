@@ -26,4 +26,17 @@ enum SampleFactory {
             norm: [0, 1000, 5, 800.5, Float(seed), 2000],
             labels: (0..<25).map { Int8(($0 + seed) % 4) - 1 })
     }
+
+    /// Source slices of `seed` with closed-form values: slice k's pixel j is ((seed + 3k + j) mod 2048) / 2048 (exact in
+    /// float16); `shapes` gives each slice's (channel, rows, columns). Geometry: origin (seed, k, −4.5k), a column step
+    /// of 0.7 mm along +y, a row step of 0.8 mm along −z, normal +x.
+    static func sources(_ seed: Int, shapes: [(channel: Int, rows: Int, columns: Int)]) -> SourcePixels {
+        var slices: [SourceSlice] = [], pixels: [Float16] = []
+        for (k, s) in shapes.enumerated() {
+            let geometry: [Double] = [Double(seed), Double(k), -4.5 * Double(k), 0, 0.7, 0, 0, 0, -0.8, 1, 0, 0]
+            slices.append(SourceSlice(channel: s.channel, rows: s.rows, columns: s.columns, geometry: geometry))
+            pixels += (0..<(s.rows * s.columns)).map { Float16(Float((seed + 3 * k + $0) % 2048) / 2048) }
+        }
+        return SourcePixels(slices: slices, pixels: pixels)
+    }
 }

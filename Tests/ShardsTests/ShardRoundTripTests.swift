@@ -25,7 +25,7 @@ final class ShardRoundTripTests: XCTestCase {
         let reader = try ShardReader(url: dir.appendingPathComponent("shard-00001.h5"))
         XCTAssertEqual(reader.sampleCount, 2)
         XCTAssertEqual(reader.shape, [4, 6, 5])
-        XCTAssertEqual(reader.schemaVersion, 1)
+        XCTAssertEqual(reader.schemaVersion, 2)
         XCTAssertEqual(reader.channels, ["sagittal_t1", "sagittal_t2_stir", "axial_t2"])
         XCTAssertEqual(reader.parameters, ["grid": "4x6x5", "spacing_mm": "1.0"])
         let sample = try reader.read(1)
