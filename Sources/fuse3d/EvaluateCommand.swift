@@ -27,7 +27,7 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         let trained = try runOptions.load()
         let dataset = try ShardDataset(directory: URL(fileURLWithPath: shards))
-        let (predictions, located) = try trained.predictLocating(dataset, device: runOptions.device, flip: runOptions.flipTta)
+        let (predictions, located, sourceCrops) = try trained.predictLocating(dataset, device: runOptions.device, flip: runOptions.flipTta)
         // Two-stage runs: the localizers' error against the shards' keypoints (none when the shards hold no keypoints).
         let localization = try located.map { localizationError($0, affines: try studyAffines(dataset)) }.flatMap { $0.points > 0 ? $0 : nil }
         let score = RSNAScore(predictions)
@@ -41,14 +41,18 @@ struct EvaluateCommand: ParsableCommand {
                 if let m = l.perGroupMedianMm?[g], let p = l.perGroupP90Mm?[g] { print("  \(name): " + String(format: "median %.2f mm, p90 %.2f mm", m, p)) }
             }
         }
+        if let sourceCrops { print(sourceCrops.description) }
         if let out {
-            struct Evaluation: Encodable { var score: RSNAScore, prior: RSNAScore, studies: Int, folds: Int, flipTta: Bool, localization: LocalizationError? }
+            struct Evaluation: Encodable {
+                var score: RSNAScore, prior: RSNAScore, studies: Int, folds: Int, flipTta: Bool, localization: LocalizationError?
+                var sourceCrops: SourceCropTally?
+            }
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             e.keyEncodingStrategy = .convertToSnakeCase
             e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             try AtomicFile.write(try e.encode(Evaluation(score: score, prior: prior, studies: predictions.count, folds: trained.summary.folds.count,
-                                                                 flipTta: runOptions.flipTta, localization: localization)),
+                                                                 flipTta: runOptions.flipTta, localization: localization, sourceCrops: sourceCrops)),
                                  to: URL(fileURLWithPath: out))
             print("wrote \(out)")
         }

@@ -51,7 +51,8 @@ struct PredictCommand: ParsableCommand {
         let trained = try runOptions.load()
         let dataset = try ShardDataset(directory: shardFolder)
         // One pass gives the probabilities and, for a two-stage run, the points --keypoints writes.
-        let (predictions, located) = try trained.predictLocating(dataset, device: runOptions.device, flip: runOptions.flipTta)
+        let (predictions, located, sourceCrops) = try trained.predictLocating(dataset, device: runOptions.device, flip: runOptions.flipTta)
+        if let sourceCrops { print(sourceCrops.description) }
         // A DICOM SOURCE with Kaggle's sample_submission.csv: its rows, in its order (what the scorer expects); else every
         // predicted study in sample order.
         let sample = temporary == nil ? nil : sampleSubmission()

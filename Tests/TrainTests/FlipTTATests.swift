@@ -9,7 +9,8 @@ import XCTest
 /// study is the original's with left and right swapped, exactly, whatever the model; without the flip it is not.
 final class FlipTTATests: XCTestCase {
     /// A copy of `folder`'s samples mirrored left-right: the d axis reversed (patient x), labels and keypoints swapped
-    /// between the left and right columns, the keypoints' d mirrored.
+    /// between the left and right columns, the keypoints' d mirrored, and the source slices' geometry mirrored along
+    /// patient x (= d: the cohort's affine is the identity), their values as they are.
     private func mirrored(_ folder: URL) throws -> URL {
         let dataset = try ShardDataset(directory: folder)
         let out = try Fixtures.scratch("mirrored")
@@ -25,6 +26,14 @@ final class FlipTTATests: XCTestCase {
             s.volume = volume
             s.labels = swap.map { s.labels[$0] }
             s.keypoints = swap.flatMap { k in (0..<3).map { a in a == 0 ? Float(d - 1) - s.keypoints[3 * k] : s.keypoints[3 * k + a] } }
+            let (shard, local) = dataset.locate(i)
+            let sources = try dataset.reader(shard).readSourcePixels(local)
+            s.sources = SourcePixels(slices: sources.slices.map { slice in
+                var g = slice.geometry
+                for a in [0, 3, 6, 9] { g[a] = -g[a] }
+                g[0] += Double(d - 1)
+                return SourceSlice(channel: slice.channel, rows: slice.rows, columns: slice.columns, geometry: g)
+            }, pixels: sources.pixels)
             try writer.append(s)
         }
         _ = try writer.finish()
@@ -32,8 +41,9 @@ final class FlipTTATests: XCTestCase {
     }
 
     private func probabilities(_ model: OrdinalClassifier, _ folder: URL, flip: Bool, config: TrainingConfig) throws -> StudyPredictions {
-        let loader = try ShardLoader(dataset: try ShardDataset(directory: folder),
-                                     options: LoaderOptions(batchSize: 3, shuffle: false, dropLast: false, threads: 1))
+        var options = LoaderOptions(batchSize: 3, shuffle: false, dropLast: false, threads: 1)
+        options.sourcePixels = config.readsSourcePixels
+        let loader = try ShardLoader(dataset: try ShardDataset(directory: folder), options: options)
         return try predict([model], loader: loader, config: config, flip: flip)
     }
 
@@ -41,6 +51,7 @@ final class FlipTTATests: XCTestCase {
         let folder = try TrainerCohort.make(studies: 5, keypoints: true)
         let mirror = try mirrored(folder)
         let config = tinyConfig(epochs: 1)
+        XCTAssertTrue(config.readsSourcePixels, "the default model crops the cohort's source slices")
         Torch.manualSeed(21)
         let model = try config.modelSpec(gridSize: [16, 16, 16]).make()
         // Weights of some size everywhere: a fresh network's zero-initialised layers give every study and column the same

@@ -76,9 +76,37 @@ enum TrainerCohort {
             table[Int64(5000 + s)] = points
             try writer.append(FusedSample(studyID: Int64(5000 + s), shape: [size, size, size], volume: volume.map(Float16.init), present: [1, 1, 1],
                                           affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1],
-                                          keypoints: points, norm: [0, 1, 0, 1, 0, 1], labels: labels))
+                                          keypoints: points, norm: [0, 1, 0, 1, 0, 1], labels: labels,
+                                          sources: keypoints ? gridPlanes(volume, size: size) : .empty))
         }
         _ = try writer.finish()
         return (dir, table)
+    }
+
+    /// Source slices that are planes of the grid (voxels of 1 mm, the identity affine), every other one: sagittal slices
+    /// (rows along h, columns along w) of channels 0 and 1 at even d, axial ones (rows along d, columns along w) of channel
+    /// 2 at even h, each channel's in the order of their position along their normal.
+    static func gridPlanes(_ volume: [Float], size: Int) -> SourcePixels {
+        var slices: [SourceSlice] = [], pixels: [Float16] = []
+        let voxels = size * size * size
+        for channel in 0..<3 {
+            for plane in stride(from: size - 2, through: 0, by: -2) {
+                let axial = channel == 2
+                // Sagittal: normal (0, 0, 1) × (0, 1, 0) = −x, so the order along it runs from the largest d; axial:
+                // (0, 0, 1) × (1, 0, 0) = +y, from the smallest h.
+                let p = axial ? size - 2 - plane : plane
+                let origin: [Double] = axial ? [0, Double(p), 0] : [Double(p), 0, 0]
+                let row: [Double] = axial ? [1, 0, 0] : [0, 1, 0]
+                let normal: [Double] = axial ? [0, 1, 0] : [-1, 0, 0]
+                slices.append(SourceSlice(channel: channel, rows: size, columns: size, geometry: origin + [0, 0, 1] + row + normal))
+                for r in 0..<size {
+                    for c in 0..<size {
+                        let (d, h) = axial ? (r, p) : (p, r)
+                        pixels.append(Float16(volume[channel * voxels + (d * size + h) * size + c]))
+                    }
+                }
+            }
+        }
+        return SourcePixels(slices: slices, pixels: pixels)
     }
 }

@@ -45,12 +45,25 @@ final class TrainerConfigTests: XCTestCase {
         // The defaults leave out only the keys without a value (variant, width, the other model inputs).
         XCTAssertEqual(described.filter { !written.contains($0) }, ["variant", "width", "input_crop", "level_crops"])
         XCTAssertEqual(written.filter { !described.contains($0) }, [])
-        XCTAssertEqual(described.count, 51)
+        XCTAssertEqual(described.count, 55)
         XCTAssertTrue(written.contains("two_stage.condition_points"), "\(written)")
         XCTAssertEqual(try TrainingConfig.parse("two_stage:\n  condition_points: false\n", path: "t.yaml").twoStage?.conditionPoints, false)
         XCTAssertEqual(try TrainingConfig.parse("epochs: 3\n", path: "t.yaml").twoStage?.conditionPoints, true)
         XCTAssertThrowsError(try TrainingConfig.parse("two_stage:\n  condition_points: 3\n", path: "t.yaml")) { error in
             XCTAssertTrue("\(error)".contains("t.yaml") && "\(error)".contains("condition_points"), "\(error)")
+        }
+        // Source crops: on by default (5 slices of 24² pixels of 1 mm), read strictly.
+        let sourceDefaults = try XCTUnwrap(try TrainingConfig.parse("epochs: 3\n", path: "t.yaml").twoStage?.layout().sourceCrops)
+        XCTAssertEqual([sourceDefaults.slices, sourceDefaults.size], [5, 24])
+        XCTAssertEqual(sourceDefaults.millimetres, 1)
+        let smaller = try TrainingConfig.parse("two_stage:\n  source_slices: 3\n  source_crop_size: 16\n  source_crop_mm: 0.7\n", path: "t.yaml")
+        XCTAssertEqual(try smaller.twoStage?.layout().sourceCrops, try SourceCrops(slices: 3, size: 16, millimetres: 0.7))
+        XCTAssertNil(try TrainingConfig.parse("two_stage:\n  source_crops: false\n", path: "t.yaml").twoStage?.layout().sourceCrops)
+        XCTAssertFalse(try TrainingConfig.parse("two_stage:\n  source_crops: false\n", path: "t.yaml").readsSourcePixels)
+        for bad in ["source_crop_mm: 0", "source_crop_mm: 12", "source_slices: 0", "source_crop_size: 2", "source_crops: 1.5"] {
+            XCTAssertThrowsError(try TrainingConfig.parse("two_stage:\n  \(bad)\n", path: "t.yaml"), bad) { error in
+                XCTAssertTrue("\(error)".contains("t.yaml") && "\(error)".contains(String(bad.split(separator: ":")[0])), "\(error)")
+            }
         }
         XCTAssertEqual(try TrainingConfig.parse("bucket_mb: 0.5\n", path: "t.yaml").bucketMegabytes, 0.5)
         XCTAssertThrowsError(try TrainingConfig.parse("bucket_mb: 0\n", path: "t.yaml"))

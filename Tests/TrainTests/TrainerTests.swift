@@ -15,6 +15,10 @@ func tinyConfig(epochs: Int, folds: Int = 2) -> TrainingConfig {
     c.loaderThreads = 1
     c.learningRate = 3e-3
     c.warmupEpochs = 0.5
+    // Source crops small enough for 16³ grids of 1 mm voxels: 3 slices of 8 × 8 pixels of 1.5 mm.
+    c.twoStage?.sourceSlices = 3
+    c.twoStage?.sourceCropSize = 8
+    c.twoStage?.sourceCropMm = 1.5
     return c
 }
 

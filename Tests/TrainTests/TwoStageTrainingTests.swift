@@ -11,8 +11,9 @@ import XCTest
 final class TwoStageTrainingTests: XCTestCase {
     /// The first batch of `studies` studies of a labelled cohort, in study order.
     private func firstBatch(_ folder: URL, size: Int) throws -> Batch {
-        let loader = try ShardLoader(dataset: try ShardDataset(directory: folder),
-                                     options: LoaderOptions(batchSize: size, shuffle: false, dropLast: false, threads: 1))
+        var options = LoaderOptions(batchSize: size, shuffle: false, dropLast: false, threads: 1)
+        options.sourcePixels = true
+        let loader = try ShardLoader(dataset: try ShardDataset(directory: folder), options: options)
         return try XCTUnwrap(try loader.batches(from: LoaderPosition(epoch: 0)).next())
     }
 
@@ -104,13 +105,13 @@ final class TwoStageTrainingTests: XCTestCase {
             XCTAssertEqual(predicted.shape, [6, count, 3])
             let predictedValues = try predicted.toArray(Float.self)
             Torch.manualSeed(seed)
-            let trained = try backbone.forward(ModelInput(x, keypoints: batch.keypoints))
+            let trained = try backbone.forward(ModelInput(x, keypoints: batch.keypoints, sources: batch.sources))
             Torch.manualSeed(seed)
             let shift = try Tensor.rand([6, count, 3]).toArray(Float.self)
             func featuresAfterTheJitterDraw(at points: [Float]) throws -> Tensor {
                 Torch.manualSeed(seed)
                 _ = try Tensor.rand([6, count, 3])
-                return try backbone.cropFeatures(x, points: try Tensor(points, shape: [6, count, 3]))
+                return try backbone.cropFeatures(x, points: try Tensor(points, shape: [6, count, 3]), sources: batch.sources).0
             }
             let guide = (0..<(18 * count)).map { i in labelledValues[i].isNaN ? predictedValues[i] : labelledValues[i] + (shift[i] * 2 - 1) * 2 }
             XCTAssertGreaterThan(zip(guide, labelledValues).map { $1.isNaN ? 0 : Swift.abs($0 - $1) }.max()!, 1, "the jitter moves the crops")
@@ -128,10 +129,13 @@ final class TwoStageTrainingTests: XCTestCase {
             if conditionPoints { XCTAssertLessThan(try maxAbsDifference(columns, predicted), 1e-6) }
 
             Torch.manualSeed(seed)
-            let evaluated = try backbone.forward(ModelInput(x))
+            let evaluated = try backbone.forward(ModelInput(x, sources: batch.sources))
             XCTAssertTrue(evaluated.extraLosses.isEmpty)
+            // The cohort's slices are every other plane of the grid: every crop is read from them (none falls back).
+            let fromSlices = try XCTUnwrap(evaluated.located?.fromSlices).to(.float32).toArray(Float.self)
+            XCTAssertEqual(fromSlices, [Float](repeating: 1, count: 150))
             Torch.manualSeed(seed)
-            let atPrediction = try backbone.cropFeatures(x, points: predicted)
+            let atPrediction = try backbone.cropFeatures(x, points: predicted, sources: batch.sources).0
             XCTAssertLessThan(try maxAbsDifference(evaluated.features, atPrediction), 1e-5)
         }
     }
@@ -159,7 +163,7 @@ final class TwoStageTrainingTests: XCTestCase {
             let optimizer = try AdamW(model.namedParameters(), learningRate: 0, weightDecay: 0)
             let step = TrainingStep(model: model, optimizer: optimizer, clipNorm: clip)
             Torch.manualSeed(8)
-            try step(batch.volumes, labels: batch.labels, keypoints: batch.keypoints)
+            try step(batch.volumes, labels: batch.labels, keypoints: batch.keypoints, sources: batch.sources)
             return try groupNorms(model)
         }
         let raw = try step(clip: nil)

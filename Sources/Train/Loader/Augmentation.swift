@@ -41,7 +41,9 @@ public struct AugmentationOptions: Codable, Sendable, Equatable {
 /// `grid_sample` in float32 on the samples that drew one; rotation and scale act in the grid's
 /// normalised coordinates, a true rotation on the isotropic cubes ingest writes), intensity per
 /// present channel (clamped to [0, 1]), then channel drop. Samples and channels that draw nothing
-/// come back bit for bit.
+/// come back bit for bit. A batch's source slices (`Batch.sources`) follow the flip and the affine through their
+/// geometry (their values are not resampled) and the channel drop through their valid flags; the intensity changes
+/// act on the grid only.
 public final class Augmenter {
     /// The settings.
     public let options: AugmentationOptions
@@ -160,6 +162,8 @@ public final class Augmenter {
             let offset = try Tensor([Float(grid[0] - 1), 0, 0], shape: [1, 1, 3], device: device)
             let mirrored = try out.keypoints.indexSelect(dim: 1, index: permutation) * mirror + offset
             out.keypoints = try Tensor.where(mask.reshape([b, 1, 1]), mirrored, out.keypoints)
+            // Source slices are mirrored by their geometry; their values stay as stored.
+            out.sources = try out.sources?.mirrored(depth: grid[0], where: mask)
         }
 
         let warped = draws.indices.filter { draws[$0].theta != nil }
@@ -175,6 +179,7 @@ public final class Augmenter {
             let shift = try Tensor(maps.flatMap { $0[9..<12] }, shape: [warped.count, 1, 3], device: device)
             let moved = try out.keypoints.indexSelect(dim: 0, index: rows).matmul(linear.transpose(1, 2)) + shift
             out.keypoints = try out.keypoints.indexCopy(dim: 0, index: rows, source: moved)
+            out.sources = try out.sources?.mapped(rows: rows, linear: linear, shift: shift)
         }
 
         let intensity = draws.flatMap(\.intensity)
@@ -194,6 +199,11 @@ public final class Augmenter {
             let mask = try Tensor(keep, shape: [b, c], device: device)
             out.volumes = try out.volumes * mask.reshape([b, c, 1, 1, 1]).to(out.volumes.dtype)
             out.present = try out.present * mask
+            // A dropped channel's source slices are left out too (its crops fall back to the zeroed grid).
+            if var sources = out.sources, c == 3 {
+                for k in 0..<3 { sources.valid[k] = try sources.valid[k] * mask.narrow(1, start: k, length: 1) }
+                out.sources = sources
+            }
         }
         return out
     }

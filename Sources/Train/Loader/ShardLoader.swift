@@ -25,6 +25,8 @@ public struct LoaderOptions: Sendable, Equatable {
     public var verifyChecksums: Bool
     /// This process's share of each batch in data-parallel training (see `RankShare`); one rank by default.
     public var rankShare = RankShare.whole
+    /// Also read each sample's source slices (`Batch.sources`), for a model whose stage two crops them.
+    public var sourcePixels = false
 
     /// Training defaults: batch 8, shuffled, seed 0, last partial batch dropped, all cores, 4 batches ahead,
     /// 3 channels, windows of 8 shards, no hashing.
@@ -70,15 +72,19 @@ public struct Batch {
     public var present: Tensor
     /// (B, 25, 3) float32 voxel coordinates (d, h, w) of the label keypoints, NaN where absent.
     public var keypoints: Tensor
+    /// The samples' source slices when the loader reads them (`LoaderOptions.sourcePixels`), else nil.
+    public var sources: SourceBatch?
 
     /// A batch from its parts (the loader makes them; tests and predictors may build their own).
-    public init(indices: [Int], studyIDs: [Int64], volumes: Tensor, labels: Tensor, present: Tensor, keypoints: Tensor) {
+    public init(indices: [Int], studyIDs: [Int64], volumes: Tensor, labels: Tensor, present: Tensor, keypoints: Tensor,
+                sources: SourceBatch? = nil) {
         self.indices = indices
         self.studyIDs = studyIDs
         self.volumes = volumes
         self.labels = labels
         self.present = present
         self.keypoints = keypoints
+        self.sources = sources
     }
 
     /// Number of samples.
@@ -242,11 +248,12 @@ public final class LoaderEpoch {
         let b = buffer.indices.count, c = loader.options.channels.count
         let host = buffer.takeVolumes()
         let volumes = device.isCUDA ? try host.to(device: device, nonBlocking: true) : host
+        let sources = try loader.options.sourcePixels ? SourceBatch(samples: buffer.sources.map { $0! }).to(device: device) : nil
         let batch = Batch(indices: buffer.indices, studyIDs: buffer.indices.map { loader.dataset.studyIDs[$0] },
                           volumes: volumes,
                           labels: try Tensor(buffer.labels, shape: [b, 25], device: device),
                           present: try Tensor(buffer.present, shape: [b, c], device: device),
-                          keypoints: try Tensor(buffer.keypoints, shape: [b, 25, 3], device: device))
+                          keypoints: try Tensor(buffer.keypoints, shape: [b, 25, 3], device: device), sources: sources)
         position.batch += 1
         return batch
     }
@@ -303,6 +310,8 @@ private final class BatchBuffer: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let indices: [Int]
     var labels: [Int64], present: [Float], keypoints: [Float]
+    /// Each sample's source slices, when the loader reads them.
+    var sources: [SampleSources?]
     /// Samples not yet decoded.
     var remaining: Int
 
@@ -314,6 +323,7 @@ private final class BatchBuffer: @unchecked Sendable {
         labels = [Int64](repeating: -1, count: indices.count * 25)
         present = [Float](repeating: 0, count: indices.count * channels)
         keypoints = [Float](repeating: .nan, count: indices.count * 75)
+        sources = Array(repeating: nil, count: indices.count)
         remaining = indices.count
     }
 
@@ -441,8 +451,9 @@ private final class PrefetchPipeline: @unchecked Sendable {
 
             let index = order[position]
             do {
-                let (labels, present, keypoints) = try decode(index, into: buffer.base + slot * sampleBytes)
+                let (labels, present, keypoints, sources) = try decode(index, into: buffer.base + slot * sampleBytes)
                 condition.lock()
+                buffer.sources[slot] = sources
                 buffer.labels.replaceSubrange((slot * 25)..<(slot * 25 + 25), with: labels)
                 buffer.present.replaceSubrange((slot * c)..<(slot * c + c), with: present)
                 buffer.keypoints.replaceSubrange((slot * 75)..<(slot * 75 + 75), with: keypoints)
@@ -476,17 +487,19 @@ private final class PrefetchPipeline: @unchecked Sendable {
     }
 
     /// Decodes dataset sample `index`'s selected channels into `destination`; returns its label
-    /// classes, present flags (selected channels) and keypoints. Errors name the shard and sample.
-    private func decode(_ index: Int, into destination: UnsafeMutableRawPointer) throws -> ([Int64], [Float], [Float]) {
+    /// classes, present flags (selected channels), keypoints and, when the loader reads them, its source slices. Errors
+    /// name the shard and sample.
+    private func decode(_ index: Int, into destination: UnsafeMutableRawPointer) throws -> ([Int64], [Float], [Float], SampleSources?) {
         let (shard, local) = dataset.locate(index)
         do {
             if options.verifyChecksums { try dataset.verifyChecksum(shard) }
             let reader = try dataset.reader(shard)
             try reader.decode(local, channels: options.channels, into: destination)
             let flags = reader.presentFlags(local)
+            let sources = try options.sourcePixels ? SampleSources(try reader.readSourcePixels(local), affine: reader.affine(local)) : nil
             return (reader.labels(local).map(Int64.init),
                     options.channels.map { Float(flags[flags.startIndex + $0]) },
-                    Array(reader.keypoints(local)))
+                    Array(reader.keypoints(local)), sources)
         } catch {
             let path = dataset.directory.appendingPathComponent(dataset.manifest.shards[shard].file).path
             var message = "\(error)"

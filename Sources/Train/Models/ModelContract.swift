@@ -8,11 +8,15 @@ public struct ModelInput {
     /// Training steps only: the batch's label keypoints (B, 25, 3) in the volumes' voxels, NaN where absent. A model
     /// that locates (`TrainableModel.locates`) cuts its crops at them and learns from them; nil: it uses its own points.
     public var keypoints: Tensor?
+    /// The samples' source slices on the model's device, for a model whose stage two crops them (`SourceCrops`); nil:
+    /// such a model crops the grid instead.
+    public var sources: SourceBatch?
 
-    /// The input `volumes`, with the labels' `keypoints` for a training step.
-    public init(_ volumes: Tensor, keypoints: Tensor? = nil) {
+    /// The input `volumes`, with the labels' `keypoints` for a training step and the batch's source slices.
+    public init(_ volumes: Tensor, keypoints: Tensor? = nil, sources: SourceBatch? = nil) {
         self.volumes = volumes
         self.keypoints = keypoints
+        self.sources = sources
     }
 }
 
@@ -42,9 +46,15 @@ public struct ExtraLoss {
 public struct Located {
     /// (B, 25, 3) each label column's point; the first five (the spinal canal's) are the levels' points.
     public var columns: Tensor
+    /// (B, 25) bool for a model that crops source slices (`SourceCrops`): which columns' crops came from their series'
+    /// slices (the others fell back to the grid); nil for other models.
+    public var fromSlices: Tensor?
 
-    /// The label columns' points.
-    public init(columns: Tensor) { self.columns = columns }
+    /// The label columns' points, and which crops came from source slices.
+    public init(columns: Tensor, fromSlices: Tensor? = nil) {
+        self.columns = columns
+        self.fromSlices = fromSlices
+    }
 }
 
 /// What a model's forward pass returns: all a trainer, an evaluation or a prediction reads of it.

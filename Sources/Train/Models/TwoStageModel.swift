@@ -26,10 +26,14 @@ public struct TwoStageLayout: Sendable, Equatable {
     /// error in voxels plus the heatmap cross-entropy against a Gaussian of `heatmapSigma` heatmap cells) weighs
     /// `localizationWeight` beside the classifier's.
     public var jitter: Double, localizationWeight: Double, heatmapSigma: Double
+    /// With condition crops: cut them from each condition's own series' source slices (`SourceCrops`) instead of the
+    /// stored grid (`crops`); the model's input must then carry the batch's `SourceBatch`. nil: the grid's crops.
+    public var sourceCrops: SourceCrops?
 
-    /// A layout; three `pool` factors ≥ 1, `localizerWidth` ≥ 1.
+    /// A layout; three `pool` factors ≥ 1, `localizerWidth` ≥ 1; source crops only with condition crops.
     public init(crops: PointCrops, localizerWidth: Int = 8, pool: [Int] = [4, 2, 2], sideShift: Double? = nil,
-                conditionCrops: Bool = false, conditionPoints: Bool = false, jitter: Double = 0, localizationWeight: Double = 0.05, heatmapSigma: Double = 1) throws {
+                conditionCrops: Bool = false, conditionPoints: Bool = false, jitter: Double = 0, localizationWeight: Double = 0.05, heatmapSigma: Double = 1,
+                sourceCrops: SourceCrops? = nil) throws {
         guard pool.count == 3, pool.allSatisfy({ $0 >= 1 }), localizerWidth >= 1 else {
             throw TrainError(.configuration, "the localizer needs a width of 1 or more and three pooling factors of 1 or more, not \(localizerWidth) and \(pool)")
         }
@@ -42,7 +46,9 @@ public struct TwoStageLayout: Sendable, Equatable {
         self.jitter = jitter
         self.localizationWeight = localizationWeight
         self.heatmapSigma = heatmapSigma
+        self.sourceCrops = sourceCrops
         guard !(conditionCrops && sideShift != nil) else { throw TrainError(.configuration, "side crops and condition crops exclude each other") }
+        guard sourceCrops == nil || conditionCrops else { throw TrainError(.configuration, "source crops are cut per label column: they need condition crops") }
     }
 
     /// Crops per level: five with condition crops, two with side crops, else one.
@@ -141,8 +147,8 @@ public final class TwoStageBackbone: Module, Backbone {
             // The labelled points replace the predictions, the rest stay.
             points = try Tensor.where(try guide.isFinite(), guide, points)
         }
-        let located = Located(columns: try columnPoints(predicted))
-        let features = try cropFeatures(x, points: points)
+        let (features, fromSlices) = try cropFeatures(x, points: points, sources: input.sources)
+        let located = Located(columns: try columnPoints(predicted), fromSlices: fromSlices)
         guard let truth else { return BackboneOutput(features: features, located: located) }
         let localization = try LocalizationLoss()(predicted, truth)
             + HeatmapLoss(sigma: layout.heatmapSigma)(heat, truth, gridSize: Array(x.shape[2...]))
@@ -163,8 +169,20 @@ public final class TwoStageBackbone: Module, Backbone {
         return try expanded + (try offsets.to(.float32, device: points.device)).reshape([1, 5 * levels, 3])
     }
 
-    /// `x` (B, C, D, H, W) and the crops' points (B, levels or 25, 3: the localizer's) → features (B, featureCount).
-    func cropFeatures(_ x: Tensor, points: Tensor) throws -> Tensor {
+    /// `x` (B, C, D, H, W) and the crops' points (B, levels or 25, 3: the localizer's) → features (B, featureCount), and
+    /// with source crops which columns' crops came from source slices (B, 25).
+    func cropFeatures(_ x: Tensor, points: Tensor, sources: SourceBatch? = nil) throws -> (Tensor, Tensor?) {
+        if let sourceCrops = layout.sourceCrops {
+            guard let sources else {
+                throw TrainError(.configuration, "this model cuts its crops from the source slices: its input must carry them (the loader's sourcePixels)")
+            }
+            return try sourceFeatures(x, columns: try columnPoints(points), sources: sources, crops: sourceCrops)
+        }
+        return (try gridCropFeatures(x, points: points), nil)
+    }
+
+    /// `cropFeatures` from the stored grid.
+    func gridCropFeatures(_ x: Tensor, points: Tensor) throws -> Tensor {
         let b = x.shape[0]
         if layout.conditionCrops { return try conditionFeatures(x, columns: try columnPoints(points)) }
         let points = try points.narrow(1, start: 0, length: levels)
@@ -185,6 +203,24 @@ public final class TwoStageBackbone: Module, Backbone {
     static let mirroredColumns = Array(10..<15) + Array(20..<25), plainColumns = Array(0..<10) + Array(15..<20)
     /// For each label column, its crop's position in the crops' order (plain columns, then mirrored ones).
     static let columnOrder: [Int64] = (0..<25).map { c in Int64((plainColumns + mirroredColumns).firstIndex(of: c)!) }
+
+    /// Source crops: (B, 25, 3) label columns' points → features (B, 25 · F) in label-column order, and which crops came
+    /// from the slices (B, 25). Each group of five columns is read as `SourceCrops.columnReadings` says, in the crops'
+    /// order (plain columns, then mirrored ones).
+    func sourceFeatures(_ x: Tensor, columns: Tensor, sources: SourceBatch, crops: SourceCrops) throws -> (Tensor, Tensor) {
+        let b = x.shape[0], device = columns.device
+        var pieces: [Tensor] = [], taken: [Tensor] = []
+        for group in [0, 1, 3, 2, 4] {  // canal, left foramina, left recesses, then the mirrored right foramina and recesses
+            let cut = try crops(x, sources: sources, points: try columns.narrow(1, start: 5 * group, length: 5).contiguous(),
+                                reading: SourceCrops.columnReadings[group])
+            pieces.append(cut.crops)
+            taken.append(cut.fromSlices)
+        }
+        let order = try Tensor(Self.columnOrder, device: device)
+        let f = try inner.features(try Tensor.cat(pieces, dim: 0)).reshape([5 * levels, b, inner.featureCount]).transpose(0, 1)
+        let fromSlices = try Tensor.cat(taken, dim: 1).indexSelect(dim: 1, index: order)
+        return (try f.indexSelect(dim: 1, index: order).contiguous().reshape([b, 5 * levels * inner.featureCount]), fromSlices)
+    }
 
     /// Condition crops: (B, 25, 3) label columns' points → features (B, 25 · F) in label-column order.
     func conditionFeatures(_ x: Tensor, columns: Tensor) throws -> Tensor {

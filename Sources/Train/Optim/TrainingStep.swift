@@ -45,15 +45,16 @@ public final class TrainingStep {
     /// batch's in data-parallel training, where `batch` is this rank's share). The batch may
     /// be float16 from the shards and on the CPU: it is converted to float32 on `device` first (a no-op when it is).
     /// A model that locates (`TrainableModel.locates`) also needs the batch's `keypoints` (B, 25, 3); the loss returned
-    /// is the ordinal loss plus the model's weighted extra losses.
+    /// is the ordinal loss plus the model's weighted extra losses. `sources`: the batch's source slices, for a model that
+    /// crops them.
     @discardableResult
-    public func callAsFunction(_ batch: Tensor, labels: Tensor, keypoints: Tensor? = nil) throws -> Double {
+    public func callAsFunction(_ batch: Tensor, labels: Tensor, keypoints: Tensor? = nil, sources: SourceBatch? = nil) throws -> Double {
         let x = try batch.to(.float32, device: device)
         optimizer.zeroGrad()
         if model.locates && keypoints == nil {
             throw TrainError(.configuration, "a model that locates points trains on the batch's keypoints; none were given")
         }
-        let input = ModelInput(x, keypoints: model.locates ? keypoints : nil)
+        let input = ModelInput(x, keypoints: model.locates ? keypoints : nil, sources: try sources?.to(device: device))
         let output = mixedPrecision ? try Torch.autocast(device) { try model.forward(input) } : try model.forward(input)
         var value = try loss(output.probabilities, labels)
         for extra in output.extraLosses { value = try value + extra.value * extra.weight }

@@ -161,12 +161,12 @@ public final class FoldTraining {
         var trainOptions = LoaderOptions(batchSize: try ranks.localBatch(config.batchSize), shuffle: true,
                                          seed: config.seed &+ UInt64(fold) &* 7919, dropLast: true, threads: threads, prefetch: config.prefetch)
         trainOptions.rankShare = ranks.share
+        trainOptions.sourcePixels = config.readsSourcePixels
         let train = try ShardLoader(dataset: dataset, studies: trainStudies, options: trainOptions, device: device)
         let valOrder = dataset.studyIDs.filter { valStudies.contains($0) }
-        let validation = try ShardLoader(dataset: dataset, studies: ranks.validationShare(valOrder),
-                                         options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
-                                                                threads: threads, prefetch: config.prefetch),
-                                         device: device)
+        var validationOptions = LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false, threads: threads, prefetch: config.prefetch)
+        validationOptions.sourcePixels = config.readsSourcePixels
+        let validation = try ShardLoader(dataset: dataset, studies: ranks.validationShare(valOrder), options: validationOptions, device: device)
         return (train, validation, valOrder)
     }
 
@@ -210,7 +210,8 @@ public final class FoldTraining {
         while let batch = try batches.next() {
             state.loaderSeconds = (state.loaderSeconds ?? 0) + Date().timeIntervalSince(clock)
             let augmented = try augmenter(batch, step: step.step)
-            let loss = try step(config.modelInput(augmented.volumes, device: device), labels: augmented.labels, keypoints: augmented.keypoints)
+            let loss = try step(config.modelInput(augmented.volumes, device: device), labels: augmented.labels, keypoints: augmented.keypoints,
+                                sources: augmented.sources)
             guard loss.isFinite else {
                 throw TrainError(.diverged, "fold \(fold), epoch \(epoch + 1), step \(step.step): the training loss is \(loss); lower the learning rate, or raise batch_size (BatchNorm needs 2 or more samples)")
             }
@@ -246,7 +247,7 @@ public final class FoldTraining {
         let epoch = state.position.epoch
         let evaluated = ema ?? model
         evaluated.eval()
-        let (local, localPoints) = try predictLocating([evaluated], loader: valLoader, config: config)
+        let (local, localPoints, _) = try predictLocating([evaluated], loader: valLoader, config: config)
         let predictions = try ranks.gather(local, ordered: valOrder)
         let points = try localPoints.map { try ranks.gather(located: $0, ordered: valOrder) }
         let score = RSNAScore(predictions)

@@ -108,11 +108,13 @@ public struct RunFolder: Sendable, Equatable {
     /// Reads `config.yaml`.
     /// A run written before `two_stage.condition_points` existed has no such key in its `config.yaml` and located the levels'
     /// canal points only (5 heatmaps): it is read with `condition_points: false`, so its checkpoints load and resume as
-    /// they were trained (a configuration a user writes gets the default, on).
+    /// they were trained (a configuration a user writes gets the default, on). Likewise a run from before
+    /// `two_stage.source_crops` cut its crops from the grid: it is read with `source_crops: false`.
     public func config() throws -> TrainingConfig {
         var config = try TrainingConfig.load(configURL)
-        if config.twoStage != nil, let text = try? String(contentsOf: configURL, encoding: .utf8), !text.contains("condition_points:") {
-            config.twoStage?.conditionPoints = false
+        if config.twoStage != nil, let text = try? String(contentsOf: configURL, encoding: .utf8) {
+            if !text.contains("condition_points:") { config.twoStage?.conditionPoints = false }
+            if !text.contains("source_crops:") { config.twoStage?.sourceCrops = false }
         }
         return config
     }

@@ -42,9 +42,10 @@ public struct TrainedRun {
     /// `predict`, and for a two-stage run also the points its localizers found in the same passes (`Train.predictLocating`;
     /// nil for other runs).
     public func predictLocating(_ dataset: ShardDataset, device: Device = .cpu, flip: Bool = false) throws
-        -> (predictions: StudyPredictions, located: [Int64: (points: [Float], keypoints: [Float])]?) {
-        let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false,
-                                                                              prefetch: config.prefetch), device: device)
+        -> (predictions: StudyPredictions, located: [Int64: (points: [Float], keypoints: [Float])]?, sourceCrops: SourceCropTally?) {
+        var options = LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false, prefetch: config.prefetch)
+        options.sourcePixels = config.readsSourcePixels
+        let loader = try ShardLoader(dataset: dataset, options: options, device: device)
         return try Train.predictLocating(models(inputSize: dataset.manifest.shape, device: device), loader: loader, config: config, flip: flip)
     }
 }

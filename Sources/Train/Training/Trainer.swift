@@ -141,12 +141,13 @@ public func predict(_ models: [any TrainableModel], loader: ShardLoader, config:
 /// 25 × 3 voxels (d, h, w) averaged over the models, from the unmirrored readings, beside the samples' 75 keypoint values;
 /// nil for other models): validation, evaluate and predict --keypoints read the shards once.
 public func predictLocating(_ models: [any TrainableModel], loader: ShardLoader, config: TrainingConfig, flip: Bool = false) throws
-    -> (predictions: StudyPredictions, located: [Int64: (points: [Float], keypoints: [Float])]?) {
+    -> (predictions: StudyPredictions, located: [Int64: (points: [Float], keypoints: [Float])]?, sourceCrops: SourceCropTally?) {
     precondition(!models.isEmpty, "predict needs at least one model")
     for m in models { m.eval() }
     let locating = models.allSatisfy(\.locates)
     var ids: [Int64] = [], probs: [Double] = [], labels: [Int8] = []
     var located: [Int64: (points: [Float], keypoints: [Float])] = [:]
+    var tally: SourceCropTally? = nil
     let batches = loader.batches(from: LoaderPosition(epoch: 0))
     let swap = try flip ? Tensor(Augmenter.flipPermutation.map(Int64.init), device: loader.device) : nil
     let readings = Double(models.count * (flip ? 2 : 1))
@@ -154,17 +155,21 @@ public func predictLocating(_ models: [any TrainableModel], loader: ShardLoader,
         while let batch = try batches.next() {
             let x = try config.modelInput(batch.volumes, device: loader.device)
             let mirrored = try swap.map { _ in try x.flip([2]) }
+            let mirroredSources = try swap.flatMap { _ in try batch.sources?.mirrored(depth: x.shape[2]) }
             var sum: [Double]? = nil, pointSum: [Float]? = nil
             func add(_ p: Tensor) throws {
                 let values = try p.to(.float32, device: .cpu).toArray(Float.self).map(Double.init)
                 sum = sum.map { zip($0, values).map(+) } ?? values
             }
-            for m in models {
-                let output = try m.forward(ModelInput(x))
+            for (n, m) in models.enumerated() {
+                let output = try m.forward(ModelInput(x, sources: batch.sources))
                 try add(output.probabilities)
+                if n == 0, let fromSlices = output.located?.fromSlices {
+                    tally = (tally ?? SourceCropTally()).adding(try fromSlices.to(.float32, device: .cpu).toArray(Float.self).map { $0 > 0 })
+                }
                 if let mirrored, let swap {
                     // Column k of the original is column flipPermutation[k] of the mirror image.
-                    try add(try m.forward(ModelInput(mirrored)).probabilities.indexSelect(dim: 1, index: swap))
+                    try add(try m.forward(ModelInput(mirrored, sources: mirroredSources)).probabilities.indexSelect(dim: 1, index: swap))
                 }
                 if locating, let points = output.located?.columns {
                     let q = try points.to(.float32, device: .cpu).toArray(Float.self)
@@ -177,5 +182,35 @@ public func predictLocating(_ models: [any TrainableModel], loader: ShardLoader,
             if let pointSum { try recordLocated(pointSum, models: models.count, batch: batch, into: &located) }
         }
     }
-    return (StudyPredictions(studyIDs: ids, probabilities: probs, labels: labels), locating ? located : nil)
+    return (StudyPredictions(studyIDs: ids, probabilities: probs, labels: labels), locating ? located : nil, tally)
+}
+
+/// How many stage-two crops a model that crops source slices cut from them, per condition group (the spinal canal, the
+/// neural foramina, the subarticular recesses); the others fell back to the grid (their series missing, or no slice of
+/// it within reach of the point).
+public struct SourceCropTally: Codable, Equatable, Sendable {
+    /// Per group: crops from the slices, and all crops.
+    public var fromSlices = [0, 0, 0], crops = [0, 0, 0]
+
+    /// None yet.
+    public init() {}
+
+    /// With a batch's (B · 25) flags, label-column order, added.
+    func adding(_ flags: [Bool]) -> SourceCropTally {
+        var out = self
+        for (i, flag) in flags.enumerated() {
+            let group = RSNAScore.group(ofColumn: i % 25)
+            out.crops[group] += 1
+            if flag { out.fromSlices[group] += 1 }
+        }
+        return out
+    }
+
+    /// "stage-two crops from the source slices: canal 40/40, foramina 80/80, recesses 71/80 (the rest from the grid:
+    /// their series missing, or no slice of it near the point)".
+    public var description: String {
+        let parts = zip(["canal", "foramina", "recesses"], zip(fromSlices, crops)).map { "\($0) \($1.0)/\($1.1)" }
+        let rest = zip(fromSlices, crops).allSatisfy { $0 == $1 } ? "" : " (the rest from the grid: their series missing, or no slice of it near the point)"
+        return "stage-two crops from the source slices: " + parts.joined(separator: ", ") + rest
+    }
 }

@@ -22,6 +22,8 @@ public struct TrainingConfig: Equatable, Sendable {
     /// keypoints, and one crop per level at its points goes through one shared network. nil (`two_stage: false`, or
     /// implied by `level_crops`, `input_crop`, `input_pool` or vit3d): the whole grid or the atlas crops.
     public var twoStage: TwoStageConfig? = TwoStageConfig()
+    /// Whether the model reads source slices (`TwoStageConfig.readsSourcePixels`), so its loaders must too.
+    public var readsSourcePixels: Bool { twoStage?.readsSourcePixels ?? false }
     /// Epochs per fold, samples per batch, number of folds, the run's seed.
     public var epochs = 16, batchSize = 8, folds = 4, seed: UInt64 = 0
     /// "cpu", "cuda" or "cuda:N"; libtorch intra-op threads (0: all cores).

@@ -27,6 +27,13 @@ public struct TwoStageConfig: Equatable, Sendable {
     /// The localizer predicts every label column's point (`TwoStageLayout.conditionPoints`): the default. false: the
     /// levels' canal points, each condition at the training studies' mean offset from its level's.
     public var conditionPoints = true
+    /// Cut the condition crops from each condition's own series' source slices at the scanner's resolution
+    /// (`SourceCrops`: the canal on the sagittal T2/STIR, the foramina on the sagittal T1, the recesses on the axial T2),
+    /// `sourceSlices` slices of `sourceCropSize`² pixels of `sourceCropMm` mm, instead of from the stored grid; a crop
+    /// whose series is missing or does not reach its point falls back to the grid. Needs shards with source pixels
+    /// (schema_version 2; older shards fall back everywhere).
+    public var sourceCrops = true
+    public var sourceSlices = 5, sourceCropSize = 24, sourceCropMm = 1.0
 
     /// The crop each layout was measured with (README, docs/learning-on-the-phantom.md): condition crops 8 × 10 × 10,
     /// side crops 14 × 16 × 14, one crop per level 20 × 16 × 14; what a configuration without `crop` gets.
@@ -43,7 +50,12 @@ public struct TwoStageConfig: Equatable, Sendable {
     public func layout() throws -> TwoStageLayout {
         try TwoStageLayout(crops: PointCrops(size: crop, scale: cropScale), localizerWidth: localizerWidth, pool: localizerPool,
                            sideShift: sideCrops ? sideShift : nil, conditionCrops: conditionCrops, conditionPoints: conditionPoints, jitter: jitter,
-                           localizationWeight: localizationWeight)
+                           localizationWeight: localizationWeight,
+                           sourceCrops: readsSourcePixels ? SourceCrops(slices: sourceSlices, size: sourceCropSize, millimetres: sourceCropMm) : nil)
+    }
+
+    /// Whether the model cuts its crops from source slices (source crops of condition crops), so its loaders read them.
+    public var readsSourcePixels: Bool { sourceCrops && conditionCrops
     }
 
     /// The `two_stage:` keys, in the resolved YAML's order (read in it too: `condition_crops` after `side_crops`).
@@ -68,6 +80,10 @@ public struct TwoStageConfig: Equatable, Sendable {
                   },
                   write: { (t: TwoStageConfig) in ["condition_crops: \(t.conditionCrops)"] }),
         .bool("condition_points", \.conditionPoints, "the localizer predicts every label column's point, not each level's canal point plus the training studies' mean offset"),
+        .bool("source_crops", \.sourceCrops, "cut the condition crops from each condition's own series' source slices (shards of schema_version 2), not the stored grid"),
+        .int("source_slices", \.sourceSlices, in: 1...15, "slices across each source crop"),
+        .int("source_crop_size", \.sourceCropSize, in: 4...128, "pixels along each in-plane side of a source crop"),
+        .double("source_crop_mm", \.sourceCropMm, above: 0, below: 10, "millimetres per source-crop pixel"),
     ]
 
     /// Reads a `two_stage:` mapping; a layout without `crop` gets its measured crop.
