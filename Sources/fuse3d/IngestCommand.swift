@@ -74,6 +74,10 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Grid size in voxels per axis (otherwise the pipeline's, or 128).")
     var size: Int?
 
+    @Flag(name: .customLong("no-source-pixels"),
+          help: "Leave the studies' source slices out of the shards (otherwise the pipeline's fusion.source_pixels, or kept).")
+    var noSourcePixels = false
+
     @Option(help: "Samples per shard (otherwise shards are filled to about 1 GB of compressed data).")
     var samplesPerShard: Int?
 
@@ -129,6 +133,7 @@ struct IngestCommand: ParsableCommand {
     func run() throws {
         var config = try pipeline.map(PipelineConfig.load) ?? PipelineConfig()
         if let size { config.fusion.size = size }
+        if noSourcePixels { config.fusion.sourcePixels = false }
         if let samplesPerShard { config.samplesPerShard = samplesPerShard }
         if let zstdLevel { config.zstdLevel = zstdLevel }
         let part = try partition.map(Partition.parse)

@@ -21,7 +21,7 @@ final class PipelineConfigTests: XCTestCase {
         XCTAssertEqual(rejected("name: x\nbogus_key: 3\n"),
                        "p.yaml:2: bogus_key: unknown key; allowed keys: name, fusion, shards")
         XCTAssertEqual(rejected("fusion:\n  size: 64\n  anti_alias: false\n"),
-                       "p.yaml:3: fusion.anti_alias: unknown key; allowed keys under fusion: size, box, percentiles, isotropic, gap_factor, antialias")
+                       "p.yaml:3: fusion.anti_alias: unknown key; allowed keys under fusion: size, box, percentiles, isotropic, gap_factor, antialias, source_pixels")
         XCTAssertEqual(rejected("fusion:\n  size: big\n"), "p.yaml:2: fusion.size: expected a whole number from 8 to 512, got \"big\"")
         XCTAssertEqual(rejected("fusion:\n  size: 1\n"), "p.yaml:2: fusion.size: expected a whole number from 8 to 512, got 1")
         XCTAssertEqual(rejected("fusion:\n  antialias: maybe\n"), "p.yaml:2: fusion.antialias: expected true or false, got \"maybe\"")
@@ -44,15 +44,18 @@ final class PipelineConfigTests: XCTestCase {
           isotropic: false
           gap_factor: 2
           antialias: false
+          source_pixels: false
         shards:
           samples_per_shard: 4
           target_shard_bytes: 5000
           zstd_level: 5
         """, path: "strict.yaml")
         XCTAssertEqual(c, PipelineConfig(name: "strict", fusion: FusionParameters(size: 48, box: .fixed(millimetres: 120), lowPercentile: 1,
-                                                                              highPercentile: 99, isotropic: false, gapFactor: 2, antialias: false),
+                                                                              highPercentile: 99, isotropic: false, gapFactor: 2, antialias: false,
+                                                                                 sourcePixels: false),
                                          samplesPerShard: 4, targetShardBytes: 5000, zstdLevel: 5))
         XCTAssertEqual(c.attributes["fusion.antialias"], "false")
+        XCTAssertEqual(c.attributes["fusion.source_pixels"], "false")
         XCTAssertEqual(c.attributes["fusion.box"], "fixed:120.0")
         for name in ["demo.yaml", "rsna-lumbar.yaml"] {
             let p = try PipelineConfig.load(Fixtures.repoRoot.appendingPathComponent("pipelines/\(name)").path)
@@ -66,7 +69,7 @@ final class PipelineConfigTests: XCTestCase {
         enc.outputFormatting = [.sortedKeys]
         let json = String(decoding: try enc.encode(c), as: UTF8.self)
         XCTAssertEqual(json, """
-        {"fusion":{"antialias":false,"box":"union","gap_factor":1.5,"isotropic":true,"percentiles":[0.5,99.5],"size":128},\
+        {"fusion":{"antialias":false,"box":"union","gap_factor":1.5,"isotropic":true,"percentiles":[0.5,99.5],"size":128,"source_pixels":true},\
         "name":"j","shards":{"target_shard_bytes":1000000000,"zstd_level":1}}
         """)
         XCTAssertEqual(try JSONDecoder().decode(PipelineConfig.self, from: Data(json.utf8)), c)
@@ -95,7 +98,8 @@ final class PipelineConfigTests: XCTestCase {
     /// The key table writes YAML that reads back to the same pipeline, defaults and optional keys included.
     func testTheResolvedYAMLReadsBackToTheSamePipeline() throws {
         let c = PipelineConfig(name: "my pipeline: v2", fusion: FusionParameters(size: 48, box: .referenceSeries("123"), lowPercentile: 1,
-                                                                                 highPercentile: 99.5, isotropic: false, gapFactor: 2, antialias: false),
+                                                                                 highPercentile: 99.5, isotropic: false, gapFactor: 2, antialias: false,
+                                                                                 sourcePixels: false),
                                samplesPerShard: 4, targetShardBytes: 5000, zstdLevel: 5)
         XCTAssertEqual(c.yaml, """
         # fuse3d pipeline (resolved)
@@ -107,6 +111,7 @@ final class PipelineConfigTests: XCTestCase {
           isotropic: false
           gap_factor: 2.0
           antialias: false
+          source_pixels: false
         shards:
           samples_per_shard: 4
           target_shard_bytes: 5000
@@ -127,13 +132,13 @@ final class PipelineConfigTests: XCTestCase {
     func testTheKeyTableIsTheOneListOfKeys() throws {
         XCTAssertEqual(PipelineConfig.keyHelp.map { String($0.prefix { $0 != ":" }).trimmingCharacters(in: .whitespaces) }, [
             "name", "fusion", "fusion.size", "fusion.box", "fusion.percentiles", "fusion.isotropic", "fusion.gap_factor",
-            "fusion.antialias", "shards", "shards.samples_per_shard", "shards.target_shard_bytes", "shards.zstd_level",
+            "fusion.antialias", "fusion.source_pixels", "shards", "shards.samples_per_shard", "shards.target_shard_bytes", "shards.zstd_level",
         ])
         XCTAssertEqual(PipelineConfig.keyHelp[2], "  fusion.size: voxels per axis [whole number from 8 to 512]")
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(PipelineConfig(samplesPerShard: 3))) as? [String: Any]
         XCTAssertEqual(Set(json?.keys.map { $0 } ?? []), ["name", "fusion", "shards"])
         XCTAssertEqual(Set((json?["fusion"] as? [String: Any])?.keys.map { $0 } ?? []),
-                       ["size", "box", "percentiles", "isotropic", "gap_factor", "antialias"])
+                       ["size", "box", "percentiles", "isotropic", "gap_factor", "antialias", "source_pixels"])
         XCTAssertEqual(Set((json?["shards"] as? [String: Any])?.keys.map { $0 } ?? []),
                        ["samples_per_shard", "target_shard_bytes", "zstd_level"])
     }

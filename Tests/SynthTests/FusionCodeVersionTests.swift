@@ -15,6 +15,8 @@ final class FusionCodeVersionTests: XCTestCase {
         "fusion-1": "23be977ff8a1e1a8853c042f3ecd0a801887c0079396055c4e5fbb0083b02982",
         // fusion-2 (Enhanced MR reading, keypoints placed only without doubt): classic files fuse to the same bytes.
         "fusion-2": "23be977ff8a1e1a8853c042f3ecd0a801887c0079396055c4e5fbb0083b02982",
+        // fusion-3 (a sample also carries its source slices, schema 2): the grid and its arrays are the same bytes.
+        "fusion-3": "23be977ff8a1e1a8853c042f3ecd0a801887c0079396055c4e5fbb0083b02982",
     ]
 
     func testThePhantomStudysFusedBytesArePinnedToTheFusionCodeVersion() throws {

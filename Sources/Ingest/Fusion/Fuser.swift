@@ -14,7 +14,8 @@ public struct Fuser: Sendable {
     public init(parameters: FusionParameters = FusionParameters()) { self.parameters = parameters }
 
     /// Fuses one study: its series (any order; kinds other than the three fused are ignored), its 25
-    /// labels (`RSNA.labelColumns` order) and its label coordinates; returns the sample and its record.
+    /// labels (`RSNA.labelColumns` order) and its label coordinates; returns the sample and its record. With
+    /// `parameters.sourcePixels` the sample's `sources` hold the fused stacks' own slices (`sourcePixels(of:range:)`).
     public func fuse(series: [SeriesVolume], labels: [Int8], coordinates: [LabelCoordinate],
                      studyID: Int64) throws -> (sample: FusedSample, record: FusionRecord) {
         try parameters.validate()
@@ -27,6 +28,7 @@ public struct Fuser: Sendable {
         let n = grid.voxelCount
         var volume = [Float16](repeating: 0, count: 3 * n)
         var channels: [ChannelRecord] = []
+        var sourceSlices: [SourceSlice] = [], sourceValues: [Float16] = []
         for (c, name) in Channels.names.enumerated() {
             let members = fused.filter { $0.kind.channel == c }
             let region = ChannelResampler.region(of: members.flatMap(\.stacks), in: grid)
@@ -55,6 +57,10 @@ public struct Fuser: Sendable {
             // A series that misses the grid entirely gives a zero channel, which must read as absent too.
             channels.append(ChannelRecord(name: name, present: range.count > 0, stacks: stacks,
                                           coverage: Double(range.count) / Double(n), low: range.low, high: range.high))
+            if parameters.sourcePixels, range.count > 0 {
+                Self.appendSourceSlices(of: members.flatMap(\.stacks), channel: c, low: range.low, high: range.high,
+                                        slices: &sourceSlices, values: &sourceValues)
+            }
         }
 
         var keypoints = [Float](repeating: .nan, count: 3 * RSNA.labelColumns.count)
@@ -66,11 +72,51 @@ public struct Fuser: Sendable {
         }
         let sample = FusedSample(studyID: studyID, shape: grid.shape, volume: volume,
                                  present: channels.map { $0.present ? 1 : 0 }, affine: grid.affine,
-                                 keypoints: keypoints, norm: channels.flatMap { [$0.low, $0.high] }, labels: labels)
+                                 keypoints: keypoints, norm: channels.flatMap { [$0.low, $0.high] }, labels: labels,
+                                 sources: SourcePixels(slices: sourceSlices, pixels: sourceValues))
         let record = FusionRecord(studyID: studyID, parameters: parameters, boxPolicy: policy, box: box, grid: grid,
                                   channels: channels, ignoredSeries: series.filter { $0.kind.channel == nil }.map(\.seriesID),
                                   keypointsPlaced: points.averaged.count, unresolvedCoordinates: points.unresolved)
         return (sample, record)
+    }
+
+    /// Appends channel `channel`'s source slices: every slice of `stacks` (the fused series' stacks, not the
+    /// re-acquisitions left out), ordered by their offset along their normal (stable: ties keep the stacks' order), each
+    /// normalized with the channel's range as the grid is ((v − low) / (high − low) clamped to [0, 1]; 0 when high ≤ low)
+    /// and rounded to float16, with its geometry (data-schema.md "Source pixels"). A slice the schema cannot hold — a
+    /// matrix over `ShardSchema.maxSourceMatrix` either way, pixels that do not fill it, or a degenerate plane — is left
+    /// out (the grid, which resamples it, does not need it whole).
+    static func appendSourceSlices(of stacks: [Stack], channel: Int, low: Float, high: Float,
+                                   slices: inout [SourceSlice], values: inout [Float16]) {
+        let ordered = stacks.flatMap(\.slices).enumerated()
+            .sorted { ($0.element.geometry.normalOffset, $0.offset) < ($1.element.geometry.normalOffset, $1.offset) }
+            .map(\.element)
+        let matrix = 1...ShardSchema.maxSourceMatrix
+        for slice in ordered {
+            let g = slice.geometry
+            let rowDirection = g.rowDirection.normalized, columnDirection = g.columnDirection.normalized
+            let columnStep = g.columnSpacing * rowDirection, rowStep = g.rowSpacing * columnDirection
+            let normal = rowDirection.cross(columnDirection).normalized
+            guard matrix.contains(g.rows), matrix.contains(g.columns), slice.pixels.count == g.rows * g.columns,
+                  g.position.isFinite, columnStep.isFinite, rowStep.isFinite, columnStep.length > 0, rowStep.length > 0,
+                  abs(normal.length - 1) < 1e-6 else { continue }
+            slices.append(SourceSlice(channel: channel, rows: g.rows, columns: g.columns, geometry: [
+                g.position.x, g.position.y, g.position.z, columnStep.x, columnStep.y, columnStep.z,
+                rowStep.x, rowStep.y, rowStep.z, normal.x, normal.y, normal.z,
+            ]))
+            let start = values.count
+            values.append(contentsOf: repeatElement(Float16(0), count: slice.pixels.count))
+            guard high > low else { continue }
+            let range = high - low
+            slice.pixels.withUnsafeBufferPointer { pixels in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: pixels.count) { scratch in
+                    for j in 0..<pixels.count { scratch[j] = min(max((pixels[j] - low) / range, 0), 1) }
+                    values.withUnsafeMutableBufferPointer { out in
+                        HalfConversion.convert(UnsafeBufferPointer(scratch), into: UnsafeMutableBufferPointer(rebasing: out[start...]))
+                    }
+                }
+            }
+        }
     }
 
     /// The box policy used and its box; for `.fixed`, a cube centred on the spine centre.

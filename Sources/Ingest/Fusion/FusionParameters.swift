@@ -63,7 +63,7 @@ extension GridBoxPolicy {
 }
 
 /// The parameters of one fusion: grid size and box, interpolation reach, normalization. Coded with the
-/// keys of a pipeline file's `fusion:` section (size, box, percentiles, isotropic, gap_factor, antialias).
+/// keys of a pipeline file's `fusion:` section (size, box, percentiles, isotropic, gap_factor, antialias, source_pixels).
 public struct FusionParameters: Codable, Sendable, Equatable {
     /// Voxels along each axis of the grid (the grid is size³).
     public var size: Int
@@ -81,11 +81,15 @@ public struct FusionParameters: Codable, Sendable, Equatable {
     /// Box-filter each slice over about a voxel's width first where the grid's voxels are 2 or more pixels
     /// wide, so that a coarse grid does not alias noise and thin structures (a point sample sees 1 pixel in f²).
     public var antialias: Bool
+    /// Keep the study's source slices (the fused series' own pixels and geometry, normalized like their channel) beside
+    /// the grid: schema 2's `source_pixels`, from which the two-stage model cuts its ≤ 1 mm crops.
+    public var sourcePixels: Bool
 
     /// Defaults: a 128³ isotropic grid over the sagittal field of view, 0.5–99.5 percentile normalization,
-    /// gap factor 1.5, anti-aliasing on. Values are not checked here; see `validate()`.
+    /// gap factor 1.5, anti-aliasing on, source pixels kept. Values are not checked here; see `validate()`.
     public init(size: Int = 128, box: GridBoxPolicy = .sagittalFieldOfView, lowPercentile: Double = 0.5,
-                highPercentile: Double = 99.5, isotropic: Bool = true, gapFactor: Double = 1.5, antialias: Bool = true) {
+                highPercentile: Double = 99.5, isotropic: Bool = true, gapFactor: Double = 1.5, antialias: Bool = true,
+                sourcePixels: Bool = true) {
         self.size = size
         self.box = box
         self.lowPercentile = lowPercentile
@@ -93,14 +97,16 @@ public struct FusionParameters: Codable, Sendable, Equatable {
         self.isotropic = isotropic
         self.gapFactor = gapFactor
         self.antialias = antialias
+        self.sourcePixels = sourcePixels
     }
 
     /// The keys of a pipeline file's `fusion:` section, in the order the file documents them.
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case size, box, percentiles, isotropic, gapFactor = "gap_factor", antialias
+        case size, box, percentiles, isotropic, gapFactor = "gap_factor", antialias, sourcePixels = "source_pixels"
     }
 
-    /// Decodes the pipeline file's form; every key is required here (`PipelineConfig.load` fills defaults).
+    /// Decodes the pipeline file's form; every key is required here (`PipelineConfig.load` fills defaults) but
+    /// `source_pixels`, which records of builds before schema 2 lack (absent: true, the default).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let p = try c.decode([Double].self, forKey: .percentiles)
@@ -109,7 +115,8 @@ public struct FusionParameters: Codable, Sendable, Equatable {
         }
         self.init(size: try c.decode(Int.self, forKey: .size), box: try c.decode(GridBoxPolicy.self, forKey: .box),
                   lowPercentile: p[0], highPercentile: p[1], isotropic: try c.decode(Bool.self, forKey: .isotropic),
-                  gapFactor: try c.decode(Double.self, forKey: .gapFactor), antialias: try c.decode(Bool.self, forKey: .antialias))
+                  gapFactor: try c.decode(Double.self, forKey: .gapFactor), antialias: try c.decode(Bool.self, forKey: .antialias),
+                  sourcePixels: try c.decodeIfPresent(Bool.self, forKey: .sourcePixels) ?? true)
     }
 
     /// Encodes the pipeline file's form.
@@ -121,6 +128,7 @@ public struct FusionParameters: Codable, Sendable, Equatable {
         try c.encode(isotropic, forKey: .isotropic)
         try c.encode(gapFactor, forKey: .gapFactor)
         try c.encode(antialias, forKey: .antialias)
+        try c.encode(sourcePixels, forKey: .sourcePixels)
     }
 
     /// The grid sizes allowed, the one range the pipeline file, `--size` and fusion all check against: below 8

@@ -13,6 +13,7 @@ import Shards
 ///   isotropic: true
 ///   gap_factor: 1.5           # neighbouring slices further apart than this × spacing are not bridged
 ///   antialias: true           # box-filter slices to the voxel size before sampling
+///   source_pixels: true       # keep each study's source slices in the shards (schema 2)
 /// shards:
 ///   samples_per_shard: 16     # optional; default: fill shards to target_shard_bytes
 ///   target_shard_bytes: 1000000000
@@ -60,6 +61,7 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
             "fusion.isotropic": String(fusion.isotropic),
             "fusion.gap_factor": String(fusion.gapFactor),
             "fusion.antialias": String(fusion.antialias),
+            "fusion.source_pixels": String(fusion.sourcePixels),
             "shards.zstd_level": String(zstdLevel),
         ]
     }
@@ -138,6 +140,7 @@ public struct PipelineConfig: Codable, Sendable, Equatable {
             .bool("isotropic", \.fusion.isotropic, "cubic voxels (the box's longest edge sets the spacing)"),
             .double("gap_factor", \.fusion.gapFactor, min: 1, "neighbouring slices further apart than this × spacing are not bridged"),
             .bool("antialias", \.fusion.antialias, "box-filter slices to the voxel size before sampling"),
+            .bool("source_pixels", \.fusion.sourcePixels, "keep each study's source slices (the series' own pixels) in the shards"),
         ]),
         .section("shards", help: "how the samples are stored", [
             .int("samples_per_shard", \.samplesPerShard, in: 1...1_000_000, "samples per shard (default: fill shards to target_shard_bytes)"),

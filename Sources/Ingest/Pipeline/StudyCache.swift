@@ -29,7 +29,7 @@ import Glibc
 public struct StudyCache: Sendable {
     /// Bumped whenever decoding, fusion or the entry layout changes what a cached sample would hold; the fused
     /// bytes of a phantom study are pinned to it (Tests/SynthTests/FusionCodeVersionTests.swift).
-    public static let fusionCodeVersion = "fusion-2"
+    public static let fusionCodeVersion = "fusion-3"
     /// The cache folder (`--cache`, default `OUT/.cache`).
     public let directory: URL
     /// The entries stored through this value (and its copies) whose fsync and rename are pending.
@@ -200,12 +200,13 @@ public struct StudyCache: Sendable {
 }
 
 /// The entry's bytes: magic, the header's length (UInt64, little endian), the header — the JSON part's length
-/// (UInt64), a JSON part (report, sample's small arrays, chunk sizes) and the input files' stamps in binary (a UInt32 count, then per file its path as a
+/// (UInt64), a JSON part (report, sample's small arrays, chunk sizes, source slices) and the input files' stamps in binary (a UInt32 count, then per file its path as a
 /// UInt32 length and UTF-8, size, mtime, inode, a digest flag and XXH64; integers little endian) — the XXH64 of
-/// the bytes so far (16 hex digits: the header can be read and checked alone), the chunks, then the XXH64 (16 hex
-/// digits) of everything before it.
+/// the bytes so far (16 hex digits: the header can be read and checked alone), the chunks (the three volume chunks,
+/// then the source chunks), then the XXH64 (16 hex digits) of everything before it. Format 4: format 3 had no source
+/// pixels (its entries are "not a cache entry" now, so the studies fuse again).
 enum CacheEntry {
-    static let magic = Data("F3DCACHE3\n".utf8)
+    static let magic = Data("F3DCACHE4\n".utf8)
 
     struct Header {
         var stamps: [StudyCache.FileStamp]
@@ -232,6 +233,66 @@ enum CacheEntry {
         var keypointBits: [UInt32]
         var norm: [Float]
         var labels: [Int8]
+        /// The source part; nil when the study has no source slices.
+        var sources: SourceHeader?
+
+        /// The header of `sample`.
+        init(_ sample: EncodedSample) {
+            studyID = sample.studyID
+            shape = sample.shape
+            zstdLevel = sample.zstdLevel
+            chunkBytes = sample.chunks.map(\.count)
+            present = sample.present
+            affine = sample.affine
+            keypointBits = sample.keypoints.map(\.bitPattern)
+            norm = sample.norm
+            labels = sample.labels
+            sources = sample.sourceSlices.isEmpty ? nil : SourceHeader(
+                slices: sample.sourceSlices.map { [$0.channel, $0.rows, $0.columns] },
+                geometryBits: sample.sourceSlices.flatMap { $0.geometry.map(\.bitPattern) },
+                elements: sample.sourceElements, chunkBytes: sample.sourceChunks.map(\.count))
+        }
+
+        /// Every chunk's size in the order the chunks follow the header: the volumes', then the source chunks'.
+        var allChunkBytes: [Int] { chunkBytes + (sources?.chunkBytes ?? []) }
+
+        /// The sample these header fields and `chunks` (in `allChunkBytes` order) make, after checking every count
+        /// (the bytes are untrusted: a bad count is `Corrupt`, never a trap).
+        func sample(chunks: [[UInt8]]) throws -> EncodedSample {
+            guard shape.count == 3, chunkBytes.count == 3, present.count == 3, affine.count == 16,
+                  keypointBits.count == 75, norm.count == 6, labels.count == 25, chunks.count == allChunkBytes.count else {
+                throw Corrupt(description: "sample arrays of the wrong size")
+            }
+            var slices: [SourceSlice] = []
+            if let sources {
+                let matrix = 1...ShardSchema.maxSourceMatrix
+                guard !sources.slices.isEmpty, sources.slices.count <= ShardSchema.maxSourceSlices,
+                      sources.geometryBits.count == 12 * sources.slices.count,
+                      sources.slices.allSatisfy({ $0.count == 3 && (0..<3).contains($0[0]) && matrix.contains($0[1]) && matrix.contains($0[2]) })
+                else { throw Corrupt(description: "source slices of the wrong size") }
+                for (k, s) in sources.slices.enumerated() {
+                    let geometry = sources.geometryBits[(12 * k)..<(12 * k + 12)].map(Double.init(bitPattern:))
+                    slices.append(SourceSlice(channel: s[0], rows: s[1], columns: s[2], geometry: geometry))
+                }
+                guard sources.elements == slices.reduce(0, { $0 + $1.pixelCount }),
+                      sources.chunkBytes.count == EncodedSample.sourceChunkCount(elements: sources.elements) else {
+                    throw Corrupt(description: "source chunks do not match their slices")
+                }
+            }
+            return EncodedSample(studyID: studyID, shape: shape, zstdLevel: zstdLevel, chunks: Array(chunks.prefix(3)),
+                                 present: present, affine: affine, keypoints: keypointBits.map(Float.init(bitPattern:)), norm: norm,
+                                 labels: labels, sourceSlices: slices, sourceElements: sources?.elements ?? 0,
+                                 sourceChunks: Array(chunks.dropFirst(3)))
+        }
+    }
+
+    /// A sample's source part: each slice's (channel, rows, columns), its 12 geometry numbers as bit patterns (exact
+    /// through JSON), the pixel count and the encoded chunks' sizes.
+    struct SourceHeader: Codable {
+        var slices: [[Int]]
+        var geometryBits: [UInt64]
+        var elements: Int
+        var chunkBytes: [Int]
     }
 
     struct Corrupt: Error, CustomStringConvertible {
@@ -239,11 +300,7 @@ enum CacheEntry {
     }
 
     static func encode(stamps: [StudyCache.FileStamp], madeAt: Int64, study: StudyCache.CachedStudy) throws -> Data {
-        let sample = study.sample.map {
-            SampleHeader(studyID: $0.studyID, shape: $0.shape, zstdLevel: $0.zstdLevel, chunkBytes: $0.chunks.map(\.count),
-                         present: $0.present, affine: $0.affine, keypointBits: $0.keypoints.map(\.bitPattern), norm: $0.norm,
-                         labels: $0.labels)
-        }
+        let sample = study.sample.map(SampleHeader.init)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
@@ -258,7 +315,7 @@ enum CacheEntry {
         withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
         data.append(header)
         data.append(Data(data.withUnsafeBytes { XXH64.hex($0) }.utf8))
-        for chunk in study.sample?.chunks ?? [] { data.append(contentsOf: chunk) }
+        for chunk in (study.sample?.chunks ?? []) + (study.sample?.sourceChunks ?? []) { data.append(contentsOf: chunk) }
         data.append(Data(data.withUnsafeBytes { XXH64.hex($0) }.utf8))
         return data
     }
@@ -270,11 +327,7 @@ enum CacheEntry {
 
     /// `wire`'s bytes as parts (the header, then each chunk as it is), for a write that does not copy the chunks.
     static func wireParts(_ study: StudyCache.CachedStudy) throws -> [[UInt8]] {
-        let sample = study.sample.map {
-            SampleHeader(studyID: $0.studyID, shape: $0.shape, zstdLevel: $0.zstdLevel, chunkBytes: $0.chunks.map(\.count),
-                         present: $0.present, affine: $0.affine, keypointBits: $0.keypoints.map(\.bitPattern), norm: $0.norm,
-                         labels: $0.labels)
-        }
+        let sample = study.sample.map(SampleHeader.init)
         let encoder = JSONEncoder()
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let json = try encoder.encode(HeaderJSON(madeAt: 0, report: study.report, sample: sample))
@@ -282,7 +335,7 @@ enum CacheEntry {
         head.reserveCapacity(8 + json.count)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { head.append(contentsOf: $0) }
         head.append(contentsOf: json)
-        return [head] + (study.sample?.chunks ?? [])
+        return [head] + (study.sample?.chunks ?? []) + (study.sample?.sourceChunks ?? [])
     }
 
     /// The study `wire` wrote; throws on bytes it did not write.
@@ -297,18 +350,13 @@ enum CacheEntry {
         guard let s = header.sample else { return StudyCache.CachedStudy(report: header.report, sample: nil) }
         var offset = 8 + Int(length)
         var chunks: [[UInt8]] = []
-        for n in s.chunkBytes {
-            guard n >= 0, offset + n <= bytes.count else { throw Corrupt(description: "chunk sizes out of range") }
+        for n in s.allChunkBytes {
+            guard n >= 0, n <= bytes.count - offset else { throw Corrupt(description: "chunk sizes out of range") }
             chunks.append(Array(bytes[offset..<(offset + n)]))
             offset += n
         }
-        guard offset == bytes.count, s.shape.count == 3, chunks.count == 3, s.present.count == 3, s.affine.count == 16,
-              s.keypointBits.count == 75, s.norm.count == 6, s.labels.count == 25 else {
-            throw Corrupt(description: "sample arrays of the wrong size")
-        }
-        return StudyCache.CachedStudy(report: header.report, sample: EncodedSample(
-            studyID: s.studyID, shape: s.shape, zstdLevel: s.zstdLevel, chunks: chunks, present: s.present, affine: s.affine,
-            keypoints: s.keypointBits.map(Float.init(bitPattern:)), norm: s.norm, labels: s.labels))
+        guard offset == bytes.count else { throw Corrupt(description: "bytes after the chunks") }
+        return StudyCache.CachedStudy(report: header.report, sample: try s.sample(chunks: chunks))
     }
 
     /// The header's length from the fixed prefix (magic, length), checked against `available` bytes.
@@ -413,18 +461,13 @@ enum CacheEntry {
             if let s = header.sample {
                 var offset = magic.count + 8 + length + 16
                 var chunks: [[UInt8]] = []
-                for n in s.chunkBytes {
-                    guard n >= 0, offset + n <= body.count else { throw Corrupt(description: "chunk sizes out of range") }
+                for n in s.allChunkBytes {
+                    guard n >= 0, n <= body.count - offset else { throw Corrupt(description: "chunk sizes out of range") }
                     chunks.append(Array(UnsafeRawBufferPointer(rebasing: body[offset..<offset + n])))
                     offset += n
                 }
-                guard offset == body.count, s.shape.count == 3, chunks.count == 3, s.present.count == 3, s.affine.count == 16,
-                      s.keypointBits.count == 75, s.norm.count == 6, s.labels.count == 25 else {
-                    throw Corrupt(description: "sample arrays of the wrong size")
-                }
-                sample = EncodedSample(studyID: s.studyID, shape: s.shape, zstdLevel: s.zstdLevel, chunks: chunks, present: s.present,
-                                       affine: s.affine, keypoints: s.keypointBits.map(Float.init(bitPattern:)), norm: s.norm,
-                                       labels: s.labels)
+                guard offset == body.count else { throw Corrupt(description: "bytes after the chunks") }
+                sample = try s.sample(chunks: chunks)
             }
             return (header.stamps, header.madeAt, StudyCache.CachedStudy(report: header.report, sample: sample))
         }
