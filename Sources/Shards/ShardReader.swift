@@ -131,31 +131,41 @@ public final class ShardReader: @unchecked Sendable {
         guard let sourcePixels, !slices.isEmpty else { return .empty }
         try H5.begin(url.path)
         let offsets = sourceOffsets[sourceStarts[index]..<sourceStarts[index + 1]]
-        let first = offsets.first!, end = offsets.last! + slices.last!.pixelCount
         let chunkElements = ShardSchema.sourceChunkElements
-        // The block covering the sample's slices, from its first chunk's start to its last chunk's end, clipped to
-        // the dataset (whose last chunk may be partial in a file of another writer).
-        let blockStart = first / chunkElements * chunkElements
-        let blockEnd = min(sourceLength, (end + chunkElements - 1) / chunkElements * chunkElements)
-        let decodedChunks = (blockEnd - blockStart + chunkElements - 1) / chunkElements
-        var block = [Float16](repeating: 0, count: decodedChunks * chunkElements)
-        try block.withUnsafeMutableBytes { buffer in
-            var decoded = decodesSourceChunksItself
-            if decoded {
-                for k in 0..<decodedChunks {
-                    let target = buffer.baseAddress! + k * chunkElements * 2
-                    guard try decodeSourceChunk(at: blockStart + k * chunkElements, sample: index, into: target) else {
-                        decoded = false
-                        break
+        let total = slices.reduce(0) { $0 + $1.pixelCount }
+        // Slice by slice, so that only the values asked for are allocated (a hostile table may leave gaps between
+        // slices); a chunk two slices share is decoded once (`held`).
+        var held: (start: Int, values: [Float16])? = nil
+        let pixels = try [Float16](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            var written = 0
+            for (slice, offset) in zip(slices, offsets) {
+                let target = base + written * 2
+                var decoded = decodesSourceChunksItself
+                var position = offset
+                while decoded, position < offset + slice.pixelCount {
+                    let chunkStart = position / chunkElements * chunkElements
+                    if held?.start != chunkStart {
+                        var values = [Float16](repeating: 0, count: chunkElements)
+                        decoded = try values.withUnsafeMutableBytes {
+                            try decodeSourceChunk(at: chunkStart, sample: index, into: $0.baseAddress!)
+                        }
+                        held = decoded ? (chunkStart, values) : nil
+                        if !decoded { break }
                     }
+                    let take = min(chunkStart + chunkElements, offset + slice.pixelCount) - position
+                    held!.values.withUnsafeBytes { chunk in
+                        (target + (position - offset) * 2).copyMemory(from: chunk.baseAddress! + (position - chunkStart) * 2,
+                                                                      byteCount: take * 2)
+                    }
+                    position += take
                 }
+                if !decoded {
+                    try sourcePixels.read(start: offset, count: slice.pixelCount, target, memType: float16.id)
+                }
+                written += slice.pixelCount
             }
-            if !decoded { try sourcePixels.read(start: blockStart, count: blockEnd - blockStart, buffer.baseAddress!, memType: float16.id) }
-        }
-        var pixels: [Float16] = []
-        pixels.reserveCapacity(slices.reduce(0) { $0 + $1.pixelCount })
-        for (slice, offset) in zip(slices, offsets) {
-            pixels += block[(offset - blockStart)..<(offset - blockStart + slice.pixelCount)]
+            initialized = total
         }
         return SourcePixels(slices: slices, pixels: pixels)
     }
