@@ -142,4 +142,26 @@ final class SourceCropsTests: XCTestCase {
             XCTAssertGreaterThan(a.map(abs).max()!, 0.1)
         }
     }
+
+    func testACropDoesNotDependOnTheRestOfTheBatch() throws {
+        // The point lies by the last of the sample's four slices, so its window runs past them; in a batch with a sample of
+        // eight slices the first is padded to eight, and its crop must stay the same (the window's order included).
+        let crops = try SourceCrops(slices: 5, size: 4, millimetres: 1)
+        let eight = (0..<8).map { k in Slice(origin: [Float(4 + 2 * k), 2, 3], column: [0, 0, 0.5], row: [0, 0.5, 0], normal: [1, 0, 0]) }
+        let point: [Float] = [16.2, 8, 10]
+        let alone = try crops(try Self.volume(samples: 1), sources: try Self.sources(channel: 0, samples: [Self.sagittal], rows: 30, columns: 36),
+                              points: try Tensor(point, shape: [1, 1, 3]), reading: SourceCrops.Reading(channel: 0, axial: false, mirrored: false))
+        let together = try crops(try Self.volume(samples: 2), sources: try Self.sources(channel: 0, samples: [Self.sagittal, eight], rows: 30, columns: 36),
+                                 points: try Tensor(point + point, shape: [2, 1, 3]), reading: SourceCrops.Reading(channel: 0, axial: false, mirrored: false))
+        let a = try alone.crops.toArray(Float.self), b = try together.crops.narrow(0, start: 0, length: 1).contiguous().toArray(Float.self)
+        // Equal but for float rounding of the slice index's normalisation (1e-7), which differs with the padded count.
+        XCTAssertEqual(a.count, b.count)
+        XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max()!, 1e-5)
+        // The window: slices 1, 2, 3 (d = 12, 14, 16) then two positions past the last, zero on the slices' channel.
+        let u = (0..<4).map { (Double($0) - 1.5) * 0.5 }
+        try assertCrops(alone.crops, sample: 0, samples: 1, k: 5, p: 4) { c, t, i, j in
+            let q = [Double(12 + 2 * min(t, 2)), Double(point[1]) + u[i], Double(point[2]) + u[j]]
+            return c == 0 ? (t < 3 ? Self.sliceValue(t + 1, row: (q[1] - 2) / 0.5, column: (q[2] - 3) / 0.5) : 0) : Self.gridValue(c, q)
+        }
+    }
 }

@@ -83,6 +83,7 @@ public struct SourceCrops: Sendable, Equatable {
         let pixels = try sources.pixels[c].to(.float32, device: device), geometry = try sources.geometry[c].to(.float32, device: device)
         let valid = try sources.valid[c].to(.float32, device: device)
         let s = geometry.shape[1], rows = pixels.shape[2], columns = pixels.shape[3]
+        guard s > 0, rows > 0, columns > 0 else { throw TrainError(.shape, "source crops need at least one (padding) slice per channel") }
         let point = try points.to(.float32, device: device)
         let voxelMm = try sources.voxelMm.to(.float32, device: device).reshape([b, 1, 1])
         func vector(_ v: [Float]) throws -> Tensor { try Tensor(v, shape: [1, 1, 1, 3], device: device) }
@@ -103,7 +104,9 @@ public struct SourceCrops: Sendable, Equatable {
         let steps = try Tensor.arange(0, Double(k), dtype: .float32, device: device).reshape([1, 1, k]) - Double(k - 1) / 2
         let wanted = try nearestIndex.to(.float32) + steps  // (B, G, k)
         var inside = try wanted.ge(0).to(.float32) * (wanted - count).lt(0).to(.float32)
-        var window = try wanted.clamp(0, Double(s - 1))
+        // Clamped to the sample's own slices (not the batch's padding), so a window past its last slice repeats it, and
+        // a crop never depends on what else is in the batch.
+        var window = try wanted.minimum(count - 1).clamp(min: 0)
         // Ordered along the depth axis: reversed where the window's last slice lies before its first.
         func slicesAt(_ index: Tensor) throws -> Tensor {  // (B, G, k) float → (B, G, k, 12)
             let i = try index.to(.int64).reshape([b, g * k, 1]).expand([b, g * k, 12])
