@@ -164,4 +164,10 @@ final class SourceCropsTests: XCTestCase {
             return c == 0 ? (t < 3 ? Self.sliceValue(t + 1, row: (q[1] - 2) / 0.5, column: (q[2] - 3) / 0.5) : 0) : Self.gridValue(c, q)
         }
     }
+
+    func testAnEvenSliceCountIsRefused() {
+        // An even window would sit between two slices: its values blended, its geometry one slice's.
+        XCTAssertThrowsError(try SourceCrops(slices: 4)) { XCTAssertTrue("\($0)".contains("odd"), "\($0)") }
+        XCTAssertNoThrow(try SourceCrops(slices: 1))
+    }
 }

@@ -60,7 +60,7 @@ final class TrainerConfigTests: XCTestCase {
         XCTAssertEqual(try smaller.twoStage?.layout().sourceCrops, try SourceCrops(slices: 3, size: 16, millimetres: 0.7))
         XCTAssertNil(try TrainingConfig.parse("two_stage:\n  source_crops: false\n", path: "t.yaml").twoStage?.layout().sourceCrops)
         XCTAssertFalse(try TrainingConfig.parse("two_stage:\n  source_crops: false\n", path: "t.yaml").readsSourcePixels)
-        for bad in ["source_crop_mm: 0", "source_crop_mm: 12", "source_slices: 0", "source_crop_size: 2", "source_crops: 1.5"] {
+        for bad in ["source_crop_mm: 0", "source_crop_mm: 12", "source_slices: 0", "source_slices: 4", "source_crop_size: 2", "source_crops: 1.5"] {
             XCTAssertThrowsError(try TrainingConfig.parse("two_stage:\n  \(bad)\n", path: "t.yaml"), bad) { error in
                 XCTAssertTrue("\(error)".contains("t.yaml") && "\(error)".contains(String(bad.split(separator: ":")[0])), "\(error)")
             }

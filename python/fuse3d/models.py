@@ -6,6 +6,8 @@ Command line (used by Tests/TrainTests and bench/torch/bench_train.py):
   models.py describe --model efficientnet3d --variant b0 --width 0.25 --size 16
   models.py forward  --model ... --weights w.safetensors --input x.safetensors --out y.safetensors
   models.py export   --model ... --seed 1 --weights w.safetensors --input x.safetensors --out y.safetensors
+  models.py source-crops --source-crops 3 8 1.5 --sources s.safetensors --input x.safetensors --out y.safetensors
+A two-stage model with source crops (--source-crops K P MM) reads the batch's slices from --sources (SourceBatch.load).
 """
 import argparse
 import json
@@ -258,8 +260,11 @@ class OrdinalClassifier(nn.Module):
             self.head = nn.Linear(backbone.feature_count, heads)
         self.link = LogisticCumulativeLink(heads, classes)
 
-    def forward(self, x):
-        return self.link(self.head(self.backbone(x)))
+    def forward(self, x, sources=None):
+        """x (B, C, D, H, W) → (B, heads, classes) probabilities; `sources` (a SourceBatch) for a two-stage backbone
+        with source crops."""
+        features = self.backbone(x, sources) if isinstance(self.backbone, TwoStageBackbone) else self.backbone(x)
+        return self.link(self.head(features))
 
 
 class ConvBlock(nn.Module):
@@ -335,6 +340,143 @@ class PointCrops:
         return y.view(b, x.shape[1], l, *self.size).permute(2, 0, 1, 3, 4, 5).reshape(l * b, x.shape[1], *self.size)
 
 
+class SourceBatch:
+    """A batch's source slices, as Swift's SourceBatch: per channel c (sagittal T1, sagittal T2/STIR, axial T2)
+    `pixels[c]` (B, S, R, C), `geometry[c]` (B, S, 12) float32 (the centre of pixel (0, 0), the column step, the row
+    step, the unit normal, in each sample's grid voxels (d, h, w); zeros for padding), `valid[c]` (B, S) (1 for a slice,
+    0 for padding; a sample's slices first, in their stored order), `voxel_mm` (B) millimetres per grid voxel."""
+
+    def __init__(self, pixels, geometry, valid, voxel_mm):
+        self.pixels, self.geometry, self.valid, self.voxel_mm = list(pixels), list(geometry), list(valid), voxel_mm
+
+    @staticmethod
+    def load(path):
+        """From a safetensors file of tensors `pixels.0`…`pixels.2`, `geometry.0`…, `valid.0`…, `voxel_mm`."""
+        from safetensors.torch import load_file
+
+        t = load_file(path)
+        return SourceBatch(*[[t[f"{name}.{c}"] for c in range(3)] for name in ("pixels", "geometry", "valid")], t["voxel_mm"])
+
+
+class SourceCrops:
+    """Twin of Swift's SourceCrops (whose doc comment specifies the crops): for points (B, G, 3) read on one series
+    channel, crops (G * B, 3, slices, size, size) cut from that channel's source slices, `millimetres` per pixel, the
+    other two channels the grid's at the same points; where no slice lies within `reach` mm, the grid's alone on planes
+    `fallback_spacing` mm apart. The same tensor operations, in the same order, as the Swift."""
+
+    # (channel, axial, mirrored) of the label columns' five groups (Swift's SourceCrops.columnReadings): the canal, the
+    # left and right foramina, the left and right recesses.
+    READINGS = [(1, False, False), (0, False, False), (0, False, True), (2, True, False), (2, True, True)]
+
+    def __init__(self, slices, size, millimetres, reach=8.0, fallback_spacing=4.0):
+        if min(slices, size, millimetres, reach, fallback_spacing) <= 0:
+            raise ValueError(f"source crops need positive slices, size, millimetres, reach and spacing, not "
+                             f"{slices}, {size}, {millimetres}, {reach}, {fallback_spacing}")
+        self.slices, self.size, self.millimetres = int(slices), int(size), float(millimetres)
+        self.reach, self.fallback_spacing = float(reach), float(fallback_spacing)
+
+    @staticmethod
+    def axes(axial, mirrored):
+        """The crop's depth axis and two in-plane axes, unit vectors in grid voxels (d, h, w)."""
+        x = -1.0 if mirrored else 1.0
+        return ([0.0, 1.0, 0.0], [x, 0.0, 0.0], [0.0, 0.0, 1.0]) if axial else ([x, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0])
+
+    def __call__(self, x, sources, points, reading):
+        """x (B, 3, D, H, W), sources a SourceBatch, points (B, G, 3) grid voxels (d, h, w), reading (channel, axial,
+        mirrored) → crops (G * B, 3, slices, size, size) group-major, and (B, G) bool: which came from the slices."""
+        b, g, k, p = x.shape[0], points.shape[1], self.slices, self.size
+        c, axial, mirrored = reading
+        pixels, geometry = sources.pixels[c].float(), sources.geometry[c].float()
+        valid = sources.valid[c].float()
+        s = geometry.shape[1]
+        if min(s, pixels.shape[2], pixels.shape[3]) == 0:
+            raise ValueError("source crops need at least one (padding) slice per channel")
+        point = points.float()
+        voxel_mm = sources.voxel_mm.float().reshape(b, 1, 1)
+
+        def dot(u, v):
+            return (u * v).sum(-1)
+
+        depth, first, second = (torch.tensor(v).reshape(1, 1, 1, 3) for v in self.axes(axial, mirrored))
+
+        # The nearest slice of each point (by its distance to the slice's plane), and that distance.
+        origin, normal = geometry[..., 0:3], geometry[..., 9:12]
+        distance = dot(point.unsqueeze(2) - origin.unsqueeze(1), normal.unsqueeze(1)).abs()  # (B, G, S)
+        far = distance + (1 - valid).unsqueeze(1) * 1e9
+        nearest_index = (far * -1).argmax(2, keepdim=True)  # (B, G, 1)
+        nearest_distance = far.gather(2, nearest_index).squeeze(2)
+        from_slices = (nearest_distance * voxel_mm.reshape(b, 1)) <= self.reach
+
+        # The window: the nearest slice and its neighbours in the stored order, clamped to the sample's own slices (not
+        # the batch's padding), so a crop never depends on what else is in the batch.
+        count = valid.sum(1).reshape(b, 1, 1)
+        steps = torch.arange(k, dtype=torch.float32).reshape(1, 1, k) - (k - 1) / 2
+        wanted = nearest_index.float() + steps  # (B, G, k)
+        inside = (wanted >= 0).float() * ((wanted - count) < 0).float()
+        window = torch.minimum(wanted, count - 1).clamp(min=0)
+
+        def slices_at(index):  # (B, G, k) → the slices' geometry (B, G, k, 12)
+            i = index.long().reshape(b, g * k, 1).expand(b, g * k, 12)
+            return geometry.gather(1, i).reshape(b, g, k, 12)
+
+        def projections(at):  # (B, G, k, 12) → the point projected onto each slice's plane (B, G, k, 3)
+            o, n = at[..., 0:3], at[..., 9:12]
+            d = dot(point.unsqueeze(2) - o, n).unsqueeze(3)
+            return point.unsqueeze(2) - d * n
+
+        # Ordered along the depth axis: reversed where the window's last slice lies before its first.
+        ends = dot(projections(slices_at(window)), depth)  # (B, G, k)
+        reversed_ = (ends[..., k - 1:k] - ends[..., 0:1]) < 0
+        window = torch.where(reversed_, window.flip(2), window)
+        inside = torch.where(reversed_, inside.flip(2), inside)
+        chosen = slices_at(window)
+        o, column_step, row_step, n = chosen[..., 0:3], chosen[..., 3:6], chosen[..., 6:9], chosen[..., 9:12]
+        centre = projections(chosen)
+
+        def in_plane(e):  # an axis projected onto each slice's plane, normalized
+            along = e - dot(e, n).unsqueeze(3) * n
+            return along / along.norm(dim=3, keepdim=True).clamp(min=1e-6)
+
+        e1, e2 = in_plane(first), in_plane(second)  # (B, G, k, 3)
+
+        # Pixel offsets in voxels.
+        offsets = (torch.arange(p, dtype=torch.float32) - (p - 1) / 2).reshape(1, 1, 1, p) * self.millimetres \
+            / voxel_mm.reshape(b, 1, 1, 1)
+        u, v = offsets.reshape(b, 1, 1, p, 1, 1), offsets.reshape(b, 1, 1, 1, p, 1)
+        on_slices = centre.reshape(b, g, k, 1, 1, 3) + u * e1.reshape(b, g, k, 1, 1, 3) + v * e2.reshape(b, g, k, 1, 1, 3)
+
+        # The slices' values: the window's slice index (z) and each point's row and column on its slice.
+        relative = on_slices - o.reshape(b, g, k, 1, 1, 3)
+
+        def coordinate(step):
+            st = step.reshape(b, g, k, 1, 1, 3)
+            return dot(relative, st) / dot(st, st).clamp(min=1e-12)
+
+        column, row = coordinate(column_step), coordinate(row_step)  # (B, G, k, P, P)
+        index = window.reshape(b, g, k, 1, 1).expand(b, g, k, p, p)
+
+        def normalised(t, extent):
+            return t * (2 / max(extent - 1, 1)) - 1
+
+        sampling = torch.stack([normalised(column, pixels.shape[3]), normalised(row, pixels.shape[2]), normalised(index, s)],
+                               5).reshape(b, g * k, p, p, 3)
+        values = F.grid_sample(pixels.unsqueeze(1), sampling, mode="bilinear", padding_mode="zeros", align_corners=True) \
+            .reshape(b, g, k, p, p) * inside.reshape(b, g, k, 1, 1)
+
+        # Fallback planes along the depth axis, and the grid at whichever points each crop takes.
+        planes = steps.reshape(1, 1, k, 1, 1, 1) * self.fallback_spacing / voxel_mm.reshape(b, 1, 1, 1, 1, 1)
+        fallback = point.reshape(b, g, 1, 1, 1, 3) + planes * depth.reshape(1, 1, 1, 1, 1, 3) \
+            + u * first.reshape(1, 1, 1, 1, 1, 3) + v * second.reshape(1, 1, 1, 1, 1, 3)
+        at = torch.where(from_slices.reshape(b, g, 1, 1, 1, 1), on_slices, fallback).reshape(b, g * k, p, p, 3)
+        grid = x.shape[2:]
+        grid_sampling = torch.cat([normalised(at[..., a:a + 1], grid[a]) for a in (2, 1, 0)], 4)
+        fused = F.grid_sample(x.float(), grid_sampling, mode="bilinear", padding_mode="zeros", align_corners=True) \
+            .reshape(b, 3, g, k, p, p)
+        own = torch.where(from_slices.reshape(b, g, 1, 1, 1), values, fused[:, c])
+        crops = torch.stack([own if i == c else fused[:, i] for i in range(3)], 1)  # (B, 3, G, k, P, P)
+        return crops.permute(2, 0, 1, 3, 4, 5).reshape(g * b, 3, k, p, p), from_slices
+
+
 def heatmap_loss(heat, truth, input_size, sigma=1.0):
     """Twin of Swift's HeatmapLoss: cross-entropy of each level's softmax heatmap (B, L, d, h, w) against a normalised
     Gaussian (sigma cells) around the true point (B, L, 3; voxels of an input of `input_size`, NaN where unknown)."""
@@ -360,12 +502,18 @@ class TwoStageBackbone(nn.Module):
     """Twin of Swift's TwoStageBackbone: the localizer on the grid average-pooled by `pool`; one crop per level at its
     points (or at `guide` when set: training on the labels) through one shared backbone; features (B, levels * C).
     With `condition_points` the localizer predicts every label column's point (25 heatmaps) rather than the levels'
-    canal points plus the `offsets` buffer; `located` is always (B, 25, 3), every label column's point."""
+    canal points plus the `offsets` buffer; `located` is always (B, 25, 3), every label column's point.
+    With `source_crops` (a SourceCrops; needs `condition_crops`) the condition crops are cut from each condition's own
+    series' source slices (`forward`'s `sources`, a SourceBatch) instead of the grid; `from_slices` (B, 25) bool then
+    says which columns' crops came from the slices."""
 
     def __init__(self, inner, crop, scale=1.0, localizer_width=8, pool=(4, 2, 2), levels=5, side_shift=None,
-                 condition_crops=False, condition_points=False):
+                 condition_crops=False, condition_points=False, source_crops=None):
         super().__init__()
+        if source_crops is not None and not condition_crops:
+            raise ValueError("source crops are cut per label column: they need condition crops")
         self.side_shift, self.condition_crops, self.condition_points = side_shift, condition_crops, condition_points
+        self.source_crops, self.from_slices = source_crops, None
         self.localizer = LevelLocalizer(levels * (5 if condition_points else 1), localizer_width)
         self.inner = inner
         self.crops, self.pool, self.levels = PointCrops(crop, scale), tuple(pool), levels
@@ -388,7 +536,7 @@ class TwoStageBackbone(nn.Module):
         b = points.shape[0]
         return points.unsqueeze(1).expand(b, 5, self.levels, 3).reshape(b, 5 * self.levels, 3) + self.offsets
 
-    def forward(self, x):
+    def forward(self, x, sources=None):
         b = x.shape[0]
         self.heat, predicted = self.locate_with_heatmaps(x)
         self.located = self.columns(predicted)
@@ -398,10 +546,20 @@ class TwoStageBackbone(nn.Module):
         if self.condition_crops:
             columns = self.columns(points)
             plain, mirrored = list(range(10)) + list(range(15, 20)), list(range(10, 15)) + list(range(20, 25))
-            crops = torch.cat([self.crops(x, columns[:, plain]), self.crops(x, columns[:, mirrored], mirrored=True)])
-            f = self.inner(crops).view(5 * self.levels, b, -1).transpose(0, 1)  # (B, crop order, F)
             order = plain + mirrored
-            return f[:, [order.index(c) for c in range(5 * self.levels)]].reshape(b, -1)
+            back = [order.index(c) for c in range(5 * self.levels)]  # crop order → label-column order
+            if self.source_crops is not None:
+                if sources is None:
+                    raise ValueError("this model cuts its crops from the source slices: forward needs the sources")
+                # Canal, left foramina, left recesses, then the mirrored right foramina and recesses: the crop order.
+                cuts = [self.source_crops(x, sources, columns[:, 5 * group:5 * group + 5], SourceCrops.READINGS[group])
+                        for group in (0, 1, 3, 2, 4)]
+                crops = torch.cat([crop for crop, _ in cuts])
+                self.from_slices = torch.cat([taken for _, taken in cuts], 1)[:, back]
+            else:
+                crops = torch.cat([self.crops(x, columns[:, plain]), self.crops(x, columns[:, mirrored], mirrored=True)])
+            f = self.inner(crops).view(5 * self.levels, b, -1).transpose(0, 1)  # (B, crop order, F)
+            return f[:, back].reshape(b, -1)
         points = points[:, :self.levels]
         if self.side_shift is None:
             return self.inner(self.crops(x, points)).view(self.levels, b, -1).transpose(0, 1).reshape(b, -1)
@@ -418,9 +576,28 @@ def cumulative_link_loss(probs, labels, weights=(1.0, 2.0, 4.0), eps=1e-7):
     return -(w * likelihood.log()).sum() / w.sum().clamp(min=eps)
 
 
+@torch.no_grad()
+def calibrate_norms(net, part, floor, *inputs):
+    """Sets the running statistics of every BatchNorm3d in `part` (a module of `net`) to its batch statistics over one
+    pass of `net(*inputs)` (the running variance, unbiased as BatchNorm keeps it, plus `floor`); `net` is left in eval
+    mode."""
+    norms = [m for m in part.modules() if isinstance(m, nn.BatchNorm3d)]
+    net.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, its statistics
+        m.train()
+    net(*inputs)
+    for m in norms:
+        m.running_var.add_(floor)
+        m.momentum = 0.1
+    net.eval()
+
+
 def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_crop=None, two_stage=None):
     """The twin of Swift's ModelSpec(name:variant:inputSize:width:heads:classes:levelCrop:twoStage:).make();
-    `two_stage` is (crop, scale, localizer width, pool[, side shift[, condition crops]])."""
+    `two_stage` is (crop, scale, localizer width, pool[, side shift[, condition crops[, condition points[, source
+    crops]]]]), source crops a SourceCrops or None."""
     if model == "efficientnet3d":
         backbone = EfficientNet3D(variant or "b0", width)
         if level_crop:
@@ -430,8 +607,10 @@ def make(model, variant=None, size=16, width=None, heads=25, classes=3, level_cr
             side_shift = two_stage[4] if len(two_stage) > 4 else None
             condition_crops = two_stage[5] if len(two_stage) > 5 else False
             condition_points = two_stage[6] if len(two_stage) > 6 else False
+            source_crops = two_stage[7] if len(two_stage) > 7 else None
             backbone = TwoStageBackbone(backbone, crop, scale, localizer_width, pool, side_shift=side_shift,
-                                        condition_crops=condition_crops, condition_points=condition_points)
+                                        condition_crops=condition_crops, condition_points=condition_points,
+                                        source_crops=source_crops)
     elif model == "vit3d":
         dim, depth, h = VIT[variant or "tiny"]
         backbone = ViT3D([size] * 3, dim=dim, depth=depth, heads=h)
@@ -444,8 +623,11 @@ def main():
     from safetensors.torch import load_file, save_file
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["describe", "forward", "export"])
-    ap.add_argument("--model", required=True)
+    ap.add_argument("command", choices=["describe", "forward", "export", "source-crops"],
+                    help="source-crops: SourceCrops alone, --input's x (B, 3, D, H, W) and points (5, B, G, 3), the"
+                         " points of reading r (SourceCrops.READINGS) at points[r] → crops.r (G * B, 3, K, P, P) and"
+                         " from_slices.r (B, G)")
+    ap.add_argument("--model", help="required but for source-crops")
     ap.add_argument("--variant")
     ap.add_argument("--width", type=float)
     ap.add_argument("--size", type=int, default=16)
@@ -460,13 +642,46 @@ def main():
     ap.add_argument("--side-shift", type=float, help="side crops (two per level, the right one mirrored) this far from the point")
     ap.add_argument("--condition-crops", action="store_true", help="one crop per label column at its condition's point")
     ap.add_argument("--condition-points", action="store_true", help="the localizer predicts every label column's point")
+    ap.add_argument("--source-crops", type=float, nargs=3, metavar=("K", "P", "MM"),
+                    help="condition crops cut from the source slices: K slices of P x P pixels of MM millimetres")
+    ap.add_argument("--source-reach", type=float, default=8.0, help="source crops: how near (mm) the nearest slice must lie")
+    ap.add_argument("--source-spacing", type=float, default=4.0, help="source crops: a fallback crop's plane spacing (mm)")
+    ap.add_argument("--calibrate-norms", type=float, metavar="FLOOR",
+                    help="export: the crop network's BatchNorm running statistics are its batch statistics over the"
+                         " exported input (the variance plus FLOOR) instead of random ones, which leave a tiny untrained"
+                         " two-stage model's probabilities blind to its crops")
+    ap.add_argument("--sources", help="the batch's source slices (safetensors, SourceBatch.load) for source crops")
     ap.add_argument("--weights")
     ap.add_argument("--input")
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
-    two_stage = ((a.two_stage, a.crop_scale, a.localizer_width, a.pool, a.side_shift, a.condition_crops, a.condition_points)
-                 if a.two_stage else None)
+    source_crops = None
+    if a.source_crops:
+        k, p, mm = a.source_crops
+        if k != int(k) or p != int(p):
+            ap.error(f"--source-crops takes whole slices and pixels, not {k} and {p}")
+        source_crops = SourceCrops(int(k), int(p), mm, a.source_reach, a.source_spacing)
+    sources = SourceBatch.load(a.sources) if a.sources else None
+    if a.command == "source-crops":
+        if source_crops is None or sources is None or not a.input or not a.out:
+            ap.error("source-crops needs --source-crops, --sources, --input and --out")
+        inputs = load_file(a.input)
+        out = {}
+        with torch.no_grad():
+            for r, reading in enumerate(SourceCrops.READINGS):
+                crops, taken = source_crops(inputs["x"], sources, inputs["points"][r], reading)
+                out[f"crops.{r}"], out[f"from_slices.{r}"] = crops.contiguous(), taken.contiguous()
+        save_file(out, a.out)
+        return
+    if not a.model:
+        ap.error(f"{a.command} needs --model")
+    if source_crops is not None and (not a.two_stage or not a.condition_crops):
+        ap.error("--source-crops needs --two-stage and --condition-crops")
+    if source_crops is not None and a.command != "describe" and sources is None:
+        ap.error(f"{a.command} with --source-crops needs --sources")
+    two_stage = ((a.two_stage, a.crop_scale, a.localizer_width, a.pool, a.side_shift, a.condition_crops, a.condition_points,
+                  source_crops) if a.two_stage else None)
     net = make(a.model, a.variant, a.size, a.width, a.heads, level_crop=a.level_crop, two_stage=two_stage)
     if a.command == "describe":
         params = sum(p.numel() for p in net.parameters())
@@ -486,6 +701,12 @@ def main():
                 for level in range(5):
                     net.backbone.atlas[level] = torch.tensor([a.size / 2 + level - 2.3, a.size * (level + 1) / 6, a.size / 2 - 0.6])
         x = torch.randn(a.batch, 3, a.size, a.size, a.size)
+        if sources is not None and sources.voxel_mm.shape[0] != a.batch:
+            ap.error(f"--sources holds {sources.voxel_mm.shape[0]} samples, not --batch {a.batch}")
+        if a.calibrate_norms is not None:
+            if not isinstance(net.backbone, TwoStageBackbone):
+                ap.error("--calibrate-norms calibrates a two-stage model's crop network")
+            calibrate_norms(net, net.backbone.inner, a.calibrate_norms, x, sources)
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, a.weights)
         save_file({"x": x}, a.input)
     else:
@@ -494,9 +715,11 @@ def main():
         x = load_file(a.input)["x"]
     net.eval()
     with torch.no_grad():
-        out = {"probs": net(x).contiguous()}
+        out = {"probs": net(x, sources).contiguous()}
         if a.two_stage:
             out["points"] = net.backbone.located.contiguous()
+        if source_crops is not None:
+            out["from_slices"] = net.backbone.from_slices.contiguous()
         save_file(out, a.out)
 
 

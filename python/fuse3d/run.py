@@ -73,9 +73,21 @@ def read_safetensors(path):
     return out
 
 
+def source_crop_settings(config):
+    """(slices, size, millimetres) of the stage-two crops a run's two-stage model cuts from the source slices, or None
+    when it cuts them from the grid. As fuse3d's run folder reads config.yaml: a ``two_stage:`` block without
+    ``source_crops:`` is a run from before source crops (false); source crops need condition crops
+    (TwoStageConfig.readsSourcePixels); the other keys default to 5 slices of 24² pixels of 1 mm."""
+    two = config.get("two_stage")
+    if not isinstance(two, dict) or not two.get("source_crops", False) or not two.get("condition_crops", False):
+        return None
+    return int(two.get("source_slices", 5)), int(two.get("source_crop_size", 24)), float(two.get("source_crop_mm", 1.0))
+
+
 def model_arguments(config, grid):
     """The arguments of ``fuse3d.models.make`` for a run's configuration and its shards' grid (D, H, W), as
-    Swift's TrainingConfig.modelSpec(gridSize:) resolves them."""
+    Swift's TrainingConfig.modelSpec(gridSize:) resolves them; with source crops (`source_crop_settings`) the
+    two_stage tuple's eighth entry is a ``fuse3d.models.SourceCrops``."""
     model = config.get("model", "efficientnet3d")
     variant = config.get("variant")
     width = config.get("width")
@@ -92,6 +104,11 @@ def model_arguments(config, grid):
                      bool(two.get("condition_crops", False)), bool(two.get("condition_points", False)))
         if two.get("side_crops") and "side_shift" not in two:
             raise ValueError("side_crops without side_shift in config.yaml")
+        crops = source_crop_settings(config)
+        if crops is not None:
+            from .models import SourceCrops
+
+            two_stage += (SourceCrops(*crops),)
     return dict(model=model, variant=variant, size=size[0], width=width, level_crop=config.get("level_crops"),
                 two_stage=two_stage), size, config.get("input_crop"), pool
 
@@ -103,6 +120,12 @@ class Run:
 
     Call it on a batch of images (B, 3, D, H, W) for the fold models' mean probabilities (B, 25, 3);
     ``run.input(images)`` applies the configuration's input crop and pooling, as ``fuse3d predict`` does.
+    A run whose two-stage model cuts its crops from the source slices (``needs_sources``; the default model,
+    ``two_stage.source_crops``) also needs the batch's source slices: ``run(batch["image"], batch["sources"])``
+    with a batch of :func:`fuse3d.collate` over a :class:`fuse3d.ShardDataset` (``run.sources(...)`` makes them what
+    the models take, for calling one fold's model). Its probabilities depend a little on how the samples are batched
+    (the slices are padded per batch, as in fuse3d); to reproduce ``fuse3d train``'s validation scores, batch the
+    validation samples in their order by the run's ``batch_size``.
     """
 
     def __init__(self, path, device="cpu"):
@@ -136,6 +159,37 @@ class Run:
             net.load_state_dict({k: v for k, v in state.items() if "/" not in k}, strict=True)
             self.models.append(net.to(device).eval())
         self.device = torch.device(device)
+        self.source_crops = source_crop_settings(self.config)
+
+    @property
+    def needs_sources(self):
+        """Whether the models cut their stage-two crops from the source slices, so take ``sources``."""
+        return self.source_crops is not None
+
+    def sources(self, sources, batch=None):
+        """A batch's sources (the dict :func:`fuse3d.collate` makes, or a ``fuse3d.models.SourceBatch``) as the models
+        take them: a ``SourceBatch`` on the run's device; `batch` the image batch size it must hold."""
+        from . import models as twins
+
+        if isinstance(sources, dict):
+            missing = [k for k in ("pixels", "geometry", "valid", "voxel_mm") if k not in sources]
+            if missing:
+                raise ValueError(f"sources lack {missing}: pass the 'sources' of a fuse3d.collate batch")
+            sources = twins.SourceBatch(sources["pixels"], sources["geometry"], sources["valid"], sources["voxel_mm"])
+        if not all(hasattr(sources, k) for k in ("pixels", "geometry", "valid", "voxel_mm")):
+            raise TypeError(f"sources must be a fuse3d.collate batch's 'sources' dict or a SourceBatch, not {type(sources).__name__}")
+        import torch
+
+        def to(t):
+            return torch.as_tensor(t).to(self.device)
+
+        out = twins.SourceBatch([to(t) for t in sources.pixels], [to(t) for t in sources.geometry],
+                                [to(t) for t in sources.valid], to(sources.voxel_mm))
+        if len(out.pixels) != 3 or len(out.geometry) != 3 or len(out.valid) != 3:
+            raise ValueError("sources hold one entry per channel (3) in pixels, geometry and valid")
+        if batch is not None and out.voxel_mm.reshape(-1).shape[0] != batch:
+            raise ValueError(f"sources hold {out.voxel_mm.reshape(-1).shape[0]} samples, the images {batch}")
+        return out
 
     def input(self, images):
         """Images (B, 3, D, H, W) as the models take them: float32, centre-cropped by input_crop, average-pooled by
@@ -152,12 +206,21 @@ class Run:
             x = F.avg_pool3d(x, self.input_pool)
         return x.contiguous()
 
-    def __call__(self, images):
+    def __call__(self, images, sources=None):
+        """The fold models' mean probabilities (B, 25, 3) for images (B, 3, D, H, W) and, for a run that
+        ``needs_sources``, the batch's source slices (``fuse3d.collate``'s ``batch["sources"]``)."""
         import torch
 
+        if self.needs_sources and sources is None:
+            raise ValueError(f"{self.path}: this run's two-stage model cuts its stage-two crops from the source slices "
+                             "(two_stage.source_crops): call run(batch['image'], batch['sources']) with a batch of "
+                             "fuse3d.collate over a fuse3d.ShardDataset of the shards")
         with torch.no_grad():
             x = self.input(images)
-            return torch.stack([m(x) for m in self.models]).mean(0)
+            if not self.needs_sources:
+                return torch.stack([m(x) for m in self.models]).mean(0)
+            s = self.sources(sources, batch=x.shape[0])
+            return torch.stack([m(x, s) for m in self.models]).mean(0)
 
     def __repr__(self):
         return f"Run({self.path!r}: {self.config.get('model')}, folds {self.folds}, grid {self.grid})"
@@ -173,5 +236,10 @@ def load_run(path, device="cpu"):
     >>> val = fuse3d.ShardDataset(run.shards, fold=0, split="val", run="run")   # doctest: +SKIP
     >>> x = torch.stack([val[i]["image"] for i in range(len(val))])             # doctest: +SKIP
     >>> probs = run.models[0](run.input(x))          # (N, 25, 3)                # doctest: +SKIP
+
+    A run of the default two-stage model (source crops) also takes each batch's source slices:
+
+    >>> loader = torch.utils.data.DataLoader(val, batch_size=2, collate_fn=fuse3d.collate)  # doctest: +SKIP
+    >>> probs = torch.cat([run(b["image"], b["sources"]) for b in loader])       # doctest: +SKIP
     """
     return Run(path, device=device)

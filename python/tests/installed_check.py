@@ -65,9 +65,22 @@ train, val = fuse3d.ShardDataset("shards", fold=0, split="train", folds=2), fuse
 assert len(train) + len(val) == 6 and not set(train.study_ids) & set(val.study_ids)
 print("ShardDataset: ok,", ds, train, val)
 
+# Schema-2 shards keep each study's source slices (read here without hdf5plugin: libzstd decodes their chunks);
+# fuse3d.collate pads them into the batch the default two-stage model takes.
+assert ds.sources, "fuse3d ingest wrote no source slices (schema 2 keeps them by default)"
+counts = [sum(len(s) for s in ds[i]["sources"]["geometry"]) for i in range(len(ds))]
+assert all(n > 0 for n in counts), counts
+batch = fuse3d.collate([ds[0], ds[1]])
+src = batch["sources"]
+assert len(src["pixels"]) == 3 and tuple(src["voxel_mm"].shape) == (2,), src["voxel_mm"]
+for c in range(3):
+    b_, s_, r_, w_ = src["pixels"][c].shape
+    assert b_ == 2 and tuple(src["geometry"][c].shape) == (2, s_, 12) and tuple(src["valid"][c].shape) == (2, s_)
+print("source slices: ok, per sample", counts, "; collated pixels", [tuple(p.shape) for p in src["pixels"]])
+
 if not with_torch:
     # Without torch: samples are numpy arrays, and training says what is missing instead of crashing.
-    assert isinstance(sample["image"], np.ndarray)
+    assert isinstance(sample["image"], np.ndarray) and isinstance(src["pixels"][0], np.ndarray)
     r = subprocess.run(["fuse3d", "train", "shards", "--out", "run", "--epochs", "1"], capture_output=True, text=True)
     assert r.returncode != 0 and "libtorch" in (r.stdout + r.stderr), r.stdout + r.stderr
     print("without torch: train refuses with", (r.stderr.strip().splitlines() or [""])[-1][:160])
@@ -75,10 +88,11 @@ if not with_torch:
 
 import torch  # noqa: E402
 
-loader = torch.utils.data.DataLoader(train, batch_size=2, shuffle=True, num_workers=2)
+loader = torch.utils.data.DataLoader(train, batch_size=2, shuffle=True, num_workers=2, collate_fn=fuse3d.collate)
 seen = []
 for batch in loader:
     assert batch["image"].shape[1:] == (3, 16, 16, 16) and batch["image"].dtype == torch.float32
+    assert batch["sources"]["pixels"][0].dtype == torch.float16 and batch["sources"]["valid"][0].shape[0] == len(batch["image"])
     seen += batch["study_id"].tolist()
 assert sorted(seen) == sorted(train.study_ids), (seen, train.study_ids)
 print("DataLoader with 2 workers: ok,", len(seen), "samples")
@@ -93,13 +107,27 @@ assert "libtorch" in v and "not available" not in v, v
 run = fuse3d.load_run("run")
 assert isinstance(run.models[0], torch.nn.Module)
 assert run.split.folds == json.load(open("run/splits.json"))["folds"]
+# The default two-stage model cuts its stage-two crops from the source slices: it takes each batch's sources, batched
+# as the trainer validates (the fold's validation studies in order, batch_size at a time: the slices are padded per batch).
+assert run.needs_sources, run.config.get("two_stage")
+try:
+    run(torch.stack([val[0]["image"]]))
+    raise AssertionError("a run of source crops ran without sources")
+except ValueError as e:
+    assert "fuse3d.collate" in str(e), e
 for fold in run.folds:
     val = fuse3d.ShardDataset("shards", fold=fold, split="val", run="run")
     tr = fuse3d.ShardDataset("shards", fold=fold, split="train", run="run")
     assert val.split.folds == fuse3d.ShardDataset("shards", fold=fold, split="val", folds=2, seed=0).split.folds
-    x = torch.stack([val[i]["image"] for i in range(len(val))])
+    batches = torch.utils.data.DataLoader(val, batch_size=int(run.config["batch_size"]), shuffle=False,
+                                          collate_fn=fuse3d.collate)
+    parts, from_slices = [], 0
     with torch.no_grad():
-        p = run.models[fold](run.input(x))
+        for b in batches:
+            parts.append(run.models[fold](run.input(b["image"]), run.sources(b["sources"], batch=len(b["image"]))))
+            from_slices += int(run.models[fold].backbone.from_slices.sum())
+    p = torch.cat(parts)
+    print(f"fold {fold}: {from_slices} of {25 * len(val)} stage-two crops cut from the source slices")
     s = fuse3d.rsna_score(p.numpy(), val.labels(), train_labels=tr.labels())
     result = json.load(open(f"run/fold-{fold}/result.json"))
     assert abs(s["score"] - result["val_rsna_score"]) < 1e-6, (s["score"], result["val_rsna_score"])

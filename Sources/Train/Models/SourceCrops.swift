@@ -25,10 +25,11 @@ public struct SourceCrops: Sendable, Equatable {
     /// The spacing (mm) of a fallback crop's planes.
     public var fallbackSpacing: Double
 
-    /// Crops of `slices` × `size` × `size`, `millimetres` per pixel; all positive.
+    /// Crops of `slices` × `size` × `size`, `millimetres` per pixel; all positive, `slices` odd (the window is centred on
+    /// the nearest slice).
     public init(slices: Int = 5, size: Int = 24, millimetres: Double = 1, reach: Double = 8, fallbackSpacing: Double = 4) throws {
-        guard slices > 0, size > 0, millimetres > 0, reach > 0, fallbackSpacing > 0 else {
-            throw TrainError(.configuration, "source crops need positive slices, size, millimetres, reach and spacing, not \(slices), \(size), \(millimetres), \(reach), \(fallbackSpacing)")
+        guard slices > 0, slices % 2 == 1, size > 0, millimetres > 0, reach > 0, fallbackSpacing > 0 else {
+            throw TrainError(.configuration, "source crops need an odd number of slices and a positive size, millimetres, reach and spacing, not \(slices), \(size), \(millimetres), \(reach), \(fallbackSpacing)")
         }
         self.slices = slices
         self.size = size

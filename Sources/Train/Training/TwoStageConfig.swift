@@ -81,7 +81,13 @@ public struct TwoStageConfig: Equatable, Sendable {
                   write: { (t: TwoStageConfig) in ["condition_crops: \(t.conditionCrops)"] }),
         .bool("condition_points", \.conditionPoints, "the localizer predicts every label column's point, not each level's canal point plus the training studies' mean offset"),
         .bool("source_crops", \.sourceCrops, "cut the condition crops from each condition's own series' source slices (shards of schema_version 2), not the stored grid"),
-        .int("source_slices", \.sourceSlices, in: 1...15, "slices across each source crop"),
+        ConfigKey(name: "source_slices", help: "slices across each source crop, centred on the nearest [an odd whole number 1 to 15]",
+                  read: { (s: ConfigSection, t: inout TwoStageConfig) in
+                      guard let n = try s.int("source_slices", in: 1...15) else { return }
+                      guard n % 2 == 1 else { throw s.error("source_slices", "expected an odd number (the window is centred on the nearest slice), got \(n)") }
+                      t.sourceSlices = n
+                  },
+                  write: { (t: TwoStageConfig) in ["source_slices: \(t.sourceSlices)"] }),
         .int("source_crop_size", \.sourceCropSize, in: 4...128, "pixels along each in-plane side of a source crop"),
         .double("source_crop_mm", \.sourceCropMm, above: 0, below: 10, "millimetres per source-crop pixel"),
     ]
