@@ -26,6 +26,17 @@ final class WheelTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("ok test_metric_equals_scikit_learn"), r.stdout)
     }
 
+    /// The Python API's source slices (schema 2) from the source tree: their conversion to grid voxels by hand and against
+    /// numpy, both Zstandard paths, padding as the loader pads, bad table rows refused, schema 1 beside 2, load_run's
+    /// source-crop models taking them.
+    func testPythonSourceSlices() throws {
+        let r = try Fixtures.run(Fixtures.python, [Fixtures.repoRoot.appendingPathComponent("python/tests/test_sources.py").path])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        for name in ["test_voxels_by_hand", "test_bad_rows_are_refused", "test_run_takes_sources"] {
+            XCTAssertTrue(r.stdout.contains("ok \(name)"), r.stdout)
+        }
+    }
+
     /// The real `make wheel` (release build, the bridge for the .venv's torch) with torch installed from the local
     /// CPU wheel: a DataLoader with 2 workers, `fuse3d train` through the shipped bridge, `load_run` scoring as the
     /// trainer did. A release build and a 190 MB torch install, so only with FUSE3D_WHEEL_RELEASE=1.
