@@ -79,6 +79,7 @@ struct BenchLoader: ParsableCommand {
     @Option(help: "Batches decoded ahead of the consumer.") var prefetch = 4
     @Flag(help: "Also run the default augmentation on every batch (on the CPU).") var augment = false
     @Flag(help: "Also measure one thread's decode rate from chunks in memory.") var decodeLimit = false
+    @Flag(help: "Also read every sample's source slices (schema 2), padded per batch, as for the default two-stage model.") var sourcePixels = false
 
     func validate() throws {
         guard epochs > 0, batch > 0, prefetch > 0, (threads ?? 1) > 0 else {
@@ -88,13 +89,14 @@ struct BenchLoader: ParsableCommand {
     }
 
     func run() throws {
-        let bench = LoaderBenchmark(directory: URL(fileURLWithPath: shards),
+        var bench = LoaderBenchmark(directory: URL(fileURLWithPath: shards),
                                     threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                     epochs: epochs, batch: batch, prefetch: prefetch, augment: augment)
+        bench.sourcePixels = sourcePixels
         let progress = CountProgress(label: "loader", unit: "batches")
         let r = try bench.run { progress.update($0, $1) }
         progress.finish()
-        print("threads \(bench.threads) batch \(batch) epochs \(epochs) samples \(r.samples)")
+        print("threads \(bench.threads) batch \(batch) epochs \(epochs) samples \(r.samples)\(sourcePixels ? " with source slices" : "")")
         print(String(format: "samples/s %.2f", r.samplesPerSecond))
         if augment { print(String(format: "augment sec/batch %.4f", r.augmentSecondsPerBatch)) }
         if decodeLimit {

@@ -185,6 +185,9 @@ final class DistributedTests: XCTestCase {
         // The localizer learns the canal points alone here, so its terms are the canal points counted above; with condition
         // points (the default) it averages every label column's, by the same reduction (TwoStageTrainingTests counts them).
         config.twoStage?.conditionPoints = false
+        // Crops of the grid: what is tested is how the ranks' gradients are weighed, the same whatever the crops read
+        // (the source crops' own tests are SourceCropsTests and TwoStageTrainingTests).
+        config.twoStage?.sourceCrops = false
         let layout = try XCTUnwrap(try config.modelSpec(gridSize: [16, 16, 16]).twoStage)
         var network = EfficientNetConfig.b0
         network.width = 0.25

@@ -10,6 +10,9 @@ public struct LoaderBenchmark {
     public var threads: Int, epochs: Int, batch: Int, prefetch: Int
     /// Whether every batch also goes through the default `Augmenter` (on the CPU here).
     public var augment: Bool
+    /// Whether the loader also reads every sample's source slices (`LoaderOptions.sourcePixels`), as for a model whose
+    /// stage two crops them.
+    public var sourcePixels = false
 
     /// A benchmark of `epochs` shuffled epochs over every sample of `directory`.
     public init(directory: URL, threads: Int, epochs: Int, batch: Int, prefetch: Int = 4, augment: Bool = false) {
@@ -30,8 +33,9 @@ public struct LoaderBenchmark {
     /// Runs the epochs; `progress` gets (batches done, batches in all) after each batch.
     public func run(progress: (Int, Int) -> Void = { _, _ in }) throws -> Result {
         let dataset = try ShardDataset(directory: directory)
-        let loader = try ShardLoader(dataset: dataset, options: LoaderOptions(batchSize: batch, dropLast: false, threads: threads,
-                                                                              prefetch: prefetch))
+        var options = LoaderOptions(batchSize: batch, dropLast: false, threads: threads, prefetch: prefetch)
+        options.sourcePixels = sourcePixels
+        let loader = try ShardLoader(dataset: dataset, options: options)
         let augmenter = Augmenter(options: AugmentationOptions(), seed: 0)
         let total = loader.batchesPerEpoch * epochs
         var samples = 0, batches = 0, augmenting = 0.0
