@@ -156,6 +156,21 @@ public final class ConfigSection {
         }
     }
 
+    /// A list of distinct names, each one of `choices`.
+    public func strings(_ name: String, oneOf choices: [String]) throws -> [String]? {
+        guard let v = value(name) else { return nil }
+        let allowed = "a list of distinct names from \(choices.joined(separator: ", "))"
+        guard let items = v.sequence else { throw error(name, "expected \(allowed), got \(Self.describe(v))") }
+        var names: [String] = []
+        for item in items {
+            guard let s = item.scalar?.string, choices.contains(s), !names.contains(s) else {
+                throw ConfigError(path: path, line: item.mark?.line, key: full(name), message: "expected \(allowed), got \(Self.describe(item)) in it")
+            }
+            names.append(s)
+        }
+        return names
+    }
+
     /// Rejects every key of this mapping that was not read, at its line, naming the keys that were.
     public func finish() throws {
         for e in entries where !read.contains(e.name) {

@@ -30,7 +30,8 @@ enum PyTorchTwin {
     /// Arguments naming source `crops` for models.py.
     static func arguments(_ crops: SourceCrops) -> [String] {
         ["--source-crops", String(crops.slices), String(crops.size), String(crops.millimetres),
-         "--source-reach", String(crops.reach), "--source-spacing", String(crops.fallbackSpacing)]
+         "--source-reach", String(crops.reach), "--source-spacing", String(crops.fallbackSpacing),
+         "--source-groups"] + crops.groups.map(String.init)
     }
 
     /// `sources` as the tensors models.py's `SourceBatch.load` reads from a safetensors file.

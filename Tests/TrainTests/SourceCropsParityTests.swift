@@ -170,13 +170,15 @@ final class SourceCropsParityTests: XCTestCase {
 
     /// The two-stage model of TwoStageParityTests (24³ grid, efficientnet3d of width 0.25, the localizer's 25 points, a
     /// crop per label column) with its condition crops cut from the source slices: 3 slices of 8 × 8 pixels of 1.5 mm.
-    static var spec: ModelSpec {
+    /// With `groups`, only those condition groups read from the slices.
+    static func spec(groups: [Int] = [0, 1, 2]) -> ModelSpec {
         var spec = ModelSpec(name: "efficientnet3d", inputSize: [24, 24, 24], width: 0.25)
         spec.twoStage = try! TwoStageLayout(crops: PointCrops(size: [6, 8, 6], scale: 1.5), localizerWidth: 4, pool: [2, 1, 2],
                                             conditionCrops: true, conditionPoints: true,
-                                            sourceCrops: try SourceCrops(slices: 3, size: 8, millimetres: 1.5))
+                                            sourceCrops: try SourceCrops(slices: 3, size: 8, millimetres: 1.5, groups: groups))
         return spec
     }
+    static var spec: ModelSpec { spec() }
 
     /// Sources for a batch of two on the 24³ grid. Sample 0 (1 mm voxels): every series covers the grid with slices
     /// about 3 voxels apart, the sagittal T2/STIR stored against its normal, so every point is within reach. Sample 1
@@ -245,11 +247,15 @@ final class SourceCropsParityTests: XCTestCase {
         XCTAssertEqual(Array(fromSlices[(25 + 15)..<50]), [Float](repeating: 0, count: 10), file: file, line: line)
     }
 
-    func testOursInPyTorch() throws {
+    func testOursInPyTorch() throws { try oursInPyTorch(Self.spec) }
+
+    /// The recesses alone read from the slices: the canal's and the foramina's crops are the grid's in both.
+    func testOursInPyTorchWithTheRecessesAloneFromTheSlices() throws { try oursInPyTorch(Self.spec(groups: [2]), recessesAlone: true) }
+
+    func oursInPyTorch(_ spec: ModelSpec, recessesAlone: Bool = false) throws {
         let dir = try Fixtures.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         Torch.manualSeed(3)
-        let spec = Self.spec
         let model = try spec.make()
         for (name, t) in model.namedBuffers() where name.hasSuffix("running_mean") { try t.uniform_(-0.1, 0.1) }
         for (name, t) in model.namedBuffers() where name.hasSuffix("running_var") { try t.uniform_(0.5, 1.5) }
@@ -263,7 +269,12 @@ final class SourceCropsParityTests: XCTestCase {
         let (probs, points, fromSlices) = try forward(model, x, sources)
         XCTAssertEqual(probs.shape, [2, 25, 3])
         XCTAssertEqual(points.shape, [2, 25, 3])
-        assertMixed(fromSlices)
+        if recessesAlone {
+            // Sample 0's recess crops from the slices, nothing else; sample 1 has no axial series.
+            XCTAssertEqual(fromSlices, [Float](repeating: 0, count: 15) + [Float](repeating: 1, count: 10) + [Float](repeating: 0, count: 25))
+        } else {
+            assertMixed(fromSlices)
+        }
         try assertReadsThePixels(model, x, sources, probs)
 
         let w = dir.appendingPathComponent("w.safetensors"), o = dir.appendingPathComponent("y.safetensors")

@@ -45,7 +45,7 @@ final class TrainerConfigTests: XCTestCase {
         // The defaults leave out only the keys without a value (variant, width, the other model inputs).
         XCTAssertEqual(described.filter { !written.contains($0) }, ["variant", "width", "input_crop", "level_crops"])
         XCTAssertEqual(written.filter { !described.contains($0) }, [])
-        XCTAssertEqual(described.count, 55)
+        XCTAssertEqual(described.count, 56)
         XCTAssertTrue(written.contains("two_stage.condition_points"), "\(written)")
         XCTAssertEqual(try TrainingConfig.parse("two_stage:\n  condition_points: false\n", path: "t.yaml").twoStage?.conditionPoints, false)
         XCTAssertEqual(try TrainingConfig.parse("epochs: 3\n", path: "t.yaml").twoStage?.conditionPoints, true)
@@ -59,8 +59,11 @@ final class TrainerConfigTests: XCTestCase {
         let smaller = try TrainingConfig.parse("two_stage:\n  source_slices: 3\n  source_crop_size: 16\n  source_crop_mm: 0.7\n", path: "t.yaml")
         XCTAssertEqual(try smaller.twoStage?.layout().sourceCrops, try SourceCrops(slices: 3, size: 16, millimetres: 0.7))
         XCTAssertNil(try TrainingConfig.parse("two_stage:\n  source_crops: false\n", path: "t.yaml").twoStage?.layout().sourceCrops)
+        XCTAssertEqual(try TrainingConfig.parse("two_stage:\n  source_crop_groups: [subarticular, spinal]\n", path: "t.yaml").twoStage?.layout().sourceCrops?.groups, [0, 2])
+        XCTAssertEqual(sourceDefaults.groups, [0, 1, 2])
         XCTAssertFalse(try TrainingConfig.parse("two_stage:\n  source_crops: false\n", path: "t.yaml").readsSourcePixels)
-        for bad in ["source_crop_mm: 0", "source_crop_mm: 12", "source_slices: 0", "source_slices: 4", "source_crop_size: 2", "source_crops: 1.5"] {
+        for bad in ["source_crop_mm: 0", "source_crop_mm: 12", "source_slices: 0", "source_slices: 4", "source_crop_size: 2", "source_crops: 1.5",
+                    "source_crop_groups: [lumbar]", "source_crop_groups: [spinal, spinal]", "source_crop_groups: spinal"] {
             XCTAssertThrowsError(try TrainingConfig.parse("two_stage:\n  \(bad)\n", path: "t.yaml"), bad) { error in
                 XCTAssertTrue("\(error)".contains("t.yaml") && "\(error)".contains(String(bad.split(separator: ":")[0])), "\(error)")
             }

@@ -368,12 +368,18 @@ class SourceCrops:
     # left and right foramina, the left and right recesses.
     READINGS = [(1, False, False), (0, False, False), (0, False, True), (2, True, False), (2, True, True)]
 
-    def __init__(self, slices, size, millimetres, reach=8.0, fallback_spacing=4.0):
-        if min(slices, size, millimetres, reach, fallback_spacing) <= 0:
-            raise ValueError(f"source crops need positive slices, size, millimetres, reach and spacing, not "
-                             f"{slices}, {size}, {millimetres}, {reach}, {fallback_spacing}")
+    # The condition group (0 canal, 1 foramina, 2 recesses) of each of READINGS.
+    GROUPS = [0, 1, 1, 2, 2]
+
+    def __init__(self, slices, size, millimetres, reach=8.0, fallback_spacing=4.0, groups=(0, 1, 2)):
+        if min(slices, size, millimetres, reach, fallback_spacing) <= 0 or int(slices) % 2 != 1:
+            raise ValueError(f"source crops need an odd number of slices and a positive size, millimetres, reach and spacing, "
+                             f"not {slices}, {size}, {millimetres}, {reach}, {fallback_spacing}")
+        if not set(groups) <= {0, 1, 2}:
+            raise ValueError(f"source crop groups are 0 (canal), 1 (foramina), 2 (recesses), not {groups}")
         self.slices, self.size, self.millimetres = int(slices), int(size), float(millimetres)
         self.reach, self.fallback_spacing = float(reach), float(fallback_spacing)
+        self.groups = tuple(sorted(set(int(g) for g in groups)))
 
     @staticmethod
     def axes(axial, mirrored):
@@ -381,7 +387,7 @@ class SourceCrops:
         x = -1.0 if mirrored else 1.0
         return ([0.0, 1.0, 0.0], [x, 0.0, 0.0], [0.0, 0.0, 1.0]) if axial else ([x, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0])
 
-    def __call__(self, x, sources, points, reading):
+    def __call__(self, x, sources, points, reading, use_slices=True):
         """x (B, 3, D, H, W), sources a SourceBatch, points (B, G, 3) grid voxels (d, h, w), reading (channel, axial,
         mirrored) → crops (G * B, 3, slices, size, size) group-major, and (B, G) bool: which came from the slices."""
         b, g, k, p = x.shape[0], points.shape[1], self.slices, self.size
@@ -406,6 +412,8 @@ class SourceCrops:
         nearest_index = (far * -1).argmax(2, keepdim=True)  # (B, G, 1)
         nearest_distance = far.gather(2, nearest_index).squeeze(2)
         from_slices = (nearest_distance * voxel_mm.reshape(b, 1)) <= self.reach
+        if not use_slices:  # every crop the grid's
+            from_slices = nearest_distance < -1
 
         # The window: the nearest slice and its neighbours in the stored order, clamped to the sample's own slices (not
         # the batch's padding), so a crop never depends on what else is in the batch.
@@ -552,7 +560,8 @@ class TwoStageBackbone(nn.Module):
                 if sources is None:
                     raise ValueError("this model cuts its crops from the source slices: forward needs the sources")
                 # Canal, left foramina, left recesses, then the mirrored right foramina and recesses: the crop order.
-                cuts = [self.source_crops(x, sources, columns[:, 5 * group:5 * group + 5], SourceCrops.READINGS[group])
+                cuts = [self.source_crops(x, sources, columns[:, 5 * group:5 * group + 5], SourceCrops.READINGS[group],
+                                          use_slices=SourceCrops.GROUPS[group] in self.source_crops.groups)
                         for group in (0, 1, 3, 2, 4)]
                 crops = torch.cat([crop for crop, _ in cuts])
                 self.from_slices = torch.cat([taken for _, taken in cuts], 1)[:, back]
@@ -645,6 +654,8 @@ def main():
     ap.add_argument("--source-crops", type=float, nargs=3, metavar=("K", "P", "MM"),
                     help="condition crops cut from the source slices: K slices of P x P pixels of MM millimetres")
     ap.add_argument("--source-reach", type=float, default=8.0, help="source crops: how near (mm) the nearest slice must lie")
+    ap.add_argument("--source-groups", type=int, nargs="+", default=[0, 1, 2],
+                    help="source crops: the condition groups read from the slices (0 canal, 1 foramina, 2 recesses)")
     ap.add_argument("--source-spacing", type=float, default=4.0, help="source crops: a fallback crop's plane spacing (mm)")
     ap.add_argument("--calibrate-norms", type=float, metavar="FLOOR",
                     help="export: the crop network's BatchNorm running statistics are its batch statistics over the"
@@ -661,7 +672,7 @@ def main():
         k, p, mm = a.source_crops
         if k != int(k) or p != int(p):
             ap.error(f"--source-crops takes whole slices and pixels, not {k} and {p}")
-        source_crops = SourceCrops(int(k), int(p), mm, a.source_reach, a.source_spacing)
+        source_crops = SourceCrops(int(k), int(p), mm, a.source_reach, a.source_spacing, a.source_groups)
     sources = SourceBatch.load(a.sources) if a.sources else None
     if a.command == "source-crops":
         if source_crops is None or sources is None or not a.input or not a.out:

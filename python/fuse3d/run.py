@@ -77,11 +77,17 @@ def source_crop_settings(config):
     """(slices, size, millimetres) of the stage-two crops a run's two-stage model cuts from the source slices, or None
     when it cuts them from the grid. As fuse3d's run folder reads config.yaml: a ``two_stage:`` block without
     ``source_crops:`` is a run from before source crops (false); source crops need condition crops
-    (TwoStageConfig.readsSourcePixels); the other keys default to 5 slices of 24² pixels of 1 mm."""
+    (TwoStageConfig.readsSourcePixels); the other keys default to 5 slices of 24² pixels of 1 mm, every condition group
+    read from its slices. Returns (slices, size, millimetres, reach, fallback spacing, groups)."""
     two = config.get("two_stage")
     if not isinstance(two, dict) or not two.get("source_crops", False) or not two.get("condition_crops", False):
         return None
-    return int(two.get("source_slices", 5)), int(two.get("source_crop_size", 24)), float(two.get("source_crop_mm", 1.0))
+    names = ["spinal", "foraminal", "subarticular"]
+    groups = two.get("source_crop_groups", names)
+    if not isinstance(groups, list) or not set(groups) <= set(names):
+        raise ValueError(f"config.yaml: two_stage.source_crop_groups must list some of {names}, not {groups!r}")
+    return (int(two.get("source_slices", 5)), int(two.get("source_crop_size", 24)), float(two.get("source_crop_mm", 1.0)),
+            8.0, 4.0, tuple(names.index(g) for g in groups))
 
 
 def model_arguments(config, grid):

@@ -333,6 +333,16 @@ def test_run_takes_sources():
     assert runs.source_crop_settings(dict(base, two_stage=dict(two, source_crops=True, condition_crops=False))) is None
     defaults = runs.model_arguments(dict(base, two_stage=dict(two, source_crops=True)), [16, 16, 16])[0]["two_stage"][7]
     assert (defaults.slices, defaults.size, defaults.millimetres) == (5, 24, 1.0)
+    assert defaults.groups == (0, 1, 2)
+    recesses = runs.model_arguments(dict(base, two_stage=dict(two, source_crops=True, source_crop_groups=["subarticular"])),
+                                    [16, 16, 16])[0]["two_stage"][7]
+    assert recesses.groups == (2,), recesses.groups
+    try:
+        runs.source_crop_settings(dict(base, two_stage=dict(two, source_crops=True, source_crop_groups=["lumbar"])))
+    except ValueError as e:
+        assert "source_crop_groups" in str(e), e
+    else:
+        raise AssertionError("an unknown group was taken")
 
     grid = (16, 16, 16)
     with tempfile.TemporaryDirectory() as d:

@@ -24,11 +24,16 @@ public struct SourceCrops: Sendable, Equatable {
     public var reach: Double
     /// The spacing (mm) of a fallback crop's planes.
     public var fallbackSpacing: Double
+    /// The condition groups read from their series' slices (0 the spinal canal, 1 the neural foramina, 2 the
+    /// subarticular recesses: `RSNAScore.group(ofColumn:)`); the others' crops are the grid's, at the same millimetres.
+    public var groups: [Int]
 
     /// Crops of `slices` × `size` × `size`, `millimetres` per pixel; all positive, `slices` odd (the window is centred on
     /// the nearest slice).
-    public init(slices: Int = 5, size: Int = 24, millimetres: Double = 1, reach: Double = 8, fallbackSpacing: Double = 4) throws {
-        guard slices > 0, slices % 2 == 1, size > 0, millimetres > 0, reach > 0, fallbackSpacing > 0 else {
+    public init(slices: Int = 5, size: Int = 24, millimetres: Double = 1, reach: Double = 8, fallbackSpacing: Double = 4,
+                groups: [Int] = [0, 1, 2]) throws {
+        guard slices > 0, slices % 2 == 1, size > 0, millimetres > 0, reach > 0, fallbackSpacing > 0,
+              groups.allSatisfy({ (0..<3).contains($0) }) else {
             throw TrainError(.configuration, "source crops need an odd number of slices and a positive size, millimetres, reach and spacing, not \(slices), \(size), \(millimetres), \(reach), \(fallbackSpacing)")
         }
         self.slices = slices
@@ -36,6 +41,7 @@ public struct SourceCrops: Sendable, Equatable {
         self.millimetres = millimetres
         self.reach = reach
         self.fallbackSpacing = fallbackSpacing
+        self.groups = groups
     }
 
     /// The crop's shape after its channels: (slices, size, size).
@@ -74,8 +80,9 @@ public struct SourceCrops: Sendable, Equatable {
 
     /// `x` (B, 3, D, H, W) grid, `sources` the batch's slices, `points` (B, G, 3) grid voxels (d, h, w) read as `reading`
     /// → the crops (G · B, 3, slices, size, size), group-major (every sample's column 0 first), float32 on `x`'s device,
-    /// and (B, G) bool: which crops came from the slices.
-    public func callAsFunction(_ x: Tensor, sources: SourceBatch, points: Tensor, reading: Reading) throws -> (crops: Tensor, fromSlices: Tensor) {
+    /// and (B, G) bool: which crops came from the slices. With `useSlices` false every crop is the grid's (the fallback).
+    public func callAsFunction(_ x: Tensor, sources: SourceBatch, points: Tensor, reading: Reading,
+                               useSlices: Bool = true) throws -> (crops: Tensor, fromSlices: Tensor) {
         let b = x.shape[0], g = points.shape[1], k = slices, p = size, device = x.device
         guard x.shape.count == 5, x.shape[1] == 3, points.shape == [b, g, 3], sources.voxelMm.shape == [b] else {
             throw TrainError(.shape, "source crops read a (B, 3, D, H, W) grid and (B, G, 3) points, not \(x.shape) and \(points.shape)")
@@ -98,7 +105,9 @@ public struct SourceCrops: Sendable, Equatable {
         let far = try distance + (1 - valid).unsqueeze(1) * 1e9
         let nearestIndex = try (far * -1).argmax(dim: 2, keepDim: true)  // (B, G, 1) int64
         let nearestDistance = try far.gather(dim: 2, index: nearestIndex).squeeze(2)  // (B, G) voxels
-        let fromSlices = try (nearestDistance * voxelMm.reshape([b, 1])).le(reach)
+        let near = try (nearestDistance * voxelMm.reshape([b, 1])).le(reach)
+        // Without the slices: all false (a distance is never negative).
+        let fromSlices = useSlices ? near : try nearestDistance.lt(-1)
 
         // The window: the nearest slice and its neighbours in the stored order, clamped to the sample's slices.
         let count = try valid.sum([1]).reshape([b, 1, 1])

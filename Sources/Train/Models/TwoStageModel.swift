@@ -212,7 +212,8 @@ public final class TwoStageBackbone: Module, Backbone {
         var pieces: [Tensor] = [], taken: [Tensor] = []
         for group in [0, 1, 3, 2, 4] {  // canal, left foramina, left recesses, then the mirrored right foramina and recesses
             let cut = try crops(x, sources: sources, points: try columns.narrow(1, start: 5 * group, length: 5).contiguous(),
-                                reading: SourceCrops.columnReadings[group])
+                                reading: SourceCrops.columnReadings[group],
+                                useSlices: crops.groups.contains(RSNAScore.group(ofColumn: 5 * group)))
             pieces.append(cut.crops)
             taken.append(cut.fromSlices)
         }

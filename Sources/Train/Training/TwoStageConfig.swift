@@ -34,6 +34,11 @@ public struct TwoStageConfig: Equatable, Sendable {
     /// (schema_version 2; older shards fall back everywhere).
     public var sourceCrops = true
     public var sourceSlices = 5, sourceCropSize = 24, sourceCropMm = 1.0
+    /// The condition groups read from their series' slices (`SourceCrops.groups`); the others' crops are the grid's at
+    /// the same millimetres.
+    public var sourceCropGroups = [0, 1, 2]
+    /// The groups' names in the configuration, as the metric names them.
+    static let groupNames = ["spinal", "foraminal", "subarticular"]
 
     /// The crop each layout was measured with (README, docs/learning-on-the-phantom.md): condition crops 8 × 10 × 10,
     /// side crops 14 × 16 × 14, one crop per level 20 × 16 × 14; what a configuration without `crop` gets.
@@ -51,7 +56,8 @@ public struct TwoStageConfig: Equatable, Sendable {
         try TwoStageLayout(crops: PointCrops(size: crop, scale: cropScale), localizerWidth: localizerWidth, pool: localizerPool,
                            sideShift: sideCrops ? sideShift : nil, conditionCrops: conditionCrops, conditionPoints: conditionPoints, jitter: jitter,
                            localizationWeight: localizationWeight,
-                           sourceCrops: readsSourcePixels ? SourceCrops(slices: sourceSlices, size: sourceCropSize, millimetres: sourceCropMm) : nil)
+                           sourceCrops: readsSourcePixels ? SourceCrops(slices: sourceSlices, size: sourceCropSize, millimetres: sourceCropMm,
+                                                                        groups: sourceCropGroups) : nil)
     }
 
     /// Whether the model cuts its crops from source slices (source crops of condition crops), so its loaders read them.
@@ -90,6 +96,13 @@ public struct TwoStageConfig: Equatable, Sendable {
                   write: { (t: TwoStageConfig) in ["source_slices: \(t.sourceSlices)"] }),
         .int("source_crop_size", \.sourceCropSize, in: 4...128, "pixels along each in-plane side of a source crop"),
         .double("source_crop_mm", \.sourceCropMm, above: 0, below: 10, "millimetres per source-crop pixel"),
+        ConfigKey(name: "source_crop_groups", help: "the condition groups whose crops are read from their series' slices, the others' from the grid [a list from spinal, foraminal, subarticular]",
+                  read: { (s: ConfigSection, t: inout TwoStageConfig) in
+                      if let names = try s.strings("source_crop_groups", oneOf: TwoStageConfig.groupNames) {
+                          t.sourceCropGroups = names.compactMap { TwoStageConfig.groupNames.firstIndex(of: $0) }.sorted()
+                      }
+                  },
+                  write: { (t: TwoStageConfig) in ["source_crop_groups: [" + t.sourceCropGroups.map { TwoStageConfig.groupNames[$0] }.joined(separator: ", ") + "]"] }),
     ]
 
     /// Reads a `two_stage:` mapping; a layout without `crop` gets its measured crop.
