@@ -52,15 +52,15 @@ final class TrainerConfigTests: XCTestCase {
         XCTAssertThrowsError(try TrainingConfig.parse("two_stage:\n  condition_points: 3\n", path: "t.yaml")) { error in
             XCTAssertTrue("\(error)".contains("t.yaml") && "\(error)".contains("condition_points"), "\(error)")
         }
-        // Source crops: on by default (5 slices of 24² pixels of 1 mm), read strictly.
+        // Source crops: on by default (5 slices of 24² pixels of 1 mm, the recesses' from the slices), read strictly.
         let sourceDefaults = try XCTUnwrap(try TrainingConfig.parse("epochs: 3\n", path: "t.yaml").twoStage?.layout().sourceCrops)
         XCTAssertEqual([sourceDefaults.slices, sourceDefaults.size], [5, 24])
         XCTAssertEqual(sourceDefaults.millimetres, 1)
         let smaller = try TrainingConfig.parse("two_stage:\n  source_slices: 3\n  source_crop_size: 16\n  source_crop_mm: 0.7\n", path: "t.yaml")
-        XCTAssertEqual(try smaller.twoStage?.layout().sourceCrops, try SourceCrops(slices: 3, size: 16, millimetres: 0.7))
+        XCTAssertEqual(try smaller.twoStage?.layout().sourceCrops, try SourceCrops(slices: 3, size: 16, millimetres: 0.7, groups: [2]))
         XCTAssertNil(try TrainingConfig.parse("two_stage:\n  source_crops: false\n", path: "t.yaml").twoStage?.layout().sourceCrops)
         XCTAssertEqual(try TrainingConfig.parse("two_stage:\n  source_crop_groups: [subarticular, spinal]\n", path: "t.yaml").twoStage?.layout().sourceCrops?.groups, [0, 2])
-        XCTAssertEqual(sourceDefaults.groups, [0, 1, 2])
+        XCTAssertEqual(sourceDefaults.groups, [2], "the recesses alone from the slices")
         XCTAssertFalse(try TrainingConfig.parse("two_stage:\n  source_crops: false\n", path: "t.yaml").readsSourcePixels)
         for bad in ["source_crop_mm: 0", "source_crop_mm: 12", "source_slices: 0", "source_slices: 4", "source_crop_size: 2", "source_crops: 1.5",
                     "source_crop_groups: [lumbar]", "source_crop_groups: [spinal, spinal]", "source_crop_groups: spinal"] {

@@ -131,9 +131,11 @@ final class TwoStageTrainingTests: XCTestCase {
             Torch.manualSeed(seed)
             let evaluated = try backbone.forward(ModelInput(x, sources: batch.sources))
             XCTAssertTrue(evaluated.extraLosses.isEmpty)
-            // The cohort's slices are every other plane of the grid: every crop is read from them (none falls back).
+            // The cohort's slices are every other plane of the grid: every recess crop is read from them (none falls back);
+            // the canal's and the foramina's are the grid's (the default groups).
             let fromSlices = try XCTUnwrap(evaluated.located?.fromSlices).to(.float32).toArray(Float.self)
-            XCTAssertEqual(fromSlices, [Float](repeating: 1, count: 150))
+            let perStudy = [Float](repeating: 0, count: 15) + [Float](repeating: 1, count: 10)
+            XCTAssertEqual(fromSlices, Array((0..<6).map { _ in perStudy }.joined()))
             Torch.manualSeed(seed)
             let atPrediction = try backbone.cropFeatures(x, points: predicted, sources: batch.sources).0
             XCTAssertLessThan(try maxAbsDifference(evaluated.features, atPrediction), 1e-5)

@@ -77,13 +77,14 @@ def source_crop_settings(config):
     """(slices, size, millimetres) of the stage-two crops a run's two-stage model cuts from the source slices, or None
     when it cuts them from the grid. As fuse3d's run folder reads config.yaml: a ``two_stage:`` block without
     ``source_crops:`` is a run from before source crops (false); source crops need condition crops
-    (TwoStageConfig.readsSourcePixels); the other keys default to 5 slices of 24² pixels of 1 mm, every condition group
-    read from its slices. Returns (slices, size, millimetres, reach, fallback spacing, groups)."""
+    (TwoStageConfig.readsSourcePixels); the other keys default to 5 slices of 24² pixels of 1 mm, the condition groups
+    read from their slices as fuse3d's default says (the recesses). Returns (slices, size, millimetres, reach, fallback
+    spacing, groups)."""
     two = config.get("two_stage")
     if not isinstance(two, dict) or not two.get("source_crops", False) or not two.get("condition_crops", False):
         return None
     names = ["spinal", "foraminal", "subarticular"]
-    groups = two.get("source_crop_groups", names)
+    groups = two.get("source_crop_groups", ["subarticular"])  # fuse3d's default
     if not isinstance(groups, list) or not set(groups) <= set(names):
         raise ValueError(f"config.yaml: two_stage.source_crop_groups must list some of {names}, not {groups!r}")
     return (int(two.get("source_slices", 5)), int(two.get("source_crop_size", 24)), float(two.get("source_crop_mm", 1.0)),

@@ -333,7 +333,7 @@ def test_run_takes_sources():
     assert runs.source_crop_settings(dict(base, two_stage=dict(two, source_crops=True, condition_crops=False))) is None
     defaults = runs.model_arguments(dict(base, two_stage=dict(two, source_crops=True)), [16, 16, 16])[0]["two_stage"][7]
     assert (defaults.slices, defaults.size, defaults.millimetres) == (5, 24, 1.0)
-    assert defaults.groups == (0, 1, 2)
+    assert defaults.groups == (2,)  # fuse3d's default: the recesses alone from the slices
     recesses = runs.model_arguments(dict(base, two_stage=dict(two, source_crops=True, source_crop_groups=["subarticular"])),
                                     [16, 16, 16])[0]["two_stage"][7]
     assert recesses.groups == (2,), recesses.groups
