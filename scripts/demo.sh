@@ -33,7 +33,7 @@ step "train: folds $TRAIN_FOLDS of a $FOLDS-fold split, $EPOCHS epochs each, sco
 cat > "$OUT/train.yaml" <<YAML
 # The demo's training configuration (fuse3d train --help; every key is optional). The model is the default two-stage
 # one: a localizer finds every label column's point (canal, foramina, recesses at each level) on the coarse grid, one crop per
-# label column at its point goes through one network.
+# label column at its point goes through one network (the recesses' cut from the axial series' own slices at 1 mm).
 model: efficientnet3d
 width: 0.25
 folds: $FOLDS

@@ -90,4 +90,18 @@ final class SourceBatchTests: XCTestCase {
         XCTAssertGreaterThan(flipped, 0, "some samples drew a flip")
         XCTAssertLessThan(flipped, b, "some did not")
     }
+
+    func testTheTallyCountsEachGroupAndNamesThoseReadFromTheGrid() {
+        // Two studies: every recess crop of the first from the slices, two of the second's fell back.
+        var flags = [Bool](repeating: false, count: 50)
+        for c in 15..<25 { flags[c] = true }
+        for c in 40..<48 { flags[c] = true }
+        let tally = SourceCropTally(groups: [2]).adding(flags)
+        XCTAssertEqual(tally.crops, [10, 20, 20])
+        XCTAssertEqual(tally.fromSlices, [0, 0, 18])
+        XCTAssertEqual(tally.description, "stage-two crops from the source slices: recesses 18/20 (the rest from the grid: their series "
+                       + "missing, or no slice of it near the point); canal, foramina read from the grid (two_stage.source_crop_groups)")
+        XCTAssertEqual(SourceCropTally(groups: [0, 1, 2]).adding([Bool](repeating: true, count: 25)).description,
+                       "stage-two crops from the source slices: canal 5/5, foramina 10/10, recesses 10/10")
+    }
 }

@@ -165,7 +165,8 @@ public func predictLocating(_ models: [any TrainableModel], loader: ShardLoader,
                 let output = try m.forward(ModelInput(x, sources: batch.sources))
                 try add(output.probabilities)
                 if n == 0, let fromSlices = output.located?.fromSlices {
-                    tally = (tally ?? SourceCropTally()).adding(try fromSlices.to(.float32, device: .cpu).toArray(Float.self).map { $0 > 0 })
+                    let groups = ((m as? OrdinalClassifier)?.backbone as? TwoStageBackbone)?.layout.sourceCrops?.groups ?? [0, 1, 2]
+                    tally = (tally ?? SourceCropTally(groups: groups)).adding(try fromSlices.to(.float32, device: .cpu).toArray(Float.self).map { $0 > 0 })
                 }
                 if let mirrored, let swap {
                     // Column k of the original is column flipPermutation[k] of the mirror image.
@@ -187,13 +188,15 @@ public func predictLocating(_ models: [any TrainableModel], loader: ShardLoader,
 
 /// How many stage-two crops a model that crops source slices cut from them, per condition group (the spinal canal, the
 /// neural foramina, the subarticular recesses); the others fell back to the grid (their series missing, or no slice of
-/// it within reach of the point).
+/// it within reach of the point). Groups the model reads from the grid (`SourceCrops.groups`) are counted apart.
 public struct SourceCropTally: Codable, Equatable, Sendable {
     /// Per group: crops from the slices, and all crops.
     public var fromSlices = [0, 0, 0], crops = [0, 0, 0]
+    /// The groups the model reads from their series' slices.
+    public var groups: [Int]
 
-    /// None yet.
-    public init() {}
+    /// None yet, for a model reading `groups` from the slices.
+    public init(groups: [Int] = [0, 1, 2]) { self.groups = groups }
 
     /// With a batch's (B · 25) flags, label-column order, added.
     func adding(_ flags: [Bool]) -> SourceCropTally {
@@ -206,11 +209,15 @@ public struct SourceCropTally: Codable, Equatable, Sendable {
         return out
     }
 
-    /// "stage-two crops from the source slices: canal 40/40, foramina 80/80, recesses 71/80 (the rest from the grid:
-    /// their series missing, or no slice of it near the point)".
+    /// "stage-two crops from the source slices: recesses 71/80 (the rest from the grid: their series missing, or no slice
+    /// of it near the point); canal, foramina read from the grid (two_stage.source_crop_groups)".
     public var description: String {
-        let parts = zip(["canal", "foramina", "recesses"], zip(fromSlices, crops)).map { "\($0) \($1.0)/\($1.1)" }
-        let rest = zip(fromSlices, crops).allSatisfy { $0 == $1 } ? "" : " (the rest from the grid: their series missing, or no slice of it near the point)"
-        return "stage-two crops from the source slices: " + parts.joined(separator: ", ") + rest
+        let names = ["canal", "foramina", "recesses"]
+        let read = groups.sorted(), fromGrid = (0..<3).filter { !groups.contains($0) }
+        if read.isEmpty { return "stage-two crops: every group read from the grid (two_stage.source_crop_groups)" }
+        var text = "stage-two crops from the source slices: " + read.map { "\(names[$0]) \(fromSlices[$0])/\(crops[$0])" }.joined(separator: ", ")
+        if read.contains(where: { fromSlices[$0] < crops[$0] }) { text += " (the rest from the grid: their series missing, or no slice of it near the point)" }
+        if !fromGrid.isEmpty { text += "; " + fromGrid.map { names[$0] }.joined(separator: ", ") + " read from the grid (two_stage.source_crop_groups)" }
+        return text
     }
 }
