@@ -63,28 +63,8 @@ public struct EncodedSample: Sendable {
     public init(encoding sample: FusedSample, sources: SourcePixels? = nil, zstdLevel: Int) throws {
         let sources = sources ?? sample.sources
         let channelBytes = sample.shape.reduce(1, *) * 2
-        let capacity = fz_encode_bound(channelBytes)
-        var encoded = [[UInt8]](repeating: [], count: 3)
-        var failures = [String?](repeating: nil, count: 3)
-        sample.volume.withUnsafeBytes { volume in
-            encoded.withUnsafeMutableBufferPointer { encoded in
-                failures.withUnsafeMutableBufferPointer { failures in
-                    // Each thread reads its own channel of `volume` and writes only its own slot of `encoded` and `failures`.
-                    nonisolated(unsafe) let volume = volume, encoded = encoded, failures = failures
-                    StudyParallelism.forEach(3) { channel in
-                        var failure: UnsafePointer<CChar>? = nil
-                        // Not zero-filled: the encoder writes the first `written` bytes, and only those are kept.
-                        let frame = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
-                            var written = 0
-                            failure = fz_encode_shuffled_zstd(volume.baseAddress! + channel * channelBytes, channelBytes, 2,
-                                                              Int32(zstdLevel), buffer.baseAddress!, capacity, &written)
-                            initialized = failure == nil ? written : 0
-                        }
-                        failures[channel] = failure.map { String(cString: $0) }
-                        encoded[channel] = frame
-                    }
-                }
-            }
+        let (encoded, failures) = sample.volume.withUnsafeBytes {
+            Self.encodeChunks($0, count: 3, chunkBytes: channelBytes, zstdLevel: zstdLevel)
         }
         for (channel, failure) in failures.enumerated() {
             if let failure { throw ShardError.sample(studyID: sample.studyID, "channel \(channel) does not compress: \(failure)") }
@@ -111,35 +91,43 @@ public struct EncodedSample: Sendable {
     static func encodeSourceChunks(_ pixels: [Float16], studyID: Int64, zstdLevel: Int) throws -> [[UInt8]] {
         let count = sourceChunkCount(elements: pixels.count)
         guard count > 0 else { return [] }
-        let chunkBytes = ShardSchema.sourceChunkElements * 2
-        let capacity = fz_encode_bound(chunkBytes)
-        // The padded copy: whole chunks, the tail zero, so that every chunk is encoded from `chunkBytes` bytes.
+        // The padded copy: whole chunks, the tail zero, so that every chunk is encoded from the same number of bytes.
         var padded = pixels
         padded.append(contentsOf: repeatElement(Float16(0), count: count * ShardSchema.sourceChunkElements - pixels.count))
-        var encoded = [[UInt8]](repeating: [], count: count)
-        var failures = [String?](repeating: nil, count: count)
-        padded.withUnsafeBytes { source in
-            encoded.withUnsafeMutableBufferPointer { encoded in
-                failures.withUnsafeMutableBufferPointer { failures in
-                    // Each iteration reads its own chunk of `source` and writes only its own slot of `encoded` and `failures`.
-                    nonisolated(unsafe) let source = source, encoded = encoded, failures = failures
-                    StudyParallelism.forEach(count) { chunk in
-                        var failure: UnsafePointer<CChar>? = nil
-                        let frame = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
-                            var written = 0
-                            failure = fz_encode_shuffled_zstd(source.baseAddress! + chunk * chunkBytes, chunkBytes, 2,
-                                                              Int32(zstdLevel), buffer.baseAddress!, capacity, &written)
-                            initialized = failure == nil ? written : 0
-                        }
-                        failures[chunk] = failure.map { String(cString: $0) }
-                        encoded[chunk] = frame
-                    }
-                }
-            }
+        let (encoded, failures) = padded.withUnsafeBytes {
+            encodeChunks($0, count: count, chunkBytes: ShardSchema.sourceChunkElements * 2, zstdLevel: zstdLevel)
         }
         if let (chunk, failure) = failures.enumerated().first(where: { $0.element != nil }) {
             throw ShardError.sample(studyID: studyID, "source pixels chunk \(chunk) does not compress: \(failure!)")
         }
         return encoded
+    }
+
+    /// Encodes `count` consecutive chunks of `chunkBytes` bytes of `source` (2-byte elements) as the [shuffle, zstd] filters
+    /// would store them, one frame each, on the study's threads: each chunk's frame (empty where it failed) and failure.
+    /// The same bytes and level always give the same frames.
+    static func encodeChunks(_ source: UnsafeRawBufferPointer, count: Int, chunkBytes: Int, zstdLevel: Int) -> (frames: [[UInt8]], failures: [String?]) {
+        let capacity = fz_encode_bound(chunkBytes)
+        var encoded = [[UInt8]](repeating: [], count: count)
+        var failures = [String?](repeating: nil, count: count)
+        encoded.withUnsafeMutableBufferPointer { encoded in
+            failures.withUnsafeMutableBufferPointer { failures in
+                // Each iteration reads its own chunk of `source` and writes only its own slot of `encoded` and `failures`.
+                nonisolated(unsafe) let source = source, encoded = encoded, failures = failures
+                StudyParallelism.forEach(count) { chunk in
+                    var failure: UnsafePointer<CChar>? = nil
+                    // Not zero-filled: the encoder writes the first `written` bytes, and only those are kept.
+                    let frame = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+                        var written = 0
+                        failure = fz_encode_shuffled_zstd(source.baseAddress! + chunk * chunkBytes, chunkBytes, 2,
+                                                          Int32(zstdLevel), buffer.baseAddress!, capacity, &written)
+                        initialized = failure == nil ? written : 0
+                    }
+                    failures[chunk] = failure.map { String(cString: $0) }
+                    encoded[chunk] = frame
+                }
+            }
+        }
+        return (encoded, failures)
     }
 }
