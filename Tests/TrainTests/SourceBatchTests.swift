@@ -49,6 +49,12 @@ final class SourceBatchTests: XCTestCase {
         XCTAssertEqual(Array(g[9..<12]).map(abs), [1, 0, 0])  // the normal, unit in voxels
         XCTAssertEqual(Array(g[12..<15]), [7, 2, 1])
         XCTAssertEqual(g[24...].map(abs).max(), 0)
+
+        // A loader for the axial slices alone leaves the sagittal ones out.
+        options.sourceChannels = [2]
+        let axialOnly = try XCTUnwrap(try ShardLoader(dataset: try ShardDataset(directory: dir), options: options).batches(from: LoaderPosition(epoch: 0)).next())
+        XCTAssertEqual(try XCTUnwrap(axialOnly.sources).pixels[1].shape, [2, 1, 1, 1])
+        XCTAssertEqual(try XCTUnwrap(axialOnly.sources).valid[1].toArray(Float.self), [0, 0])
     }
 
     func testTheAugmenterMovesTheSlicesAsTheKeypoints() throws {

@@ -61,6 +61,8 @@ final class TrainerConfigTests: XCTestCase {
         XCTAssertNil(try TrainingConfig.parse("two_stage:\n  source_crops: false\n", path: "t.yaml").twoStage?.layout().sourceCrops)
         XCTAssertEqual(try TrainingConfig.parse("two_stage:\n  source_crop_groups: [subarticular, spinal]\n", path: "t.yaml").twoStage?.layout().sourceCrops?.groups, [0, 2])
         XCTAssertEqual(sourceDefaults.groups, [2], "the recesses alone from the slices")
+        XCTAssertEqual(try TrainingConfig.parse("epochs: 3\n", path: "t.yaml").sourceChannels, [2], "the axial T2's slices alone")
+        XCTAssertEqual(try TrainingConfig.parse("two_stage:\n  source_crop_groups: [spinal, foraminal]\n", path: "t.yaml").sourceChannels, [0, 1])
         XCTAssertFalse(try TrainingConfig.parse("two_stage:\n  source_crops: false\n", path: "t.yaml").readsSourcePixels)
         for bad in ["source_crop_mm: 0", "source_crop_mm: 12", "source_slices: 0", "source_slices: 4", "source_crop_size: 2", "source_crops: 1.5",
                     "source_crop_groups: [lumbar]", "source_crop_groups: [spinal, spinal]", "source_crop_groups: spinal"] {

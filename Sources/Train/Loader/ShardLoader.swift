@@ -27,6 +27,8 @@ public struct LoaderOptions: Sendable, Equatable {
     public var rankShare = RankShare.whole
     /// Also read each sample's source slices (`Batch.sources`), for a model whose stage two crops them.
     public var sourcePixels = false
+    /// With `sourcePixels`, the channels whose slices the batch carries (the others' are left out: one padding slice).
+    public var sourceChannels = [0, 1, 2]
 
     /// Training defaults: batch 8, shuffled, seed 0, last partial batch dropped, all cores, 4 batches ahead,
     /// 3 channels, windows of 8 shards, no hashing.
@@ -496,7 +498,8 @@ private final class PrefetchPipeline: @unchecked Sendable {
             let reader = try dataset.reader(shard)
             try reader.decode(local, channels: options.channels, into: destination)
             let flags = reader.presentFlags(local)
-            let sources = try options.sourcePixels ? SampleSources(try reader.readSourcePixels(local), affine: reader.affine(local)) : nil
+            let sources = try options.sourcePixels
+                ? SampleSources(try reader.readSourcePixels(local), affine: reader.affine(local), channels: Set(options.sourceChannels)) : nil
             return (reader.labels(local).map(Int64.init),
                     options.channels.map { Float(flags[flags.startIndex + $0]) },
                     Array(reader.keypoints(local)), sources)

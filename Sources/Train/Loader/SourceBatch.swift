@@ -10,9 +10,10 @@ struct SampleSources: Sendable {
     /// Millimetres per grid voxel.
     var voxelMm: Float
 
-    /// The slices of `sources` in the voxels of the grid whose voxel → patient map is `affine` (4 × 4 row-major), or an
-    /// error naming what is wrong (a singular affine, or a slice whose geometry leaves the grid's frame degenerate).
-    init(_ sources: SourcePixels, affine: ArraySlice<Double>) throws {
+    /// The slices of `sources` of `channels` in the voxels of the grid whose voxel → patient map is `affine` (4 × 4
+    /// row-major), or an error naming what is wrong (a singular affine, or a slice whose geometry leaves the grid's frame
+    /// degenerate).
+    init(_ sources: SourcePixels, affine: ArraySlice<Double>, channels: Set<Int> = [0, 1, 2]) throws {
         let a = Array(affine)
         guard a.count == 16 else { throw TrainError(.loader, "an affine has 16 numbers, not \(a.count)") }
         let l = [[a[0], a[1], a[2]], [a[4], a[5], a[6]], [a[8], a[9], a[10]]], t = [a[3], a[7], a[11]]
@@ -27,6 +28,8 @@ struct SampleSources: Sendable {
         for slice in sources.slices {
             let g = slice.geometry, c = slice.channel
             guard (0..<3).contains(c) else { throw TrainError(.loader, "a source slice of channel \(c)") }
+            defer { offset += slice.pixelCount }
+            guard channels.contains(c) else { continue }
             let origin = apply(zip(g[0..<3], t).map(-))
             let column = apply(Array(g[3..<6])), row = apply(Array(g[6..<9]))
             let cross = [column[1] * row[2] - column[2] * row[1], column[2] * row[0] - column[0] * row[2],
@@ -39,7 +42,6 @@ struct SampleSources: Sendable {
             columns[c].append(slice.columns)
             geometry[c] += (origin + column + row + cross.map { $0 / length }).map(Float.init)
             pixels[c] += sources.pixels[offset..<(offset + slice.pixelCount)]
-            offset += slice.pixelCount
         }
     }
 

@@ -44,6 +44,13 @@ public struct SourceCrops: Sendable, Equatable {
         self.groups = groups
     }
 
+    /// The channels whose slices the groups read from the slices need (the canal's sagittal T2/STIR is 1, the foramina's
+    /// sagittal T1 0, the recesses' axial T2 2), ascending.
+    public var channels: [Int] { Self.channels(groups: groups) }
+
+    /// The channels condition groups `groups` are read on, ascending.
+    public static func channels(groups: [Int]) -> [Int] { Set(groups.map { [1, 0, 2][$0] }).sorted() }
+
     /// The crop's shape after its channels: (slices, size, size).
     public var shape: [Int] { [slices, size, size] }
 
@@ -88,16 +95,60 @@ public struct SourceCrops: Sendable, Equatable {
             throw TrainError(.shape, "source crops read a (B, 3, D, H, W) grid and (B, G, 3) points, not \(x.shape) and \(points.shape)")
         }
         let c = reading.channel
+        let point = try points.to(.float32, device: device)
+        let voxelMm = try sources.voxelMm.to(.float32, device: device)
+        let axes = reading.axes
+        let depth = try Self.vector(axes.depth, device), first = try Self.vector(axes.first, device)
+        let second = try Self.vector(axes.second, device)
+        // The window's positions (k) around its centre, and the pixel offsets in voxels (B, 1, 1, P, 1, 1) and
+        // (B, 1, 1, 1, P, 1) along the two in-plane axes.
+        let steps = try Tensor.arange(0, Double(k), dtype: .float32, device: device).reshape([1, 1, k]) - Double(k - 1) / 2
+        let offsets = try (Tensor.arange(0, Double(p), dtype: .float32, device: device) - Double(p - 1) / 2).reshape([1, 1, 1, p])
+            * millimetres / voxelMm.reshape([b, 1, 1, 1])
+        let u = try offsets.reshape([b, 1, 1, p, 1, 1]), v = try offsets.reshape([b, 1, 1, 1, p, 1])
+
+        // Fallback planes along the depth axis.
+        let planes = try steps.reshape([1, 1, k, 1, 1, 1]) * fallbackSpacing / voxelMm.reshape([b, 1, 1, 1, 1, 1])
+        let fallback = try point.reshape([b, g, 1, 1, 1, 3]) + planes * depth.reshape([1, 1, 1, 1, 1, 3])
+            + u * first.reshape([1, 1, 1, 1, 1, 3]) + v * second.reshape([1, 1, 1, 1, 1, 3])
+        // The slices' values and points where they are read (not computed for a group read from the grid).
+        let slice = useSlices ? try fromTheSlices(sources, channel: c, point: point, voxelMm: voxelMm, steps: steps, u: u, v: v,
+                                                  axes: (depth, first, second)) : nil
+        // Without the slices: all false (a distance is never negative).
+        let fromSlices = try slice?.fromSlices ?? Tensor.zeros([b, g], device: device).lt(-1)
+        let at = try (slice.map { try Tensor.where($0.fromSlices.reshape([b, g, 1, 1, 1, 1]), $0.points, fallback) } ?? fallback)
+            .reshape([b, g * k, p, p, 3])
+        // The grid at whichever points each crop takes.
+        let grid = Array(x.shape[2...])
+        let gridSampling = try Tensor.cat((0..<3).reversed().map { a in
+            try Self.normalised(at.narrow(4, start: a, length: 1), grid[a])
+        }, dim: 4)
+        let fused = try Functional.gridSample(try x.to(.float32), grid: gridSampling, mode: .bilinear, padding: .zeros, alignCorners: true)
+            .reshape([b, 3, g, k, p, p])
+        let own = try slice.map { try Tensor.where($0.fromSlices.reshape([b, g, 1, 1, 1]), $0.values, fused.select(1, c)) }
+            ?? fused.select(1, c)
+        let channels = try (0..<3).map { $0 == c ? own : try fused.select(1, $0) }
+        let crops = try Tensor.stack(channels, dim: 1)  // (B, 3, G, k, P, P)
+            .permute([2, 0, 1, 3, 4, 5]).contiguous().reshape([g * b, 3, k, p, p])
+        return (crops, fromSlices)
+    }
+
+    /// A (1, 1, 1, 3) vector.
+    private static func vector(_ v: [Float], _ device: Device) throws -> Tensor { try Tensor(v, shape: [1, 1, 1, 3], device: device) }
+
+    /// Voxel index `t` along an axis of `extent` voxels in `grid_sample`'s normalised coordinates (align_corners).
+    private static func normalised(_ t: Tensor, _ extent: Int) throws -> Tensor { try t * (2 / Double(max(extent - 1, 1))) - 1 }
+
+    /// The slice path of `callAsFunction` for `point` (B, G, 3) read on `channel`: which crops take the slices (B, G), their
+    /// values (B, G, k, P, P) and the points they are read at (B, G, k, P, P, 3), in grid voxels.
+    private func fromTheSlices(_ sources: SourceBatch, channel c: Int, point: Tensor, voxelMm: Tensor, steps: Tensor, u: Tensor, v: Tensor,
+                               axes: (depth: Tensor, first: Tensor, second: Tensor)) throws -> (fromSlices: Tensor, values: Tensor, points: Tensor) {
+        let b = point.shape[0], g = point.shape[1], k = slices, p = size, device = point.device
         let pixels = try sources.pixels[c].to(.float32, device: device), geometry = try sources.geometry[c].to(.float32, device: device)
         let valid = try sources.valid[c].to(.float32, device: device)
         let s = geometry.shape[1], rows = pixels.shape[2], columns = pixels.shape[3]
         guard s > 0, rows > 0, columns > 0 else { throw TrainError(.shape, "source crops need at least one (padding) slice per channel") }
-        let point = try points.to(.float32, device: device)
-        let voxelMm = try sources.voxelMm.to(.float32, device: device).reshape([b, 1, 1])
-        func vector(_ v: [Float]) throws -> Tensor { try Tensor(v, shape: [1, 1, 1, 3], device: device) }
         func dot(_ a: Tensor, _ b: Tensor) throws -> Tensor { try (a * b).sum([-1]) }
-        let axes = reading.axes
-        let depth = try vector(axes.depth), first = try vector(axes.first), second = try vector(axes.second)
 
         // The nearest slice of each point, and its distance.
         let origin = try geometry.narrow(2, start: 0, length: 3), normal = try geometry.narrow(2, start: 9, length: 3)
@@ -105,13 +156,10 @@ public struct SourceCrops: Sendable, Equatable {
         let far = try distance + (1 - valid).unsqueeze(1) * 1e9
         let nearestIndex = try (far * -1).argmax(dim: 2, keepDim: true)  // (B, G, 1) int64
         let nearestDistance = try far.gather(dim: 2, index: nearestIndex).squeeze(2)  // (B, G) voxels
-        let near = try (nearestDistance * voxelMm.reshape([b, 1])).le(reach)
-        // Without the slices: all false (a distance is never negative).
-        let fromSlices = useSlices ? near : try nearestDistance.lt(-1)
+        let fromSlices = try (nearestDistance * voxelMm.reshape([b, 1])).le(reach)
 
         // The window: the nearest slice and its neighbours in the stored order, clamped to the sample's slices.
         let count = try valid.sum([1]).reshape([b, 1, 1])
-        let steps = try Tensor.arange(0, Double(k), dtype: .float32, device: device).reshape([1, 1, k]) - Double(k - 1) / 2
         let wanted = try nearestIndex.to(.float32) + steps  // (B, G, k)
         var inside = try wanted.ge(0).to(.float32) * (wanted - count).lt(0).to(.float32)
         // Clamped to the sample's own slices (not the batch's padding), so a window past its last slice repeats it, and
@@ -127,7 +175,7 @@ public struct SourceCrops: Sendable, Equatable {
             let d = try dot(point.unsqueeze(2) - o, n).unsqueeze(3)
             return try point.unsqueeze(2) - d * n
         }
-        let ends = try dot(projections(try slicesAt(window)), depth)  // (B, G, k)
+        let ends = try dot(projections(try slicesAt(window)), axes.depth)  // (B, G, k)
         let reversed = try (ends.narrow(2, start: k - 1, length: 1) - ends.narrow(2, start: 0, length: 1)).lt(0)
         window = try Tensor.where(reversed, window.flip([2]), window)
         inside = try Tensor.where(reversed, inside.flip([2]), inside)
@@ -139,12 +187,7 @@ public struct SourceCrops: Sendable, Equatable {
             let along = try e - dot(e, n).unsqueeze(3) * n
             return try along / along.norm([3], keepDim: true).clamp(min: 1e-6)
         }
-        let e1 = try inPlane(first), e2 = try inPlane(second)  // (B, G, k, 3)
-
-        // Pixel offsets in voxels (B, 1, 1, P).
-        let offsets = try (Tensor.arange(0, Double(p), dtype: .float32, device: device) - Double(p - 1) / 2).reshape([1, 1, 1, p])
-            * millimetres / voxelMm.reshape([b, 1, 1, 1])
-        let u = try offsets.reshape([b, 1, 1, p, 1, 1]), v = try offsets.reshape([b, 1, 1, 1, p, 1])
+        let e1 = try inPlane(axes.first), e2 = try inPlane(axes.second)  // (B, G, k, 3)
         let onSlices = try centre.reshape([b, g, k, 1, 1, 3]) + u * e1.reshape([b, g, k, 1, 1, 3]) + v * e2.reshape([b, g, k, 1, 1, 3])
         // (B, G, k, P, P, 3)
 
@@ -156,28 +199,10 @@ public struct SourceCrops: Sendable, Equatable {
         }
         let column = try coordinate(columnStep), row = try coordinate(rowStep)  // (B, G, k, P, P)
         let index = try window.reshape([b, g, k, 1, 1]).expand([b, g, k, p, p])
-        func normalised(_ t: Tensor, _ extent: Int) throws -> Tensor { try t * (2 / Double(max(extent - 1, 1))) - 1 }
-        let sampling = try Tensor.stack([normalised(column, columns), normalised(row, rows), normalised(index, s)], dim: 5)
+        let sampling = try Tensor.stack([Self.normalised(column, columns), Self.normalised(row, rows), Self.normalised(index, s)], dim: 5)
             .reshape([b, g * k, p, p, 3])
         let values = try Functional.gridSample(pixels.unsqueeze(1), grid: sampling, mode: .bilinear, padding: .zeros, alignCorners: true)
             .reshape([b, g, k, p, p]) * inside.reshape([b, g, k, 1, 1])
-
-        // Fallback planes along the depth axis, and the grid at whichever points each crop takes.
-        let planes = try steps.reshape([1, 1, k, 1, 1, 1]) * fallbackSpacing / voxelMm.reshape([b, 1, 1, 1, 1, 1])
-        let fallback = try point.reshape([b, g, 1, 1, 1, 3]) + planes * depth.reshape([1, 1, 1, 1, 1, 3])
-            + u * first.reshape([1, 1, 1, 1, 1, 3]) + v * second.reshape([1, 1, 1, 1, 1, 3])
-        let use = try fromSlices.reshape([b, g, 1, 1, 1, 1])
-        let at = try Tensor.where(use, onSlices, fallback).reshape([b, g * k, p, p, 3])
-        let grid = Array(x.shape[2...])
-        let gridSampling = try Tensor.cat((0..<3).reversed().map { a in
-            try normalised(at.narrow(4, start: a, length: 1), grid[a])
-        }, dim: 4)
-        let fused = try Functional.gridSample(try x.to(.float32), grid: gridSampling, mode: .bilinear, padding: .zeros, alignCorners: true)
-            .reshape([b, 3, g, k, p, p])
-        let own = try Tensor.where(fromSlices.reshape([b, g, 1, 1, 1]), values, fused.select(1, c))
-        let channels = try (0..<3).map { $0 == c ? own : try fused.select(1, $0) }
-        let crops = try Tensor.stack(channels, dim: 1)  // (B, 3, G, k, P, P)
-            .permute([2, 0, 1, 3, 4, 5]).contiguous().reshape([g * b, 3, k, p, p])
-        return (crops, fromSlices)
+        return (fromSlices, values, onSlices)
     }
 }

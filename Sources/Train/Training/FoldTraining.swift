@@ -162,10 +162,12 @@ public final class FoldTraining {
                                          seed: config.seed &+ UInt64(fold) &* 7919, dropLast: true, threads: threads, prefetch: config.prefetch)
         trainOptions.rankShare = ranks.share
         trainOptions.sourcePixels = config.readsSourcePixels
+        trainOptions.sourceChannels = config.sourceChannels
         let train = try ShardLoader(dataset: dataset, studies: trainStudies, options: trainOptions, device: device)
         let valOrder = dataset.studyIDs.filter { valStudies.contains($0) }
         var validationOptions = LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false, threads: threads, prefetch: config.prefetch)
         validationOptions.sourcePixels = config.readsSourcePixels
+        validationOptions.sourceChannels = config.sourceChannels
         let validation = try ShardLoader(dataset: dataset, studies: ranks.validationShare(valOrder), options: validationOptions, device: device)
         return (train, validation, valOrder)
     }

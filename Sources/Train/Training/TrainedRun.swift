@@ -45,6 +45,7 @@ public struct TrainedRun {
         -> (predictions: StudyPredictions, located: [Int64: (points: [Float], keypoints: [Float])]?, sourceCrops: SourceCropTally?) {
         var options = LoaderOptions(batchSize: config.batchSize, shuffle: false, dropLast: false, prefetch: config.prefetch)
         options.sourcePixels = config.readsSourcePixels
+        options.sourceChannels = config.sourceChannels
         let loader = try ShardLoader(dataset: dataset, options: options, device: device)
         return try Train.predictLocating(models(inputSize: dataset.manifest.shape, device: device), loader: loader, config: config, flip: flip)
     }

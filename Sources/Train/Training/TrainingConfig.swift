@@ -24,6 +24,8 @@ public struct TrainingConfig: Equatable, Sendable {
     public var twoStage: TwoStageConfig? = TwoStageConfig()
     /// Whether the model reads source slices (`TwoStageConfig.readsSourcePixels`), so its loaders must too.
     public var readsSourcePixels: Bool { twoStage?.readsSourcePixels ?? false }
+    /// The channels whose source slices the model reads (`SourceCrops.channels`), so its loaders read those alone.
+    public var sourceChannels: [Int] { readsSourcePixels ? SourceCrops.channels(groups: twoStage?.sourceCropGroups ?? []) : [] }
     /// Epochs per fold, samples per batch, number of folds, the run's seed.
     public var epochs = 16, batchSize = 8, folds = 4, seed: UInt64 = 0
     /// "cpu", "cuda" or "cuda:N"; libtorch intra-op threads (0: all cores).
