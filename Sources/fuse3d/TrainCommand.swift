@@ -135,6 +135,15 @@ struct TrainCommand: ParsableCommand {
         print("training \(config.model)\(config.width.map { " width \($0)" } ?? "") on \(dataset.count) studies of \(dataset.manifest.shape): "
               + "folds \(foldList.map(String.init).joined(separator: ",")) of \(config.folds), \(config.epochs) epochs, batch \(config.batchSize)"
               + (ranks.count > 1 ? " (\(config.batchSize / ranks.count) on each of \(ranks.count) ranks)" : "") + ", device \(config.device)")
+        if config.readsSourcePixels {
+            // Stage two reads some groups from the source slices: say so when the shards cannot give them.
+            let shards = dataset.manifest.shards.count
+            let without = try (0..<shards).filter { try !dataset.reader($0).hasSourcePixels }.count
+            if without > 0 {
+                print("note: \(without) of \(shards) shard(s) hold no source slices (ingested with --no-source-pixels or before schema_version 2): "
+                      + "their studies' stage-two crops are cut from the grid (two_stage.source_crops)")
+            }
+        }
         let line = TrainingLine(foldsAfter: { f in foldList.filter { $0 > f }.count })
         trainer.onProgress = { line.update($0) }
         trainer.onEpoch = { fold, r in

@@ -3,12 +3,13 @@ import TestSupport
 import XCTest
 
 /// `ingest` keeps each study's source slices (schema 2) unless told not to, `verify` checks them, `inspect` counts them,
-/// and turning them off re-fuses a cached study instead of reusing its entry.
+/// and turning them off re-fuses a cached study instead of reusing its entry; `train` then says that its crops come from
+/// the grid.
 final class SourcePixelsCLITests: XCTestCase {
     func testIngestKeepsSourcePixelsAndNoSourcePixelsLeavesThemOut() throws {
         let root = try Fixtures.scratch()
         let cohort = root.appendingPathComponent("cohort")
-        let synth = try Fixtures.run(Fixtures.fuse3d, ["synth", "--studies", "2", "--out", cohort.path, "--seed", "3"])
+        let synth = try Fixtures.run(Fixtures.fuse3d, ["synth", "--studies", "4", "--out", cohort.path, "--seed", "3"])
         XCTAssertEqual(synth.status, 0, synth.stderr)
         let shards = root.appendingPathComponent("shards"), cache = root.appendingPathComponent("cache")
         let ingest = try Fixtures.run(Fixtures.fuse3d, ["ingest", cohort.path, "--out", shards.path, "--size", "32", "--cache", cache.path])
@@ -47,7 +48,7 @@ final class SourcePixelsCLITests: XCTestCase {
         XCTAssertEqual(kept["max"] as? Double, 1)
         XCTAssertEqual(kept["channels"] as? [Int], [0, 1, 2])
         XCTAssertEqual(kept["absent_channel_rows"] as? Int, 0)
-        print("source pixels of 2 phantom studies: \(kept["rows"]!) slices, \(kept["stored"]!) bytes stored")
+        print("source pixels of 4 phantom studies: \(kept["rows"]!) slices, \(kept["stored"]!) bytes stored")
 
         // The same cache, source pixels off: the key differs, so the studies are fused again, without them.
         let off = try Fixtures.run(Fixtures.fuse3d, ["ingest", cohort.path, "--out", shards.path, "--size", "32", "--cache", cache.path,
@@ -58,5 +59,13 @@ final class SourcePixelsCLITests: XCTestCase {
         XCTAssertEqual(without["length"] as? Int, 0)
         XCTAssertEqual(without["parameter"] as? String, "false")
         XCTAssertEqual(try Fixtures.run(Fixtures.fuse3d, ["verify", shards.path]).status, 0)
+
+        // Training the default model (the recesses from the slices) on them says that their crops come from the grid.
+        let cfg = root.appendingPathComponent("train.yaml")
+        try "width: 0.25\nbatch_size: 2\nfolds: 2\nepochs: 1\n".write(to: cfg, atomically: true, encoding: .utf8)
+        let train = try Fixtures.run(Fixtures.fuse3d, ["train", shards.path, "--out", root.appendingPathComponent("run").path,
+                                                       "--config", cfg.path, "--fold", "0", "--stop-after-steps", "1"])
+        XCTAssertEqual(train.status, 3, train.stderr + train.stdout)
+        XCTAssertTrue(train.stdout.contains("note: 1 of 1 shard(s) hold no source slices"), train.stdout)
     }
 }
