@@ -155,14 +155,7 @@ final class SourcePixelsShardTests: XCTestCase {
             ("f['source_geometry'][0, 9] = 2", "source_geometry row 0", "normal's length 2"),
         ]
         for (k, hostile) in cases.enumerated() {
-            let url = try writeShard().appendingPathComponent("shard-00000.h5")
-            let result = try Fixtures.python("""
-            import sys, h5py, hdf5plugin
-            f = h5py.File(sys.argv[1], "r+")
-            \(hostile.edit)
-            f.close()
-            """, [url.path])
-            XCTAssertEqual(result.status, 0, result.stderr)
+            let url = try editedShard(hostile.edit)
             XCTAssertThrowsError(try ShardReader(url: url), "case \(k)") { error in
                 guard case .schema(let path, let message)? = error as? ShardError else { return XCTFail("case \(k): \(error)") }
                 XCTAssertEqual(path, url.path)
@@ -170,6 +163,19 @@ final class SourcePixelsShardTests: XCTestCase {
                 XCTAssertTrue(message.contains(hostile.why), "case \(k): \(message)")
             }
         }
+    }
+
+    /// A fresh shard (`writeShard`) with `edit` (Python, the file open as `f`, numpy as `np`) applied by h5py.
+    private func editedShard(_ edit: String, file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+        let url = try writeShard().appendingPathComponent("shard-00000.h5")
+        let result = try Fixtures.python("""
+        import sys, h5py, hdf5plugin, numpy as np
+        f = h5py.File(sys.argv[1], "r+")
+        \(edit)
+        f.close()
+        """, [url.path])
+        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
+        return url
     }
 
     func testSourceDatasetsOfTheWrongShapeOrTypeAreRefused() throws {
@@ -182,14 +188,7 @@ final class SourcePixelsShardTests: XCTestCase {
              "dataset source_pixels must be chunked [65536], found [1024]"),
         ]
         for (k, hostile) in cases.enumerated() {
-            let url = try writeShard().appendingPathComponent("shard-00000.h5")
-            let result = try Fixtures.python("""
-            import sys, h5py, hdf5plugin, numpy as np
-            f = h5py.File(sys.argv[1], "r+")
-            \(hostile.edit)
-            f.close()
-            """, [url.path])
-            XCTAssertEqual(result.status, 0, result.stderr)
+            let url = try editedShard(hostile.edit)
             XCTAssertThrowsError(try ShardReader(url: url), "case \(k)") { error in
                 XCTAssertTrue("\(error)".hasPrefix("\(url.path): \(hostile.expected)"), "case \(k): \(error)")
             }
